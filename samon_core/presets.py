@@ -1,0 +1,225 @@
+"""Named, documented sets of runs (``RunConfig`` per method) for the UI and the CLI.
+
+No torch: the presets page imports this module. Every preset compares methods under one base
+configuration and the same seed, so the runs differ only in what is being compared. ``rho`` is left
+at None everywhere: each SAM run uses the paper's best value for its variant and scope (see
+``samon_core.config.DEFAULT_RHO``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from samon_core.config import RunConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named comparison: ``configs`` maps each run's display label (``method_label()``) to its
+    config, in display order."""
+
+    name: str
+    title: str
+    description: str
+    configs: dict[str, RunConfig] = field(default_factory=dict)
+    # whether the preset is meant for a GPU (the UI warns before starting it on a CPU)
+    gpu: bool = False
+
+
+def _by_label(configs: Iterable[RunConfig]) -> dict[str, RunConfig]:
+    out: dict[str, RunConfig] = {}
+    for cfg in configs:
+        label = cfg.method_label()
+        if label in out:
+            raise ValueError(f"two configs of a preset share the label {label!r}")
+        out[label] = cfg
+    return out
+
+
+def _three_methods(base: RunConfig) -> dict[str, RunConfig]:
+    """SGD, SAM-all and SAM-ON on one base config (rho: the paper's best for each)."""
+    return _by_label(
+        [
+            base.replace(method="sgd"),
+            base.replace(method="sam", scope="all", rho=None),
+            base.replace(method="sam", scope="norm", rho=None),
+        ]
+    )
+
+
+# A small CPU-sized base shared by the synthetic presets.
+_CPU_SMALL = RunConfig(
+    model="tiny_resnet",
+    dataset="synthetic",
+    train_subset=4000,
+    test_subset=1000,
+    epochs=6,
+    batch_size=128,
+    sharpness_samples=256,
+    sharpness_multi_steps=0,
+    device="auto",
+)
+
+
+def _cpu_quick_demo() -> Preset:
+    return Preset(
+        name="cpu-quick-demo",
+        title="Quick demo: SGD vs SAM-all vs SAM-ON (CPU, ~3 min)",
+        description=(
+            "Trains a tiny ResNet on a small synthetic image set three times: plain SGD, SAM on "
+            "all parameters and SAM on the normalization layers only. Runs on a laptop CPU; all "
+            "three runs together take about 3 minutes, enough to see SAM-ON's lower cost per step "
+            "and its shift of the gamma distribution, not the paper's accuracy gaps."
+        ),
+        configs=_three_methods(_CPU_SMALL),
+    )
+
+
+def _cifar100_resnet20_cpu() -> Preset:
+    base = RunConfig(
+        model="resnet20",
+        dataset="cifar100",
+        train_subset=10_000,
+        epochs=10,
+        batch_size=128,
+        device="auto",
+    )
+    return Preset(
+        name="cifar100-resnet20-cpu",
+        title="CIFAR-100, ResNet-20, 10k images (CPU, ~1 h)",
+        description=(
+            "SGD, SAM-all and SAM-ON on a 10,000-image subset of real CIFAR-100 with a ResNet-20 "
+            "for 10 epochs. On a laptop CPU the three runs take from about 20 minutes to an hour "
+            "(minutes on a GPU); needs the CIFAR-100 files. Accuracies are far below the "
+            "paper's, but the ordering of the methods and the sharpness measurements show."
+        ),
+        configs=_three_methods(base),
+    )
+
+
+def _paper_base(model: str, epochs: int, probe_every: int) -> RunConfig:
+    """The paper's training setup (SGD lr 0.1, momentum 0.9, wd 5e-4, cosine, label smoothing 0.1,
+    batch 128, crop+flip), with 1-step (rho 0.01) and 20-step (rho 0.003) sharpness probes."""
+    return RunConfig(
+        model=model,
+        dataset="cifar100",
+        epochs=epochs,
+        batch_size=128,
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=5e-4,
+        label_smoothing=0.1,
+        lr_schedule="cosine",
+        augment="crop_flip",
+        sharpness_every=probe_every,
+        sharpness_samples=1024,
+        sharpness_m=128,
+        sharpness_rho=0.01,
+        sharpness_steps=1,
+        sharpness_rho_multi=0.003,
+        sharpness_multi_steps=20,
+        sharpness_multi_every=probe_every,
+        device="auto",
+    )
+
+
+def _cifar100_wrn_paper() -> Preset:
+    return Preset(
+        name="cifar100-wrn-paper",
+        title="The paper's setup: WRN-28-10 on CIFAR-100, 200 epochs (GPU)",
+        description=(
+            "Reproduces the paper's main comparison: SGD, SAM-all (rho 0.2) and SAM-ON (rho 1.0) "
+            "training a WRN-28-10 on full CIFAR-100 for 200 epochs, with the paper's sharpness "
+            "probes every 20 epochs. GPU only: several hours per run on a modern GPU (the paper "
+            "reports about 80.7% / 83.1% / 84.2% test accuracy)."
+        ),
+        configs=_three_methods(_paper_base("wrn28_10", epochs=200, probe_every=20)),
+        gpu=True,
+    )
+
+
+def _cifar100_resnet56_gpu() -> Preset:
+    return Preset(
+        name="cifar100-resnet56-gpu",
+        title="CIFAR-100, ResNet-56, 100 epochs (GPU)",
+        description=(
+            "SGD, SAM-all and SAM-ON training a ResNet-56 on full CIFAR-100 for 100 epochs "
+            "with the paper's hyper-parameters and sharpness probes every 10 epochs. A faster "
+            "stand-in for the WRN-28-10 experiment: roughly 20-40 minutes per run on a GPU."
+        ),
+        configs=_three_methods(_paper_base("resnet56", epochs=100, probe_every=10)),
+        gpu=True,
+    )
+
+
+_VARIANTS = (("none", "l2"), ("elementwise", "l2"), ("layerwise", "l2"), ("elementwise", "linf"))
+
+
+def _variants_gpu() -> Preset:
+    base = _paper_base("wrn16_4", epochs=100, probe_every=0)
+    configs = [base.replace(method="sgd")]
+    for adaptive, sam_norm in _VARIANTS:
+        for scope in ("all", "norm"):
+            configs.append(
+                base.replace(method="sam", scope=scope, adaptive=adaptive, sam_norm=sam_norm)
+            )
+    return Preset(
+        name="variants-gpu",
+        title="SAM variants, SAM-all vs SAM-ON: WRN-16-4 on CIFAR-100 (GPU)",
+        description=(
+            "The four SAM variants of the paper (SAM, ASAM elementwise, ASAM layerwise, p=inf "
+            "elementwise), each applied to all parameters and to the normalization layers only, "
+            "plus SGD: nine WRN-16-4 runs on CIFAR-100 for 100 epochs, each with the paper's best "
+            "rho. GPU only: about half an hour to an hour per run."
+        ),
+        configs=_by_label(configs),
+        gpu=True,
+    )
+
+
+def _sparse_controls() -> Preset:
+    configs = [
+        _CPU_SMALL.replace(method="sam", scope=scope, rho=None)
+        for scope in ("norm", "no-norm", "random", "all")
+    ]
+    return Preset(
+        name="sparse-controls",
+        title="Is it the norm layers or just sparsity? (CPU, ~5 min)",
+        description=(
+            "SAM-ON against its controls on the tiny ResNet and synthetic data: SAM on everything "
+            "except the norm layers (no-norm), SAM on a random mask as sparse as SAM-ON, and "
+            "SAM-all. Runs on a laptop CPU in about 5 minutes for the four runs."
+        ),
+        configs=_by_label(configs),
+    )
+
+
+_PRESETS: dict[str, Callable[[], Preset]] = {
+    "cpu-quick-demo": _cpu_quick_demo,
+    "cifar100-resnet20-cpu": _cifar100_resnet20_cpu,
+    "sparse-controls": _sparse_controls,
+    "cifar100-resnet56-gpu": _cifar100_resnet56_gpu,
+    "cifar100-wrn-paper": _cifar100_wrn_paper,
+    "variants-gpu": _variants_gpu,
+}
+
+
+def list_presets() -> list[str]:
+    """Preset names, CPU-sized ones first."""
+    return list(_PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    """The preset ``name`` (a fresh object each call). Unknown names raise ``ValueError``."""
+    try:
+        builder = _PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(_PRESETS)}") from None
+    return builder()
+
+
+def preset_configs(name: str) -> dict[str, RunConfig]:
+    """``get_preset(name).configs``: method label -> RunConfig."""
+    return dict(get_preset(name).configs)

@@ -1,0 +1,500 @@
+"""RunConfig validation, serialisation, overrides, rho defaults, hashing, presets. No torch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from samon_core import config as cfgmod
+from samon_core.config import (
+    CHOICES,
+    DEFAULT_RHO,
+    FIELD_HELP,
+    FIELD_NAMES,
+    RunConfig,
+    estimate_seconds,
+    field_help,
+    field_info,
+    paper_rho,
+    parse_field_value,
+)
+from samon_core.presets import Preset, get_preset, list_presets, preset_configs
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (field, bad value): every field has at least one entry
+BAD_VALUES = [
+    ("model", ""),
+    ("model", "1abc"),
+    ("model", "a b"),
+    ("model", 3),
+    ("norm_layer", "instancenorm"),
+    ("dataset", "imagenet"),
+    ("train_subset", -1),
+    ("train_subset", 1.5),
+    ("train_subset", True),
+    ("test_subset", -5),
+    ("epochs", 0),
+    ("epochs", 401),
+    ("epochs", "10"),
+    ("batch_size", 0),
+    ("batch_size", 4097),
+    ("optimizer", "adam"),
+    ("lr", 0.0),
+    ("lr", -0.1),
+    ("lr", 10.5),
+    ("lr", math.nan),
+    ("lr", math.inf),
+    ("lr", "0.1"),
+    ("momentum", 1.0),
+    ("momentum", -0.1),
+    ("weight_decay", -1e-4),
+    ("weight_decay", math.inf),
+    ("label_smoothing", 1.0),
+    ("label_smoothing", -0.01),
+    ("lr_schedule", "linear"),
+    ("warmup_epochs", -1),
+    ("warmup_epochs", 10),  # == epochs (10)
+    ("augment", "mixup"),
+    ("method", "asam"),
+    ("scope", "everything"),
+    ("blocks", (0,)),
+    ("blocks", (4,)),
+    ("blocks", (1, 1)),
+    ("blocks", "1,2"),
+    ("blocks", (1.0,)),
+    ("adaptive", "yes"),
+    ("sam_norm", "l1"),
+    ("rho", -0.1),
+    ("rho", math.nan),
+    ("rho", "auto"),
+    ("eta", -0.01),
+    ("normalize_bias", 1),
+    ("normalize_bias", "true"),
+    ("bn_second_pass", "freeze"),
+    ("sam_start_epoch", -1),
+    ("sam_start_epoch", 10),  # == epochs
+    ("sam_end_epoch", 0),
+    ("sam_end_epoch", 11),  # > epochs
+    ("seed", -1),
+    ("seed", 2**31),
+    ("device", "gpu"),
+    ("device", "cuda:"),
+    ("device", "cuda:x"),
+    ("precision", "fp16"),
+    ("sharpness_every", -1),
+    ("sharpness_samples", -1),
+    ("sharpness_m", 0),
+    ("sharpness_rho", 0.0),
+    ("sharpness_rho", 2.0),
+    ("sharpness_steps", 0),
+    ("sharpness_steps", 51),
+    ("sharpness_rho_multi", -0.003),
+    ("sharpness_multi_every", -2),
+    ("sharpness_multi_steps", -1),
+    ("sharpness_multi_steps", 51),
+    ("log_every_s", 0.0),
+    ("log_every_s", -1.0),
+    ("stats_bins", 1),
+    ("stats_bins", 0),
+]
+
+
+def test_bad_value_table_covers_every_field():
+    assert {name for name, _ in BAD_VALUES} == set(FIELD_NAMES)
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_VALUES)
+def test_bad_values_raise_naming_the_field(name, value):
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        RunConfig(**{name: value})
+
+
+def test_defaults_are_valid_and_frozen():
+    c = RunConfig()
+    assert c.model == "tiny_resnet" and c.method == "sam" and c.scope == "norm"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.lr = 0.2  # type: ignore[misc]
+    hash(c)  # frozen and hashable
+
+
+def test_good_edge_values_accepted():
+    c = RunConfig(
+        epochs=400,
+        lr=10,
+        momentum=0.0,
+        sam_start_epoch=399,
+        sam_end_epoch=400,
+        device="cuda:1",
+        seed=2**31 - 1,
+        rho=0,
+        blocks=[2, 1],
+        warmup_epochs=399,
+    )
+    assert isinstance(c.lr, float) and c.lr == 10.0  # int accepted and stored as float
+    assert c.blocks == (1, 2)  # list -> sorted tuple
+    assert c.resolved_rho() == 0.0
+
+
+def test_blocks_only_with_norm_scope_for_sam():
+    with pytest.raises(ValueError, match="blocks"):
+        RunConfig(method="sam", scope="all", blocks=(1,))
+    # method sgd ignores the SAM fields
+    RunConfig(method="sgd", scope="all", blocks=(1,))
+
+
+def test_error_message_mentions_range_and_choices():
+    with pytest.raises(ValueError, match=r"\[1, 400\]"):
+        RunConfig(epochs=0)
+    with pytest.raises(ValueError, match="batchnorm, groupnorm, layernorm"):
+        RunConfig(norm_layer="x")
+
+
+# --- serialisation ------------------------------------------------------------------------------
+
+
+def test_dict_and_json_round_trip(tmp_path):
+    c = RunConfig(blocks=(1, 3), rho=0.5, sam_end_epoch=8, device="cuda:0", normalize_bias=True)
+    d = c.to_dict()
+    assert list(d) == list(FIELD_NAMES)
+    assert d["blocks"] == [1, 3]
+    assert RunConfig.from_dict(d) == c
+    assert RunConfig.from_dict(json.loads(c.to_json())) == c
+    assert RunConfig.from_json(c.to_json()) == c
+    path = c.save(tmp_path)
+    assert path == tmp_path / "config.json"
+    assert RunConfig.load(tmp_path) == c
+    assert RunConfig.load(path) == c
+    assert not [p for p in tmp_path.iterdir() if p.name != "config.json"]  # no temp file left
+
+
+def test_from_dict_missing_keys_take_defaults():
+    assert RunConfig.from_dict({"epochs": 3}) == RunConfig(epochs=3)
+
+
+def test_from_dict_rejects_unknown_keys_naming_them():
+    with pytest.raises(ValueError, match="bogus") as info:
+        RunConfig.from_dict({"epochs": 3, "bogus": 1, "learning_rate": 0.1})
+    assert "learning_rate" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("epochs", "3"), ("lr", None), ("blocks", 1), ("normalize_bias", "false"), ("seed", 1.0)],
+)
+def test_from_dict_rejects_wrong_types(key, value):
+    with pytest.raises(ValueError, match=key):
+        RunConfig.from_dict({key: value})
+
+
+def test_from_dict_rejects_non_mapping():
+    with pytest.raises(ValueError):
+        RunConfig.from_dict([("epochs", 3)])  # type: ignore[arg-type]
+
+
+def test_from_json_malformed():
+    with pytest.raises(ValueError):
+        RunConfig.from_json("{not json")
+
+
+def test_replace_validates_and_rejects_unknown():
+    c = RunConfig()
+    assert c.replace(epochs=3).epochs == 3
+    with pytest.raises(ValueError, match="epochs"):
+        c.replace(epochs=-1)
+    with pytest.raises(ValueError, match="epoch"):
+        c.replace(epoch=3)
+
+
+# --- overrides ----------------------------------------------------------------------------------
+
+
+def test_overrides_parse_by_type():
+    c = RunConfig().with_overrides(
+        [
+            "epochs=3",
+            "lr=0.05",
+            "normalize_bias=true",
+            "blocks=1,2",
+            "rho=none",
+            "sam_end_epoch=2",
+            "model=resnet20",
+            "device = cuda:0",
+        ]
+    )
+    assert c.epochs == 3 and c.lr == 0.05 and c.normalize_bias is True
+    assert c.blocks == (1, 2) and c.rho is None and c.sam_end_epoch == 2
+    assert c.model == "resnet20" and c.device == "cuda:0"
+    assert (
+        RunConfig(normalize_bias=True).with_overrides(["normalize_bias=False"]).normalize_bias
+        is False
+    )
+    assert RunConfig(blocks=(1,)).with_overrides(["blocks="]).blocks == ()
+    assert RunConfig().with_overrides(["blocks=[3]"]).blocks == (3,)
+    assert RunConfig().with_overrides(["rho=0.3"]).rho == 0.3
+    assert RunConfig().with_overrides("epochs=4").epochs == 4
+    # later wins
+    assert RunConfig().with_overrides(["epochs=4", "epochs=5"]).epochs == 5
+
+
+@pytest.mark.parametrize(
+    ("item", "needle"),
+    [
+        ("epochs", "key=value"),
+        ("epochs=three", "epochs"),
+        ("epochs=3.5", "epochs"),
+        ("lr=fast", "lr"),
+        ("normalize_bias=maybe", "normalize_bias"),
+        ("blocks=1,x", "blocks"),
+        ("blocks=4", "blocks"),
+        ("nonsense=1", "nonsense"),
+        ("epochs=__import__('os')", "epochs"),
+        ("sam_end_epoch=nope", "sam_end_epoch"),
+        ("epochs=0", "epochs"),
+    ],
+)
+def test_override_errors(item, needle):
+    with pytest.raises(ValueError, match=needle):
+        RunConfig().with_overrides([item])
+
+
+def test_parse_field_value_unknown_field():
+    with pytest.raises(ValueError, match="did you mean"):
+        parse_field_value("epoch", "3")
+
+
+# --- rho defaults -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("adaptive", "sam_norm", "all_rho", "norm_rho", "source"),
+    [
+        ("none", "l2", 0.2, 1.0, "paper"),
+        ("elementwise", "l2", 5.0, 10.0, "paper"),
+        ("layerwise", "l2", 0.05, 0.5, "paper"),
+        ("elementwise", "linf", 0.01, 0.1, "paper"),
+        ("none", "linf", 0.001, 0.01, "guess"),
+        ("layerwise", "linf", 0.001, 0.01, "guess"),
+    ],
+)
+def test_rho_defaults(adaptive, sam_norm, all_rho, norm_rho, source):
+    assert paper_rho(adaptive, sam_norm, "all") == (all_rho, source)
+    assert paper_rho(adaptive, sam_norm, "no-norm") == (all_rho, source)
+    assert paper_rho(adaptive, sam_norm, "norm") == (norm_rho, source)
+    assert paper_rho(adaptive, sam_norm, "random") == (norm_rho, source)
+    c = RunConfig(adaptive=adaptive, sam_norm=sam_norm, scope="norm")
+    assert c.resolved_rho() == norm_rho and c.rho_source() == source
+    assert c.replace(rho=0.7).resolved_rho() == 0.7
+    assert c.replace(rho=0.7).rho_source() == "user"
+
+
+def test_rho_table_complete():
+    for adaptive in CHOICES["adaptive"]:
+        for sam_norm in CHOICES["sam_norm"]:
+            assert set(DEFAULT_RHO[(adaptive, sam_norm)]) == {"all", "norm"}
+    with pytest.raises(ValueError):
+        paper_rho("none", "l1", "all")
+    with pytest.raises(ValueError):
+        paper_rho("none", "l2", "some")
+
+
+# --- hash and labels ----------------------------------------------------------------------------
+
+
+def test_config_hash_stable_and_sensitive():
+    c = RunConfig()
+    h = c.config_hash()
+    assert len(h) == 64 and h == RunConfig().config_hash()
+    assert RunConfig.from_dict(json.loads(c.to_json())).config_hash() == h
+    assert c.replace(seed=1).config_hash() != h
+    assert c.replace(lr=0.05).config_hash() != h
+    assert c.replace(scope="all").config_hash() != h
+    assert c.replace(blocks=(1,)).config_hash() != h
+    # equivalent configs hash equally
+    assert c.replace(rho=1.0).config_hash() == h  # rho None resolves to 1.0 for SAM-ON
+    assert c.replace(sam_end_epoch=c.epochs).config_hash() == h
+    assert c.replace(eta=0.5).config_hash() == h  # eta unused by plain SAM
+    sgd = c.replace(method="sgd")
+    assert sgd.replace(scope="all", rho=3.0).config_hash() == sgd.config_hash()
+    assert sgd.config_hash() != h
+    assert (
+        c.replace(adaptive="elementwise").config_hash()
+        != c.replace(adaptive="elementwise", eta=0.1).config_hash()
+    )
+
+
+def test_config_hash_pinned():
+    """The hash of the defaults must not change by accident: finished runs are reused by it. If a
+    change of RunConfig's defaults or of the canonical form is intended, bump HASH_SCHEMA (when
+    the meaning of stored configs changes) and update this value."""
+    assert cfgmod.HASH_SCHEMA == 1
+    expected = "52e306ad70b2f4a017c3391cf5101b72700b1058d6c72d08290958c424403324"
+    assert RunConfig().config_hash() == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "label"),
+    [
+        ({"method": "sgd"}, "SGD"),
+        ({"method": "sgd", "optimizer": "adamw"}, "AdamW"),
+        ({"scope": "all"}, "SAM-all"),
+        ({"scope": "norm"}, "SAM-ON"),
+        ({"scope": "no-norm"}, "no-norm"),
+        ({"scope": "random"}, "random mask"),
+        ({"scope": "norm", "blocks": (1, 2)}, "SAM-ON (B1,B2)"),
+        ({"scope": "norm", "adaptive": "elementwise"}, "SAM-ON (ASAM elementwise)"),
+        ({"scope": "all", "adaptive": "layerwise"}, "SAM-all (ASAM layerwise)"),
+        ({"scope": "all", "sam_norm": "linf"}, "SAM-all (p=inf)"),
+        (
+            {"scope": "norm", "adaptive": "elementwise", "sam_norm": "linf"},
+            "SAM-ON (p=inf elementwise)",
+        ),
+        (
+            {"scope": "norm", "blocks": (3,), "adaptive": "elementwise"},
+            "SAM-ON (B3; ASAM elementwise)",
+        ),
+        ({"scope": "norm", "optimizer": "lion"}, "SAM-ON (Lion)"),
+        ({"scope": "norm", "sam_start_epoch": 2}, "SAM-ON (SAM epochs 2-10)"),
+    ],
+)
+def test_method_label(changes, label):
+    assert RunConfig(**changes).method_label() == label
+
+
+# --- help, choices, estimate --------------------------------------------------------------------
+
+
+def test_every_field_has_help_and_enum_choices():
+    for name in FIELD_NAMES:
+        assert field_help(name) == FIELD_HELP[name]
+        assert len(FIELD_HELP[name]) > 15
+        info = field_info(name)
+        assert info["help"] == FIELD_HELP[name]
+    for name, choices in CHOICES.items():
+        assert getattr(RunConfig(), name) in choices
+        for choice in choices:
+            assert getattr(RunConfig(**{name: choice}), name) == choice
+    assert set(CHOICES) >= {
+        "norm_layer",
+        "dataset",
+        "optimizer",
+        "lr_schedule",
+        "augment",
+        "method",
+        "scope",
+        "adaptive",
+        "sam_norm",
+        "bn_second_pass",
+        "device",
+        "precision",
+    }
+    assert field_info("epochs")["ge"] == 1 and field_info("epochs")["le"] == 400
+    with pytest.raises(ValueError):
+        field_help("nope")
+
+
+def test_estimate_seconds():
+    base = RunConfig(
+        model="resnet20", dataset="cifar100", train_subset=10_000, epochs=10, sharpness_samples=0
+    )
+    sgd = estimate_seconds(base.replace(method="sgd"))
+    sam_all = estimate_seconds(base.replace(scope="all"))
+    sam_on = estimate_seconds(base.replace(scope="norm"))
+    assert 0 < sgd < sam_on < sam_all
+    assert estimate_seconds(base, "cuda") < sam_on / 50
+    assert estimate_seconds(base.replace(epochs=20)) > 1.9 * sam_on
+    assert estimate_seconds(base.replace(train_subset=0)) > 4 * sam_on
+    assert estimate_seconds(base.replace(sharpness_samples=1024)) > sam_on
+    with pytest.raises(ValueError):
+        estimate_seconds(base, "tpu")
+
+
+# --- presets ------------------------------------------------------------------------------------
+
+
+def test_presets_all_valid():
+    names = list_presets()
+    assert {
+        "cpu-quick-demo",
+        "cifar100-resnet20-cpu",
+        "cifar100-wrn-paper",
+        "cifar100-resnet56-gpu",
+        "sparse-controls",
+    } <= set(names)
+    for name in names:
+        p = get_preset(name)
+        assert isinstance(p, Preset) and p.name == name and p.title and len(p.description) > 80
+        assert p.configs and preset_configs(name) == p.configs
+        for label, c in p.configs.items():
+            assert isinstance(c, RunConfig)
+            assert label == c.method_label()
+            assert RunConfig.from_dict(c.to_dict()) == c
+        # configs of one preset differ only in the method settings
+        seeds = {c.seed for c in p.configs.values()}
+        assert len(seeds) == 1
+    with pytest.raises(ValueError, match="cpu-quick-demo"):
+        get_preset("nope")
+
+
+def test_cpu_quick_demo():
+    p = get_preset("cpu-quick-demo")
+    assert list(p.configs) == ["SGD", "SAM-all", "SAM-ON"]
+    for c in p.configs.values():
+        assert c.dataset == "synthetic" and c.model == "tiny_resnet" and c.rho is None
+    assert p.configs["SAM-all"].resolved_rho() == 0.2
+    assert p.configs["SAM-ON"].resolved_rho() == 1.0
+
+
+def test_paper_preset_matches_the_paper():
+    p = get_preset("cifar100-wrn-paper")
+    c = p.configs["SAM-ON"]
+    assert (c.model, c.dataset, c.epochs, c.batch_size, c.lr, c.lr_schedule) == (
+        "wrn28_10",
+        "cifar100",
+        200,
+        128,
+        0.1,
+        "cosine",
+    )
+    assert (c.label_smoothing, c.weight_decay, c.momentum) == (0.1, 5e-4, 0.9)
+    assert (c.sharpness_rho, c.sharpness_steps, c.sharpness_rho_multi, c.sharpness_multi_steps) == (
+        0.01,
+        1,
+        0.003,
+        20,
+    )
+    assert p.gpu
+
+
+def test_sparse_controls():
+    assert list(preset_configs("sparse-controls")) == [
+        "SAM-ON",
+        "no-norm",
+        "random mask",
+        "SAM-all",
+    ]
+
+
+# --- import weight ------------------------------------------------------------------------------
+
+
+def test_light_modules_do_not_import_torch():
+    code = (
+        "import sys\n"
+        "import samon_core.config, samon_core.presets, samon_core.store\n"
+        "import samon_core.config as c; c.RunConfig().config_hash()\n"
+        "import samon_core.presets as p; [p.get_preset(n) for n in p.list_presets()]\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'streamlit') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""

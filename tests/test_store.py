@@ -1,0 +1,566 @@
+"""Run store: creation, status, listing, path safety, metrics reading, resume de-dup, races."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from samon_core.config import RunConfig
+from samon_core.store import (
+    STATES,
+    TERMINAL_STATES,
+    MetricsWriter,
+    RunStore,
+    new_run_id,
+    resolve_resumes,
+    validate_run_id,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs")
+
+
+def _epoch(e, acc=0.5):
+    return {
+        "kind": "epoch",
+        "epoch": e,
+        "step": e * 10,
+        "time": float(e),
+        "train_loss": 1.0,
+        "train_acc": acc,
+        "test_loss": 1.1,
+        "test_acc": acc,
+        "epoch_time": 1.0,
+        "eta_s": 0.0,
+    }
+
+
+def _step(e, s):
+    return {
+        "kind": "step",
+        "epoch": e,
+        "step": s,
+        "time": float(s),
+        "loss": 1.0,
+        "acc": 0.5,
+        "lr": 0.1,
+        "step_time": 0.01,
+        "images_per_s": 100.0,
+    }
+
+
+# --- ids and paths ------------------------------------------------------------------------------
+
+
+def test_new_run_id_format():
+    rid = new_run_id()
+    assert validate_run_id(rid) == rid
+    date, clock, tail = rid.split("-")
+    assert len(date) == 8 and len(clock) == 6 and len(tail) == 6
+    int(tail, 16)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../x",
+        "/etc",
+        "a/b",
+        "..",
+        "a..b",
+        ".hidden",
+        "",
+        "-x",
+        "a" * 81,
+        "a b",
+        "a\\b",
+        "x\x00",
+        None,
+        3,
+    ],
+)
+def test_bad_run_ids_rejected(store, bad):
+    with pytest.raises(ValueError):
+        validate_run_id(bad)
+    with pytest.raises(ValueError):
+        store.run_dir(bad)
+
+
+def test_run_dir_inside_root(store):
+    assert store.run_dir("abc").parent == store.root
+    assert store.run_dir("a.b_c-1").name == "a.b_c-1"
+
+
+def test_symlink_escaping_root_rejected(store, tmp_path):
+    store.root.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, store.root / "evil")
+    with pytest.raises(ValueError):
+        store.run_dir("evil")
+
+
+def test_default_root_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("SAMON_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert RunStore().root == (tmp_path / "elsewhere").resolve()
+    monkeypatch.delenv("SAMON_RUNS_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert RunStore().root == (tmp_path / "runs").resolve()
+
+
+# --- creation, status, summary, listing ---------------------------------------------------------
+
+
+def test_create_run_writes_files(store):
+    cfg = RunConfig(epochs=3, scope="all")
+    rid = store.create_run(cfg, {"owner": "ann", "group": "g1", "preset": "p"})
+    d = store.run_dir(rid)
+    assert sorted(p.name for p in d.iterdir()) == ["config.json", "meta.json", "status.json"]
+    assert store.read_config(rid) == cfg
+    meta = store.read_meta(rid)
+    assert meta["owner"] == "ann" and meta["group"] == "g1" and meta["preset"] == "p"
+    assert meta["label"] == "SAM-all" and meta["config_hash"] == cfg.config_hash()
+    assert abs(meta["created"] - time.time()) < 60
+    status = store.read_status(rid)
+    assert status["state"] == "queued" and "heartbeat" in status
+    assert store.read_summary(rid) is None
+    assert not [p for p in store.root.iterdir() if p.name.startswith(".")]  # no leftovers
+    with pytest.raises(ValueError):
+        store.create_run(cfg, run_id=rid)  # exists
+    assert store.create_run(cfg, {"label": "mine"}, run_id="custom-1") == "custom-1"
+    assert store.read_meta("custom-1")["label"] == "mine"
+    with pytest.raises(TypeError):
+        store.create_run(cfg.to_dict())  # type: ignore[arg-type]
+
+
+def test_status_merge_and_states(store):
+    rid = store.create_run(RunConfig())
+    s1 = store.write_status(rid, "running", pid=123, epoch=1)
+    assert s1["state"] == "running" and s1["pid"] == 123 and "started" in s1
+    time.sleep(0.01)
+    s2 = store.write_status(rid, "running", epoch=2)
+    assert s2["pid"] == 123 and s2["epoch"] == 2 and s2["started"] == s1["started"]
+    assert s2["heartbeat"] > s1["heartbeat"] and s2["updated"] >= s2["heartbeat"] - 1
+    hb = store.heartbeat(rid, progress=0.5)
+    assert hb["state"] == "running" and hb["progress"] == 0.5 and hb["heartbeat"] >= s2["heartbeat"]
+    assert store.read_status(rid)["progress"] == 0.5
+    fin = store.write_status(rid, "finished")
+    assert fin["state"] == "finished" and "ended" in fin and fin["epoch"] == 2
+    with pytest.raises(ValueError, match="state"):
+        store.write_status(rid, "done")
+    with pytest.raises(FileNotFoundError):
+        store.write_status("no-such-run", "running")
+    assert set(TERMINAL_STATES) < set(STATES) and "running" not in TERMINAL_STATES
+
+
+def test_unreadable_status_reads_as_unknown(store):
+    rid = store.create_run(RunConfig())
+    (store.run_dir(rid) / "status.json").write_text("")  # e.g. after a power loss
+    assert store.read_status(rid)["state"] == "unknown"
+    assert store.list_runs()["state"].tolist() == ["unknown"]
+    status = store.write_status(rid, "queued")
+    assert status["state"] == "queued" and "error" not in status
+
+
+def test_summary_round_trip(store):
+    rid = store.create_run(RunConfig())
+    store.write_summary(rid, {"final_test_acc": 0.5, "best_test_acc": 0.6, "loss": math.nan})
+    summary = store.read_summary(rid)
+    assert summary["final_test_acc"] == 0.5 and math.isnan(summary["loss"])
+
+
+def test_list_runs(store):
+    empty = store.list_runs()
+    assert len(empty) == 0 and "run_id" in empty.columns
+    ids = []
+    for i, (owner, method) in enumerate([("ann", "sgd"), ("bob", "sam"), ("ann", "sam")]):
+        rid = store.create_run(
+            RunConfig(method=method, seed=i, epochs=4),
+            {"owner": owner, "group": "g", "created": 1000.0 + i},
+        )
+        ids.append(rid)
+    store.write_status(ids[0], "finished", epoch=4, test_acc=0.3)
+    store.write_summary(ids[0], {"final_test_acc": 0.4, "best_test_acc": 0.45, "epochs_done": 4})
+    store.write_status(ids[1], "running", epoch=2, test_acc=0.2)
+    (store.root / ".creating-x").mkdir()  # half-created run: ignored
+    (store.root / "not-a-run").mkdir()  # folder without config: ignored
+    (store.root / "stray.txt").write_text("x")
+
+    df = store.list_runs()
+    assert list(df["run_id"]) == ids[::-1]  # newest first
+    row = df.set_index("run_id").loc[ids[0]]
+    assert row["state"] == "finished" and row["label"] == "SGD" and row["method"] == "sgd"
+    assert row["final_test_acc"] == 0.4 and row["best_test_acc"] == 0.45
+    assert row["last_epoch"] == 4 and row["epochs"] == 4 and row["seed"] == 0
+    assert row["heartbeat_age_s"] >= 0
+    running = df.set_index("run_id").loc[ids[1]]
+    assert running["last_epoch"] == 2 and running["final_test_acc"] == 0.2
+    assert list(store.list_runs(owner="ann")["run_id"]) == [ids[2], ids[0]]
+    assert list(store.list_runs(status="running")["run_id"]) == [ids[1]]
+    assert len(store.list_runs(status=["running", "queued"])) == 2
+    assert len(store.list_runs(group="other")) == 0
+
+
+def test_list_runs_fast_for_200_runs(store, monkeypatch):
+    monkeypatch.setattr(os, "fsync", lambda fd: None)  # creation speed is not under test
+    cfg = RunConfig()
+    for i in range(200):
+        rid = store.create_run(cfg.replace(seed=i), run_id=f"run-{i:03d}")
+        if i % 2:
+            store.write_summary(rid, {"final_test_acc": 0.1})
+    t0 = time.perf_counter()
+    df = store.list_runs()
+    elapsed = time.perf_counter() - t0
+    assert len(df) == 200
+    assert elapsed < 2.0, elapsed  # about 0.05 s on a laptop
+
+
+def test_find_finished(store):
+    cfg = RunConfig(epochs=2)
+    assert store.find_finished(cfg.config_hash()) is None
+    a = store.create_run(cfg, {"created": 1.0})
+    assert store.find_finished(cfg) is None  # queued does not count
+    store.write_status(a, "finished")
+    b = store.create_run(cfg, {"created": 2.0})
+    store.write_status(b, "finished")
+    c = store.create_run(cfg.replace(seed=5), {"created": 3.0})
+    store.write_status(c, "finished")
+    assert store.find_finished(cfg.config_hash()) == b
+    assert store.find_finished(cfg.replace(rho=1.0)) == b  # same resolved config
+    store.write_status(b, "failed")
+    assert store.find_finished(cfg) == a
+
+
+def test_delete_refuses_running(store):
+    rid = store.create_run(RunConfig())
+    store.write_status(rid, "running")
+    with pytest.raises(ValueError, match="running"):
+        store.delete_run(rid)
+    assert store.run_dir(rid).is_dir()
+    store.write_status(rid, "cancelled")
+    store.delete_run(rid)
+    assert not store.run_dir(rid).exists()
+    assert len(store.list_runs()) == 0
+    assert list(store.root.iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        store.delete_run(rid)
+    other = store.create_run(RunConfig())
+    store.write_status(other, "running")
+    store.delete_run(other, force=True)
+    assert not store.exists(other)
+    with pytest.raises(ValueError):
+        store.delete_run("../x")
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def test_metrics_writer_and_frames(store):
+    rid = store.create_run(RunConfig())
+    with store.metrics_writer(rid) as w:
+        w.write(_step(1, 1))
+        w.write(_step(1, 2))
+        w.write(_epoch(1, 0.3))
+        w.write(
+            {
+                "kind": "sharpness",
+                "epoch": 1,
+                "step": 2,
+                "time": 2.0,
+                "steps": 1,
+                "rho": 0.01,
+                "value": 0.2,
+                "m": 128,
+                "n": 256,
+            }
+        )
+        for param in ("gamma", "beta"):
+            w.write(
+                {
+                    "kind": "norm_stats",
+                    "epoch": 0,
+                    "param": param,
+                    "bin_edges": [0, 1, 2],
+                    "counts": [3, 4],
+                    "layers": [{"name": "bn1", "mean": 1.0, "std": 0.1}],
+                }
+            )
+        with pytest.raises(ValueError):
+            w.write({"epoch": 1})  # no kind
+    records = store.read_records(rid)
+    assert [r["kind"] for r in records] == [
+        "step",
+        "step",
+        "epoch",
+        "sharpness",
+        "norm_stats",
+        "norm_stats",
+    ]
+    steps = store.steps_df(rid)
+    assert list(steps["step"]) == [1, 2] and "kind" not in steps.columns
+    assert list(steps.columns[:8]) == [
+        "epoch",
+        "step",
+        "time",
+        "loss",
+        "acc",
+        "lr",
+        "step_time",
+        "images_per_s",
+    ]
+    assert list(store.epochs_df(rid)["test_acc"]) == [0.3]
+    assert list(store.sharpness_df(rid)["value"]) == [0.2]
+    gamma = store.norm_stats(rid, "gamma")
+    assert len(gamma) == 1 and gamma[0]["counts"] == [3, 4]
+    with pytest.raises(ValueError):
+        store.norm_stats(rid, "alpha")
+
+
+def test_frames_empty_when_no_metrics(store):
+    rid = store.create_run(RunConfig())
+    assert store.read_records(rid) == []
+    assert store.read_records_since(rid, 0) == ([], 0)
+    assert len(store.steps_df(rid)) == 0 and "loss" in store.steps_df(rid).columns
+    assert len(store.epochs_df(rid)) == 0 and "test_acc" in store.epochs_df(rid).columns
+    assert len(store.sharpness_df(rid)) == 0
+
+
+def test_writer_serialises_numpy_scalars_and_nan(store):
+    np = pytest.importorskip("numpy")
+    rid = store.create_run(RunConfig())
+    with store.metrics_writer(rid) as w:
+        w.write(
+            {
+                "kind": "step",
+                "epoch": np.int64(1),
+                "loss": np.float32(0.5),
+                "counts": np.arange(3),
+                "acc": math.nan,
+            }
+        )
+    (rec,) = store.read_records(rid)
+    assert rec["epoch"] == 1 and rec["loss"] == 0.5 and rec["counts"] == [0, 1, 2]
+    assert math.isnan(rec["acc"])
+
+
+def test_reader_ignores_partial_trailing_line(store):
+    rid = store.create_run(RunConfig())
+    path = store.metrics_path(rid)
+    good = json.dumps(_step(1, 1)) + "\n"
+    path.write_text(good + '{"kind": "step", "epoch": 1, "st')
+    assert [r["step"] for r in store.read_records(rid)] == [1]
+    recs, offset = store.read_records_since(rid, 0)
+    assert len(recs) == 1 and offset == len(good.encode())
+    # the line completes: the incremental reader picks it up from the offset
+    with open(path, "a") as fh:
+        fh.write('ep": 2}\n')
+    recs2, offset2 = store.read_records_since(rid, offset)
+    assert recs2 == [{"kind": "step", "epoch": 1, "step": 2}]
+    assert offset2 == path.stat().st_size
+    assert store.read_records_since(rid, offset2) == ([], offset2)
+
+
+def test_reader_skips_malformed_lines_and_writer_repairs_torn_line(store):
+    rid = store.create_run(RunConfig())
+    path = store.metrics_path(rid)
+    path.write_text(json.dumps(_step(1, 1)) + "\nnot json\n[1, 2]\n" + '{"kind": "st')
+    with store.metrics_writer(rid) as w:  # a resumed writer after a crash mid-line
+        w.write(_step(1, 2))
+    assert [r["step"] for r in store.read_records(rid)] == [1, 2]
+
+
+def test_offset_beyond_file_restarts(store):
+    rid = store.create_run(RunConfig())
+    with store.metrics_writer(rid) as w:
+        w.write(_step(1, 1))
+    recs, offset = store.read_records_since(rid, 10_000)
+    assert len(recs) == 1 and offset < 10_000
+
+
+# --- resume de-duplication ----------------------------------------------------------------------
+
+
+def test_resume_drops_lost_epochs(store):
+    rid = store.create_run(RunConfig(epochs=5))
+    with store.metrics_writer(rid) as w:
+        for e in (1, 2, 3):
+            w.write(_step(e, e * 10 - 5))
+            w.write(_epoch(e, acc=0.1 * e))
+        w.write(_step(4, 35))  # epoch 4 in progress; crash; last checkpoint after epoch 2
+    with store.metrics_writer(rid) as w:
+        w.write({"kind": "resume", "epoch": 2, "step": 20, "time": 2.0})
+        for e in (3, 4, 5):
+            w.write(_step(e, e * 10 - 5))
+            w.write(_epoch(e, acc=0.2 * e))
+    epochs = store.epochs_df(rid)
+    assert list(epochs["epoch"]) == [1, 2, 3, 4, 5]
+    assert list(epochs["test_acc"]) == pytest.approx([0.1, 0.2, 0.6, 0.8, 1.0])
+    assert list(store.steps_df(rid)["step"]) == [5, 15, 25, 35, 45]
+    records = store.read_records(rid)
+    assert sum(r["kind"] == "resume" for r in records) == 1
+    raw = store.read_records(rid, resolve=False)
+    assert len(raw) == len(records) + 3  # the lost epoch-3 step and epoch records, the epoch-4 step
+
+
+def test_resolve_resumes_rules():
+    recs = [
+        _epoch(1),
+        _epoch(2),
+        {"kind": "note"},
+        _step(3, 1),
+        {"kind": "resume", "epoch": 1},
+        _epoch(2, 0.9),
+        {"kind": "resume", "epoch": 2},
+        _epoch(3),
+    ]
+    out = resolve_resumes(recs)
+    assert [(r["kind"], r.get("epoch")) for r in out] == [
+        ("epoch", 1),
+        ("note", None),
+        ("resume", 1),
+        ("epoch", 2),
+        ("resume", 2),
+        ("epoch", 3),
+    ]
+    assert out[3]["test_acc"] == 0.9
+    # without a marker, a repeated epoch record: the later wins
+    out = resolve_resumes([_epoch(1, 0.1), _epoch(1, 0.2)])
+    assert [r["test_acc"] for r in out] == [0.2]
+    assert resolve_resumes([]) == []
+
+
+# --- a reader racing a writer -------------------------------------------------------------------
+
+
+def _check_growing(seen_counts, records):
+    for i, rec in enumerate(records):
+        assert rec == {
+            "kind": "step",
+            "epoch": 1,
+            "step": i,
+            "time": float(i),
+            "pad": "x" * (i % 300),
+        }
+    seen_counts.append(len(records))
+
+
+def test_reader_races_writer_thread(store):
+    rid = store.create_run(RunConfig())
+    n = 5000
+    writer = store.metrics_writer(rid, fsync_every_s=None)
+    done = threading.Event()
+
+    def produce():
+        try:
+            for i in range(n):
+                writer.write(
+                    {
+                        "kind": "step",
+                        "epoch": 1,
+                        "step": i,
+                        "time": float(i),
+                        "pad": "x" * (i % 300),
+                    }
+                )
+        finally:
+            writer.close()
+            done.set()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    counts: list[int] = []
+    incremental: list[dict] = []
+    offset = 0
+    while True:
+        finished = done.is_set()
+        _check_growing(counts, store.read_records(rid))
+        new, offset = store.read_records_since(rid, offset)
+        incremental.extend(new)
+        if finished:
+            break
+    thread.join()
+    assert counts == sorted(counts) and counts[-1] == n
+    _check_growing([], incremental)
+    assert len(incremental) == n
+
+
+def test_reader_races_writer_subprocess(store):
+    rid = store.create_run(RunConfig())
+    n = 5000
+    script = textwrap.dedent(
+        f"""
+        from samon_core.store import RunStore
+        store = RunStore({str(store.root)!r})
+        with store.metrics_writer({rid!r}, fsync_every_s=0.05) as w:
+            for i in range({n}):
+                w.write({{"kind": "step", "epoch": 1, "step": i, "time": float(i),
+                          "pad": "x" * (i % 300)}})
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.PIPE)
+    counts: list[int] = []
+    offset = 0
+    incremental: list[dict] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        finished = proc.poll() is not None
+        _check_growing(counts, store.read_records(rid))
+        new, offset = store.read_records_since(rid, offset)
+        incremental.extend(new)
+        store.list_runs()  # listing while writing never fails either
+        if finished:
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert counts == sorted(counts) and counts[-1] == n
+    _check_growing([], incremental)
+    assert len(incremental) == n
+
+
+def test_status_readers_race_status_writer(store):
+    rid = store.create_run(RunConfig())
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def hammer():
+        try:
+            for i in range(200):
+                store.write_status(rid, "running", epoch=i)
+                store.heartbeat(rid)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    last = -1
+    while not stop.is_set():
+        status = store.read_status(rid)
+        epoch = status.get("epoch", -1)
+        assert epoch >= last
+        last = epoch
+    thread.join()
+    assert not errors
+    assert store.read_status(rid)["epoch"] == 199
+
+
+def test_metrics_writer_direct(tmp_path):
+    with MetricsWriter(tmp_path) as w:
+        w.write({"kind": "x", "epoch": 0})
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"kind":"x","epoch":0}\n'
+    with pytest.raises(ValueError):
+        w.write({"kind": "x"})  # closed
