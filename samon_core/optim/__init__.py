@@ -4,7 +4,7 @@ from samon_core.optim.base import BASE_OPTIMIZER_CHOICES, base_optimizer
 from samon_core.optim.batchnorm import BN_SECOND_PASS_CHOICES, bn_second_pass
 from samon_core.optim.perturbation import ADAPTIVE_CHOICES, NORM_CHOICES, sam_perturbation
 from samon_core.optim.sam import SAM
-from samon_core.optim.scopes import SCOPE_CHOICES, perturbation_groups, perturbed_count, stage_of
+from samon_core.optim.scopes import SCOPE_CHOICES, perturbation_groups, perturbed_count
 
 __all__ = [
     "ADAPTIVE_CHOICES",
@@ -18,5 +18,4 @@ __all__ = [
     "perturbation_groups",
     "perturbed_count",
     "sam_perturbation",
-    "stage_of",
 ]

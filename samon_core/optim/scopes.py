@@ -22,18 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from samon_core.models.registry import stage_index
 from samon_core.norms import norm_parameter_ids
 
 SCOPE_CHOICES = ("all", "norm", "no-norm", "random")
-
-
-def stage_of(param_name: str) -> int | None:
-    """Stage (1, 2, 3, ...) of a parameter from its qualified name: models name their stages
-    ``stage1``, ``stage2``, ... at the top level (see ``samon_core.models.registry``)."""
-    head = param_name.split(".", 1)[0]
-    if head.startswith("stage") and head[5:].isdigit():
-        return int(head[5:])
-    return None
 
 
 def _random_masks(params: list[nn.Parameter], count: int, seed: int) -> list[torch.Tensor]:
@@ -74,7 +66,7 @@ def perturbation_groups(
         chosen = {id(p) for _, p in named}
     elif scope == "norm":
         chosen = {
-            id(p) for n, p in named if id(p) in norm_ids and (not blocks or stage_of(n) in blocks)
+            id(p) for n, p in named if id(p) in norm_ids and (not blocks or stage_index(n) in blocks)
         }
     elif scope == "no-norm":
         chosen = {id(p) for _, p in named if id(p) not in norm_ids}
