@@ -12,7 +12,8 @@ SAM-all needs two full passes; SAM-ON at best needs one frozen and one full pass
     SAM-ON / SAM-all   should approach  (frozen + full) / (2 full)      (the saving there is)
     SAM-all / (2 full) should stay near 1                               (SAM's own bookkeeping)
 
-Usage: python bench/step_cost.py [MODEL ...] [--batch-size 128] [--device auto] [--steps 5] [--repeats 7]
+Usage: python bench/step_cost.py [MODEL ...] [--batch-size 128] [--device auto]
+                                 [--steps 5] [--repeats 7]
 """
 
 from __future__ import annotations
@@ -44,8 +45,12 @@ def make_variants(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
         return loss
 
     sgd = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    sam_all = SAM(perturbation_groups(model, "all"), torch.optim.SGD, rho=0.05, lr=1e-4, momentum=0.9)
-    sam_on = SAM(perturbation_groups(model, "norm"), torch.optim.SGD, rho=0.5, lr=1e-4, momentum=0.9)
+    sam_all = SAM(
+        perturbation_groups(model, "all"), torch.optim.SGD, rho=0.05, lr=1e-4, momentum=0.9
+    )
+    sam_on = SAM(
+        perturbation_groups(model, "norm"), torch.optim.SGD, rho=0.5, lr=1e-4, momentum=0.9
+    )
 
     def sgd_step():
         sgd.zero_grad(set_to_none=True)
@@ -105,28 +110,41 @@ def hardware(device: torch.device) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="*", default=["resnet20"], help="registry names (default resnet20)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "models", nargs="*", default=["resnet20"], help="registry names (default resnet20)"
+    )
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     ap.add_argument("--steps", type=int, default=5, help="steps per timing")
-    ap.add_argument("--repeats", type=int, default=7, help="interleaved rounds; the median is reported")
+    ap.add_argument(
+        "--repeats", type=int, default=7, help="interleaved rounds; the median is reported"
+    )
     args = ap.parse_args(argv)
     dev = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = torch.device("cpu" if dev == "auto" else dev)
 
-    print(f"hardware: {hardware(device)}; torch {torch.__version__}; batch {args.batch_size}; "
-          f"median of {args.repeats} interleaved rounds x {args.steps} steps")
+    print(
+        f"hardware: {hardware(device)}; torch {torch.__version__}; batch {args.batch_size}; "
+        f"median of {args.repeats} interleaved rounds x {args.steps} steps"
+    )
     for name in args.models:
         t = bench_model(name, args.batch_size, device, args.steps, args.repeats)
         print(f"\n{name}")
         for k, v in t.items():
             print(f"  {k:12s} {v * 1000:9.1f} ms/step   {v / t['SGD']:5.2f} x SGD")
         limit = (t["frozen"] + t["full"]) / (2 * t["full"])
-        print(f"  SAM-ON fast / SAM-all       = {t['SAM-ON fast'] / t['SAM-all']:.3f}"
-              f"   (limit (frozen+full)/(2 full) = {limit:.3f}; target within 0.03)")
+        print(
+            f"  SAM-ON fast / SAM-all       = {t['SAM-ON fast'] / t['SAM-all']:.3f}"
+            f"   (limit (frozen+full)/(2 full) = {limit:.3f}; target within 0.03)"
+        )
         print(f"  SAM-ON slow / SAM-all       = {t['SAM-ON slow'] / t['SAM-all']:.3f}")
-        print(f"  SAM-all / (2 x full)        = {t['SAM-all'] / (2 * t['full']):.3f}   (target <= 1.15)")
+        print(
+            f"  SAM-all / (2 x full)        = {t['SAM-all'] / (2 * t['full']):.3f}"
+            "   (target <= 1.15)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Which modules count as normalization layers: the one place that decides it.
 
 A normalization layer computes ``Norm(x) = gamma * (x - mu) / sigma + beta``; its affine parameters
-gamma (``weight``) and beta (``bias``) are what SAM-ON perturbs (Mueller et al., "Normalization Layers
-Are All That Sharpness-Aware Minimization Needs", NeurIPS 2023). Layers are recognised by module
-*type*, never by a substring of a parameter name, so a convolution called ``bn_proj`` is not a norm
-layer and torchvision's ``downsample.1`` BatchNorm is one.
+gamma (``weight``) and beta (``bias``) are what SAM-ON perturbs (Mueller et al., "Normalization
+Layers Are All That Sharpness-Aware Minimization Needs", NeurIPS 2023). Layers are recognised by
+module *type*, never by a substring of a parameter name, so a convolution called ``bn_proj`` is not
+a norm layer and torchvision's ``downsample.1`` BatchNorm is one.
 """
 
 from __future__ import annotations

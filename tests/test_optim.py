@@ -94,7 +94,9 @@ def perturbed_names(groups) -> tuple[set[str], dict[str, torch.Tensor]]:
 
 
 CASES = list(
-    itertools.product(["none", "elementwise", "layerwise"], ["l2", "linf"], ["all", "norm", "no-norm", "random"])
+    itertools.product(
+        ["none", "elementwise", "layerwise"], ["l2", "linf"], ["all", "norm", "no-norm", "random"]
+    )
 )
 
 
@@ -106,13 +108,32 @@ def test_one_step_matches_float64_reference(adaptive, norm, scope, normalize_bia
     w0 = {n: p.detach().clone() for n, p in model.named_parameters()}
     groups = perturbation_groups(model, scope, seed=3)
     names, masks = perturbed_names(groups)
-    opt = SAM(groups, torch.optim.SGD, rho=rho, adaptive=adaptive, norm=norm, eta=eta,
-              normalize_bias=normalize_bias, lr=lr, momentum=0.9, weight_decay=wd)
+    opt = SAM(
+        groups,
+        torch.optim.SGD,
+        rho=rho,
+        adaptive=adaptive,
+        norm=norm,
+        eta=eta,
+        normalize_bias=normalize_bias,
+        lr=lr,
+        momentum=0.9,
+        weight_decay=wd,
+    )
     x, y = batch()
 
     g0 = grads_at(model, x, y)
-    eps = reference_eps(model, g0, names, masks, rho=rho, adaptive=adaptive, norm=norm, eta=eta,
-                        normalize_bias=normalize_bias)
+    eps = reference_eps(
+        model,
+        g0,
+        names,
+        masks,
+        rho=rho,
+        adaptive=adaptive,
+        norm=norm,
+        eta=eta,
+        normalize_bias=normalize_bias,
+    )
     opt.first_step(zero_grad=True)
     for n, p in model.named_parameters():
         expected = w0[n] + eps[n] if n in names else w0[n]
@@ -158,7 +179,7 @@ def test_rho_zero_is_the_base_optimizer(name, scope):
     for step in range(3):
         x, y = batch(seed=step, dtype=torch.float32)
 
-        def closure():
+        def closure(x=x, y=y):
             loss = loss_of(a, x, y)
             loss.backward()
             return loss
@@ -250,7 +271,9 @@ def test_lr_scheduler_works_without_warnings():
             loss_of(model, x, y).backward()
             opt.second_step(zero_grad=True)
             sched.step()
-    assert opt.base_optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * (1 + math.cos(math.pi / 2)) / 2)
+    assert opt.base_optimizer.param_groups[0]["lr"] == pytest.approx(
+        0.1 * (1 + math.cos(math.pi / 2)) / 2
+    )
 
 
 def test_parameters_without_grad_are_skipped():
@@ -266,7 +289,10 @@ def test_parameters_without_grad_are_skipped():
     opt.second_step()
 
 
-@pytest.mark.parametrize("fn", [lambda x: ((x - 3.0) ** 2).sum(), lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2])
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: ((x - 3.0) ** 2).sum(), lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2],
+)
 @pytest.mark.parametrize("adaptive", ["none", "elementwise"])
 def test_objective_decreases(fn, adaptive):
     w = nn.Parameter(torch.tensor([-1.0, 1.5], dtype=torch.float64))

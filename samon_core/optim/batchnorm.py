@@ -29,8 +29,11 @@ def bn_second_pass(model: nn.Module, mode: str = "update") -> Iterator[None]:
         yield
         return
     # With track_running_stats off, a training-mode BatchNorm neither reads nor writes its buffers.
-    bns = [m for m in model.modules()
-           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    bns = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
     for m in bns:
         m.track_running_stats = False
     try:

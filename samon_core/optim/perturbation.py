@@ -6,7 +6,7 @@ SAM (Foret et al., ICLR 2021) and ASAM (Kwon et al., ICML 2021) approximate the 
 
 by one linear step. With g the gradient at w, for the perturbed parameters only:
 
-    p = 2:        eps = rho * T_w^2 g / ||T_w g||_2      (norm over all perturbed parameters together)
+    p = 2:        eps = rho * T_w^2 g / ||T_w g||_2  (norm over all perturbed parameters)
     p = inf:      eps = rho * T_w sign(g)
 
 and the normalisation operator T_w (a diagonal matrix, stored per tensor) is
@@ -97,4 +97,6 @@ def sam_perturbation(
     scaled = _apply(scales, grads)  # T_w g
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(scaled)))  # ||T_w g||_2
     # Out of place: with T_w = 1 and no mask, `scaled` holds the caller's gradient tensors.
-    return torch._foreach_mul(_apply(scales, scaled), rho / total.clamp_min(_TINY))  # rho T_w^2 g / ||.||
+    return torch._foreach_mul(
+        _apply(scales, scaled), rho / total.clamp_min(_TINY)
+    )  # rho T_w^2 g / ||.||

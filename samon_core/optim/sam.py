@@ -62,7 +62,9 @@ class SAM(torch.optim.Optimizer):
             raise ValueError(f"norm must be one of {NORM_CHOICES}, got {norm!r}")
         if not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta < 0:
             raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
-        if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)):
+        if not (
+            isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)
+        ):
             raise ValueError(f"base_optimizer must be an Optimizer class, got {base_optimizer!r}")
 
         groups = list(params)
@@ -87,8 +89,13 @@ class SAM(torch.optim.Optimizer):
             raise ValueError("no parameter group is perturbed (every group has perturb=False)")
 
         # The SAM settings live in every param group (like lr), so state_dict carries them.
-        defaults = dict(rho=float(rho), adaptive=adaptive, norm=norm, eta=float(eta),
-                        normalize_bias=bool(normalize_bias))
+        defaults = dict(
+            rho=float(rho),
+            adaptive=adaptive,
+            norm=norm,
+            eta=float(eta),
+            normalize_bias=bool(normalize_bias),
+        )
         super().__init__(clean, defaults)
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
         self.param_groups = self.base_optimizer.param_groups  # shared: schedulers see one list
@@ -191,7 +198,7 @@ class SAM(torch.optim.Optimizer):
         if closure is None:
             raise ValueError("SAM.step needs a closure that runs forward and backward")
         self.zero_grad(set_to_none=True)
-        with torch.enable_grad(), (self.ascent_pass() if fast else contextlib.nullcontext()):
+        with torch.enable_grad(), self.ascent_pass() if fast else contextlib.nullcontext():
             loss = closure()
         self.first_step(zero_grad=True)
         with torch.enable_grad():
@@ -207,7 +214,9 @@ class SAM(torch.optim.Optimizer):
     def state_dict(self) -> dict:
         """The base optimizer's state (momentum buffers, ...) and the shared param groups."""
         if self._perturbed:
-            raise RuntimeError("state_dict between first_step and second_step (weights are perturbed)")
+            raise RuntimeError(
+                "state_dict between first_step and second_step (weights are perturbed)"
+            )
         return {"base_optimizer": self.base_optimizer.state_dict()}
 
     def load_state_dict(self, state_dict: dict) -> None:

@@ -54,7 +54,9 @@ def perturbation_groups(
         raise ValueError(f"scope must be one of {SCOPE_CHOICES}, got {scope!r}")
     blocks = tuple(blocks)
     if blocks and scope != "norm":
-        raise ValueError(f"blocks selects norm layers of stages and needs scope='norm', got {scope!r}")
+        raise ValueError(
+            f"blocks selects norm layers of stages and needs scope='norm', got {scope!r}"
+        )
     if any(not isinstance(b, int) or b < 1 for b in blocks):
         raise ValueError(f"blocks must be stage numbers >= 1, got {blocks!r}")
 
@@ -66,7 +68,9 @@ def perturbation_groups(
         chosen = {id(p) for _, p in named}
     elif scope == "norm":
         chosen = {
-            id(p) for n, p in named if id(p) in norm_ids and (not blocks or stage_index(n) in blocks)
+            id(p)
+            for n, p in named
+            if id(p) in norm_ids and (not blocks or stage_index(n) in blocks)
         }
     elif scope == "no-norm":
         chosen = {id(p) for _, p in named if id(p) not in norm_ids}
@@ -95,7 +99,9 @@ def perturbation_groups(
 
     out = [groups[k] for k in sorted(groups, key=lambda k: (not k[0], k[1]))]
     covered = [id(p) for g in out for p in g["params"]]
-    assert len(covered) == len(set(covered)) == len(named), "scope split must cover each parameter once"
+    assert len(covered) == len(set(covered)) == len(named), (
+        "scope split must cover each parameter once"
+    )
     return out
 
 

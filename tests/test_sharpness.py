@@ -1,0 +1,132 @@
+"""samon_core.sharpness: logit-normalised adaptive l_inf m-sharpness."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from samon_core.sharpness import linf_adaptive_ascent, logit_normalized_ce, m_sharpness
+
+
+def _data(n=256, d=10, c=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    y = torch.randint(0, c, (n,), generator=g)
+    return x, y
+
+
+def _linear(d=10, c=5, seed=0) -> nn.Linear:
+    torch.manual_seed(seed)
+    return nn.Linear(d, c)
+
+
+def _bn_model(seed=0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(10, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3),
+                         nn.Linear(16, 5))
+
+
+def test_logit_normalized_ce_is_shift_and_scale_invariant():
+    torch.manual_seed(0)
+    logits, y = torch.randn(8, 5), torch.randint(0, 5, (8,))
+    base = logit_normalized_ce(logits, y)
+    assert torch.allclose(base, logit_normalized_ce(3.0 * logits + 7.0, y), atol=1e-6)
+    z = logits - logits.mean(1, keepdim=True)
+    z = z / z.norm(dim=1, keepdim=True)
+    assert torch.allclose(base, F.cross_entropy(z, y), atol=1e-7)
+
+
+def test_one_step_equals_direct_computation_on_a_linear_model():
+    model, (x, y) = _linear(), _data()
+    rho, m = 0.05, 64
+    got = m_sharpness(model, x, y, rho=rho, steps=1, m=m)
+    terms = []
+    for b in range(4):
+        xb, yb = x[b * m:(b + 1) * m], y[b * m:(b + 1) * m]
+        w, bias = model.weight.detach().clone(), model.bias.detach().clone()
+        w.requires_grad_(True)
+        bias.requires_grad_(True)
+        clean = logit_normalized_ce(F.linear(xb, w, bias), yb)
+        gw, gb = torch.autograd.grad(clean, (w, bias))
+        with torch.no_grad():
+            w2 = w + rho * w.abs() * gw.sign()  # the l_inf box corner along the gradient sign
+            b2 = bias + rho * bias.abs() * gb.sign()
+            diff = logit_normalized_ce(F.linear(xb, w2, b2), yb) - clean
+        assert diff > 0  # (so the max with the clean point changes nothing here)
+        terms.append(max(diff.item(), 0.0))
+    assert got == pytest.approx(sum(terms) / len(terms), rel=1e-5, abs=1e-8)
+
+
+def test_rho_zero_gives_zero():
+    model, (x, y) = _bn_model(), _data()
+    assert m_sharpness(model, x, y, rho=0.0, steps=20, m=128) == 0.0
+    assert linf_adaptive_ascent(model, x[:128], y[:128], 0.0, 3).sharpness == 0.0
+
+
+def test_multi_step_keeps_the_best_and_stays_in_the_box():
+    model, (x, y) = _bn_model(), _data(128)
+    rho = 0.05
+    params = [p for p in model.parameters()]
+    w0 = [p.detach().clone() for p in params]
+    res = linf_adaptive_ascent(model, x, y, rho, steps=20, keep_delta=True)
+    assert len(res.losses) == 21 and res.losses[0] == res.clean_loss
+    assert res.best_loss == max(res.losses) and res.sharpness >= 0
+    assert res.step_sizes[0] == 2 * rho
+    assert all(b <= a for a, b in itertools.pairwise(res.step_sizes))
+    for d, w in zip(res.best_delta, w0, strict=True):
+        assert (d.abs() <= rho * w.abs() + 1e-7).all()
+    # The returned maximiser reproduces the best loss (eval mode, BN running stats).
+    probe = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for p, w, d in zip(probe.parameters(), w0, res.best_delta, strict=True):
+            p.copy_(w + d)
+        assert logit_normalized_ce(probe(x), y).item() == pytest.approx(res.best_loss, rel=1e-6)
+    # The first multi-step iterate is the 1-step corner, so more steps never report less.
+    one = linf_adaptive_ascent(model, x, y, rho, steps=1)
+    assert one.step_sizes == [rho]
+    assert res.best_loss >= one.best_loss - 1e-7
+    assert m_sharpness(model, x, y, rho, 20, m=64) >= m_sharpness(model, x, y, rho, 1, m=64) - 1e-7
+
+
+def test_step_size_halves_on_stalls():
+    model, (x, y) = _bn_model(), _data(128)
+    res = linf_adaptive_ascent(model, x, y, 0.5, steps=20, check_every=2)
+    assert res.step_sizes[0] == 1.0 and min(res.step_sizes) < 1.0  # a large rho must stall
+
+
+def test_model_is_restored_exactly():
+    model, (x, y) = _bn_model(), _data()
+    model.train()
+    model(x)  # give BatchNorm non-trivial running statistics
+    model[3].eval()  # mixed per-module modes must come back as they were
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = [m.training for m in model.modules()]
+
+    value = m_sharpness(model, x, y, rho=0.1, steps=5, m=128)
+
+    assert value > 0
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k  # bitwise, incl. running stats
+    assert [m.training for m in model.modules()] == modes
+    assert all(torch.equal(g, p.grad) for g, p in zip(grads, model.parameters(), strict=True))
+
+
+def test_only_requires_grad_parameters_are_perturbed_and_m_checks():
+    model, (x, y) = _bn_model(), _data()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model[1].weight.requires_grad_(True)  # only the BatchNorm gamma
+    res = linf_adaptive_ascent(model, x[:128], y[:128], 0.2, steps=3, keep_delta=True)
+    assert len(res.best_delta) == 1 and res.best_delta[0].shape == (16,)
+    with pytest.raises(ValueError, match="at least m"):
+        m_sharpness(model, x[:100], y[:100], 0.1, 1, m=128)
