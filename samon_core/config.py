@@ -330,6 +330,11 @@ class RunConfig:
                 f"RunConfig.sam_end_epoch must be None or in (sam_start_epoch, epochs] = "
                 f"({self.sam_start_epoch}, {self.epochs}]; got {self.sam_end_epoch}"
             )
+        if 0 < self.sharpness_samples < self.sharpness_m:
+            raise ValueError(
+                f"RunConfig.sharpness_samples must be 0 (probe off) or >= sharpness_m "
+                f"({self.sharpness_m}); got {self.sharpness_samples}"
+            )
         if self.method == "sam" and self.blocks and self.scope != "norm":
             raise ValueError(
                 f"RunConfig.blocks may only be set with scope 'norm' (SAM-ON); scope is "

@@ -381,7 +381,9 @@ def _run(config, run_dir, store, run_id, emit, should_stop, data_dir, resume, st
         ):
             probes.append((config.sharpness_rho_multi, config.sharpness_multi_steps))
         for rho, steps in probes:
-            value = m_sharpness(model, x, y, rho=rho, steps=steps, m=config.sharpness_m)
+            # a training subset smaller than sharpness_m gives one batch of all its points
+            m = min(config.sharpness_m, len(y))
+            value = m_sharpness(model, x, y, rho=rho, steps=steps, m=m)
             store.heartbeat(run_id)
             emit(
                 {
@@ -392,7 +394,7 @@ def _run(config, run_dir, store, run_id, emit, should_stop, data_dir, resume, st
                     "steps": steps,
                     "rho": rho,
                     "value": value,
-                    "m": config.sharpness_m,
+                    "m": m,
                     "n": len(y),
                 }
             )

@@ -103,6 +103,7 @@ BAD_VALUES = [
     ("log_every_s", -1.0),
     ("stats_bins", 1),
     ("stats_bins", 0),
+    ("sharpness_samples", 100),  # fewer than sharpness_m (128): not one full m-batch
 ]
 
 
