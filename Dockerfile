@@ -1,6 +1,6 @@
 # A plain working image of the app: the Streamlit UI plus a local worker process.
 # Build: docker build -t samon-lab .      Run: docker run -p 8501:8501 -v $PWD/runs:/app/runs samon-lab
-# (GPU and multi-machine workshop deployments: see README, "Deployment".)
+# (GPU and multi-machine workshop deployments: see docs/deployment.md.)
 FROM python:3.11-slim
 
 WORKDIR /app

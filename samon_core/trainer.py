@@ -381,6 +381,8 @@ def _run(config, run_dir, store, run_id, emit, should_stop, data_dir, resume, st
         ):
             probes.append((config.sharpness_rho_multi, config.sharpness_multi_steps))
         for rho, steps in probes:
+            if should_stop is not None and should_stop():  # a 20-step probe can take a while
+                raise _Cancelled()
             # a training subset smaller than sharpness_m gives one batch of all its points
             m = min(config.sharpness_m, len(y))
             value = m_sharpness(model, x, y, rho=rho, steps=steps, m=m)
@@ -494,6 +496,8 @@ def _run(config, run_dir, store, run_id, emit, should_stop, data_dir, resume, st
         if not math.isfinite(train_loss):
             raise _Diverged(epoch + 1, step, train_loss)
         store.heartbeat(run_id)
+        if should_stop is not None and should_stop():
+            raise _Cancelled()
         test_loss, test_acc = evaluate(model, s.test_loader, device, amp)
         store.heartbeat(run_id)
         last_test = (test_loss, test_acc)

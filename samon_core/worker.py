@@ -1,0 +1,656 @@
+"""Queue workers: processes that take queued runs and train them, one at a time.
+
+``python -m samon_core worker [--devices auto|cpu|0,1] [--runs-dir DIR] [--queue sqlite|redis]``
+(or ``python -m samon_core.worker ...``). With one device this process is the worker; with
+several it supervises one worker process per device, each pinned with ``CUDA_VISIBLE_DEVICES``
+and restarted if it dies. The app starts the same pool through ``jobs.ensure_workers``.
+
+No torch at import time (``jobs.ensure_workers`` imports this module in the app); a worker
+imports the trainer, and with it torch, in a background thread as soon as it starts.
+
+Why a loop of ``huey.dequeue()`` + ``huey.execute(task)`` instead of huey's ``Consumer``: a
+worker trains one run at a time in its main thread, and we want exact control over what happens
+around it: claiming the run (``jobs.claim_lock``), a ``should_stop`` that sees a cancel request
+or a shutdown within one step, putting the run back in the queue on a graceful stop, and a
+heartbeat thread that keeps both the worker's and the run's heartbeat fresh (and runs crash
+recovery) while the main thread is busy in a long step or evaluation. The Consumer's scheduler,
+periodic tasks, retries and its own signal handling would have to be worked around for all of
+that. huey still does what it is good at: the durable queue (SQLite or Redis), serialisation,
+the task registry and revocation.
+
+Stopping: SIGTERM or SIGINT asks the worker to stop: the run in progress stops within one step,
+goes back to the queue (state 'queued') and continues from its last checkpoint on the next
+worker; a second signal exits at once (the run is then recovered as 'interrupted'). A worker
+started with ``--exit-with-parent`` (the app's pool) stops the same way when its parent dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from samon_core import jobs
+from samon_core.config import atomic_write_text
+from samon_core.settings import DevicePolicy, QueueBackend, Settings, load_settings
+from samon_core.store import CHECKPOINT_FILE, RUNS_DIR_ENV, RunStore
+
+log = logging.getLogger("samon.worker")
+
+# A test seam: "module:function" of a stand-in with the trainer's signature (e.g. to measure the
+# queue alone). Not a user setting.
+TRAINER_ENV = "SAMON_WORKER_TRAINER"
+_GPU_ID_RE = re.compile(r"^([0-9]{1,3}|(GPU|MIG)-[A-Za-z0-9/-]{1,80})$")
+
+
+# ---------------------------------------------------------------------------------------------
+# devices
+# ---------------------------------------------------------------------------------------------
+
+
+def detect_gpus() -> list[str]:
+    """CUDA devices of this machine as ``CUDA_VISIBLE_DEVICES`` entries, without importing torch:
+    the entries of ``CUDA_VISIBLE_DEVICES`` if it is set, else the GPU indices that
+    ``nvidia-smi -L`` lists, else none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        entries = []
+        for entry in (e.strip() for e in visible.split(",")):
+            if not entry or entry.startswith("-"):  # CUDA stops at the first invalid entry
+                break
+            entries.append(entry)
+        return entries
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=15,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [m.group(1) for m in re.finditer(r"^GPU (\d+):", out, flags=re.MULTILINE)]
+
+
+def resolve_devices(spec: str | None, settings: Settings) -> list[str]:
+    """One entry per worker: ``"cpu"`` or a ``CUDA_VISIBLE_DEVICES`` entry (GPU index or UUID).
+
+    ``auto``: one worker per GPU, else one CPU worker; ``cpu``; ``0,1`` (GPU indices); entries may
+    repeat (``cpu,cpu`` = two CPU workers). Checked against ``device_policy``."""
+    text = (spec or "auto").strip()
+    policy = settings.device_policy
+    if text.lower() == "auto":
+        gpus = [] if policy is DevicePolicy.CPU_ONLY else detect_gpus()
+        if gpus:
+            return gpus
+        if policy is DevicePolicy.GPU_ONLY:
+            raise ValueError("device_policy is gpu-only but no GPU was found (nvidia-smi, "
+                             "CUDA_VISIBLE_DEVICES); no worker started")
+        return ["cpu"]
+    devices = []
+    for entry in (e.strip() for e in text.split(",")):
+        if entry.lower() == "cpu":
+            devices.append("cpu")
+        elif _GPU_ID_RE.match(entry):
+            devices.append(entry)
+        else:
+            raise ValueError(f"--devices: {entry!r} is neither 'cpu' nor a GPU index/UUID "
+                             "(e.g. auto, cpu, 0,1)")
+    if not devices:
+        raise ValueError("--devices: no device given")
+    if policy is DevicePolicy.CPU_ONLY and any(d != "cpu" for d in devices):
+        raise ValueError("device_policy is cpu-only: GPU workers are not allowed")
+    if policy is DevicePolicy.GPU_ONLY and "cpu" in devices:
+        raise ValueError("device_policy is gpu-only: CPU workers are not allowed")
+    return devices
+
+
+def _device_label(device: str) -> str:
+    return "cpu" if device == "cpu" else f"cuda:{device}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the worker
+# ---------------------------------------------------------------------------------------------
+
+
+class Worker:
+    """One worker: takes runs from the queue and trains them in this process, one at a time.
+
+    ``device`` is only a label here ('cpu' or a CUDA_VISIBLE_DEVICES entry); pinning happens in
+    the environment before torch is imported (``worker_main`` / ``WorkerPool``).
+    ``max_runs`` > 0 exits after that many runs; ``exit_when_idle`` exits when the queue is empty.
+    """
+
+    def __init__(self, store: RunStore, settings: Settings, *, device: str = "cpu",
+                 data_dir: str | os.PathLike[str] | None = None, exit_with_parent: bool = False,
+                 max_runs: int = 0, exit_when_idle: bool = False,
+                 trainer: Callable[..., dict] | None = None):
+        self.store = store
+        self.settings = settings
+        self.device = _device_label(device)
+        self.data_dir = data_dir
+        self.exit_with_parent = exit_with_parent
+        self.max_runs = max_runs
+        self.exit_when_idle = exit_when_idle
+        self.host = jobs.this_host()
+        host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host)[:40]
+        self.id = f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
+        self.queue = jobs.get_queue(store, settings)
+        self.queue.handler = self._handle
+        self.runs_done = 0
+        self.started = time.time()
+        self._trainer = trainer
+        self._parent = os.getppid()
+        self._stop = threading.Event()  # stop taking runs; the current run stops within a step
+        self._stop_reason = ""
+        self._done = threading.Event()  # ends the heartbeat thread
+        self._current: str | None = None
+        self._run_started: float | None = None
+        self._record_path = jobs.workers_dir(store) / f"{self.id}.json"
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self._stop.set()
+            self._write_record()  # 'stopping' at once: ensure_workers does not count on us
+            log.info("worker %s: stopping (%s)", self.id, reason)
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if self._stop.is_set():  # second signal: leave now; recover() handles the run
+                os._exit(128 + signum)
+            self.request_stop(f"signal {signal.Signals(signum).name}")
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+
+    def run(self) -> int:
+        """Serve the queue until asked to stop; returns the exit code."""
+        self._install_signals()
+        self._record_path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_record()
+        log.info("worker %s: serving %r for %s (device %s)", self.id, self.queue,
+                 self.store.root, self.device)
+        beat = threading.Thread(target=self._heartbeat_loop, name="samon-heartbeat", daemon=True)
+        beat.start()
+        if self._trainer is None and not os.environ.get(TRAINER_ENV):
+            # Import torch and the trainer while idle (seconds): the app starts its pool long
+            # before the first click, so the first run does not wait for the import.
+            threading.Thread(target=self._preload, name="samon-preload", daemon=True).start()
+        try:
+            self._recover()
+            backoff = 1.0
+            while not self._stop.is_set():
+                if self.max_runs and self.runs_done >= self.max_runs:
+                    break
+                try:
+                    task = self.queue.dequeue()
+                except Exception as exc:  # queue backend unreachable: wait and retry
+                    log.warning("worker %s: cannot read the queue (%s); retrying in %.0f s",
+                                self.id, exc, backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+                backoff = 1.0
+                if task is None:
+                    if self.exit_when_idle:
+                        break
+                    if not self.queue.blocking:
+                        self._stop.wait(self.settings.poll_s)
+                    continue
+                self.queue.execute(task)  # -> self._handle(run_id), unless revoked
+        finally:
+            self._done.set()
+            beat.join(timeout=10)
+            with contextlib.suppress(OSError):
+                self._record_path.unlink()
+            log.info("worker %s: exited after %d run(s)", self.id, self.runs_done)
+        return 0
+
+    # --- heartbeat ------------------------------------------------------------------------------
+
+    def _write_record(self) -> None:
+        state = "stopping" if self._stop.is_set() else "training" if self._current else "idle"
+        record = {
+            "id": self.id, "pid": os.getpid(), "host": self.host, "device": self.device,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "state": state,
+            "run_id": self._current, "run_started": self._run_started, "started": self.started,
+            "heartbeat": time.time(), "runs_done": self.runs_done,
+            "queue": f"{self.settings.queue.value}:{self.settings.queue_name}",
+        }
+        with contextlib.suppress(OSError):
+            atomic_write_text(self._record_path, json.dumps(record) + "\n", fsync=False)
+
+    def _recover(self) -> None:
+        try:
+            jobs.recover(self.store, force=True, settings=self.settings)
+        except Exception:  # recovery must never take a worker down
+            log.exception("worker %s: recovery sweep failed", self.id)
+
+    def _heartbeat_loop(self) -> None:
+        last_recover = time.monotonic()
+        while not self._done.wait(self.settings.heartbeat_every_s):
+            self._write_record()
+            run_id = self._current
+            if run_id is not None:
+                # Keeps the run alive for recover() on other hosts even during a long evaluation.
+                with contextlib.suppress(Exception):
+                    self.store.heartbeat(run_id, worker=self.id)
+            if self.exit_with_parent and os.getppid() != self._parent:
+                self.request_stop("its parent process exited")
+            if time.monotonic() - last_recover >= self.settings.recover_every_s:
+                last_recover = time.monotonic()
+                self._recover()
+
+    # --- one run --------------------------------------------------------------------------------
+
+    def _handle(self, run_id: str) -> None:
+        """The huey task: claim ``run_id`` and train it, unless it is no longer queued."""
+        store = self.store
+        try:
+            run_dir = store.run_dir(run_id)
+        except ValueError:
+            log.warning("worker %s: ignoring a message with a bad run id %r", self.id, run_id)
+            return
+        if not store.exists(run_id):
+            log.info("worker %s: run %s no longer exists; skipped", self.id, run_id)
+            return
+        with jobs.claim_lock(run_dir) as mine:
+            if not mine:
+                log.info("worker %s: run %s is held by another worker; skipped", self.id, run_id)
+                return
+            state = store.read_status(run_id).get("state")
+            if state != "queued":
+                log.info("worker %s: run %s is %s; skipped", self.id, run_id, state)
+                return
+            if (run_dir / jobs.CANCEL_FILE).exists() or self._queue_cancel(run_id):
+                store.write_status(run_id, "cancelled", message="cancelled before it started")
+                with contextlib.suppress(Exception):
+                    self.queue.clear_cancel(run_id)
+                return
+            if self._stop.is_set():  # took the message while stopping: give it back
+                jobs.requeue(store, run_id, jobs.Requeue.SHUTDOWN, settings=self.settings,
+                             detail=f"worker {self.id}: {self._stop_reason}")
+                return
+            self._current, self._run_started = run_id, time.time()
+            self._write_record()
+            try:
+                self._train(run_id, run_dir)
+            finally:
+                self._current = self._run_started = None
+                self.runs_done += 1
+                self._write_record()
+                _free_accelerator_memory()
+
+    def _queue_cancel(self, run_id: str) -> bool:
+        try:
+            return self.queue.cancel_requested(run_id)
+        except Exception:  # queue unreachable: the flag file still works
+            return False
+
+    def _preload(self) -> None:
+        try:
+            importlib.import_module("samon_core.trainer")
+        except Exception as exc:  # reported again, per run, when a run needs the trainer
+            log.warning("worker %s: cannot import the trainer: %s", self.id, exc)
+
+    def _load_trainer(self) -> Callable[..., dict]:
+        if self._trainer is not None:
+            return self._trainer
+        spec = os.environ.get(TRAINER_ENV)
+        if spec:
+            module, _, name = spec.partition(":")
+            return getattr(importlib.import_module(module), name)
+        from samon_core.trainer import train  # torch is imported here, on the first run
+
+        return train
+
+    def _restart_marker(self, run_id: str) -> None:
+        """A run restarted without a checkpoint trains from epoch 0 again: a resume marker at
+        epoch 0 makes readers drop what the lost attempt wrote after initialisation."""
+        records, _ = self.store.read_records_since(run_id, 0)
+        if records:
+            with self.store.metrics_writer(run_id) as writer:
+                writer.write({"kind": "resume", "epoch": 0, "step": 0, "time": 0.0,
+                              "reason": "restarted from the start: no checkpoint"})
+
+    def _train(self, run_id: str, run_dir: Path) -> None:
+        store = self.store
+        store.write_status(run_id, "running", worker=self.id, pid=os.getpid(), host=self.host,
+                           device=self.device, message=f"starting on worker {self.id}",
+                           cancel_requested=None)
+        t0 = time.monotonic()
+        try:
+            config = store.read_config(run_id)
+            resume = (run_dir / CHECKPOINT_FILE).is_file()
+            if not resume:
+                self._restart_marker(run_id)
+            train = self._load_trainer()
+        except Exception as exc:
+            log.exception("worker %s: cannot start run %s", self.id, run_id)
+            store.write_status(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+            return
+        cancel_flag = str(run_dir / jobs.CANCEL_FILE)
+        stop_event = self._stop
+        next_key_check = [time.monotonic() + 1.0]
+
+        def should_stop() -> bool:
+            # Polled every training step: an Event check and one stat(); the queue's cancel key
+            # (a Redis or SQLite read) at most once a second.
+            if stop_event.is_set() or os.path.exists(cancel_flag):
+                return True
+            now = time.monotonic()
+            if now >= next_key_check[0]:
+                next_key_check[0] = now + 1.0
+                return self._queue_cancel(run_id)
+            return False
+
+        log.info("worker %s: run %s %s", self.id, run_id,
+                 "resumes from its checkpoint" if resume else "starts")
+        try:
+            summary = train(config, run_dir, should_stop=should_stop, data_dir=self.data_dir,
+                            resume=resume)
+        except Exception as exc:  # the trainer has marked the run failed; make sure of it
+            log.exception("worker %s: run %s failed", self.id, run_id)
+            with contextlib.suppress(Exception):
+                if store.read_status(run_id).get("state") == "running":
+                    store.write_status(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+            return
+        state = summary.get("state")
+        user_cancel = os.path.exists(cancel_flag) or self._queue_cancel(run_id)
+        if state == "cancelled" and self._stop.is_set() and not user_cancel:
+            # Stopped because this worker stops, not because a user cancelled: back in the queue.
+            jobs.requeue(store, run_id, jobs.Requeue.SHUTDOWN, settings=self.settings,
+                         detail=f"worker {self.id}: {self._stop_reason}")
+            state = "queued again"
+        elif user_cancel:
+            with contextlib.suppress(Exception):
+                self.queue.clear_cancel(run_id)
+        log.info("worker %s: run %s %s after %.1f s", self.id, run_id, state,
+                 time.monotonic() - t0)
+
+
+def _free_accelerator_memory() -> None:
+    torch = sys.modules.get("torch")  # only if a run imported it
+    if torch is not None:
+        with contextlib.suppress(Exception):
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------------------------------------
+# the pool: one worker process per device
+# ---------------------------------------------------------------------------------------------
+
+
+class WorkerPool:
+    """Child worker processes, one per device entry, each in its own process group.
+
+    Used by ``jobs.ensure_workers`` (the app) and by ``worker_main`` with several devices. The
+    children get the pool's settings as ``SAMON_*`` variables, ``CUDA_VISIBLE_DEVICES`` (empty for
+    CPU workers, which also get an even share of the cores as ``OMP_NUM_THREADS`` unless it is
+    set), and write their logs to ``<runs_dir>/.workers/logs/``. A child that dies is restarted
+    (at most 5 times in 5 minutes per slot); one that exits with code 0 (``--exit-when-idle``,
+    ``--max-runs``) is not.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], devices: Sequence[str], *,
+                 settings: Settings, data_dir: str | os.PathLike[str] | None = None,
+                 exit_with_parent: bool = True, extra_args: Sequence[str] = (),
+                 log_dir: str | os.PathLike[str] | None = None):
+        self.root = Path(root).resolve()
+        self.devices = list(devices)
+        self.settings = settings
+        self.data_dir = data_dir
+        self.exit_with_parent = exit_with_parent
+        self.extra_args = list(extra_args)
+        self.log_dir = Path(log_dir) if log_dir else self.root / jobs.WORKERS_DIR / "logs"
+        self._procs: list[subprocess.Popen | None] = [None] * len(self.devices)
+        self._finished: list[bool] = [False] * len(self.devices)
+        self._restarts: list[list[float]] = [[] for _ in self.devices]
+        self._logs: list[IO[bytes] | None] = [None] * len(self.devices)
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._monitor: threading.Thread | None = None
+        self._pool_fd: int | None = None
+
+    def acquire_pool_lock(self) -> bool:
+        """Take ``<runs_dir>/.workers/pool.lock`` (held while this pool lives) so that two app
+        processes starting at once do not both start a pool. False if another process holds
+        it."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover
+            return True
+        folder = self.root / jobs.WORKERS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / "pool.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._pool_fd = fd
+        return True
+
+    def _env(self, device: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.settings.to_environ())
+        env[RUNS_DIR_ENV] = str(self.root)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU worker never grabs a GPU, even with 'auto'
+            if "OMP_NUM_THREADS" not in os.environ:
+                n_cpu = sum(d == "cpu" for d in self.devices)
+                env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n_cpu))
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = device
+        return env
+
+    def _spawn(self, i: int) -> None:
+        device = self.devices[i]
+        cmd = [sys.executable, "-m", "samon_core.worker", "--devices", device,
+               "--runs-dir", str(self.root)]
+        if self.data_dir:
+            cmd += ["--data-dir", str(self.data_dir)]
+        if self.exit_with_parent:
+            cmd.append("--exit-with-parent")
+        cmd += self.extra_args
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self._logs[i] is None:
+            name = f"worker-{i}-{re.sub(r'[^A-Za-z0-9_.-]', '_', device)}.log"
+            self._logs[i] = open(self.log_dir / name, "ab")  # noqa: SIM115 - closed in stop()
+        # Own session = own process group: a Ctrl+C in the app's terminal does not reach the
+        # workers (the pool stops them in order), and stop() can signal a worker's whole group.
+        self._procs[i] = subprocess.Popen(cmd, env=self._env(device), stdin=subprocess.DEVNULL,
+                                          stdout=self._logs[i], stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+        log.info("pool: started worker %d (%s), pid %d", i, device, self._procs[i].pid)
+
+    def start(self) -> WorkerPool:
+        with self._lock:
+            for i in range(len(self.devices)):
+                self._spawn(i)
+        self._monitor = threading.Thread(target=self._watch, name="samon-pool", daemon=True)
+        self._monitor.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                for i, proc in enumerate(self._procs):
+                    if proc is None or self._finished[i] or proc.poll() is None:
+                        continue
+                    if proc.returncode == 0:
+                        self._finished[i] = True
+                        continue
+                    now = time.monotonic()
+                    recent = [t for t in self._restarts[i] if now - t < 300.0]
+                    if len(recent) >= 5:
+                        log.error("pool: worker %d (%s) keeps dying (exit %s); not restarted",
+                                  i, self.devices[i], proc.returncode)
+                        self._finished[i] = True
+                        continue
+                    self._restarts[i] = recent + [now]
+                    log.warning("pool: worker %d (%s) exited with %s; restarting", i,
+                                self.devices[i], proc.returncode)
+                    self._spawn(i)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p is not None and p.poll() is None]
+
+    def running(self) -> bool:
+        """Whether any worker is alive or will be restarted."""
+        return any(p is not None and (p.poll() is None or not self._finished[i])
+                   for i, p in enumerate(self._procs)) and not self._stopping.is_set()
+
+    def wait(self, stop: threading.Event) -> None:
+        """Block until ``stop`` is set or every worker has exited for good."""
+        while not stop.wait(0.5):
+            with self._lock:
+                if all(p is None or (p.poll() is not None and self._finished[i])
+                       for i, p in enumerate(self._procs)):
+                    return
+
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM every worker's process group (their runs go back to the queue), wait up to
+        ``timeout`` (default ``stop_grace_s``), then SIGKILL the rest. Idempotent."""
+        self._stopping.set()
+        with self._lock:
+            procs = [p for p in self._procs if p is not None]
+            for proc in procs:
+                if proc.poll() is None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + (self.settings.stop_grace_s if timeout is None
+                                           else timeout)
+            for proc in procs:
+                try:
+                    proc.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.warning("pool: worker pid %d did not stop in time; killing it", proc.pid)
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+            for i, fh in enumerate(self._logs):
+                if fh is not None:
+                    fh.close()
+                    self._logs[i] = None
+            if self._pool_fd is not None:
+                os.close(self._pool_fd)
+                self._pool_fd = None
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="samon worker",
+        description="Train queued runs. One device: this process is the worker; several: one "
+                    "worker process per device. SIGTERM/Ctrl+C puts a run in progress back in "
+                    "the queue (it resumes from its checkpoint).")
+    ap.add_argument("--devices", default=None,
+                    help="auto (one worker per GPU, else one CPU worker), cpu, or GPU indices "
+                         "like 0,1; entries may repeat (cpu,cpu = two CPU workers). Default: "
+                         "setting worker_devices ($SAMON_WORKER_DEVICES, 'auto')")
+    ap.add_argument("--runs-dir", default=None,
+                    help="run store folder (default: $SAMON_RUNS_DIR or ./runs)")
+    ap.add_argument("--queue", choices=[b.value for b in QueueBackend], default=None,
+                    help="queue backend (default: setting queue, $SAMON_QUEUE, 'sqlite')")
+    ap.add_argument("--redis-url", default=None,
+                    help="Redis server for --queue redis (default: $SAMON_REDIS_URL); prefer the "
+                         "variable when the URL holds a password")
+    ap.add_argument("--data-dir", default=None,
+                    help="dataset folder (default: $SAMON_DATA_DIR or ./data)")
+    ap.add_argument("--max-runs", type=int, default=0,
+                    help="exit (code 0) after this many runs; 0 = never")
+    ap.add_argument("--exit-when-idle", action="store_true",
+                    help="exit (code 0) as soon as the queue is empty")
+    ap.add_argument("--exit-with-parent", action="store_true",
+                    help="stop when the parent process exits (used by the app's worker pool)")
+    ap.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    return ap
+
+
+def worker_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m samon_core worker ...``; returns the exit code (2 for bad options)."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s: %(message)s")
+    if args.log_level != "debug":  # huey logs every task at INFO; ours says more, once
+        logging.getLogger("huey").setLevel(logging.WARNING)
+    overrides: dict[str, Any] = {}
+    if args.queue:
+        overrides["queue"] = QueueBackend(args.queue)
+    if args.redis_url:
+        overrides["redis_url"] = args.redis_url
+    try:
+        if args.max_runs < 0:
+            raise ValueError("--max-runs must be >= 0")
+        settings = load_settings(**overrides)
+        devices = resolve_devices(args.devices or settings.worker_devices, settings)
+        store = RunStore(args.runs_dir)
+    except ValueError as exc:
+        print(f"samon worker: error: {exc}", file=sys.stderr)
+        return 2
+    if len(devices) == 1:
+        device = devices[0]
+        if device == "cpu":
+            if args.devices and args.devices.strip().lower() == "cpu":
+                os.environ["CUDA_VISIBLE_DEVICES"] = ""  # asked for the CPU: hide any GPU
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = device  # before torch is imported
+        worker = Worker(store, settings, device=device, data_dir=args.data_dir,
+                        exit_with_parent=args.exit_with_parent, max_runs=args.max_runs,
+                        exit_when_idle=args.exit_when_idle)
+        return worker.run()
+    extra = []
+    if args.max_runs:
+        extra += ["--max-runs", str(args.max_runs)]
+    if args.exit_when_idle:
+        extra.append("--exit-when-idle")
+    extra += ["--log-level", args.log_level]
+    pool = WorkerPool(store.root, devices, settings=settings, data_dir=args.data_dir,
+                      exit_with_parent=True, extra_args=extra)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    log.info("supervising %d workers (%s) for %s", len(devices), ", ".join(devices), store.root)
+    pool.start()
+    try:
+        pool.wait(stop)
+    finally:
+        pool.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())

@@ -1,0 +1,434 @@
+"""The job queue in one process: settings, limits, reuse, cancel, positions, crash recovery, and a
+worker driven in-process with a stand-in trainer (the real trainer and real worker processes are
+in test_worker_recovery.py)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from samon_core import jobs
+from samon_core.config import RunConfig
+from samon_core.settings import DevicePolicy, QueueBackend, load_settings
+from samon_core.store import RunStore, write_json
+from samon_core.worker import Worker, resolve_devices
+
+TINY = RunConfig(model="tiny_resnet", dataset="synthetic", train_subset=256, test_subset=128,
+                 epochs=2, batch_size=64, sharpness_samples=0)
+
+
+def settings(**kw):
+    # environ={}: the developer's SAMON_* variables must not change what these tests see
+    return load_settings(environ={}, **kw)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs")
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def fake_train(config, run_dir, *, callback=None, should_stop=None, data_dir=None, resume=False,
+               hook=None):
+    """Stand-in with the trainer's contract: 3 steps per epoch, should_stop polled every step,
+    a 'checkpoint' per epoch, a resume marker when resuming."""
+    run_dir = Path(run_dir)
+    store, rid = RunStore(run_dir.parent), run_dir.name
+    store.write_status(rid, "running", pid=os.getpid(), host=jobs.this_host())
+    ckpt = run_dir / "checkpoint.pt"
+    start, step = 0, 0
+    with store.metrics_writer(rid) as w:
+        if resume:
+            start = int(ckpt.read_text())
+            w.write({"kind": "resume", "epoch": start, "step": 0, "time": 0.0})
+        for epoch in range(start, config.epochs):
+            for _ in range(3):
+                if hook is not None:
+                    hook(rid, epoch, step)
+                if should_stop is not None and should_stop():
+                    store.write_status(rid, "cancelled", message="cancelled")
+                    return {"state": "cancelled", "stopped_at_step": step}
+                step += 1
+                w.write({"kind": "step", "epoch": epoch + 1, "step": step, "time": 0.0})
+            w.write({"kind": "epoch", "epoch": epoch + 1, "step": step, "time": 0.0})
+            ckpt.write_text(str(epoch + 1))
+    store.write_status(rid, "finished")
+    return {"state": "finished"}
+
+
+# ---------------------------------------------------------------------------------------------
+# settings
+# ---------------------------------------------------------------------------------------------
+
+
+def test_settings_defaults_file_and_environment(tmp_path):
+    s = settings()
+    assert s.queue is QueueBackend.SQLITE and s.max_epochs == 0 and s.auto_resume
+    toml = tmp_path / "samon.toml"
+    toml.write_text('max_epochs = 5\nallowed_models = ["tiny_resnet"]\ndevice_policy = "cpu-only"\n'
+                    'queue = "redis"\n')
+    env = {"SAMON_SETTINGS": str(toml), "SAMON_MAX_EPOCHS": "7", "SAMON_AUTO_RESUME": "no",
+           "SAMON_MAX_QUEUE": ""}  # empty = unset
+    s = load_settings(environ=env)
+    assert s.max_epochs == 7  # the environment wins over the file
+    assert s.allowed_models == ("tiny_resnet",) and s.device_policy is DevicePolicy.CPU_ONLY
+    assert s.queue is QueueBackend.REDIS and s.auto_resume is False and s.max_queue == 0
+    assert load_settings(environ=s.to_environ()) == s  # what the pool hands to its children
+
+    toml.write_text("max_epoch = 5\n")
+    with pytest.raises(ValueError, match="unknown setting 'max_epoch'"):
+        load_settings(environ={"SAMON_SETTINGS": str(toml)})
+    with pytest.raises(ValueError, match=r"setting max_epochs \(from \$SAMON_MAX_EPOCHS\)"):
+        load_settings(environ={"SAMON_MAX_EPOCHS": "lots"})
+    with pytest.raises(ValueError, match="one of any, cpu-only, gpu-only"):
+        load_settings(environ={"SAMON_DEVICE_POLICY": "tpu"})
+    with pytest.raises(ValueError, match="max_queue must be >= 0"):
+        load_settings(environ={"SAMON_MAX_QUEUE": "-1"})
+
+
+def test_worker_devices_follow_the_policy():
+    s = settings()
+    assert resolve_devices("cpu,cpu", s) == ["cpu", "cpu"]
+    assert resolve_devices("0,1", s) == ["0", "1"]
+    with pytest.raises(ValueError, match="gpu-only"):
+        resolve_devices("cpu", settings(device_policy=DevicePolicy.GPU_ONLY))
+    with pytest.raises(ValueError, match="cpu-only"):
+        resolve_devices("0", settings(device_policy=DevicePolicy.CPU_ONLY))
+    with pytest.raises(ValueError, match="neither 'cpu' nor a GPU"):
+        resolve_devices("cuda0", s)
+
+
+# ---------------------------------------------------------------------------------------------
+# limits
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "limits,change,text",
+    [
+        ({"max_epochs": 1}, {"epochs": 2}, "max_epochs = 1"),
+        ({"max_train_subset": 200}, {}, "max_train_subset = 200"),
+        ({"max_train_subset": 5000}, {"train_subset": 0}, "train_subset=0 means the whole"),
+        ({"allowed_models": ("resnet20",)}, {}, "allowed_models = resnet20"),
+        ({"max_model_params": 1000}, {}, "max_model_params = 1000"),
+        ({"device_policy": DevicePolicy.CPU_ONLY}, {"device": "cuda"}, "device_policy = cpu-only"),
+        ({"device_policy": DevicePolicy.GPU_ONLY}, {"device": "cpu"}, "device_policy = gpu-only"),
+    ],
+)
+def test_config_limits_refuse_with_their_name_and_value(store, limits, change, text):
+    s = settings(**limits)
+    with pytest.raises(jobs.LimitExceeded, match=text) as err:
+        jobs.submit(TINY.replace(**change), owner="ann", store=store, settings=s)
+    assert err.value.limit == next(iter(limits))
+    assert "nothing was queued" in str(err.value)
+    with pytest.raises(jobs.LimitExceeded):  # a group with one bad config queues nothing either
+        jobs.submit_group({"ok": TINY.replace(epochs=1, train_subset=128, device="auto"),
+                           "bad": TINY.replace(**change)}, owner="ann", store=store, settings=s)
+    assert store.run_ids() == []
+    assert jobs.get_queue(store, s).size() == 0
+    jobs.submit(TINY.replace(epochs=1, train_subset=128), owner="ann", store=store,
+                settings=settings())  # the same store takes requests within the limits
+
+
+def test_queue_limits_are_all_or_nothing(store):
+    s = settings(max_queued_per_owner=2, max_queue=3)
+    three = {f"r{i}": TINY.replace(seed=i) for i in range(3)}
+    with pytest.raises(jobs.LimitExceeded, match=r"max_queued_per_owner = 2 .*'ann' has 0 runs"):
+        jobs.submit_group(three, owner="ann", store=store, settings=s)
+    assert store.run_ids() == [] and jobs.get_queue(store, s).size() == 0
+    _, ids = jobs.submit_group({"a": TINY, "b": TINY.replace(seed=1)}, owner="ann", store=store,
+                               settings=s)
+    assert len(set(ids)) == 2
+    with pytest.raises(jobs.LimitExceeded, match="max_queued_per_owner"):
+        jobs.submit(TINY.replace(seed=9), owner="ann", store=store, settings=s)
+    # an identical request costs no queue slot: it shares the queued run
+    assert jobs.submit(TINY, owner="ann", store=store, settings=s) == ids[0]
+    jobs.submit(TINY.replace(seed=5), owner="bob", store=store, settings=s)
+    with pytest.raises(jobs.LimitExceeded, match=r"max_queue = 3 .*: 3 runs are waiting"):
+        jobs.submit(TINY.replace(seed=6), owner="cy", store=store, settings=s)
+    assert len(store.run_ids()) == 3 and jobs.get_queue(store, s).size() == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# reuse, sharing, cancel, positions
+# ---------------------------------------------------------------------------------------------
+
+
+def test_identical_requests_reuse_and_share(store):
+    s = settings()
+    first = jobs.submit_info(TINY, owner="ann", store=store, settings=s)
+    assert first["reused"] is False
+    shared = jobs.submit_info(TINY, owner="bob", store=store, settings=s)
+    assert shared == {"run_id": first["run_id"], "reused": True, "reused_state": "queued"}
+    other_seed = jobs.submit(TINY.replace(seed=1), owner="bob", store=store, settings=s)
+    assert other_seed != first["run_id"]
+    own = jobs.submit(TINY, owner="cy", store=store, settings=settings(share_active=False))
+    assert own != first["run_id"]
+    assert jobs.submit(TINY, owner="cy", store=store, settings=s, reuse=False) not in (
+        first["run_id"], own)
+    assert first["run_id"] in jobs.requested_runs("bob", store=store)
+    owners = [r["owner"] for r in store.read_meta(first["run_id"])["requesters"]]
+    assert owners == ["ann", "bob"]
+
+    # cancel by one requester of a shared run only detaches them
+    assert jobs.cancel(first["run_id"], owner="bob", store=store, settings=s) == "queued"
+    assert first["run_id"] not in jobs.requested_runs("bob", store=store)
+    assert jobs.cancel(first["run_id"], owner="ann", store=store, settings=s) == "cancelled"
+
+    # a finished identical run is returned instead of training again (even with share_active off)
+    store.write_status(own, "finished")
+    again = jobs.submit_info(TINY, owner="dan", store=store, settings=settings(share_active=False))
+    assert again == {"run_id": own, "reused": True, "reused_state": "finished"}
+
+
+def test_submit_group_with_seeds(store):
+    s = settings()
+    group, ids = jobs.submit_group({"SGD": TINY.replace(method="sgd"), "SAM-ON": TINY},
+                                   owner="ann", preset="cpu-quick-demo", seeds=2, store=store,
+                                   settings=s)
+    metas = [store.read_meta(r) for r in ids]
+    assert [m["label"] for m in metas] == ["SGD (seed 0)", "SGD (seed 1)", "SAM-ON (seed 0)",
+                                           "SAM-ON (seed 1)"]
+    assert [store.read_config(r).seed for r in ids] == [0, 1, 0, 1]
+    assert {m["group"] for m in metas} == {group} and {m["preset"] for m in metas} == {
+        "cpu-quick-demo"}
+    with pytest.raises(ValueError, match="seeds must be a positive integer"):
+        jobs.submit_group({"SGD": TINY}, owner="ann", seeds=0, store=store, settings=s)
+
+
+def test_positions_cancel_and_json_messages(store):
+    s = settings()
+    ids = [jobs.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
+           for i in range(3)]
+    assert [jobs.queue_position(r, store=store) for r in ids] == [1, 2, 3]
+    assert jobs.cancel(ids[1], store=store, settings=s) == "cancelled"
+    assert jobs.cancel(ids[1], store=store, settings=s) == "cancelled"  # unchanged
+    assert store.read_status(ids[1])["message"] == "cancelled before it started"
+    assert [jobs.queue_position(r, store=store) for r in ids] == [1, None, 2]
+    assert jobs.get_queue(store, s).pending_run_ids() == ids  # the stale message is skipped later
+    # messages are JSON, not pickle: a writable queue must not mean code execution on workers
+    db = sqlite3.connect(store.root / jobs.QUEUE_DIR / "huey.db")
+    blobs = [bytes(row[0]) for row in db.execute("select data from task")]
+    db.close()
+    assert len(blobs) == 3 and all(b.startswith(b'{"message":') for b in blobs)
+    assert ids[0].encode() in blobs[0]
+
+    # the wait estimate: None without a live worker, then the runs ahead shared among workers
+    assert jobs.estimate_wait_seconds(ids[2], store=store, settings=s) is None
+    record = {"id": "w1", "pid": os.getpid(), "host": jobs.this_host(), "device": "cpu",
+              "state": "idle", "heartbeat": time.time()}
+    jobs.workers_dir(store).mkdir(parents=True)
+    write_json(jobs.workers_dir(store) / "w1.json", record)
+    assert [w["id"] for w in jobs.workers_status(store=store, settings=s)] == ["w1"]
+    first = jobs.estimate_wait_seconds(ids[0], store=store, settings=s)
+    later = jobs.estimate_wait_seconds(ids[2], store=store, settings=s)
+    assert first == 0.0 and later > 0.0
+    assert jobs.estimate_wait_seconds(ids[1], store=store, settings=s) is None  # not queued
+
+
+# ---------------------------------------------------------------------------------------------
+# a worker in this process, with the stand-in trainer
+# ---------------------------------------------------------------------------------------------
+
+
+def test_worker_trains_skips_cancelled_and_gives_back_on_stop(store):
+    s = settings(recover_every_s=3600.0)
+    ids = [jobs.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
+           for i in range(4)]
+    jobs.cancel(ids[1], store=store, settings=s)
+    started = []
+    worker: Worker
+
+    def hook(rid, epoch, step):
+        if step == 0:
+            started.append(rid)
+        if rid == ids[2] and epoch == 1 and step == 4:
+            worker.request_stop("test")  # the worker stops in the middle of ids[2]
+
+    worker = Worker(store, s, exit_when_idle=True, trainer=functools.partial(fake_train, hook=hook))
+    assert worker.run() == 0
+    assert started == [ids[0], ids[2]]  # the cancelled run never started
+    states = [store.read_status(r)["state"] for r in ids]
+    assert states == ["finished", "cancelled", "queued", "queued"]
+    status = store.read_status(ids[2])
+    assert "its worker stopped" in status["message"] and "last checkpoint" in status["message"]
+    assert jobs.queue_positions(store) == {ids[3]: 1, ids[2]: 2}
+    assert list(jobs.workers_dir(store).glob("*.json")) == []  # the worker removed its record
+
+    # the next worker resumes ids[2] from its checkpoint: every epoch exactly once
+    Worker(store, s, exit_when_idle=True, trainer=fake_train).run()
+    for rid in (ids[0], ids[2], ids[3]):
+        assert store.read_status(rid)["state"] == "finished"
+        assert list(store.epochs_df(rid)["epoch"]) == [1, 2]
+    assert any(r["kind"] == "resume" for r in store.read_records(ids[2], resolve=False))
+
+
+def test_stale_messages_are_skipped(store):
+    """A message whose run is no longer queued (a duplicate, a deleted run, a cancelled run whose
+    revocation did not reach the queue) trains nothing."""
+    s = settings(recover_every_s=3600.0)
+    finished, deleted, cancelled = (store.create_run(TINY.replace(seed=i)) for i in range(3))
+    store.write_status(finished, "finished")
+    store.write_status(cancelled, "cancelled")
+    queue = jobs.get_queue(store, s)
+    for rid in (finished, deleted, cancelled, "../escape"):
+        queue.enqueue(queue.new_task(rid))
+    store.delete_run(deleted)
+    calls = []
+    Worker(store, s, exit_when_idle=True, trainer=lambda *a, **k: calls.append(a)).run()
+    assert calls == [] and queue.size() == 0
+    assert [store.read_status(r)["state"] for r in (finished, cancelled)] == ["finished",
+                                                                              "cancelled"]
+
+
+def test_a_run_given_back_before_its_first_checkpoint_restarts_cleanly(store):
+    s = settings(recover_every_s=3600.0)
+    rid = jobs.submit(TINY, owner="ann", store=store, settings=s)
+    worker: Worker
+
+    def hook(run_id, epoch, step):
+        if step == 2:
+            worker.request_stop("test")
+
+    worker = Worker(store, s, trainer=functools.partial(fake_train, hook=hook))
+    worker.run()
+    assert store.read_status(rid)["state"] == "queued"
+    assert "from the start (no checkpoint yet)" in store.read_status(rid)["message"]
+    Worker(store, s, exit_when_idle=True, trainer=fake_train).run()
+    # the lost attempt's steps are dropped for readers: no step number appears twice
+    assert list(store.steps_df(rid)["step"]) == [1, 2, 3, 4, 5, 6]
+    assert list(store.epochs_df(rid)["epoch"]) == [1, 2]
+
+
+def test_cancel_of_a_running_run_stops_it_at_the_next_step(store):
+    s = settings(recover_every_s=3600.0)
+    rid = jobs.submit(TINY, owner="ann", store=store, settings=s)
+    answers = []
+
+    def hook(run_id, epoch, step):
+        if step == 2:
+            answers.append(jobs.cancel(run_id, store=store, settings=s))  # as the UI would
+
+    worker = Worker(store, s, exit_when_idle=True, trainer=functools.partial(fake_train, hook=hook))
+    worker.run()
+    assert answers == [jobs.CANCELLING]
+    status = store.read_status(rid)
+    assert status["state"] == "cancelled"
+    assert [r["step"] for r in store.steps_df(rid).to_dict("records")] == [1, 2]  # no step more
+    assert jobs.submit(TINY, owner="bob", store=store, settings=s) != rid  # never shared again
+
+
+def test_a_cancel_seen_only_through_the_queue_stops_the_run(store):
+    """On NFS a worker on another host may not see the flag file yet: the queue's key works."""
+    s = settings(recover_every_s=3600.0)
+    rid = jobs.submit(TINY, owner="ann", store=store, settings=s)
+    queue = jobs.get_queue(store, s)
+
+    def hook(run_id, epoch, step):
+        if step == 1:
+            queue.set_cancel(run_id)  # what cancel() does besides writing the file
+            time.sleep(1.05)  # the key is read at most once a second
+
+    Worker(store, s, exit_when_idle=True, trainer=functools.partial(fake_train, hook=hook)).run()
+    assert store.read_status(rid)["state"] == "cancelled"
+    assert list(store.steps_df(rid)["step"]) == [1]
+    assert not queue.cancel_requested(rid)  # cleaned up
+
+
+# ---------------------------------------------------------------------------------------------
+# crash recovery and resume
+# ---------------------------------------------------------------------------------------------
+
+
+def _running(store, rid, **fields):
+    status = {"state": "running", "heartbeat": time.time(), "updated": time.time(), **fields}
+    write_json(store.run_dir(rid) / "status.json", status)
+
+
+def test_recover_marks_dead_runs_and_resumes_them(store):
+    s = settings(auto_resume=False, heartbeat_timeout_s=5.0)
+    host = jobs.this_host()
+    rid = {name: store.create_run(TINY.replace(seed=i)) for i, name in enumerate(
+        ["dead", "alive", "remote_old", "remote_fresh", "cancelled", "pid_reused", "held"])}
+    _running(store, rid["dead"], pid=dead_pid(), host=host, epoch=1, worker="w1")
+    _running(store, rid["alive"], pid=os.getpid(), host=host)  # e.g. `samon run`: no worker
+    _running(store, rid["remote_old"], pid=1, host="elsewhere", heartbeat=time.time() - 60)
+    _running(store, rid["remote_fresh"], pid=1, host="elsewhere")
+    _running(store, rid["cancelled"], pid=dead_pid(), host=host)
+    (store.run_dir(rid["cancelled"]) / jobs.CANCEL_FILE).touch()
+    # a worker run whose pid exists (reused by another process) but whose claim lock is free
+    _running(store, rid["pid_reused"], pid=os.getpid(), host=host, worker="w2")
+    # a worker run on this host whose worker holds the claim lock, even with an old heartbeat
+    _running(store, rid["held"], pid=dead_pid(), host=host, worker="w3",
+             heartbeat=time.time() - 600)
+
+    with jobs.claim_lock(store.run_dir(rid["held"])) as mine:
+        assert mine
+        report = jobs.recover(store, force=True, settings=s)
+    assert sorted(report["interrupted"]) == sorted(
+        [rid["dead"], rid["remote_old"], rid["pid_reused"]])
+    assert report["cancelled"] == [rid["cancelled"]] and report["requeued"] == []
+    state = {k: store.read_status(v)["state"] for k, v in rid.items()}
+    assert state == {"dead": "interrupted", "alive": "running", "remote_old": "interrupted",
+                     "remote_fresh": "running", "cancelled": "cancelled",
+                     "pid_reused": "interrupted", "held": "running"}
+    assert "is gone" in store.read_status(rid["dead"])["message"]
+    assert "no longer holds it" in store.read_status(rid["pid_reused"])["message"]
+    assert "no heartbeat from elsewhere" in store.read_status(rid["remote_old"])["message"]
+
+    # by hand: resume re-queues it; finished runs cannot be resumed
+    jobs.resume(rid["dead"], store=store, settings=s)
+    assert store.read_status(rid["dead"])["state"] == "queued"
+    assert jobs.get_queue(store, s).pending_run_ids() == [rid["dead"]]
+    store.write_status(rid["alive"], "finished")
+    with pytest.raises(ValueError, match="is finished; only cancelled or interrupted"):
+        jobs.resume(rid["alive"], store=store, settings=s)
+    store.write_status(rid["held"], "finished")
+
+    # automatically, at most max_auto_resumes times
+    s_auto = settings(auto_resume=True, max_auto_resumes=1)
+    _running(store, rid["remote_fresh"], pid=dead_pid(), host=host)
+    assert jobs.recover(store, force=True, settings=s_auto)["requeued"] == [rid["remote_fresh"]]
+    status = store.read_status(rid["remote_fresh"])
+    assert status["state"] == "queued" and status["auto_resumes"] == 1
+    _running(store, rid["remote_fresh"], pid=dead_pid(), host=host, auto_resumes=1)
+    report = jobs.recover(store, force=True, settings=s_auto)
+    assert report["interrupted"] == [rid["remote_fresh"]] and report["requeued"] == []
+
+
+def test_recover_requeues_a_queued_run_whose_message_was_lost(store):
+    s = settings(heartbeat_timeout_s=0.5)
+    rid = jobs.submit(TINY, owner="ann", store=store, settings=s)
+    queue = jobs.get_queue(store, s)
+    queue.huey.flush()  # e.g. a Redis server restarted without persistence
+    assert queue.pending_run_ids() == []
+    assert jobs.recover(store, force=True, settings=s)["lost"] == []  # too young to be lost
+    time.sleep(1.2)
+    assert jobs.recover(store, force=True, settings=s)["lost"] == [rid]
+    assert queue.pending_run_ids() == [rid]
+    assert jobs.recover(store, force=True, settings=s)["lost"] == []
+
+
+def test_ensure_workers_can_be_disabled(store):
+    info = jobs.ensure_workers(store=store, settings=settings(start_workers=False))
+    assert info["enabled"] is False and info["started"] == 0
+    assert "SAMON_START_WORKERS" in info["message"]
+    assert jobs.workers_status(store=store, settings=settings()) == []
+
+
+def test_jobs_and_worker_modules_do_not_import_torch():
+    code = ("import sys, samon_core.jobs, samon_core.worker, samon_core.settings; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -1,0 +1,121 @@
+"""The Redis-backed queue (``SAMON_QUEUE=redis``) with a real ``redis-server`` started by the test
+on a free port of 127.0.0.1, and real worker processes: JSON messages in Redis, a cancelled run
+skipped, a worker that exits with runs still queued and a second one that finishes them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from samon_core import jobs
+from samon_core.config import RunConfig
+from samon_core.settings import QueueBackend, load_settings
+from samon_core.store import RunStore
+
+TINY = RunConfig(model="tiny_resnet", dataset="synthetic", train_subset=256, test_subset=128,
+                 epochs=2, batch_size=64, sharpness_samples=0, stats_bins=10, log_every_s=0.5)
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_redis_raises_and_leaves_no_run(tmp_path):
+    s = load_settings(environ={}, queue=QueueBackend.REDIS, heartbeat_timeout_s=0.01,
+                      redis_url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(jobs.QueueUnavailable, match="cannot reach the Queue\\(redis"):
+        jobs.submit_group({"a": TINY, "b": TINY.replace(seed=1)}, owner="ann", store=store,
+                          settings=s)
+    assert store.run_ids() == []
+    # recover() has to ask the queue about this queued run; the outage must not break the app
+    rid = store.create_run(TINY)
+    time.sleep(0.05)
+    assert jobs.recover(store, force=True, settings=s)["lost"] == []
+    assert store.read_status(rid)["state"] == "queued"
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    client.close()
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_redis_queue_end_to_end(tmp_path, redis_url, monkeypatch):
+    import redis
+
+    env = {"SAMON_QUEUE": "redis", "SAMON_REDIS_URL": redis_url, "SAMON_QUEUE_NAME": "labtest",
+           "SAMON_AUTO_RESUME": "0", "SAMON_HEARTBEAT_EVERY_S": "0.5"}
+    s = load_settings(environ=env)
+    store = RunStore(tmp_path / "runs")
+    ids = [jobs.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
+           for i in range(3)]
+    assert jobs.cancel(ids[1], store=store, settings=s) == "cancelled"
+    client = redis.Redis.from_url(redis_url)
+    raw = client.lrange("huey.redis.labtest", 0, -1)
+    assert len(raw) == 3 and all(m.startswith(b'{"message":') for m in raw)  # JSON, not pickle
+    assert not (store.root / jobs.QUEUE_DIR / "huey.db").exists()  # no SQLite queue involved
+
+    worker_env = {k: v for k, v in os.environ.items() if not k.startswith("SAMON_")}
+    worker_env.update(env, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "samon_core.worker", "--devices", "cpu", "--runs-dir",
+           str(store.root)]
+    log = tmp_path / "worker.log"
+
+    def run_worker(*args: str) -> int:
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen([*cmd, *args], env=worker_env, stdout=fh,
+                                    stderr=subprocess.STDOUT)
+        try:
+            return proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            pytest.fail("worker did not finish:\n" + log.read_text()[-3000:])
+
+    # a worker that stops after one run leaves the rest in Redis; the next one finishes them
+    assert run_worker("--max-runs", "1") == 0
+    states = [store.read_status(r)["state"] for r in ids]
+    assert states == ["finished", "cancelled", "queued"], log.read_text()[-3000:]
+    assert jobs.get_queue(store, s).pending_run_ids() == [ids[1], ids[2]]
+    assert run_worker("--exit-when-idle") == 0
+    assert [store.read_status(r)["state"] for r in ids] == ["finished", "cancelled", "finished"]
+    assert client.llen("huey.redis.labtest") == 0
+    for rid in (ids[0], ids[2]):
+        assert list(store.epochs_df(rid)["epoch"]) == [1, 2]
+    assert not store.metrics_path(ids[1]).exists()  # the cancelled run never started
+    client.close()

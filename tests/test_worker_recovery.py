@@ -1,0 +1,220 @@
+"""Real worker processes and the real trainer (tiny runs on the synthetic set, one thread each):
+two workers sharing a queue, cancel of a queued and of a running run, kill -9 of a worker in the
+middle of a run (interrupted, resumed by hand and automatically, no epoch twice), and a restart of
+the app's worker pool with runs still queued."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from samon_core import jobs
+from samon_core.config import RunConfig
+from samon_core.settings import load_settings
+from samon_core.store import RunStore
+
+pytestmark = pytest.mark.slow
+
+TINY = RunConfig(model="tiny_resnet", dataset="synthetic", train_subset=256, test_subset=128,
+                 epochs=2, batch_size=64, sharpness_samples=0, stats_bins=10, log_every_s=0.2)
+
+# What the workers (and this process, for the jobs API) use: fast heartbeats and sweeps, no
+# automatic resume unless a test asks for it.
+FAST = {"SAMON_RECOVER_EVERY_S": "1", "SAMON_HEARTBEAT_EVERY_S": "0.5", "SAMON_POLL_S": "0.2",
+        "SAMON_AUTO_RESUME": "0", "SAMON_HEARTBEAT_TIMEOUT_S": "10"}
+
+
+def settings(**env):
+    return load_settings(environ={**FAST, **env})
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    for var in list(os.environ):
+        if var.startswith("SAMON_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the machine is shared: one thread per worker
+
+
+class Workers:
+    """Worker processes of one run store; their logs go to files shown when a wait fails."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.procs: list[subprocess.Popen] = []
+        self.logs: list[Path] = []
+
+    def start(self, **env_extra: str) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SAMON_")}
+        env.update(FAST, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **env_extra)
+        log = self.root.parent / f"worker-{len(self.procs)}.log"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "samon_core.worker", "--devices", "cpu", "--runs-dir",
+                 str(self.root)], env=env, stdout=fh, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        self.logs.append(log)
+        return proc
+
+    def tail(self) -> str:
+        return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:]
+                         for p in self.logs if p.exists())
+
+    def wait_for(self, what: str, predicate, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{self.tail()}")
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(tmp_path):
+    w = Workers(tmp_path / "runs")
+    yield w
+    w.stop_all()
+
+
+def state(store: RunStore, rid: str) -> str:
+    return store.read_status(rid)["state"]
+
+
+def assert_epochs_once(store: RunStore, rid: str, epochs: int) -> None:
+    df = store.epochs_df(rid)
+    assert list(df["epoch"]) == list(range(1, epochs + 1)), rid
+    assert df["step"].is_monotonic_increasing
+    gammas = [r["epoch"] for r in store.norm_stats(rid, "gamma")]
+    assert gammas == list(range(0, epochs + 1))
+
+
+def test_two_workers_finish_runs_and_cancel_queued_and_running(tmp_path, workers):
+    store, s = RunStore(tmp_path / "runs"), settings()
+    long_run = jobs.submit(TINY.replace(epochs=60, seed=100), owner="ann", store=store, settings=s)
+    tiny = [jobs.submit(TINY.replace(seed=i), owner="bob", store=store, settings=s)
+            for i in range(2)]
+    never = jobs.submit(TINY.replace(seed=50), owner="cy", store=store, settings=s)
+    assert jobs.cancel(never, store=store, settings=s) == "cancelled"
+    first, second = workers.start(), workers.start()
+
+    workers.wait_for("the long run to train", lambda: len(store.steps_df(long_run)) >= 2)
+    assert state(store, long_run) == "running"
+    t_cancel = time.monotonic()
+    # 'cancelled' if the trainer saw the request before cancel() read the state back
+    assert jobs.cancel(long_run, store=store, settings=s) in (jobs.CANCELLING, "cancelled")
+    workers.wait_for("the long run to stop", lambda: state(store, long_run) == "cancelled", 20)
+    assert time.monotonic() - t_cancel < 10
+    assert store.read_summary(long_run) is None
+    assert len(store.epochs_df(long_run)) < 60
+
+    workers.wait_for("the tiny runs", lambda: all(state(store, r) == "finished" for r in tiny), 120)
+    for rid in tiny:
+        assert_epochs_once(store, rid, 2)
+    assert state(store, never) == "cancelled"
+    assert "started" not in store.read_status(never)  # it never ran
+    assert not store.metrics_path(never).exists()
+    trained_by = {store.read_status(r)["worker"] for r in [long_run, *tiny]}
+    assert len(trained_by) == 2, "both workers should have trained runs"
+    assert {w["pid"] for w in jobs.workers_status(store=store, settings=s)} == {
+        first.pid, second.pid}
+
+    for proc in (first, second):  # SIGTERM: a clean exit that removes the worker's record
+        proc.send_signal(signal.SIGTERM)
+    assert [p.wait(20) for p in (first, second)] == [0, 0]
+    assert jobs.workers_status(store=store, settings=s) == []
+
+
+def test_kill9_mid_run_is_interrupted_then_resumed_without_duplicate_epochs(tmp_path, workers):
+    store, s = RunStore(tmp_path / "runs"), settings()
+    cfg = TINY.replace(epochs=6, train_subset=512, seed=7)
+    rid = jobs.submit(cfg, owner="ann", store=store, settings=s)
+    procs = {p.pid: p for p in (workers.start(), workers.start())}
+
+    def kill_mid_run(after_epoch: int) -> int:
+        workers.wait_for(f"epoch {after_epoch} of the run",
+                         lambda: len(store.epochs_df(rid)) >= after_epoch
+                         and store.checkpoint_path(rid).is_file())
+        done = len(store.epochs_df(rid))
+        assert done < cfg.epochs, "the run finished before it could be killed"
+        proc = procs.pop(store.read_status(rid)["pid"])
+        os.kill(proc.pid, signal.SIGKILL)  # no clean-up of any kind
+        proc.wait()
+        return done
+
+    # 1) the worker training it dies: the other worker's recovery sweep (or the app's) finds the
+    #    run dead and marks it interrupted; it is then resumed by hand
+    done = kill_mid_run(1)
+    jobs.recover(store, force=True, settings=s)  # what the app does when it lists runs
+    workers.wait_for("the run to be marked interrupted",
+                     lambda: state(store, rid) == "interrupted", 10)
+    status = store.read_status(rid)
+    assert "is gone" in status["message"] and status.get("auto_resumes") is None
+    time.sleep(1.5)  # a few more sweeps: nothing resumes it without auto_resume
+    assert state(store, rid) == "interrupted"
+    jobs.resume(rid, store=store, settings=s)  # the surviving worker takes it
+
+    # 2) that worker dies too: a worker started with auto_resume re-queues it at start-up
+    done = kill_mid_run(done + 1)
+    assert not procs
+    workers.start(SAMON_AUTO_RESUME="1")
+    workers.wait_for("the run to finish", lambda: state(store, rid) == "finished", 120)
+    status = store.read_status(rid)
+    assert status["interruptions"] == 2
+    assert status["manual_resumes"] == 1 and status["auto_resumes"] == 1
+    assert_epochs_once(store, rid, cfg.epochs)
+    markers = [r["epoch"] for r in store.read_records(rid, resolve=False) if r["kind"] == "resume"]
+    assert len(markers) == 2 and 1 <= markers[0] < markers[1] < cfg.epochs
+    assert store.read_summary(rid)["epochs_done"] == cfg.epochs
+
+
+def test_restarting_the_worker_pool_loses_no_run(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    s = settings(SAMON_WORKER_DEVICES="cpu,cpu", SAMON_STOP_GRACE_S="30")
+    ids = [jobs.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
+           for i in range(4)]
+    try:
+        info = jobs.ensure_workers(store=store, settings=s)
+        assert info["started"] == 2, info
+        assert jobs.ensure_workers(store=store, settings=s)["started"] == 0  # idempotent
+        deadline = time.monotonic() + 60
+        while not any(len(store.steps_df(r)) for r in ids):
+            assert time.monotonic() < deadline, "no run started"
+            time.sleep(0.1)
+        assert len(jobs.workers_status(store=store, settings=s)) == 2
+        jobs.stop_workers()  # like the app exiting: runs in progress go back to the queue
+        states = [state(store, r) for r in ids]
+        assert "running" not in states and states.count("queued") >= 2, states
+        messages = [store.read_status(r).get("message", "") for r in ids]
+        given_back = [m for m in messages if "its worker stopped" in m]
+        assert given_back, states
+        queued = [r for r in ids if state(store, r) == "queued"]
+        assert sorted(jobs.get_queue(store, s).pending_run_ids()) == sorted(queued)
+        assert jobs.workers_status(store=store, settings=s) == []
+
+        assert jobs.ensure_workers(store=store, settings=s)["started"] == 2  # the app restarts
+        deadline = time.monotonic() + 150
+        while not all(state(store, r) == "finished" for r in ids):
+            assert time.monotonic() < deadline, [state(store, r) for r in ids]
+            time.sleep(0.2)
+        for rid in ids:
+            assert_epochs_once(store, rid, 2)
+    finally:
+        jobs.stop_workers(timeout=20)
