@@ -420,7 +420,7 @@ def _run(config, run_dir, store, run_id, emit, should_stop, data_dir, resume, st
         win = {"loss": 0.0, "correct": 0, "n": 0, "steps": 0, "t": time.monotonic()}
         win_loss = torch.zeros((), device=device)
         win_correct = torch.zeros((), device=device, dtype=torch.long)
-        for x, y in s.train_loader.epoch_batches(epoch):
+        for i, (x, y) in enumerate(s.train_loader.epoch_batches(epoch)):
             if should_stop is not None and should_stop():
                 raise _Cancelled()
             out_box: list[torch.Tensor] = []
@@ -458,9 +458,10 @@ def _run(config, run_dir, store, run_id, emit, should_stop, data_dir, resume, st
             seen += n
             win["n"] += n
             win["steps"] += 1
+            # A step record every log_every_s, and one closing each epoch (short epochs get one).
+            due = (time.monotonic() - win["t"] >= config.log_every_s) or i == steps_per_epoch - 1
             # Checking the loss syncs with the device: every step on the CPU (free), on a GPU
             # only when a step record is due (the record then names the step it saw it at).
-            due = time.monotonic() - win["t"] >= config.log_every_s
             if is_cpu or due:
                 lv = float(loss)
                 if not math.isfinite(lv):
