@@ -1,0 +1,91 @@
+"""SAM-ON Lab: the Streamlit entry point (``streamlit run app.py``).
+
+Defines the pages (``st.navigation``), the sidebar with the user's name (kept in the URL as
+``?owner=...``) and the state of the workers, and makes sure local workers run (once per server,
+re-checked every minute; ``SAMON_START_WORKERS=0`` disables it). Pages only call ``samon_core``
+and never import torch: training happens in the worker processes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:  # `app_pages.common` must be importable however the app is started
+    sys.path.insert(0, _HERE)
+
+from app_pages import common  # noqa: E402
+from samon_core.views import DEFAULT_OWNER, clean_owner  # noqa: E402
+
+st.set_page_config(
+    page_title="SAM-ON Lab",
+    page_icon=":material/tune:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+
+def owner_ui() -> str:
+    """The user's name (sidebar, bound to the URL so that a link keeps it). Returns the cleaned
+    name; an invalid one is explained and 'guest' is used."""
+    text = st.sidebar.text_input(
+        "Your name",
+        value=DEFAULT_OWNER,
+        key="owner",
+        bind="query-params",
+        max_chars=40,
+        help="Runs you launch are stored under this name; you can cancel and delete only your "
+        "own runs. It stays in the page's URL.",
+    )
+    name, error = clean_owner(text)
+    if error:
+        st.sidebar.error(error)
+    return name
+
+
+def workers_ui(info: dict, workers: list[dict]) -> None:
+    """A short line about the workers that train the queued runs."""
+    if info.get("error"):
+        st.sidebar.warning(f"Workers: {info['error']}")
+        return
+    alive = [w for w in workers if w.get("alive", True)]
+    if alive:
+        devices = ", ".join(sorted(set(common.worker_devices(alive)))) or "?"
+        busy = sum(1 for w in alive if w.get("run_id") or w.get("state") == "training")
+        st.sidebar.caption(
+            f":material/memory: {len(alive)} worker{'s' if len(alive) != 1 else ''} ({devices}), "
+            f"{busy} busy"
+        )
+    else:
+        st.sidebar.caption(
+            ":material/memory: no worker alive: queued runs wait until one starts "
+            "(`python -m samon_core worker`)."
+        )
+
+
+# The page scripts live in app_pages/, deliberately NOT in pages/: with a pages/ folder next to
+# app.py, Streamlit runs in its old directory mode until some session has called st.navigation,
+# so the first deep link after a server start (e.g. /live?group=...) would skip this file.
+pages = [
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/launch.py", title="Launch", icon=":material/rocket_launch:",
+            url_path="launch"),
+    st.Page("app_pages/live.py", title="Live", icon=":material/monitoring:", url_path="live"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/table_chart:",
+            url_path="compare"),
+]
+page = st.navigation(pages, position="sidebar")
+
+common.warm_up()
+owner_ui()
+workers_ui(common.ensure_workers(), common.workers_status())
+st.sidebar.caption(
+    "SAM-ON Lab follows Mueller, Vlaar, Rolnick & Hein, *Normalization Layers Are All That "
+    "Sharpness-Aware Minimization Needs* (NeurIPS 2023), "
+    "[arXiv 2306.04226](https://arxiv.org/abs/2306.04226)."
+)
+
+page.run()

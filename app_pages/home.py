@@ -1,0 +1,204 @@
+"""Home: what SAM, SAM-all and SAM-ON are, the update rule, the paper's message and numbers, and
+a button into the quick demo. Readable without clicking anything."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import common
+from samon_core.presets import get_preset
+from samon_core.views import QUICK_DEMO, SYNTHETIC_NOTE
+
+
+def quick_demo_ui(key: str) -> bool:
+    """The quick-demo button; True when clicked."""
+    return st.button(
+        "Run the quick demo: SGD vs SAM-all vs SAM-ON",
+        key=key,
+        type="primary",
+        icon=":material/play_arrow:",
+        help=get_preset(QUICK_DEMO).description,
+    )
+
+
+def hero_ui() -> bool:
+    st.title("SAM-ON Lab")
+    st.markdown(
+        "#### Sharpness-aware minimization needs only the normalization layers: watch it happen."
+    )
+    st.markdown(
+        "This lab trains small networks side by side with plain SGD, with **SAM** on all "
+        "parameters (*SAM-all*) and with SAM on the normalization layers only (**SAM-ON**), and "
+        "shows accuracy, sharpness and the norm layers' parameters as they change. It follows "
+        "Mueller, Vlaar, Rolnick & Hein, *Normalization Layers Are All That Sharpness-Aware "
+        "Minimization Needs* (NeurIPS 2023)."
+    )
+    left, right = st.columns([1, 1], vertical_alignment="center")
+    with left:
+        clicked = quick_demo_ui("demo_top")
+    with right:
+        st.page_link(common.LAUNCH_PAGE, label="Or set up your own comparison",
+                     icon=":material/tune:")
+    st.caption(
+        "The quick demo trains a tiny ResNet three times on a small **synthetic** image set "
+        "(generated, not CIFAR) on the CPU, about 3 minutes for the three runs; the Live page "
+        "opens and shows the curves as they come in."
+    )
+    return clicked
+
+
+def message_ui() -> None:
+    st.info(
+        "**The paper's central message:** applying sharpness-aware minimization *only to the "
+        "normalization layers* of a network typically enhances its performance.",
+        icon=":material/campaign:",
+    )
+    st.markdown("##### Key numbers from the paper (WRN-28-10 on CIFAR-100, 3 seeds)")
+    cols = st.columns(5)
+    cols[0].metric("SGD", "80.71%", help="Test accuracy, mean of three models (± 0.2).")
+    cols[1].metric("SAM-all", "83.11%", "+2.40 vs SGD", help="± 0.3")
+    cols[2].metric("SAM-ON", "84.19%", "+3.48 vs SGD", help="± 0.2")
+    cols[3].metric("Perturbed by SAM-ON", "≈ 0.1%",
+                   help="gamma and beta of the norm layers: 99.95% of the weights are left alone")
+    cols[4].metric("Cost per step", "≈ 5F vs 6F",
+                   help="Forward-pass units: SGD 3F, SAM-all 6F; SAM-ON's ascent pass needs only "
+                   "the norm parameters' gradients, about 5F in all.")
+
+
+def sam_ui() -> None:
+    st.header("Sharpness-aware minimization (SAM)", divider="gray")
+    st.markdown(
+        "SAM looks for weights whose whole *neighbourhood* has a low loss (a flat minimum), "
+        "not just a low loss at one point. It minimizes the worst loss within a ball of "
+        "radius $\\rho$ around the weights $w$:"
+    )
+    st.latex(r"\min_{w}\; \max_{\|\epsilon\|_p \le \rho}\; \mathcal{L}(w + \epsilon)")
+    st.markdown(
+        "In practice the inner maximization takes **one ascent step**. Each training step "
+        "therefore needs two forward-backward passes: one at $w$ to find the perturbation, one "
+        "at the perturbed point $w + \\epsilon$ whose gradient updates the weights:"
+    )
+    st.latex(
+        r"\epsilon = \rho\,\frac{\nabla_w \mathcal{L}(w)}{\|\nabla_w \mathcal{L}(w)\|_2},"
+        r"\qquad w \leftarrow w - \eta\, \nabla_w \mathcal{L}(w + \epsilon)"
+    )
+    st.markdown(
+        "The adaptive variant **ASAM** scales the ball by a diagonal operator $T_w$ (for example "
+        "$T_w = |w| + \\eta$ elementwise), so that rescaling the parameters does not change the "
+        "perturbation:"
+    )
+    st.latex(
+        r"\epsilon = \rho\,\frac{T_w^2\, \nabla \mathcal{L}(w)}{\|T_w\, \nabla \mathcal{L}(w)\|_2}"
+        r"\;\; (p = 2), \qquad \epsilon = \rho\, T_w\, \mathrm{sign}(\nabla \mathcal{L}(w))"
+        r"\;\; (p = \infty)"
+    )
+
+
+def samon_ui() -> None:
+    st.header("SAM-ON: perturb only the normalization layers", divider="gray")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.markdown(
+            "Normalization layers (BatchNorm in ResNets, LayerNorm in Vision Transformers) "
+            "normalize their input with a mean $\\mu$ and a variance $\\sigma^2$, then scale and "
+            "shift it with two learned vectors, $\\gamma$ and $\\beta$:"
+        )
+        st.latex(r"\mathrm{Norm}(x) = \gamma \cdot \frac{x - \mu}{\sigma} + \beta")
+        st.markdown(
+            "**SAM-ON** (*SAM on the normalization layers*) computes the same ascent step but "
+            "perturbs **only** $\\gamma$ and $\\beta$, typically 0.1% of all parameters. With "
+            "$g = \\nabla_w \\mathcal{L}(w)$ and $N$ the set of norm parameters:"
+        )
+        st.latex(
+            r"\epsilon_i = \begin{cases} \rho\, g_i \,/\, \|g_N\|_2 & i \in N "
+            r"\text{ (a } \gamma \text{ or } \beta\text{)} \\ 0 & \text{otherwise} \end{cases}"
+        )
+        st.latex(r"w \leftarrow w - \eta\, \nabla_w \mathcal{L}(w + \epsilon)")
+        st.markdown(
+            "The update still uses the gradient of **all** parameters at the perturbed point; "
+            "only *where* SAM looks for the worst case changes. **SAM-all** is ordinary SAM "
+            "(every parameter perturbed). Two controls test whether it is the norm layers or "
+            "just sparsity: **no-norm** perturbs everything *except* $\\gamma, \\beta$, and "
+            "**random mask** perturbs a random set of parameters as small as SAM-ON's."
+        )
+    with right:
+        st.markdown("**What the paper finds**")
+        st.markdown(
+            "- SAM-ON **matches or beats SAM-all** for ResNets with BatchNorm and ViTs with "
+            "LayerNorm, across SAM variants (SAM, ASAM, p = ∞).\n"
+            "- SAM-ON wants a **larger rho**, about 5 to 10 times SAM-all's (SAM: 1.0 vs 0.2).\n"
+            "- SAM-ON models end up **sharper, yet generalize better**: low sharpness is not "
+            "what makes SAM-ON work.\n"
+            "- SAM-ON **shifts the distribution of gamma towards larger values**.\n"
+            "- Leaving the norm layers out (**no-norm**) can harm training; a **random mask** of "
+            "the same sparsity does not help (80.97%).\n"
+            "- SAM-ON is **cheaper**: its ascent pass needs only the norm parameters' "
+            "gradients."
+        )
+
+
+def tables_ui() -> None:
+    st.header("Sharper, yet better", divider="gray")
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown(
+            "Logit-normalized adaptive $\\ell_\\infty$ $m$-sharpness (the loss increase under the "
+            "worst small perturbation, relative to each weight's size), three WRN-28 models per "
+            "method on CIFAR-100 (from the paper's poster; lower = flatter):"
+        )
+        st.markdown(
+            "| | SGD | SAM-all | SAM-ON |\n"
+            "|---|---|---|---|\n"
+            "| Test accuracy (%) | 80.71 ± 0.2 | 83.11 ± 0.3 | **84.19** ± 0.2 |\n"
+            "| 20 steps, rho = 0.003 | 0.071 ± 0.000 | **0.048** ± 0.001 | 0.090 ± 0.005 |\n"
+            "| 20 steps, rho = 0.007 | 0.433 ± 0.002 | **0.309** ± 0.011 | 0.585 ± 0.018 |\n"
+            "| 1 step, rho = 0.01 | 0.204 ± 0.005 | **0.183** ± 0.002 | 0.315 ± 0.010 |\n"
+            "| 1 step, rho = 0.03 | 0.809 ± 0.003 | **0.769** ± 0.017 | 0.843 ± 0.007 |"
+        )
+        st.caption(
+            "SAM-ON is the *sharpest* of the three and still the most accurate: flatness alone "
+            "does not explain SAM's success."
+        )
+    with right:
+        st.markdown(
+            "Other sparse perturbations, same WRN-28-10 on CIFAR-100 (sparsity = share of "
+            "parameters *not* perturbed):"
+        )
+        st.markdown(
+            "| | SAM | SAM-ON | Random mask | SSAM-F |\n"
+            "|---|---|---|---|---|\n"
+            "| Sparsity | 0% | 99.95% | 99.95% | 50% |\n"
+            "| Test accuracy (%) | 83.11 ± 0.3 | **84.19** ± 0.2 | 80.97 ± 0.2 | 83.94 ± 0.1 |"
+        )
+        st.markdown(
+            "And beyond ResNets: a ViT-S/32 on ImageNet with **Lion** as the base optimizer "
+            "reaches 68.20% (Lion), 71.90% (SAM-all) and **72.64%** (SAM-ON)."
+        )
+
+
+def lab_ui() -> bool:
+    st.header("Using the lab", divider="gray")
+    st.markdown(
+        "1. **Launch** a comparison: a preset (the quick CPU demo, or the paper's setup on a "
+        "GPU) or your own choice of methods, model, data, rho and seeds. Runs wait in a queue "
+        "and are trained by worker processes, never by the web page.\n"
+        "2. **Live** shows the runs of a comparison while they train: accuracy and loss, "
+        "sharpness, the distribution of gamma per method, and the speed of each method.\n"
+        "3. **Compare** puts any finished runs side by side, averages seeds into mean ± std "
+        "bands, builds a results table in the paper's format and exports everything as CSV or "
+        "JSON."
+    )
+    st.warning(SYNTHETIC_NOTE + " Expect the *ordering* of the methods, the speed difference "
+               "and the gamma shift, not the paper's accuracy gaps: those need CIFAR-100, a "
+               "WRN-28-10 and 200 epochs on a GPU.", icon=":material/science:")
+    return quick_demo_ui("demo_bottom")
+
+
+clicked = hero_ui()
+message_ui()
+sam_ui()
+samon_ui()
+tables_ui()
+clicked = lab_ui() or clicked
+if clicked:
+    common.launch_group(get_preset(QUICK_DEMO).configs, preset=QUICK_DEMO, seeds=1)

@@ -1,0 +1,349 @@
+"""Launch: presets first, then a form for one comparison group (several methods launched
+together, optionally with several seeds). Every form field is bound to the URL, so a link
+reproduces the configuration (seed included). The estimated time and the queue position show
+before launching; bad input is explained under its field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from app_pages import common
+from samon_core.config import CHOICES, field_help
+from samon_core.presets import get_preset, list_presets
+from samon_core.views import (
+    DATASET_LABELS,
+    DEVICE_LABELS,
+    MAX_SEEDS,
+    METHOD_HELP,
+    METHODS,
+    MODEL_INFO,
+    OPTIMIZER_LABELS,
+    QUICK_DEMO,
+    RHO_KEYS,
+    SAM_VARIANTS,
+    SYNTHETIC_NOTE,
+    device_kind,
+    estimate_group,
+    form_configs,
+    form_defaults,
+    format_duration,
+    preset_form_values,
+    rho_hint,
+    runs_overview,
+)
+
+DEFAULTS = form_defaults()
+
+
+# ---------------------------------------------------------------------------------------------
+# widgets with URL binding; each returns a plain value
+# ---------------------------------------------------------------------------------------------
+
+
+def _initial(key: str) -> dict[str, Any]:
+    """``value=`` only when Session State does not hold the key yet (else Streamlit warns)."""
+    return {} if key in st.session_state else {"value": DEFAULTS[key]}
+
+
+def _number(label: str, key: str, *, step: float | int | None = None, fmt: str | None = None,
+            help: str | None = None) -> Any:
+    kw = _initial(key)
+    if key not in st.session_state and kw["value"] is not None and isinstance(kw["value"], float):
+        kw["value"] = float(kw["value"])
+    return st.number_input(label, key=key, step=step, format=fmt, bind="query-params",
+                           help=help or field_help(key), **kw)
+
+
+def _select(label: str, key: str, options: list[str], labels: dict[str, str] | None = None,
+            help: str | None = None) -> str:
+    """A select box showing (and putting into the URL) the option names themselves, so that
+    links stay short and stable; ``labels`` describes the chosen option underneath."""
+    kw = {} if key in st.session_state else {
+        "index": options.index(DEFAULTS[key]) if DEFAULTS[key] in options else 0
+    }
+    value = st.selectbox(label, options, key=key, bind="query-params",
+                         help=help or field_help(key), **kw)
+    if labels and value in labels:
+        st.caption(labels[value])
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# presets
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_preset(name: str) -> None:
+    """Callback: copy a preset into the form's widgets (and so into the URL)."""
+    values = preset_form_values(get_preset(name).configs)
+    for key, value in values.items():
+        st.session_state[key] = value
+
+
+def estimate_note(est: dict[str, Any]) -> str:
+    n = est.get("calibrated_on", 0)
+    if n:
+        return f"scaled to the {n} run{'s' if n != 1 else ''} that finished here"
+    return "rough: no run has finished here yet to calibrate it"
+
+
+def preset_ui(kind: str, workers: int) -> tuple[str, bool]:
+    """The preset picker. Returns (preset name, whether 'Launch this preset' was clicked)."""
+    names = list_presets()
+    default = names.index(QUICK_DEMO) if QUICK_DEMO in names else 0
+    kw = {} if "preset" in st.session_state else {"index": default}
+    name = st.selectbox("Preset", names, key="preset", bind="query-params", **kw)
+    preset = get_preset(name)
+    st.markdown(f"**{preset.title}**  \n{preset.description}")
+    factors = common.estimate_factors()
+    est = estimate_group(preset.configs, 1, kind, workers, factors)
+    st.dataframe(runs_overview(preset.configs, 1, kind, factors.get(kind, (1.0, 0))[0]),
+                 hide_index=True, width="stretch")
+    st.markdown(f"Estimated time on {kind.upper()}: about **{format_duration(est['wall_s'])}** "
+                f"for the {est['runs']} runs ({estimate_note(est)}).")
+    if preset.gpu and kind == "cpu":
+        st.warning("This preset is meant for a GPU, and no worker here has one: on the CPU it "
+                   "would take very long.", icon=":material/warning:")
+    if any(cfg.dataset == "synthetic" for cfg in preset.configs.values()):
+        st.caption(SYNTHETIC_NOTE)
+    left, right = st.columns(2)
+    with left:
+        launch = st.button(f"Launch this preset ({len(preset.configs)} runs)", type="primary",
+                           icon=":material/rocket_launch:", key="launch_preset")
+    with right:
+        st.button("Copy it into the form below to change it", key="edit_preset",
+                  icon=":material/edit:", on_click=_load_preset, args=(name,))
+    return name, launch
+
+
+# ---------------------------------------------------------------------------------------------
+# the form
+# ---------------------------------------------------------------------------------------------
+
+
+def launch_form_ui(slots: dict[str, Any]) -> dict[str, Any]:
+    """The form for one comparison group. Returns its plain values (the keys of
+    ``views.form_defaults()``). ``slots`` receives one placeholder per field, under the field,
+    where an error about that field is shown."""
+
+    def slot(key: str) -> None:
+        slots[key] = st.empty()
+
+    values: dict[str, Any] = {}
+    st.subheader("1 · What to compare", anchor=False)
+    kw = {} if "methods" in st.session_state else {"default": DEFAULTS["methods"]}
+    values["methods"] = st.multiselect(
+        "Methods (launched together as one comparison group)",
+        list(METHODS),
+        key="methods",
+        bind="query-params",
+        help="; ".join(f"**{m}**: {h}" for m, h in METHOD_HELP.items()),
+        **kw,
+    )
+    slot("methods")
+    values["variant"] = _select(
+        "SAM variant", "variant", list(SAM_VARIANTS),
+        help="How the ascent step is computed: plain SAM, adaptive ASAM (elementwise or "
+        "layerwise T_w), or the p = infinity (sign) version. The paper's four variants come "
+        "first.",
+    )
+    slot("variant")
+    sam_methods = [m for m in values["methods"] if m in RHO_KEYS]
+    for m in RHO_KEYS:
+        values[RHO_KEYS[m]] = st.session_state.get(RHO_KEYS[m])
+    if sam_methods:
+        cols = st.columns(len(sam_methods))
+        for col, m in zip(cols, sam_methods, strict=True):
+            key = RHO_KEYS[m]
+            best, where = rho_hint(m, values["variant"])
+            with col:
+                values[key] = st.number_input(
+                    f"rho for {m}",
+                    key=key,
+                    bind="query-params",
+                    placeholder=f"{best:g} (paper)",
+                    step=0.05,
+                    format="%g",
+                    help="Radius of the perturbation. Empty = the paper's best value for this "
+                    "variant. SAM-ON wants about 5-10x SAM-all's rho.",
+                    **({} if key in st.session_state else {"value": None}),
+                )
+                st.caption(f"paper's best: **{best:g}** ({where})")
+                slot(key)
+
+    st.subheader("2 · Model and data", anchor=False)
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        values["model"] = _select("Model", "model", list(MODEL_INFO),
+                                  {k: v["label"] for k, v in MODEL_INFO.items()})
+        slot("model")
+        norms = list(MODEL_INFO.get(values["model"], {}).get("norms", CHOICES["norm_layer"]))
+        if st.session_state.get("norm_layer") not in (None, *norms):
+            st.session_state["norm_layer"] = norms[0]
+        values["norm_layer"] = _select("Normalization layer", "norm_layer",
+                                       list(CHOICES["norm_layer"]))
+        slot("norm_layer")
+    with c2:
+        values["dataset"] = _select(
+            "Dataset", "dataset", list(CHOICES["dataset"]),
+            {**DATASET_LABELS, "synthetic": ":material/science: " + SYNTHETIC_NOTE},
+        )
+        slot("dataset")
+    with c3:
+        values["train_subset"] = _number("Training images (0 = all)", "train_subset", step=500)
+        slot("train_subset")
+        values["test_subset"] = _number("Test images (0 = all)", "test_subset", step=500)
+        slot("test_subset")
+
+    st.subheader("3 · Training", anchor=False)
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        values["epochs"] = _number("Epochs", "epochs", step=1)
+        slot("epochs")
+        values["batch_size"] = _number("Batch size", "batch_size", step=32)
+        slot("batch_size")
+    with c2:
+        values["optimizer"] = _select(
+            "Base optimizer", "optimizer", list(CHOICES["optimizer"]),
+            help=field_help("optimizer") + " " + "; ".join(
+                f"{k} = {v}" for k, v in OPTIMIZER_LABELS.items()) + ".")
+        slot("optimizer")
+        values["lr"] = _number("Learning rate", "lr", step=0.01, fmt="%g")
+        slot("lr")
+    with c3:
+        values["seeds"] = _number(
+            "Seeds per method", "seeds", step=1,
+            help=f"Train each method with this many seeds (1-{MAX_SEEDS}): seed, seed+1, ... "
+            "Compare then shows mean ± std.",
+        )
+        slot("seeds")
+        values["seed"] = _number("First seed", "seed", step=1)
+        slot("seed")
+    with c4:
+        values["device"] = _select(
+            "Device", "device", list(CHOICES["device"]),
+            help=field_help("device") + " The queue's workers decide where runs train: "
+            + "; ".join(f"{k} = {v}" for k, v in DEVICE_LABELS.items()) + ".")
+        slot("device")
+
+    with st.expander("More settings: schedule, augmentation, sharpness probes, logging",
+                     expanded=bool(st.session_state.get("launch_advanced_errors"))):
+        c1, c2, c3 = st.columns(3)
+        with c1:
+            values["momentum"] = _number("Momentum (beta1)", "momentum", step=0.05, fmt="%g")
+            slot("momentum")
+            values["weight_decay"] = _number("Weight decay", "weight_decay", step=1e-4,
+                                             fmt="%g")
+            slot("weight_decay")
+            values["label_smoothing"] = _number("Label smoothing", "label_smoothing",
+                                                step=0.05, fmt="%g")
+            slot("label_smoothing")
+        with c2:
+            values["lr_schedule"] = _select("Learning-rate schedule", "lr_schedule",
+                                            list(CHOICES["lr_schedule"]))
+            slot("lr_schedule")
+            values["warmup_epochs"] = _number("Warm-up epochs", "warmup_epochs", step=1)
+            slot("warmup_epochs")
+            values["augment"] = _select("Augmentation", "augment", list(CHOICES["augment"]))
+            slot("augment")
+        with c3:
+            values["sharpness_every"] = _number("Sharpness probe every N epochs (0 = at the end)",
+                                                "sharpness_every", step=1)
+            slot("sharpness_every")
+            values["sharpness_samples"] = _number("Images for the sharpness probes (0 = off)",
+                                                  "sharpness_samples", step=128)
+            slot("sharpness_samples")
+            values["sharpness_multi_steps"] = _number("Steps of the multi-step probe (0 = off)",
+                                                      "sharpness_multi_steps", step=1)
+            slot("sharpness_multi_steps")
+            values["log_every_s"] = _number("Seconds between step records", "log_every_s",
+                                            step=0.5, fmt="%g")
+            slot("log_every_s")
+    return values
+
+
+ADVANCED = ("momentum", "weight_decay", "label_smoothing", "lr_schedule", "warmup_epochs",
+            "augment", "sharpness_every", "sharpness_samples", "sharpness_multi_steps",
+            "log_every_s")
+
+
+def show_errors(slots: dict[str, Any], errors: dict[str, str]) -> None:
+    """Each error under its field (fields without a slot: at the top of the summary). The
+    'More settings' section opens by itself when one of its fields is wrong."""
+    advanced = any(k in ADVANCED for k in errors)
+    if advanced != bool(st.session_state.get("launch_advanced_errors")):
+        st.session_state["launch_advanced_errors"] = advanced
+        if advanced:
+            st.rerun()
+    for key, message in errors.items():
+        if key in slots:
+            slots[key].error(message, icon=":material/error:")
+        else:
+            st.error(f"{key}: {message}", icon=":material/error:")
+
+
+def summary_ui(result, est: dict[str, Any], ahead: int, workers: int) -> bool:
+    """What is about to be launched, its estimated time and queue position, and the launch
+    button. Returns True when the button was clicked."""
+    st.subheader("4 · Launch", anchor=False)
+    if not result.ok:
+        show = ", ".join(k.replace("_", " ") for k in result.errors)
+        where = " (some are under *More settings*)" if any(k in ADVANCED for k in
+                                                          result.errors) else ""
+        st.error(f"Fix the fields marked in red first{where}: {show}.", icon=":material/error:")
+        st.button("Launch", type="primary", disabled=True, key="launch_form_disabled")
+        return False
+    factor = common.estimate_factors().get(est["kind"], (1.0, 0))[0]
+    st.dataframe(runs_overview(result.configs, result.seeds, est["kind"], factor),
+                 hide_index=True, width="stretch")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Runs", f"{result.n_runs}",
+              help=f"{len(result.configs)} method(s) × {result.seeds} seed(s)")
+    c2.metric(f"Estimated time ({est['kind'].upper()})", format_duration(est["wall_s"]),
+              help=f"From model size, images and epochs ({estimate_note(est)}); "
+              f"{format_duration(est['total_s'])} of training in all, shared by {workers} "
+              "worker(s).")
+    c3.metric("Queue", "empty" if ahead == 0 else f"{ahead} ahead",
+              help="Runs queued or training before yours. Yours start when a worker is free.")
+    st.caption(
+        ":material/link: The page's address holds this configuration (seed included): copy "
+        "it to share the comparison or to launch it again later."
+    )
+    return st.button(f"Launch {result.n_runs} run{'s' if result.n_runs != 1 else ''}",
+                     type="primary", icon=":material/rocket_launch:", key="launch_form")
+
+
+# ---------------------------------------------------------------------------------------------
+# page
+# ---------------------------------------------------------------------------------------------
+
+st.title("Launch a comparison")
+st.markdown(
+    "Pick a preset, or describe your own comparison below. All methods of a comparison train "
+    "with the same model, data, schedule and seed, so they differ only in what SAM perturbs. "
+    "Runs wait in a queue and train in worker processes; the **Live** page follows them."
+)
+workers_list = common.workers_status()
+n_workers = max(1, len([w for w in workers_list if w.get("alive", True)]))
+runs_df = common.list_runs()
+ahead = int(runs_df["state"].isin(["queued", "running"]).sum()) if len(runs_df) else 0
+
+with st.container(border=True):
+    st.subheader("Presets", anchor=False)
+    preset_kind = device_kind("auto", common.worker_devices(workers_list))
+    preset_name, launch_preset = preset_ui(preset_kind, n_workers)
+if launch_preset:
+    common.launch_group(get_preset(preset_name).configs, preset=preset_name, seeds=1)
+
+st.header("Your own comparison", divider="gray")
+field_slots: dict[str, Any] = {}
+form_values = launch_form_ui(field_slots)
+form = form_configs(form_values)
+show_errors(field_slots, form.errors)
+kind = device_kind(str(form_values.get("device") or "auto"),
+                   common.worker_devices(workers_list))
+estimate = estimate_group(form.configs, form.seeds, kind, n_workers, common.estimate_factors())
+if summary_ui(form, estimate, ahead, n_workers):
+    common.launch_group(form.configs, preset=None, seeds=form.seeds)

@@ -1,0 +1,646 @@
+"""The Streamlit app with ``streamlit.testing.v1.AppTest``: every page renders, the launch form
+explains bad input and enqueues runs (real ``samon_core.jobs`` with its SQLite queue, no worker),
+the Live page shows a run's charts and what happened to failed runs, Compare exports the runs.
+Plus: the modules the pages import never import torch, and page code imports only them."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from samon_core.config import RunConfig
+from samon_core.store import RunStore
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+TIMEOUT = 60  # seconds per script run (a shared 2-core CI machine)
+
+TINY = RunConfig(
+    model="tiny_resnet",
+    dataset="synthetic",
+    train_subset=256,
+    test_subset=128,
+    epochs=2,
+    batch_size=64,
+    sharpness_samples=64,
+    sharpness_m=32,
+    sharpness_multi_steps=0,
+    device="cpu",
+    log_every_s=0.2,
+)
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch) -> RunStore:
+    root = tmp_path / "runs"
+    monkeypatch.setenv("SAMON_RUNS_DIR", str(root))
+    monkeypatch.setenv("SAMON_START_WORKERS", "0")
+    monkeypatch.delenv("SAMON_SETTINGS", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./samon.toml of the developer
+    return RunStore(root)
+
+
+def app(**query: str | list[str]) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at
+
+
+def page(at: AppTest, path: str) -> AppTest:
+    """Run the app once (so st.navigation registers the pages), then switch to ``path``."""
+    at.run()
+    assert not at.exception, at.exception
+    at.switch_page(path).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info] + [t.value for t in at.title]
+    parts += [h.value for h in at.header] + [s.value for s in at.subheader]
+    return "\n".join(str(p) for p in parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# fake but well-formed runs
+# ---------------------------------------------------------------------------------------------
+
+EDGES = [round(-0.5 + 0.05 * i, 4) for i in range(61)]
+
+
+def _hist(center: float, n: int = 336) -> list[int]:
+    counts = [0] * 60
+    for i in range(n):
+        x = center + 0.3 * ((i % 13) - 6) / 6
+        b = min(59, max(0, int((x - EDGES[0]) / 0.05)))
+        counts[b] += 1
+    return counts
+
+
+def fake_run(store: RunStore, config: RunConfig, *, owner="alice", group="g1", state="finished",
+             epochs_done: int | None = None, acc: float = 0.5, message: str = "",
+             preset: str | None = None) -> str:
+    """A run with step, epoch, sharpness and gamma/beta records like the trainer's."""
+    rid = store.create_run(config, {"owner": owner, "group": group, "preset": preset})
+    done = config.epochs if epochs_done is None else epochs_done
+    shift = {"norm": 0.08, "all": 0.02}.get(config.scope if config.method == "sam" else "", 0.0)
+    with store.metrics_writer(rid) as w:
+        for param, center in (("gamma", 1.0), ("beta", 0.0)):
+            w.write({"kind": "norm_stats", "epoch": 0, "step": 0, "time": 0.0, "param": param,
+                     "bin_edges": EDGES, "counts": _hist(center),
+                     "layers": [{"name": f"norm{i}", "mean": center, "std": 0.0}
+                                for i in range(5)]})
+        step = 0
+        for e in range(1, done + 1):
+            for _ in range(3):
+                step += 4
+                w.write({"kind": "step", "epoch": e, "step": step, "time": step * 0.1,
+                         "loss": 4.0 - 0.2 * e, "acc": acc * e / done, "lr": 0.1,
+                         "step_time": 0.05 * (2 if config.method == "sam" else 1),
+                         "images_per_s": 1200.0})
+            gamma = 1.0 + shift * e
+            w.write({"kind": "norm_stats", "epoch": e, "step": step, "time": step * 0.1,
+                     "param": "gamma", "bin_edges": EDGES, "counts": _hist(gamma),
+                     "layers": [{"name": f"norm{i}", "mean": gamma + 0.01 * i, "std": 0.1}
+                                for i in range(5)]})
+            w.write({"kind": "epoch", "epoch": e, "step": step, "time": step * 0.1,
+                     "train_loss": 4.0 - 0.2 * e, "train_acc": acc * e / done,
+                     "test_loss": 4.1 - 0.2 * e, "test_acc": acc * e / done * 0.9,
+                     "epoch_time": 1.0, "eta_s": float(config.epochs - e)})
+        if state == "finished":
+            w.write({"kind": "sharpness", "epoch": done, "step": step, "time": step * 0.1,
+                     "steps": 1, "rho": 0.01, "value": 0.2 + shift, "m": 32, "n": 64})
+    fields = {"epoch": done, "progress": done / config.epochs, "test_acc": acc * 0.9}
+    if message:
+        fields["message"] = message
+    if state == "running":
+        fields["eta_s"] = 12.0
+    store.write_status(rid, state, **fields)
+    if state == "finished":
+        store.write_summary(rid, {"state": "finished", "final_test_acc": acc * 0.9,
+                                  "best_test_acc": acc * 0.9, "epochs_done": done})
+    return rid
+
+
+def three_methods(base: RunConfig = TINY) -> dict[str, RunConfig]:
+    return {
+        "SGD": base.replace(method="sgd"),
+        "SAM-all": base.replace(method="sam", scope="all"),
+        "SAM-ON": base.replace(method="sam", scope="norm"),
+    }
+
+
+def plotly_specs(at: AppTest) -> dict[str, dict]:
+    """Figure JSON of every plotly chart of the page, by its key."""
+    out = {}
+    for el in at.get("plotly_chart"):
+        key = el.proto.id.split("-")[-1] if el.proto.id else str(len(out))
+        for name in ("live_acc_chart", "live_loss_chart", "live_sharp_chart", "live_gamma_anim",
+                     "live_gamma_mean", "live_gamma_layers", "live_step_time", "live_ips",
+                     "compare_chart"):
+            if name in el.proto.id:
+                key = name
+        out[key] = json.loads(el.proto.spec)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+# ---------------------------------------------------------------------------------------------
+
+
+PAGES = ("app_pages/home.py", "app_pages/launch.py", "app_pages/live.py", "app_pages/compare.py")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_on_an_empty_store(runs, path):
+    at = page(app(), path)
+    assert at.title, f"{path} shows no title"
+
+
+def test_every_page_renders_with_runs(runs):
+    for cfg in three_methods().values():
+        fake_run(runs, cfg)
+    at = app(group="g1")
+    at.run()
+    for path in PAGES[1:] + PAGES[:1]:
+        at.switch_page(path).run()
+        assert not at.exception, (path, [e.message for e in at.exception])
+        assert at.title
+
+
+def test_home_is_readable_without_clicking(runs):
+    at = app()
+    at.run()
+    assert not at.exception
+    body = texts(at)
+    assert len(at.latex) >= 4  # objective, SAM step, ASAM, Norm(x), SAM-ON's perturbation
+    assert any("\\epsilon" in x.value for x in at.latex)
+    assert "84.19" in body and "83.11" in body and "80.71" in body
+    assert "only to the normalization layers" in body
+    assert "sharper" in body.lower()
+    assert any("quick demo" in b.label.lower() for b in at.button)
+
+
+def test_home_quick_demo_button_enqueues_the_demo(runs):
+    at = app(owner="alice")
+    at.run()
+    next(b for b in at.button if "quick demo" in b.label.lower()).click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    df = runs.list_runs()
+    assert sorted(df["method_label"]) == ["SAM-ON", "SAM-all", "SGD"]
+    assert set(df["preset"]) == {"cpu-quick-demo"}
+    assert set(df["owner"]) == {"alice"}
+    assert set(df["dataset"]) == {"synthetic"}
+    assert df["group"].nunique() == 1
+    assert at.title[0].value == "Live"  # switched to the Live page on the new group
+    assert at.selectbox(key="live_pick").value == df["group"].iloc[0]
+    assert at.query_params["group"] == df["group"].iloc[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# launch form
+# ---------------------------------------------------------------------------------------------
+
+
+def test_launch_form_explains_bad_input_next_to_the_field(runs):
+    at = page(app(), "app_pages/launch.py")
+    assert not at.error
+    at.number_input(key="epochs").set_value(0).run()
+    at.number_input(key="train_subset").set_value(50_000).run()
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("Epochs must be an integer in [1, 400]") for e in errors), errors
+    assert any("only 10,000 images" in e for e in errors), errors
+    assert any("Fix the fields marked in red" in e for e in errors)
+    launch = next(b for b in at.button if b.key == "launch_form_disabled")
+    assert launch.disabled
+    assert runs.list_runs().empty
+
+
+def test_launch_form_cross_field_and_method_errors(runs):
+    at = page(app(), "app_pages/launch.py")
+    at.multiselect(key="methods").set_value([]).run()
+    at.number_input(key="epochs").set_value(2).run()
+    at.number_input(key="warmup_epochs").set_value(3).run()
+    errors = [e.value for e in at.error]
+    assert any("at least one method" in e for e in errors), errors
+    at.multiselect(key="methods").set_value(["SAM-ON"]).run()
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("Warmup epochs must be < epochs (2)") for e in errors), errors
+    at.number_input(key="warmup_epochs").set_value(0).run()
+    at.number_input(key="rho_norm").set_value(-1.0).run()
+    errors = [e.value for e in at.error]
+    assert any("rho for SAM-ON must be a number >= 0" in e for e in errors), errors
+
+
+def test_launch_shows_estimate_queue_and_paper_rho(runs):
+    fake_run(runs, TINY.replace(method="sgd"), state="queued", epochs_done=0)
+    at = page(app(), "app_pages/launch.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert any(label.startswith("Estimated time") for label in metrics)
+    assert metrics["Queue"] == "1 ahead"
+    assert metrics["Runs"] == "3"
+    captions = " ".join(c.value for c in at.caption)
+    assert "paper's best: **0.2**" in captions and "paper's best: **1**" in captions
+
+
+def test_launch_enqueues_a_comparison_group(runs):
+    at = page(app(owner="bob"), "app_pages/launch.py")
+    at.multiselect(key="methods").set_value(["SGD", "SAM-ON", "random mask"]).run()
+    for key, value in (("epochs", 1), ("train_subset", 256), ("test_subset", 128),
+                       ("seeds", 2), ("seed", 5)):
+        at.number_input(key=key).set_value(value).run()
+    at.number_input(key="rho_norm").set_value(0.5).run()
+    assert not at.error, [e.value for e in at.error]
+    next(b for b in at.button if b.key == "launch_form").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    df = runs.list_runs()
+    assert len(df) == 6  # 3 methods x 2 seeds
+    assert set(df["state"]) == {"queued"}
+    assert set(df["owner"]) == {"bob"}
+    assert df["group"].nunique() == 1
+    assert sorted(set(df["seed"])) == [5, 6]
+    configs = [runs.read_config(r) for r in df["run_id"]]
+    assert {c.epochs for c in configs} == {1} and {c.train_subset for c in configs} == {256}
+    samon = [c for c in configs if c.method == "sam" and c.scope == "norm"]
+    assert {c.resolved_rho() for c in samon} == {0.5}
+    rand = [c for c in configs if c.scope == "random" and c.method == "sam"]
+    assert {c.rho for c in rand} == {None}  # empty field: the paper's value
+    assert at.title[0].value == "Live"
+
+
+def test_launch_preset_button_enqueues_the_preset(runs):
+    at = page(app(), "app_pages/launch.py")
+    assert at.selectbox(key="preset").value == "cpu-quick-demo"
+    next(b for b in at.button if b.key == "launch_preset").click().run()
+    assert not at.exception
+    df = runs.list_runs()
+    assert len(df) == 3 and set(df["preset"]) == {"cpu-quick-demo"}
+    assert set(df["owner"]) == {"guest"}
+
+
+def test_launch_copy_preset_into_form(runs):
+    at = page(app(), "app_pages/launch.py")
+    at.selectbox(key="preset").set_value("sparse-controls").run()
+    next(b for b in at.button if b.key == "edit_preset").click().run()
+    assert not at.exception
+    assert at.multiselect(key="methods").value == ["SAM-all", "SAM-ON", "no-norm", "random mask"]
+
+
+def test_launch_config_comes_from_the_url(runs):
+    """A link reproduces the configuration, seed included."""
+    at = page(app(methods=["SAM-all", "SAM-ON"], epochs="3", seed="42", lr="0.05",
+                  rho_norm="2.5", variant="ASAM elementwise", train_subset="512"),
+              "app_pages/launch.py")
+    assert at.multiselect(key="methods").value == ["SAM-all", "SAM-ON"]
+    assert at.number_input(key="epochs").value == 3
+    assert at.number_input(key="seed").value == 42
+    assert at.number_input(key="rho_norm").value == 2.5
+    assert at.selectbox(key="variant").value == "ASAM elementwise"
+    next(b for b in at.button if b.key == "launch_form").click().run()
+    configs = [runs.read_config(r) for r in runs.list_runs()["run_id"]]
+    assert {c.seed for c in configs} == {42}
+    assert {c.lr for c in configs} == {0.05}
+    assert {c.adaptive for c in configs} == {"elementwise"}
+    assert {c.resolved_rho() for c in configs if c.scope == "norm"} == {2.5}
+    assert {c.resolved_rho() for c in configs if c.scope == "all"} == {5.0}  # paper's ASAM
+
+
+def test_launch_refusal_is_explained(runs, monkeypatch):
+    monkeypatch.setenv("SAMON_MAX_EPOCHS", "2")
+    at = page(app(), "app_pages/launch.py")
+    next(b for b in at.button if b.key == "launch_form").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("Not launched") for e in at.error), [e.value for e in at.error]
+    assert runs.list_runs().empty
+
+
+# ---------------------------------------------------------------------------------------------
+# live
+# ---------------------------------------------------------------------------------------------
+
+
+def _train_real_tiny_run(store: RunStore, group: str) -> str:
+    config = TINY.replace(method="sam", scope="norm")
+    rid = store.create_run(config, {"owner": "alice", "group": group})
+    code = textwrap.dedent(f"""
+        from samon_core.config import RunConfig
+        from samon_core.trainer import train
+        train(RunConfig.load({str(store.run_dir(rid))!r}), {str(store.run_dir(rid))!r})
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=REPO)
+    return rid
+
+
+@pytest.mark.slow
+def test_live_shows_a_finished_tiny_runs_charts(runs):
+    pytest.importorskip("torch")
+    rid = _train_real_tiny_run(runs, "greal")
+    assert runs.read_status(rid)["state"] == "finished"
+    at = page(app(group="greal"), "app_pages/live.py")
+    specs = plotly_specs(at)
+    body = texts(at)
+    for view in ("Sharpness", "γ distribution", "Speed"):
+        at.segmented_control(key="view").set_value(view).run()
+        assert not at.exception
+        specs.update(plotly_specs(at))
+        body += texts(at)
+    acc = specs["live_acc_chart"]["data"]
+    assert {t["name"] for t in acc} == {"SAM-ON (train)", "SAM-ON"}  # dashed train, solid test
+    assert all(len(t["x"]) == 2 for t in acc)  # two epochs
+    assert specs["live_sharp_chart"]["data"], "no sharpness trace"
+    gamma = specs["live_gamma_anim"]
+    assert len(gamma["frames"]) == 3  # initialisation + 2 epochs
+    assert gamma["layout"]["xaxis"]["autorange"] is False  # fixed axes
+    assert specs["live_gamma_layers"]["data"] and specs["live_step_time"]["data"]
+    assert "finished (2 epochs)" in " ".join(p.proto.text for p in at.get("progress"))
+    assert "Synthetic data" in body
+    assert body.count("What to look for") == 6  # under every chart or pair of charts
+    assert "updates every second" not in body  # nothing runs: no polling
+
+
+def test_live_follows_the_group_in_the_url(runs):
+    fake_run(runs, TINY.replace(method="sgd"), group="gold")
+    time.sleep(1.1)  # a newer group, which would be the default
+    fake_run(runs, TINY.replace(method="sgd", seed=1), group="gnew")
+    at = page(app(group="gold"), "app_pages/live.py")
+    assert at.selectbox(key="live_pick").value == "gold"
+    at.selectbox(key="live_pick").set_value("gnew").run()
+    assert at.query_params["group"] == "gnew"
+    at = page(app(), "app_pages/live.py")
+    assert at.selectbox(key="live_pick").value == "gnew"  # newest by default
+
+
+def test_live_shows_progress_eta_and_cancels_own_runs(runs):
+    from samon_core import jobs
+
+    running = fake_run(runs, TINY.replace(epochs=4, method="sam", scope="norm"), state="running",
+                       epochs_done=1, owner="alice")
+    queued = jobs.submit(TINY.replace(method="sgd", seed=3), owner="alice", group="g1",
+                         store=runs)
+    fake_run(runs, TINY.replace(method="sam", scope="all"), state="running", epochs_done=1,
+             owner="carol")
+    at = page(app(group="g1", owner="alice"), "app_pages/live.py")
+    body = texts(at)
+    assert "updates every second" in body
+    progress = [p.proto.text for p in at.get("progress")]
+    assert any("epoch 1 of 4" in t and "left" in t for t in progress), progress
+    assert any("waiting in the queue (position 1)" in t for t in progress), progress
+    cancel = {b.key: b for b in at.button if b.key and b.key.startswith("cancel_")}
+    assert cancel[f"cancel_{running}"].disabled is False
+    carol = next(k for k in cancel if k not in (f"cancel_{running}", f"cancel_{queued}"))
+    assert cancel[carol].disabled  # not alice's run
+    cancel[f"cancel_{queued}"].click().run()
+    assert not at.exception
+    assert runs.read_status(queued)["state"] == "cancelled"
+
+
+def test_live_says_what_happened_to_failed_runs(runs):
+    fake_run(runs, TINY.replace(method="sgd"), state="failed", epochs_done=1,
+             message="RuntimeError: out of memory")
+    fake_run(runs, TINY.replace(method="sam", scope="all"), state="diverged", epochs_done=1,
+             message="diverged: the loss became nan at epoch 2, step 9. Try a smaller "
+             "learning rate or rho.")
+    fake_run(runs, TINY.replace(method="sam", scope="norm"), state="interrupted", epochs_done=1,
+             owner="guest")
+    at = page(app(group="g1"), "app_pages/live.py")
+    errors = " ".join(e.value for e in at.error)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "This run failed: RuntimeError: out of memory" in errors
+    assert "the loss became nan" in errors
+    assert "interrupted" in warnings.lower() or "stopped" in warnings
+    assert any(b.key and b.key.startswith("resume_") for b in at.button)
+
+
+def test_live_group_includes_reused_runs(runs):
+    """A comparison that reused an identical finished run shows it too."""
+    from samon_core import jobs
+
+    done = fake_run(runs, TINY.replace(method="sgd"), group="old", owner="bob")
+    group, ids = jobs.submit_group({"SGD": TINY.replace(method="sgd"),
+                                    "SAM-ON": TINY.replace(method="sam", scope="norm")},
+                                   owner="alice", store=runs)
+    assert done in ids
+    at = page(app(group=group), "app_pages/live.py")
+    progress = " ".join(p.proto.text for p in at.get("progress"))
+    assert "finished" in progress and "waiting in the queue" in progress
+
+
+# ---------------------------------------------------------------------------------------------
+# compare
+# ---------------------------------------------------------------------------------------------
+
+
+def _seeded_runs(store: RunStore) -> list[str]:
+    ids = []
+    for seed in (0, 1):
+        for (label, cfg), acc in zip(three_methods().items(), (0.5, 0.6, 0.7), strict=True):
+            ids.append(fake_run(store, cfg.replace(seed=seed), acc=acc + 0.01 * seed,
+                                owner="alice" if label != "SGD" else "bob"))
+    return ids
+
+
+def test_compare_overlays_with_bands_and_paper_table(runs):
+    ids = _seeded_runs(runs)
+    at = page(app(), "app_pages/compare.py")
+    spec = plotly_specs(at)["compare_chart"]
+    names = [t.get("name") for t in spec["data"] if t.get("name")]
+    assert names == ["SGD (n=2)", "SAM-all (n=2)", "SAM-ON (n=2)"]
+    assert any(t.get("fill") == "toself" for t in spec["data"])  # std bands
+    table = next(m.value for m in at.markdown if m.value.startswith("| |"))
+    assert "SGD (n=2)" in table and "±" in table
+    assert "**" in table  # best values in bold
+    assert "Test accuracy (%)" in table and "l_inf sharpness, 1 step, rho = 0.01" in table
+    assert len(ids) == 6
+
+
+def test_compare_filters(runs):
+    _seeded_runs(runs)
+    at = page(app(), "app_pages/compare.py")
+    at.multiselect(key="f_method_label").set_value(["SAM-ON"]).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["method_label"]) == {"SAM-ON"} and len(table) == 2
+
+
+def test_compare_export_contains_the_runs(runs, monkeypatch):
+    ids = _seeded_runs(runs)
+    exports: dict[str, str] = {}
+    original = st.download_button
+
+    def recording(label, data, *args, **kwargs):
+        exports[kwargs.get("key") or label] = data() if callable(data) else data
+        return original(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", recording)
+    page(app(), "app_pages/compare.py")
+    rows = list(csv.DictReader(io.StringIO(exports["dl_csv"])))
+    assert {r["run_id"] for r in rows} == set(ids)
+    assert {r["kind"] for r in rows} == {"epoch", "step", "sharpness"}
+    assert {r["method"] for r in rows} == {"SGD", "SAM-all", "SAM-ON"}
+    data = json.loads(exports["dl_json"])
+    assert {r["run_id"] for r in data["runs"]} == set(ids)
+    assert all(r["config"]["dataset"] == "synthetic" and r["synthetic_data"] for r in data["runs"])
+    assert all(any(rec["kind"] == "epoch" for rec in r["records"]) for r in data["runs"])
+
+
+def test_compare_deletes_only_own_selected_runs(runs):
+    ids = _seeded_runs(runs)
+    at = page(app(owner="alice"), "app_pages/compare.py")
+    table = at.dataframe[0].value
+    at.session_state["compare_table"] = {"selection": {"rows": list(range(len(table))),
+                                                       "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    pick = at.multiselect(key="delete_pick")
+    mine = [r for r in ids if runs.read_meta(r)["owner"] == "alice"]
+    assert sorted(pick.value) == sorted(mine)  # bob's runs are not offered
+    at.checkbox(key="delete_sure").check().run()
+    at.button(key="delete_go").click().run()
+    assert not at.exception
+    left = set(runs.list_runs()["run_id"])
+    assert left == set(ids) - set(mine)
+
+
+# ---------------------------------------------------------------------------------------------
+# no torch in the pages
+# ---------------------------------------------------------------------------------------------
+
+PAGE_MODULES = ("samon_core.config", "samon_core.store", "samon_core.jobs", "samon_core.views",
+                "samon_core.charts", "samon_core.presets", "samon_core.settings")
+
+
+def test_page_dependencies_do_not_import_torch():
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in PAGE_MODULES)
+        + "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+        + "print(len(bad)); sys.exit(1 if bad else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, f"torch imported by a page dependency: {proc.stdout}{proc.stderr}"
+
+
+def test_page_code_imports_only_torch_free_modules():
+    """app.py and app_pages/ import the standard library, streamlit, pandas / plotly and the
+    torch-free samon_core modules only."""
+    allowed = set(PAGE_MODULES) | {"streamlit", "app_pages", "app_pages.common", "pandas",
+                                   "plotly.graph_objects"}
+    for path in [REPO / "app.py", *sorted((REPO / "app_pages").glob("*.py"))]:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                names = [f"{base}.{a.name}" for a in node.names] if base == "samon_core" else [
+                    base]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] in sys.stdlib_module_names:
+                    continue
+                assert name in allowed, f"{path.name} imports {name}"
+
+
+def test_no_pages_folder_next_to_app():
+    """With a pages/ folder Streamlit runs its old directory mode until a session has called
+    st.navigation: the first deep link after a restart would bypass app.py (no sidebar, wrong
+    navigation). The page scripts therefore live in app_pages/."""
+    assert not (REPO / "pages").exists()
+    assert all((REPO / p).is_file() for p in PAGES)
+
+
+def test_run_reader_shares_reads(runs):
+    """20 sessions polling the same run within the throttle interval cause one file read."""
+    from samon_core.views import RunReader
+
+    rid = fake_run(runs, TINY.replace(method="sgd"))
+    reader = RunReader(runs, min_interval_s=5.0)
+    for _ in range(20):
+        data = reader.get(rid)
+    assert reader.reads == 1 and len(data.epochs) == 2
+    with runs.metrics_writer(rid) as w:
+        w.write({"kind": "epoch", "epoch": 3, "step": 99, "time": 9.0, "test_acc": 0.6})
+    time.sleep(0.01)
+    assert len(reader.get(rid, max_age_s=0).epochs) == 3
+    assert reader.reads == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# view models (pure)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_views_smoothing_bands_and_results_table():
+    from samon_core import views
+
+    assert views.smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # debiased
+    assert views.smooth([0.0, 10.0], 0.0) == [0.0, 10.0]
+    xs, mean, std, n = views.mean_std_series([([1, 2], [1.0, 3.0]), ([1, 2, 3], [3.0, 5.0, 7.0])])
+    assert xs == [1, 2, 3] and mean == [2.0, 4.0, 7.0] and n == [2, 2, 1]
+    assert std[0] == pytest.approx(2 ** 0.5) and std[2] == 0.0
+    assert views.mean_std_text([0.8419, 0.8399, 0.8439], 100.0) == "84.19 ± 0.20"
+
+    def info(key, seed, acc):
+        cfg = three_methods()[key].replace(seed=seed).to_dict()
+        return {"run_id": f"{key}-{seed}", "config": cfg, "meta": {},
+                "status": {"state": "finished"}, "summary": {"final_test_acc": acc}}
+
+    infos = views.run_infos([info("SGD", 0, 0.80), info("SGD", 1, 0.81),
+                             info("SAM-ON", 0, 0.84), info("SAM-ON", 1, 0.85)])
+    assert [i.label for i in infos] == ["SGD · seed 0", "SGD · seed 1", "SAM-ON · seed 0",
+                                         "SAM-ON · seed 1"]
+    groups = views.seed_groups(infos)
+    assert [g.label for g in groups] == ["SGD", "SAM-ON"]
+    table = views.results_table(groups, {})
+    assert table.columns == ["SGD", "SAM-ON"] and table.n == [2, 2]
+    assert table.cells[0] == ["80.50 ± 0.71", "84.50 ± 0.71"]
+    assert table.best[0] == [False, True]
+
+
+def test_views_histograms_share_fixed_axes():
+    from samon_core import views
+
+    def rec(epoch, center):
+        return {"kind": "norm_stats", "param": "gamma", "epoch": epoch, "bin_edges": EDGES,
+                "counts": _hist(center), "layers": [{"name": "n", "mean": center, "std": 0}]}
+
+    hf = views.histogram_frames({"SGD": [rec(0, 1.0), rec(1, 1.0)],
+                                 "SAM-ON": [rec(0, 1.0), rec(1, 1.3), rec(2, 1.5)]})
+    assert hf.epochs == [0, 1, 2] and hf.labels == ["SGD", "SAM-ON"]
+    assert hf.x_range[0] < 0.7 and hf.x_range[1] > 1.8  # covers every epoch of every run
+    assert all(abs(sum(d) - 1.0) < 1e-9 for per in hf.density.values() for d in per.values())
+    summary = views.distribution_summary([rec(0, 1.0), rec(2, 1.5)])
+    assert summary["hist_mean"].iloc[1] > summary["hist_mean"].iloc[0]
+
+
+def test_views_time_estimate_is_calibrated_on_finished_runs():
+    from samon_core import views
+    from samon_core.config import estimate_seconds
+
+    cfg = TINY.replace(method="sgd")
+    rows = [{"config": cfg.to_dict(),
+             "summary": {"state": "finished", "train_time_s": 10 * estimate_seconds(cfg, "cpu"),
+                         "device": "cpu"}}]
+    factors = views.calibration(rows)
+    assert factors["cpu"][0] == pytest.approx(10.0) and factors["cpu"][1] == 1
+    est = views.estimate_group({"SGD": cfg}, 2, "cpu", 1, factors)
+    assert est["total_s"] == pytest.approx(20 * estimate_seconds(cfg, "cpu"))
+    assert est["calibrated_on"] == 1
+    assert views.estimate_group({"SGD": cfg}, 1, "cuda", 1, factors)["calibrated_on"] == 0
