@@ -60,7 +60,8 @@ def _layout(fig: go.Figure, *, title: str = "", x_title: str = "", y_title: str 
     )
     fig.update_xaxes(title_text=x_title, showline=True, linecolor="#adb5bd", zeroline=False)
     fig.update_yaxes(title_text=y_title, showline=True, linecolor="#adb5bd", zeroline=False,
-                     ticksuffix="%" if y_percent else None)
+                     ticksuffix="%" if y_percent else None,
+                     rangemode="nonnegative" if y_percent else None)
     return fig
 
 
