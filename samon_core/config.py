@@ -768,15 +768,28 @@ def paper_rho(adaptive: str, sam_norm: str, scope: str) -> tuple[float, str]:
 
 # Seconds per training image (one forward + backward at batch 128) on one CPU core pair, plain
 # SGD. ROUGH numbers, to be calibrated; unknown models use _DEFAULT_SECONDS_PER_IMAGE.
+# Calibrated on a 2-core AMD EPYC (torch 2.14.1, CPU): the quick demo's SGD run measured 1.8e-3
+# s/image with eval and probe included (machine shared), tiny_resnet fwd+bwd alone 7e-4; ResNet-20
+# fwd+bwd 5.6e-3 quiet. The larger models are scaled from ResNet-20 by their FLOPs.
 MODEL_SECONDS_PER_IMAGE_CPU: dict[str, float] = {
-    "tiny_resnet": 1.2e-4,
-    "resnet20": 8e-4,
-    "resnet56": 2.4e-3,
-    "wrn16_4": 6e-3,
-    "wrn28_10": 6e-2,
-    "vit_tiny": 3e-3,
+    "tiny_resnet": 1.2e-3,
+    "resnet20": 8e-3,
+    "resnet56": 2.4e-2,
+    "wrn16_4": 6e-2,
+    "wrn28_10": 6e-1,
+    "vit_tiny": 3e-2,
 }
-_DEFAULT_SECONDS_PER_IMAGE = 2e-3
+_DEFAULT_SECONDS_PER_IMAGE = 2e-2
+# CUDA: not measured yet (no GPU was available); FLOP-based guesses for an A100/H100-class card with
+# bf16 autocast. Small models are launch-bound, so a flat "x times faster than the CPU" is wrong.
+MODEL_SECONDS_PER_IMAGE_CUDA: dict[str, float] = {
+    "tiny_resnet": 2e-5,
+    "resnet20": 3e-5,
+    "resnet56": 6e-5,
+    "wrn16_4": 6e-5,
+    "wrn28_10": 4e-4,
+    "vit_tiny": 5e-5,
+}
 # How much faster than the CPU figures above a device is (rough).
 DEVICE_SPEEDUP: dict[str, float] = {"cpu": 1.0, "cuda": 100.0, "mps": 10.0}
 # (train, test) sizes of the full datasets. The synthetic sizes must match samon_core.data.
@@ -803,8 +816,11 @@ def estimate_seconds(config: RunConfig, device_kind: str = "cpu") -> float:
         raise ValueError(
             f"device_kind must be one of {', '.join(DEVICE_SPEEDUP)}; got {device_kind!r}"
         )
-    per_image = MODEL_SECONDS_PER_IMAGE_CPU.get(config.model, _DEFAULT_SECONDS_PER_IMAGE)
-    per_image /= DEVICE_SPEEDUP[kind]
+    if kind == "cuda":
+        per_image = MODEL_SECONDS_PER_IMAGE_CUDA.get(config.model, 1e-4)
+    else:
+        per_image = MODEL_SECONDS_PER_IMAGE_CPU.get(config.model, _DEFAULT_SECONDS_PER_IMAGE)
+        per_image /= DEVICE_SPEEDUP[kind]
     full_train, full_test = DATASET_SIZES[config.dataset]
     n_train = min(config.train_subset, full_train) if config.train_subset else full_train
     n_test = min(config.test_subset, full_test) if config.test_subset else full_test
