@@ -29,6 +29,7 @@ from pathlib import Path
 
 from samon_core import jobs
 from samon_core.config import RunConfig
+from samon_core.hardware import cpu_model
 from samon_core.settings import QueueBackend, load_settings
 from samon_core.store import RunStore
 
@@ -38,16 +39,6 @@ def _version(pkg: str) -> str:
         return importlib.metadata.version(pkg)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,14 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     root = Path(tempfile.mkdtemp(prefix="samon-queue-load-")) / "runs"
-    env_settings = {"SAMON_QUEUE": args.queue, "SAMON_REDIS_URL": args.redis_url,
-                    "SAMON_QUEUE_NAME": f"bench{os.getpid()}", "SAMON_AUTO_RESUME": "0"}
+    env_settings = {
+        "SAMON_QUEUE": args.queue,
+        "SAMON_REDIS_URL": args.redis_url,
+        "SAMON_QUEUE_NAME": f"bench{os.getpid()}",
+        "SAMON_AUTO_RESUME": "0",
+    }
     settings = load_settings(environ=env_settings)
     store = RunStore(root)
-    base = RunConfig(model="tiny_resnet", dataset="synthetic", train_subset=args.train_subset,
-                     test_subset=args.test_subset, epochs=args.epochs,
-                     batch_size=args.batch_size, sharpness_samples=0, stats_bins=10,
-                     log_every_s=0.5, device="cpu")
+    base = RunConfig(
+        model="tiny_resnet",
+        dataset="synthetic",
+        train_subset=args.train_subset,
+        test_subset=args.test_subset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        sharpness_samples=0,
+        stats_bins=10,
+        log_every_s=0.5,
+        device="cpu",
+    )
 
     # 1) submissions, as from the app (each its own seed: nothing is shared or reused)
     t0 = time.perf_counter()
@@ -81,8 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     ids = []
     for i in range(args.runs):
         t = time.perf_counter()
-        ids.append(jobs.submit(base.replace(seed=i), owner=f"student{i % args.owners}",
-                               store=store, settings=settings))
+        ids.append(
+            jobs.submit(
+                base.replace(seed=i),
+                owner=f"student{i % args.owners}",
+                store=store,
+                settings=settings,
+            )
+        )
         submit_ms.append((time.perf_counter() - t) * 1000)
     t_submit = time.perf_counter() - t0
     t = time.perf_counter()
@@ -95,9 +104,24 @@ def main(argv: list[str] | None = None) -> int:
     env.update(env_settings, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     logs = [open(root.parent / f"worker-{i}.log", "wb") for i in range(args.workers)]  # noqa: SIM115
     t_start = time.time()
-    procs = [subprocess.Popen([sys.executable, "-m", "samon_core.worker", "--devices", "cpu",
-                               "--runs-dir", str(root), "--exit-when-idle"], env=env,
-                              stdout=log, stderr=subprocess.STDOUT) for log in logs]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "samon_core.worker",
+                "--devices",
+                "cpu",
+                "--runs-dir",
+                str(root),
+                "--exit-when-idle",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for log in logs
+    ]
     deadline = time.monotonic() + args.timeout
     try:
         while any(p.poll() is None for p in procs):
@@ -138,29 +162,43 @@ def main(argv: list[str] | None = None) -> int:
     runs_done = len(train_s)
 
     print("queue load test")
-    print(f"  hardware : {_cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} "
-          f"{platform.release()}; load average at end {os.getloadavg()[0]:.2f}")
-    print(f"  versions : Python {platform.python_version()}, torch {_version('torch')}, "
-          f"huey {_version('huey')}, redis-py {_version('redis')}")
-    print(f"  setup    : {args.runs} runs (tiny_resnet, synthetic, {args.train_subset} train / "
-          f"{args.test_subset} test images, {args.epochs} epoch(s), batch {args.batch_size}), "
-          f"{args.workers} CPU workers x 1 thread, queue {args.queue}")
-    print(f"  submit   : {t_submit:.2f} s for {args.runs} runs; per submit median "
-          f"{statistics.median(submit_ms):.1f} ms, max {max(submit_ms):.1f} ms")
+    print(
+        f"  hardware : {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} "
+        f"{platform.release()}; load average at end {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"  versions : Python {platform.python_version()}, torch {_version('torch')}, "
+        f"huey {_version('huey')}, redis-py {_version('redis')}"
+    )
+    print(
+        f"  setup    : {args.runs} runs (tiny_resnet, synthetic, {args.train_subset} train / "
+        f"{args.test_subset} test images, {args.epochs} epoch(s), batch {args.batch_size}), "
+        f"{args.workers} CPU workers x 1 thread, queue {args.queue}"
+    )
+    print(
+        f"  submit   : {t_submit:.2f} s for {args.runs} runs; per submit median "
+        f"{statistics.median(submit_ms):.1f} ms, max {max(submit_ms):.1f} ms"
+    )
     print(f"  listing  : queue_positions over {args.runs} queued runs: {listing_ms:.1f} ms")
     print(f"  finished : {runs_done}/{args.runs}; problems: {len(problems)}")
     for line in problems[:10]:
         print(f"    {line}")
     if runs_done:
-        print(f"  wall     : {wall:.1f} s from worker start to the last worker exit "
-              f"({runs_done / wall * 60:.1f} runs/min); first run start to last run end "
-              f"{last_end - first_start:.1f} s")
+        print(
+            f"  wall     : {wall:.1f} s from worker start to the last worker exit "
+            f"({runs_done / wall * 60:.1f} runs/min); first run start to last run end "
+            f"{last_end - first_start:.1f} s"
+        )
         busy = sum(train_s)
-        print(f"  per run  : train() median {statistics.median(train_s):.2f} s "
-              f"(min {min(train_s):.2f}, max {max(train_s):.2f}), of which the training loop "
-              f"{statistics.median(fit_s):.2f} s (the rest: data generation, model, set-up)")
-        print(f"  overhead : {max(0.0, 1 - busy / (wall * args.workers)):.0%} of worker time "
-              f"outside train() (process start, torch import, queue, claiming)")
+        print(
+            f"  per run  : train() median {statistics.median(train_s):.2f} s "
+            f"(min {min(train_s):.2f}, max {max(train_s):.2f}), of which the training loop "
+            f"{statistics.median(fit_s):.2f} s (the rest: data generation, model, set-up)"
+        )
+        print(
+            f"  overhead : {max(0.0, 1 - busy / (wall * args.workers)):.0%} of worker time "
+            f"outside train() (process start, torch import, queue, claiming)"
+        )
     if args.keep:
         print(f"  run store: {root}")
     else:

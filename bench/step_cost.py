@@ -19,13 +19,13 @@ Usage: python bench/step_cost.py [MODEL ...] [--batch-size 128] [--device auto]
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 from torch import nn
 
+from samon_core.hardware import device_description
 from samon_core.models import build_model
 from samon_core.optim import SAM, perturbation_groups
 
@@ -97,18 +97,6 @@ def bench_model(name: str, batch_size: int, device: torch.device, steps: int, re
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -127,8 +115,8 @@ def main(argv=None) -> None:
     device = torch.device("cpu" if dev == "auto" else dev)
 
     print(
-        f"hardware: {hardware(device)}; torch {torch.__version__}; batch {args.batch_size}; "
-        f"median of {args.repeats} interleaved rounds x {args.steps} steps"
+        f"hardware: {device_description(device)}; torch {torch.__version__}; "
+        f"batch {args.batch_size}; median of {args.repeats} interleaved rounds x {args.steps} steps"
     )
     for name in args.models:
         t = bench_model(name, args.batch_size, device, args.steps, args.repeats)

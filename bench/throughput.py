@@ -39,16 +39,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from samon_core import data as D  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from samon_core.hardware import cpu_model  # noqa: E402
 
 
 def build(name: str, num_classes: int) -> tuple[nn.Module, str]:
@@ -58,13 +49,23 @@ def build(name: str, num_classes: int) -> tuple[nn.Module, str]:
 
         return build_model(name, num_classes=num_classes), name
     except Exception as exc:  # noqa: BLE001 - any import/registry failure -> fallback, reported
-        print(f"NOTE: could not build {name!r} from samon_core.models ({type(exc).__name__}: "
-              f"{exc}); measuring a small stand-in CNN instead.")
+        print(
+            f"NOTE: could not build {name!r} from samon_core.models ({type(exc).__name__}: "
+            f"{exc}); measuring a small stand-in CNN instead."
+        )
         net = nn.Sequential(
-            nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, num_classes),
+            nn.Conv2d(3, 32, 3, padding=1, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(128, num_classes),
         )
         return net, "stand-in CNN"
 
@@ -92,8 +93,10 @@ def load_images(data_dir: str, n_needed: int, tmp: str) -> tuple[D.DatasetTensor
         n = max(n_needed, 1024)
         D.write_cifar_like(tmp, "cifar100", n_train=n, n_test=16, seed=0)
         data = D.load_dataset("cifar100", tmp, download=False)
-        return data, (f"no CIFAR-100 in {data_dir}: generated CIFAR-100-format folder with {n} "
-                      f"synthetic images in {tmp}")
+        return data, (
+            f"no CIFAR-100 in {data_dir}: generated CIFAR-100-format folder with {n} "
+            f"synthetic images in {tmp}"
+        )
 
 
 def sync(device: torch.device) -> None:
@@ -121,10 +124,18 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="resnet20")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--steps", type=int, default=None,
-                    help="timed SGD steps per measurement (default 4 on CPU, 200 on GPU)")
-    ap.add_argument("--warmup", type=int, default=None,
-                    help="untimed steps before each measurement (default 1 on CPU, 10 on GPU)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed SGD steps per measurement (default 4 on CPU, 200 on GPU)",
+    )
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed steps before each measurement (default 1 on CPU, 10 on GPU)",
+    )
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers")
@@ -152,12 +163,24 @@ def main(argv=None) -> None:
 
         from torchvision import transforms as T
 
-        tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                        T.Normalize(data.mean, data.std)])
+        tf = T.Compose(
+            [
+                T.RandomCrop(32, padding=4),
+                T.RandomHorizontalFlip(),
+                T.ToTensor(),
+                T.Normalize(data.mean, data.std),
+            ]
+        )
         pil = PilCifar(data.train_x.permute(0, 2, 3, 1).numpy(), data.train_y.tolist(), tf)
         dl = torch.utils.data.DataLoader(
-            pil, batch_size=bs, shuffle=True, drop_last=True, num_workers=args.workers,
-            pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+            pil,
+            batch_size=bs,
+            shuffle=True,
+            drop_last=True,
+            num_workers=args.workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=args.workers > 0,
+        )
 
         def run(kind: str, rep: int) -> float:
             if kind == "device":
@@ -175,16 +198,22 @@ def main(argv=None) -> None:
         for rep in range(args.repeats):
             for kind in kinds:
                 results[kind].append(run(kind, rep))
-                print(f"  repeat {rep + 1}/{args.repeats} {kind:<10} "
-                      f"{results[kind][-1]:9.1f} img/s", flush=True)
+                print(
+                    f"  repeat {rep + 1}/{args.repeats} {kind:<10} {results[kind][-1]:9.1f} img/s",
+                    flush=True,
+                )
 
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none used"
     print()
-    print(f"model      {model_name}, batch {bs}, {steps} timed steps x {args.repeats} repeats "
-          f"(+{warmup} warm-up steps each), SGD")
+    print(
+        f"model      {model_name}, batch {bs}, {steps} timed steps x {args.repeats} repeats "
+        f"(+{warmup} warm-up steps each), SGD"
+    )
     print(f"data       {source}")
-    print(f"hardware   CPU {cpu_model()} ({os.cpu_count()} cores visible, torch threads "
-          f"{torch.get_num_threads()}); GPU {gpu}; device {device}")
+    print(
+        f"hardware   CPU {cpu_model()} ({os.cpu_count()} cores visible, torch threads "
+        f"{torch.get_num_threads()}); GPU {gpu}; device {device}"
+    )
     print(f"software   torch {torch.__version__}, python {platform.python_version()}")
     print()
     labels = {

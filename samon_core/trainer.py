@@ -37,6 +37,7 @@ from torch import nn
 
 from samon_core.config import RunConfig
 from samon_core.data import DeviceLoader, load_dataset
+from samon_core.hardware import device_description
 from samon_core.models import build_model
 from samon_core.normstats import fixed_bins, norm_stats_records
 from samon_core.optim import (
@@ -111,12 +112,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def hardware_string(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
 def _rng_state() -> dict:
@@ -574,7 +569,7 @@ def _run(config, run_dir, store, run_id, emit, should_stop, data_dir, resume, st
         "method_label": config.method_label(),
         "rho": config.resolved_rho() if config.method == "sam" else None,
         "device": str(device),
-        "hardware": hardware_string(device),
+        "hardware": device_description(device),
         "precision": str(amp).replace("torch.", "") if amp else "fp32",
         "torch": torch.__version__,
         "data_source": s.data_source,
