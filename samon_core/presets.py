@@ -52,10 +52,13 @@ def _three_methods(base: RunConfig) -> dict[str, RunConfig]:
 _CPU_SMALL = RunConfig(
     model="tiny_resnet",
     dataset="synthetic",
-    train_subset=4000,
+    train_subset=6000,
     test_subset=1000,
     epochs=6,
     batch_size=128,
+    # flips only: with random crops the tiny net learns the synthetic set too slowly for a demo
+    # (measured: SGD 15.5% vs 8% test accuracy after 6 epochs, 29 s vs 22 s on 2 CPU cores)
+    augment="flip",
     sharpness_samples=256,
     sharpness_multi_steps=0,
     device="auto",
