@@ -258,8 +258,9 @@ def gamma_animation(infos: Sequence[RunInfo], data: Mapping[str, RunData], *,
 
 
 def gamma_mean_figure(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> go.Figure:
-    """Mean gamma per epoch and run: the mean of the per-layer means (exact; the histogram's
-    bins are too coarse for the small shifts of a short run), else the histogram's mean."""
+    """Mean gamma per epoch and run: the exact mean over all gammas (older records: the mean of
+    the per-layer means; the histogram's bins are too coarse for the small shifts of a short
+    run, so its mean is the last resort)."""
     from samon_core.views import distribution_summary
 
     fig = _figure()
@@ -268,7 +269,7 @@ def gamma_mean_figure(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> 
         if d is None or not d.gamma:
             continue
         df = distribution_summary(d.gamma)
-        col = "layer_mean" if df["layer_mean"].notna().all() else "hist_mean"
+        col = next((c for c in ("mean", "layer_mean") if df[c].notna().all()), "hist_mean")
         df = df.dropna(subset=[col])
         if df.empty:
             continue

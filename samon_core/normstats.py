@@ -97,6 +97,9 @@ def norm_stats_records(
             "param": role,
             "bin_edges": edges,
             "counts": clamped_histogram(values, edges),
+            # exact, over all P values: the histogram's bins are too coarse for small shifts
+            "mean": float(values.mean()),
+            "std": float(values.std(unbiased=False)),
             "layers": [
                 {"name": layer, "mean": mean, "std": std}
                 for (layer, _), (mean, std) in zip(tensors, stats, strict=True)

@@ -1162,8 +1162,9 @@ def histogram_frames(stats: Mapping[str, Sequence[Mapping[str, Any]]]) -> Histog
 
 
 def distribution_summary(recs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Per epoch: mean of the histogram (from bin centres), and the mean of the per-layer means;
-    columns epoch, hist_mean, layer_mean."""
+    """Per epoch: the exact mean over all parameters (``mean``, None in records written before it
+    existed), the mean of the histogram (from bin centres), and the mean of the per-layer means;
+    columns epoch, mean, hist_mean, layer_mean."""
     import pandas as pd
 
     rows = []
@@ -1178,10 +1179,11 @@ def distribution_summary(recs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         layers = [ly.get("mean") for ly in rec.get("layers") or [] if ly.get("mean") is not None]
         rows.append({
             "epoch": rec.get("epoch"),
+            "mean": rec["mean"] if rec.get("mean") is not None else float("nan"),
             "hist_mean": hist_mean,
             "layer_mean": sum(layers) / len(layers) if layers else float("nan"),
         })
-    return pd.DataFrame(rows, columns=["epoch", "hist_mean", "layer_mean"])
+    return pd.DataFrame(rows, columns=["epoch", "mean", "hist_mean", "layer_mean"])
 
 
 def layer_means(recs: Sequence[Mapping[str, Any]], epoch: int | None = None) -> pd.DataFrame:

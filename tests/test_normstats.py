@@ -50,6 +50,10 @@ def test_records_count_every_norm_parameter():
     # LayerNorm gammas are all 1 at init: one layer, zero spread, all in the bin holding 1.0.
     ln = recs[0]["layers"][1]
     assert ln["mean"] == 1.0 and ln["std"] == 0.0
+    # the record's overall mean is exact over all gammas (weighted by layer size, not binned)
+    all_gammas = torch.cat([model[1].weight.detach(), model[6].weight.detach()])
+    assert recs[0]["mean"] == pytest.approx(all_gammas.mean().item(), abs=1e-6)
+    assert recs[0]["std"] == pytest.approx(all_gammas.std(unbiased=False).item(), abs=1e-6)
     edges = recs[0]["bin_edges"]
     k = max(i for i, e in enumerate(edges[:-1]) if e <= 1.0)
     assert recs[0]["counts"][k] >= 5
