@@ -385,3 +385,15 @@ def test_vit_has_blocks_and_no_stages():
     layers = [n for n, _ in norm_layers(model)]
     assert "blocks.0.norm1" in layers and "blocks.5.norm2" in layers and "final_norm" in layers
     assert all(stage_index(n) is None for n, _ in model.named_parameters())
+
+
+def test_app_model_table_matches_the_registry():
+    """The Launch form's torch-free model table (samon_core.views.MODEL_INFO) mirrors the
+    registry, so the UI offers exactly the registered models and their norm choices."""
+    from samon_core.views import MODEL_INFO
+
+    assert set(MODEL_INFO) == set(list_models())
+    for name in list_models():
+        info = model_info(name)
+        assert set(MODEL_INFO[name]["norms"]) == set(info["norm_choices"]), name
+        assert MODEL_INFO[name]["cpu"] == info["cpu_friendly"], name
