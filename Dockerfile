@@ -15,7 +15,8 @@ RUN pip install -r requirements.txt
 COPY pyproject.toml README.md ./
 COPY samon_core ./samon_core
 COPY app.py ./
-COPY pages ./pages
+COPY app_pages ./app_pages
+COPY samon_app ./samon_app
 COPY .streamlit ./.streamlit
 RUN pip install --no-deps -e .
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import streamlit as st
 
-from samon_core.store import RunStore
-from samon_core.views import (
+from samon_core.runs.store import RunStore
+from samon_app.views import (
     RunData,
     RunInfo,
     RunReader,
@@ -85,7 +85,7 @@ def reader() -> RunReader:
 def _snapshot(root_dir: str) -> tuple[Any, dict[str, dict[str, str]]]:
     s = RunStore(root_dir)
     with contextlib.suppress(Exception):  # crash recovery (throttled inside); never fatal here
-        importlib.import_module("samon_core.jobs").recover(s)
+        importlib.import_module("samon_core.service.jobs").recover(s)
     df = s.list_runs()
     metas = {}
     for run_id in df["run_id"]:
@@ -118,7 +118,7 @@ def groups() -> Any:
 @st.cache_resource(ttl=LIST_TTL_S, show_spinner=False, max_entries=4)
 def _queue_positions(root_dir: str) -> dict[str, int]:
     try:
-        return dict(importlib.import_module("samon_core.jobs").queue_positions(RunStore(root_dir)))
+        return dict(importlib.import_module("samon_core.service.jobs").queue_positions(RunStore(root_dir)))
     except Exception:  # noqa: BLE001 - positions are a nicety
         return {}
 
@@ -182,14 +182,14 @@ def clear_caches() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# the job API (samon_core.jobs) and the workers
+# the job API (samon_core.service.jobs) and the workers
 # ---------------------------------------------------------------------------------------------
 
 
 def jobs() -> ModuleType | None:
-    """``samon_core.jobs``, or None (with an error shown) when it cannot be imported."""
+    """``samon_core.service.jobs``, or None (with an error shown) when it cannot be imported."""
     try:
-        return importlib.import_module("samon_core.jobs")
+        return importlib.import_module("samon_core.service.jobs")
     except ImportError as exc:
         st.error(f"The job queue is not available ({exc}); runs cannot be launched.")
         return None
@@ -198,9 +198,9 @@ def jobs() -> ModuleType | None:
 @st.cache_resource(ttl=60, show_spinner=False)
 def _ensure_workers(root_dir: str) -> dict[str, Any]:
     try:
-        mod = importlib.import_module("samon_core.jobs")
+        mod = importlib.import_module("samon_core.service.jobs")
     except ImportError as exc:
-        return {"error": f"samon_core.jobs is not available: {exc}"}
+        return {"error": f"samon_core.service.jobs is not available: {exc}"}
     try:
         return dict(mod.ensure_workers(store=RunStore(root_dir)) or {})
     except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps working
@@ -215,7 +215,7 @@ def ensure_workers() -> dict[str, Any]:
 @st.cache_data(ttl=5.0, show_spinner=False)
 def _workers_status(root_dir: str) -> list[dict[str, Any]]:
     try:
-        mod = importlib.import_module("samon_core.jobs")
+        mod = importlib.import_module("samon_core.service.jobs")
         return [dict(w) for w in mod.workers_status(store=RunStore(root_dir))]
     except Exception:  # noqa: BLE001 - no queue: no workers to show
         return []

@@ -10,8 +10,8 @@ from typing import Any
 import streamlit as st
 
 from app_pages import common
-from samon_core import charts
-from samon_core.views import (
+from samon_app import charts
+from samon_app.views import (
     SYNTHETIC_NOTE,
     export_csv,
     export_json,

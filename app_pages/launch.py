@@ -10,9 +10,9 @@ from typing import Any
 import streamlit as st
 
 from app_pages import common
-from samon_core.config import CHOICES, field_help
-from samon_core.presets import get_preset, list_presets
-from samon_core.views import (
+from samon_core.runs.config import CHOICES, field_help
+from samon_core.runs.presets import get_preset, list_presets
+from samon_app.views import (
     DATASET_LABELS,
     DEVICE_LABELS,
     MAX_SEEDS,

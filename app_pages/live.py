@@ -11,8 +11,8 @@ from typing import Any
 import streamlit as st
 
 from app_pages import common
-from samon_core import charts
-from samon_core.views import (
+from samon_app import charts
+from samon_app.views import (
     SYNTHETIC_NOTE,
     RunInfo,
     chart_signature,

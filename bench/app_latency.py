@@ -39,8 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from samon_core.config import RunConfig  # noqa: E402
-from samon_core.store import RunStore  # noqa: E402
+from samon_core.runs.config import RunConfig  # noqa: E402
+from samon_core.runs.store import RunStore  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -1,7 +1,7 @@
 """Queue load test: many tiny runs through the real queue, real worker processes, real trainer.
 
 Submits ``--runs`` distinct tiny runs (as if ``--owners`` students clicked at once), then starts
-``--workers`` worker processes (``python -m samon_core.worker --devices cpu --exit-when-idle``,
+``--workers`` worker processes (``python -m samon_core.service.worker --devices cpu --exit-when-idle``,
 one thread each) and waits until every run has ended. Checks that nothing was lost: every run
 finished, with epochs 1..E exactly once, increasing steps and a summary. Prints the figures:
 submit latency, queue-listing latency, total wall time, runs per minute, per-run training time
@@ -27,11 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from samon_core import jobs
-from samon_core.config import RunConfig
-from samon_core.hardware import cpu_model
-from samon_core.settings import QueueBackend, load_settings
-from samon_core.store import RunStore
+from samon_core.service import jobs
+from samon_core.runs.config import RunConfig
+from samon_core.train.hardware import cpu_model
+from samon_core.service.settings import QueueBackend, load_settings
+from samon_core.runs.store import RunStore
 
 
 def _version(pkg: str) -> str:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 sys.executable,
                 "-m",
-                "samon_core.worker",
+                "samon_core.service.worker",
                 "--devices",
                 "cpu",
                 "--runs-dir",

@@ -25,7 +25,7 @@ import time
 import torch
 from torch import nn
 
-from samon_core.hardware import device_description
+from samon_core.train.hardware import device_description
 from samon_core.models import build_model
 from samon_core.optim import SAM, perturbation_groups
 

@@ -2,7 +2,7 @@
 
 Three ways to feed the same model the same number of SGD steps (batch 128 by default):
 
-* ``device``     ``samon_core.data.DeviceLoader`` with ``crop_flip``: the whole split on the device
+* ``device``     ``samon_core.train.data.DeviceLoader`` with ``crop_flip``: the whole split on the device
                  as uint8, batched crop + flip + normalise there (what the trainer uses);
 * ``prebuilt``   batches built before the clock starts, already on the device: the compute limit
                  (forward + backward + optimizer step and nothing else);
@@ -14,7 +14,7 @@ Three ways to feed the same model the same number of SGD steps (batch 128 by def
 The three are interleaved (device, prebuilt, dataloader, device, ...) ``--repeats`` times and the
 median images/s reported, with the ratios to the compute limit. Images come from a real CIFAR-100
 copy in ``--data-dir`` when there is one, otherwise from a generated CIFAR-100-format folder in a
-temporary directory (``samon_core.data.write_cifar_like``; the output says which).
+temporary directory (``samon_core.train.data.write_cifar_like``; the output says which).
 
     python bench/throughput.py                      # CPU: ~3 min with the defaults (2 cores)
     python bench/throughput.py --device cuda --steps 200
@@ -38,8 +38,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from samon_core import data as D  # noqa: E402
-from samon_core.hardware import cpu_model  # noqa: E402
+from samon_core.train import data as D  # noqa: E402
+from samon_core.train.hardware import cpu_model  # noqa: E402
 
 
 def build(name: str, num_classes: int) -> tuple[nn.Module, str]:

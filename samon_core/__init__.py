@@ -13,11 +13,11 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    "RunConfig": "samon_core.config",
-    "list_presets": "samon_core.presets",
-    "get_preset": "samon_core.presets",
-    "RunStore": "samon_core.store",
-    "train": "samon_core.trainer",
+    "RunConfig": "samon_core.runs.config",
+    "list_presets": "samon_core.runs.presets",
+    "get_preset": "samon_core.runs.presets",
+    "RunStore": "samon_core.runs.store",
+    "train": "samon_core.train.trainer",
     "SAM": "samon_core.optim",
     "perturbation_groups": "samon_core.optim",
     "build_model": "samon_core.models",

@@ -5,7 +5,7 @@
     show     one run's config, status and summary
     export   one run's metrics as CSV or JSON
     presets  the named presets
-    worker   a queue worker (trains what the app enqueues; see samon_core.worker)
+    worker   a queue worker (trains what the app enqueues; see samon_core.service.worker)
 
 Bad input prints one line ``samon: error: ...`` and exits with code 2, without a traceback.
 """
@@ -18,9 +18,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from samon_core.config import RunConfig, field_help
-from samon_core.presets import get_preset, list_presets
-from samon_core.store import RunStore
+from samon_core.runs.config import RunConfig, field_help
+from samon_core.runs.presets import get_preset, list_presets
+from samon_core.runs.store import RunStore
 
 
 class CliError(Exception):
@@ -167,7 +167,7 @@ class _Progress:
 
 def cmd_run(args, store: RunStore) -> int:
     configs = _configs_to_run(args)  # validated before anything is created
-    from samon_core.trainer import train  # torch is imported only for training
+    from samon_core.train.trainer import train  # torch is imported only for training
 
     failed = 0
     for label, config in configs.items():
@@ -270,7 +270,7 @@ def cmd_presets(args, store: RunStore) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["worker"]:  # the worker parses its own options
-        from samon_core.worker import worker_main
+        from samon_core.service.worker import worker_main
 
         return worker_main(argv[1:])
     parser = build_parser()

@@ -1,5 +1,5 @@
 """The Streamlit app with ``streamlit.testing.v1.AppTest``: every page renders, the launch form
-explains bad input and enqueues runs (real ``samon_core.jobs`` with its SQLite queue, no worker),
+explains bad input and enqueues runs (real ``samon_core.service.jobs`` with its SQLite queue, no worker),
 the Live page shows a run's charts and what happened to failed runs, Compare exports the runs.
 Plus: the modules the pages import never import torch, and page code imports only them."""
 
@@ -19,8 +19,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from samon_core.config import RunConfig
-from samon_core.store import RunStore
+from samon_core.runs.config import RunConfig
+from samon_core.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -338,8 +338,8 @@ def _train_real_tiny_run(store: RunStore, group: str) -> str:
     config = TINY.replace(method="sam", scope="norm")
     rid = store.create_run(config, {"owner": "alice", "group": group})
     code = textwrap.dedent(f"""
-        from samon_core.config import RunConfig
-        from samon_core.trainer import train
+        from samon_core.runs.config import RunConfig
+        from samon_core.train.trainer import train
         train(RunConfig.load({str(store.run_dir(rid))!r}), {str(store.run_dir(rid))!r})
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=REPO)
@@ -386,7 +386,7 @@ def test_live_follows_the_group_in_the_url(runs):
 
 
 def test_live_shows_progress_eta_and_cancels_own_runs(runs):
-    from samon_core import jobs
+    from samon_core.service import jobs
 
     running = fake_run(runs, TINY.replace(epochs=4, method="sam", scope="norm"), state="running",
                        epochs_done=1, owner="alice")
@@ -428,7 +428,7 @@ def test_live_says_what_happened_to_failed_runs(runs):
 
 def test_live_group_includes_reused_runs(runs):
     """A comparison that reused an identical finished run shows it too."""
-    from samon_core import jobs
+    from samon_core.service import jobs
 
     done = fake_run(runs, TINY.replace(method="sgd"), group="old", owner="bob")
     group, ids = jobs.submit_group({"SGD": TINY.replace(method="sgd"),
@@ -520,8 +520,8 @@ def test_compare_deletes_only_own_selected_runs(runs):
 # no torch in the pages
 # ---------------------------------------------------------------------------------------------
 
-PAGE_MODULES = ("samon_core.config", "samon_core.store", "samon_core.jobs", "samon_core.views",
-                "samon_core.charts", "samon_core.presets", "samon_core.settings")
+PAGE_MODULES = ("samon_core.runs.config", "samon_core.runs.store", "samon_core.service.jobs", "samon_app.views",
+                "samon_app.charts", "samon_core.runs.presets", "samon_core.service.settings")
 
 
 def test_page_dependencies_do_not_import_torch():
@@ -548,7 +548,7 @@ def test_page_code_imports_only_torch_free_modules():
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
-                names = [f"{base}.{a.name}" for a in node.names] if base == "samon_core" else [
+                names = [f"{base}.{a.name}" for a in node.names] if base in ("samon_core", "samon_app") else [
                     base]
             else:
                 continue
@@ -568,7 +568,7 @@ def test_no_pages_folder_next_to_app():
 
 def test_run_reader_shares_reads(runs):
     """20 sessions polling the same run within the throttle interval cause one file read."""
-    from samon_core.views import RunReader
+    from samon_app.views import RunReader
 
     rid = fake_run(runs, TINY.replace(method="sgd"))
     reader = RunReader(runs, min_interval_s=5.0)
@@ -588,7 +588,7 @@ def test_run_reader_shares_reads(runs):
 
 
 def test_views_smoothing_bands_and_results_table():
-    from samon_core import views
+    from samon_app import views
 
     assert views.smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # debiased
     assert views.smooth([0.0, 10.0], 0.0) == [0.0, 10.0]
@@ -615,7 +615,7 @@ def test_views_smoothing_bands_and_results_table():
 
 
 def test_views_histograms_share_fixed_axes():
-    from samon_core import views
+    from samon_app import views
 
     def rec(epoch, center):
         return {"kind": "norm_stats", "param": "gamma", "epoch": epoch, "bin_edges": EDGES,
@@ -631,8 +631,8 @@ def test_views_histograms_share_fixed_axes():
 
 
 def test_views_time_estimate_is_calibrated_on_finished_runs():
-    from samon_core import views
-    from samon_core.config import estimate_seconds
+    from samon_app import views
+    from samon_core.runs.config import estimate_seconds
 
     cfg = TINY.replace(method="sgd")
     rows = [{"config": cfg.to_dict(),

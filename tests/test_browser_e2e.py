@@ -138,8 +138,8 @@ def screenshot(driver, name: str) -> Path:
 
 def kill_workers(runs_dir: Path) -> None:
     """Stop worker processes of this store that survived the app (by pid, from their records)."""
-    from samon_core import jobs
-    from samon_core.store import RunStore
+    from samon_core.service import jobs
+    from samon_core.runs.store import RunStore
 
     store = RunStore(runs_dir)
     for rec in jobs.read_worker_records(store):
@@ -158,8 +158,8 @@ TINY_DEMO_QUERY = "epochs=3&train_subset=512&test_subset=256&sharpness_samples=1
 def test_quick_demo_trains_and_live_chart_gains_points(tmp_path):
     from selenium.webdriver.common.by import By
 
-    from samon_core import jobs
-    from samon_core.store import RunStore
+    from samon_core.service import jobs
+    from samon_core.runs.store import RunStore
 
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir()

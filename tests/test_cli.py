@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from samon_core.cli import main
-from samon_core.config import RunConfig
-from samon_core.presets import list_presets
-from samon_core.store import RunStore
+from samon_core.runs.config import RunConfig
+from samon_core.runs.presets import list_presets
+from samon_core.runs.store import RunStore
 
 TINY_SET = [
     "--set",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from samon_core import config as cfgmod
-from samon_core.config import (
+from samon_core.runs import config as cfgmod
+from samon_core.runs.config import (
     CHOICES,
     DEFAULT_RHO,
     FIELD_HELP,
@@ -24,7 +24,7 @@ from samon_core.config import (
     paper_rho,
     parse_field_value,
 )
-from samon_core.presets import Preset, get_preset, list_presets, preset_configs
+from samon_core.runs.presets import Preset, get_preset, list_presets, preset_configs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -488,9 +488,9 @@ def test_sparse_controls():
 def test_light_modules_do_not_import_torch():
     code = (
         "import sys\n"
-        "import samon_core.config, samon_core.presets, samon_core.store\n"
-        "import samon_core.config as c; c.RunConfig().config_hash()\n"
-        "import samon_core.presets as p; [p.get_preset(n) for n in p.list_presets()]\n"
+        "import samon_core.runs.config, samon_core.runs.presets, samon_core.runs.store\n"
+        "import samon_core.runs.config as c; c.RunConfig().config_hash()\n"
+        "import samon_core.runs.presets as p; [p.get_preset(n) for n in p.list_presets()]\n"
         "heavy = sorted(m for m in ('torch', 'torchvision', 'streamlit') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )

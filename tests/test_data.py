@@ -1,4 +1,4 @@
-"""samon_core.data: CIFAR loading through the real code path (on generated torchvision-format
+"""samon_core.train.data: CIFAR loading through the real code path (on generated torchvision-format
 folders), the synthetic set, and the on-device batches against slow per-image references."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from samon_core import data as D
+from samon_core.train import data as D
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from samon_core import jobs
-from samon_core.config import RunConfig
-from samon_core.settings import DevicePolicy, QueueBackend, load_settings
-from samon_core.store import RunStore, write_json
-from samon_core.worker import Worker, resolve_devices
+from samon_core.service import jobs
+from samon_core.runs.config import RunConfig
+from samon_core.service.settings import DevicePolicy, QueueBackend, load_settings
+from samon_core.runs.store import RunStore, write_json
+from samon_core.service.worker import Worker, resolve_devices
 
 TINY = RunConfig(model="tiny_resnet", dataset="synthetic", train_subset=256, test_subset=128,
                  epochs=2, batch_size=64, sharpness_samples=0)
@@ -429,6 +429,6 @@ def test_ensure_workers_can_be_disabled(store):
 
 
 def test_jobs_and_worker_modules_do_not_import_torch():
-    code = ("import sys, samon_core.jobs, samon_core.worker, samon_core.settings; "
+    code = ("import sys, samon_core.service.jobs, samon_core.service.worker, samon_core.service.settings; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

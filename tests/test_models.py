@@ -388,9 +388,9 @@ def test_vit_has_blocks_and_no_stages():
 
 
 def test_app_model_table_matches_the_registry():
-    """The Launch form's torch-free model table (samon_core.views.MODEL_INFO) mirrors the
+    """The Launch form's torch-free model table (samon_app.views.MODEL_INFO) mirrors the
     registry, so the UI offers exactly the registered models and their norm choices."""
-    from samon_core.views import MODEL_INFO
+    from samon_app.views import MODEL_INFO
 
     assert set(MODEL_INFO) == set(list_models())
     for name in list_models():

@@ -1,4 +1,4 @@
-"""samon_core.normstats: fixed-bin gamma/beta histograms and per-layer statistics."""
+"""samon_core.train.normstats: fixed-bin gamma/beta histograms and per-layer statistics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from samon_core.normstats import clamped_histogram, fixed_bins, norm_stats_records
+from samon_core.train.normstats import clamped_histogram, fixed_bins, norm_stats_records
 
 
 def _model() -> nn.Sequential:

@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from samon_core import jobs
-from samon_core.config import RunConfig
-from samon_core.settings import QueueBackend, load_settings
-from samon_core.store import RunStore
+from samon_core.service import jobs
+from samon_core.runs.config import RunConfig
+from samon_core.service.settings import QueueBackend, load_settings
+from samon_core.runs.store import RunStore
 
 TINY = RunConfig(model="tiny_resnet", dataset="synthetic", train_subset=256, test_subset=128,
                  epochs=2, batch_size=64, sharpness_samples=0, stats_bins=10, log_every_s=0.5)
@@ -92,7 +92,7 @@ def test_redis_queue_end_to_end(tmp_path, redis_url, monkeypatch):
 
     worker_env = {k: v for k, v in os.environ.items() if not k.startswith("SAMON_")}
     worker_env.update(env, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "samon_core.worker", "--devices", "cpu", "--runs-dir",
+    cmd = [sys.executable, "-m", "samon_core.service.worker", "--devices", "cpu", "--runs-dir",
            str(store.root)]
     log = tmp_path / "worker.log"
 

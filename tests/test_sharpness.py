@@ -1,4 +1,4 @@
-"""samon_core.sharpness: logit-normalised adaptive l_inf m-sharpness."""
+"""samon_core.train.sharpness: logit-normalised adaptive l_inf m-sharpness."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from samon_core.sharpness import linf_adaptive_ascent, logit_normalized_ce, m_sharpness
+from samon_core.train.sharpness import linf_adaptive_ascent, logit_normalized_ce, m_sharpness
 
 
 def _data(n=256, d=10, c=5, seed=0):

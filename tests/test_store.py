@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from samon_core.config import RunConfig
-from samon_core.store import (
+from samon_core.runs.config import RunConfig
+from samon_core.runs.store import (
     STATES,
     TERMINAL_STATES,
     MetricsWriter,
@@ -502,7 +502,7 @@ def test_reader_races_writer_subprocess(store):
     n = 5000
     script = textwrap.dedent(
         f"""
-        from samon_core.store import RunStore
+        from samon_core.runs.store import RunStore
         store = RunStore({str(store.root)!r})
         with store.metrics_writer({rid!r}, fsync_every_s=0.05) as w:
             for i in range({n}):

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import samon_core.optim.sam as sam_module
-import samon_core.trainer as trainer_module
-from samon_core.config import RunConfig
+import samon_core.train.trainer as trainer_module
+from samon_core.runs.config import RunConfig
 from samon_core.models import build_model
 from samon_core.norms import norm_parameters
-from samon_core.store import RunStore
-from samon_core.trainer import lr_factor, train
+from samon_core.runs.store import RunStore
+from samon_core.train.trainer import lr_factor, train
 
 TINY = dict(
     model="tiny_resnet",

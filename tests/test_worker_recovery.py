@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from samon_core import jobs
-from samon_core.config import RunConfig
-from samon_core.settings import load_settings
-from samon_core.store import RunStore
+from samon_core.service import jobs
+from samon_core.runs.config import RunConfig
+from samon_core.service.settings import load_settings
+from samon_core.runs.store import RunStore
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ class Workers:
         log = self.root.parent / f"worker-{len(self.procs)}.log"
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "samon_core.worker", "--devices", "cpu", "--runs-dir",
+                [sys.executable, "-m", "samon_core.service.worker", "--devices", "cpu", "--runs-dir",
                  str(self.root)], env=env, stdout=fh, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         self.logs.append(log)

@@ -3,7 +3,7 @@
 No torch: the presets page imports this module. Every preset compares methods under one base
 configuration and the same seed, so the runs differ only in what is being compared. ``rho`` is left
 at None everywhere: each SAM run uses the paper's best value for its variant and scope (see
-``samon_core.config.DEFAULT_RHO``).
+``samon_core.runs.config.DEFAULT_RHO``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from samon_core.config import RunConfig
+from samon_core.runs.config import RunConfig
 
 
 @dataclass(frozen=True)

@@ -792,7 +792,7 @@ MODEL_SECONDS_PER_IMAGE_CUDA: dict[str, float] = {
 }
 # How much faster than the CPU figures above a device is (rough).
 DEVICE_SPEEDUP: dict[str, float] = {"cpu": 1.0, "cuda": 100.0, "mps": 10.0}
-# (train, test) sizes of the full datasets. The synthetic sizes must match samon_core.data.
+# (train, test) sizes of the full datasets. The synthetic sizes must match samon_core.train.data.
 DATASET_SIZES: dict[str, tuple[int, int]] = {
     "cifar100": (50_000, 10_000),
     "cifar10": (50_000, 10_000),
@@ -852,7 +852,7 @@ def estimate_seconds(config: RunConfig, device_kind: str = "cpu") -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# file helper (shared with samon_core.store)
+# file helper (shared with samon_core.runs.store)
 # ---------------------------------------------------------------------------------------------
 
 

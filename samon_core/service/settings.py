@@ -48,7 +48,7 @@ ENV_PREFIX = "SAMON_"
 
 
 class QueueBackend(str, enum.Enum):
-    """Where queued runs wait (``samon_core.jobs`` builds the huey instance from it)."""
+    """Where queued runs wait (``samon_core.service.jobs`` builds the huey instance from it)."""
 
     SQLITE = "sqlite"  # <runs_dir>/.queue/huey.db: embedded, durable, one machine
     REDIS = "redis"  # a Redis server: several machines share one queue

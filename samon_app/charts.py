@@ -1,4 +1,4 @@
-"""Plotly figures of the app, built from ``samon_core.views`` data. No streamlit, no torch.
+"""Plotly figures of the app, built from ``samon_app.views`` data. No streamlit, no torch.
 
 Every builder returns a ``plotly.graph_objects.Figure`` (plain data) and never mutates its
 inputs. Colours follow the method family (``views.METHOD_COLORS``): the same method has the same
@@ -12,7 +12,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from samon_core.views import (
+from samon_app.views import (
     HistogramFrames,
     RunData,
     RunInfo,
@@ -261,7 +261,7 @@ def gamma_mean_figure(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> 
     """Mean gamma per epoch and run: the exact mean over all gammas (older records: the mean of
     the per-layer means; the histogram's bins are too coarse for the small shifts of a short
     run, so its mean is the last resort)."""
-    from samon_core.views import distribution_summary
+    from samon_app.views import distribution_summary
 
     fig = _figure()
     for info in infos:

@@ -1,8 +1,8 @@
-"""The job queue: the app enqueues runs, worker processes (``samon_core.worker``) train them.
+"""The job queue: the app enqueues runs, worker processes (``samon_core.service.worker``) train them.
 
 No torch and no streamlit are imported here: the Streamlit pages import this module on every
 rerun. The app never trains; it only calls ``submit`` / ``cancel`` / ``resume`` and reads the run
-store. Everything a page shows comes from the run folders (``samon_core.store``), never from the
+store. Everything a page shows comes from the run folders (``samon_core.runs.store``), never from the
 queue, so the UI works the same with either backend.
 
 Design
@@ -69,9 +69,9 @@ from huey import RedisHuey, SqliteHuey
 from huey.registry import Message
 from huey.serializer import Serializer
 
-from samon_core.config import DATASET_SIZES, RunConfig, atomic_write_text, estimate_seconds
-from samon_core.settings import DevicePolicy, QueueBackend, Settings, env_name, load_settings
-from samon_core.store import CHECKPOINT_FILE, META_FILE, STATUS_FILE, RunStore
+from samon_core.runs.config import DATASET_SIZES, RunConfig, atomic_write_text, estimate_seconds
+from samon_core.service.settings import DevicePolicy, QueueBackend, Settings, env_name, load_settings
+from samon_core.runs.store import CHECKPOINT_FILE, META_FILE, STATUS_FILE, RunStore
 
 try:
     import fcntl
@@ -967,7 +967,7 @@ def ensure_workers(*, store: RunStore | None = None,
         if alive:
             return {"enabled": True, "started": 0, "alive": len(alive), "pids": [],
                     "message": f"{len(alive)} worker(s) already alive"}
-        from samon_core.worker import WorkerPool, resolve_devices  # no torch there either
+        from samon_core.service.worker import WorkerPool, resolve_devices  # no torch there either
 
         try:
             devices = resolve_devices(s.worker_devices, s)

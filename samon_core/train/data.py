@@ -212,7 +212,7 @@ def _load_cifar(spec: _CifarSpec, root: Path, download: bool) -> DatasetTensors:
         classes = tuple(meta.get(spec.meta_key, ()))
         source = (
             f"{spec.tv_class}-format pickles from {root} (not the official files: torchvision's "
-            f"md5 check failed; read by samon_core.data)"
+            f"md5 check failed; read by samon_core.train.data)"
         )
     else:
         train_data, train_labels = tv_train.data, tv_train.targets

@@ -1,7 +1,7 @@
 """Queue workers: processes that take queued runs and train them, one at a time.
 
 ``python -m samon_core worker [--devices auto|cpu|0,1] [--runs-dir DIR] [--queue sqlite|redis]``
-(or ``python -m samon_core.worker ...``). With one device this process is the worker; with
+(or ``python -m samon_core.service.worker ...``). With one device this process is the worker; with
 several it supervises one worker process per device, each pinned with ``CUDA_VISIBLE_DEVICES``
 and restarted if it dies. The app starts the same pool through ``jobs.ensure_workers``.
 
@@ -44,10 +44,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from samon_core import jobs
-from samon_core.config import atomic_write_text
-from samon_core.settings import DevicePolicy, QueueBackend, Settings, load_settings
-from samon_core.store import CHECKPOINT_FILE, RUNS_DIR_ENV, RunStore
+from samon_core.service import jobs
+from samon_core.runs.config import atomic_write_text
+from samon_core.service.settings import DevicePolicy, QueueBackend, Settings, load_settings
+from samon_core.runs.store import CHECKPOINT_FILE, RUNS_DIR_ENV, RunStore
 
 log = logging.getLogger("samon.worker")
 
@@ -309,7 +309,7 @@ class Worker:
 
     def _preload(self) -> None:
         try:
-            importlib.import_module("samon_core.trainer")
+            importlib.import_module("samon_core.train.trainer")
         except Exception as exc:  # reported again, per run, when a run needs the trainer
             log.warning("worker %s: cannot import the trainer: %s", self.id, exc)
 
@@ -320,7 +320,7 @@ class Worker:
         if spec:
             module, _, name = spec.partition(":")
             return getattr(importlib.import_module(module), name)
-        from samon_core.trainer import train  # torch is imported here, on the first run
+        from samon_core.train.trainer import train  # torch is imported here, on the first run
 
         return train
 
@@ -468,7 +468,7 @@ class WorkerPool:
 
     def _spawn(self, i: int) -> None:
         device = self.devices[i]
-        cmd = [sys.executable, "-m", "samon_core.worker", "--devices", device,
+        cmd = [sys.executable, "-m", "samon_core.service.worker", "--devices", device,
                "--runs-dir", str(self.root)]
         if self.data_dir:
             cmd += ["--data-dir", str(self.data_dir)]

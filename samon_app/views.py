@@ -12,7 +12,7 @@ them), so every function can be unit-tested and the pages stay thin:
   gamma means, step-time summaries;
 * the results table in the paper's format and the CSV / JSON exports.
 
-Figures are built from these in ``samon_core.charts``.
+Figures are built from these in ``samon_app.charts``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from samon_core.config import (
+from samon_core.runs.config import (
     CHOICES,
     DATASET_SIZES,
     MODEL_SECONDS_PER_IMAGE_CPU,
@@ -37,7 +37,7 @@ from samon_core.config import (
     estimate_seconds,
     paper_rho,
 )
-from samon_core.store import (
+from samon_core.runs.store import (
     TERMINAL_STATES,
     RunStore,
     epochs_frame,
@@ -231,7 +231,7 @@ QUICK_DEMO = "cpu-quick-demo"
 
 
 def _quick_demo_base() -> RunConfig:
-    from samon_core.presets import get_preset
+    from samon_core.runs.presets import get_preset
 
     configs = get_preset(QUICK_DEMO).configs
     return next(iter(configs.values())).replace(method="sgd")
@@ -791,7 +791,7 @@ def group_members(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str,
     """Comparison group -> {run_id: owner who asked for the run in that group}, from each run's
     meta.json. A run belongs to the group it was created in and to every group of its
     ``requesters`` (an identical request reuses a finished or active run instead of training it
-    again, see ``samon_core.jobs``)."""
+    again, see ``samon_core.service.jobs``)."""
     out: dict[str, dict[str, str]] = {}
     for run_id, meta in metas.items():
         group = meta.get("group")

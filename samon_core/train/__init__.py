@@ -1,0 +1,1 @@
+"""samon_core.train."""
