@@ -156,7 +156,7 @@ def main() -> None:
     store = RunStore(work / "runs")
     live = fake_run(store, BASE.replace(method="sam", scope="norm", epochs=200), group="glive",
                     epochs=1, state="running", acc=0.5)
-    methods = {"sgd": BASE.replace(method="sgd"), "all": BASE.replace(method="sam", scope="all"),
+    methods = {"sgd": BASE.replace(method="base"), "all": BASE.replace(method="sam", scope="all"),
                "norm": BASE.replace(method="sam", scope="norm")}
     for seed in range(10):
         for i, cfg in enumerate(methods.values()):

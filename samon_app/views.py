@@ -56,7 +56,7 @@ if TYPE_CHECKING:  # pandas is imported lazily (the form helpers do not need it)
 
 # Form name of a method -> the RunConfig changes that make it. Order = display order.
 METHODS: dict[str, dict[str, str]] = {
-    "SGD": {"method": "sgd"},
+    "SGD": {"method": "base"},
     "SAM-all": {"method": "sam", "scope": "all"},
     "SAM-ON": {"method": "sam", "scope": "norm"},
     "no-norm": {"method": "sam", "scope": "no-norm"},
@@ -139,7 +139,7 @@ SYNTHETIC_NOTE = (
     "classes), not on CIFAR. They show how the methods behave, not the paper's accuracies."
 )
 
-# SAM variant shown in the form -> (adaptive, sam_norm). Paper variants first.
+# SAM variant shown in the form -> (adaptive, ball). Paper variants first.
 SAM_VARIANTS: dict[str, tuple[str, str]] = {
     "SAM (p=2)": ("none", "l2"),
     "ASAM elementwise": ("elementwise", "l2"),
@@ -179,7 +179,7 @@ def clean_owner(text: str | None) -> tuple[str, str | None]:
 def method_key(config: RunConfig | Mapping[str, Any]) -> str:
     """'sgd', 'all', 'norm', 'no-norm' or 'random': the method family of a run."""
     get = config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
-    if get("method") == "sgd":
+    if get("method") == "base":
         return "sgd"
     return str(get("scope") or "all")
 
@@ -234,7 +234,7 @@ def _quick_demo_base() -> RunConfig:
     from samon_core.runs.presets import get_preset
 
     configs = get_preset(QUICK_DEMO).configs
-    return next(iter(configs.values())).replace(method="sgd")
+    return next(iter(configs.values())).replace(method="base")
 
 
 # Form fields that are RunConfig fields with the same name.
@@ -293,7 +293,7 @@ def preset_form_values(configs: Mapping[str, RunConfig]) -> dict[str, Any]:
     for cfg in cfgs:
         for name, changes in METHODS.items():
             if changes.get("method") == cfg.method and (
-                cfg.method == "sgd" or changes.get("scope") == cfg.scope
+                cfg.method == "base" or changes.get("scope") == cfg.scope
             ):
                 if name not in methods:
                     methods.append(name)
@@ -301,7 +301,7 @@ def preset_form_values(configs: Mapping[str, RunConfig]) -> dict[str, Any]:
                     if variant is None:
                         variant = next(
                             (v for v, key in SAM_VARIANTS.items()
-                             if key == (cfg.adaptive, cfg.sam_norm)),
+                             if key == (cfg.adaptive, cfg.ball)),
                             None,
                         )
                     rhos.setdefault(RHO_KEYS[name], cfg.rho)
@@ -369,7 +369,7 @@ def form_configs(values: Mapping[str, Any]) -> FormResult:
     if variant not in SAM_VARIANTS:
         errors["variant"] = f"Choose one of: {', '.join(SAM_VARIANTS)}."
         variant = "SAM (p=2)"
-    adaptive, sam_norm = SAM_VARIANTS[variant]
+    adaptive, ball = SAM_VARIANTS[variant]
 
     # 1. every field on its own (so that several bad fields are all reported at once)
     reference = _quick_demo_base()
@@ -433,7 +433,7 @@ def form_configs(values: Mapping[str, Any]) -> FormResult:
             rho = v.get(RHO_KEYS[name])
             if isinstance(rho, str):
                 rho = float(rho) if rho.strip() else None  # checked above
-            changes.update(adaptive=adaptive, sam_norm=sam_norm, rho=rho)
+            changes.update(adaptive=adaptive, ball=ball, rho=rho)
         try:
             cfg = base.replace(**changes)
         except ValueError as exc:
@@ -447,8 +447,8 @@ def form_configs(values: Mapping[str, Any]) -> FormResult:
 
 def rho_hint(method: str, variant: str) -> tuple[float, str]:
     """(paper's best rho, source text) for a SAM method name of the form and a SAM variant."""
-    adaptive, sam_norm = SAM_VARIANTS.get(variant, ("none", "l2"))
-    value, source = paper_rho(adaptive, sam_norm, METHODS[method]["scope"])
+    adaptive, ball = SAM_VARIANTS.get(variant, ("none", "l2"))
+    value, source = paper_rho(adaptive, ball, METHODS[method]["scope"])
     if source == "paper":
         where = "WRN-28-10, CIFAR-100"
         if method == "no-norm":

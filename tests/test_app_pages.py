@@ -138,7 +138,7 @@ def fake_run(store: RunStore, config: RunConfig, *, owner="alice", group="g1", s
 
 def three_methods(base: RunConfig = TINY) -> dict[str, RunConfig]:
     return {
-        "SGD": base.replace(method="sgd"),
+        "SGD": base.replace(method="base"),
         "SAM-all": base.replace(method="sam", scope="all"),
         "SAM-ON": base.replace(method="sam", scope="norm"),
     }
@@ -248,7 +248,7 @@ def test_launch_form_cross_field_and_method_errors(runs):
 
 
 def test_launch_shows_estimate_queue_and_paper_rho(runs):
-    fake_run(runs, TINY.replace(method="sgd"), state="queued", epochs_done=0)
+    fake_run(runs, TINY.replace(method="base"), state="queued", epochs_done=0)
     at = page(app(), "app_pages/launch.py")
     metrics = {m.label: m.value for m in at.metric}
     assert any(label.startswith("Estimated time") for label in metrics)
@@ -374,9 +374,9 @@ def test_live_shows_a_finished_tiny_runs_charts(runs):
 
 
 def test_live_follows_the_group_in_the_url(runs):
-    fake_run(runs, TINY.replace(method="sgd"), group="gold")
+    fake_run(runs, TINY.replace(method="base"), group="gold")
     time.sleep(1.1)  # a newer group, which would be the default
-    fake_run(runs, TINY.replace(method="sgd", seed=1), group="gnew")
+    fake_run(runs, TINY.replace(method="base", seed=1), group="gnew")
     at = page(app(group="gold"), "app_pages/live.py")
     assert at.selectbox(key="live_pick").value == "gold"
     at.selectbox(key="live_pick").set_value("gnew").run()
@@ -390,7 +390,7 @@ def test_live_shows_progress_eta_and_cancels_own_runs(runs):
 
     running = fake_run(runs, TINY.replace(epochs=4, method="sam", scope="norm"), state="running",
                        epochs_done=1, owner="alice")
-    queued = jobs.submit(TINY.replace(method="sgd", seed=3), owner="alice", group="g1",
+    queued = jobs.submit(TINY.replace(method="base", seed=3), owner="alice", group="g1",
                          store=runs)
     fake_run(runs, TINY.replace(method="sam", scope="all"), state="running", epochs_done=1,
              owner="carol")
@@ -410,7 +410,7 @@ def test_live_shows_progress_eta_and_cancels_own_runs(runs):
 
 
 def test_live_says_what_happened_to_failed_runs(runs):
-    fake_run(runs, TINY.replace(method="sgd"), state="failed", epochs_done=1,
+    fake_run(runs, TINY.replace(method="base"), state="failed", epochs_done=1,
              message="RuntimeError: out of memory")
     fake_run(runs, TINY.replace(method="sam", scope="all"), state="diverged", epochs_done=1,
              message="diverged: the loss became nan at epoch 2, step 9. Try a smaller "
@@ -430,8 +430,8 @@ def test_live_group_includes_reused_runs(runs):
     """A comparison that reused an identical finished run shows it too."""
     from samon_core.service import jobs
 
-    done = fake_run(runs, TINY.replace(method="sgd"), group="old", owner="bob")
-    group, ids = jobs.submit_group({"SGD": TINY.replace(method="sgd"),
+    done = fake_run(runs, TINY.replace(method="base"), group="old", owner="bob")
+    group, ids = jobs.submit_group({"SGD": TINY.replace(method="base"),
                                     "SAM-ON": TINY.replace(method="sam", scope="norm")},
                                    owner="alice", store=runs)
     assert done in ids
@@ -570,7 +570,7 @@ def test_run_reader_shares_reads(runs):
     """20 sessions polling the same run within the throttle interval cause one file read."""
     from samon_app.views import RunReader
 
-    rid = fake_run(runs, TINY.replace(method="sgd"))
+    rid = fake_run(runs, TINY.replace(method="base"))
     reader = RunReader(runs, min_interval_s=5.0)
     for _ in range(20):
         data = reader.get(rid)
@@ -634,7 +634,7 @@ def test_views_time_estimate_is_calibrated_on_finished_runs():
     from samon_app import views
     from samon_core.runs.config import estimate_seconds
 
-    cfg = TINY.replace(method="sgd")
+    cfg = TINY.replace(method="base")
     rows = [{"config": cfg.to_dict(),
              "summary": {"state": "finished", "train_time_s": 10 * estimate_seconds(cfg, "cpu"),
                          "device": "cpu"}}]

@@ -70,7 +70,7 @@ BAD_VALUES = [
     ("blocks", "1,2"),
     ("blocks", (1.0,)),
     ("adaptive", "yes"),
-    ("sam_norm", "l1"),
+    ("ball", "l1"),
     ("rho", -0.1),
     ("rho", math.nan),
     ("rho", "auto"),
@@ -147,7 +147,7 @@ def test_blocks_only_with_norm_scope_for_sam():
     with pytest.raises(ValueError, match="blocks"):
         RunConfig(method="sam", scope="all", blocks=(1,))
     # method sgd ignores the SAM fields
-    RunConfig(method="sgd", scope="all", blocks=(1,))
+    RunConfig(method="base", scope="all", blocks=(1,))
 
 
 def test_error_message_mentions_range_and_choices():
@@ -274,7 +274,7 @@ def test_parse_field_value_unknown_field():
 
 
 @pytest.mark.parametrize(
-    ("adaptive", "sam_norm", "all_rho", "norm_rho", "source"),
+    ("adaptive", "ball", "all_rho", "norm_rho", "source"),
     [
         ("none", "l2", 0.2, 1.0, "paper"),
         ("elementwise", "l2", 5.0, 10.0, "paper"),
@@ -284,12 +284,12 @@ def test_parse_field_value_unknown_field():
         ("layerwise", "linf", 0.001, 0.01, "guess"),
     ],
 )
-def test_rho_defaults(adaptive, sam_norm, all_rho, norm_rho, source):
-    assert paper_rho(adaptive, sam_norm, "all") == (all_rho, source)
-    assert paper_rho(adaptive, sam_norm, "no-norm") == (all_rho, source)
-    assert paper_rho(adaptive, sam_norm, "norm") == (norm_rho, source)
-    assert paper_rho(adaptive, sam_norm, "random") == (norm_rho, source)
-    c = RunConfig(adaptive=adaptive, sam_norm=sam_norm, scope="norm")
+def test_rho_defaults(adaptive, ball, all_rho, norm_rho, source):
+    assert paper_rho(adaptive, ball, "all") == (all_rho, source)
+    assert paper_rho(adaptive, ball, "no-norm") == (all_rho, source)
+    assert paper_rho(adaptive, ball, "norm") == (norm_rho, source)
+    assert paper_rho(adaptive, ball, "random") == (norm_rho, source)
+    c = RunConfig(adaptive=adaptive, ball=ball, scope="norm")
     assert c.resolved_rho() == norm_rho and c.rho_source() == source
     assert c.replace(rho=0.7).resolved_rho() == 0.7
     assert c.replace(rho=0.7).rho_source() == "user"
@@ -297,8 +297,8 @@ def test_rho_defaults(adaptive, sam_norm, all_rho, norm_rho, source):
 
 def test_rho_table_complete():
     for adaptive in CHOICES["adaptive"]:
-        for sam_norm in CHOICES["sam_norm"]:
-            assert set(DEFAULT_RHO[(adaptive, sam_norm)]) == {"all", "norm"}
+        for ball in CHOICES["ball"]:
+            assert set(DEFAULT_RHO[(adaptive, ball)]) == {"all", "norm"}
     with pytest.raises(ValueError):
         paper_rho("none", "l1", "all")
     with pytest.raises(ValueError):
@@ -321,7 +321,7 @@ def test_config_hash_stable_and_sensitive():
     assert c.replace(rho=1.0).config_hash() == h  # rho None resolves to 1.0 for SAM-ON
     assert c.replace(sam_end_epoch=c.epochs).config_hash() == h
     assert c.replace(eta=0.5).config_hash() == h  # eta unused by plain SAM
-    sgd = c.replace(method="sgd")
+    sgd = c.replace(method="base")
     assert sgd.replace(scope="all", rho=3.0).config_hash() == sgd.config_hash()
     assert sgd.config_hash() != h
     assert (
@@ -334,16 +334,16 @@ def test_config_hash_pinned():
     """The hash of the defaults must not change by accident: finished runs are reused by it. If a
     change of RunConfig's defaults or of the canonical form is intended, bump HASH_SCHEMA (when
     the meaning of stored configs changes) and update this value."""
-    assert cfgmod.HASH_SCHEMA == 1
-    expected = "52e306ad70b2f4a017c3391cf5101b72700b1058d6c72d08290958c424403324"
+    assert cfgmod.HASH_SCHEMA == 2
+    expected = "c934d19b6023d9af32873bdcd645e16eb7a1d86f64d9204a1bd04351c16bfcf1"
     assert RunConfig().config_hash() == expected
 
 
 @pytest.mark.parametrize(
     ("changes", "label"),
     [
-        ({"method": "sgd"}, "SGD"),
-        ({"method": "sgd", "optimizer": "adamw"}, "AdamW"),
+        ({"method": "base"}, "SGD"),
+        ({"method": "base", "optimizer": "adamw"}, "AdamW"),
         ({"scope": "all"}, "SAM-all"),
         ({"scope": "norm"}, "SAM-ON"),
         ({"scope": "no-norm"}, "no-norm"),
@@ -351,9 +351,9 @@ def test_config_hash_pinned():
         ({"scope": "norm", "blocks": (1, 2)}, "SAM-ON (B1,B2)"),
         ({"scope": "norm", "adaptive": "elementwise"}, "SAM-ON (ASAM elementwise)"),
         ({"scope": "all", "adaptive": "layerwise"}, "SAM-all (ASAM layerwise)"),
-        ({"scope": "all", "sam_norm": "linf"}, "SAM-all (p=inf)"),
+        ({"scope": "all", "ball": "linf"}, "SAM-all (p=inf)"),
         (
-            {"scope": "norm", "adaptive": "elementwise", "sam_norm": "linf"},
+            {"scope": "norm", "adaptive": "elementwise", "ball": "linf"},
             "SAM-ON (p=inf elementwise)",
         ),
         (
@@ -390,7 +390,7 @@ def test_every_field_has_help_and_enum_choices():
         "method",
         "scope",
         "adaptive",
-        "sam_norm",
+        "ball",
         "bn_second_pass",
         "device",
         "precision",
@@ -404,7 +404,7 @@ def test_estimate_seconds():
     base = RunConfig(
         model="resnet20", dataset="cifar100", train_subset=10_000, epochs=10, sharpness_samples=0
     )
-    sgd = estimate_seconds(base.replace(method="sgd"))
+    sgd = estimate_seconds(base.replace(method="base"))
     sam_all = estimate_seconds(base.replace(scope="all"))
     sam_on = estimate_seconds(base.replace(scope="norm"))
     assert 0 < sgd < sam_on < sam_all

@@ -195,7 +195,7 @@ def test_identical_requests_reuse_and_share(store):
 
 def test_submit_group_with_seeds(store):
     s = settings()
-    group, ids = jobs.submit_group({"SGD": TINY.replace(method="sgd"), "SAM-ON": TINY},
+    group, ids = jobs.submit_group({"SGD": TINY.replace(method="base"), "SAM-ON": TINY},
                                    owner="ann", preset="cpu-quick-demo", seeds=2, store=store,
                                    settings=s)
     metas = [store.read_meta(r) for r in ids]

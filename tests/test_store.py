@@ -186,7 +186,7 @@ def test_list_runs(store):
     empty = store.list_runs()
     assert len(empty) == 0 and "run_id" in empty.columns
     ids = []
-    for i, (owner, method) in enumerate([("ann", "sgd"), ("bob", "sam"), ("ann", "sam")]):
+    for i, (owner, method) in enumerate([("ann", "base"), ("bob", "sam"), ("ann", "sam")]):
         rid = store.create_run(
             RunConfig(method=method, seed=i, epochs=4),
             {"owner": owner, "group": "g", "created": 1000.0 + i},
@@ -202,7 +202,7 @@ def test_list_runs(store):
     df = store.list_runs()
     assert list(df["run_id"]) == ids[::-1]  # newest first
     row = df.set_index("run_id").loc[ids[0]]
-    assert row["state"] == "finished" and row["label"] == "SGD" and row["method"] == "sgd"
+    assert row["state"] == "finished" and row["label"] == "SGD" and row["method"] == "base"
     assert row["final_test_acc"] == 0.4 and row["best_test_acc"] == 0.45
     assert row["last_epoch"] == 4 and row["epochs"] == 4 and row["seed"] == 0
     assert row["heartbeat_age_s"] >= 0

@@ -43,7 +43,7 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-@pytest.mark.parametrize("method,scope", [("sgd", "norm"), ("sam", "all"), ("sam", "norm")])
+@pytest.mark.parametrize("method,scope", [("base", "norm"), ("sam", "all"), ("sam", "norm")])
 def test_short_run_finishes_with_promised_records(tmp_path, method, scope):
     cfg = tiny(method=method, scope=scope)
     seen = []
@@ -79,12 +79,12 @@ def test_short_run_finishes_with_promised_records(tmp_path, method, scope):
     assert {r["steps"] for r in sharp} == {1, 2} and all(math.isfinite(r["value"]) for r in sharp)
     if method == "sam" and scope == "norm":
         assert 0 < summary["perturbed_share"] < 0.05
-    if method == "sgd":
+    if method == "base":
         assert summary["params_perturbed"] == 0
 
 
 def test_loss_decreases_on_synthetic(tmp_path):
-    train(tiny(method="sgd", epochs=5, train_subset=2500, sharpness_samples=0), tmp_path / "r")
+    train(tiny(method="base", epochs=5, train_subset=2500, sharpness_samples=0), tmp_path / "r")
     ep = RunStore(tmp_path).epochs_df("r")
     assert ep["train_loss"].iloc[-1] < ep["train_loss"].iloc[0]
     assert ep["test_acc"].iloc[-1] > 2 / 100  # well above chance (1%)
@@ -152,7 +152,7 @@ def test_nan_loss_ends_as_diverged(tmp_path, monkeypatch):
     monkeypatch.setattr(
         trainer_module, "build_model", lambda *a, **k: Poisoned(real_build(*a, **k))
     )
-    s = train(tiny(method="sgd"), tmp_path / "r")
+    s = train(tiny(method="base"), tmp_path / "r")
     status = RunStore(tmp_path).read_status("r")
     assert s["state"] == "diverged" and status["state"] == "diverged"
     assert status["epoch"] == 1 and status["step"] == 7

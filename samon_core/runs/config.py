@@ -34,7 +34,8 @@ CONFIG_FILENAME = "config.json"
 
 # Version of the canonical form hashed by ``RunConfig.config_hash``; bump it when the meaning of a
 # field changes so that old finished runs are no longer reused for new requests.
-HASH_SCHEMA = 1
+# 2: sam_norm renamed ball, method "sgd" renamed "base".
+HASH_SCHEMA = 2
 
 _MODEL_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda|cuda:[0-9]{1,2})$")
@@ -43,7 +44,7 @@ _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda|cuda:[0-9]{1,2})$")
 # rho defaults
 # ---------------------------------------------------------------------------------------------
 
-# Best rho per (adaptive, sam_norm) variant, for perturbing all parameters ("all") and only the
+# Best rho per (adaptive, ball) variant, for perturbing all parameters ("all") and only the
 # normalization parameters ("norm"). "paper" entries are read off the authors' figure (WRN-28-10,
 # CIFAR-100); the paper gives no value for the "guess" entries (p=inf without the elementwise
 # T_w), which are our own choice: 10x below the elementwise p=inf values, because without T_w = |w|
@@ -173,9 +174,9 @@ class RunConfig:
     # --- SAM --------------------------------------------------------------------------------
     method: str = _f(
         "sam",
-        "sgd = plain base optimizer (one gradient per step); sam = sharpness-aware minimization "
-        "(two gradients per step).",
-        choices=("sgd", "sam"),
+        "base = the base optimizer alone, no SAM (one gradient per step; SGD, AdamW or Lion); "
+        "sam = sharpness-aware minimization (two gradients per step).",
+        choices=("base", "sam"),
     )
     scope: str = _f(
         "norm",
@@ -197,7 +198,7 @@ class RunConfig:
         choices=("none", "elementwise", "layerwise"),
         sam=True,
     )
-    sam_norm: str = _f(
+    ball: str = _f(
         "l2",
         "Norm of the perturbation ball: l2 (eps ~ g/||g||) or linf (eps = rho * T_w * sign(g)).",
         choices=("l2", "linf"),
@@ -349,14 +350,14 @@ class RunConfig:
         """``rho``, or the paper's best value for this variant and scope when ``rho`` is None."""
         if self.rho is not None:
             return self.rho
-        return paper_rho(self.adaptive, self.sam_norm, self.scope)[0]
+        return paper_rho(self.adaptive, self.ball, self.scope)[0]
 
     def rho_source(self) -> str:
         """Where ``resolved_rho()`` comes from: 'user' (rho set explicitly), 'paper' (read off the
         paper's figure) or 'guess' (the paper gives no value for this variant; our choice)."""
         if self.rho is not None:
             return "user"
-        return paper_rho(self.adaptive, self.sam_norm, self.scope)[1]
+        return paper_rho(self.adaptive, self.ball, self.scope)[1]
 
     def sam_end(self) -> int:
         """End (exclusive, 0-based) of the SAM window: ``sam_end_epoch`` or ``epochs``."""
@@ -370,12 +371,12 @@ class RunConfig:
         """Display name: 'SGD' (or 'AdamW' / 'Lion' for method sgd with those optimizers),
         'SAM-all', 'SAM-ON', 'no-norm', 'random mask'; details in parentheses, e.g.
         'SAM-ON (B1,B2)', 'SAM-all (ASAM elementwise)', 'SAM-ON (p=inf; AdamW)'."""
-        if self.method == "sgd":
+        if self.method == "base":
             return _OPTIMIZER_LABELS[self.optimizer]
         parts: list[str] = []
         if self.scope == "norm" and self.blocks:
             parts.append(",".join(f"B{b}" for b in self.blocks))
-        variant = _VARIANT_LABELS[(self.adaptive, self.sam_norm)]
+        variant = _VARIANT_LABELS[(self.adaptive, self.ball)]
         if variant:
             parts.append(variant)
         if self.optimizer != "sgd":
@@ -403,6 +404,7 @@ class RunConfig:
         keys and wrong types raise ``ValueError``."""
         if not isinstance(data, Mapping):
             raise ValueError(f"RunConfig.from_dict expects a mapping, got {type(data).__name__}")
+        data = _upgrade_legacy(data)
         unknown = sorted(str(k) for k in data if k not in _SPEC_BY_NAME)
         if unknown:
             raise ValueError(f"unknown RunConfig field(s): {', '.join(unknown)}{_suggest(unknown)}")
@@ -471,7 +473,7 @@ class RunConfig:
         ``sam_end_epoch`` None -> epochs; ASAM-only settings reset for plain SAM; the BatchNorm
         option reset for other norm layers)."""
         d = self.to_dict()
-        if self.method == "sgd":
+        if self.method == "base":
             for spec in _specs():
                 if spec.sam:
                     d[spec.name] = _listify(spec.default)
@@ -491,6 +493,20 @@ class RunConfig:
         payload = {"schema": HASH_SCHEMA, "config": self.canonical_dict()}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _upgrade_legacy(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Run folders written before the renames stay readable: ``sam_norm`` is now ``ball`` (the
+    perturbation's p-norm ball, not a layer type) and ``method="sgd"`` is now ``"base"`` (no SAM,
+    whatever the base optimizer)."""
+    if "sam_norm" not in data and data.get("method") != "sgd":
+        return data
+    out = dict(data)
+    if "sam_norm" in out and "ball" not in out:
+        out["ball"] = out.pop("sam_norm")
+    if out.get("method") == "sgd":
+        out["method"] = "base"
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -745,17 +761,17 @@ def parse_field_value(name: str, text: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def paper_rho(adaptive: str, sam_norm: str, scope: str) -> tuple[float, str]:
+def paper_rho(adaptive: str, ball: str, scope: str) -> tuple[float, str]:
     """Default rho for a variant and scope, with its source: ('paper' | 'guess').
 
     SAM-all and no-norm use the SAM-all column, SAM-ON and random mask the SAM-ON column.
     """
-    key = (adaptive, sam_norm)
+    key = (adaptive, ball)
     if key not in DEFAULT_RHO:
         raise ValueError(
-            f"no rho default for adaptive={adaptive!r}, sam_norm={sam_norm!r}; adaptive must be "
-            f"one of {', '.join(CHOICES['adaptive'])} and sam_norm one of "
-            f"{', '.join(CHOICES['sam_norm'])}"
+            f"no rho default for adaptive={adaptive!r}, ball={ball!r}; adaptive must be "
+            f"one of {', '.join(CHOICES['adaptive'])} and ball one of "
+            f"{', '.join(CHOICES['ball'])}"
         )
     if scope not in _RHO_COLUMN:
         raise ValueError(f"scope must be one of {', '.join(CHOICES['scope'])}; got {scope!r}")

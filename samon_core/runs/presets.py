@@ -41,7 +41,7 @@ def _three_methods(base: RunConfig) -> dict[str, RunConfig]:
     """SGD, SAM-all and SAM-ON on one base config (rho: the paper's best for each)."""
     return _by_label(
         [
-            base.replace(method="sgd"),
+            base.replace(method="base"),
             base.replace(method="sam", scope="all", rho=None),
             base.replace(method="sam", scope="norm", rho=None),
         ]
@@ -162,11 +162,11 @@ _VARIANTS = (("none", "l2"), ("elementwise", "l2"), ("layerwise", "l2"), ("eleme
 
 def _variants_gpu() -> Preset:
     base = _paper_base("wrn16_4", epochs=100, probe_every=0)
-    configs = [base.replace(method="sgd")]
-    for adaptive, sam_norm in _VARIANTS:
+    configs = [base.replace(method="base")]
+    for adaptive, ball in _VARIANTS:
         for scope in ("all", "norm"):
             configs.append(
-                base.replace(method="sam", scope=scope, adaptive=adaptive, sam_norm=sam_norm)
+                base.replace(method="sam", scope=scope, adaptive=adaptive, ball=ball)
             )
     return Preset(
         name="variants-gpu",

@@ -195,7 +195,7 @@ def _build(config: RunConfig, data_dir: str | os.PathLike) -> _Setup:
             cls,
             rho=config.resolved_rho(),
             adaptive=config.adaptive,
-            norm=config.sam_norm,
+            norm=config.ball,
             eta=config.eta,
             normalize_bias=config.normalize_bias,
             **kw,
