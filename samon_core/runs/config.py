@@ -14,7 +14,6 @@ forms, print help and validate input before anything is trained.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import hashlib
@@ -22,13 +21,14 @@ import json
 import math
 import os
 import re
-import tempfile
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from samon_core.runs.io import atomic_write_text
 
 CONFIG_FILENAME = "config.json"
 
@@ -865,26 +865,3 @@ def estimate_seconds(config: RunConfig, device_kind: str = "cpu") -> float:
                 * (config.sharpness_multi_steps + 2 / 3)
             )
     return float(per_image * (train_units + eval_units + probe_units))
-
-
-# ---------------------------------------------------------------------------------------------
-# file helper (shared with samon_core.runs.store)
-# ---------------------------------------------------------------------------------------------
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = True) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, then
-    ``os.replace``. Readers see the old or the new content, never a mix."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

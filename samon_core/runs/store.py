@@ -30,7 +30,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from samon_core.runs.config import RunConfig, atomic_write_text
+from samon_core.runs.config import RunConfig
+from samon_core.runs.io import atomic_write_text
 
 if TYPE_CHECKING:  # pandas is imported lazily: the trainer needs the writer, not DataFrames
     import pandas as pd

@@ -69,9 +69,16 @@ from huey import RedisHuey, SqliteHuey
 from huey.registry import Message
 from huey.serializer import Serializer
 
-from samon_core.runs.config import DATASET_SIZES, RunConfig, atomic_write_text, estimate_seconds
-from samon_core.service.settings import DevicePolicy, QueueBackend, Settings, env_name, load_settings
+from samon_core.runs.config import DATASET_SIZES, RunConfig, estimate_seconds
+from samon_core.runs.io import atomic_write_text
 from samon_core.runs.store import CHECKPOINT_FILE, META_FILE, STATUS_FILE, RunStore
+from samon_core.service.settings import (
+    DevicePolicy,
+    QueueBackend,
+    Settings,
+    env_name,
+    load_settings,
+)
 
 try:
     import fcntl

@@ -44,10 +44,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from samon_core.service import jobs
-from samon_core.runs.config import atomic_write_text
-from samon_core.service.settings import DevicePolicy, QueueBackend, Settings, load_settings
+from samon_core.runs.io import atomic_write_text
 from samon_core.runs.store import CHECKPOINT_FILE, RUNS_DIR_ENV, RunStore
+from samon_core.service import jobs
+from samon_core.service.settings import DevicePolicy, QueueBackend, Settings, load_settings
 
 log = logging.getLogger("samon.worker")
 

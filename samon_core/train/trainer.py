@@ -35,11 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from samon_core.runs.config import RunConfig
-from samon_core.train.data import DeviceLoader, load_dataset
-from samon_core.train.hardware import device_description
 from samon_core.models import build_model
-from samon_core.train.normstats import fixed_bins, norm_stats_records
 from samon_core.optim import (
     SAM,
     base_optimizer,
@@ -47,8 +43,12 @@ from samon_core.optim import (
     perturbation_groups,
     perturbed_count,
 )
-from samon_core.train.sharpness import m_sharpness
+from samon_core.runs.config import RunConfig
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
+from samon_core.train.data import DeviceLoader, load_dataset
+from samon_core.train.hardware import device_description
+from samon_core.train.normstats import fixed_bins, norm_stats_records
+from samon_core.train.sharpness import m_sharpness
 
 Record = dict[str, Any]
 DATA_DIR_ENV = "SAMON_DATA_DIR"
