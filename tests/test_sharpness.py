@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from samon_core.train.sharpness import linf_adaptive_ascent, logit_normalized_ce, m_sharpness
+from samon_core.train.sharpness import (
+    checkpoints,
+    linf_adaptive_ascent,
+    logit_normalized_ce,
+    m_sharpness,
+)
 
 
 def _data(n=256, d=10, c=5, seed=0):
@@ -54,8 +60,10 @@ def test_one_step_equals_direct_computation_on_a_linear_model():
         clean = logit_normalized_ce(F.linear(xb, w, bias), yb)
         gw, gb = torch.autograd.grad(clean, (w, bias))
         with torch.no_grad():
-            w2 = w + rho * w.abs() * gw.sign()  # the l_inf box corner along the gradient sign
-            b2 = bias + rho * bias.abs() * gb.sign()
+            # 3/4 of the l_inf box corner along the gradient sign: the paper's code applies its
+            # momentum (0.75) to the first step too
+            w2 = w + 0.75 * rho * w.abs() * gw.sign()
+            b2 = bias + 0.75 * rho * bias.abs() * gb.sign()
             diff = logit_normalized_ce(F.linear(xb, w2, b2), yb) - clean
         assert diff > 0  # (so the max with the clean point changes nothing here)
         terms.append(max(diff.item(), 0.0))
@@ -88,15 +96,107 @@ def test_multi_step_keeps_the_best_and_stays_in_the_box():
         assert logit_normalized_ce(probe(x), y).item() == pytest.approx(res.best_loss, rel=1e-6)
     # The first multi-step iterate is the 1-step corner, so more steps never report less.
     one = linf_adaptive_ascent(model, x, y, rho, steps=1)
-    assert one.step_sizes == [rho]
+    assert one.step_sizes == [2 * rho]
     assert res.best_loss >= one.best_loss - 1e-7
     assert m_sharpness(model, x, y, rho, 20, m=64) >= m_sharpness(model, x, y, rho, 1, m=64) - 1e-7
 
 
 def test_step_size_halves_on_stalls():
     model, (x, y) = _bn_model(), _data(128)
-    res = linf_adaptive_ascent(model, x, y, 0.5, steps=20, check_every=2)
+    res = linf_adaptive_ascent(model, x, y, 0.5, steps=20)
     assert res.step_sizes[0] == 1.0 and min(res.step_sizes) < 1.0  # a large rho must stall
+    # the step size changes only right after a checkpoint
+    changes = [k for k in range(1, 20) if res.step_sizes[k] != res.step_sizes[k - 1]]
+    assert changes and all(k - 1 in checkpoints(20) for k in changes)
+
+
+def test_checkpoints_follow_the_reference_schedule():
+    # p = 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 of the steps, rounded up (0.70 * 20 is
+    # 14.000000000000002 in floating point, so 15, as in the reference)
+    assert checkpoints(20) == (5, 9, 12, 15, 16, 18, 19, 20)
+    assert checkpoints(1) == (1,)  # no check inside a 1-step ascent
+    assert checkpoints(100)[:3] == (22, 41, 58)  # 0.57 * 100 = 57.00000000000001
+
+
+class _LinearLoss(nn.Module):
+    """f(x) = x . w with a loss equal to the mean output: L(w + d) - L(w) = g . d exactly, with
+    g = mean(x) fixed, so every iterate of the ascent can be written down by hand."""
+
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        self.w = nn.Parameter(w.clone())
+
+    def forward(self, x):
+        return x @ self.w
+
+
+def test_ascent_iterates_on_a_loss_linear_in_w_match_the_hand_computation():
+    # With a fixed gradient sign every z is the box corner c = rho |w| sign(g) (the step 2 rho
+    # overshoots it), so delta_{k+1} = 0.75 c + 0.25 delta_{k-1}: 0.75 c, 0.75 c, 0.9375 c, ...
+    # and the gain over L(w) is a_k * rho * sum |w_i g_i| with a = 0.75, 0.75, 0.9375, 0.9375.
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 6) + 0.5, torch.zeros(32, dtype=torch.long)
+    w = torch.randn(6)
+    model = _LinearLoss(w)
+    rho = 0.05
+    full_gain = rho * (w.abs() * x.mean(0).abs()).sum().item()
+    loss = lambda out, _y: out.mean()  # noqa: E731
+    for steps, a in ((1, 0.75), (2, 0.75), (3, 0.9375), (4, 0.9375), (5, 0.984375)):
+        res = linf_adaptive_ascent(model, x, y, rho, steps, loss_fn=loss)
+        assert res.sharpness == pytest.approx(a * full_gain, rel=1e-5), steps
+
+
+def _reference_ascent(model, x, y, rho, steps):
+    """A straightforward transcription of the procedure in the paper's sharpness code (dicts,
+    a deep copy of the model, load_state_dict for the resets), independent of the one under test."""
+    model = copy.deepcopy(model).eval()
+    orig = {n: p.detach().clone() for n, p in model.named_parameters()}
+    delta = {n: torch.zeros_like(p) for n, p in orig.items()}
+    prev = {n: torch.zeros_like(p) for n, p in orig.items()}
+    with torch.no_grad():
+        init = logit_normalized_ce(model(x), y).item()
+    worst, worst_state = init, copy.deepcopy(model.state_dict())
+    step, prev_step, prev_worst, prev_cp, updates = 2 * rho, 2 * rho, init, 0, 0
+    marks = [0, math.ceil(steps * 0.22)]
+    ps = [0, 0.22]
+    while marks[-1] < steps and marks[-1] != marks[-2]:
+        ps.append(ps[-1] + max(ps[-1] - ps[-2] - 0.03, 0.06))
+        marks.append(math.ceil(ps[-1] * steps))
+    marks = marks[1:]
+    for i in range(steps):
+        model.zero_grad()
+        logit_normalized_ce(model(x), y).backward()
+        backup = {n: d.clone() for n, d in delta.items()}
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                box = rho * orig[n].abs()
+                z = torch.max(torch.min(delta[n] + step * p.grad.sign() * orig[n].abs(), box), -box)
+                delta[n] = 0.75 * z + 0.25 * prev[n]
+                p.copy_(orig[n] + delta[n])
+            prev = backup
+            cur = logit_normalized_ce(model(x), y).item()
+        if cur > worst:
+            worst, worst_state, updates = cur, copy.deepcopy(model.state_dict()), updates + 1
+        if i in marks:
+            cond1 = updates < 0.75 * (i - prev_cp)
+            cond2 = prev_step == step and prev_worst == worst
+            prev_step, prev_worst, prev_cp, updates = step, worst, i, 0
+            if cond1 or cond2:
+                step *= 0.5
+                model.load_state_dict(worst_state)
+    return worst - init
+
+
+@pytest.mark.parametrize("steps,rho", [(1, 0.01), (1, 0.03), (20, 0.003), (20, 0.05)])
+def test_ascent_equals_an_independent_implementation_on_a_small_net(steps, rho):
+    model, (x, y) = _bn_model(), _data(128)
+    model.train()
+    model(x)  # non-trivial BatchNorm running statistics
+    model.eval()
+    model = model.double()
+    x = x.double()
+    got = linf_adaptive_ascent(model, x, y, rho, steps).sharpness
+    assert got == pytest.approx(_reference_ascent(model, x, y, rho, steps), rel=1e-9, abs=1e-12)
 
 
 def test_model_is_restored_exactly():

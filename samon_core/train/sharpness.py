@@ -14,25 +14,22 @@ over B batches of m points each (m = 128, 1,024 un-augmented training points), w
   (no label smoothing), which removes the trivial sharpness change from rescaling the logits;
 * the inner max is approximated by sign-gradient ascent (``linf_adaptive_ascent``).
 
-Ascent (Auto-PGD style, Croce & Hein 2020; written for this project). Step sizes are in units of
-|w|: a step of size eta moves delta by eta * |w0| * sign(g). Let P be the projection (clamp) onto
-the box |delta| <= rho |w0|, alpha = ``momentum`` (0.75)::
+Ascent: sign-gradient ascent with momentum (Auto-PGD, Croce & Hein 2020), step for step as the
+paper's sharpness code does it (Andriushchenko et al., tml-epfl/sharpness-vs-generalization,
+``eval_APGD_sharpness``; written anew here, see docs/fidelity.md). Step sizes are in units of |w0|,
+P is the clamp onto the box |delta| <= rho |w0|, alpha = ``momentum`` = 0.75::
 
-    delta_0 = 0,  eta = 2 rho                         (1 step: eta = rho, see below)
-    z_{k+1}     = P(delta_k + eta |w0| sign(g_k))     g_k = grad of L at w0 + delta_k
-    delta_{k+1} = z_{k+1}                                                      if k = 0
-                = P(delta_k + alpha (z_{k+1} - delta_k) + (1 - alpha)(delta_k - delta_{k-1}))
-                                                                              otherwise
+    delta_0 = delta_{-1} = 0,  eta = 2 rho,  u = w0 (the point where the gradient is taken)
+    z_{k+1}     = P(delta_k + eta |w0| sign(grad L(u)))
+    delta_{k+1} = alpha z_{k+1} + (1 - alpha) delta_{k-1}        u = w0 + delta_{k+1}
 
-Every iterate's loss is evaluated (the one at delta_k comes free with g_k; the last one needs one
-more forward pass), and the best loss seen, *including delta_0 = 0*, is kept: the result is a
-lower bound of the true max and never below L(w0), so the sharpness is >= 0. Stalls: after every
-``check_every`` iterations (default max(1, round(0.2 * steps)), i.e. 4 for 20 steps) the best loss
-is compared with its value at the previous check; if it did not strictly increase, eta is halved
-and the iterate restarts from the best delta so far (momentum reset).
-With ``steps = 1`` the single step is eta = rho from 0: delta = rho |w0| sign(g_0), the box corner
-that maximises the first-order (linear) approximation of the loss (FGSM); the value is
-max(L(w0 + delta) - L(w0), 0).
+So the momentum acts on the first step too: one step lands at 0.75 rho |w0| sign(g), three
+quarters of the box corner. The worst loss seen (starting from L(w0)) is kept with its delta; an
+iterate counts as an improvement only when its loss is strictly larger. At the checkpoints
+(``checkpoints(steps)``: fractions p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03,
+0.06) of the steps, rounded up) eta is halved and u is reset to the worst point (the running delta
+is kept) when fewer than 75% of the steps since the last checkpoint improved the worst loss, or
+when neither eta nor the worst loss changed since then. The value is worst loss - L(w0) >= 0.
 
 The model is left exactly as found: parameters restored bitwise from saved copies, each module's
 ``training`` flag restored; gradients are taken with ``torch.autograd.grad``, so ``.grad`` fields
@@ -42,6 +39,7 @@ are untouched, and in eval mode BatchNorm buffers do not change.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -112,6 +110,29 @@ def _loss(model, x, y, loss_fn) -> float:
     return loss_fn(model(x), y).item()
 
 
+def checkpoints(steps: int) -> tuple[int, ...]:
+    """The 0-based iterations at which the ascent checks its progress (module doc): the fractions
+    p_j of ``steps`` rounded up, from p_1 = 0.22 on, until they reach ``steps`` or repeat.
+    20 steps -> (5, 9, 12, 15, 16, 18, 19, 20); 1 step -> (1,), i.e. no check. The float
+    arithmetic is the reference's (0.70 * 20 rounds up to 15), so the schedules agree exactly."""
+    fractions = [0.0, 0.22]
+    marks = [0, math.ceil(steps * 0.22)]
+    while marks[-1] < steps and marks[-1] != marks[-2]:
+        fractions.append(fractions[-1] + max(fractions[-1] - fractions[-2] - 0.03, 0.06))
+        marks.append(math.ceil(fractions[-1] * steps))
+    return tuple(marks[1:])
+
+
+def _momentum_step(delta, prev, grads, scale, radius, eta: float, momentum: float):
+    """delta_{k+1} = alpha P(delta_k + eta |w0| sign(g)) + (1 - alpha) delta_{k-1}, per tensor.
+    A convex combination of two points of the box, so delta_{k+1} stays in the box."""
+    out = []
+    for d, dp, g, s, r in zip(delta, prev, grads, scale, radius, strict=True):
+        z = (d + eta * s * g.sign()).clamp_(-r, r)
+        out.append(z.mul_(momentum).add_(dp, alpha=1.0 - momentum))
+    return out
+
+
 def linf_adaptive_ascent(
     model: nn.Module,
     x: torch.Tensor,
@@ -121,7 +142,7 @@ def linf_adaptive_ascent(
     *,
     params: Sequence[torch.Tensor] | None = None,
     momentum: float = 0.75,
-    check_every: int | None = None,
+    min_update_ratio: float = 0.75,
     loss_fn=logit_normalized_ce,
     keep_delta: bool = False,
 ) -> AscentResult:
@@ -129,52 +150,47 @@ def linf_adaptive_ascent(
 
     ``params``: the perturbed tensors (default: every parameter with requires_grad). The model is
     evaluated in eval mode and restored exactly afterwards. ``keep_delta`` returns the maximiser.
+    Costs ``steps`` forward+backward passes, one more forward pass, and one forward+backward pass
+    per step-size reduction (the gradient at the reset point).
     """
     if steps < 1:
         raise ValueError("steps must be >= 1")
     if params is None:
         params = [p for p in model.parameters() if p.requires_grad]
     params = list(params)
-    check_every = check_every or max(1, round(0.2 * steps))
+    marks = set(checkpoints(steps))
 
     with frozen_eval(model, params) as w0:  # w0: the unperturbed values, restored afterwards
-        radius = [rho * w.abs() for w in w0]  # box half-widths, one tensor per param
+        scale = [w.abs() for w in w0]
+        radius = [rho * s for s in scale]  # box half-widths, one tensor per param
         delta = [torch.zeros_like(w) for w in w0]
-        prev = [torch.zeros_like(w) for w in w0]  # delta_{k-1}, for the momentum term
+        prev = [torch.zeros_like(w) for w in w0]  # delta_{k-1}
         best_delta = [d.clone() for d in delta]
 
-        clean, grads = _loss_and_grad(model, x, y, params, loss_fn)  # at delta_0 = 0
+        clean, grads = _loss_and_grad(model, x, y, params, loss_fn)  # at w0
         losses, etas = [clean], []
-        best = clean
-        eta = rho if steps == 1 else 2.0 * rho
-        best_at_check = best
+        best, eta = clean, 2.0 * rho
+        last_mark, improved, eta_at_mark, best_at_mark = 0, 0, eta, best
         for k in range(steps):
             etas.append(eta)
-            new = []
-            for d, dp, g, w, r in zip(delta, prev, grads, w0, radius, strict=True):
-                z = (d + eta * w.abs() * g.sign()).clamp_(-r, r)
-                if k > 0:  # momentum step between the sign step and the previous move
-                    z = (d + momentum * (z - d) + (1 - momentum) * (d - dp)).clamp_(-r, r)
-                new.append(z)
-            prev, delta = delta, new
+            prev, delta = delta, _momentum_step(delta, prev, grads, scale, radius, eta, momentum)
             _set_params(params, w0, delta)
-            last = k == steps - 1
-            if last:
+            if k == steps - 1:
                 loss = _loss(model, x, y, loss_fn)
             else:
                 loss, grads = _loss_and_grad(model, x, y, params, loss_fn)
             losses.append(loss)
             if loss > best:
-                best = loss
+                best, improved = loss, improved + 1
                 best_delta = [d.clone() for d in delta]
-            if not last and (k + 1) % check_every == 0:
-                if not best > best_at_check:  # stalled: halve, restart from the best point
-                    eta /= 2.0
-                    delta = [d.clone() for d in best_delta]
-                    prev = [d.clone() for d in best_delta]
-                    _set_params(params, w0, delta)
+            if k in marks and k < steps - 1:
+                stalled = improved < min_update_ratio * (k - last_mark)
+                unchanged = eta == eta_at_mark and best == best_at_mark
+                last_mark, improved, eta_at_mark, best_at_mark = k, 0, eta, best
+                if stalled or unchanged:  # halve; take the next gradient at the worst point
+                    eta *= 0.5
+                    _set_params(params, w0, best_delta)
                     _, grads = _loss_and_grad(model, x, y, params, loss_fn)
-                best_at_check = best
 
     return AscentResult(clean, best, losses, etas, best_delta if keep_delta else None)
 
