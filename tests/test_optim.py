@@ -69,8 +69,8 @@ def reference_eps(model, grads, perturbed, masks, *, rho, adaptive, norm, eta, n
             continue
         w = p.detach().double()
         g = grads[name].double() * (masks[name].double() if name in masks else 1.0)
-        is_bias = name.endswith(".bias")
-        if adaptive == "none" or (is_bias and not normalize_bias):
+        is_weight = name.endswith(".weight")  # T_w for weight tensors only (the reference's rule)
+        if adaptive == "none" or (not is_weight and not normalize_bias):
             t = torch.ones_like(w)
         elif adaptive == "elementwise":
             t = w.abs() + eta
@@ -380,3 +380,30 @@ def test_bad_scope_and_empty_selection_raise():
         perturbation_groups(model, "norm", blocks=(3,))
     with pytest.raises(ValueError, match="optimizer"):
         base_optimizer("rmsprop", lr=0.1)
+
+
+def test_asam_scales_weight_tensors_only_not_tokens_or_embeddings():
+    """The reference applies T_w to `weight` tensors: a ViT's cls token and position embedding,
+    like biases, take T_w = 1 unless normalize_bias is set."""
+    from samon_core.models import build_model
+
+    def vit():
+        torch.manual_seed(0)
+        model = build_model("vit_tiny", num_classes=10)
+        with torch.no_grad():  # a token of large values: T_w = |w| would make its eps large
+            model.cls_token.fill_(5.0)
+        return model
+
+    flags = {n: g["weight"] for g in perturbation_groups(vit(), "all") for n in g["param_names"]}
+    assert flags["cls_token"] is False and flags["pos_embed"] is False
+    assert all(flags[n] for n in flags if n.endswith(".weight"))
+    assert not any(flags[n] for n in flags if n.endswith(".bias"))
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    for normalize_bias, expected in ((False, 0.1), (True, 0.5)):  # rho * 1, rho * |5|
+        model = vit()
+        opt = SAM(perturbation_groups(model, "all"), torch.optim.SGD, rho=0.1,
+                  adaptive="elementwise", norm="linf", normalize_bias=normalize_bias, lr=0.1)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.first_step(zero_grad=True)
+        moved = (model.cls_token.detach() - 5.0).abs()
+        assert torch.allclose(moved[moved > 0], torch.tensor(expected)), normalize_bias

@@ -16,7 +16,8 @@ and the normalisation operator T_w (a diagonal matrix, stored per tensor) is
     "layerwise":   T_w = ||w||_2 + eta                    (one scalar per tensor)
 
 Following the SAM-ON reference (Mueller et al., NeurIPS 2023, arXiv 2306.04226), T_w applies only to
-weight tensors (for a normalization layer: gamma); biases, including beta, use T_w = 1 unless
+weight tensors (for a normalization layer: gamma); biases, including beta, and tensors that are no
+`.weight` at all (a ViT's cls token and position embedding) use T_w = 1 unless
 ``normalize_bias`` is set. A random-mask perturbation multiplies g by a 0/1 mask first, so that both
 the norm and eps involve the selected weights only.
 

@@ -32,13 +32,14 @@ from samon_core.optim.perturbation import ADAPTIVE_CHOICES, NORM_CHOICES, sam_pe
 class SAM(torch.optim.Optimizer):
     """Sharpness-aware minimization around ``base_optimizer`` (a class, e.g. ``torch.optim.SGD``).
 
-    params: tensors, or parameter groups from ``perturbation_groups`` (keys ``perturb``, ``bias``,
+    params: tensors, or parameter groups from ``perturbation_groups`` (keys ``perturb``, ``weight``,
         optional ``masks``). Plain tensors are all perturbed and treated as weights.
     rho: radius of the perturbation (>= 0; 0 gives exactly the base optimizer's step).
     adaptive: "none" (SAM), "elementwise" or "layerwise" (ASAM's T_w).
     norm: "l2" or "linf" (the p of the constraint).
     eta: added to T_w in the adaptive variants.
-    normalize_bias: also apply T_w to biases (beta of norm layers included).
+    normalize_bias: also apply T_w to biases (beta included) and the other tensors that are not
+        a `.weight` (a ViT's cls token and position embedding); by default they get T_w = 1.
     **base_kwargs: passed to the base optimizer (lr, momentum, weight_decay, ...).
     """
 
@@ -83,7 +84,7 @@ class SAM(torch.optim.Optimizer):
             if masks is not None:
                 self._masks.update(zip(g["params"], masks, strict=True))
             g.setdefault("perturb", True)
-            g.setdefault("bias", False)
+            g.setdefault("weight", True)
             clean.append(g)
         if not any(g["perturb"] for g in clean):
             raise ValueError("no parameter group is perturbed (every group has perturb=False)")
@@ -120,7 +121,7 @@ class SAM(torch.optim.Optimizer):
     def _perturbed_params(self) -> Iterator[tuple[torch.Tensor, bool]]:
         for g in self.param_groups:
             if g["perturb"]:
-                use_scale = self.normalize_bias or not g["bias"]
+                use_scale = self.normalize_bias or g["weight"]
                 for p in g["params"]:
                     if p.grad is not None:
                         yield p, use_scale

@@ -12,8 +12,10 @@ NeurIPS 2023):
                paper's random-mask control, 99.95% sparse on a WRN-28-10).
 
 Norm layers are found by module type (``samon_core.norms.NORM_LAYER_TYPES``), never by name. Each
-group also says whether its tensors are biases (``bias``: True for every ``.bias``, beta included),
-because ASAM's T_w applies to biases only with ``normalize_bias``. The split is asserted to cover
+group also says whether its tensors are weight tensors (``weight``: True for every ``.weight``,
+gamma included), because, as in the reference, ASAM's T_w applies to weight tensors only; biases
+(beta included) and other tensors (a ViT's cls token and position embedding) get it only with
+``normalize_bias``. The split is asserted to cover
 every trainable parameter exactly once.
 """
 
@@ -87,17 +89,17 @@ def perturbation_groups(
     groups: dict[tuple[bool, bool], dict] = {}
     for name, p in named:
         perturb = id(p) in chosen
-        is_bias = name.rsplit(".", 1)[-1] == "bias"  # the module attribute, beta included
+        is_weight = name.rsplit(".", 1)[-1] == "weight"  # the module attribute, gamma included
         g = groups.setdefault(
-            (perturb, is_bias),
-            {"params": [], "param_names": [], "perturb": perturb, "bias": is_bias},
+            (perturb, is_weight),
+            {"params": [], "param_names": [], "perturb": perturb, "weight": is_weight},
         )
         g["params"].append(p)
         g["param_names"].append(name)
         if perturb and scope == "random":
             g.setdefault("masks", []).append(masks[id(p)])
 
-    out = [groups[k] for k in sorted(groups, key=lambda k: (not k[0], k[1]))]
+    out = [groups[k] for k in sorted(groups, key=lambda k: (not k[0], not k[1]))]
     covered = [id(p) for g in out for p in g["params"]]
     assert len(covered) == len(set(covered)) == len(named), (
         "scope split must cover each parameter once"
