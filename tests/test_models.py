@@ -388,12 +388,28 @@ def test_vit_has_blocks_and_no_stages():
 
 
 def test_app_model_table_matches_the_registry():
-    """The Launch form's torch-free model table (samon_app.views.MODEL_INFO) mirrors the
+    """The Launch form's torch-free model table (samon_app.vocabulary.MODEL_INFO) mirrors the
     registry, so the UI offers exactly the registered models and their norm choices."""
-    from samon_app.views import MODEL_INFO
+    from samon_app.vocabulary import MODEL_INFO
 
     assert set(MODEL_INFO) == set(list_models())
     for name in list_models():
         info = model_info(name)
         assert set(MODEL_INFO[name]["norms"]) == set(info["norm_choices"]), name
         assert MODEL_INFO[name]["cpu"] == info["cpu_friendly"], name
+
+
+def test_wrn_shortcut_takes_the_block_input_as_the_reference_does():
+    """In the SAM-ON reference's WRN the 1x1 shortcut conv acts on x itself, not on
+    relu(norm1(x)): changing norm1's gamma must leave the shortcut branch unchanged."""
+    from samon_core.models.wide_resnet import PreActBlock
+
+    torch.manual_seed(0)
+    block = PreActBlock(8, 16, 2, "batchnorm", 0.0).eval()
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        expected = block.shortcut(x)
+        block.conv2.weight.zero_()  # the residual branch contributes nothing
+        assert torch.allclose(block(x), expected)
+        block.norm1.weight.mul_(3.0)  # would change a shortcut on relu(norm1(x))
+        assert torch.allclose(block(x), expected)

@@ -5,8 +5,10 @@ stem, no norm: the blocks are pre-activation), three stages of ``n`` pre-activat
 with 16k, 32k and 64k channels at 32x32, 16x16 and 8x8, a final norm + ReLU, global average pooling
 and a linear classifier. A block computes ``conv2(dropout(relu(norm2(conv1(relu(norm1(x)))))))``
 plus the shortcut; when the shape changes the shortcut is a 1x1 strided conv (``shortcut``, no norm)
-applied to the pre-activated input ``relu(norm1(x))``, as in the authors' code. Dropout between the
-convs defaults to 0.
+applied to the block's input ``x`` itself, as in the SAM-ON reference's WRN (homura's
+``PreactBasicBlock``), so the paper preset trains the paper's network. (Zagoruyko & Komodakis'
+own code applies it to the pre-activated ``relu(norm1(x))`` instead.) Dropout between the convs
+defaults to 0.
 
 Registered models: ``wrn16_4`` (~2.77M parameters at 100 classes) and ``wrn28_10`` (~36.5M, the
 SAM paper's CIFAR workhorse; GPU only). Norm choices: ``batchnorm`` (default), ``groupnorm``,
@@ -40,9 +42,8 @@ class PreActBlock(nn.Module):
             self.shortcut = nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = self.relu1(self.norm1(x))
-        identity = x if self.shortcut is None else self.shortcut(act)
-        out = self.conv1(act)
+        identity = x if self.shortcut is None else self.shortcut(x)  # on x, as the reference
+        out = self.conv1(self.relu1(self.norm1(x)))
         out = self.conv2(self.dropout(self.relu2(self.norm2(out))))
         return out + identity
 
