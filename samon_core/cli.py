@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from samon_core.runs.config import RunConfig, field_help
@@ -32,8 +31,8 @@ def _config_help() -> str:
         "run configuration fields (use with --set key=value; the app's Launch form offers the "
         "same):"
     ]
-    for f in fields(RunConfig):
-        lines.append(f"  {f.name:24s} {field_help(f.name)} (default: {f.default!r})")
+    for name, f in RunConfig.model_fields.items():
+        lines.append(f"  {name:24s} {field_help(name)} (default: {f.default!r})")
     return "\n".join(lines)
 
 

@@ -1,30 +1,30 @@
-"""RunConfig validation, serialisation, overrides, rho defaults, hashing, presets. No torch."""
+"""RunConfig (pydantic v2): validation and its messages, serialisation, overrides, hashing, labels,
+field help. No torch. The rho table is tested in test_paper.py, presets in test_presets.py, the time
+estimate in test_estimate.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from samon_core.runs import config as cfgmod
 from samon_core.runs.config import (
     CHOICES,
-    DEFAULT_RHO,
     FIELD_HELP,
     FIELD_NAMES,
+    SAM_FIELDS,
     RunConfig,
-    estimate_seconds,
     field_help,
     field_info,
-    paper_rho,
     parse_field_value,
 )
-from samon_core.runs.presets import Preset, get_preset, list_presets, preset_configs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,9 +120,10 @@ def test_bad_values_raise_naming_the_field(name, value):
 def test_defaults_are_valid_and_frozen():
     c = RunConfig()
     assert c.model == "tiny_resnet" and c.method == "sam" and c.scope == "norm"
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         c.lr = 0.2  # type: ignore[misc]
-    hash(c)  # frozen and hashable
+    assert c.lr == 0.1
+    assert hash(c) == hash(RunConfig())  # frozen and hashable by value
 
 
 def test_good_edge_values_accepted():
@@ -155,6 +156,65 @@ def test_error_message_mentions_range_and_choices():
         RunConfig(epochs=0)
     with pytest.raises(ValueError, match="batchnorm, groupnorm, layernorm"):
         RunConfig(norm_layer="x")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"epochs": 0}, "RunConfig.epochs must be an integer in [1, 400]; got 0"),
+        ({"lr": 0}, "RunConfig.lr must be a number in (0.0, 10.0]; got 0"),
+        ({"momentum": 1.0}, "RunConfig.momentum must be a number in [0.0, 1.0); got 1.0"),
+        ({"rho": -1}, "RunConfig.rho must be a number >= 0.0; got -1"),
+        ({"lr": math.inf}, "RunConfig.lr must be a finite number; got inf"),
+        ({"seed": 1.0}, "RunConfig.seed must be an integer; got 1.0"),
+        ({"sam_end_epoch": "2"}, "RunConfig.sam_end_epoch must be an integer or None; got '2'"),
+        ({"normalize_bias": 1}, "RunConfig.normalize_bias must be true or false; got 1"),
+        ({"ball": "l1"}, "RunConfig.ball must be one of l2, linf; got 'l1'"),
+        (
+            {"device": "gpu"},
+            "RunConfig.device must be one of auto, cpu, cuda, cuda:N, mps; got 'gpu'",
+        ),
+        (
+            {"blocks": [3, 0]},
+            "RunConfig.blocks must be a list of stage numbers, each in 1..3; got [0, 3]",
+        ),
+        ({"warmup_epochs": 3, "epochs": 3}, "RunConfig.warmup_epochs must be < epochs (3); got 3"),
+    ],
+)
+def test_error_messages_are_one_line_per_field(changes, message):
+    """The app keys its form errors by the 'RunConfig.<field>' a message starts with and shows the
+    rest, so the wording is part of the contract (not pydantic's 'Input should be ...')."""
+    with pytest.raises(ValueError) as info:
+        RunConfig(**changes)
+    assert str(info.value) == message
+
+
+def test_every_bad_field_is_reported_at_once():
+    with pytest.raises(ValueError) as info:
+        RunConfig(epochs=0, lr=-1.0, optimizer="adam")
+    lines = str(info.value).splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == [
+        "RunConfig.epochs", "RunConfig.optimizer", "RunConfig.lr"
+    ]
+
+
+def test_constructor_rejects_unknown_fields_with_a_suggestion():
+    with pytest.raises(ValueError, match=r"unknown RunConfig field\(s\): epoch .*epoch -> epochs"):
+        RunConfig(epoch=3)
+
+
+def test_ints_are_stored_as_floats_and_strings_are_not_coerced():
+    c = RunConfig(lr=1, rho=2, eta=0)
+    assert (type(c.lr), type(c.rho), type(c.eta)) == (float, float, float)
+    assert RunConfig(lr=1) == RunConfig(lr=1.0)
+    with pytest.raises(ValueError, match="epochs"):
+        RunConfig(epochs="3")
+
+
+def test_pickle_round_trip():
+    """Configs cross process boundaries (worker processes, the job queue)."""
+    c = RunConfig(blocks=(1, 2), rho=0.3, device="cuda:1")
+    assert pickle.loads(pickle.dumps(c)) == c
 
 
 # --- serialisation ------------------------------------------------------------------------------
@@ -204,6 +264,17 @@ def test_from_json_malformed():
         RunConfig.from_json("{not json")
 
 
+def test_legacy_configs_are_upgraded_on_read():
+    """Run folders written before the renames: sam_norm -> ball, method sgd -> base."""
+    old = {"epochs": 3, "method": "sgd", "sam_norm": "linf"}
+    c = RunConfig.from_dict(old)
+    assert (c.method, c.ball) == ("base", "linf")
+    assert c == RunConfig(epochs=3, method="base", ball="linf")
+    assert RunConfig.from_dict({"method": "sam", "sam_norm": "linf"}).ball == "linf"
+    with pytest.raises(ValueError, match="sam_norm"):
+        RunConfig(sam_norm="l2")  # only reading old files upgrades, not new code
+
+
 def test_replace_validates_and_rejects_unknown():
     c = RunConfig()
     assert c.replace(epochs=3).epochs == 3
@@ -211,6 +282,9 @@ def test_replace_validates_and_rejects_unknown():
         c.replace(epochs=-1)
     with pytest.raises(ValueError, match="epoch"):
         c.replace(epoch=3)
+    with pytest.raises(ValueError, match="blocks"):
+        c.replace(scope="all", blocks=[1])  # cross-field rules run on replace too
+    assert c.replace(blocks=[2, 1]).blocks == (1, 2)
 
 
 # --- overrides ----------------------------------------------------------------------------------
@@ -268,41 +342,6 @@ def test_override_errors(item, needle):
 def test_parse_field_value_unknown_field():
     with pytest.raises(ValueError, match="did you mean"):
         parse_field_value("epoch", "3")
-
-
-# --- rho defaults -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("adaptive", "ball", "all_rho", "norm_rho", "source"),
-    [
-        ("none", "l2", 0.2, 1.0, "paper"),
-        ("elementwise", "l2", 5.0, 10.0, "paper"),
-        ("layerwise", "l2", 0.05, 0.5, "paper"),
-        ("elementwise", "linf", 0.01, 0.1, "paper"),
-        ("none", "linf", 0.001, 0.01, "guess"),
-        ("layerwise", "linf", 0.001, 0.01, "guess"),
-    ],
-)
-def test_rho_defaults(adaptive, ball, all_rho, norm_rho, source):
-    assert paper_rho(adaptive, ball, "all") == (all_rho, source)
-    assert paper_rho(adaptive, ball, "no-norm") == (all_rho, source)
-    assert paper_rho(adaptive, ball, "norm") == (norm_rho, source)
-    assert paper_rho(adaptive, ball, "random") == (norm_rho, source)
-    c = RunConfig(adaptive=adaptive, ball=ball, scope="norm")
-    assert c.resolved_rho() == norm_rho and c.rho_source() == source
-    assert c.replace(rho=0.7).resolved_rho() == 0.7
-    assert c.replace(rho=0.7).rho_source() == "user"
-
-
-def test_rho_table_complete():
-    for adaptive in CHOICES["adaptive"]:
-        for ball in CHOICES["ball"]:
-            assert set(DEFAULT_RHO[(adaptive, ball)]) == {"all", "norm"}
-    with pytest.raises(ValueError):
-        paper_rho("none", "l1", "all")
-    with pytest.raises(ValueError):
-        paper_rho("none", "l2", "some")
 
 
 # --- hash and labels ----------------------------------------------------------------------------
@@ -400,86 +439,27 @@ def test_every_field_has_help_and_enum_choices():
         field_help("nope")
 
 
-def test_estimate_seconds():
-    base = RunConfig(
-        model="resnet20", dataset="cifar100", train_subset=10_000, epochs=10, sharpness_samples=0
-    )
-    sgd = estimate_seconds(base.replace(method="base"))
-    sam_all = estimate_seconds(base.replace(scope="all"))
-    sam_on = estimate_seconds(base.replace(scope="norm"))
-    assert 0 < sgd < sam_on < sam_all
-    assert estimate_seconds(base, "cuda") < sam_on / 50
-    assert estimate_seconds(base.replace(epochs=20)) > 1.9 * sam_on
-    assert estimate_seconds(base.replace(train_subset=0)) > 4 * sam_on
-    assert estimate_seconds(base.replace(sharpness_samples=1024)) > sam_on
-    with pytest.raises(ValueError):
-        estimate_seconds(base, "tpu")
+def test_field_info_reads_the_declarations():
+    assert field_info("rho") == {
+        "name": "rho", "type": "float", "optional": True, "default": None,
+        "help": FIELD_HELP["rho"], "choices": None, "sam_only": True, "ge": 0.0,
+    }
+    assert field_info("blocks")["default"] == [] and field_info("blocks")["type"] == "tuple"
+    assert (field_info("blocks")["item_ge"], field_info("blocks")["item_le"]) == (1, 3)
+    assert field_info("lr")["gt"] == 0.0 and "ge" not in field_info("lr")
+    assert field_info("scope")["choices"] == ("all", "norm", "no-norm", "random")
+    assert field_info("device")["choices"] == ("auto", "cpu", "cuda", "mps")
+    assert set(SAM_FIELDS) == {
+        "scope", "blocks", "adaptive", "ball", "rho", "eta", "normalize_bias",
+        "bn_second_pass", "sam_start_epoch", "sam_end_epoch",
+    }
 
 
-# --- presets ------------------------------------------------------------------------------------
+def test_field_help_quotes_the_paper_module():
+    from samon_core import paper
 
-
-def test_presets_all_valid():
-    names = list_presets()
-    assert {
-        "cpu-quick-demo",
-        "cifar100-resnet20-cpu",
-        "cifar100-wrn-paper",
-        "cifar100-resnet56-gpu",
-        "sparse-controls",
-    } <= set(names)
-    for name in names:
-        p = get_preset(name)
-        assert isinstance(p, Preset) and p.name == name and p.title and len(p.description) > 80
-        assert p.configs and preset_configs(name) == p.configs
-        for label, c in p.configs.items():
-            assert isinstance(c, RunConfig)
-            assert label == c.method_label()
-            assert RunConfig.from_dict(c.to_dict()) == c
-        # configs of one preset differ only in the method settings
-        seeds = {c.seed for c in p.configs.values()}
-        assert len(seeds) == 1
-    with pytest.raises(ValueError, match="cpu-quick-demo"):
-        get_preset("nope")
-
-
-def test_cpu_quick_demo():
-    p = get_preset("cpu-quick-demo")
-    assert list(p.configs) == ["SGD", "SAM-all", "SAM-ON"]
-    for c in p.configs.values():
-        assert c.dataset == "synthetic" and c.model == "tiny_resnet" and c.rho is None
-    assert p.configs["SAM-all"].resolved_rho() == 0.2
-    assert p.configs["SAM-ON"].resolved_rho() == 1.0
-
-
-def test_paper_preset_matches_the_paper():
-    p = get_preset("cifar100-wrn-paper")
-    c = p.configs["SAM-ON"]
-    assert (c.model, c.dataset, c.epochs, c.batch_size, c.lr, c.lr_schedule) == (
-        "wrn28_10",
-        "cifar100",
-        200,
-        128,
-        0.1,
-        "cosine",
-    )
-    assert (c.label_smoothing, c.weight_decay, c.momentum) == (0.1, 5e-4, 0.9)
-    assert (c.sharpness_rho, c.sharpness_steps, c.sharpness_rho_multi, c.sharpness_multi_steps) == (
-        0.01,
-        1,
-        0.003,
-        20,
-    )
-    assert p.gpu
-
-
-def test_sparse_controls():
-    assert list(preset_configs("sparse-controls")) == [
-        "SAM-ON",
-        "no-norm",
-        "random mask",
-        "SAM-all",
-    ]
+    assert f"paper: {paper.SHARPNESS_PROBE['sharpness_m']}" in FIELD_HELP["sharpness_m"]
+    assert str(paper.SHARPNESS_RHOS_MULTI[1]) in FIELD_HELP["sharpness_rho_multi"]
 
 
 # --- import weight ------------------------------------------------------------------------------
@@ -489,6 +469,7 @@ def test_light_modules_do_not_import_torch():
     code = (
         "import sys\n"
         "import samon_core.runs.config, samon_core.runs.presets, samon_core.runs.store\n"
+        "import samon_core.catalog, samon_core.paper, samon_core.runs.estimate\n"
         "import samon_core.runs.config as c; c.RunConfig().config_hash()\n"
         "import samon_core.runs.presets as p; [p.get_preset(n) for n in p.list_presets()]\n"
         "heavy = sorted(m for m in ('torch', 'torchvision', 'streamlit') if m in sys.modules)\n"

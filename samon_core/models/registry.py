@@ -6,7 +6,9 @@ Usage::
     model = build_model("resnet20", num_classes=100, norm="groupnorm")
 
 A builder is a function ``fn(num_classes: int, norm: str, **kw) -> nn.Module`` decorated with
-:func:`register_model`; ``build_model`` validates ``name`` and ``norm`` before calling it.
+:func:`register_model`; ``build_model`` validates ``name`` and ``norm`` before calling it. What a
+model is (description, norm choices, default norm, CPU-friendliness, size) is written once, in the
+torch-free catalog :data:`samon_core.catalog.MODELS`, which the UI reads without importing torch.
 
 Conventions every registered model follows (the optimizer, the norm statistics and the UI rely on
 them):
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from samon_core.catalog import ModelSpec, model_spec
 from samon_core.norms import count_parameters, norm_parameters
 
 #: Builder signature: ``fn(num_classes, norm, **kw) -> nn.Module``.
@@ -55,50 +58,26 @@ _STAGE_RE = re.compile(r"stage([1-9][0-9]*)(?:\.|$)")
 class _Entry:
     name: str
     builder: ModelBuilder
-    description: str
-    norm_choices: tuple[str, ...]
-    default_norm: str
-    cpu_friendly: bool
+    spec: ModelSpec  # the catalog's description of the model
 
 
 _REGISTRY: dict[str, _Entry] = {}
 _COUNT_CACHE: dict[str, dict[str, int | float]] = {}
 
 
-def register_model(
-    name: str,
-    *,
-    description: str,
-    norm_choices: tuple[str, ...] = ("batchnorm",),
-    default_norm: str | None = None,
-    cpu_friendly: bool,
-) -> Callable[[ModelBuilder], ModelBuilder]:
+def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator registering ``fn(num_classes, norm, **kw) -> nn.Module`` under ``name``.
 
-    ``default_norm`` defaults to ``norm_choices[0]``. Registering a name twice is an error.
+    The model's description and norm choices come from its catalog entry
+    (``samon_core.catalog.MODELS[name]``); a name missing from the catalog or registered twice is
+    an error.
     """
-    norm_choices = tuple(norm_choices)
-    if not norm_choices:
-        raise ValueError(f"register_model({name!r}): norm_choices must not be empty")
-    if default_norm is None:
-        default_norm = norm_choices[0]
-    if default_norm not in norm_choices:
-        raise ValueError(
-            f"register_model({name!r}): default_norm {default_norm!r} is not in "
-            f"{list(norm_choices)}"
-        )
+    spec = model_spec(name)
 
     def decorator(fn: ModelBuilder) -> ModelBuilder:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = _Entry(
-            name=name,
-            builder=fn,
-            description=description,
-            norm_choices=norm_choices,
-            default_norm=default_norm,
-            cpu_friendly=bool(cpu_friendly),
-        )
+        _REGISTRY[name] = _Entry(name=name, builder=fn, spec=spec)
         return fn
 
     return decorator
@@ -120,11 +99,11 @@ def _entry(name: str) -> _Entry:
 
 def _resolve_norm(entry: _Entry, norm: str | None) -> str:
     if norm is None:
-        return entry.default_norm
-    if norm not in entry.norm_choices:
+        return entry.spec.default_norm
+    if norm not in entry.spec.norms:
         raise ValueError(
             f"unsupported norm={norm!r} for model {entry.name!r}; argument 'norm' must be one of "
-            f"{list(entry.norm_choices)}"
+            f"{list(entry.spec.norms)}"
         )
     return norm
 
@@ -181,10 +160,10 @@ def model_info(name: str) -> dict:
     entry = _entry(name)
     info: dict = {
         "name": entry.name,
-        "description": entry.description,
-        "norm_choices": list(entry.norm_choices),
-        "default_norm": entry.default_norm,
-        "cpu_friendly": entry.cpu_friendly,
+        "description": entry.spec.description,
+        "norm_choices": list(entry.spec.norms),
+        "default_norm": entry.spec.default_norm,
+        "cpu_friendly": entry.spec.cpu_friendly,
     }
     info.update(_counts(name))
     return info

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from samon_core.models.layers import NORM_KINDS, init_conv_kaiming, make_norm
+from samon_core.models.layers import init_conv_kaiming, make_norm
 from samon_core.models.registry import register_model
 
 
@@ -98,37 +98,16 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-@register_model(
-    "resnet20",
-    description="ResNet-20 for CIFAR (He et al. 2016): 3 stages x 3 basic blocks, 16/32/64 "
-    "channels, 1x1-conv shortcuts. ~0.28M parameters.",
-    norm_choices=NORM_KINDS,
-    default_norm="batchnorm",
-    cpu_friendly=True,
-)
+@register_model("resnet20")
 def resnet20(num_classes: int = 100, norm: str = "batchnorm") -> CifarResNet:
     return CifarResNet(3, num_classes, norm)
 
 
-@register_model(
-    "resnet56",
-    description="ResNet-56 for CIFAR (He et al. 2016): 3 stages x 9 basic blocks, 16/32/64 "
-    "channels, 1x1-conv shortcuts. ~0.86M parameters, about 3x the compute of ResNet-20.",
-    norm_choices=NORM_KINDS,
-    default_norm="batchnorm",
-    cpu_friendly=False,
-)
+@register_model("resnet56")
 def resnet56(num_classes: int = 100, norm: str = "batchnorm") -> CifarResNet:
     return CifarResNet(9, num_classes, norm)
 
 
-@register_model(
-    "tiny_resnet",
-    description="Tiny ResNet (half-width ResNet-8): 1 basic block per stage, 8/16/32 channels, a "
-    "norm layer after every conv. ~23k parameters; seconds per 5k-image epoch on a CPU.",
-    norm_choices=NORM_KINDS,
-    default_norm="batchnorm",
-    cpu_friendly=True,
-)
+@register_model("tiny_resnet")
 def tiny_resnet(num_classes: int = 100, norm: str = "batchnorm") -> CifarResNet:
     return CifarResNet(1, num_classes, norm, widths=(8, 16, 32))

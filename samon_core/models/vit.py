@@ -125,13 +125,6 @@ class VisionTransformer(nn.Module):
         return self.fc(x)
 
 
-@register_model(
-    "vit_tiny",
-    description="Small ViT for 32x32 (Dosovitskiy et al. 2021): 4x4 patches, dim 192, depth 6, "
-    "3 heads, MLP ratio 2, pre-norm LayerNorm, class token. ~1.8M parameters.",
-    norm_choices=("layernorm",),
-    default_norm="layernorm",
-    cpu_friendly=False,
-)
+@register_model("vit_tiny")
 def vit_tiny(num_classes: int = 100, norm: str = "layernorm", **kw) -> VisionTransformer:
     return VisionTransformer(num_classes=num_classes, norm=norm, **kw)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from samon_core.models.layers import NORM_KINDS, init_conv_kaiming, make_norm
+from samon_core.models.layers import init_conv_kaiming, make_norm
 from samon_core.models.registry import register_model
 
 
@@ -94,25 +94,11 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-@register_model(
-    "wrn16_4",
-    description="Wide ResNet WRN-16-4 (Zagoruyko & Komodakis 2016): pre-activation, 2 blocks per "
-    "stage, 64/128/256 channels. ~2.77M parameters.",
-    norm_choices=NORM_KINDS,
-    default_norm="batchnorm",
-    cpu_friendly=False,
-)
+@register_model("wrn16_4")
 def wrn16_4(num_classes: int = 100, norm: str = "batchnorm", dropout: float = 0.0) -> WideResNet:
     return WideResNet(16, 4, num_classes, norm, dropout)
 
 
-@register_model(
-    "wrn28_10",
-    description="Wide ResNet WRN-28-10 (Zagoruyko & Komodakis 2016): pre-activation, 4 blocks per "
-    "stage, 160/320/640 channels. ~36.5M parameters; needs a GPU.",
-    norm_choices=NORM_KINDS,
-    default_norm="batchnorm",
-    cpu_friendly=False,
-)
+@register_model("wrn28_10")
 def wrn28_10(num_classes: int = 100, norm: str = "batchnorm", dropout: float = 0.0) -> WideResNet:
     return WideResNet(28, 10, num_classes, norm, dropout)

@@ -3,7 +3,7 @@
 No torch: the presets page imports this module. Every preset compares methods under one base
 configuration and the same seed, so the runs differ only in what is being compared. ``rho`` is left
 at None everywhere: each SAM run uses the paper's best value for its variant and scope (see
-``samon_core.runs.config.DEFAULT_RHO``).
+``samon_core.paper.DEFAULT_RHO``). The paper's own setup comes from ``samon_core.paper``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from samon_core import paper
 from samon_core.runs.config import RunConfig
 
 
@@ -102,43 +103,40 @@ def _cifar100_resnet20_cpu() -> Preset:
 
 
 def _paper_base(model: str, epochs: int, probe_every: int) -> RunConfig:
-    """The paper's training setup (SGD lr 0.1, momentum 0.9, wd 5e-4, cosine, label smoothing 0.1,
-    batch 128, crop+flip), with 1-step (rho 0.01) and 20-step (rho 0.003) sharpness probes."""
+    """The paper's training setup (``samon_core.paper.TRAINING_SETUP``: SGD lr 0.1, momentum 0.9,
+    wd 5e-4, cosine, label smoothing 0.1, batch 128, crop+flip) and its sharpness probes (1 step
+    at rho 0.01, 20 steps at rho 0.003) on ``model`` for ``epochs``, probing every
+    ``probe_every`` epochs."""
     return RunConfig(
-        model=model,
-        dataset="cifar100",
-        epochs=epochs,
-        batch_size=128,
-        optimizer="sgd",
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=5e-4,
-        label_smoothing=0.1,
-        lr_schedule="cosine",
-        augment="crop_flip",
-        sharpness_every=probe_every,
-        sharpness_samples=1024,
-        sharpness_m=128,
-        sharpness_rho=0.01,
-        sharpness_steps=1,
-        sharpness_rho_multi=0.003,
-        sharpness_multi_steps=20,
-        sharpness_multi_every=probe_every,
-        device="auto",
+        **{
+            **paper.TRAINING_SETUP,
+            **paper.SHARPNESS_PROBE,
+            "model": model,
+            "epochs": epochs,
+            "sharpness_every": probe_every,
+            "sharpness_multi_every": probe_every,
+            "device": "auto",
+        }
     )
 
 
 def _cifar100_wrn_paper() -> Preset:
+    rho, acc = paper.DEFAULT_RHO[("none", "l2")], paper.TEST_ACCURACY
+    epochs = paper.TRAINING_SETUP["epochs"]
     return Preset(
         name="cifar100-wrn-paper",
         title="The paper's setup: WRN-28-10 on CIFAR-100, 200 epochs (GPU)",
         description=(
-            "Reproduces the paper's main comparison: SGD, SAM-all (rho 0.2) and SAM-ON (rho 1.0) "
-            "training a WRN-28-10 on full CIFAR-100 for 200 epochs, with the paper's sharpness "
-            "probes every 20 epochs. GPU only: several hours per run on a modern GPU (the paper "
-            "reports about 80.7% / 83.1% / 84.2% test accuracy)."
+            f"Reproduces the paper's main comparison: SGD, SAM-all (rho {rho['all']}) and "
+            f"SAM-ON (rho {rho['norm']}) training a WRN-28-10 on full CIFAR-100 for "
+            f"{epochs} epochs, with the paper's sharpness probes every 20 epochs. GPU only: "
+            "several hours per run on a modern GPU (the paper reports about "
+            f"{acc['SGD'].mean:.1f}% / {acc['SAM-all'].mean:.1f}% / {acc['SAM-ON'].mean:.1f}% "
+            "test accuracy)."
         ),
-        configs=_three_methods(_paper_base("wrn28_10", epochs=200, probe_every=20)),
+        configs=_three_methods(
+            _paper_base(paper.TRAINING_SETUP["model"], epochs=epochs, probe_every=20)
+        ),
         gpu=True,
     )
 

@@ -1,0 +1,86 @@
+"""ROUGH wall-time estimate of a run, for "about 3 minutes" vs "about 2 hours" in the UI.
+
+seconds = cost per image (``samon_core.catalog``, per model and device kind)
+          x images seen in training (SAM epochs weighted by their extra cost)
+          + evaluation (a forward pass, about a third of a training step)
+          + sharpness probes (each ascent step a forward+backward, plus the clean and final
+            forward passes).
+
+Ignores data loading, start-up and precision; good to a factor of about 2-3 at best, and not meant
+for scheduling. No torch.
+"""
+
+from __future__ import annotations
+
+from samon_core.catalog import DATASET_SIZES, MODELS
+from samon_core.paper import STEP_COST_F
+from samon_core.runs.config import RunConfig
+
+# How much faster than the catalog's CPU figures a device is (rough; CUDA has its own figures).
+DEVICE_SPEEDUP: dict[str, float] = {"cpu": 1.0, "cuda": 100.0, "mps": 10.0}
+# Per image, for a model the catalog does not know.
+DEFAULT_CPU_S_PER_IMAGE = 2e-2
+DEFAULT_CUDA_S_PER_IMAGE = 1e-4
+
+# Cost of one SAM step relative to one base-optimizer step, per scope, from the paper's
+# forward-pass units: SAM-all 6F / 3F; SAM-ON 5F / 3F because its ascent pass skips the
+# conv/linear weight gradients. The controls need every gradient in the ascent pass.
+_SAM_ALL = STEP_COST_F["SAM-all"] / STEP_COST_F["SGD"]
+SAM_COST_FACTOR: dict[str, float] = {
+    "all": _SAM_ALL,
+    "no-norm": _SAM_ALL,
+    "random": _SAM_ALL,
+    "norm": STEP_COST_F["SAM-ON"] / STEP_COST_F["SGD"],
+}
+
+
+def seconds_per_image(model: str, device_kind: str) -> float:
+    """Training seconds per image of ``model`` on ``device_kind`` ('cpu', 'cuda', 'mps')."""
+    spec = MODELS.get(model)
+    if device_kind == "cuda":
+        return spec.cuda_s_per_image if spec else DEFAULT_CUDA_S_PER_IMAGE
+    per_image = spec.cpu_s_per_image if spec else DEFAULT_CPU_S_PER_IMAGE
+    return per_image / DEVICE_SPEEDUP[device_kind]
+
+
+def _n_probes(epochs: int, every: int) -> int:
+    """Probes in a run: every ``every`` epochs and at the end (once when ``every`` is 0)."""
+    if every <= 0:
+        return 1
+    return epochs // every + (1 if epochs % every else 0)
+
+
+def probe_units(config: RunConfig, n_train: int) -> float:
+    """Sharpness probes in training-image units (one forward+backward of one image = 1)."""
+    n_probe = min(config.sharpness_samples, n_train)
+    if not n_probe:
+        return 0.0
+    # each ascent step is a forward+backward; plus the clean and the final forward passes
+    units = (_n_probes(config.epochs, config.sharpness_every) * n_probe
+             * (config.sharpness_steps + 2 / 3))
+    if config.sharpness_multi_steps:
+        units += (_n_probes(config.epochs, config.sharpness_multi_every) * n_probe
+                  * (config.sharpness_multi_steps + 2 / 3))
+    return units
+
+
+def estimate_seconds(config: RunConfig, device_kind: str = "cpu") -> float:
+    """ROUGH estimate of a run's wall time in seconds (training, evaluation and probes) on
+    ``device_kind`` ('cpu', 'cuda', 'mps'; 'cuda:N' counts as 'cuda')."""
+    kind = device_kind.split(":", 1)[0]
+    if kind not in DEVICE_SPEEDUP:
+        raise ValueError(
+            f"device_kind must be one of {', '.join(DEVICE_SPEEDUP)}; got {device_kind!r}"
+        )
+    full_train, full_test = DATASET_SIZES[config.dataset]
+    n_train = min(config.train_subset, full_train) if config.train_subset else full_train
+    n_test = min(config.test_subset, full_test) if config.test_subset else full_test
+
+    sam_epochs = 0
+    if config.method == "sam":
+        sam_epochs = max(0, config.sam_end() - config.sam_start_epoch)
+    factor = SAM_COST_FACTOR[config.scope]
+    train_units = n_train * ((config.epochs - sam_epochs) + sam_epochs * factor)
+    eval_units = n_test * config.epochs / 3.0  # forward only: about a third of forward+backward
+    units = train_units + eval_units + probe_units(config, n_train)
+    return float(seconds_per_image(config.model, kind) * units)

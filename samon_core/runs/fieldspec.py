@@ -1,0 +1,222 @@
+"""A pydantic model's field declarations read back for forms, command lines and error messages.
+
+``RunConfig`` declares each field once: type, default, constraints (``ge``/``gt``/``le``/``lt``,
+``pattern``, ``Literal`` choices) and a one-line help (``description``), plus in
+``json_schema_extra`` whether it only matters for SAM (``sam``), a readable text for its pattern
+(``pattern_text``) and bounds of tuple items (``item_ge``/``item_le``). This module turns those
+declarations into
+
+* ``FieldSpec`` records (``field_specs``) from which the config module builds ``FIELD_HELP``,
+  ``CHOICES`` and ``field_info`` for the UI and the CLI;
+* the text of "what is allowed" (``requirement``) and one-line messages for a pydantic
+  ``ValidationError`` (``error_messages``): ``RunConfig.epochs must be an integer in [1, 400];
+  got 0``. The app keys its form errors by the ``RunConfig.<field>`` at the start of a message;
+* typed values parsed from ``key=value`` text (``parse_text``), never with eval.
+
+Generic over the model (it never imports ``RunConfig``), so the config module can use it while
+being defined.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+_BOUND_KEYS = ("ge", "gt", "le", "lt")
+
+
+@dataclass(frozen=True, eq=False)
+class FieldSpec:
+    """One field as the UI and the CLI see it."""
+
+    name: str
+    base: type  # int, float, bool, str or tuple (of ints)
+    optional: bool  # None is allowed
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None  # from a Literal type
+    bounds: Mapping[str, float]  # any of ge, gt, le, lt
+    extra: Mapping[str, Any]  # json_schema_extra: sam, pattern_text, item_ge, item_le
+
+    @property
+    def sam(self) -> bool:
+        return bool(self.extra.get("sam"))
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(the annotation without ``None``, whether ``None`` is allowed)."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        (inner,) = args
+        return inner, True
+    return annotation, False
+
+
+def field_specs(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
+    """The ``FieldSpec`` of every field of ``model``, in declaration order."""
+    specs = []
+    for name, info in model.model_fields.items():
+        tp, optional = _base_type(info.annotation)
+        choices = None
+        if typing.get_origin(tp) is Literal:
+            choices = tuple(typing.get_args(tp))
+            base: type = type(choices[0])
+        else:
+            base = typing.get_origin(tp) or tp
+        if base not in (int, float, bool, str, tuple):
+            raise TypeError(f"unsupported {model.__name__} field type for {name}: {tp}")
+        bounds = {
+            key: getattr(m, key) for m in info.metadata for key in _BOUND_KEYS if hasattr(m, key)
+        }
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        specs.append(
+            FieldSpec(name, base, optional, info.default, info.description or "", choices,
+                      bounds, dict(extra))
+        )
+    return tuple(specs)
+
+
+# ---------------------------------------------------------------------------------------------
+# "what is allowed" texts
+# ---------------------------------------------------------------------------------------------
+
+_TYPE_TEXT = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    tuple: "a list of integers",
+}
+
+
+def type_text(spec: FieldSpec) -> str:
+    """'an integer', 'a number or None', ..."""
+    text = _TYPE_TEXT[spec.base]
+    return f"{text} or None" if spec.optional else text
+
+
+def range_text(bounds: Mapping[str, float]) -> str:
+    """'in [1, 400]', 'in (0.0, 10.0]', '>= 0', '< 1.0' or '' from ge/gt/le/lt."""
+    lo = ("[", bounds["ge"]) if "ge" in bounds else ("(", bounds["gt"]) if "gt" in bounds else None
+    hi = ("]", bounds["le"]) if "le" in bounds else (")", bounds["lt"]) if "lt" in bounds else None
+    if lo and hi:
+        return f"in {lo[0]}{lo[1]}, {hi[1]}{hi[0]}"
+    if lo:
+        return f"{'>=' if lo[0] == '[' else '>'} {lo[1]}"
+    if hi:
+        return f"{'<=' if hi[0] == ']' else '<'} {hi[1]}"
+    return ""
+
+
+def requirement(spec: FieldSpec, error_type: str) -> str:
+    """What a valid value of ``spec`` is, phrased for the pydantic error ``error_type``."""
+    if error_type == "finite_number":
+        return "a finite number"
+    if error_type == "literal_error" and spec.choices:
+        return f"one of {', '.join(spec.choices)}"
+    if error_type == "string_pattern_mismatch":
+        return spec.extra.get("pattern_text", "a string of the allowed form")
+    if error_type in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{_TYPE_TEXT[spec.base]} {range_text(spec.bounds)}"
+    return type_text(spec)
+
+
+def suggest(names: Iterable[str], known: Iterable[str]) -> str:
+    """' (did you mean: epoch -> epochs?)' for names close to a known one, else ''."""
+    known = list(known)
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            hints.append(f"{name} -> {close[0]}?")
+    return f" (did you mean: {', '.join(hints)})" if hints else ""
+
+
+def unknown_fields_message(owner: str, names: Iterable[str], known: Iterable[str]) -> str:
+    names = sorted(str(n) for n in names)
+    return f"unknown {owner} field(s): {', '.join(names)}{suggest(names, known)}"
+
+
+def error_messages(
+    owner: str, specs: Mapping[str, FieldSpec], exc: ValidationError
+) -> list[str]:
+    """One message per bad field of ``exc`` (first error of each field, in error order):
+    '<owner>.<field> must be <requirement>; got <value>'. Messages raised by the model's own
+    validators (``ValueError``) are passed through as they are."""
+    messages: list[str] = []
+    seen: set[str] = set()
+    unknown: list[str] = []
+    for err in exc.errors():
+        loc = err.get("loc") or ()
+        name = str(loc[0]) if loc else ""
+        if err["type"] == "extra_forbidden":
+            unknown.append(name)
+            continue
+        if name in seen:
+            continue
+        seen.add(name)
+        if err["type"] == "value_error":
+            messages.append(str(err.get("ctx", {}).get("error", err["msg"])))
+        elif name in specs:
+            what = requirement(specs[name], err["type"])
+            messages.append(f"{owner}.{name} must be {what}; got {err.get('input')!r}")
+        else:
+            messages.append(f"{owner}: {err['msg']}")
+    if unknown:
+        messages.append(unknown_fields_message(owner, unknown, specs))
+    return messages
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing "key=value" text
+# ---------------------------------------------------------------------------------------------
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_NONE = {"none", "null", ""}
+
+
+def _parse(base: type, text: str) -> Any:
+    if base is str:
+        return text
+    if base is bool:
+        low = text.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError("not a boolean")
+    if base is int:
+        return int(text, 10)
+    if base is float:
+        return float(text)
+    # tuple of ints: '1,2', '[1, 2]' or '(1,2)'; empty = ()
+    inner = text
+    if inner[:1] in "([" and inner[-1:] in ")]":
+        inner = inner[1:-1]
+    items = [s.strip() for s in inner.split(",")]
+    if items == [""]:
+        return ()
+    return tuple(int(s, 10) for s in items)
+
+
+def parse_text(owner: str, spec: FieldSpec, text: str) -> Any:
+    """Parse ``text`` as a value of ``spec``: int, float, bool ('true'/'false', also 1/0/yes/no/
+    on/off), str, optional ('none'/'null'/empty -> None), tuple of ints ('1,2,3', brackets
+    optional, empty -> ()). Raises ``ValueError`` naming the field; the value itself is checked
+    by the model."""
+    stripped = text.strip()
+    if spec.optional and stripped.lower() in _NONE:
+        return None
+    try:
+        return _parse(spec.base, stripped)
+    except ValueError:
+        raise ValueError(
+            f"{owner}.{spec.name}: cannot parse {text!r} as {type_text(spec)}"
+        ) from None

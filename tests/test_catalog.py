@@ -1,0 +1,70 @@
+"""The torch-free catalog (samon_core.catalog) against what it describes: the model registry (built
+on the meta device, so even WRN-28-10 costs nothing), the datasets, and RunConfig's choices."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from samon_core.catalog import DATASET_SIZES, DATASETS, MODELS, NORM_KINDS, ModelSpec, model_spec
+from samon_core.runs.config import CHOICES, RunConfig
+
+
+def test_catalog_is_the_registry():
+    """Every registered model is in the catalog and vice versa, with the same description, norm
+    choices, default norm, CPU flag and (counted on a meta-device build) parameter count."""
+    from samon_core.models import list_models, model_info
+
+    assert set(MODELS) == set(list_models())
+    for name, spec in MODELS.items():
+        info = model_info(name)
+        assert info["description"] == spec.description, name
+        assert info["norm_choices"] == list(spec.norms), name
+        assert info["default_norm"] == spec.default_norm, name
+        assert info["cpu_friendly"] is spec.cpu_friendly, name
+        assert info["num_params"] == spec.num_params, name
+
+
+def test_norm_kinds_are_the_config_choices_and_the_layer_factory_kinds():
+    from samon_core.models import NORM_KINDS as FACTORY_KINDS
+
+    assert NORM_KINDS == CHOICES["norm_layer"] == FACTORY_KINDS
+
+
+def test_datasets_are_the_config_choices_and_match_the_loaders():
+    from samon_core.train.data import cifar, synthetic
+
+    assert set(DATASETS) == set(CHOICES["dataset"])
+    assert DATASET_SIZES["synthetic"] == (synthetic.SYNTHETIC_TRAIN, synthetic.SYNTHETIC_TEST)
+    for name in ("cifar10", "cifar100"):
+        assert DATASETS[name].num_classes == cifar.CIFAR_SPECS[name].num_classes, name
+    assert DATASET_SIZES["cifar100"] == (50_000, 10_000)
+
+
+def test_every_catalog_model_is_a_valid_config_value():
+    for name, spec in MODELS.items():
+        for norm in spec.norms:
+            assert RunConfig(model=name, norm_layer=norm).model == name
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"default_norm": "groupnorm", "norms": ("batchnorm",)}, "default_norm"),
+        ({"norms": ()}, "norms"),
+        ({"norms": ("instancenorm",), "default_norm": "instancenorm"}, "norms"),
+        ({"num_params": 0}, "positive"),
+        ({"cpu_s_per_image": -1.0}, "positive"),
+    ],
+)
+def test_a_bad_entry_fails_at_import(changes, needle):
+    with pytest.raises(ValueError, match=needle):
+        dataclasses.replace(MODELS["resnet20"], **changes)
+
+
+def test_model_spec_lookup():
+    assert isinstance(model_spec("vit_tiny"), ModelSpec)
+    assert model_spec("vit_tiny").norms == ("layernorm",)
+    with pytest.raises(ValueError, match="tiny_resnet"):
+        model_spec("resnet18")
