@@ -1,8 +1,12 @@
 """Cost of one optimizer step: SGD vs SAM-all vs SAM-ON (slow and fast ascent pass).
 
-All variants are timed interleaved in one run (round-robin over the variants, ``--repeats`` rounds
-of ``--steps`` steps each), so that machine noise hits all of them alike; medians are reported.
-Two reference points bound what SAM can cost:
+Each variant is the trainer's own step function (``samon_core.train.step.TrainStep``, built by
+``samon_core.train.setup`` from a RunConfig exactly as a run builds it: the base optimizer with
+the run's weight decay, SAM's ``step(closure, second_pass=...)`` with the BatchNorm handling,
+autocast (bf16 on CUDA with ``--precision auto``) and channels_last on CUDA), so what is timed is
+what training runs. All variants are timed interleaved in one run (round-robin over the variants,
+``--repeats`` rounds of ``--steps`` steps each), so that machine noise hits all of them alike;
+medians are reported. Two reference points bound what SAM can cost:
 
     full    one plain forward + backward (all gradients)
     frozen  one forward + backward computing only the norm-parameter gradients
@@ -13,7 +17,7 @@ SAM-all needs two full passes; SAM-ON at best needs one frozen and one full pass
     SAM-all / (2 full) should stay near 1                               (SAM's own bookkeeping)
 
 Usage: python bench/step_cost.py [MODEL ...] [--batch-size 128] [--device auto]
-                                 [--steps 5] [--repeats 7]
+                                 [--precision auto] [--steps 5] [--repeats 7]
 """
 
 from __future__ import annotations
@@ -21,13 +25,24 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
-from torch import nn
 
+from samon_core.runs.config import RunConfig
 from samon_core.train.hardware import device_description
-from samon_core.models import build_model
-from samon_core.optim import SAM, perturbation_groups
+from samon_core.train.setup import (
+    autocast_dtype,
+    build_network,
+    build_optimizer,
+    build_step,
+    resolve_device,
+    uses_channels_last,
+)
+from samon_core.train.step import TrainStep
+
+CLASSES = 100
+LR = 1e-4  # small, so that the weights stay put while timing
 
 
 def _sync(device: torch.device) -> None:
@@ -35,53 +50,50 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_variants(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """name -> function running one step on (x, y)."""
-    loss_fn = nn.CrossEntropyLoss()
+def _trainer_step(config: RunConfig, model, device, amp) -> TrainStep:
+    optimizer, _, _ = build_optimizer(config, model)
+    return build_step(config, model, optimizer, device, amp)
 
-    def closure():
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        return loss
 
-    sgd = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    sam_all = SAM(
-        perturbation_groups(model, "all"), torch.optim.SGD, rho=0.05, lr=1e-4, momentum=0.9
-    )
-    sam_on = SAM(
-        perturbation_groups(model, "norm"), torch.optim.SGD, rho=0.5, lr=1e-4, momentum=0.9
-    )
-
-    def sgd_step():
-        sgd.zero_grad(set_to_none=True)
-        closure()
-        sgd.step()
+def make_variants(
+    config: RunConfig, model, x: torch.Tensor, y: torch.Tensor, device, amp
+) -> dict[str, Callable[[], object]]:
+    """name -> function running one step on (x, y), all on the same ``model``."""
+    sgd = _trainer_step(config.replace(method="base"), model, device, amp)
+    sam_all = _trainer_step(config.replace(method="sam", scope="all"), model, device, amp)
+    sam_on = _trainer_step(config.replace(method="sam", scope="norm"), model, device, amp)
+    sam_on_slow = _trainer_step(config.replace(method="sam", scope="norm"), model, device, amp)
+    sam_on_slow.fast_ascent = False
 
     def full():
         model.zero_grad(set_to_none=True)
-        closure()
+        with sgd.autocast():
+            loss = sgd.criterion(model(x).float(), y)
+        loss.backward()
 
     def frozen():
-        model.zero_grad(set_to_none=True)
-        with sam_on.ascent_pass():
-            closure()
+        with sam_on.optimizer.ascent_pass():
+            full()
 
     return {
         "full": full,
         "frozen": frozen,
-        "SGD": sgd_step,
-        "SAM-all": lambda: sam_all.step(closure, fast=False),
-        "SAM-ON slow": lambda: sam_on.step(closure, fast=False),
-        "SAM-ON fast": lambda: sam_on.step(closure, fast=True),
+        "SGD": lambda: sgd(x, y, False),
+        "SAM-all": lambda: sam_all(x, y, True),
+        "SAM-ON slow": lambda: sam_on_slow(x, y, True),
+        "SAM-ON fast": lambda: sam_on(x, y, True),
     }
 
 
-def bench_model(name: str, batch_size: int, device: torch.device, steps: int, repeats: int) -> dict:
+def bench_model(config: RunConfig, device: torch.device, steps: int, repeats: int) -> dict:
     torch.manual_seed(0)
-    model = build_model(name, num_classes=100).to(device).train()
-    x = torch.randn(batch_size, 3, 32, 32, device=device)
-    y = torch.randint(0, 100, (batch_size,), device=device)
-    variants = make_variants(model, x, y)
+    amp = autocast_dtype(config.precision, device)
+    model = build_network(config, CLASSES, device).train()
+    x = torch.randn(config.batch_size, 3, 32, 32, device=device)
+    if uses_channels_last(device):
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, CLASSES, (config.batch_size,), device=device)
+    variants = make_variants(config, model, x, y, device, amp)
     for fn in variants.values():  # warm-up (allocator, kernels, optimizer state)
         fn()
         fn()
@@ -97,6 +109,22 @@ def bench_model(name: str, batch_size: int, device: torch.device, steps: int, re
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def report(name: str, t: dict) -> None:
+    print(f"\n{name}")
+    for k, v in t.items():
+        print(f"  {k:12s} {v * 1000:9.1f} ms/step   {v / t['SGD']:5.2f} x SGD")
+    limit = (t["frozen"] + t["full"]) / (2 * t["full"])
+    print(
+        f"  SAM-ON fast / SAM-all       = {t['SAM-ON fast'] / t['SAM-all']:.3f}"
+        f"   (limit (frozen+full)/(2 full) = {limit:.3f}; target within 0.03)"
+    )
+    print(f"  SAM-ON slow / SAM-all       = {t['SAM-ON slow'] / t['SAM-all']:.3f}")
+    print(
+        f"  SAM-all / (2 x full)        = {t['SAM-all'] / (2 * t['full']):.3f}"
+        "   (target <= 1.15)"
+    )
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,34 +133,29 @@ def main(argv=None) -> None:
         "models", nargs="*", default=["resnet20"], help="registry names (default resnet20)"
     )
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    ap.add_argument("--device", default="auto", help="auto, cpu, mps, cuda, cuda:N")
+    ap.add_argument("--precision", default="auto", help="auto (bf16 on CUDA), fp32, bf16")
     ap.add_argument("--steps", type=int, default=5, help="steps per timing")
     ap.add_argument(
         "--repeats", type=int, default=7, help="interleaved rounds; the median is reported"
     )
     args = ap.parse_args(argv)
-    dev = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
-    device = torch.device("cpu" if dev == "auto" else dev)
-
+    device = resolve_device(args.device)
+    amp = autocast_dtype(args.precision, device)
     print(
         f"hardware: {device_description(device)}; torch {torch.__version__}; "
-        f"batch {args.batch_size}; median of {args.repeats} interleaved rounds x {args.steps} steps"
+        f"batch {args.batch_size}; precision {str(amp).replace('torch.', '') if amp else 'fp32'}; "
+        f"median of {args.repeats} interleaved rounds x {args.steps} steps"
     )
     for name in args.models:
-        t = bench_model(name, args.batch_size, device, args.steps, args.repeats)
-        print(f"\n{name}")
-        for k, v in t.items():
-            print(f"  {k:12s} {v * 1000:9.1f} ms/step   {v / t['SGD']:5.2f} x SGD")
-        limit = (t["frozen"] + t["full"]) / (2 * t["full"])
-        print(
-            f"  SAM-ON fast / SAM-all       = {t['SAM-ON fast'] / t['SAM-all']:.3f}"
-            f"   (limit (frozen+full)/(2 full) = {limit:.3f}; target within 0.03)"
+        config = RunConfig(
+            model=name,
+            batch_size=args.batch_size,
+            lr=LR,
+            device=args.device,
+            precision=args.precision,
         )
-        print(f"  SAM-ON slow / SAM-all       = {t['SAM-ON slow'] / t['SAM-all']:.3f}")
-        print(
-            f"  SAM-all / (2 x full)        = {t['SAM-all'] / (2 * t['full']):.3f}"
-            "   (target <= 1.15)"
-        )
+        report(name, bench_model(config, device, args.steps, args.repeats))
 
 
 if __name__ == "__main__":

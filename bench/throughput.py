@@ -2,8 +2,8 @@
 
 Three ways to feed the same model the same number of SGD steps (batch 128 by default):
 
-* ``device``     ``samon_core.train.data.DeviceLoader`` with ``crop_flip``: the whole split on the device
-                 as uint8, batched crop + flip + normalise there (what the trainer uses);
+* ``device``     ``samon_core.train.data.DeviceLoader`` with ``crop_flip``: the whole split on
+                 the device as uint8, batched crop + flip + normalise there (what the trainer uses);
 * ``prebuilt``   batches built before the clock starts, already on the device: the compute limit
                  (forward + backward + optimizer step and nothing else);
 * ``dataloader`` ``torch.utils.data.DataLoader`` (2 workers) over the uint8 images with per-image
@@ -14,7 +14,7 @@ Three ways to feed the same model the same number of SGD steps (batch 128 by def
 The three are interleaved (device, prebuilt, dataloader, device, ...) ``--repeats`` times and the
 median images/s reported, with the ratios to the compute limit. Images come from a real CIFAR-100
 copy in ``--data-dir`` when there is one, otherwise from a generated CIFAR-100-format folder in a
-temporary directory (``samon_core.train.data.write_cifar_like``; the output says which).
+temporary directory (``write_cifar_like`` of ``tests/support/cifar.py``; the output says which).
 
     python bench/throughput.py                      # CPU: ~3 min with the defaults (2 cores)
     python bench/throughput.py --device cuda --steps 200
@@ -36,9 +36,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout
+sys.path.insert(0, str(REPO / "tests"))  # the CIFAR-format writer is test support code
 
-from samon_core.train import data as D  # noqa: E402
+from support.cifar import write_cifar_like  # noqa: E402
+
+from samon_core.train.data import (  # noqa: E402
+    DatasetTensors,
+    DatasetUnavailable,
+    DeviceLoader,
+    load_dataset,
+)
 from samon_core.train.hardware import cpu_model  # noqa: E402
 
 
@@ -85,14 +94,14 @@ class PilCifar(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.data[i])), self.targets[i]
 
 
-def load_images(data_dir: str, n_needed: int, tmp: str) -> tuple[D.DatasetTensors, str]:
+def load_images(data_dir: str, n_needed: int, tmp: str) -> tuple[DatasetTensors, str]:
     try:
-        data = D.load_dataset("cifar100", data_dir, download=False)
+        data = load_dataset("cifar100", data_dir, download=False)
         return data, data.source
-    except D.DatasetUnavailable:
+    except DatasetUnavailable:
         n = max(n_needed, 1024)
-        D.write_cifar_like(tmp, "cifar100", n_train=n, n_test=16, seed=0)
-        data = D.load_dataset("cifar100", tmp, download=False)
+        write_cifar_like(tmp, "cifar100", n_train=n, n_test=16, seed=0)
+        data = load_dataset("cifar100", tmp, download=False)
         return data, (
             f"no CIFAR-100 in {data_dir}: generated CIFAR-100-format folder with {n} "
             f"synthetic images in {tmp}"
@@ -157,7 +166,7 @@ def main(argv=None) -> None:
         model = model.to(device).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
-        loader = D.DeviceLoader(data, device, bs, train=True, augment="crop_flip", seed=0)
+        loader = DeviceLoader(data, device, bs, train=True, augment="crop_flip", seed=0)
         # [(x, y)] on the device, built once before any clock runs.
         prebuilt = list(itertools.islice(loader.epoch_batches(99), steps + warmup))
 

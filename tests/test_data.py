@@ -10,24 +10,33 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
+from support.cifar import write_cifar_like
 
-from samon_core.train import data as D
+from samon_core.train.data import DatasetTensors, DatasetUnavailable, DeviceLoader, load_dataset
+from samon_core.train.data.cifar import CIFAR10_MEAN, CIFAR100_MEAN
+from samon_core.train.data.datasets import subset_indices
+from samon_core.train.data.synthetic import (
+    SYNTHETIC_TEST,
+    SYNTHETIC_TRAIN,
+    SyntheticSpec,
+    make_synthetic,
+)
 
 
 @pytest.fixture(scope="module")
 def cifar_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("cifar")
-    D.write_cifar_like(root, "cifar100", n_train=300, n_test=120, seed=1)
-    D.write_cifar_like(root, "cifar10", n_train=250, n_test=60, seed=2)
+    write_cifar_like(root, "cifar100", n_train=300, n_test=120, seed=1)
+    write_cifar_like(root, "cifar10", n_train=250, n_test=60, seed=2)
     return root
 
 
-def _tiny_dataset(n: int = 40, seed: int = 0) -> D.DatasetTensors:
+def _tiny_dataset(n: int = 40, seed: int = 0) -> DatasetTensors:
     """Random images; the label of image i is i, so batches reveal which images they hold."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
     y = torch.arange(n)
-    return D.DatasetTensors(x, y, x[:13].clone(), y[:13].clone(), n, (0.5, 0.4, 0.3),
+    return DatasetTensors(x, y, x[:13].clone(), y[:13].clone(), n, (0.5, 0.4, 0.3),
                             (0.25, 0.2, 0.3), "tiny", True, "test data")
 
 
@@ -46,7 +55,7 @@ def test_writer_uses_torchvisions_file_names(cifar_root):
 @pytest.mark.parametrize("name,n_train,n_test,classes", [("cifar100", 300, 120, 100),
                                                         ("cifar10", 250, 60, 10)])
 def test_fake_cifar_loads_through_own_reader(cifar_root, name, n_train, n_test, classes):
-    d = D.load_dataset(name, cifar_root, download=False)
+    d = load_dataset(name, cifar_root, download=False)
     assert d.train_x.shape == (n_train, 3, 32, 32) and d.train_x.dtype == torch.uint8
     assert d.test_x.shape == (n_test, 3, 32, 32) and d.test_x.dtype == torch.uint8
     assert d.train_y.dtype == torch.int64 and d.train_y.shape == (n_train,)
@@ -54,9 +63,9 @@ def test_fake_cifar_loads_through_own_reader(cifar_root, name, n_train, n_test, 
     assert d.num_classes == classes and len(d.class_names) == classes
     assert not d.synthetic and d.name == name
     assert "not the official" in d.source and str(cifar_root) in d.source
-    assert d.mean == (D.CIFAR100_MEAN if name == "cifar100" else D.CIFAR10_MEAN)
+    assert d.mean == (CIFAR100_MEAN if name == "cifar100" else CIFAR10_MEAN)
     # The written images come back unchanged (writer and reader agree on the byte layout).
-    ref = D.make_synthetic(n_train, n_test, num_classes=classes,
+    ref = make_synthetic(n_train, n_test, num_classes=classes,
                            seed=1 if name == "cifar100" else 2)
     assert torch.equal(d.train_x, ref.train_x) and torch.equal(d.train_y, ref.train_y)
     assert torch.equal(d.test_x, ref.test_x) and torch.equal(d.test_y, ref.test_y)
@@ -67,10 +76,10 @@ def test_torchvision_refuses_fakes_and_our_reader_matches_it(cifar_root, monkeyp
 
     with pytest.raises(RuntimeError, match="not found or corrupted"):
         tv_cifar.CIFAR100(root=str(cifar_root), train=True, download=False)
-    ours = D.load_dataset("cifar100", cifar_root, download=False)
+    ours = load_dataset("cifar100", cifar_root, download=False)
     # Pretend the md5s match: now torchvision itself loads the files.
     monkeypatch.setattr(tv_cifar, "check_integrity", lambda *a, **k: True)
-    theirs = D.load_dataset("cifar100", cifar_root, download=False)
+    theirs = load_dataset("cifar100", cifar_root, download=False)
     assert theirs.source.startswith("torchvision CIFAR100 from")
     for f in ("train_x", "train_y", "test_x", "test_y"):
         assert torch.equal(getattr(ours, f), getattr(theirs, f)), f
@@ -85,25 +94,25 @@ def test_pickles_have_torchvision_layout(cifar_root):
 
 
 def test_subsets_are_deterministic_and_nested(cifar_root):
-    full = D.load_dataset("cifar100", cifar_root, download=False)
-    a = D.load_dataset("cifar100", cifar_root, train_subset=50, test_subset=20, seed=3,
+    full = load_dataset("cifar100", cifar_root, download=False)
+    a = load_dataset("cifar100", cifar_root, train_subset=50, test_subset=20, seed=3,
                        download=False)
-    b = D.load_dataset("cifar100", cifar_root, train_subset=50, test_subset=20, seed=3,
+    b = load_dataset("cifar100", cifar_root, train_subset=50, test_subset=20, seed=3,
                        download=False)
-    c = D.load_dataset("cifar100", cifar_root, train_subset=50, seed=4, download=False)
+    c = load_dataset("cifar100", cifar_root, train_subset=50, seed=4, download=False)
     assert a.train_x.shape[0] == 50 and a.test_x.shape[0] == 20
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     assert not torch.equal(a.train_x, c.train_x)
-    idx = D.subset_indices(300, 50, 3)
+    idx = subset_indices(300, 50, 3)
     assert torch.equal(a.train_x, full.train_x[idx]) and torch.equal(a.train_y, full.train_y[idx])
-    assert set(idx.tolist()) <= set(D.subset_indices(300, 80, 3).tolist())  # nested
+    assert set(idx.tolist()) <= set(subset_indices(300, 80, 3).tolist())  # nested
     with pytest.raises(ValueError, match="only 300"):
-        D.load_dataset("cifar100", cifar_root, train_subset=301, download=False)
+        load_dataset("cifar100", cifar_root, train_subset=301, download=False)
 
 
 def test_missing_files_without_download(tmp_path):
-    with pytest.raises(D.DatasetUnavailable) as err:
-        D.load_dataset("cifar100", tmp_path / "nowhere", download=False)
+    with pytest.raises(DatasetUnavailable) as err:
+        load_dataset("cifar100", tmp_path / "nowhere", download=False)
     msg = str(err.value)
     assert str(tmp_path / "nowhere" / "cifar-100-python") in msg
     assert "cifar-100-python.tar.gz" in msg and "train, test, meta" in msg
@@ -112,10 +121,10 @@ def test_missing_files_without_download(tmp_path):
 
 
 def test_partial_folder_is_missing(tmp_path):
-    D.write_cifar_like(tmp_path, "cifar10", 20, 10)
+    write_cifar_like(tmp_path, "cifar10", 20, 10)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
-    with pytest.raises(D.DatasetUnavailable, match="data_batch_1"):
-        D.load_dataset("cifar10", tmp_path, download=False)
+    with pytest.raises(DatasetUnavailable, match="data_batch_1"):
+        load_dataset("cifar10", tmp_path, download=False)
 
 
 def test_failed_download_is_reported(tmp_path, monkeypatch):
@@ -129,8 +138,8 @@ def test_failed_download_is_reported(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tv_cifar, "download_and_extract_archive", offline)
     before = socket.getdefaulttimeout()
-    with pytest.raises(D.DatasetUnavailable) as err:
-        D.load_dataset("cifar10", tmp_path, download=True)
+    with pytest.raises(DatasetUnavailable) as err:
+        load_dataset("cifar10", tmp_path, download=True)
     assert calls and calls[0][0].endswith("cifar-10-python.tar.gz")
     assert calls[0][1] == 30.0 and socket.getdefaulttimeout() == before  # bounded, then restored
     msg = str(err.value)
@@ -140,7 +149,7 @@ def test_failed_download_is_reported(tmp_path, monkeypatch):
 
 def test_unknown_name():
     with pytest.raises(ValueError, match="unknown dataset"):
-        D.load_dataset("imagenet", "data")
+        load_dataset("imagenet", "data")
 
 
 # --- synthetic -----------------------------------------------------------------------------
@@ -148,15 +157,15 @@ def test_unknown_name():
 
 @pytest.fixture(scope="module")
 def synthetic():
-    return D.make_synthetic()
+    return make_synthetic()
 
 
 def test_synthetic_is_deterministic_and_labelled(synthetic):
-    a = D.load_dataset("synthetic", "/nonexistent", train_subset=500, test_subset=100, seed=1)
+    a = load_dataset("synthetic", "/nonexistent", train_subset=500, test_subset=100, seed=1)
     assert a.synthetic and a.name == "synthetic" and a.source.startswith("SYNTHETIC")
     assert a.train_x.shape == (500, 3, 32, 32) and a.train_x.dtype == torch.uint8
     assert a.test_x.shape == (100, 3, 32, 32) and a.num_classes == 100
-    idx = D.subset_indices(D.SYNTHETIC_TRAIN, 500, 1)  # regenerated: identical images
+    idx = subset_indices(SYNTHETIC_TRAIN, 500, 1)  # regenerated: identical images
     assert torch.equal(a.train_x, synthetic.train_x[idx])
     assert torch.equal(a.train_y, synthetic.train_y[idx])
     assert a.train_y.dtype == torch.int64
@@ -166,9 +175,9 @@ def test_synthetic_is_deterministic_and_labelled(synthetic):
 
 def test_synthetic_full_size_balance_and_label_noise(synthetic):
     d = synthetic
-    assert d.train_x.shape[0] == D.SYNTHETIC_TRAIN and d.test_x.shape[0] == D.SYNTHETIC_TEST
+    assert d.train_x.shape[0] == SYNTHETIC_TRAIN and d.test_x.shape[0] == SYNTHETIC_TEST
     assert torch.bincount(d.test_y, minlength=100).tolist() == [20] * 100  # clean, balanced
-    clean = D.make_synthetic(spec=D.SyntheticSpec(label_noise=0.0))
+    clean = make_synthetic(spec=SyntheticSpec(label_noise=0.0))
     assert torch.equal(clean.train_x, d.train_x) and torch.equal(clean.test_x, d.test_x)
     flipped = (clean.train_y != d.train_y).float().mean().item()
     assert 0.08 < flipped < 0.12
@@ -181,8 +190,8 @@ def test_synthetic_full_size_balance_and_label_noise(synthetic):
 
 def test_lengths_and_drop_last():
     d = _tiny_dataset(40)
-    tr = D.DeviceLoader(d, "cpu", 16, train=True, seed=0)
-    te = D.DeviceLoader(d, "cpu", 5, train=False)
+    tr = DeviceLoader(d, "cpu", 16, train=True, seed=0)
+    te = DeviceLoader(d, "cpu", 5, train=False)
     assert len(tr) == 2 and len(list(tr.epoch_batches(0))) == 2
     assert len(te) == 3
     sizes = [x.shape[0] for x, _ in te.epoch_batches(0)]
@@ -193,15 +202,15 @@ def test_lengths_and_drop_last():
 
 def test_train_order_is_a_seeded_permutation_per_epoch():
     d = _tiny_dataset(40)
-    tr = D.DeviceLoader(d, "cpu", 8, train=True, seed=5)
-    other = D.DeviceLoader(d, "cpu", 8, train=True, seed=5)
+    tr = DeviceLoader(d, "cpu", 8, train=True, seed=5)
+    other = DeviceLoader(d, "cpu", 8, train=True, seed=5)
     e0 = [(x, y) for x, y in tr.epoch_batches(0)]
     assert sorted(torch.cat([y for _, y in e0]).tolist()) == list(range(40))
     for (xa, ya), (xb, yb) in zip(e0, other.epoch_batches(0), strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     e1 = torch.cat([y for _, y in tr.epoch_batches(1)])
     assert not torch.equal(e1, torch.cat([y for _, y in e0]))
-    seed6 = torch.cat([y for _, y in D.DeviceLoader(d, "cpu", 8, train=True, seed=6)])
+    seed6 = torch.cat([y for _, y in DeviceLoader(d, "cpu", 8, train=True, seed=6)])
     assert not torch.equal(seed6, torch.cat([y for _, y in e0]))
     tr.set_epoch(1)
     assert torch.equal(torch.cat([y for _, y in tr]), e1)
@@ -214,7 +223,7 @@ def _slow_crop_flip(img: np.ndarray, top: int, left: int, flip: bool) -> np.ndar
     return out[:, :, ::-1] if flip else out
 
 
-def _unnormalize(x: torch.Tensor, d: D.DatasetTensors) -> np.ndarray:
+def _unnormalize(x: torch.Tensor, d: DatasetTensors) -> np.ndarray:
     m = torch.tensor(d.mean).view(1, 3, 1, 1)
     s = torch.tensor(d.std).view(1, 3, 1, 1)
     return ((x * s + m) * 255).round().to(torch.uint8).numpy()
@@ -222,7 +231,7 @@ def _unnormalize(x: torch.Tensor, d: D.DatasetTensors) -> np.ndarray:
 
 def test_crop_flip_matches_slow_reference():
     d = _tiny_dataset(40)
-    tr = D.DeviceLoader(d, "cpu", 20, train=True, augment="crop_flip", seed=2)
+    tr = DeviceLoader(d, "cpu", 20, train=True, augment="crop_flip", seed=2)
     order, top, left, flip = tr.epoch_plan(3)
     xs, ys = zip(*tr.epoch_batches(3), strict=True)
     x, y = _unnormalize(torch.cat(xs), d), torch.cat(ys)
@@ -241,23 +250,23 @@ def test_crop_flip_matches_slow_reference():
 
 def test_flip_only_and_none():
     d = _tiny_dataset(40)
-    fl = D.DeviceLoader(d, "cpu", 40, train=True, augment="flip", seed=1)
+    fl = DeviceLoader(d, "cpu", 40, train=True, augment="flip", seed=1)
     order, _, _, flip = fl.epoch_plan(0)
     x = _unnormalize(next(iter(fl))[0], d)
     for i in range(40):
         src = d.train_x[order[i]].numpy()
         assert np.array_equal(x[i], src[:, :, ::-1] if flip[i] else src)
-    no = D.DeviceLoader(d, "cpu", 40, train=True, augment="none", seed=1)
+    no = DeviceLoader(d, "cpu", 40, train=True, augment="none", seed=1)
     x = _unnormalize(next(iter(no))[0], d)
     assert np.array_equal(x, d.train_x[order].numpy())
 
 
 def test_normalization_and_dtypes(synthetic):
-    idx = D.subset_indices(D.SYNTHETIC_TRAIN, 1000, 0)
-    d = D.DatasetTensors(synthetic.train_x[idx], synthetic.train_y[idx], synthetic.test_x,
+    idx = subset_indices(SYNTHETIC_TRAIN, 1000, 0)
+    d = DatasetTensors(synthetic.train_x[idx], synthetic.train_y[idx], synthetic.test_x,
                          synthetic.test_y, 100, synthetic.mean, synthetic.std, "synthetic", True,
                          synthetic.source)
-    ev = D.DeviceLoader(d, "cpu", 256, train=False, split="train")
+    ev = DeviceLoader(d, "cpu", 256, train=False, split="train")
     x = torch.cat([xb for xb, _ in ev])
     assert x.dtype == torch.float32 and x.shape == (1000, 3, 32, 32)
     expect = (d.train_x.float() / 255 - torch.tensor(d.mean).view(1, 3, 1, 1)) \
@@ -266,7 +275,7 @@ def test_normalization_and_dtypes(synthetic):
     # The dataset's own mean/std (from the full training split) standardise a subset roughly.
     assert x.mean(dim=(0, 2, 3)).abs().max() < 0.1
     assert (x.std(dim=(0, 2, 3)) - 1).abs().max() < 0.1
-    cl = D.DeviceLoader(d, "cpu", 64, train=True, seed=0, channels_last=True, dtype=torch.bfloat16)
+    cl = DeviceLoader(d, "cpu", 64, train=True, seed=0, channels_last=True, dtype=torch.bfloat16)
     xb, yb = next(iter(cl))
     assert xb.dtype == torch.bfloat16 and yb.dtype == torch.int64 and xb.shape == (64, 3, 32, 32)
     assert xb.is_contiguous(memory_format=torch.channels_last)
@@ -275,6 +284,6 @@ def test_normalization_and_dtypes(synthetic):
 def test_eval_loader_refuses_augmentation():
     d = _tiny_dataset(10)
     with pytest.raises(ValueError, match="never augmented"):
-        D.DeviceLoader(d, "cpu", 4, train=False, augment="crop_flip")
+        DeviceLoader(d, "cpu", 4, train=False, augment="crop_flip")
     with pytest.raises(ValueError, match="augment"):
-        D.DeviceLoader(d, "cpu", 4, train=True, augment="cutout")
+        DeviceLoader(d, "cpu", 4, train=True, augment="cutout")

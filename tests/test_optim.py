@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import math
@@ -218,6 +219,40 @@ def test_fast_path_equals_slow_path(scope):
     for (n, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-13, atol=1e-15, msg=n)
         assert pa.requires_grad
+
+
+def test_step_enters_second_pass_around_the_perturbed_pass_only():
+    """SAM.step(second_pass=...) is the manual first_step / second_step sequence the trainer ran
+    with bn_second_pass around the second pass, bit for bit (parameters and BN buffers)."""
+    a, b, c = make_model(), make_model(), make_model()
+    kw = dict(rho=0.5, lr=0.1, momentum=0.9)
+    oa, ob, oc = (SAM(perturbation_groups(m, "norm"), torch.optim.SGD, **kw) for m in (a, b, c))
+    perturbed_inside = []
+
+    @contextlib.contextmanager
+    def keep_stats():
+        perturbed_inside.append(oa._perturbed)  # entered after first_step, before second_step
+        with bn_second_pass(a, "keep"):
+            yield
+
+    for step in range(3):
+        x, y = batch(seed=step)
+        la = oa.step(lambda x=x, y=y: _backward(a, x, y), second_pass=keep_stats)
+        ob.zero_grad(set_to_none=True)
+        with ob.ascent_pass():
+            lb = _backward(b, x, y)
+        ob.first_step(zero_grad=True)
+        with bn_second_pass(b, "keep"):
+            _backward(b, x, y)
+        ob.second_step(zero_grad=True)
+        oc.step(lambda x=x, y=y: _backward(c, x, y))  # no hook: both passes update BN stats
+        assert torch.equal(la, lb)
+    assert perturbed_inside == [True, True, True]
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert not torch.equal(sa["stage1.0.running_mean"], sc["stage1.0.running_mean"])
+    assert sa["stage1.0.num_batches_tracked"] == 3 and sc["stage1.0.num_batches_tracked"] == 6
 
 
 def test_fast_path_skips_weight_gradients_in_the_ascent():

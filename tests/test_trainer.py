@@ -1,38 +1,29 @@
-"""The trainer end to end on tiny synthetic data (CPU)."""
+"""The trainer end to end on tiny synthetic data (CPU), its checkpoints and its step function."""
 
 from __future__ import annotations
 
 import math
+import random
 
+import numpy as np
 import pytest
 import torch
+from support.configs import tiny_config
 
 import samon_core.optim.sam as sam_module
-import samon_core.train.trainer as trainer_module
-from samon_core.runs.config import RunConfig
+import samon_core.train.setup as train_setup
 from samon_core.models import build_model
 from samon_core.norms import norm_parameters
+from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
-from samon_core.train.trainer import lr_factor, train
+from samon_core.train.checkpoint import CheckpointRefused, rng_state, set_rng_state
+from samon_core.train.setup import lr_factor
+from samon_core.train.trainer import train
 
-TINY = dict(
-    model="tiny_resnet",
-    dataset="synthetic",
-    train_subset=512,
-    test_subset=256,
-    epochs=2,
-    batch_size=64,
-    sharpness_samples=128,
-    sharpness_m=64,
-    sharpness_multi_steps=2,
-    stats_bins=20,
-    log_every_s=0.01,
-    seed=3,
+# The tiny config with both sharpness probes on and a step record at (almost) every step.
+PROBED = dict(
+    sharpness_samples=128, sharpness_m=64, sharpness_multi_steps=2, log_every_s=0.01, seed=3
 )
-
-
-def tiny(**kw) -> RunConfig:
-    return RunConfig(**{**TINY, **kw})
 
 
 @pytest.fixture(autouse=True)
@@ -43,9 +34,10 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,scope", [("base", "norm"), ("sam", "all"), ("sam", "norm")])
 def test_short_run_finishes_with_promised_records(tmp_path, method, scope):
-    cfg = tiny(method=method, scope=scope)
+    cfg = tiny_config(method=method, scope=scope, stats_bins=20, **PROBED)
     seen = []
     summary = train(cfg, tmp_path / "run1", callback=seen.append)
     store = RunStore(tmp_path)
@@ -53,7 +45,7 @@ def test_short_run_finishes_with_promised_records(tmp_path, method, scope):
     assert store.read_status("run1")["state"] == "finished"
     assert RunConfig.load(tmp_path / "run1" / "config.json") == cfg
     assert (tmp_path / "run1" / "checkpoint.pt").is_file()
-    assert store.read_summary("run1")["final_test_acc"] == summary["final_test_acc"]
+    assert store.read_summary("run1") == summary  # total_time_s included
     records = store.read_records("run1")
     assert records == seen  # what the callback saw is what was stored
     kinds = {r["kind"] for r in records}
@@ -83,8 +75,16 @@ def test_short_run_finishes_with_promised_records(tmp_path, method, scope):
         assert summary["params_perturbed"] == 0
 
 
+def test_summary_file_carries_total_time(tmp_path):
+    summary = train(tiny_config(epochs=1), tmp_path / "r")
+    written = RunStore(tmp_path).read_summary("r")
+    assert written == summary
+    assert written["total_time_s"] >= written["train_time_s"] > 0
+
+
+@pytest.mark.slow
 def test_loss_decreases_on_synthetic(tmp_path):
-    train(tiny(method="base", epochs=5, train_subset=2500, sharpness_samples=0), tmp_path / "r")
+    train(tiny_config(method="base", epochs=5, train_subset=2500, seed=3), tmp_path / "r")
     ep = RunStore(tmp_path).epochs_df("r")
     assert ep["train_loss"].iloc[-1] < ep["train_loss"].iloc[0]
     assert ep["test_acc"].iloc[-1] > 2 / 100  # well above chance (1%)
@@ -99,13 +99,38 @@ def test_sam_on_perturbs_only_norm_parameters(tmp_path, monkeypatch):
         return real(weights, grads, **kw)
 
     monkeypatch.setattr(sam_module, "sam_perturbation", spy)
-    train(tiny(method="sam", scope="norm", epochs=1, sharpness_samples=0), tmp_path / "r")
+    train(tiny_config(method="sam", scope="norm", epochs=1), tmp_path / "r")
     expected = sorted(tuple(p.shape) for _, _, p in norm_parameters(build_model("tiny_resnet")))
-    assert perturbed_sizes and all(s == expected for s in perturbed_sizes)
+    assert len(perturbed_sizes) == 4 and all(s == expected for s in perturbed_sizes)
 
 
+@pytest.mark.parametrize("bn_mode,tracked", [("update", 2 + 2 * 2), ("keep", 2 + 2)])
+def test_trainer_steps_with_sam_step_and_its_bn_hook(tmp_path, monkeypatch, bn_mode, tracked):
+    """Every SAM step of the trainer is SAM.step (what bench/step_cost.py times) with the fast
+    ascent and the config's BatchNorm handling as its second_pass hook; epochs without SAM take
+    base steps. 128 images / 64 per step: epoch 1 base (2 BN updates), epoch 2 SAM (2 steps of 2
+    forward passes: 4 BN updates with "update", 2 with "keep")."""
+    calls = []
+    real = sam_module.SAM.step
+
+    def spy(self, closure=None, **kw):
+        calls.append((kw.get("fast", True), kw.get("second_pass") is not None))
+        return real(self, closure, **kw)
+
+    monkeypatch.setattr(sam_module.SAM, "step", spy)
+    cfg = tiny_config(
+        method="sam", scope="norm", bn_second_pass=bn_mode, sam_start_epoch=1, train_subset=128
+    )
+    assert train(cfg, tmp_path / "r")["state"] == "finished"
+    assert calls == [(True, True)] * 2
+    model = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["model"]
+    counters = {v.item() for k, v in model.items() if k.endswith("num_batches_tracked")}
+    assert counters == {tracked}
+
+
+@pytest.mark.slow
 def test_resume_gives_the_same_next_epoch(tmp_path):
-    cfg = tiny(method="sam", scope="norm", epochs=3, sharpness_samples=0)
+    cfg = tiny_config(method="sam", scope="norm", epochs=3, seed=3)
     train(cfg, tmp_path / "full")
 
     flag = {"stop": False}
@@ -119,17 +144,64 @@ def test_resume_gives_the_same_next_epoch(tmp_path):
     assert list(part["epoch"]) == [1, 2, 3]  # no epoch twice
     for col in ["train_loss", "train_acc", "test_loss", "test_acc"]:
         assert part[col].tolist() == full[col].tolist(), col
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _plant(path: str) -> None:
+    """What a malicious checkpoint would run on an unsafe load: here it leaves a file."""
+    with open(path, "w") as f:
+        f.write("ran")
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return _plant, (self.marker,)
+
+
+def test_checkpoint_with_a_pickled_object_is_refused(tmp_path):
+    cfg = tiny_config()
+    store = RunStore(tmp_path)
+    store.create_run(cfg, run_id="r")
+    marker = tmp_path / "code_ran"
+    ckpt = {"model": {}, "rng": _Payload(marker), "epoch": 1, "step": 4}
+    torch.save(ckpt, store.checkpoint_path("r"))
+    with pytest.raises(CheckpointRefused, match="refusing to load the checkpoint") as err:
+        train(cfg, tmp_path / "r", resume=True)
+    assert "_plant" in str(err.value)  # names what it refused
+    assert not marker.exists()  # nothing in the file was run
+    status = store.read_status("r")
+    assert status["state"] == "failed" and "refusing" in status["message"]
+    # The payload is live: an unsafe load runs it (so the assertions above can fail).
+    torch.load(store.checkpoint_path("r"), weights_only=False)
+    assert marker.read_text() == "ran"
+
+
+def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
+    torch.manual_seed(1), random.seed(2), np.random.seed(3)
+    random.gauss(0, 1)  # leaves a cached Gaussian in Python's state
+    np.random.standard_normal()
+    torch.save(rng_state(), tmp_path / "rng.pt")
+    draws = (torch.rand(3), random.random(), random.gauss(0, 1), np.random.standard_normal(2))
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    again = (torch.rand(3), random.random(), random.gauss(0, 1), np.random.standard_normal(2))
+    assert torch.equal(draws[0], again[0]) and draws[1:3] == again[1:3]
+    assert np.array_equal(draws[3], again[3])
 
 
 def test_cancel_stops_within_one_step(tmp_path):
     steps = []
     s = train(
-        tiny(),
+        tiny_config(log_every_s=0.01),
         tmp_path / "r",
         callback=steps.append,
         should_stop=lambda: any(r["kind"] == "step" for r in steps),
     )
-    assert s["state"] == "cancelled"
+    assert s["state"] == "cancelled" and "total_time_s" in s
     status = RunStore(tmp_path).read_status("r")
     assert status["state"] == "cancelled"
     first_step = next(r for r in steps if r["kind"] == "step")["step"]
@@ -137,7 +209,7 @@ def test_cancel_stops_within_one_step(tmp_path):
 
 
 def test_nan_loss_ends_as_diverged(tmp_path, monkeypatch):
-    real_build = trainer_module.build_model
+    real_build = train_setup.build_model
 
     class Poisoned(torch.nn.Module):
         def __init__(self, inner):
@@ -149,19 +221,19 @@ def test_nan_loss_ends_as_diverged(tmp_path, monkeypatch):
             out = self.inner(x)
             return out * float("nan") if self.calls > 6 else out
 
-    monkeypatch.setattr(
-        trainer_module, "build_model", lambda *a, **k: Poisoned(real_build(*a, **k))
-    )
-    s = train(tiny(method="base"), tmp_path / "r")
-    status = RunStore(tmp_path).read_status("r")
+    monkeypatch.setattr(train_setup, "build_model", lambda *a, **k: Poisoned(real_build(*a, **k)))
+    s = train(tiny_config(method="base", train_subset=512), tmp_path / "r")
+    store = RunStore(tmp_path)
+    status = store.read_status("r")
     assert s["state"] == "diverged" and status["state"] == "diverged"
     assert status["epoch"] == 1 and status["step"] == 7
     assert "nan" in status["message"]
+    assert store.read_summary("r") == s and s["total_time_s"] > 0
 
 
 def test_bad_setup_marks_run_failed(tmp_path):
     with pytest.raises(ValueError, match="batch_size"):
-        train(tiny(train_subset=32, batch_size=64), tmp_path / "r")
+        train(tiny_config(train_subset=32, batch_size=64), tmp_path / "r")
     status = RunStore(tmp_path).read_status("r")
     assert status["state"] == "failed" and "batch_size" in status["message"]
 

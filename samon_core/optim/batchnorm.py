@@ -3,7 +3,8 @@
 A SAM step runs two forward passes in train mode, so BatchNorm updates its running mean/var twice:
 once with the clean weights w and once with w + eps. The SAM-ON reference keeps both updates
 ("update"); "keep" leaves the running statistics as the clean pass set them, so that evaluation
-uses statistics of the weights actually being trained.
+uses statistics of the weights actually being trained. The trainer hands it to SAM as the hook
+around the second pass: ``SAM.step(closure, second_pass=partial(bn_second_pass, model, mode))``.
 """
 
 from __future__ import annotations

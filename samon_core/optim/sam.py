@@ -16,6 +16,9 @@ layers are skipped by turning ``requires_grad`` off for the parameters that are 
 
 The API follows davda54/sam: ``first_step``, ``second_step``, ``step(closure)``, and the base
 optimizer's ``param_groups`` are shared, so ``torch.optim.lr_scheduler`` works on the SAM object.
+``step(closure, second_pass=...)`` wraps the second forward/backward in a context of the caller's
+(the trainer's BatchNorm-statistics handling, batchnorm.py), so that the trainer and the step-cost
+benchmark run this one implementation of the step.
 """
 
 from __future__ import annotations
@@ -190,10 +193,19 @@ class SAM(torch.optim.Optimizer):
             for p in frozen:
                 p.requires_grad_(True)
 
-    def step(self, closure: Callable[[], torch.Tensor] | None = None, *, fast: bool = True):
+    def step(
+        self,
+        closure: Callable[[], torch.Tensor] | None = None,
+        *,
+        fast: bool = True,
+        second_pass: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ):
         """Full SAM step. ``closure`` runs forward + backward and returns the loss (at w).
 
         ``fast`` uses ``ascent_pass`` for the first backward (same result, less work).
+        ``second_pass``: a factory of a context manager entered around the second (perturbed)
+        forward + backward only, e.g. ``functools.partial(bn_second_pass, model, "keep")``
+        (batchnorm.py) to keep BatchNorm's running statistics as the clean pass set them.
         Gradients are cleared between and after the two passes.
         """
         if closure is None:
@@ -202,7 +214,7 @@ class SAM(torch.optim.Optimizer):
         with torch.enable_grad(), self.ascent_pass() if fast else contextlib.nullcontext():
             loss = closure()
         self.first_step(zero_grad=True)
-        with torch.enable_grad():
+        with torch.enable_grad(), second_pass() if second_pass else contextlib.nullcontext():
             closure()
         self.second_step(zero_grad=True)
         return loss

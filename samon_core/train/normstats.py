@@ -7,8 +7,10 @@ drift to larger values than under SGD (roughly within 0..2.5 in the paper's figu
 over training, every epoch gets one ``norm_stats`` record per role::
 
     {"kind": "norm_stats", "epoch", "step", "time", "param": "gamma" | "beta",
-     "bin_edges": [e_0, ..., e_n], "counts": [c_0, ..., c_{n-1}],
+     "bin_edges": [e_0, ..., e_n], "counts": [c_0, ..., c_{n-1}], "mean", "std",
      "layers": [{"name", "mean", "std"}, ...]}
+
+(``samon_core.records.NormStatsRecord``).
 
 The bin edges are fixed for the whole run (``fixed_bins``: gamma over [-0.5, 2.5], beta over
 [-1, 1]) so that histograms of different epochs and runs are directly comparable; values outside
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from samon_core.norms import norm_parameters
+from samon_core.records import LayerStats, NormStatsRecord
 
 ROLES = ("gamma", "beta")
 
@@ -66,7 +69,7 @@ def norm_stats_records(
     time: float,
     bins_gamma: int | Sequence[float] | None = None,
     bins_beta: int | Sequence[float] | None = None,
-) -> list[dict]:
+) -> list[NormStatsRecord]:
     """The ``norm_stats`` records of ``model`` now: one for gamma, one for beta.
 
     ``bins_*``: bin edges (e.g. ``fixed_bins("gamma")``, computed once per run), a number of bins
@@ -78,7 +81,7 @@ def norm_stats_records(
         if role in per_role:
             per_role[role].append((layer, p.detach().float().reshape(-1)))
 
-    records = []
+    records: list[NormStatsRecord] = []
     for role, bins in (("gamma", bins_gamma), ("beta", bins_beta)):
         tensors = per_role[role]
         if not tensors:
@@ -89,20 +92,20 @@ def norm_stats_records(
         stats = torch.stack([
             torch.stack([t.mean(), t.std(unbiased=False)]) for _, t in tensors
         ]).tolist()  # (L, 2)
-        records.append({
-            "kind": "norm_stats",
-            "epoch": epoch,
-            "step": step,
-            "time": time,
-            "param": role,
-            "bin_edges": edges,
-            "counts": clamped_histogram(values, edges),
+        records.append(NormStatsRecord(
+            kind="norm_stats",
+            epoch=epoch,
+            step=step,
+            time=time,
+            param=role,
+            bin_edges=edges,
+            counts=clamped_histogram(values, edges),
             # exact, over all P values: the histogram's bins are too coarse for small shifts
-            "mean": float(values.mean()),
-            "std": float(values.std(unbiased=False)),
-            "layers": [
-                {"name": layer, "mean": mean, "std": std}
+            mean=float(values.mean()),
+            std=float(values.std(unbiased=False)),
+            layers=[
+                LayerStats(name=layer, mean=mean, std=std)
                 for (layer, _), (mean, std) in zip(tensors, stats, strict=True)
             ],
-        })
+        ))
     return records

@@ -1,0 +1,97 @@
+"""The metric records a run streams to ``metrics.jsonl`` (and to the trainer's callback).
+
+Each record is a plain JSON object; these ``TypedDict``s name its fields and their types, so that
+the code that builds records (the trainer's telemetry), the code that reads them (the store, the
+pages' view models) and test fakes agree on one definition. At run time they are ordinary dicts.
+Every record has ``kind``, ``epoch``, ``step`` (the global optimizer step) and ``time`` (seconds of
+training wall time, continued across a resume). See ARCHITECTURE.md, "Metric records".
+
+No torch import: the app's pages may use this module.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+RECORD_KINDS = ("step", "epoch", "sharpness", "norm_stats", "resume")
+
+
+class StepRecord(TypedDict):
+    """Training progress over the last ``log_every_s`` seconds (one record also closes each
+    epoch). ``epoch`` is the epoch in progress (1-based)."""
+
+    kind: Literal["step"]
+    epoch: int
+    step: int
+    time: float
+    loss: float  # mean training loss of the window's images
+    acc: float  # training accuracy of the window, a fraction in [0, 1]
+    lr: float  # the learning rate of the window's last step
+    step_time: float  # seconds per optimizer step in the window
+    images_per_s: float
+
+
+class EpochRecord(TypedDict):
+    """The end of epoch ``epoch`` (1-based, = epochs done). Accuracies are fractions in [0, 1]."""
+
+    kind: Literal["epoch"]
+    epoch: int
+    step: int
+    time: float
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    epoch_time: float  # seconds
+    eta_s: float  # estimated seconds to the end of the run
+    sam: bool  # whether this epoch took SAM steps (sam_start_epoch / sam_end_epoch)
+
+
+class SharpnessRecord(TypedDict):
+    """Logit-normalised adaptive l_inf m-sharpness (samon_core.train.sharpness)."""
+
+    kind: Literal["sharpness"]
+    epoch: int
+    step: int
+    time: float
+    steps: int  # ascent steps of the probe (1 or the multi-step probe's, e.g. 20)
+    rho: float
+    value: float  # mean over batches of (worst perturbed loss - clean loss), >= 0
+    m: int  # points per batch
+    n: int  # points in all
+
+
+class LayerStats(TypedDict):
+    """Mean and population std of one normalization layer's gammas (or betas)."""
+
+    name: str
+    mean: float
+    std: float
+
+
+class NormStatsRecord(TypedDict):
+    """Histogram of all gammas (or betas) on fixed bins; epoch 0 = at initialisation."""
+
+    kind: Literal["norm_stats"]
+    epoch: int
+    step: int
+    time: float
+    param: Literal["gamma", "beta"]
+    bin_edges: list[float]  # fixed for the whole run
+    counts: list[int]  # len(bin_edges) - 1 counts, out-of-range values in the edge bins
+    mean: float  # exact, over all values
+    std: float
+    layers: list[LayerStats]
+
+
+class ResumeRecord(TypedDict):
+    """The run continued from its checkpoint at ``epoch`` (epochs done), ``step``, ``time``;
+    readers drop what an earlier attempt wrote after that point."""
+
+    kind: Literal["resume"]
+    epoch: int
+    step: int
+    time: float
+
+
+Record = StepRecord | EpochRecord | SharpnessRecord | NormStatsRecord | ResumeRecord

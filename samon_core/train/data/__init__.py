@@ -1,0 +1,15 @@
+"""Datasets as uint8 tensors and a loader that augments whole batches on the device.
+
+    cifar.py      CIFAR-10/100 through torchvision (download or a local folder)
+    synthetic.py  the labelled synthetic 100-class set (no download)
+    datasets.py   ``load_dataset``: a dataset by name, whole or a seeded subset
+    loader.py     ``DeviceLoader``: batched crop / flip / normalize on the device, epoch seeds
+    tensors.py    ``DatasetTensors``: what every source returns
+"""
+
+from samon_core.train.data.cifar import DatasetUnavailable
+from samon_core.train.data.datasets import load_dataset
+from samon_core.train.data.loader import DeviceLoader
+from samon_core.train.data.tensors import DatasetTensors
+
+__all__ = ["DatasetTensors", "DatasetUnavailable", "DeviceLoader", "load_dataset"]

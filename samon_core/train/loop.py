@@ -1,0 +1,206 @@
+"""The epoch / step loop of one run, from a fresh start or from its checkpoint.
+
+Per epoch: the SAM or base steps over the training batches (``TrainStep``), a step record every
+``log_every_s`` seconds and one closing the epoch, then the test evaluation, the norm statistics,
+the due sharpness probes, the epoch record, the checkpoint and the status. ``should_stop`` is
+polled before every step (and before the evaluation and each sharpness probe), so a cancel lands
+within one step. A NaN or infinite loss raises ``Diverged``: on the CPU it is checked every step
+(free), on a GPU only when a step record is due, since reading the loss waits for the device (the
+record then names the step it was seen at).
+"""
+
+from __future__ import annotations
+
+import math
+from time import monotonic
+
+import torch
+from torch import nn
+
+from samon_core.train.checkpoint import load_checkpoint, restore, save_checkpoint
+from samon_core.train.context import Diverged, RunContext
+from samon_core.train.data import DeviceLoader
+from samon_core.train.hardware import device_description
+from samon_core.train.setup import RunSetup, autocast
+from samon_core.train.telemetry import BatchTotals, RunClock, Telemetry, due_probes, eta_seconds
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, loader: DeviceLoader, device: torch.device, amp: torch.dtype | None
+) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over the loader, model in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    n = 0
+    for x, y in loader.epoch_batches(0):
+        with autocast(device, amp):
+            out = model(x)
+        loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum")
+        correct += (out.argmax(1) == y).sum()
+        n += len(y)
+    model.train(was_training)
+    return float(loss_sum) / n, float(correct) / n
+
+
+class TrainingLoop:
+    """Trains ``setup``'s model for the run of ``ctx``; ``run()`` returns the summary."""
+
+    def __init__(self, ctx: RunContext, setup: RunSetup):
+        self.ctx = ctx
+        self.setup = setup
+        self.config = ctx.config
+        self.clock = RunClock()
+        self.telemetry = Telemetry(ctx.config, ctx.emit, self.clock, ctx.heartbeat)
+
+    def run(self) -> dict:
+        """Train the remaining epochs; the summary (``summary.json`` without total_time_s)."""
+        self._start()
+        self.setup.model.train()
+        last_test = (float("nan"), float("nan"))
+        for epoch in range(self.ctx.state.epoch, self.config.epochs):
+            last_test = self._epoch(epoch)
+        return self._summary(last_test)
+
+    def _start(self) -> None:
+        """Restore the checkpoint (``resume``) or record the state at initialisation."""
+        ctx, s = self.ctx, self.setup
+        if ctx.resume and ctx.checkpoint_path.is_file():
+            ckpt = load_checkpoint(ctx.checkpoint_path)
+            ctx.state = restore(ckpt, s.model, s.optimizer, s.scheduler)
+            st = ctx.state
+            self.telemetry.resume(epoch=st.epoch, step=st.step, time=st.elapsed)
+        elif ctx.resume:
+            raise ValueError(f"cannot resume run {ctx.run_id!r}: it has no checkpoint yet")
+        self.clock.set(ctx.state.elapsed)
+        if ctx.state.epoch == 0:
+            self.telemetry.norm_stats(s.model, epoch=0, step=0, time=0.0)
+
+    def _epoch(self, epoch: int) -> tuple[float, float]:
+        """Train epoch ``epoch`` (0-based) and close it; returns (test loss, test accuracy)."""
+        self.ctx.state.epoch = epoch
+        started = monotonic()
+        use_sam = self.config.sam_active(epoch)
+        totals = self._train_batches(epoch, use_sam)
+        return self._close_epoch(epoch, totals, use_sam, started)
+
+    def _train_batches(self, epoch: int, use_sam: bool) -> BatchTotals:
+        """All optimizer steps of one epoch; the epoch's loss/accuracy totals."""
+        ctx, s, state = self.ctx, self.setup, self.ctx.state
+        totals, window = BatchTotals(s.device), BatchTotals(s.device)
+        last = len(s.train_loader) - 1
+        check_every_step = s.device.type == "cpu"
+        for i, (x, y) in enumerate(s.train_loader.epoch_batches(epoch)):
+            ctx.check_stop()
+            loss, logits = s.step(x, y, use_sam)
+            lr = s.scheduler.get_last_lr()[0]
+            s.scheduler.step()
+            state.step += 1
+            correct = (logits.argmax(1) == y).sum()
+            totals.add(loss, correct, len(y))
+            window.add(loss, correct, len(y))
+            # A step record every log_every_s, and one closing each epoch (short epochs get one).
+            due = window.seconds() >= self.config.log_every_s or i == last
+            if check_every_step or due:
+                value = float(loss)
+                if not math.isfinite(value):
+                    raise Diverged(epoch + 1, state.step, value)
+            if due:
+                self._report_window(window, epoch, lr, images_done=totals.n)
+        return totals
+
+    def _report_window(self, window: BatchTotals, epoch: int, lr: float, images_done: int) -> None:
+        state, config = self.ctx.state, self.config
+        self.telemetry.step(window, epoch=epoch + 1, step=state.step, lr=lr)
+        epoch_images = len(self.setup.train_loader) * config.batch_size
+        progress = (epoch + images_done / epoch_images) / config.epochs
+        self.ctx.write_status(
+            "running", epoch_in_progress=epoch + 1, step=state.step, progress=round(progress, 4)
+        )
+        window.reset()
+
+    def _close_epoch(
+        self, epoch: int, totals: BatchTotals, use_sam: bool, started: float
+    ) -> tuple[float, float]:
+        """Evaluate, measure, record and checkpoint the end of epoch ``epoch`` (0-based)."""
+        ctx, s, state, config = self.ctx, self.setup, self.ctx.state, self.config
+        train = (totals.mean_loss(), totals.accuracy())
+        if not math.isfinite(train[0]):
+            raise Diverged(epoch + 1, state.step, train[0])
+        ctx.heartbeat()
+        ctx.check_stop()
+        test = evaluate(s.model, s.test_loader, s.device, s.amp)
+        ctx.heartbeat()
+        state.best_acc = max(state.best_acc, test[1])
+        done = epoch + 1
+        self.telemetry.norm_stats(s.model, epoch=done, step=state.step, time=self.clock())
+        self._probe_sharpness(done, final=done == config.epochs)
+        state.epoch_times.append(monotonic() - started)
+        eta = eta_seconds(state.epoch_times, config.epochs - done)
+        self.telemetry.epoch(
+            epoch=done,
+            step=state.step,
+            train=train,
+            test=test,
+            epoch_time=state.epoch_times[-1],
+            eta_s=eta,
+            sam=use_sam,
+        )
+        state.epoch, state.elapsed = done, self.clock()
+        save_checkpoint(
+            ctx.checkpoint_path,
+            model=s.model,
+            optimizer=s.optimizer,
+            scheduler=s.scheduler,
+            state=state,
+            config=config,
+        )
+        ctx.write_status(
+            "running",
+            epoch=done,
+            step=state.step,
+            progress=round(done / config.epochs, 4),
+            eta_s=eta,
+            test_acc=test[1],
+            best_test_acc=state.best_acc,
+        )
+        return test
+
+    def _probe_sharpness(self, epoch: int, final: bool) -> None:
+        if self.setup.probe is None:
+            return
+        for rho, steps in due_probes(self.config, epoch, final):
+            self.ctx.check_stop()  # a 20-step probe can take a while
+            self.telemetry.sharpness(
+                self.setup.model,
+                self.setup.probe,
+                epoch=epoch,
+                step=self.ctx.state.step,
+                rho=rho,
+                steps=steps,
+            )
+
+    def _summary(self, last_test: tuple[float, float]) -> dict:
+        s, config = self.setup, self.config
+        return {
+            "state": "finished",
+            "final_test_acc": last_test[1],
+            "final_test_loss": last_test[0],
+            "best_test_acc": self.ctx.state.best_acc,
+            "epochs_done": config.epochs,
+            "steps": self.ctx.state.step,
+            "train_time_s": self.clock(),
+            "params_total": s.n_params,
+            "params_perturbed": s.n_perturbed,
+            "perturbed_share": s.n_perturbed / s.n_params if s.n_params else 0.0,
+            "method_label": config.method_label(),
+            "rho": config.resolved_rho() if config.method == "sam" else None,
+            "device": str(s.device),
+            "hardware": device_description(s.device),
+            "precision": str(s.amp).replace("torch.", "") if s.amp else "fp32",
+            "torch": torch.__version__,
+            "data_source": s.data_source,
+            "synthetic_data": s.synthetic,
+        }
