@@ -1,12 +1,12 @@
 """Queue load test: many tiny runs through the real queue, real worker processes, real trainer.
 
 Submits ``--runs`` distinct tiny runs (as if ``--owners`` students clicked at once), then starts
-``--workers`` worker processes (``python -m samon_core.service.worker --devices cpu --exit-when-idle``,
-one thread each) and waits until every run has ended. Checks that nothing was lost: every run
-finished, with epochs 1..E exactly once, increasing steps and a summary. Prints the figures:
-submit latency, queue-listing latency, total wall time, runs per minute, per-run training time
-and the share of the wall time spent outside training (queue, process start, data generation),
-with the hardware and the versions.
+``--workers`` worker processes (``python -m samon_core.service.worker --devices cpu
+--exit-when-idle``, one thread each) and waits until every run has ended. Checks that nothing
+was lost: every run finished, with epochs 1..E exactly once, increasing steps and a summary.
+Prints the figures: submit latency, queue-listing latency, total wall time, runs per minute,
+per-run training time and the share of the wall time spent outside training (queue, process
+start, data generation), with the hardware and the versions.
 
 Usage: python bench/queue_load.py [--runs 50] [--workers 2] [--queue sqlite|redis]
        [--redis-url URL] [--epochs 1] [--train-subset 128] [--keep]
@@ -26,12 +26,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from samon_core.service import jobs
+from samon_core import service
 from samon_core.runs.config import RunConfig
-from samon_core.train.hardware import cpu_model
-from samon_core.service.settings import QueueBackend, load_settings
 from samon_core.runs.store import RunStore
+from samon_core.service.settings import QueueBackend, load_settings
+from samon_core.train.hardware import cpu_model
 
 
 def _version(pkg: str) -> str:
@@ -41,7 +42,7 @@ def _version(pkg: str) -> str:
         return "not installed"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--workers", type=int, default=2)
@@ -54,17 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--timeout", type=float, default=1800.0, help="give up after this many s")
     ap.add_argument("--keep", action="store_true", help="keep the run store (printed)")
-    args = ap.parse_args(argv)
+    return ap
 
-    root = Path(tempfile.mkdtemp(prefix="samon-queue-load-")) / "runs"
-    env_settings = {
-        "SAMON_QUEUE": args.queue,
-        "SAMON_REDIS_URL": args.redis_url,
-        "SAMON_QUEUE_NAME": f"bench{os.getpid()}",
-        "SAMON_AUTO_RESUME": "0",
-    }
-    settings = load_settings(environ=env_settings)
-    store = RunStore(root)
+
+def _submit_all(args: argparse.Namespace, store: RunStore, settings: Any) -> dict[str, Any]:
+    """Submit the runs as from the app (each its own seed: nothing is shared or reused)."""
     base = RunConfig(
         model="tiny_resnet",
         dataset="synthetic",
@@ -77,15 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         log_every_s=0.5,
         device="cpu",
     )
-
-    # 1) submissions, as from the app (each its own seed: nothing is shared or reused)
     t0 = time.perf_counter()
     submit_ms = []
     ids = []
     for i in range(args.runs):
         t = time.perf_counter()
         ids.append(
-            jobs.submit(
+            service.submit(
                 base.replace(seed=i),
                 owner=f"student{i % args.owners}",
                 store=store,
@@ -95,11 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         submit_ms.append((time.perf_counter() - t) * 1000)
     t_submit = time.perf_counter() - t0
     t = time.perf_counter()
-    positions = jobs.queue_positions(store)
+    positions = service.queue_positions(store)
     listing_ms = (time.perf_counter() - t) * 1000
     assert sorted(positions.values()) == list(range(1, args.runs + 1))
+    return {"ids": ids, "submit_ms": submit_ms, "t_submit": t_submit, "listing_ms": listing_ms}
 
-    # 2) the workers
+
+def _run_workers(args: argparse.Namespace, root: Path, env_settings: dict[str, str]) -> float:
+    """Start the worker processes, wait until all have exited; returns the wall time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAMON_")}
     env.update(env_settings, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     logs = [open(root.parent / f"worker-{i}.log", "wb") for i in range(args.workers)]  # noqa: SIM115
@@ -134,9 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                 p.kill()
         for log in logs:
             log.close()
-    wall = time.time() - t_start
+    return time.time() - t_start
 
-    # 3) nothing lost?
+
+def _check_runs(ids: list[str], store: RunStore, epochs: int) -> dict[str, Any]:
+    """Nothing lost? Every run finished, epochs 1..E once, increasing steps, a summary."""
     problems = []
     train_s, fit_s, first_start, last_end = [], [], float("inf"), 0.0
     for rid in ids:
@@ -145,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"{rid}: {status.get('state')} {status.get('message', '')}")
             continue
         df = store.epochs_df(rid)
-        if list(df["epoch"]) != list(range(1, args.epochs + 1)):
+        if list(df["epoch"]) != list(range(1, epochs + 1)):
             problems.append(f"{rid}: epochs {list(df['epoch'])}")
         steps = store.steps_df(rid)["step"]
         if not steps.is_monotonic_increasing or steps.duplicated().any():
@@ -159,8 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         fit_s.append(float(summary["train_time_s"]))
         first_start = min(first_start, status["started"])
         last_end = max(last_end, status["ended"])
-    runs_done = len(train_s)
+    return {"problems": problems, "train_s": train_s, "fit_s": fit_s,
+            "first_start": first_start, "last_end": last_end}
 
+
+def _report(args: argparse.Namespace, sub: dict[str, Any], wall: float,
+            res: dict[str, Any]) -> None:
+    problems, train_s, fit_s = res["problems"], res["train_s"], res["fit_s"]
+    runs_done = len(train_s)
     print("queue load test")
     print(
         f"  hardware : {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} "
@@ -176,10 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.workers} CPU workers x 1 thread, queue {args.queue}"
     )
     print(
-        f"  submit   : {t_submit:.2f} s for {args.runs} runs; per submit median "
-        f"{statistics.median(submit_ms):.1f} ms, max {max(submit_ms):.1f} ms"
+        f"  submit   : {sub['t_submit']:.2f} s for {args.runs} runs; per submit median "
+        f"{statistics.median(sub['submit_ms']):.1f} ms, max {max(sub['submit_ms']):.1f} ms"
     )
-    print(f"  listing  : queue_positions over {args.runs} queued runs: {listing_ms:.1f} ms")
+    print(f"  listing  : queue_positions over {args.runs} queued runs: {sub['listing_ms']:.1f} ms")
     print(f"  finished : {runs_done}/{args.runs}; problems: {len(problems)}")
     for line in problems[:10]:
         print(f"    {line}")
@@ -187,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  wall     : {wall:.1f} s from worker start to the last worker exit "
             f"({runs_done / wall * 60:.1f} runs/min); first run start to last run end "
-            f"{last_end - first_start:.1f} s"
+            f"{res['last_end'] - res['first_start']:.1f} s"
         )
         busy = sum(train_s)
         print(
@@ -199,11 +203,27 @@ def main(argv: list[str] | None = None) -> int:
             f"  overhead : {max(0.0, 1 - busy / (wall * args.workers)):.0%} of worker time "
             f"outside train() (process start, torch import, queue, claiming)"
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="samon-queue-load-")) / "runs"
+    env_settings = {
+        "SAMON_QUEUE": args.queue,
+        "SAMON_REDIS_URL": args.redis_url,
+        "SAMON_QUEUE_NAME": f"bench{os.getpid()}",
+        "SAMON_AUTO_RESUME": "0",
+    }
+    store = RunStore(root)
+    submitted = _submit_all(args, store, load_settings(environ=env_settings))
+    wall = _run_workers(args, root, env_settings)
+    result = _check_runs(submitted["ids"], store, args.epochs)
+    _report(args, submitted, wall, result)
     if args.keep:
         print(f"  run store: {root}")
     else:
         shutil.rmtree(root.parent, ignore_errors=True)
-    return 1 if problems or runs_done != args.runs else 0
+    return 1 if result["problems"] or len(result["train_s"]) != args.runs else 0
 
 
 if __name__ == "__main__":

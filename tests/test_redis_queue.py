@@ -13,14 +13,14 @@ import sys
 import time
 
 import pytest
+from support.configs import tiny_config
 
-from samon_core.service import jobs
-from samon_core.runs.config import RunConfig
-from samon_core.service.settings import QueueBackend, load_settings
+from samon_core import service
 from samon_core.runs.store import RunStore
+from samon_core.service.backend import QUEUE_DIR, get_queue
+from samon_core.service.settings import QueueBackend, load_settings
 
-TINY = RunConfig(model="tiny_resnet", dataset="synthetic", train_subset=256, test_subset=128,
-                 epochs=2, batch_size=64, sharpness_samples=0, stats_bins=10, log_every_s=0.5)
+TINY = tiny_config()
 REDIS_SERVER = shutil.which("redis-server")
 
 
@@ -34,14 +34,14 @@ def test_unreachable_redis_raises_and_leaves_no_run(tmp_path):
     s = load_settings(environ={}, queue=QueueBackend.REDIS, heartbeat_timeout_s=0.01,
                       redis_url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     store = RunStore(tmp_path / "runs")
-    with pytest.raises(jobs.QueueUnavailable, match="cannot reach the Queue\\(redis"):
-        jobs.submit_group({"a": TINY, "b": TINY.replace(seed=1)}, owner="ann", store=store,
-                          settings=s)
+    with pytest.raises(service.QueueUnavailable, match="cannot reach the Queue\\(redis"):
+        service.submit_group({"a": TINY, "b": TINY.replace(seed=1)}, owner="ann", store=store,
+                             settings=s)
     assert store.run_ids() == []
     # recover() has to ask the queue about this queued run; the outage must not break the app
     rid = store.create_run(TINY)
-    time.sleep(0.05)
-    assert jobs.recover(store, force=True, settings=s)["lost"] == []
+    later = time.time() + 1.0  # well past the grace of 2 x heartbeat_timeout_s
+    assert service.recover(store, force=True, settings=s, now=later)["lost"] == []
     assert store.read_status(rid)["state"] == "queued"
 
 
@@ -82,13 +82,13 @@ def test_redis_queue_end_to_end(tmp_path, redis_url, monkeypatch):
            "SAMON_AUTO_RESUME": "0", "SAMON_HEARTBEAT_EVERY_S": "0.5"}
     s = load_settings(environ=env)
     store = RunStore(tmp_path / "runs")
-    ids = [jobs.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
+    ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
            for i in range(3)]
-    assert jobs.cancel(ids[1], store=store, settings=s) == "cancelled"
+    assert service.cancel(ids[1], store=store, settings=s) == "cancelled"
     client = redis.Redis.from_url(redis_url)
     raw = client.lrange("huey.redis.labtest", 0, -1)
     assert len(raw) == 3 and all(m.startswith(b'{"message":') for m in raw)  # JSON, not pickle
-    assert not (store.root / jobs.QUEUE_DIR / "huey.db").exists()  # no SQLite queue involved
+    assert not (store.root / QUEUE_DIR / "huey.db").exists()  # no SQLite queue involved
 
     worker_env = {k: v for k, v in os.environ.items() if not k.startswith("SAMON_")}
     worker_env.update(env, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
@@ -111,7 +111,7 @@ def test_redis_queue_end_to_end(tmp_path, redis_url, monkeypatch):
     assert run_worker("--max-runs", "1") == 0
     states = [store.read_status(r)["state"] for r in ids]
     assert states == ["finished", "cancelled", "queued"], log.read_text()[-3000:]
-    assert jobs.get_queue(store, s).pending_run_ids() == [ids[1], ids[2]]
+    assert get_queue(store, s).pending_run_ids() == [ids[1], ids[2]]
     assert run_worker("--exit-when-idle") == 0
     assert [store.read_status(r)["state"] for r in ids] == ["finished", "cancelled", "finished"]
     assert client.llen("huey.redis.labtest") == 0

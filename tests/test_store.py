@@ -15,15 +15,10 @@ from pathlib import Path
 import pytest
 
 from samon_core.runs.config import RunConfig
-from samon_core.runs.store import (
-    STATES,
-    TERMINAL_STATES,
-    MetricsWriter,
-    RunStore,
-    new_run_id,
-    resolve_resumes,
-    validate_run_id,
-)
+from samon_core.runs.io import file_lock
+from samon_core.runs.metrics import MetricsWriter, resolve_resumes
+from samon_core.runs.states import ACTIVE_STATES, TERMINAL_STATES, RunState
+from samon_core.runs.store import RunStore, new_run_id, validate_run_id
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,24 +141,31 @@ def test_create_run_writes_files(store):
         store.create_run(cfg.to_dict())  # type: ignore[arg-type]
 
 
-def test_status_merge_and_states(store):
+def test_status_merge_and_states(tmp_path):
+    clock = [1000.0]
+    store = RunStore(tmp_path / "runs", clock=lambda: clock[0])
     rid = store.create_run(RunConfig())
     s1 = store.write_status(rid, "running", pid=123, epoch=1)
-    assert s1["state"] == "running" and s1["pid"] == 123 and "started" in s1
-    time.sleep(0.01)
-    s2 = store.write_status(rid, "running", epoch=2)
+    assert s1["state"] == "running" and s1["pid"] == 123 and s1["started"] == 1000.0
+    clock[0] += 0.01
+    s2 = store.write_status(rid, RunState.RUNNING, epoch=2)
     assert s2["pid"] == 123 and s2["epoch"] == 2 and s2["started"] == s1["started"]
     assert s2["heartbeat"] > s1["heartbeat"] and s2["updated"] >= s2["heartbeat"] - 1
     hb = store.heartbeat(rid, progress=0.5)
     assert hb["state"] == "running" and hb["progress"] == 0.5 and hb["heartbeat"] >= s2["heartbeat"]
     assert store.read_status(rid)["progress"] == 0.5
+    clock[0] += 5.0
     fin = store.write_status(rid, "finished")
-    assert fin["state"] == "finished" and "ended" in fin and fin["epoch"] == 2
-    with pytest.raises(ValueError, match="state"):
+    assert fin["state"] == "finished" and fin["ended"] == clock[0] and fin["epoch"] == 2
+    on_disk = json.loads((store.run_dir(rid) / "status.json").read_text())
+    assert on_disk["state"] == "finished" and type(on_disk["state"]) is str
+    with pytest.raises(ValueError, match="state must be one of queued, running, .*; got 'done'"):
         store.write_status(rid, "done")
     with pytest.raises(FileNotFoundError):
         store.write_status("no-such-run", "running")
-    assert set(TERMINAL_STATES) < set(STATES) and "running" not in TERMINAL_STATES
+    assert set(TERMINAL_STATES) < set(RunState) and "running" not in TERMINAL_STATES
+    assert not TERMINAL_STATES & ACTIVE_STATES and "queued" in ACTIVE_STATES
+    assert f"{RunState.QUEUED}" == "queued" and RunState("interrupted") in TERMINAL_STATES
 
 
 def test_unreadable_status_reads_as_unknown(store):
@@ -226,22 +228,6 @@ def test_list_runs_fast_for_200_runs(store, monkeypatch):
     elapsed = time.perf_counter() - t0
     assert len(df) == 200
     assert elapsed < 2.0, elapsed  # about 0.05 s on a laptop
-
-
-def test_find_finished(store):
-    cfg = RunConfig(epochs=2)
-    assert store.find_finished(cfg.config_hash()) is None
-    a = store.create_run(cfg, {"created": 1.0})
-    assert store.find_finished(cfg) is None  # queued does not count
-    store.write_status(a, "finished")
-    b = store.create_run(cfg, {"created": 2.0})
-    store.write_status(b, "finished")
-    c = store.create_run(cfg.replace(seed=5), {"created": 3.0})
-    store.write_status(c, "finished")
-    assert store.find_finished(cfg.config_hash()) == b
-    assert store.find_finished(cfg.replace(rho=1.0)) == b  # same resolved config
-    store.write_status(b, "failed")
-    assert store.find_finished(cfg) == a
 
 
 def test_delete_refuses_running(store):
@@ -556,6 +542,37 @@ def test_status_readers_race_status_writer(store):
     thread.join()
     assert not errors
     assert store.read_status(rid)["epoch"] == 199
+
+
+def test_file_lock_is_exclusive_across_processes_and_freed_by_death(tmp_path):
+    """The lock the store, the submissions and the workers' claims use: held by one process at a
+    time, and free again when its holder dies (a free claim lock means a dead worker)."""
+    path = tmp_path / "x.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from samon_core.runs.io import file_lock
+            with file_lock({str(path)!r}):
+                print("held", flush=True)
+                time.sleep(60)
+        """)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with file_lock(path, blocking=False) as taken:
+            assert taken is False
+        holder.kill()  # SIGKILL: no clean-up of any kind
+        holder.wait()
+        with file_lock(path, blocking=False) as taken:
+            assert taken is True
+            with file_lock(path, blocking=False) as again:  # one holder at a time, even here
+                assert again is False
+    finally:
+        holder.kill()
+        holder.wait()
+    # a lock never re-creates a deleted run folder
+    with pytest.raises(FileNotFoundError), file_lock(tmp_path / "gone" / ".lock", blocking=False):
+        pass
+    assert not (tmp_path / "gone").exists()
 
 
 def test_metrics_writer_direct(tmp_path):

@@ -13,16 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
+from support.configs import tiny_config
 
-from samon_core.service import jobs
-from samon_core.runs.config import RunConfig
-from samon_core.service.settings import load_settings
+from samon_core import service
 from samon_core.runs.store import RunStore
+from samon_core.service.backend import get_queue
+from samon_core.service.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
-TINY = RunConfig(model="tiny_resnet", dataset="synthetic", train_subset=256, test_subset=128,
-                 epochs=2, batch_size=64, sharpness_samples=0, stats_bins=10, log_every_s=0.2)
+TINY = tiny_config()
 
 # What the workers (and this process, for the jobs API) use: fast heartbeats and sweeps, no
 # automatic resume unless a test asks for it.
@@ -56,8 +56,8 @@ class Workers:
         log = self.root.parent / f"worker-{len(self.procs)}.log"
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "samon_core.service.worker", "--devices", "cpu", "--runs-dir",
-                 str(self.root)], env=env, stdout=fh, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "samon_core.service.worker", "--devices", "cpu",
+                 "--runs-dir", str(self.root)], env=env, stdout=fh, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         self.logs.append(log)
         return proc
@@ -108,18 +108,20 @@ def assert_epochs_once(store: RunStore, rid: str, epochs: int) -> None:
 
 def test_two_workers_finish_runs_and_cancel_queued_and_running(tmp_path, workers):
     store, s = RunStore(tmp_path / "runs"), settings()
-    long_run = jobs.submit(TINY.replace(epochs=60, seed=100), owner="ann", store=store, settings=s)
-    tiny = [jobs.submit(TINY.replace(seed=i), owner="bob", store=store, settings=s)
+    long_run = service.submit(TINY.replace(epochs=60, seed=100), owner="ann", store=store,
+                              settings=s)
+    tiny = [service.submit(TINY.replace(seed=i), owner="bob", store=store, settings=s)
             for i in range(2)]
-    never = jobs.submit(TINY.replace(seed=50), owner="cy", store=store, settings=s)
-    assert jobs.cancel(never, store=store, settings=s) == "cancelled"
+    never = service.submit(TINY.replace(seed=50), owner="cy", store=store, settings=s)
+    assert service.cancel(never, store=store, settings=s) == "cancelled"
     first, second = workers.start(), workers.start()
 
     workers.wait_for("the long run to train", lambda: len(store.steps_df(long_run)) >= 2)
     assert state(store, long_run) == "running"
     t_cancel = time.monotonic()
     # 'cancelled' if the trainer saw the request before cancel() read the state back
-    assert jobs.cancel(long_run, store=store, settings=s) in (jobs.CANCELLING, "cancelled")
+    assert service.cancel(long_run, store=store, settings=s) in (service.CANCELLING,
+                                                                  "cancelled")
     workers.wait_for("the long run to stop", lambda: state(store, long_run) == "cancelled", 20)
     assert time.monotonic() - t_cancel < 10
     assert store.read_summary(long_run) is None
@@ -133,19 +135,19 @@ def test_two_workers_finish_runs_and_cancel_queued_and_running(tmp_path, workers
     assert not store.metrics_path(never).exists()
     trained_by = {store.read_status(r)["worker"] for r in [long_run, *tiny]}
     assert len(trained_by) == 2, "both workers should have trained runs"
-    assert {w["pid"] for w in jobs.workers_status(store=store, settings=s)} == {
+    assert {w["pid"] for w in service.workers_status(store=store, settings=s)} == {
         first.pid, second.pid}
 
     for proc in (first, second):  # SIGTERM: a clean exit that removes the worker's record
         proc.send_signal(signal.SIGTERM)
     assert [p.wait(20) for p in (first, second)] == [0, 0]
-    assert jobs.workers_status(store=store, settings=s) == []
+    assert service.workers_status(store=store, settings=s) == []
 
 
 def test_kill9_mid_run_is_interrupted_then_resumed_without_duplicate_epochs(tmp_path, workers):
     store, s = RunStore(tmp_path / "runs"), settings()
     cfg = TINY.replace(epochs=6, train_subset=512, seed=7)
-    rid = jobs.submit(cfg, owner="ann", store=store, settings=s)
+    rid = service.submit(cfg, owner="ann", store=store, settings=s)
     procs = {p.pid: p for p in (workers.start(), workers.start())}
 
     def kill_mid_run(after_epoch: int) -> int:
@@ -162,14 +164,14 @@ def test_kill9_mid_run_is_interrupted_then_resumed_without_duplicate_epochs(tmp_
     # 1) the worker training it dies: the other worker's recovery sweep (or the app's) finds the
     #    run dead and marks it interrupted; it is then resumed by hand
     done = kill_mid_run(1)
-    jobs.recover(store, force=True, settings=s)  # what the app does when it lists runs
+    service.recover(store, force=True, settings=s)  # what the app does when it lists runs
     workers.wait_for("the run to be marked interrupted",
                      lambda: state(store, rid) == "interrupted", 10)
     status = store.read_status(rid)
     assert "is gone" in status["message"] and status.get("auto_resumes") is None
     time.sleep(1.5)  # a few more sweeps: nothing resumes it without auto_resume
     assert state(store, rid) == "interrupted"
-    jobs.resume(rid, store=store, settings=s)  # the surviving worker takes it
+    service.resume(rid, store=store, settings=s)  # the surviving worker takes it
 
     # 2) that worker dies too: a worker started with auto_resume re-queues it at start-up
     done = kill_mid_run(done + 1)
@@ -188,28 +190,28 @@ def test_kill9_mid_run_is_interrupted_then_resumed_without_duplicate_epochs(tmp_
 def test_restarting_the_worker_pool_loses_no_run(tmp_path):
     store = RunStore(tmp_path / "runs")
     s = settings(SAMON_WORKER_DEVICES="cpu,cpu", SAMON_STOP_GRACE_S="30")
-    ids = [jobs.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
+    ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
            for i in range(4)]
     try:
-        info = jobs.ensure_workers(store=store, settings=s)
+        info = service.ensure_workers(store=store, settings=s)
         assert info["started"] == 2, info
-        assert jobs.ensure_workers(store=store, settings=s)["started"] == 0  # idempotent
+        assert service.ensure_workers(store=store, settings=s)["started"] == 0  # idempotent
         deadline = time.monotonic() + 60
         while not any(len(store.steps_df(r)) for r in ids):
             assert time.monotonic() < deadline, "no run started"
             time.sleep(0.1)
-        assert len(jobs.workers_status(store=store, settings=s)) == 2
-        jobs.stop_workers()  # like the app exiting: runs in progress go back to the queue
+        assert len(service.workers_status(store=store, settings=s)) == 2
+        service.stop_workers()  # like the app exiting: runs in progress go back to the queue
         states = [state(store, r) for r in ids]
         assert "running" not in states and states.count("queued") >= 2, states
         messages = [store.read_status(r).get("message", "") for r in ids]
         given_back = [m for m in messages if "its worker stopped" in m]
         assert given_back, states
         queued = [r for r in ids if state(store, r) == "queued"]
-        assert sorted(jobs.get_queue(store, s).pending_run_ids()) == sorted(queued)
-        assert jobs.workers_status(store=store, settings=s) == []
+        assert sorted(get_queue(store, s).pending_run_ids()) == sorted(queued)
+        assert service.workers_status(store=store, settings=s) == []
 
-        assert jobs.ensure_workers(store=store, settings=s)["started"] == 2  # the app restarts
+        assert service.ensure_workers(store=store, settings=s)["started"] == 2  # the app restarts
         deadline = time.monotonic() + 150
         while not all(state(store, r) == "finished" for r in ids):
             assert time.monotonic() < deadline, [state(store, r) for r in ids]
@@ -217,4 +219,4 @@ def test_restarting_the_worker_pool_loses_no_run(tmp_path):
         for rid in ids:
             assert_epochs_once(store, rid, 2)
     finally:
-        jobs.stop_workers(timeout=20)
+        service.stop_workers(timeout=20)

@@ -1,1 +1,65 @@
-"""samon_core.service."""
+"""The job service: the app enqueues runs, worker processes train them.
+
+Callers write ``from samon_core import service`` and ``service.submit(...)``. No torch and no
+streamlit are imported here: the Streamlit pages import this package on every rerun. The app
+never trains; it only calls ``submit`` / ``cancel`` / ``resume`` and reads the run store.
+Everything a page shows comes from the run folders (``samon_core.runs.store``), never from the
+queue, so the UI works the same with either backend.
+
+The modules, each importing only those above it:
+
+* ``settings``  the server settings (queue backend, limits, workers) from samon.toml / SAMON_*;
+* ``backend``   the huey queue (SQLite or Redis, JSON messages): ``get_queue``;
+* ``hosts``, ``scan``, ``worker_records``, ``devices``: this host's processes, one pass over the
+  run store, the workers' heartbeat files, the devices of the workers;
+* ``claims``    the claim lock a worker holds while it trains a run, and cancel requests;
+* ``limits``    the limits of a shared server (``LimitExceeded``);
+* ``submit``    ``submit`` / ``submit_info`` / ``submit_group``, with reuse of identical runs;
+* ``control``   ``cancel``, ``resume`` and ``requeue``;
+* ``recovery``  runs whose worker died, queued runs whose message was lost;
+* ``positions`` queue positions;
+* ``pool``      worker pools, the app's local pool (``ensure_workers``);
+* ``worker``    the worker process (``python -m samon_core.service.worker``).
+
+The run store is the source of truth, the queue only says "look at run X"; run states are
+``samon_core.runs.states.RunState``.
+"""
+
+from samon_core.runs.states import ACTIVE_STATES, RESUMABLE_STATES, TERMINAL_STATES, RunState
+from samon_core.service.backend import QueueUnavailable
+from samon_core.service.claims import claim_lock
+from samon_core.service.control import CANCELLING, cancel, resume
+from samon_core.service.hosts import pid_alive
+from samon_core.service.limits import LimitExceeded
+from samon_core.service.pool import ensure_workers, stop_workers
+from samon_core.service.positions import queue_position, queue_positions
+from samon_core.service.recovery import recover
+from samon_core.service.settings import Settings, load_settings
+from samon_core.service.submit import submit, submit_group, submit_info
+from samon_core.service.worker_records import read_worker_records, workers_status
+
+__all__ = [
+    "ACTIVE_STATES",
+    "CANCELLING",
+    "RESUMABLE_STATES",
+    "TERMINAL_STATES",
+    "LimitExceeded",
+    "QueueUnavailable",
+    "RunState",
+    "Settings",
+    "cancel",
+    "claim_lock",
+    "ensure_workers",
+    "load_settings",
+    "pid_alive",
+    "queue_position",
+    "queue_positions",
+    "read_worker_records",
+    "recover",
+    "resume",
+    "stop_workers",
+    "submit",
+    "submit_group",
+    "submit_info",
+    "workers_status",
+]

@@ -16,31 +16,37 @@ Where a value comes from, later sources winning:
 
 3. environment variables ``SAMON_<FIELD NAME IN CAPITALS>``, e.g. ``SAMON_MAX_EPOCHS=30``,
    ``SAMON_ALLOWED_MODELS=tiny_resnet,resnet20``, ``SAMON_START_WORKERS=0`` (booleans: 1/0,
-   true/false, yes/no, on/off; an empty variable counts as unset).
+   true/false, yes/no, on/off; an empty variable counts as unset);
+4. keyword arguments of ``load_settings`` (already typed values, e.g. from command-line options).
 
-A misspelt key or a bad value raises ``ValueError`` naming the key and the source, so a typo in a
-deployment never silently falls back to "no limit". Limits use 0 (or an empty list) for "no
-limit". ``load_settings()`` reads the sources every call (a few microseconds without a file):
-settings changed in the environment apply without restarting, and tests can set them per test.
+``Settings`` is a pydantic-settings ``BaseSettings``: the sources above are its settings sources,
+the constraints are ``Field`` constraints. A misspelt key or a bad value raises ``ValueError``
+naming the setting, the source and what is allowed, so a typo in a deployment never silently
+falls back to "no limit". Limits use 0 (or an empty list) for "no limit". ``load_settings()``
+reads the sources every call: settings changed in the environment apply without restarting, and
+tests can pass their own environment.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextvars
 import enum
 import os
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: tomli, if installed, is the same parser
-    try:
-        import tomli as tomllib  # type: ignore[no-redef]
-    except ModuleNotFoundError:
-        tomllib = None  # type: ignore[assignment]
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 SETTINGS_ENV = "SAMON_SETTINGS"
 DEFAULT_SETTINGS_FILE = "samon.toml"
@@ -48,7 +54,7 @@ ENV_PREFIX = "SAMON_"
 
 
 class QueueBackend(str, enum.Enum):
-    """Where queued runs wait (``samon_core.service.jobs`` builds the huey instance from it)."""
+    """Where queued runs wait (``samon_core.service.backend`` builds the huey instance from it)."""
 
     SQLITE = "sqlite"  # <runs_dir>/.queue/huey.db: embedded, durable, one machine
     REDIS = "redis"  # a Redis server: several machines share one queue
@@ -62,121 +68,232 @@ class DevicePolicy(str, enum.Enum):
     GPU_ONLY = "gpu-only"  # device auto/cuda/cuda:N only; no worker is started without a GPU
 
 
-def _f(default: Any, help: str, **extra: Any) -> Any:
-    return field(default=default, metadata={"help": help, **extra})
+def env_name(field_name: str) -> str:
+    """The environment variable of a setting: ``max_epochs`` -> ``SAMON_MAX_EPOCHS``."""
+    return ENV_PREFIX + field_name.upper()
 
 
-@dataclass(frozen=True)
-class Settings:
-    """All settings. Frozen; ``load_settings()`` builds one from the sources above."""
+# The environment and the TOML file of the ``load_settings`` call in progress (a context
+# variable because pydantic-settings builds its sources in a classmethod without arguments).
+_SOURCES: contextvars.ContextVar[tuple[Mapping[str, str], Path | None] | None] = (
+    contextvars.ContextVar("samon_settings_sources", default=None)
+)
+
+
+class _EnvironSource(EnvSettingsSource):
+    """``SAMON_*`` variables of a given mapping (``os.environ`` or a test's dict). A variable
+    that is empty or blank counts as unset (e.g. ``SAMON_MAX_EPOCHS=`` in a compose file)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = environ  # read by _load_env_vars, which the base __init__ calls
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        given = {k: v for k, v in self._environ.items() if isinstance(v, str) and v.strip()}
+        return parse_env_vars(given, self.case_sensitive, self.env_ignore_empty,
+                              self.env_parse_none_str)
+
+
+class _SamonToml(TomlConfigSettingsSource):
+    """The settings file: its ``[samon]`` table if it has one, else its top level."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        data = super()._read_file(file_path)
+        table = data.get("samon", data)
+        if not isinstance(table, dict):
+            raise ValueError(f"{file_path}: [samon] must be a table")
+        return {k: v for k, v in table.items() if k != "samon"}
+
+
+class Settings(BaseSettings):
+    """All settings. Frozen. Build them with ``load_settings()``, which reads the sources above,
+    explains a bad value in one line and reuses the result while the sources are unchanged
+    (``Settings()`` reads the same sources but raises pydantic's ``ValidationError``)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",  # a misspelt key in the file is an error, not "no limit"
+        env_prefix=ENV_PREFIX,
+        str_strip_whitespace=True,
+    )
 
     # --- queue -----------------------------------------------------------------------------
-    queue: QueueBackend = _f(
+    queue: QueueBackend = Field(
         QueueBackend.SQLITE,
-        "Queue backend: 'sqlite' (a file in the run store, one machine) or 'redis' (shared by "
-        "workers on several machines; see docs/deployment.md).",
+        description="Queue backend: 'sqlite' (a file in the run store, one machine) or 'redis' "
+        "(shared by workers on several machines; see docs/deployment.md).",
     )
-    redis_url: str = _f(
+    redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
-        "Redis server of the 'redis' backend (redis://[:password@]host:port/db).",
+        description="Redis server of the 'redis' backend (redis://[:password@]host:port/db).",
     )
-    queue_name: str = _f(
+    queue_name: str = Field(
         "samon",
-        "Name of the queue inside the backend: two labs sharing one Redis server use two names.",
+        description="Name of the queue inside the backend: two labs sharing one Redis server use "
+        "two names. Letters, digits and '_'.",
     )
     # --- limits (0 or empty = no limit) ---------------------------------------------------
-    max_queued_per_owner: int = _f(
-        0, "Runs one owner may have waiting or training at once (0 = no limit).", ge=0
+    max_queued_per_owner: int = Field(
+        0, ge=0, description="Runs one owner may have waiting or training at once (0 = no limit)."
     )
-    max_queue: int = _f(0, "Runs that may wait in the queue in total (0 = no limit).", ge=0)
-    max_epochs: int = _f(0, "Largest RunConfig.epochs accepted (0 = no limit).", ge=0)
-    max_train_subset: int = _f(
+    max_queue: int = Field(
+        0, ge=0, description="Runs that may wait in the queue in total (0 = no limit)."
+    )
+    max_epochs: int = Field(
+        0, ge=0, description="Largest RunConfig.epochs accepted (0 = no limit)."
+    )
+    max_train_subset: int = Field(
         0,
-        "Most training images per run, train_subset=0 (the whole set) counting as its full size "
-        "(0 = no limit).",
         ge=0,
+        description="Most training images per run, train_subset=0 (the whole set) counting as its "
+        "full size (0 = no limit).",
     )
-    max_model_params: int = _f(
+    max_model_params: int = Field(
         0,
-        "Largest model, in parameters at 100 classes (0 = no limit; a non-zero value makes "
-        "submit import torch once to count them).",
         ge=0,
+        description="Largest model, in parameters at 100 classes (0 = no limit; a non-zero value "
+        "makes submit import torch once to count them).",
     )
-    allowed_models: tuple[str, ...] = _f(
-        (), "Model names that may be trained (empty = every registered model)."
+    allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Model names that may be trained (empty = every registered model); in the "
+        "environment a comma-separated list.",
     )
-    device_policy: DevicePolicy = _f(
-        DevicePolicy.ANY, "Devices runs may ask for: 'any', 'cpu-only' or 'gpu-only'."
+    device_policy: DevicePolicy = Field(
+        DevicePolicy.ANY,
+        description="Devices runs may ask for: 'any', 'cpu-only' or 'gpu-only'.",
     )
     # --- reuse ------------------------------------------------------------------------------
-    share_active: bool = _f(
+    share_active: bool = Field(
         True,
-        "Identical requests share a queued or running run instead of queueing a copy (finished "
-        "identical runs are always reused when submit(reuse=True)).",
+        description="Identical requests share a queued or running run instead of queueing a copy "
+        "(finished identical runs are always reused when submit(reuse=True)).",
     )
     # --- workers and recovery ---------------------------------------------------------------
-    start_workers: bool = _f(
+    start_workers: bool = Field(
         True,
-        "The app starts a local worker pool when no worker is alive; 0 for deployments whose "
-        "workers run as services.",
+        description="The app starts a local worker pool when no worker is alive; 0 for "
+        "deployments whose workers run as services.",
     )
-    worker_devices: str = _f(
+    worker_devices: str = Field(
         "auto",
-        "Devices of the local pool: 'auto' (one worker per GPU, else one CPU worker), 'cpu', or "
-        "GPU indices like '0,1'.",
+        description="Devices of the local pool: 'auto' (one worker per GPU, else one CPU worker), "
+        "'cpu', or GPU indices like '0,1'.",
     )
-    heartbeat_timeout_s: float = _f(
+    heartbeat_timeout_s: float = Field(
         30.0,
-        "A worker or run whose heartbeat is older than this is dead (on another machine; on the "
-        "same machine a vanished pid is detected at once).",
         gt=0.0,
+        description="A worker or run whose heartbeat is older than this is dead (on another "
+        "machine; on the same machine a vanished pid is detected at once).",
     )
-    heartbeat_every_s: float = _f(2.0, "Seconds between two worker heartbeats.", gt=0.0)
-    poll_s: float = _f(
-        0.5, "Seconds an idle worker waits between two looks at a SQLite queue.", gt=0.0
+    heartbeat_every_s: float = Field(
+        2.0, gt=0.0, description="Seconds between two worker heartbeats."
     )
-    recover_every_s: float = _f(
-        10.0, "Seconds between two crash-recovery sweeps by each worker (and at most by the app).",
+    poll_s: float = Field(
+        0.5, gt=0.0, description="Seconds an idle worker waits between two looks at a SQLite queue."
+    )
+    recover_every_s: float = Field(
+        10.0,
         ge=0.0,
+        description="Seconds between two crash-recovery sweeps by each worker (and at most by "
+        "the app).",
     )
-    auto_resume: bool = _f(
+    auto_resume: bool = Field(
         True,
-        "Re-queue a run whose worker died, to continue from its last checkpoint (else it stays "
-        "'interrupted' until resumed by hand).",
+        description="Re-queue a run whose worker died, to continue from its last checkpoint (else "
+        "it stays 'interrupted' until resumed by hand).",
     )
-    max_auto_resumes: int = _f(
+    max_auto_resumes: int = Field(
         3,
-        "Automatic resumes per run; a run that keeps killing its worker then stays interrupted.",
         ge=0,
+        description="Automatic resumes per run; a run that keeps killing its worker then stays "
+        "interrupted.",
     )
-    stop_grace_s: float = _f(
+    stop_grace_s: float = Field(
         30.0,
-        "Seconds the pool waits at shutdown for its workers to put their runs back in the queue "
-        "before killing them.",
         gt=0.0,
+        description="Seconds the pool waits at shutdown for its workers to put their runs back in "
+        "the queue before killing them.",
     )
 
-    def __post_init__(self) -> None:
-        for spec in dataclasses.fields(self):
-            value = getattr(self, spec.name)
-            for key, ok, text in (
-                ("ge", lambda v, b: v >= b, ">="),
-                ("gt", lambda v, b: v > b, ">"),
-            ):
-                bound = spec.metadata.get(key)
-                if bound is not None and not ok(value, bound):
-                    raise ValueError(f"setting {spec.name} must be {text} {bound}; got {value!r}")
-        if not self.queue_name or not self.queue_name.replace("_", "").isalnum():
-            raise ValueError(
-                f"setting queue_name must be letters, digits and '_'; got {self.queue_name!r}"
-            )
+    # --- sources ----------------------------------------------------------------------------
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then ``SAMON_*`` variables, then the TOML file (first wins)."""
+        given = _SOURCES.get()
+        environ, path = given if given is not None else (os.environ, settings_file(os.environ))
+        return (
+            init_settings,
+            _EnvironSource(settings_cls, environ),
+            _SamonToml(settings_cls, toml_file=path),
+        )
+
+    # --- value checks beyond the types ------------------------------------------------------
+
+    @field_validator("queue", "device_policy", mode="before")
+    @classmethod
+    def _enum_value(cls, value: Any, info: Any) -> Any:
+        kind = cls.model_fields[info.field_name].annotation
+        if isinstance(value, kind):
+            return value
+        text = str(value).strip().lower() if isinstance(value, str) else value
+        allowed = [m.value for m in kind]
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    @field_validator("allowed_models", mode="before")
+    @classmethod
+    def _name_list(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            return value  # pydantic says what is wrong with it
+        return tuple(str(s).strip() for s in items if str(s).strip())
+
+    @field_validator(
+        "max_queued_per_owner", "max_queue", "max_epochs", "max_train_subset",
+        "max_model_params", "max_auto_resumes", mode="before",
+    )
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # pydantic would take 5.0 or true for an int; a limit written that way is a mistake.
+        if isinstance(value, (bool, float)):
+            raise ValueError("must be a whole number")
+        return value
+
+    @field_validator(
+        "heartbeat_timeout_s", "heartbeat_every_s", "poll_s", "recover_every_s", "stop_grace_s",
+        mode="before",
+    )
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a number of seconds")
+        return value
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if not value or not value.replace("_", "").isalnum():
+            raise ValueError("must be letters, digits and '_'")
+        return value
+
+    # --- output -----------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
         """Plain values (enums as strings) for display and logs."""
         out = {}
-        for spec in dataclasses.fields(self):
-            value = getattr(self, spec.name)
-            out[spec.name] = value.value if isinstance(value, enum.Enum) else value
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            out[name] = value.value if isinstance(value, enum.Enum) else value
         return out
 
     def to_environ(self) -> dict[str, str]:
@@ -194,65 +311,6 @@ class Settings:
         return out
 
 
-FIELD_HELP: dict[str, str] = {f.name: f.metadata["help"] for f in dataclasses.fields(Settings)}
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def env_name(field_name: str) -> str:
-    return ENV_PREFIX + field_name.upper()
-
-
-def _convert(name: str, value: Any, source: str) -> Any:
-    """``value`` (a TOML value or an environment string) as the type of field ``name``."""
-    spec = {f.name: f for f in dataclasses.fields(Settings)}[name]
-    default = spec.default
-    where = f"setting {name} (from {source})"
-    try:
-        if isinstance(default, enum.Enum):
-            return type(default)(str(value).strip().lower())
-        if isinstance(default, bool):
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in _TRUE:
-                return True
-            if text in _FALSE:
-                return False
-            raise ValueError
-        if isinstance(default, int):
-            if isinstance(value, (bool, float)):
-                raise ValueError
-            return int(str(value).strip(), 10)
-        if isinstance(default, float):
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if isinstance(default, tuple):
-            items = value if isinstance(value, list) else str(value).split(",")
-            return tuple(str(s).strip() for s in items if str(s).strip())
-        if not isinstance(value, str):
-            raise ValueError
-        return value.strip()
-    except ValueError:
-        allowed = ""
-        if isinstance(default, enum.Enum):
-            allowed = "; one of " + ", ".join(m.value for m in type(default))
-        raise ValueError(f"{where}: cannot use {value!r}{allowed}") from None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    if tomllib is None:
-        raise ValueError(f"reading {path} needs Python 3.11+ (tomllib) or the tomli package")
-    with open(path, "rb") as fh:
-        data = tomllib.load(fh)
-    table = data.get("samon", data)
-    if not isinstance(table, dict):
-        raise ValueError(f"{path}: [samon] must be a table")
-    return {k: v for k, v in table.items() if k != "samon"}
-
-
 def settings_file(environ: Mapping[str, str] | None = None) -> Path | None:
     """The TOML file that applies: ``$SAMON_SETTINGS`` or ``./samon.toml`` if it exists."""
     environ = os.environ if environ is None else environ
@@ -266,24 +324,73 @@ def settings_file(environ: Mapping[str, str] | None = None) -> Path | None:
     return local if local.is_file() else None
 
 
+# Settings of the last few source states. Building a Settings costs about a millisecond, and the
+# job API loads them on nearly every call; the key holds everything a value can come from (the
+# SAMON_* variables, the file's path, size and mtime), so a change applies at the next call.
+_CACHE: dict[tuple[Any, ...], Settings] = {}
+_CACHE_SIZE = 8
+_CACHE_LOCK = threading.Lock()
+
+
+def _sources_key(environ: Mapping[str, str], path: Path | None) -> tuple[Any, ...]:
+    env = tuple(sorted((k, v) for k, v in environ.items() if k.startswith(ENV_PREFIX)))
+    if path is None:
+        return (env, None)
+    st = path.stat()
+    return (env, str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from the defaults, the TOML file and the environment (see the module docstring);
-    ``overrides`` (field=value, already typed) win over all of them."""
+    ``overrides`` (field=value, already typed) win over all of them. ``ValueError`` names a bad
+    setting, where it came from and what is allowed."""
     environ = os.environ if environ is None else environ
-    names = [f.name for f in dataclasses.fields(Settings)]
-    values: dict[str, Any] = {}
     path = settings_file(environ)
-    if path is not None:
-        for key, value in _read_toml(path).items():
-            if key not in names:
-                raise ValueError(
-                    f"{path}: unknown setting {key!r}; known settings: {', '.join(names)}"
-                )
-            values[key] = _convert(key, value, str(path))
-    for name in names:
-        var = env_name(name)
-        # An empty variable means "not set" (e.g. ``SAMON_MAX_EPOCHS=`` in a compose file).
-        if environ.get(var, "").strip():
-            values[name] = _convert(name, environ[var], f"${var}")
-    values.update(overrides)
-    return Settings(**values)
+    key = None if overrides else _sources_key(environ, path)
+    if key is not None and (cached := _CACHE.get(key)) is not None:
+        return cached
+    token = _SOURCES.set((environ, path))
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ValueError(_explain(exc, environ, path, overrides)) from None
+    finally:
+        _SOURCES.reset(token)
+    if key is not None:
+        with _CACHE_LOCK:
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = settings
+    return settings
+
+
+def _source_of(name: str, environ: Mapping[str, str], path: Path | None,
+               overrides: Mapping[str, Any]) -> str:
+    if name in overrides:
+        return "argument"
+    if str(environ.get(env_name(name), "")).strip():
+        return f"${env_name(name)}"
+    return str(path) if path is not None else "default"
+
+
+def _explain(exc: ValidationError, environ: Mapping[str, str], path: Path | None,
+             overrides: Mapping[str, Any]) -> str:
+    """One line per bad value: ``setting NAME (from SOURCE): what is allowed; got VALUE``."""
+    known = ", ".join(Settings.model_fields)
+    lines = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        source = _source_of(name, environ, path, overrides)
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown setting {name!r}; known settings: {known}")
+            continue
+        ctx = err.get("ctx") or {}
+        if err["type"] in ("greater_than_equal", "greater_than"):
+            op, bound = (">=", ctx.get("ge")) if "ge" in ctx else (">", ctx.get("gt"))
+            reason = f"must be {op} {bound}"
+        elif err["type"] == "value_error":
+            reason = str(ctx.get("error", err["msg"]))
+        else:
+            reason = err["msg"]
+        lines.append(f"setting {name} (from {source}): {reason}; got {err['input']!r}")
+    return "\n".join(lines)

@@ -2,15 +2,16 @@
 
 ``python -m samon_core worker [--devices auto|cpu|0,1] [--runs-dir DIR] [--queue sqlite|redis]``
 (or ``python -m samon_core.service.worker ...``). With one device this process is the worker; with
-several it supervises one worker process per device, each pinned with ``CUDA_VISIBLE_DEVICES``
-and restarted if it dies. The app starts the same pool through ``jobs.ensure_workers``.
+several it supervises one worker process per device (pool.py), each pinned with
+``CUDA_VISIBLE_DEVICES`` and restarted if it dies. The app starts the same pool through
+``service.ensure_workers``.
 
-No torch at import time (``jobs.ensure_workers`` imports this module in the app); a worker
-imports the trainer, and with it torch, in a background thread as soon as it starts.
+No torch at import time; a worker imports the trainer (``samon_core.train.trainer.train``), and
+with it torch, in a background thread as soon as it starts.
 
 Why a loop of ``huey.dequeue()`` + ``huey.execute(task)`` instead of huey's ``Consumer``: a
 worker trains one run at a time in its main thread, and we want exact control over what happens
-around it: claiming the run (``jobs.claim_lock``), a ``should_stop`` that sees a cancel request
+around it: claiming the run (``claims.claim_lock``), a ``should_stop`` that sees a cancel request
 or a shutdown within one step, putting the run back in the queue on a graceful stop, and a
 heartbeat thread that keeps both the worker's and the run's heartbeat fresh (and runs crash
 recovery) while the main thread is busy in a long step or evaluation. The Consumer's scheduler,
@@ -34,97 +35,32 @@ import logging
 import os
 import re
 import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from samon_core.runs.io import atomic_write_text
-from samon_core.runs.store import CHECKPOINT_FILE, RUNS_DIR_ENV, RunStore
-from samon_core.service import jobs
-from samon_core.service.settings import DevicePolicy, QueueBackend, Settings, load_settings
+from samon_core.runs.states import RunState
+from samon_core.runs.store import CHECKPOINT_FILE, RunStore
+from samon_core.service.backend import get_queue
+from samon_core.service.claims import CANCEL_FILE, claim_lock
+from samon_core.service.control import Requeue, requeue
+from samon_core.service.devices import device_label, resolve_devices
+from samon_core.service.hosts import this_host
+from samon_core.service.pool import WorkerPool
+from samon_core.service.recovery import recover
+from samon_core.service.settings import QueueBackend, Settings, load_settings
+from samon_core.service.worker_records import workers_dir
 
 log = logging.getLogger("samon.worker")
 
 # A test seam: "module:function" of a stand-in with the trainer's signature (e.g. to measure the
 # queue alone). Not a user setting.
 TRAINER_ENV = "SAMON_WORKER_TRAINER"
-_GPU_ID_RE = re.compile(r"^([0-9]{1,3}|(GPU|MIG)-[A-Za-z0-9/-]{1,80})$")
-
-
-# ---------------------------------------------------------------------------------------------
-# devices
-# ---------------------------------------------------------------------------------------------
-
-
-def detect_gpus() -> list[str]:
-    """CUDA devices of this machine as ``CUDA_VISIBLE_DEVICES`` entries, without importing torch:
-    the entries of ``CUDA_VISIBLE_DEVICES`` if it is set, else the GPU indices that
-    ``nvidia-smi -L`` lists, else none."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        entries = []
-        for entry in (e.strip() for e in visible.split(",")):
-            if not entry or entry.startswith("-"):  # CUDA stops at the first invalid entry
-                break
-            entries.append(entry)
-        return entries
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=15,
-                             check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [m.group(1) for m in re.finditer(r"^GPU (\d+):", out, flags=re.MULTILINE)]
-
-
-def resolve_devices(spec: str | None, settings: Settings) -> list[str]:
-    """One entry per worker: ``"cpu"`` or a ``CUDA_VISIBLE_DEVICES`` entry (GPU index or UUID).
-
-    ``auto``: one worker per GPU, else one CPU worker; ``cpu``; ``0,1`` (GPU indices); entries may
-    repeat (``cpu,cpu`` = two CPU workers). Checked against ``device_policy``."""
-    text = (spec or "auto").strip()
-    policy = settings.device_policy
-    if text.lower() == "auto":
-        gpus = [] if policy is DevicePolicy.CPU_ONLY else detect_gpus()
-        if gpus:
-            return gpus
-        if policy is DevicePolicy.GPU_ONLY:
-            raise ValueError("device_policy is gpu-only but no GPU was found (nvidia-smi, "
-                             "CUDA_VISIBLE_DEVICES); no worker started")
-        return ["cpu"]
-    devices = []
-    for entry in (e.strip() for e in text.split(",")):
-        if entry.lower() == "cpu":
-            devices.append("cpu")
-        elif _GPU_ID_RE.match(entry):
-            devices.append(entry)
-        else:
-            raise ValueError(f"--devices: {entry!r} is neither 'cpu' nor a GPU index/UUID "
-                             "(e.g. auto, cpu, 0,1)")
-    if not devices:
-        raise ValueError("--devices: no device given")
-    if policy is DevicePolicy.CPU_ONLY and any(d != "cpu" for d in devices):
-        raise ValueError("device_policy is cpu-only: GPU workers are not allowed")
-    if policy is DevicePolicy.GPU_ONLY and "cpu" in devices:
-        raise ValueError("device_policy is gpu-only: CPU workers are not allowed")
-    return devices
-
-
-def _device_label(device: str) -> str:
-    return "cpu" if device == "cpu" else f"cuda:{device}"
-
-
-# ---------------------------------------------------------------------------------------------
-# the worker
-# ---------------------------------------------------------------------------------------------
 
 
 class Worker:
@@ -133,23 +69,27 @@ class Worker:
     ``device`` is only a label here ('cpu' or a CUDA_VISIBLE_DEVICES entry); pinning happens in
     the environment before torch is imported (``worker_main`` / ``WorkerPool``).
     ``max_runs`` > 0 exits after that many runs; ``exit_when_idle`` exits when the queue is empty.
+    ``monotonic`` is the clock of the worker's intervals (how often the queue's cancel key is
+    read, recovery sweeps); tests pass a fake one instead of sleeping.
     """
 
     def __init__(self, store: RunStore, settings: Settings, *, device: str = "cpu",
                  data_dir: str | os.PathLike[str] | None = None, exit_with_parent: bool = False,
                  max_runs: int = 0, exit_when_idle: bool = False,
-                 trainer: Callable[..., dict] | None = None):
+                 trainer: Callable[..., dict] | None = None,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.store = store
+        self.monotonic = monotonic
         self.settings = settings
-        self.device = _device_label(device)
+        self.device = device_label(device)
         self.data_dir = data_dir
         self.exit_with_parent = exit_with_parent
         self.max_runs = max_runs
         self.exit_when_idle = exit_when_idle
-        self.host = jobs.this_host()
+        self.host = this_host()
         host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host)[:40]
         self.id = f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
-        self.queue = jobs.get_queue(store, settings)
+        self.queue = get_queue(store, settings)
         self.queue.handler = self._handle
         self.runs_done = 0
         self.started = time.time()
@@ -160,7 +100,7 @@ class Worker:
         self._done = threading.Event()  # ends the heartbeat thread
         self._current: str | None = None
         self._run_started: float | None = None
-        self._record_path = jobs.workers_dir(store) / f"{self.id}.json"
+        self._record_path = workers_dir(store) / f"{self.id}.json"
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -242,12 +182,12 @@ class Worker:
 
     def _recover(self) -> None:
         try:
-            jobs.recover(self.store, force=True, settings=self.settings)
+            recover(self.store, force=True, settings=self.settings)
         except Exception:  # recovery must never take a worker down
             log.exception("worker %s: recovery sweep failed", self.id)
 
     def _heartbeat_loop(self) -> None:
-        last_recover = time.monotonic()
+        last_recover = self.monotonic()
         while not self._done.wait(self.settings.heartbeat_every_s):
             self._write_record()
             run_id = self._current
@@ -257,8 +197,8 @@ class Worker:
                     self.store.heartbeat(run_id, worker=self.id)
             if self.exit_with_parent and os.getppid() != self._parent:
                 self.request_stop("its parent process exited")
-            if time.monotonic() - last_recover >= self.settings.recover_every_s:
-                last_recover = time.monotonic()
+            if self.monotonic() - last_recover >= self.settings.recover_every_s:
+                last_recover = self.monotonic()
                 self._recover()
 
     # --- one run --------------------------------------------------------------------------------
@@ -274,22 +214,23 @@ class Worker:
         if not store.exists(run_id):
             log.info("worker %s: run %s no longer exists; skipped", self.id, run_id)
             return
-        with jobs.claim_lock(run_dir) as mine:
+        with claim_lock(run_dir) as mine:
             if not mine:
                 log.info("worker %s: run %s is held by another worker; skipped", self.id, run_id)
                 return
             state = store.read_status(run_id).get("state")
-            if state != "queued":
+            if state != RunState.QUEUED:
                 log.info("worker %s: run %s is %s; skipped", self.id, run_id, state)
                 return
-            if (run_dir / jobs.CANCEL_FILE).exists() or self._queue_cancel(run_id):
-                store.write_status(run_id, "cancelled", message="cancelled before it started")
+            if (run_dir / CANCEL_FILE).exists() or self._queue_cancel(run_id):
+                store.write_status(run_id, RunState.CANCELLED,
+                                   message="cancelled before it started")
                 with contextlib.suppress(Exception):
                     self.queue.clear_cancel(run_id)
                 return
             if self._stop.is_set():  # took the message while stopping: give it back
-                jobs.requeue(store, run_id, jobs.Requeue.SHUTDOWN, settings=self.settings,
-                             detail=f"worker {self.id}: {self._stop_reason}")
+                requeue(store, run_id, Requeue.SHUTDOWN, settings=self.settings,
+                        detail=f"worker {self.id}: {self._stop_reason}")
                 return
             self._current, self._run_started = run_id, time.time()
             self._write_record()
@@ -333,54 +274,68 @@ class Worker:
                 writer.write({"kind": "resume", "epoch": 0, "step": 0, "time": 0.0,
                               "reason": "restarted from the start: no checkpoint"})
 
-    def _train(self, run_id: str, run_dir: Path) -> None:
+    def _start(self, run_id: str, run_dir: Path) -> tuple[Any, bool, Callable[..., dict]] | None:
+        """Mark the run 'running' and get what training it needs: its config, whether it resumes
+        from a checkpoint, the trainer. None (the run marked 'failed') if any of it fails."""
         store = self.store
-        store.write_status(run_id, "running", worker=self.id, pid=os.getpid(), host=self.host,
-                           device=self.device, message=f"starting on worker {self.id}",
-                           cancel_requested=None)
-        t0 = time.monotonic()
+        store.write_status(run_id, RunState.RUNNING, worker=self.id, pid=os.getpid(),
+                           host=self.host, device=self.device,
+                           message=f"starting on worker {self.id}", cancel_requested=None)
         try:
             config = store.read_config(run_id)
             resume = (run_dir / CHECKPOINT_FILE).is_file()
             if not resume:
                 self._restart_marker(run_id)
-            train = self._load_trainer()
+            return config, resume, self._load_trainer()
         except Exception as exc:
             log.exception("worker %s: cannot start run %s", self.id, run_id)
-            store.write_status(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
-            return
-        cancel_flag = str(run_dir / jobs.CANCEL_FILE)
+            store.write_status(run_id, RunState.FAILED, message=f"{type(exc).__name__}: {exc}")
+            return None
+
+    def _should_stop(self, run_id: str, cancel_flag: str) -> Callable[[], bool]:
+        """The trainer's ``should_stop`` for ``run_id``: this worker stops, or a user cancels."""
         stop_event = self._stop
-        next_key_check = [time.monotonic() + 1.0]
+        next_key_check = [self.monotonic() + 1.0]
 
         def should_stop() -> bool:
             # Polled every training step: an Event check and one stat(); the queue's cancel key
             # (a Redis or SQLite read) at most once a second.
             if stop_event.is_set() or os.path.exists(cancel_flag):
                 return True
-            now = time.monotonic()
+            now = self.monotonic()
             if now >= next_key_check[0]:
                 next_key_check[0] = now + 1.0
                 return self._queue_cancel(run_id)
             return False
 
+        return should_stop
+
+    def _train(self, run_id: str, run_dir: Path) -> None:
+        store = self.store
+        t0 = time.monotonic()
+        started = self._start(run_id, run_dir)
+        if started is None:
+            return
+        config, resume, train = started
+        cancel_flag = str(run_dir / CANCEL_FILE)
         log.info("worker %s: run %s %s", self.id, run_id,
                  "resumes from its checkpoint" if resume else "starts")
         try:
-            summary = train(config, run_dir, should_stop=should_stop, data_dir=self.data_dir,
-                            resume=resume)
+            summary = train(config, run_dir, should_stop=self._should_stop(run_id, cancel_flag),
+                            data_dir=self.data_dir, resume=resume)
         except Exception as exc:  # the trainer has marked the run failed; make sure of it
             log.exception("worker %s: run %s failed", self.id, run_id)
             with contextlib.suppress(Exception):
-                if store.read_status(run_id).get("state") == "running":
-                    store.write_status(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+                if store.read_status(run_id).get("state") == RunState.RUNNING:
+                    store.write_status(run_id, RunState.FAILED,
+                                       message=f"{type(exc).__name__}: {exc}")
             return
         state = summary.get("state")
         user_cancel = os.path.exists(cancel_flag) or self._queue_cancel(run_id)
-        if state == "cancelled" and self._stop.is_set() and not user_cancel:
+        if state == RunState.CANCELLED and self._stop.is_set() and not user_cancel:
             # Stopped because this worker stops, not because a user cancelled: back in the queue.
-            jobs.requeue(store, run_id, jobs.Requeue.SHUTDOWN, settings=self.settings,
-                         detail=f"worker {self.id}: {self._stop_reason}")
+            requeue(store, run_id, Requeue.SHUTDOWN, settings=self.settings,
+                    detail=f"worker {self.id}: {self._stop_reason}")
             state = "queued again"
         elif user_cancel:
             with contextlib.suppress(Exception):
@@ -395,171 +350,6 @@ def _free_accelerator_memory() -> None:
         with contextlib.suppress(Exception):
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-
-
-# ---------------------------------------------------------------------------------------------
-# the pool: one worker process per device
-# ---------------------------------------------------------------------------------------------
-
-
-class WorkerPool:
-    """Child worker processes, one per device entry, each in its own process group.
-
-    Used by ``jobs.ensure_workers`` (the app) and by ``worker_main`` with several devices. The
-    children get the pool's settings as ``SAMON_*`` variables, ``CUDA_VISIBLE_DEVICES`` (empty for
-    CPU workers, which also get an even share of the cores as ``OMP_NUM_THREADS`` unless it is
-    set), and write their logs to ``<runs_dir>/.workers/logs/``. A child that dies is restarted
-    (at most 5 times in 5 minutes per slot); one that exits with code 0 (``--exit-when-idle``,
-    ``--max-runs``) is not.
-    """
-
-    def __init__(self, root: str | os.PathLike[str], devices: Sequence[str], *,
-                 settings: Settings, data_dir: str | os.PathLike[str] | None = None,
-                 exit_with_parent: bool = True, extra_args: Sequence[str] = (),
-                 log_dir: str | os.PathLike[str] | None = None):
-        self.root = Path(root).resolve()
-        self.devices = list(devices)
-        self.settings = settings
-        self.data_dir = data_dir
-        self.exit_with_parent = exit_with_parent
-        self.extra_args = list(extra_args)
-        self.log_dir = Path(log_dir) if log_dir else self.root / jobs.WORKERS_DIR / "logs"
-        self._procs: list[subprocess.Popen | None] = [None] * len(self.devices)
-        self._finished: list[bool] = [False] * len(self.devices)
-        self._restarts: list[list[float]] = [[] for _ in self.devices]
-        self._logs: list[IO[bytes] | None] = [None] * len(self.devices)
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._monitor: threading.Thread | None = None
-        self._pool_fd: int | None = None
-
-    def acquire_pool_lock(self) -> bool:
-        """Take ``<runs_dir>/.workers/pool.lock`` (held while this pool lives) so that two app
-        processes starting at once do not both start a pool. False if another process holds
-        it."""
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover
-            return True
-        folder = self.root / jobs.WORKERS_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / "pool.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._pool_fd = fd
-        return True
-
-    def _env(self, device: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(self.settings.to_environ())
-        env[RUNS_DIR_ENV] = str(self.root)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        if device == "cpu":
-            env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU worker never grabs a GPU, even with 'auto'
-            if "OMP_NUM_THREADS" not in os.environ:
-                n_cpu = sum(d == "cpu" for d in self.devices)
-                env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n_cpu))
-        else:
-            env["CUDA_VISIBLE_DEVICES"] = device
-        return env
-
-    def _spawn(self, i: int) -> None:
-        device = self.devices[i]
-        cmd = [sys.executable, "-m", "samon_core.service.worker", "--devices", device,
-               "--runs-dir", str(self.root)]
-        if self.data_dir:
-            cmd += ["--data-dir", str(self.data_dir)]
-        if self.exit_with_parent:
-            cmd.append("--exit-with-parent")
-        cmd += self.extra_args
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        if self._logs[i] is None:
-            name = f"worker-{i}-{re.sub(r'[^A-Za-z0-9_.-]', '_', device)}.log"
-            self._logs[i] = open(self.log_dir / name, "ab")  # noqa: SIM115 - closed in stop()
-        # Own session = own process group: a Ctrl+C in the app's terminal does not reach the
-        # workers (the pool stops them in order), and stop() can signal a worker's whole group.
-        self._procs[i] = subprocess.Popen(cmd, env=self._env(device), stdin=subprocess.DEVNULL,
-                                          stdout=self._logs[i], stderr=subprocess.STDOUT,
-                                          start_new_session=True)
-        log.info("pool: started worker %d (%s), pid %d", i, device, self._procs[i].pid)
-
-    def start(self) -> WorkerPool:
-        with self._lock:
-            for i in range(len(self.devices)):
-                self._spawn(i)
-        self._monitor = threading.Thread(target=self._watch, name="samon-pool", daemon=True)
-        self._monitor.start()
-        return self
-
-    def _watch(self) -> None:
-        while not self._stopping.wait(1.0):
-            with self._lock:
-                if self._stopping.is_set():
-                    return
-                for i, proc in enumerate(self._procs):
-                    if proc is None or self._finished[i] or proc.poll() is None:
-                        continue
-                    if proc.returncode == 0:
-                        self._finished[i] = True
-                        continue
-                    now = time.monotonic()
-                    recent = [t for t in self._restarts[i] if now - t < 300.0]
-                    if len(recent) >= 5:
-                        log.error("pool: worker %d (%s) keeps dying (exit %s); not restarted",
-                                  i, self.devices[i], proc.returncode)
-                        self._finished[i] = True
-                        continue
-                    self._restarts[i] = recent + [now]
-                    log.warning("pool: worker %d (%s) exited with %s; restarting", i,
-                                self.devices[i], proc.returncode)
-                    self._spawn(i)
-
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs if p is not None and p.poll() is None]
-
-    def running(self) -> bool:
-        """Whether any worker is alive or will be restarted."""
-        return any(p is not None and (p.poll() is None or not self._finished[i])
-                   for i, p in enumerate(self._procs)) and not self._stopping.is_set()
-
-    def wait(self, stop: threading.Event) -> None:
-        """Block until ``stop`` is set or every worker has exited for good."""
-        while not stop.wait(0.5):
-            with self._lock:
-                if all(p is None or (p.poll() is not None and self._finished[i])
-                       for i, p in enumerate(self._procs)):
-                    return
-
-    def stop(self, timeout: float | None = None) -> None:
-        """SIGTERM every worker's process group (their runs go back to the queue), wait up to
-        ``timeout`` (default ``stop_grace_s``), then SIGKILL the rest. Idempotent."""
-        self._stopping.set()
-        with self._lock:
-            procs = [p for p in self._procs if p is not None]
-            for proc in procs:
-                if proc.poll() is None:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(proc.pid, signal.SIGTERM)
-            deadline = time.monotonic() + (self.settings.stop_grace_s if timeout is None
-                                           else timeout)
-            for proc in procs:
-                try:
-                    proc.wait(max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    log.warning("pool: worker pid %d did not stop in time; killing it", proc.pid)
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            for i, fh in enumerate(self._logs):
-                if fh is not None:
-                    fh.close()
-                    self._logs[i] = None
-            if self._pool_fd is not None:
-                os.close(self._pool_fd)
-                self._pool_fd = None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,48 @@
+"""The states of a run, as ``status.json`` stores them, and the groups of states the code asks
+about (active, terminal, resumable).
+
+``RunState`` is a ``str`` enum: a member equals, hashes and prints like its value, so states read
+back from JSON (plain strings) compare with the members and sets below directly.
+
+Life of a run: ``queued`` -> ``running`` -> ``finished`` / ``failed`` / ``diverged`` /
+``cancelled``; a run whose worker died is ``interrupted`` and may be queued again (``resume``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class RunState(str, enum.Enum):
+    """One state of a run (``status.json["state"]``)."""
+
+    QUEUED = "queued"  # waiting for a worker
+    RUNNING = "running"  # a worker (or ``samon run``) trains it
+    FINISHED = "finished"  # trained to the last epoch
+    FAILED = "failed"  # the trainer raised
+    DIVERGED = "diverged"  # the loss became nan/inf
+    CANCELLED = "cancelled"  # stopped (or never started) on request
+    INTERRUPTED = "interrupted"  # its process died; may be resumed from its checkpoint
+
+    def __str__(self) -> str:  # "queued", not "RunState.QUEUED", in messages and f-strings
+        return self.value
+
+
+# What ``read_status`` reports for a run whose status.json is missing or unreadable. Not a state
+# anyone writes, so not a member of RunState.
+UNKNOWN_STATE = "unknown"
+
+# Someone works on the run or will: a worker trains it, or it waits in the queue.
+ACTIVE_STATES: frozenset[RunState] = frozenset({RunState.QUEUED, RunState.RUNNING})
+# No process works on the run any more (an interrupted run may be queued again).
+TERMINAL_STATES: frozenset[RunState] = frozenset(
+    {
+        RunState.FINISHED,
+        RunState.FAILED,
+        RunState.DIVERGED,
+        RunState.CANCELLED,
+        RunState.INTERRUPTED,
+    }
+)
+# States ``resume`` accepts: the run stopped before its end and may continue.
+RESUMABLE_STATES: frozenset[RunState] = frozenset({RunState.INTERRUPTED, RunState.CANCELLED})

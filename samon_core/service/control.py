@@ -1,0 +1,140 @@
+"""Changing a run on request: ``cancel``, ``resume``, and ``requeue`` (shared with the workers
+and the crash recovery).
+
+* **Cancel.** A queued run is marked 'cancelled' (and its message revoked in huey); a worker
+  skips it. For a running run ``cancel`` raises the cancel request (claims.py); the worker's
+  ``should_stop`` sees it within one step and the trainer marks the run 'cancelled'. ``cancel``
+  then returns ``CANCELLING``.
+* **Resume / requeue.** The run goes back to the queue (state 'queued'); the worker that takes it
+  continues from its last checkpoint, or from the start if it has none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import time
+from typing import Any
+
+from samon_core.runs.states import ACTIVE_STATES, RESUMABLE_STATES, RunState
+from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
+from samon_core.service.backend import Queue, get_queue
+from samon_core.service.claims import cancel_path, claim_lock, request_cancel_flag
+from samon_core.service.settings import Settings, load_settings
+from samon_core.service.submit import submit_lock
+
+# What ``cancel`` returns for a running run: the request is out; the trainer marks the run
+# 'cancelled' within one step.
+CANCELLING = "cancelling"
+# States ``cancel`` acts on (the others are returned unchanged).
+_CANCELLABLE = frozenset({RunState.QUEUED, RunState.RUNNING, RunState.INTERRUPTED})
+_NOT_STARTED = frozenset({RunState.QUEUED, RunState.INTERRUPTED})
+
+
+class Requeue(enum.Enum):
+    """Why a run goes back into the queue (decides the message and the counters)."""
+
+    MANUAL = "resumed by hand"
+    AUTO = "resumed automatically after its worker died"
+    SHUTDOWN = "put back in the queue because its worker stopped"
+    LOST_MESSAGE = "queued again: its queue message was lost"
+
+
+def _cancel_queued(store: RunStore, queue: Queue, run_id: str, message: str) -> None:
+    status = store.read_status(run_id)
+    store.write_status(run_id, RunState.CANCELLED, message=message)
+    with contextlib.suppress(Exception):  # the worker skips it anyway
+        task_id = status.get("task_id")
+        if task_id:
+            queue.revoke(task_id)
+        queue.clear_cancel(run_id)  # the state says it all now
+
+
+def _detach_owner(store: RunStore, run_id: str, owner: str) -> bool:
+    """Remove ``owner`` from the requesters of a run others also requested; False (nothing
+    changed) if ``owner`` is its only requester or not one of them."""
+    with submit_lock(store):
+        requesters = list(store.read_meta(run_id).get("requesters") or [])
+        mine = [r for r in requesters if r.get("owner") == owner]
+        others = [r for r in requesters if r.get("owner") != owner]
+        if mine and others:
+            store.update_meta(run_id, requesters=others)
+            return True
+    return False
+
+
+def cancel(run_id: str, *, owner: str | None = None, store: RunStore | None = None,
+           settings: Settings | None = None) -> str:
+    """Cancel a run; returns its new state.
+
+    * queued or interrupted: 'cancelled' (a queued run never starts);
+    * running: ``CANCELLING`` ('cancelling'); the trainer stops within one step and marks it
+      'cancelled' (if it did so before ``cancel`` read the state back, 'cancelled' is returned);
+    * already finished / failed / diverged / cancelled: that state, unchanged.
+
+    With ``owner``: if the run was also requested by others (shared identical request), only
+    ``owner`` is removed from its requesters and the run goes on (its state is returned).
+    """
+    store = store_or_default(store)
+    s = settings or load_settings()
+    state = store.read_status(run_id).get("state")
+    if state not in _CANCELLABLE:
+        return str(state)
+    if owner is not None and _detach_owner(store, run_id, owner):
+        return str(state)
+    # The flag first: a worker that is claiming the run right now, or training it, sees it.
+    request_cancel_flag(store, run_id)
+    with contextlib.suppress(Exception):  # the file is the primary signal; this one is faster
+        get_queue(store, s).set_cancel(run_id)  # on NFS
+    with claim_lock(store.run_dir(run_id)) as free:
+        state = store.read_status(run_id).get("state")
+        if free and state in _NOT_STARTED:
+            _cancel_queued(store, get_queue(store, s), run_id,
+                           "cancelled before it started" if state == RunState.QUEUED
+                           else "cancelled")
+            return RunState.CANCELLED.value
+    if state in ACTIVE_STATES:  # a worker holds it: it stops (or skips it) on seeing the flag
+        with contextlib.suppress(FileNotFoundError):
+            store.heartbeat(run_id, cancel_requested=time.time())
+        return CANCELLING
+    return str(state)
+
+
+def requeue(store: RunStore, run_id: str, why: Requeue, *, settings: Settings | None = None,
+            detail: str = "") -> None:
+    """Put a run back in the queue (state 'queued'); the worker that takes it continues from its
+    checkpoint. The caller holds the run's claim lock or owns the run."""
+    s = settings or load_settings()
+    queue = get_queue(store, s)
+    with contextlib.suppress(FileNotFoundError):
+        cancel_path(store, run_id).unlink()
+    with contextlib.suppress(Exception):  # if the queue is down, enqueue() below says so
+        queue.clear_cancel(run_id)
+    status = store.read_status(run_id)
+    task = queue.new_task(run_id)
+    has_ckpt = (store.run_dir(run_id) / CHECKPOINT_FILE).is_file()
+    where = "from its last checkpoint" if has_ckpt else "from the start (no checkpoint yet)"
+    message = f"{why.value}{': ' + detail if detail else ''}; it continues {where}"
+    fields: dict[str, Any] = {"queued_at": time.time(), "ended": None, "task_id": task.id,
+                              "message": message, "cancel_requested": None}
+    if why is Requeue.AUTO:
+        fields["auto_resumes"] = int(status.get("auto_resumes") or 0) + 1
+    if why is Requeue.MANUAL:
+        fields["manual_resumes"] = int(status.get("manual_resumes") or 0) + 1
+    store.write_status(run_id, RunState.QUEUED, **fields)
+    queue.enqueue(task)
+
+
+def resume(run_id: str, *, store: RunStore | None = None, settings: Settings | None = None) -> None:
+    """Re-queue an interrupted (or cancelled) run; it continues from its last checkpoint (or
+    from the start if it has none). Not subject to the queue limits: the run was admitted
+    before. Raises ``ValueError`` for runs in other states, ``QueueUnavailable`` if the queue is
+    down (the run is then 'queued' in the store and the crash recovery enqueues it later)."""
+    store = store_or_default(store)
+    with claim_lock(store.run_dir(run_id)) as free:
+        state = store.read_status(run_id).get("state")
+        if not free or state not in RESUMABLE_STATES:
+            allowed = " or ".join(sorted(s.value for s in RESUMABLE_STATES))
+            raise ValueError(f"run {run_id!r} is {state if free else 'being trained'}; only "
+                             f"{allowed} runs can be resumed")
+        requeue(store, run_id, Requeue.MANUAL, settings=settings)

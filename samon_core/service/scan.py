@@ -1,0 +1,68 @@
+"""One pass over the run store for the job service: meta.json and status.json of every run.
+
+Submitting (limits, reuse), queue positions and crash recovery all decide from these two small
+files; they never read configs or metrics in a scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from samon_core.runs.io import read_json_dict_or_none
+from samon_core.runs.states import UNKNOWN_STATE, RunState
+from samon_core.runs.store import META_FILE, STATUS_FILE, RunStore
+
+
+@dataclass
+class RunRow:
+    """meta.json and status.json of one run, read once."""
+
+    run_id: str
+    meta: dict[str, Any]
+    status: dict[str, Any]
+
+    @property
+    def state(self) -> str:
+        return str(self.status.get("state", UNKNOWN_STATE))
+
+    @property
+    def owner(self) -> str:
+        return str(self.meta.get("owner") or "")
+
+    @property
+    def config_hash(self) -> str | None:
+        return self.meta.get("config_hash")
+
+    @property
+    def created(self) -> float:
+        created = self.meta.get("created")
+        return float(created) if isinstance(created, (int, float)) else 0.0
+
+    @property
+    def queued_at(self) -> float:
+        for key in ("queued_at", "created"):
+            value = self.status.get(key)
+            if isinstance(value, (int, float)):
+                return float(value)
+        return self.created
+
+
+def scan_runs(store: RunStore) -> list[RunRow]:
+    """meta and status of every run (runs being created or deleted are skipped)."""
+    rows = []
+    for run_id in store.run_ids():
+        folder = store.root / run_id
+        meta = read_json_dict_or_none(folder / META_FILE)
+        status = read_json_dict_or_none(folder / STATUS_FILE)
+        if meta is not None and status is not None:
+            rows.append(RunRow(run_id, meta, status))
+    return rows
+
+
+def queued_in_order(rows: list[RunRow]) -> list[RunRow]:
+    """The queued runs in the order the workers take them (huey is FIFO; ``queued_at`` is
+    written just before the message is enqueued)."""
+    queued = [r for r in rows if r.state == RunState.QUEUED]
+    queued.sort(key=lambda r: (r.queued_at, r.run_id))
+    return queued

@@ -1,0 +1,198 @@
+"""Submitting runs: ``submit``, ``submit_info``, ``submit_group``, with reuse of identical runs.
+
+* **Reuse.** With ``reuse=True`` (the default) a request whose config (seed included) equals that
+  of a finished run returns that run instead of training it again. With the ``share_active``
+  setting (default on), an identical request also shares a run that is queued or running, so
+  thirty students clicking the same preset at once queue it once. Every requester is recorded in
+  ``meta.json["requesters"]``, and ``cancel(run_id, owner=...)`` only detaches that owner while
+  others still wait for the run.
+* **Limits** (limits.py) are checked before anything is created. Submissions of one run store are
+  serialised by a lock file (``submit_lock``), so concurrent students cannot overshoot a queue
+  limit or queue two copies of one config.
+* **All or nothing.** If the queue cannot be reached, the runs of the request disappear again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from samon_core.runs.config import RunConfig
+from samon_core.runs.io import file_lock
+from samon_core.runs.states import ACTIVE_STATES, RunState
+from samon_core.runs.store import RunStore, store_or_default
+from samon_core.service.backend import QUEUE_DIR, Queue, QueueUnavailable, get_queue
+from samon_core.service.claims import cancel_pending
+from samon_core.service.limits import check_config_limits, check_queue_limits
+from samon_core.service.scan import RunRow, scan_runs
+from samon_core.service.settings import Settings, load_settings
+
+
+@contextlib.contextmanager
+def submit_lock(store: RunStore) -> Iterator[None]:
+    """Serialises submissions (and requester changes) of one run store across processes."""
+    folder = store.root / QUEUE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder / "submit.lock"):
+        yield
+
+
+@dataclass
+class _Request:
+    config: RunConfig
+    label: str
+    group: str
+
+
+def new_group_id() -> str:
+    return f"g{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _reusable(rows: list[RunRow], config_hash: str, store: RunStore,
+              s: Settings) -> RunRow | None:
+    """The run an identical request can use: the newest finished one, else (``share_active``) a
+    running one, else the longest-waiting queued one; never one with a pending cancel."""
+    same = [r for r in rows if r.config_hash == config_hash]
+    finished = [r for r in same if r.state == RunState.FINISHED]
+    if finished:
+        return max(finished, key=lambda r: (r.created, r.run_id))
+    if not s.share_active:
+        return None
+    active = [r for r in same if r.state in ACTIVE_STATES
+              and not cancel_pending(store, r.run_id, s)]
+    if not active:
+        return None
+    return min(active, key=lambda r: (r.state != RunState.RUNNING, r.queued_at, r.run_id))
+
+
+def _add_requester(store: RunStore, run_id: str, owner: str, group: str) -> None:
+    meta = store.read_meta(run_id)
+    requesters = list(meta.get("requesters") or [])
+    requesters.append({"owner": owner, "group": group, "time": time.time()})
+    store.update_meta(run_id, requesters=requesters)
+
+
+def _enqueue_new(store: RunStore, queue: Queue, run_id: str) -> None:
+    task = queue.new_task(run_id)
+    store.write_status(run_id, RunState.QUEUED, queued_at=time.time(), task_id=task.id)
+    queue.enqueue(task)
+
+
+def _check_requests(requests: list[_Request], owner: str, s: Settings) -> None:
+    if not isinstance(owner, str):
+        raise TypeError(f"owner must be a string, got {type(owner).__name__}")
+    for req in requests:
+        if not isinstance(req.config, RunConfig):
+            raise TypeError(f"config must be a RunConfig, got {type(req.config).__name__}")
+    for req in requests:  # every request is checked before anything is created
+        check_config_limits(req.config, s)
+
+
+def _plan(requests: list[_Request], rows: list[RunRow], reuse: bool, store: RunStore,
+          s: Settings) -> tuple[list[tuple[_Request, RunRow | None, int | None]], int]:
+    """For each request: the run it reuses, or the earlier request of this call it duplicates,
+    or neither (a new run); and the number of new runs."""
+    plan: list[tuple[_Request, RunRow | None, int | None]] = []
+    first_of_hash: dict[str, int] = {}
+    n_new = 0
+    for i, req in enumerate(requests):
+        h = req.config.config_hash()
+        row = _reusable(rows, h, store, s) if reuse else None
+        dup = first_of_hash.get(h) if reuse and row is None else None
+        if row is None and dup is None:
+            n_new += 1
+            first_of_hash.setdefault(h, i)
+        plan.append((req, row, dup))
+    return plan, n_new
+
+
+def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, reuse: bool,
+                 store: RunStore | None, settings: Settings | None) -> list[dict[str, Any]]:
+    store = store_or_default(store)
+    s = settings or load_settings()
+    _check_requests(requests, owner, s)
+    queue = get_queue(store, s)
+    results: list[dict[str, Any]] = []
+    with submit_lock(store):
+        rows = scan_runs(store)
+        plan, n_new = _plan(requests, rows, reuse, store, s)
+        check_queue_limits(rows, owner, n_new, s)
+        created: list[str] = []
+        try:
+            for req, row, dup in plan:
+                if row is not None:
+                    _add_requester(store, row.run_id, owner, req.group)
+                    results.append({"run_id": row.run_id, "reused": True,
+                                    "reused_state": row.state})
+                elif dup is not None:
+                    rid = results[dup]["run_id"]
+                    results.append({"run_id": rid, "reused": True,
+                                    "reused_state": RunState.QUEUED.value})
+                else:
+                    now = time.time()
+                    meta = {"owner": owner, "group": req.group, "label": req.label,
+                            "preset": preset,
+                            "requesters": [{"owner": owner, "group": req.group, "time": now}]}
+                    rid = store.create_run(req.config, meta)
+                    created.append(rid)
+                    _enqueue_new(store, queue, rid)
+                    results.append({"run_id": rid, "reused": False, "reused_state": None})
+        except QueueUnavailable:
+            # All or nothing: the runs of this request disappear again. A message that did get
+            # into the queue is skipped by the worker (its run no longer exists).
+            for rid in created:
+                with contextlib.suppress(Exception):
+                    store.delete_run(rid, force=True)
+            raise
+    return results
+
+
+def submit_info(config: RunConfig, *, owner: str, group: str = "", label: str = "",
+                preset: str | None = None, store: RunStore | None = None, reuse: bool = True,
+                settings: Settings | None = None) -> dict[str, Any]:
+    """Queue one run; returns ``{"run_id", "reused", "reused_state"}`` at once.
+
+    ``reused`` is True when an identical run (same config, seed included) was found instead:
+    ``reused_state`` is then 'finished', 'running' or 'queued'. Raises ``LimitExceeded`` (nothing
+    queued) or ``QueueUnavailable``.
+    """
+    req = _Request(config, label or config.method_label(), group)
+    return _submit_many([req], owner=owner, preset=preset, reuse=reuse, store=store,
+                        settings=settings)[0]
+
+
+def submit(config: RunConfig, *, owner: str, group: str = "", label: str = "",
+           preset: str | None = None, store: RunStore | None = None, reuse: bool = True,
+           settings: Settings | None = None) -> str:
+    """Queue one run and return its id at once (state 'queued'), or, with ``reuse``, the id of an
+    identical finished (or queued / running, see ``share_active``) run. See ``submit_info``."""
+    return submit_info(config, owner=owner, group=group, label=label, preset=preset, store=store,
+                       reuse=reuse, settings=settings)["run_id"]
+
+
+def submit_group(configs: Mapping[str, RunConfig], *, owner: str, preset: str | None = None,
+                 seeds: int = 1, store: RunStore | None = None, reuse: bool = True,
+                 settings: Settings | None = None) -> tuple[str, list[str]]:
+    """Queue a comparison: every config (label -> config, e.g. a preset's) with ``seeds`` seeds
+    (``seed``, ``seed + 1``, ...). Returns the group id and the run ids (configs in order, seeds
+    inner). All or nothing: if any run is over a limit, none is queued."""
+    if not configs:
+        raise ValueError("submit_group needs at least one config")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer; got {seeds!r}")
+    group = new_group_id()
+    requests = []
+    for label, config in configs.items():
+        if not isinstance(config, RunConfig):
+            raise TypeError(f"config {label!r} must be a RunConfig, got {type(config).__name__}")
+        for i in range(seeds):
+            cfg = config if i == 0 else config.replace(seed=config.seed + i)
+            name = label if seeds == 1 else f"{label} (seed {cfg.seed})"
+            requests.append(_Request(cfg, name, group))
+    results = _submit_many(requests, owner=owner, preset=preset, reuse=reuse, store=store,
+                           settings=settings)
+    return group, [r["run_id"] for r in results]
