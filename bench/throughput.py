@@ -1,9 +1,11 @@
 """Training throughput of the on-device data path, against the compute limit and a DataLoader.
 
-Three ways to feed the same model the same number of SGD steps (batch 128 by default):
+Four ways to feed the same model the same number of SGD steps (batch 128 by default):
 
 * ``device``     ``samon_core.train.data.DeviceLoader`` with ``crop_flip``: the whole split on
                  the device as uint8, batched crop + flip + normalise there (what the trainer uses);
+* ``device_aa``  the same with ``autoaugment``: crop + flip, then AutoAugment's CIFAR-10 policy
+                 per image (torchvision, on the device; the paper presets' augmentation);
 * ``prebuilt``   batches built before the clock starts, already on the device: the compute limit
                  (forward + backward + optimizer step and nothing else);
 * ``dataloader`` ``torch.utils.data.DataLoader`` (2 workers) over the uint8 images with per-image
@@ -11,12 +13,18 @@ Three ways to feed the same model the same number of SGD steps (batch 128 by def
                  Normalize``, exactly torchvision's ``CIFAR100.__getitem__`` path, then
                  ``.to(device)``.
 
-The three are interleaved (device, prebuilt, dataloader, device, ...) ``--repeats`` times and the
-median images/s reported, with the ratios to the compute limit. Images come from a real CIFAR-100
-copy in ``--data-dir`` when there is one, otherwise from a generated CIFAR-100-format folder in a
-temporary directory (``write_cifar_like`` of ``tests/support/cifar.py``; the output says which).
+The four are interleaved (device, device_aa, prebuilt, dataloader, device, ...) ``--repeats`` times
+and the median images/s reported, with the ratios to the compute limit and AutoAugment's ratio to
+crop + flip. ``--no-dataloader`` leaves the DataLoader out (its workers compete for the cores of a
+small CPU). Before the training rounds, the data path alone is timed: ``--aug-batches`` batches of
+each augmentation built without training (ms per batch), the augmentation's own cost.
 
-    python bench/throughput.py                      # CPU: ~3 min with the defaults (2 cores)
+Images come from a real CIFAR-100 copy in ``--data-dir`` when there is one, otherwise from a
+generated CIFAR-100-format folder in a temporary directory (``write_cifar_like`` of
+``tests/support/cifar.py``; the output says which).
+
+    python bench/throughput.py                      # CPU: ~4 min with the defaults (2 cores)
+    python bench/throughput.py --steps 4 --repeats 3 --no-dataloader   # CPU, ~1-2 min
     python bench/throughput.py --device cuda --steps 200
 """
 
@@ -129,7 +137,20 @@ def train_steps(model, opt, batches, steps: int, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def main(argv=None) -> None:
+def augmentation_ms(data, device: torch.device, bs: int, augment: str, batches: int) -> float:
+    """Milliseconds per batch to build ``batches`` batches with ``augment`` (no training)."""
+    loader = DeviceLoader(data, device, bs, train=True, augment=augment, seed=0)
+    it = loader.epoch_batches(7)
+    next(it)  # first-call overheads (the policy's construction, caches)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    sync(device)
+    return 1000 * (time.perf_counter() - t0) / batches
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="resnet20")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -149,76 +170,92 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     ap.add_argument("--data-dir", default="data")
-    args = ap.parse_args(argv)
+    ap.add_argument("--no-dataloader", action="store_true", help="leave the DataLoader row out")
+    ap.add_argument("--aug-batches", type=int, default=5,
+                    help="batches per augmentation in the data-path-only timing")
+    return ap.parse_args(argv)
 
-    device = torch.device(args.device)
-    gpu_run = device.type == "cuda"
-    steps = args.steps or (200 if gpu_run else 4)  # CPU: ~3.5 s per ResNet-20 step on 2 cores
-    warmup = args.warmup if args.warmup is not None else (10 if gpu_run else 1)
+
+def pil_dataloader(data, bs: int, workers: int, device: torch.device):
+    """torchvision's CIFAR path: per-image PIL crop + flip + ToTensor + Normalize, in workers."""
+    from torchvision import transforms as T
+
+    tf = T.Compose(
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(data.mean, data.std),
+        ]
+    )
+    pil = PilCifar(data.train_x.permute(0, 2, 3, 1).numpy(), data.train_y.tolist(), tf)
+    return torch.utils.data.DataLoader(
+        pil,
+        batch_size=bs,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+
+
+def measure(args, device, steps: int, warmup: int, tmp: str) -> dict:
+    """The interleaved training rounds and the data-path-only timings (see the module doc)."""
     bs = args.batch_size
-    torch.manual_seed(0)
+    data, source = load_images(args.data_dir, (steps + warmup) * bs, tmp)
+    if len(data.train_y) < (steps + warmup) * bs:
+        sys.exit(f"need {(steps + warmup) * bs} training images, have {len(data.train_y)}")
+    model, model_name = build(args.model, data.num_classes)
+    model = model.to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
-    with tempfile.TemporaryDirectory(prefix="samon-bench-") as tmp:
-        data, source = load_images(args.data_dir, (steps + warmup) * bs, tmp)
-        if len(data.train_y) < (steps + warmup) * bs:
-            sys.exit(f"need {(steps + warmup) * bs} training images, have {len(data.train_y)}")
-        model, model_name = build(args.model, data.num_classes)
-        model = model.to(device).train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loader = DeviceLoader(data, device, bs, train=True, augment="crop_flip", seed=0)
+    loader_aa = DeviceLoader(data, device, bs, train=True, augment="autoaugment", seed=0)
+    aug_ms = {
+        augment: [augmentation_ms(data, device, bs, augment, args.aug_batches)
+                  for _ in range(args.repeats)]
+        for augment in ("crop_flip", "autoaugment")
+    }
+    # [(x, y)] on the device, built once before any clock runs.
+    prebuilt = list(itertools.islice(loader.epoch_batches(99), steps + warmup))
+    kinds = ("device", "device_aa", "prebuilt")
+    if not args.no_dataloader:
+        kinds += ("dataloader",)
+        dl = pil_dataloader(data, bs, args.workers, device)
 
-        loader = DeviceLoader(data, device, bs, train=True, augment="crop_flip", seed=0)
-        # [(x, y)] on the device, built once before any clock runs.
-        prebuilt = list(itertools.islice(loader.epoch_batches(99), steps + warmup))
+    def batches(kind: str, rep: int):
+        if kind == "device":
+            return loader.epoch_batches(rep)
+        if kind == "device_aa":
+            return loader_aa.epoch_batches(rep)
+        if kind == "prebuilt":
+            return iter(prebuilt)
+        return iter(dl)  # a new epoch; persistent workers, no restart
 
-        from torchvision import transforms as T
-
-        tf = T.Compose(
-            [
-                T.RandomCrop(32, padding=4),
-                T.RandomHorizontalFlip(),
-                T.ToTensor(),
-                T.Normalize(data.mean, data.std),
-            ]
-        )
-        pil = PilCifar(data.train_x.permute(0, 2, 3, 1).numpy(), data.train_y.tolist(), tf)
-        dl = torch.utils.data.DataLoader(
-            pil,
-            batch_size=bs,
-            shuffle=True,
-            drop_last=True,
-            num_workers=args.workers,
-            pin_memory=device.type == "cuda",
-            persistent_workers=args.workers > 0,
-        )
-
-        def run(kind: str, rep: int) -> float:
-            if kind == "device":
-                it = loader.epoch_batches(rep)
-            elif kind == "prebuilt":
-                it = iter(prebuilt)
-            else:
-                it = iter(dl)  # a new epoch; persistent workers, no restart
+    results: dict[str, list[float]] = {k: [] for k in kinds}
+    train_steps(model, opt, iter(prebuilt), warmup, device)  # first-call overheads
+    for rep in range(args.repeats):
+        for kind in kinds:
+            it = batches(kind, rep)
             train_steps(model, opt, it, warmup, device)  # fills queues / caches, not timed
-            return steps * bs / train_steps(model, opt, it, steps, device)
+            results[kind].append(steps * bs / train_steps(model, opt, it, steps, device))
+            print(
+                f"  repeat {rep + 1}/{args.repeats} {kind:<10} {results[kind][-1]:9.1f} img/s",
+                flush=True,
+            )
+    return {"results": results, "aug_ms": aug_ms, "model": model_name, "source": source}
 
-        kinds = ("device", "prebuilt", "dataloader")
-        results: dict[str, list[float]] = {k: [] for k in kinds}
-        train_steps(model, opt, iter(prebuilt), warmup, device)  # first-call overheads
-        for rep in range(args.repeats):
-            for kind in kinds:
-                results[kind].append(run(kind, rep))
-                print(
-                    f"  repeat {rep + 1}/{args.repeats} {kind:<10} {results[kind][-1]:9.1f} img/s",
-                    flush=True,
-                )
 
+def report(args, device, steps: int, warmup: int, m: dict) -> None:
+    bs, results, aug_ms = args.batch_size, m["results"], m["aug_ms"]
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none used"
     print()
     print(
-        f"model      {model_name}, batch {bs}, {steps} timed steps x {args.repeats} repeats "
+        f"model      {m['model']}, batch {bs}, {steps} timed steps x {args.repeats} repeats "
         f"(+{warmup} warm-up steps each), SGD"
     )
-    print(f"data       {source}")
+    print(f"data       {m['source']}")
     print(
         f"hardware   CPU {cpu_model()} ({os.cpu_count()} cores visible, torch threads "
         f"{torch.get_num_threads()}); GPU {gpu}; device {device}"
@@ -227,19 +264,43 @@ def main(argv=None) -> None:
     print()
     labels = {
         "device": "DeviceLoader crop_flip (ours)",
+        "device_aa": "DeviceLoader autoaugment (ours)",
         "prebuilt": "pre-built batches (compute limit)",
         "dataloader": f"DataLoader + PIL, {args.workers} workers",
     }
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"{'data path':<36}{'median img/s':>14}{'ms/step':>10}   runs (img/s)")
-    for k in kinds:
-        runs = ", ".join(f"{v:.0f}" for v in results[k])
+    for k, values in results.items():
+        runs = ", ".join(f"{v:.0f}" for v in values)
         print(f"{labels[k]:<36}{med[k]:>14.1f}{1000 * bs / med[k]:>10.1f}   {runs}")
     print()
     print(f"DeviceLoader / compute limit: {med['device'] / med['prebuilt']:.3f}")
-    print(f"DataLoader   / compute limit: {med['dataloader'] / med['prebuilt']:.3f}")
-    if device.type == "cpu":
+    print(f"DeviceLoader autoaugment / compute limit: {med['device_aa'] / med['prebuilt']:.3f}")
+    print(f"autoaugment / crop_flip (training img/s): {med['device_aa'] / med['device']:.3f}")
+    if "dataloader" in med:
+        print(f"DataLoader   / compute limit: {med['dataloader'] / med['prebuilt']:.3f}")
+    print()
+    aug = {k: statistics.median(v) for k, v in aug_ms.items()}
+    print(f"data path alone, {args.aug_batches} batches of {bs} x {args.repeats} repeats "
+          "(median ms/batch; runs):")
+    for k, v in aug_ms.items():
+        print(f"  {k:<12}{aug[k]:>9.1f}   {', '.join(f'{x:.1f}' for x in v)}")
+    print(f"  autoaugment adds {aug['autoaugment'] - aug['crop_flip']:.1f} ms per batch "
+          f"({aug['autoaugment'] / aug['crop_flip']:.1f}x the crop_flip path)")
+    if device.type == "cpu" and "dataloader" in med:
         print("(on CPU the DataLoader workers compete with the training threads for the cores)")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    gpu_run = device.type == "cuda"
+    steps = args.steps or (200 if gpu_run else 4)  # CPU: ~3.5 s per ResNet-20 step on 2 cores
+    warmup = args.warmup if args.warmup is not None else (10 if gpu_run else 1)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory(prefix="samon-bench-") as tmp:
+        measured = measure(args, device, steps, warmup, tmp)
+    report(args, device, steps, warmup, measured)
 
 
 if __name__ == "__main__":

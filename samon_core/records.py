@@ -32,15 +32,22 @@ class StepRecord(TypedDict):
 
 
 class EpochRecord(TypedDict):
-    """The end of epoch ``epoch`` (1-based, = epochs done). Accuracies are fractions in [0, 1]."""
+    """The end of epoch ``epoch`` (1-based, = epochs done). Accuracies are fractions in [0, 1].
+
+    ``*_loss`` is the training criterion, cross-entropy with the run's label smoothing s:
+    (1 - s) CE + s mean_k(-log p_k), for the test set too (as the authors' train.py reports it);
+    ``*_ce`` is the plain cross-entropy. Both are means per image; equal when s = 0. (Records
+    written before ``test_ce`` existed have the plain CE in ``test_loss``.)"""
 
     kind: Literal["epoch"]
     epoch: int
     step: int
     time: float
-    train_loss: float
+    train_loss: float  # mean over the epoch's training batches, at w (the clean pass)
+    train_ce: float  # the same logits, plain cross-entropy
     train_acc: float
-    test_loss: float
+    test_loss: float  # with the training's label smoothing
+    test_ce: float  # plain cross-entropy
     test_acc: float
     epoch_time: float  # seconds
     eta_s: float  # estimated seconds to the end of the run
@@ -70,7 +77,11 @@ class LayerStats(TypedDict):
 
 
 class NormStatsRecord(TypedDict):
-    """Histogram of all gammas (or betas) on fixed bins; epoch 0 = at initialisation."""
+    """Histogram of all gammas (or betas) on fixed bins; epoch 0 = at initialisation.
+
+    ``counts`` holds the values inside [bin_edges[0], bin_edges[-1]] only; ``below`` / ``above``
+    count the values outside, so counts + below + above = all values (NaN in none of them).
+    (Records written before ``below`` / ``above`` existed clamped those into the edge bins.)"""
 
     kind: Literal["norm_stats"]
     epoch: int
@@ -78,7 +89,9 @@ class NormStatsRecord(TypedDict):
     time: float
     param: Literal["gamma", "beta"]
     bin_edges: list[float]  # fixed for the whole run
-    counts: list[int]  # len(bin_edges) - 1 counts, out-of-range values in the edge bins
+    counts: list[int]  # len(bin_edges) - 1 counts of the in-range values
+    below: int  # values < bin_edges[0]
+    above: int  # values > bin_edges[-1]
     mean: float  # exact, over all values
     std: float
     layers: list[LayerStats]

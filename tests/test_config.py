@@ -373,8 +373,8 @@ def test_config_hash_pinned():
     """The hash of the defaults must not change by accident: finished runs are reused by it. If a
     change of RunConfig's defaults or of the canonical form is intended, bump HASH_SCHEMA (when
     the meaning of stored configs changes) and update this value."""
-    assert cfgmod.HASH_SCHEMA == 2
-    expected = "c934d19b6023d9af32873bdcd645e16eb7a1d86f64d9204a1bd04351c16bfcf1"
+    assert cfgmod.HASH_SCHEMA == 3  # 3: the records measure as the paper does (fidelity)
+    expected = "2141f908e25d5a2b2941c9d6b95381c867b0273bcfda55bf55cedce6318bc2ad"
     assert RunConfig().config_hash() == expected
 
 
@@ -480,3 +480,19 @@ def test_light_modules_do_not_import_torch():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_augment_offers_autoaugment_and_precision_help_names_tf32():
+    assert CHOICES["augment"] == ("crop_flip", "flip", "none", "autoaugment")
+    assert RunConfig(augment="autoaugment").augment == "autoaugment"
+    assert RunConfig().augment == "crop_flip"  # the default is unchanged
+    assert "AutoAugment" in FIELD_HELP["augment"] and "TF32" in FIELD_HELP["precision"]
+    # an AutoAugment run is never reused for a crop + flip request
+    assert RunConfig(augment="autoaugment").config_hash() != RunConfig().config_hash()
+
+
+def test_asam_defaults_are_the_references():
+    """The authors' train.py: --eta 0.0 (overriding its class default 0.01), normalize_bias off
+    unless passed (the paper presets pass it for ASAM, see test_presets.py)."""
+    c = RunConfig()
+    assert c.eta == 0.0 and c.normalize_bias is False

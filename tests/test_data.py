@@ -13,8 +13,10 @@ import torch
 from support.cifar import write_cifar_like
 
 from samon_core.train.data import DatasetTensors, DatasetUnavailable, DeviceLoader, load_dataset
+from samon_core.train.data.autoaugment import autoaugment_uint8
 from samon_core.train.data.cifar import CIFAR10_MEAN, CIFAR100_MEAN
 from samon_core.train.data.datasets import subset_indices
+from samon_core.train.data.loader import batch_seed, epoch_seed
 from samon_core.train.data.synthetic import (
     SYNTHETIC_TEST,
     SYNTHETIC_TRAIN,
@@ -84,6 +86,13 @@ def test_torchvision_refuses_fakes_and_our_reader_matches_it(cifar_root, monkeyp
     for f in ("train_x", "train_y", "test_x", "test_y"):
         assert torch.equal(getattr(ours, f), getattr(theirs, f)), f
     assert ours.class_names == theirs.class_names
+
+
+def test_cifar100_normalisation_is_the_references():
+    from samon_core.train.data.cifar import CIFAR100_STD
+
+    assert CIFAR100_MEAN == (0.5071, 0.4867, 0.4408)
+    assert CIFAR100_STD == (0.2675, 0.2565, 0.2761)
 
 
 def test_pickles_have_torchvision_layout(cifar_root):
@@ -279,6 +288,65 @@ def test_normalization_and_dtypes(synthetic):
     xb, yb = next(iter(cl))
     assert xb.dtype == torch.bfloat16 and yb.dtype == torch.int64 and xb.shape == (64, 3, 32, 32)
     assert xb.is_contiguous(memory_format=torch.channels_last)
+
+
+def _autoaugment_batches(d, seed, epoch, batch_size=20):
+    return list(DeviceLoader(d, "cpu", batch_size, train=True, augment="autoaugment",
+                             seed=seed).epoch_batches(epoch))
+
+
+def test_autoaugment_is_crop_flip_then_torchvisions_policy_per_image():
+    """Same plan as crop_flip (order, crops, flips), then per image torchvision's AutoAugment
+    (CIFAR-10 policy, the reference's grey fill), its draws seeded by batch_seed(seed, epoch, i)."""
+    from torchvision.transforms import v2
+
+    d = _tiny_dataset(40)
+    plain = list(DeviceLoader(d, "cpu", 20, train=True, augment="crop_flip", seed=4)
+                 .epoch_batches(2))
+    auto = _autoaugment_batches(d, seed=4, epoch=2)
+    policy = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10, fill=128)
+    changed = 0
+    for i, ((xp, yp), (xa, ya)) in enumerate(zip(plain, auto, strict=True)):
+        assert torch.equal(yp, ya)  # same order: the plan does not depend on augment
+        cropped = torch.from_numpy(_unnormalize(xp, d))
+        torch.manual_seed(batch_seed(4, 2, i))
+        expect = torch.stack([policy(img) for img in cropped])
+        got = _unnormalize(xa, d)
+        assert np.array_equal(got, expect.numpy()), i
+        changed += sum(not np.array_equal(got[j], cropped[j].numpy()) for j in range(len(got)))
+    assert changed > 10  # the policy did change most images
+
+
+def test_autoaugment_batches_are_deterministic_per_seed_and_epoch():
+    d = _tiny_dataset(40)
+    first = _autoaugment_batches(d, seed=7, epoch=0)
+    again = _autoaugment_batches(d, seed=7, epoch=0)
+    for (xa, ya), (xb, yb) in zip(first, again, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    x0 = torch.cat([x for x, _ in first])
+    assert not torch.equal(x0, torch.cat([x for x, _ in _autoaugment_batches(d, 7, 1)]))
+    assert not torch.equal(x0, torch.cat([x for x, _ in _autoaugment_batches(d, 8, 0)]))
+    # a batch depends on (seed, epoch, batch index) only, not on what was drawn before it
+    torch.manual_seed(123)
+    torch.rand(5)
+    assert torch.equal(_autoaugment_batches(d, seed=7, epoch=0)[1][0], first[1][0])
+    assert len({batch_seed(7, 0, b) for b in range(100)} | {epoch_seed(7, 0)}) == 101
+
+
+def test_autoaugment_draws_per_image_and_leaves_the_global_rng_alone():
+    """One call of torchvision's transform applies one sub-policy to everything it is given; ours
+    gives every image its own draw: 64 copies of one image come out in many versions."""
+    img = _tiny_dataset(1).train_x[:1].expand(64, -1, -1, -1).contiguous()
+    torch.manual_seed(0)
+    expected_next = torch.rand(3)
+    torch.manual_seed(0)
+    out = autoaugment_uint8(img, seed=11)
+    assert torch.equal(torch.rand(3), expected_next)  # the caller's random stream is untouched
+    assert out.dtype == torch.uint8 and out.shape == img.shape
+    assert len({bytes(o.numpy()) for o in out}) > 10
+    assert torch.equal(out, autoaugment_uint8(img, seed=11))
+    with pytest.raises(ValueError, match="uint8"):
+        autoaugment_uint8(img.float(), seed=0)
 
 
 def test_eval_loader_refuses_augmentation():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from samon_core.train.normstats import clamped_histogram, fixed_bins, norm_stats_records
+from samon_core.train.normstats import binned_counts, fixed_bins, norm_stats_records
 
 
 def _model() -> nn.Sequential:
@@ -40,7 +40,7 @@ def test_records_count_every_norm_parameter():
     assert [r["param"] for r in recs] == ["gamma", "beta"]
     for r in recs:
         assert r["kind"] == "norm_stats" and (r["epoch"], r["step"], r["time"]) == (0, 0, 0.0)
-        assert sum(r["counts"]) == 9
+        assert sum(r["counts"]) == 9 and (r["below"], r["above"]) == (0, 0)
         assert len(r["counts"]) == len(r["bin_edges"]) - 1
         assert [layer["name"] for layer in r["layers"]] == ["1", "6"]
     gamma = recs[0]["layers"][0]
@@ -72,15 +72,21 @@ def test_bin_edges_identical_across_epochs():
     assert norm_stats_records(model, 5, 100, 12.5, bins_gamma=30)[0]["bin_edges"] == edges
 
 
-def test_out_of_range_values_are_clamped_into_edge_bins():
+def test_out_of_range_values_are_counted_apart_not_in_the_edge_bins():
+    """Values outside the fixed range go to below / above; the end bins hold in-range values only
+    (the right edge itself belongs to the last bin); counts + below + above = all values."""
     edges = [0.0, 1.0, 2.0, 3.0]
-    v = torch.tensor([-10.0, 0.0, 0.5, 1.0, 2.999, 3.0, 50.0])
-    assert clamped_histogram(v, edges) == [3, 1, 3]
+    v = torch.tensor([-10.0, -1e-6, 0.0, 0.5, 1.0, 2.999, 3.0, 3.0001, 50.0, float("nan")])
+    assert binned_counts(v, edges) == ([2, 1, 2], 2, 2)
+    assert binned_counts(torch.tensor([]), edges) == ([0, 0, 0], 0, 0)
     model = _model()
     with torch.no_grad():
-        model[1].weight.copy_(torch.tensor([-7.0, 9.0, 2.5, 1.0]))
-    counts = norm_stats_records(model, 1, 1, 1.0)[0]["counts"]
-    assert counts[0] == 1 and counts[-1] == 2 and sum(counts) == 9
+        model[1].weight.copy_(torch.tensor([-7.0, 9.0, 2.5, 1.0]))  # 1 below, 1 above [-0.5, 2.5]
+    rec = norm_stats_records(model, 1, 1, 1.0)[0]
+    assert (rec["below"], rec["above"]) == (1, 1)
+    assert rec["counts"][0] == 0 and rec["counts"][-1] == 1  # only the 2.5 (the right edge)
+    assert sum(rec["counts"]) + rec["below"] + rec["above"] == 9
+    assert rec["mean"] == pytest.approx((-7.0 + 9.0 + 2.5 + 1.0 + 5 * 1.0) / 9)  # exact, all 9
 
 
 def test_models_without_norm_parameters():

@@ -70,3 +70,31 @@ def test_sparse_controls():
         "random mask",
         "SAM-all",
     ]
+
+
+@pytest.mark.parametrize("name", ["cifar100-wrn-paper", "variants-gpu"])
+def test_paper_presets_use_the_authors_command(name):
+    """The authors' published command: --autoaugment for every run, --normalize_bias for the
+    adaptive variants, plain fp32 (train.py has no autocast); the description says so."""
+    p = get_preset(name)
+    for label, c in p.configs.items():
+        assert (c.augment, c.precision) == ("autoaugment", "fp32"), label
+        assert c.normalize_bias == (c.method == "sam" and c.adaptive != "none"), label
+    assert "authors' published command" in p.description and "AutoAugment" in p.description
+    assert "fp32" in p.description
+
+
+def test_variants_preset_scales_biases_for_asam_only():
+    configs = preset_configs("variants-gpu")
+    adaptive = [c for c in configs.values() if c.method == "sam" and c.adaptive != "none"]
+    assert len(adaptive) == 6 and all(c.normalize_bias for c in adaptive)
+    assert not configs["SAM-ON"].normalize_bias and not configs["SGD"].normalize_bias
+    assert "normalize_bias" in get_preset("variants-gpu").description
+
+
+def test_other_presets_keep_their_settings():
+    for name in ("cpu-quick-demo", "cifar100-resnet20-cpu", "sparse-controls",
+                 "cifar100-resnet56-gpu"):
+        for label, c in preset_configs(name).items():
+            assert c.augment in ("crop_flip", "flip"), (name, label)
+            assert c.precision == "auto" and not c.normalize_bias, (name, label)

@@ -17,7 +17,7 @@ from samon_core.norms import norm_parameters
 from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
 from samon_core.train.checkpoint import CheckpointRefused, rng_state, set_rng_state
-from samon_core.train.setup import lr_factor
+from samon_core.train.setup import allow_tf32, build_run, lr_factor, resolve_precision
 from samon_core.train.trainer import train
 
 # The tiny config with both sharpness probes on and a step record at (almost) every step.
@@ -57,7 +57,8 @@ def test_short_run_finishes_with_promised_records(tmp_path, method, scope):
     epochs = [r for r in records if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2]
     for r in epochs:
-        assert {"train_loss", "train_acc", "test_loss", "test_acc", "epoch_time", "eta_s"} <= set(r)
+        assert {"train_loss", "train_ce", "train_acc", "test_loss", "test_ce", "test_acc",
+                "epoch_time", "eta_s"} <= set(r)
         assert 0 <= r["test_acc"] <= 1
     assert epochs[-1]["eta_s"] == 0
     gammas = [r for r in records if r["kind"] == "norm_stats" and r["param"] == "gamma"]
@@ -66,7 +67,9 @@ def test_short_run_finishes_with_promised_records(tmp_path, method, scope):
     n_gamma = sum(
         p.numel() for _, role, p in norm_parameters(build_model("tiny_resnet")) if role == "gamma"
     )
-    assert sum(gammas[-1]["counts"]) == n_gamma
+    last = gammas[-1]
+    assert sum(last["counts"]) + last["below"] + last["above"] == n_gamma
+    assert summary["precision"] == "fp32"  # resolved on the CPU
     sharp = [r for r in records if r["kind"] == "sharpness"]
     assert {r["steps"] for r in sharp} == {1, 2} and all(math.isfinite(r["value"]) for r in sharp)
     if method == "sam" and scope == "norm":
@@ -236,6 +239,85 @@ def test_bad_setup_marks_run_failed(tmp_path):
         train(tiny_config(train_subset=32, batch_size=64), tmp_path / "r")
     status = RunStore(tmp_path).read_status("r")
     assert status["state"] == "failed" and "batch_size" in status["message"]
+
+
+def _direct_losses(logits: torch.Tensor, y: torch.Tensor, s: float) -> tuple[float, float]:
+    """(label-smoothed CE, plain CE), means per image, written out: (1 - s) (-log p_y) +
+    s mean_k(-log p_k), and -log p_y."""
+    logp = torch.log_softmax(logits.double(), dim=1)
+    nll = -logp.gather(1, y[:, None]).squeeze(1)
+    return float(((1 - s) * nll + s * (-logp.mean(1))).mean()), float(nll.mean())
+
+
+@pytest.mark.parametrize("method", ["base", "sam"])
+def test_epoch_losses_match_a_direct_computation(tmp_path, method):
+    """train_loss / train_ce: the clean pass's logits of each step (not the perturbed pass's),
+    with and without label smoothing; test_loss / test_ce: the final weights on the test set.
+    lr 1e-12 keeps the weights at their initial values, so the training batches can be
+    recomputed from a fresh build (train-mode BatchNorm does not read its running statistics)."""
+    s = 0.2
+    cfg = tiny_config(method=method, scope="norm", epochs=1, lr=1e-12, momentum=0.0,
+                      weight_decay=0.0, label_smoothing=s, augment="none")
+    train(cfg, tmp_path / "r")
+    rec = next(r for r in RunStore(tmp_path).read_records("r") if r["kind"] == "epoch")
+    fresh = build_run(cfg, tmp_path)
+    with torch.no_grad():
+        batches = list(fresh.train_loader.epoch_batches(0))
+        logits = torch.cat([fresh.model(x) for x, _ in batches])
+        y = torch.cat([yb for _, yb in batches])
+    train_loss, train_ce = _direct_losses(logits, y, s)
+    assert rec["train_loss"] == pytest.approx(train_loss, rel=1e-5)
+    assert rec["train_ce"] == pytest.approx(train_ce, rel=1e-5)
+    # near the uniform prediction of a fresh net the two are close, yet 50x the tolerance apart
+    assert abs(rec["train_loss"] - rec["train_ce"]) > 50 * 1e-5 * train_ce
+
+    trained = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["model"]
+    fresh.model.load_state_dict(trained)
+    fresh.model.eval()
+    with torch.no_grad():
+        batches = list(fresh.test_loader.epoch_batches(0))
+        logits = torch.cat([fresh.model(x) for x, _ in batches])
+        y = torch.cat([yb for _, yb in batches])
+    test_loss, test_ce = _direct_losses(logits, y, s)
+    assert rec["test_loss"] == pytest.approx(test_loss, rel=1e-5)
+    assert rec["test_ce"] == pytest.approx(test_ce, rel=1e-5)
+    assert rec["test_acc"] == float((logits.argmax(1) == y).float().mean())
+    summary = RunStore(tmp_path).read_summary("r")
+    assert (summary["final_test_loss"], summary["final_test_ce"]) == (
+        rec["test_loss"], rec["test_ce"])
+
+
+def test_precision_is_resolved_and_recorded(tmp_path, monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device name; no GPU needed
+    assert resolve_precision("auto", cpu) == (None, "fp32")
+    assert resolve_precision("fp32", cpu) == (None, "fp32")
+    assert resolve_precision("bf16", cpu) == (torch.bfloat16, "bf16")
+    capability = {"major": 9}  # a stand-in GPU: H100-class, then a pre-Ampere one
+    monkeypatch.setattr(torch.cuda, "get_device_capability",
+                        lambda d=None: (capability["major"], 0))
+    assert resolve_precision("auto", cuda) == (torch.bfloat16, "bf16")
+    assert resolve_precision("fp32", cuda) == (None, "fp32+tf32")
+    capability["major"] = 7  # V100: no TF32 tensor cores, the flags change nothing
+    assert resolve_precision("fp32", cuda) == (None, "fp32")
+    monkeypatch.undo()
+    for precision, expected in (("bf16", "bf16"), ("fp32", "fp32")):
+        summary = train(tiny_config(epochs=1, train_subset=128, precision=precision),
+                        tmp_path / precision)
+        assert summary["precision"] == expected
+        assert RunStore(tmp_path).read_summary(precision)["precision"] == expected
+
+
+def test_tf32_is_allowed_on_cuda_only():
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = (matmul.allow_tf32, cudnn.allow_tf32)
+    try:
+        matmul.allow_tf32 = cudnn.allow_tf32 = False
+        allow_tf32(torch.device("cpu"))
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (False, False)  # CPU runs: untouched
+        allow_tf32(torch.device("cuda"))
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (True, True)
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = before
 
 
 def test_lr_schedule_shapes():

@@ -46,7 +46,10 @@ CONFIG_FILENAME = "config.json"
 # Version of the canonical form hashed by ``RunConfig.config_hash``; bump it when the meaning of a
 # field changes so that old finished runs are no longer reused for new requests.
 # 2: sam_norm renamed ball, method "sgd" renamed "base".
-HASH_SCHEMA = 2
+# 3: what a run records changed (test_loss with label smoothing plus test_ce / train_ce, the
+#    gamma histogram's below / above, the resolved precision, the sharpness ascent of the paper's
+#    code), so runs finished before are not reused as if they had measured the same things.
+HASH_SCHEMA = 3
 
 # Stages of the ResNet-like models (the paper's blocks B1-B3) that ``blocks`` may name.
 FIRST_STAGE, LAST_STAGE = 1, 3
@@ -130,9 +133,11 @@ class RunConfig(BaseModel):
     warmup_epochs: int = _f(
         0, "Epochs of linear learning-rate warm-up before the schedule (must be < epochs).", ge=0
     )
-    augment: Literal["crop_flip", "flip", "none"] = _f(
+    augment: Literal["crop_flip", "flip", "none", "autoaugment"] = _f(
         "crop_flip",
-        "Training augmentation: random crop (pad 4) + horizontal flip, flip only, or none.",
+        "Training augmentation: random crop (pad 4) + horizontal flip, flip only, none, or "
+        "autoaugment = crop + flip + AutoAugment's CIFAR-10 policy per image (the authors' "
+        "published command).",
     )
     # --- SAM --------------------------------------------------------------------------------
     method: Literal["base", "sam"] = _f(
@@ -212,7 +217,8 @@ class RunConfig(BaseModel):
     )
     precision: Literal["auto", "fp32", "bf16"] = _f(
         "auto",
-        "Arithmetic: auto = bf16 autocast on CUDA and fp32 elsewhere, or force fp32 / bf16.",
+        "Arithmetic: auto = bf16 autocast on CUDA and fp32 elsewhere; fp32 = no autocast (TF32 "
+        "matmuls on CUDA, as the paper presets); bf16 = bf16 autocast everywhere.",
     )
     # --- measurements -----------------------------------------------------------------------
     sharpness_every: int = _f(
@@ -343,11 +349,13 @@ class RunConfig(BaseModel):
         return paper.paper_rho(self.adaptive, self.ball, self.scope)[0]
 
     def rho_source(self) -> str:
-        """Where ``resolved_rho()`` comes from: 'user' (rho set explicitly), 'paper' (read off the
-        paper's figure) or 'guess' (the paper gives no value for this variant; our choice)."""
+        """Where ``resolved_rho()`` comes from: 'user' (rho set explicitly), else
+        ``paper.rho_source``: 'paper (WRN-28-10, SGD)' (read off the paper's figure, and this run
+        is that setting), 'paper value for WRN-28-10/SGD' (the paper's value carried over to
+        another model or base optimizer) or 'guess' (the paper gives none for this variant)."""
         if self.rho is not None:
             return "user"
-        return paper.paper_rho(self.adaptive, self.ball, self.scope)[1]
+        return paper.rho_source(self.adaptive, self.ball, self.model, self.optimizer)
 
     def sam_end(self) -> int:
         """End (exclusive, 0-based) of the SAM window: ``sam_end_epoch`` or ``epochs``."""

@@ -3,7 +3,10 @@
 No torch: the presets page imports this module. Every preset compares methods under one base
 configuration and the same seed, so the runs differ only in what is being compared. ``rho`` is left
 at None everywhere: each SAM run uses the paper's best value for its variant and scope (see
-``samon_core.paper.DEFAULT_RHO``). The paper's own setup comes from ``samon_core.paper``.
+``samon_core.paper.DEFAULT_RHO``). The paper's own setup comes from ``samon_core.paper``; the two
+paper presets (``cifar100-wrn-paper``, ``variants-gpu``) also take the settings of the authors'
+published command where it differs from the lab's defaults (``paper.AUTHORS_COMMAND_SETTINGS``:
+AutoAugment, plain fp32; ``paper.ADAPTIVE_COMMAND_SETTINGS`` for ASAM: T_w on the biases too).
 """
 
 from __future__ import annotations
@@ -120,23 +123,42 @@ def _paper_base(model: str, epochs: int, probe_every: int) -> RunConfig:
     )
 
 
+def _authors_command(config: RunConfig) -> RunConfig:
+    """``config`` with the settings of the authors' published command: AutoAugment and plain fp32
+    for every run, T_w on the biases for the adaptive (ASAM) variants."""
+    config = config.replace(**paper.AUTHORS_COMMAND_SETTINGS)
+    if config.method == "sam" and config.adaptive != "none":
+        config = config.replace(**paper.ADAPTIVE_COMMAND_SETTINGS)
+    return config
+
+
+# Said in the description of every preset that uses ``_authors_command``.
+_AUTHORS_SETTINGS_TEXT = (
+    "As in the authors' published command: AutoAugment (CIFAR-10 policy) after crop + flip, and "
+    "plain fp32 arithmetic (TF32 matmuls on CUDA) instead of the default bf16 autocast on CUDA."
+)
+
+
 def _cifar100_wrn_paper() -> Preset:
     rho, acc = paper.DEFAULT_RHO[("none", "l2")], paper.TEST_ACCURACY
+    fig, sgd_fig = paper.FIGURE_ACCURACY[("none", "l2")], paper.FIGURE_SGD_ACCURACY
     epochs = paper.TRAINING_SETUP["epochs"]
+    base = _paper_base(paper.TRAINING_SETUP["model"], epochs=epochs, probe_every=20)
     return Preset(
         name="cifar100-wrn-paper",
         title="The paper's setup: WRN-28-10 on CIFAR-100, 200 epochs (GPU)",
         description=(
             f"Reproduces the paper's main comparison: SGD, SAM-all (rho {rho['all']}) and "
             f"SAM-ON (rho {rho['norm']}) training a WRN-28-10 on full CIFAR-100 for "
-            f"{epochs} epochs, with the paper's sharpness probes every 20 epochs. GPU only: "
-            "several hours per run on a modern GPU (the paper reports about "
-            f"{acc['SGD'].mean:.1f}% / {acc['SAM-all'].mean:.1f}% / {acc['SAM-ON'].mean:.1f}% "
-            "test accuracy)."
+            f"{epochs} epochs, with the paper's sharpness probes every 20 epochs. "
+            f"{_AUTHORS_SETTINGS_TEXT} The two rhos are the best ones on the authors' figure, "
+            f"which reads about {sgd_fig:.1f}% for SGD, {fig['all']:.1f}% for SAM-all at rho "
+            f"{rho['all']} and {fig['norm']:.1f}% for SAM-ON at rho {rho['norm']}; the paper's "
+            f"table (mean of three seeds) reports {acc['SGD'].mean:.2f}% / "
+            f"{acc['SAM-all'].mean:.2f}% / {acc['SAM-ON'].mean:.2f}%. GPU only: several hours "
+            "per run on a modern GPU."
         ),
-        configs=_three_methods(
-            _paper_base(paper.TRAINING_SETUP["model"], epochs=epochs, probe_every=20)
-        ),
+        configs=_by_label(_authors_command(c) for c in _three_methods(base).values()),
         gpu=True,
     )
 
@@ -173,9 +195,11 @@ def _variants_gpu() -> Preset:
             "The four SAM variants of the paper (SAM, ASAM elementwise, ASAM layerwise, p=inf "
             "elementwise), each applied to all parameters and to the normalization layers only, "
             "plus SGD: nine WRN-16-4 runs on CIFAR-100 for 100 epochs, each with the paper's best "
-            "rho. GPU only: about half an hour to an hour per run."
+            f"rho (tuned on WRN-28-10, carried over). {_AUTHORS_SETTINGS_TEXT} The ASAM variants "
+            "also scale the biases (beta included) by T_w (normalize_bias), as that command does. "
+            "GPU only: about half an hour to an hour per run."
         ),
-        configs=_by_label(configs),
+        configs=_by_label(_authors_command(c) for c in configs),
         gpu=True,
     )
 

@@ -7,6 +7,11 @@ polled before every step (and before the evaluation and each sharpness probe), s
 within one step. A NaN or infinite loss raises ``Diverged``: on the CPU it is checked every step
 (free), on a GPU only when a step record is due, since reading the loss waits for the device (the
 record then names the step it was seen at).
+
+Losses: the training loss is the criterion's, with label smoothing (``label_smoothing``); the test
+loss is measured with the same label smoothing (as the authors' train.py does), and both are also
+recorded as plain cross-entropy (``train_ce``, ``test_ce``), so that a chart of "loss" compares
+like with like and the plain CE stays available.
 """
 
 from __future__ import annotations
@@ -22,27 +27,45 @@ from samon_core.train.context import Diverged, RunContext
 from samon_core.train.data import DeviceLoader
 from samon_core.train.hardware import device_description
 from samon_core.train.setup import RunSetup, autocast
-from samon_core.train.telemetry import BatchTotals, RunClock, Telemetry, due_probes, eta_seconds
+from samon_core.train.telemetry import (
+    BatchTotals,
+    Measured,
+    RunClock,
+    Telemetry,
+    due_probes,
+    eta_seconds,
+)
 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: DeviceLoader, device: torch.device, amp: torch.dtype | None
-) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) over the loader, model in eval mode."""
+    model: nn.Module,
+    loader: DeviceLoader,
+    device: torch.device,
+    amp: torch.dtype | None,
+    label_smoothing: float = 0.0,
+) -> Measured:
+    """Over the loader, model in eval mode, per image: the mean loss with ``label_smoothing``
+    (the training criterion's, (1 - s) CE + s mean_k(-log p_k)), the mean plain cross-entropy, and
+    the accuracy."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
+    ce_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = 0
     for x, y in loader.epoch_batches(0):
         with autocast(device, amp):
             out = model(x)
-        loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum")
+        logits = out.float()
+        ce_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
+        loss_sum += nn.functional.cross_entropy(
+            logits, y, reduction="sum", label_smoothing=label_smoothing
+        )
         correct += (out.argmax(1) == y).sum()
         n += len(y)
     model.train(was_training)
-    return float(loss_sum) / n, float(correct) / n
+    return Measured(float(loss_sum) / n, float(ce_sum) / n, float(correct) / n)
 
 
 class TrainingLoop:
@@ -59,7 +82,7 @@ class TrainingLoop:
         """Train the remaining epochs; the summary (``summary.json`` without total_time_s)."""
         self._start()
         self.setup.model.train()
-        last_test = (float("nan"), float("nan"))
+        last_test = Measured(math.nan, math.nan, math.nan)  # no epoch left to train
         for epoch in range(self.ctx.state.epoch, self.config.epochs):
             last_test = self._epoch(epoch)
         return self._summary(last_test)
@@ -78,8 +101,8 @@ class TrainingLoop:
         if ctx.state.epoch == 0:
             self.telemetry.norm_stats(s.model, epoch=0, step=0, time=0.0)
 
-    def _epoch(self, epoch: int) -> tuple[float, float]:
-        """Train epoch ``epoch`` (0-based) and close it; returns (test loss, test accuracy)."""
+    def _epoch(self, epoch: int) -> Measured:
+        """Train epoch ``epoch`` (0-based) and close it; returns the test measurement."""
         self.ctx.state.epoch = epoch
         started = monotonic()
         use_sam = self.config.sam_active(epoch)
@@ -99,7 +122,9 @@ class TrainingLoop:
             s.scheduler.step()
             state.step += 1
             correct = (logits.argmax(1) == y).sum()
-            totals.add(loss, correct, len(y))
+            # plain CE of the clean pass's logits: one small kernel, no extra forward pass
+            ce = nn.functional.cross_entropy(logits.float(), y)
+            totals.add(loss, correct, len(y), ce=ce)
             window.add(loss, correct, len(y))
             # A step record every log_every_s, and one closing each epoch (short epochs get one).
             due = window.seconds() >= self.config.log_every_s or i == last
@@ -123,17 +148,17 @@ class TrainingLoop:
 
     def _close_epoch(
         self, epoch: int, totals: BatchTotals, use_sam: bool, started: float
-    ) -> tuple[float, float]:
+    ) -> Measured:
         """Evaluate, measure, record and checkpoint the end of epoch ``epoch`` (0-based)."""
         ctx, s, state, config = self.ctx, self.setup, self.ctx.state, self.config
-        train = (totals.mean_loss(), totals.accuracy())
-        if not math.isfinite(train[0]):
-            raise Diverged(epoch + 1, state.step, train[0])
+        train = Measured(totals.mean_loss(), totals.mean_ce(), totals.accuracy())
+        if not math.isfinite(train.loss):
+            raise Diverged(epoch + 1, state.step, train.loss)
         ctx.heartbeat()
         ctx.check_stop()
-        test = evaluate(s.model, s.test_loader, s.device, s.amp)
+        test = evaluate(s.model, s.test_loader, s.device, s.amp, config.label_smoothing)
         ctx.heartbeat()
-        state.best_acc = max(state.best_acc, test[1])
+        state.best_acc = max(state.best_acc, test.acc)
         done = epoch + 1
         self.telemetry.norm_stats(s.model, epoch=done, step=state.step, time=self.clock())
         self._probe_sharpness(done, final=done == config.epochs)
@@ -163,7 +188,7 @@ class TrainingLoop:
             step=state.step,
             progress=round(done / config.epochs, 4),
             eta_s=eta,
-            test_acc=test[1],
+            test_acc=test.acc,
             best_test_acc=state.best_acc,
         )
         return test
@@ -182,12 +207,13 @@ class TrainingLoop:
                 steps=steps,
             )
 
-    def _summary(self, last_test: tuple[float, float]) -> dict:
+    def _summary(self, last_test: Measured) -> dict:
         s, config = self.setup, self.config
         return {
             "state": "finished",
-            "final_test_acc": last_test[1],
-            "final_test_loss": last_test[0],
+            "final_test_acc": last_test.acc,
+            "final_test_loss": last_test.loss,  # with label smoothing, as the epoch's test_loss
+            "final_test_ce": last_test.ce,
             "best_test_acc": self.ctx.state.best_acc,
             "epochs_done": config.epochs,
             "steps": self.ctx.state.step,
@@ -199,7 +225,7 @@ class TrainingLoop:
             "rho": config.resolved_rho() if config.method == "sam" else None,
             "device": str(s.device),
             "hardware": device_description(s.device),
-            "precision": str(s.amp).replace("torch.", "") if s.amp else "fp32",
+            "precision": s.precision,  # resolved: "fp32", "bf16" or "fp32+tf32"
             "torch": torch.__version__,
             "data_source": s.data_source,
             "synthetic_data": s.synthetic,

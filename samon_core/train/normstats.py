@@ -7,16 +7,19 @@ drift to larger values than under SGD (roughly within 0..2.5 in the paper's figu
 over training, every epoch gets one ``norm_stats`` record per role::
 
     {"kind": "norm_stats", "epoch", "step", "time", "param": "gamma" | "beta",
-     "bin_edges": [e_0, ..., e_n], "counts": [c_0, ..., c_{n-1}], "mean", "std",
-     "layers": [{"name", "mean", "std"}, ...]}
+     "bin_edges": [e_0, ..., e_n], "counts": [c_0, ..., c_{n-1}], "below", "above",
+     "mean", "std", "layers": [{"name", "mean", "std"}, ...]}
 
 (``samon_core.records.NormStatsRecord``).
 
 The bin edges are fixed for the whole run (``fixed_bins``: gamma over [-0.5, 2.5], beta over
-[-1, 1]) so that histograms of different epochs and runs are directly comparable; values outside
-the range are counted in the first / last bin (clamped), so the counts always sum to the number of
-scalar gammas (betas). Bin k is [e_k, e_{k+1}), the last bin also includes its right edge.
-``std`` is the population standard deviation (0 for a single value, never NaN).
+[-1, 1]) so that histograms of different epochs and runs are directly comparable. Values outside
+the range are not put into the end bins (that would draw a spike there that is no density) but
+counted apart: ``below`` (< e_0) and ``above`` (> e_n), so counts + below + above = the number of
+scalar gammas (betas), and the out-of-range share is (below + above) / that number. A run whose
+gammas leave the range (SAM-ON grows them) shows it in that share instead of in a wrong end bin.
+Bin k is [e_k, e_{k+1}), the last bin also includes its right edge; NaN (a diverged run) is
+counted nowhere. ``std`` is the population standard deviation (0 for a single value, never NaN).
 Cost: one ``torch.cat`` per role and one ``bucketize`` + ``bincount``.
 """
 
@@ -46,14 +49,22 @@ def fixed_bins(kind: str, n: int | None = None) -> list[float]:
     return [round(lo + (hi - lo) * i / n, 10) for i in range(n + 1)]
 
 
-def clamped_histogram(values: torch.Tensor, edges: Sequence[float]) -> list[int]:
-    """Counts of ``values`` (any shape) in the bins ``edges`` (increasing), out-of-range values
-    clamped into the edge bins. Returns n = len(edges) - 1 counts summing to values.numel()."""
+def binned_counts(
+    values: torch.Tensor, edges: Sequence[float]
+) -> tuple[list[int], int, int]:
+    """(counts, below, above) of ``values`` (any shape) on the bins ``edges`` (increasing):
+    n = len(edges) - 1 counts of the values in [e_0, e_n], and the numbers of values < e_0 and
+    > e_n. NaN is in none of them."""
     e = torch.as_tensor(edges, dtype=values.dtype, device=values.device)
-    v = values.detach().reshape(-1).clamp(e[0], e[-1])
+    v = values.detach().reshape(-1)
+    below, above = v < e[0], v > e[-1]
+    inside = v[(v >= e[0]) & (v <= e[-1])]
     # Index of the bin = number of inner edges <= v: [e_k, e_{k+1}) -> k, and e_n -> n - 1.
-    idx = torch.bucketize(v, e[1:-1], right=True)
-    return torch.bincount(idx, minlength=len(edges) - 1).tolist()
+    idx = torch.bucketize(inside, e[1:-1], right=True)
+    counts = torch.bincount(idx, minlength=len(edges) - 1)
+    # one transfer for the counts and both tallies
+    out = torch.cat([counts, torch.stack([below.sum(), above.sum()])]).tolist()
+    return out[:-2], out[-2], out[-1]
 
 
 def _as_edges(kind: str, bins: int | Sequence[float] | None) -> list[float]:
@@ -88,6 +99,7 @@ def norm_stats_records(
             continue
         edges = _as_edges(role, bins)
         values = torch.cat([t for _, t in tensors])  # all scalars of this role, (P,)
+        counts, below, above = binned_counts(values, edges)
         # Per-layer mean/std on the device, then a single transfer of 2 x L numbers.
         stats = torch.stack([
             torch.stack([t.mean(), t.std(unbiased=False)]) for _, t in tensors
@@ -99,7 +111,9 @@ def norm_stats_records(
             time=time,
             param=role,
             bin_edges=edges,
-            counts=clamped_histogram(values, edges),
+            counts=counts,
+            below=below,
+            above=above,
             # exact, over all P values: the histogram's bins are too coarse for small shifts
             mean=float(values.mean()),
             std=float(values.std(unbiased=False)),

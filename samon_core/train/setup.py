@@ -6,8 +6,11 @@ model (channels_last on CUDA), the optimizer (the base optimizer, wrapped in SAM
 methods, over SAM-ON's perturbation groups), the loaders, the lr schedule (warm-up, then cosine /
 step / constant per optimizer step) and the fixed batch of the sharpness probe.
 
-Mixed precision: bf16 autocast on CUDA by default (``precision="auto"``), plain fp32 on the CPU
-and MPS; channels_last only on CUDA, where it speeds up convolutions on tensor cores.
+Precision (``resolve_precision``): bf16 autocast on CUDA by default (``precision="auto"``), plain
+fp32 on the CPU and MPS; ``"fp32"`` (the paper presets: the authors' train.py has no autocast) on
+CUDA lets matmuls and convolutions use TF32 tensor cores (``allow_tf32``), recorded as
+"fp32+tf32". The resolved name goes into summary.json. channels_last only on CUDA, where it speeds
+up convolutions on tensor cores.
 """
 
 from __future__ import annotations
@@ -54,6 +57,32 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
+
+
+def has_tf32(device: torch.device) -> bool:
+    """Whether ``device`` has TF32 tensor cores: CUDA compute capability 8.0 (Ampere) or later."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def resolve_precision(precision: str, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """(autocast dtype or None, the arithmetic actually used): "bf16" with autocast, else
+    "fp32+tf32" on a CUDA device with TF32 tensor cores (``allow_tf32``) and "fp32" elsewhere
+    (the flags change nothing on older GPUs, so the record says plain fp32 there)."""
+    amp = autocast_dtype(precision, device)
+    if amp is not None:
+        return amp, "bf16"
+    return None, "fp32+tf32" if has_tf32(device) else "fp32"
+
+
+def allow_tf32(device: torch.device) -> None:
+    """On CUDA, let fp32 matmuls and cuDNN convolutions run on TF32 tensor cores (10-bit mantissa
+    products, fp32 accumulation): about the arithmetic of the reference's fp32 runs on Ampere-class
+    GPUs, where PyTorch then allowed TF32 by default. Set for every CUDA run, so a worker process
+    does not inherit the setting of the run before. Nothing changes for CPU or MPS runs."""
+    if device.type != "cuda":
+        return
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 
 
 def autocast(device: torch.device, amp: torch.dtype | None):
@@ -146,6 +175,7 @@ class RunSetup:
 
     device: torch.device
     amp: torch.dtype | None
+    precision: str  # the arithmetic used: "fp32", "bf16" or "fp32+tf32" (resolve_precision)
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -162,7 +192,8 @@ class RunSetup:
 def build_run(config: RunConfig, data_dir: str | os.PathLike) -> RunSetup:
     """Seed, then build data, model, optimizer, loaders, schedule and probe (module doc)."""
     device = resolve_device(config.device)
-    amp = autocast_dtype(config.precision, device)
+    amp, precision = resolve_precision(config.precision, device)
+    allow_tf32(device)
     seed_everything(config.seed)
     data = load_dataset(
         config.dataset,
@@ -206,6 +237,7 @@ def build_run(config: RunConfig, data_dir: str | os.PathLike) -> RunSetup:
     return RunSetup(
         device=device,
         amp=amp,
+        precision=precision,
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,

@@ -2,7 +2,8 @@
 
     step        every ``log_every_s`` seconds and at the end of each epoch: the mean loss and
                 accuracy of the window's images, lr, seconds per step, images/s (``StepWindow``)
-    epoch       train/test loss and accuracy, epoch time, ETA (mean of the last 3 epochs)
+    epoch       train/test loss (with label smoothing) and plain cross-entropy, accuracy,
+                epoch time, ETA (mean of the last 3 epochs)
     sharpness   logit-normalised adaptive l_inf m-sharpness (sharpness.py), 1-step and multi-step,
                 every ``sharpness_every`` / ``sharpness_multi_every`` epochs and after the last
     norm_stats  gamma / beta histograms on fixed bins and per-layer mean/std (normstats.py);
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from time import monotonic
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -47,20 +49,35 @@ class RunClock:
         return monotonic() - self._t0
 
 
+class Measured(NamedTuple):
+    """Loss (the criterion's, with label smoothing), plain cross-entropy and accuracy over a set
+    of images, means per image."""
+
+    loss: float
+    ce: float
+    acc: float
+
+
 class BatchTotals:
-    """Sums over a span of batches, kept on the device: loss x images, correct images, images,
-    optimizer steps, and the span's start time (monotonic)."""
+    """Sums over a span of batches, kept on the device: loss x images, plain CE x images (when
+    given), correct images, images, optimizer steps, and the span's start time (monotonic)."""
 
     def __init__(self, device: torch.device):
         self.loss = torch.zeros((), device=device)
+        self.ce = torch.zeros((), device=device)
         self.correct = torch.zeros((), device=device, dtype=torch.long)
         self.n = 0
         self.steps = 0
         self.started = monotonic()
 
-    def add(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
-        """loss: the batch's mean loss (0-d), correct: its number of right answers (0-d)."""
+    def add(
+        self, loss: torch.Tensor, correct: torch.Tensor, n: int, ce: torch.Tensor | None = None
+    ) -> None:
+        """loss: the batch's mean loss (0-d), correct: its number of right answers (0-d), ce: its
+        mean plain cross-entropy (0-d), if this span records it."""
         self.loss += loss * n
+        if ce is not None:
+            self.ce += ce * n
         self.correct += correct
         self.n += n
         self.steps += 1
@@ -72,11 +89,15 @@ class BatchTotals:
     def mean_loss(self) -> float:
         return float(self.loss) / self.n
 
+    def mean_ce(self) -> float:
+        return float(self.ce) / self.n
+
     def accuracy(self) -> float:
         return float(self.correct) / self.n
 
     def reset(self) -> None:
         self.loss.zero_()
+        self.ce.zero_()
         self.correct.zero_()
         self.n, self.steps, self.started = 0, 0, monotonic()
 
@@ -192,23 +213,25 @@ class Telemetry:
         *,
         epoch: int,
         step: int,
-        train: tuple[float, float],
-        test: tuple[float, float],
+        train: Measured,
+        test: Measured,
         epoch_time: float,
         eta_s: float,
         sam: bool,
     ) -> None:
-        """The record closing epoch ``epoch`` (1-based); ``train``, ``test`` = (loss, accuracy)."""
+        """The record closing epoch ``epoch`` (1-based)."""
         self.emit(
             EpochRecord(
                 kind="epoch",
                 epoch=epoch,
                 step=step,
                 time=self.clock(),
-                train_loss=train[0],
-                train_acc=train[1],
-                test_loss=test[0],
-                test_acc=test[1],
+                train_loss=train.loss,
+                train_ce=train.ce,
+                train_acc=train.acc,
+                test_loss=test.loss,
+                test_ce=test.ce,
+                test_acc=test.acc,
                 epoch_time=epoch_time,
                 eta_s=eta_s,
                 sam=sam,

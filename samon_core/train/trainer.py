@@ -6,15 +6,16 @@ trains. It emits the metric records of samon_core/records.py to ``metrics.jsonl`
 optional ``callback``:
 
     step        every ``log_every_s`` seconds: loss, accuracy, lr, step time, images/s
-    epoch       train/test loss and accuracy, epoch time, ETA
+    epoch       train/test loss (label-smoothed) and plain CE, accuracy, epoch time, ETA
     sharpness   logit-normalised adaptive l_inf m-sharpness (sharpness.py), 1-step and multi-step
     norm_stats  gamma / beta histograms on fixed bins and per-layer mean/std (epoch 0 = init)
 
 It keeps ``status.json`` current (running + heartbeat, then finished / diverged / cancelled /
 failed), writes a checkpoint atomically after every epoch (model, optimizer, scheduler, RNG,
 epoch) from which ``resume=True`` continues exactly, and writes ``summary.json`` (with
-``total_time_s``) at the end. A NaN or infinite loss ends the run as ``diverged`` (with the epoch
-and step), not as a crash; ``should_stop()`` is polled every step and cancels within one step.
+``total_time_s`` and the resolved ``precision``) at the end. A NaN or infinite loss ends the run
+as ``diverged`` (with the epoch and step), not as a crash; ``should_stop()`` is polled every step
+and cancels within one step.
 
 The parts: setup.py (device, precision, data, model, optimizer, schedule), step.py (one optimizer
 step), loop.py (epochs and steps), telemetry.py (the records), checkpoint.py (save / resume),

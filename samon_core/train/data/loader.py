@@ -11,7 +11,9 @@ permutation, crop offsets and flip bits are drawn on the CPU from a generator se
 is ``uint8 gather -> pad 4 with zeros -> one gather of per-sample 32x32 windows (the flip folded
 into the column index) -> float -> (x/255 - mean) / std``, the same result as torchvision's
 ``RandomCrop(32, padding=4)`` (zero fill), ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``
-on each image.
+on each image. ``augment="autoaugment"`` adds AutoAugment's CIFAR-10 policy after the flip, per
+image, as the authors' ``--autoaugment`` does (autoaugment.py); its random draws are seeded by
+``batch_seed(seed, epoch, batch)``, so those batches too are a pure function of (seed, epoch).
 """
 
 from __future__ import annotations
@@ -21,15 +23,23 @@ from collections.abc import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from samon_core.train.data.autoaugment import autoaugment_uint8
 from samon_core.train.data.tensors import IMAGE_SIZE, DatasetTensors
 
-AUGMENTATIONS = ("crop_flip", "flip", "none")
+AUGMENTATIONS = ("crop_flip", "flip", "none", "autoaugment")
 CROP_PADDING = 4
+_WITH_CROP = ("crop_flip", "autoaugment")  # the augmentations that start with crop + flip
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """A 63-bit generator seed that is a fixed function of (seed, epoch)."""
     return (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + 1) % (2**63)
+
+
+def batch_seed(seed: int, epoch: int, batch: int) -> int:
+    """The AutoAugment seed of batch ``batch`` (0-based) of ``epoch``: a fixed function of the
+    three that differs from ``epoch_seed(seed, epoch)`` (an odd multiple of batch + 1 added)."""
+    return (epoch_seed(seed, epoch) + (batch + 1) * 0x94D049BB133111EB) % (2**63)
 
 
 def normalization_affine(
@@ -95,9 +105,10 @@ class DeviceLoader:
     """Batches of one split, augmented on the device; deterministic per (seed, epoch).
 
     ``train=True``: the training split, reshuffled per epoch, augmented (``augment`` defaults to
-    ``"crop_flip"``), last partial batch dropped. ``train=False``: the test split in order, never
-    augmented, last partial batch kept. ``split`` overrides which split is read (e.g. the
-    training images without augmentation for train accuracy or the sharpness probe).
+    ``"crop_flip"``; ``"autoaugment"`` = crop + flip + AutoAugment), last partial batch dropped.
+    ``train=False``: the test split in order, never augmented, last partial batch kept. ``split``
+    overrides which split is read (e.g. the training images without augmentation for train
+    accuracy or the sharpness probe).
 
     Iterate with ``epoch_batches(epoch)`` (preferred: stateless), or ``set_epoch(e)`` and ``for
     x, y in loader``. Yields x (B, 3, 32, 32) ``dtype`` normalised, y int64 (B,).
@@ -181,10 +192,12 @@ class DeviceLoader:
             sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
             idx = order[sl]
             xb = self.x[idx]  # uint8 (B, 3, 32, 32)
-            if self.augment == "crop_flip":
+            if self.augment in _WITH_CROP:
                 xb = crop_flip_uint8(xb, top[sl], left[sl], flip[sl], CROP_PADDING)
             elif self.augment == "flip":
                 xb = torch.where(flip[sl, None, None, None], xb.flip(-1), xb)
+            if self.augment == "autoaugment":  # after crop + flip, as the reference's Compose
+                xb = autoaugment_uint8(xb, batch_seed(self.seed, epoch, i))
             xb = normalize_uint8(xb, self.mean, self.std, self.dtype, affine=self._affine)
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
