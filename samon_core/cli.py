@@ -7,19 +7,31 @@
     presets  the named presets
     worker   a queue worker (trains what the app enqueues; see samon_core.service.worker)
 
-Bad input prints one line ``samon: error: ...`` and exits with code 2, without a traceback.
+Exit codes: 0 done; 1 a run did not finish, or the run store / queue cannot be used (disk full,
+read-only folder, permissions); 2 bad input (options, config values, limits, a run that cannot be
+trained here); 130 interrupted. Every error is one line ``samon: error: ...`` on stderr (values
+quoted from the input are cut to a readable length), without a traceback, and a rejected ``run``
+creates no run folder: everything that can be checked is checked first (config, limits of the
+settings, model, subset sizes, device, dataset files).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from samon_core.runs.config import RunConfig, field_help
+from samon_core.runs.io import DamagedFile, StoreUnavailable, describe_os_error, read_bytes_safely
+from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.presets import get_preset, list_presets
+from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore
+
+CONFIG_MAX_BYTES = 1024 * 1024  # a config file is a few hundred bytes; /dev/zero is not one
 
 
 class CliError(Exception):
@@ -37,10 +49,10 @@ def _config_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = ClippingArgumentParser(
         prog="samon", description="SAM-ON Lab: SGD vs SAM-all vs SAM-ON runs."
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = ClippingArgumentParser(add_help=False)
     common.add_argument(
         "--runs-dir", default=None, help="run store folder (default: $SAMON_RUNS_DIR or ./runs)"
     )
@@ -106,29 +118,60 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _load_config_file(path: Path) -> RunConfig:
+    """A config file (or a run folder holding config.json), read with a size cap."""
+    source = path / "config.json" if path.is_dir() else path
+    try:
+        data = read_bytes_safely(source, CONFIG_MAX_BYTES)
+    except FileNotFoundError:
+        raise CliError(f"config file {clip(str(source))} does not exist") from None
+    except DamagedFile as exc:
+        raise CliError(f"config file: {exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"config file {clip(str(source))} is not UTF-8 text") from None
+    try:
+        return RunConfig.from_json(text)
+    except RecursionError:
+        raise CliError(f"config file {clip(str(source))}: JSON nested too deeply") from None
+
+
 def _configs_to_run(args) -> dict[str, RunConfig]:
-    if args.preset:
+    if args.preset is not None:
         try:
             preset = get_preset(args.preset)
         except (KeyError, ValueError):
             raise CliError(
-                f"unknown preset {args.preset!r}; choose one of {list_presets()}"
+                f"unknown preset {clip(args.preset)}; choose one of {', '.join(list_presets())}"
             ) from None
         configs = dict(preset.configs)
         if args.method:
             missing = [m for m in args.method if m not in configs]
             if missing:
-                raise CliError(
-                    f"preset {args.preset!r} has no method {missing}; it has {list(configs)}"
-                )
+                raise CliError(f"preset {args.preset!r} has no method {clip(missing)}; it has "
+                               f"{', '.join(configs)}")
             configs = {m: configs[m] for m in args.method}
     else:
-        try:
-            configs = {"run": RunConfig.load(args.config)}
-        except FileNotFoundError:
-            raise CliError(f"config file {args.config} does not exist") from None
-        configs = {c.method_label(): c for c in configs.values()}
+        config = _load_config_file(args.config)
+        configs = {config.method_label(): config}
     return {label: c.with_overrides(args.overrides) for label, c in configs.items()}
+
+
+def _check_before_creating(configs: dict[str, RunConfig], data_dir: str | None) -> None:
+    """The limits of the settings and what preflight can see, for every config, before the
+    first run folder exists (as submit does for the job API, and a worker again)."""
+    from samon_core.service.limits import check_config_limits
+    from samon_core.service.preflight import check_runnable
+    from samon_core.service.settings import load_settings
+
+    settings = load_settings()
+    for label, config in configs.items():
+        try:
+            check_config_limits(config, settings, outcome="nothing was started")
+            check_runnable(config, here=True, data_dir=data_dir)
+        except ValueError as exc:
+            raise CliError(f"{label}: {exc}") from None
 
 
 class _Progress:
@@ -166,6 +209,7 @@ class _Progress:
 
 def cmd_run(args, store: RunStore) -> int:
     configs = _configs_to_run(args)  # validated before anything is created
+    _check_before_creating(configs, args.data_dir)
     from samon_core.train.trainer import train  # torch is imported only for training
 
     failed = 0
@@ -194,6 +238,9 @@ def cmd_run(args, store: RunStore) -> int:
 
 
 def cmd_list(args, store: RunStore) -> int:
+    states = [st.value for st in RunState]
+    if args.status is not None and args.status not in states:
+        raise CliError(f"unknown status {clip(args.status)}; the states are {', '.join(states)}")
     df = store.list_runs(owner=args.owner, group=args.group, status=args.status)
     if df.empty:
         print("no runs")
@@ -210,29 +257,84 @@ def cmd_list(args, store: RunStore) -> int:
         "final_test_acc",
     ]
     print(df[cols].to_string(index=False))
+    for run_id, problem in zip(df["run_id"], df["problem"], strict=True):
+        if isinstance(problem, str) and problem:
+            print(f"samon: warning: run {run_id} is damaged: {clip_message(problem, 300)}",
+                  file=sys.stderr)
     return 0
 
 
 def _existing(store: RunStore, run_id: str) -> str:
     try:
-        if not store.exists(run_id):
-            raise CliError(f"no run {run_id!r} in {store.root}")
+        if not store.run_dir(run_id).is_dir():
+            raise CliError(f"no run {clip(run_id)} in {clip(str(store.root))}")
     except ValueError as e:
         raise CliError(str(e)) from None
     return run_id
 
 
+def _part(read, problems: list[str]) -> Any:
+    """What ``read()`` returns, or None with the problem noted (a damaged file)."""
+    try:
+        return read()
+    except (FileNotFoundError, ValueError) as exc:
+        problems.append(str(exc))
+        return None
+
+
+def _config_for_show(store: RunStore, run_id: str, problems: list[str]) -> Any:
+    raw = _part(lambda: store.read_config_dict(run_id), problems)
+    if raw is None:
+        return None
+    try:
+        return RunConfig.from_dict(raw).to_dict()
+    except ValueError as exc:  # e.g. a key of another version: show it as stored
+        problems.append(f"config.json: {exc}")
+        return raw
+
+
 def cmd_show(args, store: RunStore) -> int:
+    """The run's files as far as they can be read; what cannot be read is named in
+    ``problems`` (exit 0 all the same: the rest is worth seeing)."""
     run_id = _existing(store, args.run_id)
+    problems: list[str] = []
+    status = store.read_status(run_id)
+    if status.get("damaged"):
+        problems.append(str(status.get("message")))
     out = {
         "run_id": run_id,
-        "meta": store.read_meta(run_id),
-        "status": store.read_status(run_id),
-        "config": store.read_config(run_id).to_dict(),
-        "summary": store.read_summary(run_id),
+        "meta": _part(lambda: store.read_meta(run_id), problems),
+        "status": status,
+        "config": _config_for_show(store, run_id, problems),
+        "summary": _part(lambda: store.read_summary(run_id), problems),
     }
-    print(json.dumps(out, indent=2, default=str))
+    if problems:
+        out["problems"] = [clip_message(p, 500) for p in problems]
+    print(json.dumps(_strict_json(out), indent=2, default=str))
     return 0
+
+
+def _strict_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None: JSON has no such numbers (the store keeps them,
+    a diverged loss is data, but an exported file must load in any JSON parser)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_json(v) for v in obj]
+    return obj
+
+
+def _write_output(path: Path | None, text: str) -> None:
+    if path is None:
+        sys.stdout.write(text)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise CliError(describe_os_error(exc, f"write {clip(str(path))}")) from None
 
 
 def cmd_export(args, store: RunStore) -> int:
@@ -248,14 +350,12 @@ def cmd_export(args, store: RunStore) -> int:
         records = store.read_records(run_id)
         if args.kind != "all":
             records = [r for r in records if r.get("kind") == args.kind]
+        config = _config_for_show(store, run_id, [])
         text = json.dumps(
-            {"run_id": run_id, "config": store.read_config(run_id).to_dict(), "records": records},
-            indent=1,
+            _strict_json({"run_id": run_id, "config": config, "records": records}),
+            indent=1, allow_nan=False, default=str,
         )
-    if args.output:
-        args.output.write_text(text)
-    else:
-        sys.stdout.write(text)
+    _write_output(args.output, text)
     return 0
 
 
@@ -264,6 +364,13 @@ def cmd_presets(args, store: RunStore) -> int:
         p = get_preset(name)
         print(f"{name}: {p.title}\n    {p.description}\n    methods: {', '.join(p.configs)}")
     return 0
+
+
+def _store(runs_dir: str | None) -> RunStore:
+    store = RunStore(runs_dir)
+    if store.root.exists() and not store.root.is_dir():
+        raise CliError(f"--runs-dir {clip(str(store.root))} is not a folder")
+    return store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        store = RunStore(args.runs_dir)
+        store = _store(args.runs_dir)
         handler = {
             "run": cmd_run,
             "list": cmd_list,
@@ -286,8 +393,14 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args, store)
     except (CliError, ValueError, FileNotFoundError) as e:
         # Bad input: RunConfig and the store raise ValueErrors that name the field or the run.
-        print(f"samon: error: {e or type(e).__name__}", file=sys.stderr)
+        print(f"samon: error: {clip_message(str(e) or type(e).__name__)}", file=sys.stderr)
         return 2
+    except OSError as e:  # the store cannot be used: disk full, read-only, permissions
+        print(f"samon: error: {describe_os_error(e)}", file=sys.stderr)
+        return 1
+    except StoreUnavailable as e:
+        print(f"samon: error: {clip_message(str(e))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("samon: interrupted", file=sys.stderr)
         return 130

@@ -210,9 +210,12 @@ def test_identical_requests_reuse_and_share(store):
 
     assert requesters(first["run_id"]) == ["ann", "bob"]
 
-    # cancel by one requester of a shared run only detaches them
-    assert service.cancel(first["run_id"], owner="bob", store=store, settings=s) == "queued"
+    # a stranger cannot cancel it; one requester of a shared run is only detached
+    with pytest.raises(service.NotAllowed, match="did not request"):
+        service.cancel(first["run_id"], owner="mallory", store=store, settings=s)
+    assert service.cancel(first["run_id"], owner="bob", store=store, settings=s) == "detached"
     assert requesters(first["run_id"]) == ["ann"]
+    assert store.read_status(first["run_id"])["state"] == "queued"
     assert service.cancel(first["run_id"], owner="ann", store=store, settings=s) == "cancelled"
 
     # a finished identical run is returned instead of training again (even with share_active off)
@@ -242,8 +245,8 @@ def test_positions_cancel_and_json_messages(store):
     ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
            for i in range(3)]
     assert [service.queue_position(r, store=store) for r in ids] == [1, 2, 3]
-    assert service.cancel(ids[1], store=store, settings=s) == "cancelled"
-    assert service.cancel(ids[1], store=store, settings=s) == "cancelled"  # unchanged
+    assert service.cancel(ids[1], owner="ann", store=store, settings=s) == "cancelled"
+    assert service.cancel(ids[1], owner="ann", store=store, settings=s) == "cancelled"  # same
     assert store.read_status(ids[1])["message"] == "cancelled before it started"
     assert [service.queue_position(r, store=store) for r in ids] == [1, None, 2]
     assert get_queue(store, s).pending_run_ids() == ids  # the stale message is skipped later
@@ -279,7 +282,7 @@ def test_worker_trains_skips_cancelled_and_gives_back_on_stop(store):
     s = settings(recover_every_s=3600.0)
     ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
            for i in range(4)]
-    service.cancel(ids[1], store=store, settings=s)
+    service.cancel(ids[1], owner="ann", store=store, settings=s)
     started = []
     worker: Worker
 
@@ -317,7 +320,7 @@ def test_stale_messages_are_skipped(store):
     queue = get_queue(store, s)
     for rid in (finished, deleted, cancelled, "../escape"):
         queue.enqueue(queue.new_task(rid))
-    store.delete_run(deleted)
+    store.delete_run(deleted, is_teacher=True)
     calls = []
     Worker(store, s, exit_when_idle=True, trainer=lambda *a, **k: calls.append(a)).run()
     assert calls == [] and queue.size() == 0
@@ -351,7 +354,8 @@ def test_cancel_of_a_running_run_stops_it_at_the_next_step(store):
 
     def hook(run_id, epoch, step):
         if step == 2:
-            answers.append(service.cancel(run_id, store=store, settings=s))  # as the UI would
+            answers.append(service.cancel(run_id, owner="ann", store=store,
+                                          settings=s))  # as the UI would
 
     worker = Worker(store, s, exit_when_idle=True, trainer=functools.partial(fake_train, hook=hook))
     worker.run()
@@ -471,3 +475,11 @@ def test_service_modules_do_not_import_torch():
     code = (f"import importlib, sys\nfor name in {names!r}:\n    importlib.import_module(name)\n"
             "sys.exit(1 if {'torch', 'streamlit'} & set(sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_preflight_knows_the_cifar_files_the_loader_reads():
+    from samon_core.service.preflight import CIFAR_FILES
+    from samon_core.train.data.cifar import CIFAR_SPECS
+
+    expected = {name: (spec.base_folder, spec.files) for name, spec in CIFAR_SPECS.items()}
+    assert expected == CIFAR_FILES

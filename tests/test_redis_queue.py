@@ -5,15 +5,14 @@ skipped, a worker that exits with runs still queued and a second one that finish
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 from support.configs import tiny_config
+from support.redis_server import REDIS_SERVER, RedisServer, free_port
 
 from samon_core import service
 from samon_core.runs.store import RunStore
@@ -21,13 +20,6 @@ from samon_core.service.backend import QUEUE_DIR, get_queue
 from samon_core.service.settings import QueueBackend, load_settings
 
 TINY = tiny_config()
-REDIS_SERVER = shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_unreachable_redis_raises_and_leaves_no_run(tmp_path):
@@ -49,28 +41,10 @@ def test_unreachable_redis_raises_and_leaves_no_run(tmp_path):
 def redis_url(tmp_path):
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    import redis
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    client.close()
-    proc.terminate()
-    proc.wait(10)
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server.url
+    server.stop()
 
 
 @pytest.mark.redis
@@ -84,7 +58,7 @@ def test_redis_queue_end_to_end(tmp_path, redis_url, monkeypatch):
     store = RunStore(tmp_path / "runs")
     ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
            for i in range(3)]
-    assert service.cancel(ids[1], store=store, settings=s) == "cancelled"
+    assert service.cancel(ids[1], owner="ann", store=store, settings=s) == "cancelled"
     client = redis.Redis.from_url(redis_url)
     raw = client.lrange("huey.redis.labtest", 0, -1)
     assert len(raw) == 3 and all(m.startswith(b'{"message":') for m in raw)  # JSON, not pickle

@@ -168,13 +168,16 @@ def test_status_merge_and_states(tmp_path):
     assert f"{RunState.QUEUED}" == "queued" and RunState("interrupted") in TERMINAL_STATES
 
 
-def test_unreadable_status_reads_as_unknown(store):
+def test_unreadable_status_reads_as_interrupted_and_damaged(store):
     rid = store.create_run(RunConfig())
     (store.run_dir(rid) / "status.json").write_text("")  # e.g. after a power loss
-    assert store.read_status(rid)["state"] == "unknown"
-    assert store.list_runs()["state"].tolist() == ["unknown"]
+    status = store.read_status(rid)
+    assert status["state"] == "interrupted" and status["damaged"] is True
+    assert "empty file" in status["message"]
+    df = store.list_runs()
+    assert df["state"].tolist() == ["interrupted"] and "status.json" in df["problem"][0]
     status = store.write_status(rid, "queued")
-    assert status["state"] == "queued" and "error" not in status
+    assert status["state"] == "queued" and "damaged" not in status and "message" not in status
 
 
 def test_summary_round_trip(store):
@@ -234,21 +237,23 @@ def test_delete_refuses_running(store):
     rid = store.create_run(RunConfig())
     store.write_status(rid, "running")
     with pytest.raises(ValueError, match="running"):
-        store.delete_run(rid)
+        store.delete_run(rid, owner="")
     assert store.run_dir(rid).is_dir()
     store.write_status(rid, "cancelled")
-    store.delete_run(rid)
+    with pytest.raises(ValueError, match="needs the owner"):
+        store.delete_run(rid)
+    assert store.delete_run(rid, owner="") == "deleted"
     assert not store.run_dir(rid).exists()
     assert len(store.list_runs()) == 0
     assert list(store.root.iterdir()) == []
     with pytest.raises(FileNotFoundError):
-        store.delete_run(rid)
+        store.delete_run(rid, owner="")
     other = store.create_run(RunConfig())
     store.write_status(other, "running")
-    store.delete_run(other, force=True)
+    store.delete_run(other, is_teacher=True, force=True)
     assert not store.exists(other)
     with pytest.raises(ValueError):
-        store.delete_run("../x")
+        store.delete_run("../x", is_teacher=True)
 
 
 # --- metrics ------------------------------------------------------------------------------------

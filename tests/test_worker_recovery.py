@@ -113,15 +113,15 @@ def test_two_workers_finish_runs_and_cancel_queued_and_running(tmp_path, workers
     tiny = [service.submit(TINY.replace(seed=i), owner="bob", store=store, settings=s)
             for i in range(2)]
     never = service.submit(TINY.replace(seed=50), owner="cy", store=store, settings=s)
-    assert service.cancel(never, store=store, settings=s) == "cancelled"
+    assert service.cancel(never, owner="cy", store=store, settings=s) == "cancelled"
     first, second = workers.start(), workers.start()
 
     workers.wait_for("the long run to train", lambda: len(store.steps_df(long_run)) >= 2)
     assert state(store, long_run) == "running"
     t_cancel = time.monotonic()
     # 'cancelled' if the trainer saw the request before cancel() read the state back
-    assert service.cancel(long_run, store=store, settings=s) in (service.CANCELLING,
-                                                                  "cancelled")
+    assert service.cancel(long_run, owner="ann", store=store, settings=s) in (
+        service.CANCELLING, "cancelled")
     workers.wait_for("the long run to stop", lambda: state(store, long_run) == "cancelled", 20)
     assert time.monotonic() - t_cancel < 10
     assert store.read_summary(long_run) is None

@@ -4,6 +4,16 @@ Every file a reader may open while it is being written (``status.json``, ``summa
 ``config.json``, checkpoints) is written to a temporary file in the same folder and moved into
 place with ``os.replace``, so a reader sees the old or the new content, never a mix.
 
+Reading is defensive: a file that is not a regular file (a FIFO, a device, a folder), larger than
+``MAX_JSON_BYTES`` or unreadable raises ``DamagedFile`` (a ``ValueError``) at once instead of
+hanging or filling the memory; a scan over many runs skips it and reports it.
+
+Writing on a full or read-only disk: the temporary file is removed, and the error becomes a
+``StoreUnavailable`` with one clear line (``describe_os_error``). A run's final status is then
+written over the existing file in place, which
+needs no new disk block for a file of a few hundred bytes (``overwrite_in_place``), so a run still
+ends 'failed' with its reason on a full disk.
+
 Cross-process locks (a run's status, a run's claim by a worker, submissions, the app's worker
 pool) all go through ``file_lock``: an exclusive ``flock`` (via ``filelock``) that the kernel
 drops when its process dies, even by SIGKILL; that is what lets a free claim lock mean "no live
@@ -13,8 +23,10 @@ worker trains this run".
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +34,39 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from samon_core.runs.messages import clip
+
 # A blocking ``file_lock`` polls (filelock retries a non-blocking flock); our locks are held for
 # milliseconds, so a waiter should look again soon rather than after filelock's default 50 ms.
 _LOCK_POLL_S = 0.002
+# The store's JSON files hold a few kilobytes; anything this large is not one of them.
+MAX_JSON_BYTES = 8 * 1024 * 1024
+# errno values that mean "the store cannot be written here", not "a bug".
+_STORE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                 errno.EDQUOT: "the disk quota is exceeded", errno.EIO: "input/output error"}
+
+
+class DamagedFile(ValueError):
+    """A store file that cannot be read as what it should be (not a regular file, too large,
+    unreadable, malformed)."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The run store cannot be written (disk full, read-only, permissions): one clear line."""
+
+
+def describe_os_error(exc: OSError, action: str = "write to the run store") -> str:
+    """One line for an ``OSError``: ``cannot <action>: <why> (<file>)``."""
+    why = _STORE_ERRNOS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
+    name = exc.filename
+    where = f" ({clip(str(name))})" if isinstance(name, (str, bytes, os.PathLike)) else ""
+    return f"cannot {action}: {why}{where}"
+
+
+def store_error(exc: OSError, action: str = "write to the run store") -> StoreUnavailable:
+    """``StoreUnavailable`` for ``exc`` (raise it ``from exc``)."""
+    return StoreUnavailable(describe_os_error(exc, action))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = True) -> None:
@@ -39,8 +81,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = 
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException:  # ENOSPC, EROFS, ...: no temporary file stays behind
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
@@ -65,19 +107,73 @@ def dumps(obj: Any, *, indent: int | None = None) -> str:
     return json.dumps(obj, default=_json_default, indent=indent, separators=separators)
 
 
+def overwrite_in_place(path: str | os.PathLike[str], text: str) -> None:
+    """Overwrite an existing small file from its start, then cut it to the new length (not
+    atomic: only for a last word on a full disk, where a new temporary file cannot be made)."""
+    data = text.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any, *, fsync: bool = True) -> None:
     """Atomically write ``obj`` as JSON to ``path`` (``fsync``: flush it to disk first)."""
     atomic_write_text(path, dumps(obj, indent=2) + "\n", fsync=fsync)
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file; raises FileNotFoundError when missing, ValueError when malformed."""
-    with open(path, "rb") as fh:
-        data = fh.read()
+def disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def read_bytes_safely(path: str | os.PathLike[str], max_bytes: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes``. Opened non-blocking and
+    checked with ``fstat`` first, so a FIFO or a device never hangs the reader. Raises
+    ``FileNotFoundError`` when missing, ``DamagedFile`` for anything else that is wrong."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # a folder, permissions, I/O error, ...
+        raise DamagedFile(f"cannot read {clip(os.fspath(path))}: "
+                          f"{exc.strerror or type(exc).__name__}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a folder, a FIFO, a device (/dev/zero)
+            raise DamagedFile(f"{clip(os.fspath(path))} is not a regular file")
+        if st.st_size > max_bytes:
+            raise DamagedFile(f"{clip(os.fspath(path))} is too large ({st.st_size:,} bytes; "
+                              f"at most {max_bytes:,})")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise DamagedFile(f"cannot read {clip(os.fspath(path))}: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise DamagedFile(f"{clip(os.fspath(path))} is larger than {max_bytes:,} bytes")
+    return data
+
+
+def read_json(path: str | os.PathLike[str], max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Read a JSON file; raises FileNotFoundError when missing, ``DamagedFile`` (a ValueError)
+    when malformed, empty, not a regular file, too large or unreadable."""
+    data = read_bytes_safely(path, max_bytes)
     try:
         return json.loads(data)
     except ValueError as exc:
-        raise ValueError(f"malformed JSON in {path}: {exc}") from exc
+        what = "empty file" if not data.strip() else f"malformed JSON: {exc}"
+        raise DamagedFile(f"{clip(os.fspath(path))}: {what}") from None
+    except RecursionError:
+        raise DamagedFile(f"{clip(os.fspath(path))}: JSON nested too deeply") from None
 
 
 def read_json_dict(
@@ -92,7 +188,7 @@ def read_json_dict(
             raise
         return dict(default)
     if not isinstance(obj, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
+        raise DamagedFile(f"{clip(os.fspath(path))} does not hold a JSON object")
     return obj
 
 

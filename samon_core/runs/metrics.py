@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -28,6 +30,8 @@ if TYPE_CHECKING:  # pandas is imported lazily: the trainer needs the writer, no
     import pandas as pd
 
 METRICS_FILE = "metrics.jsonl"
+
+log = logging.getLogger("samon.store")
 
 # Columns of the frames built from metric records (further keys found in records are appended).
 STEP_COLUMNS = ("epoch", "step", "time", "loss", "acc", "lr", "step_time", "images_per_s")
@@ -137,7 +141,7 @@ def parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
             continue
         try:
             rec = json.loads(line)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
             continue
         if isinstance(rec, dict):
             records.append(rec)
@@ -150,12 +154,21 @@ def read_records_since(
     """Records of the complete lines of the metrics file ``path`` after byte ``offset``, and the
     offset to pass next time (see ``RunStore.read_records_since``). A missing file gives
     ``([], 0)``; an offset beyond the end (the file was replaced) reads from the start."""
+    # Non-blocking and checked with fstat: a FIFO or device put in place of the file must not
+    # hang a page; a damaged file reads as no records (logged), never as an error.
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return [], 0
-    with fh:
-        size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        log.warning("cannot read %s: %s", path, exc)
+        return [], 0
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            log.warning("%s is not a regular file; no records read", path)
+            return [], 0
+        size = st.st_size
         if offset < 0 or offset > size:
             offset = 0
         fh.seek(offset)

@@ -28,8 +28,8 @@ class RunState(str, enum.Enum):
         return self.value
 
 
-# What ``read_status`` reports for a run whose status.json is missing or unreadable. Not a state
-# anyone writes, so not a member of RunState.
+# The state of a status dict without one (a default for readers). A missing or unreadable
+# status.json reads as 'interrupted' with ``damaged: True`` (runs/listing.py), not as this.
 UNKNOWN_STATE = "unknown"
 
 # Someone works on the run or will: a worker trains it, or it waits in the queue.

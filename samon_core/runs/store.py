@@ -10,6 +10,11 @@ atomically (temporary file + ``os.replace``), so a reader sees the old or the ne
 read-modify-write of status.json or meta.json holds the run's ``.status.lock``. The metrics file
 is only appended to, a whole line per ``write()``; readers ignore a last line without its newline
 (a record being written) and skip malformed lines, so they never fail on a live run.
+
+Damage (see ARCHITECTURE.md, "What the store promises"): a missing, empty or malformed
+``status.json`` reads as 'interrupted' with ``damaged: true`` (resumable); a damaged ``meta.json``
+or ``config.json`` never hides a run: ``list_runs`` shows it with a ``problem``. Who may cancel or
+delete a run: owners.py.
 """
 
 from __future__ import annotations
@@ -25,8 +30,26 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from samon_core.runs import owners
 from samon_core.runs.config import RunConfig
-from samon_core.runs.io import file_lock, read_json_dict, write_json
+from samon_core.runs.io import (
+    disk_full,
+    dumps,
+    file_lock,
+    overwrite_in_place,
+    read_json_dict,
+    write_json,
+)
+from samon_core.runs.listing import (  # noqa: F401 - file names re-exported
+    CONFIG_FILE,
+    LIST_COLUMNS,
+    META_FILE,
+    STATUS_FILE,
+    SUMMARY_FILE,
+    listing_row,
+    status_or_damaged,
+)
+from samon_core.runs.messages import clip
 from samon_core.runs.metrics import (
     METRICS_FILE,
     MetricsWriter,
@@ -37,44 +60,18 @@ from samon_core.runs.metrics import (
     sharpness_frame,
     steps_frame,
 )
-from samon_core.runs.states import TERMINAL_STATES, UNKNOWN_STATE, RunState
+from samon_core.runs.states import TERMINAL_STATES, RunState
 
 if TYPE_CHECKING:  # pandas is imported lazily (list_runs)
     import pandas as pd
 
+
 RUNS_DIR_ENV = "SAMON_RUNS_DIR"
 
-CONFIG_FILE = "config.json"
-META_FILE = "meta.json"
-STATUS_FILE = "status.json"
-SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 _STATUS_LOCK_FILE = ".status.lock"
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-
-LIST_COLUMNS = (
-    "run_id",
-    "state",
-    "label",
-    "method",
-    "method_label",
-    "scope",
-    "model",
-    "dataset",
-    "preset",
-    "owner",
-    "group",
-    "seed",
-    "created",
-    "epochs",
-    "last_epoch",
-    "final_test_acc",
-    "best_test_acc",
-    "heartbeat_age_s",
-    "updated",
-    "config_hash",
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,8 +82,9 @@ LIST_COLUMNS = (
 def validate_run_id(run_id: str) -> str:
     """Return ``run_id`` if it is a safe folder name (``^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$``, no
     '..'); raise ``ValueError`` otherwise."""
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id) or ".." in run_id:
-        raise ValueError(f"invalid run id {run_id!r}")
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id) or ".." in run_id:
+        raise ValueError(f"invalid run id {clip(run_id)} (letters, digits, '_', '.', '-'; at "
+                         "most 80 characters)")
     return run_id
 
 
@@ -105,19 +103,12 @@ def store_or_default(store: RunStore | None) -> RunStore:
     return store if store is not None else RunStore()
 
 
-def _first(*sources_and_keys: tuple[Mapping[str, Any] | None, str]) -> Any:
-    for source, key in sources_and_keys:
-        if source and source.get(key) is not None:
-            return source[key]
-    return None
-
-
 def _as_state(state: RunState | str) -> RunState:
     try:
         return RunState(state)
     except ValueError:
         allowed = ", ".join(s.value for s in RunState)
-        raise ValueError(f"state must be one of {allowed}; got {state!r}") from None
+        raise ValueError(f"state must be one of {allowed}; got {clip(state)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +171,7 @@ class RunStore:
         ids = []
         for entry in entries:
             name = entry.name
-            if RUN_ID_RE.match(name) and ".." not in name:
+            if RUN_ID_RE.fullmatch(name) and ".." not in name:
                 with contextlib.suppress(OSError):
                     if entry.is_dir(follow_symlinks=False):
                         ids.append(name)
@@ -259,9 +250,9 @@ class RunStore:
         state = _as_state(state)
         path = self._existing_dir(run_id)
         with self._status_lock(path):
-            status = self._status_or_unknown(path)
-            if status.get("state") == UNKNOWN_STATE:
-                status.pop("error", None)
+            status = self._status_or_damaged(path)
+            if status.pop("damaged", None):
+                status.pop("message", None)
             status.update(fields)
             now = self.clock()
             status["state"] = state.value
@@ -273,7 +264,15 @@ class RunStore:
                 status.pop("ended", None)
             elif "ended" not in fields:
                 status["ended"] = now
-            write_json(path / STATUS_FILE, status, fsync=False)
+            try:
+                write_json(path / STATUS_FILE, status, fsync=False)
+            except OSError as exc:
+                # A run's last word (failed, cancelled, ...) must land even on a full disk: over
+                # the old file, in place and compact (no new block needed), without a traceback.
+                if state not in TERMINAL_STATES or not disk_full(exc):
+                    raise
+                last_word = {k: v for k, v in status.items() if k != "traceback"}
+                overwrite_in_place(path / STATUS_FILE, dumps(last_word) + "\n")
         return status
 
     def heartbeat(self, run_id: str, **fields: Any) -> dict[str, Any]:
@@ -281,30 +280,30 @@ class RunStore:
         state."""
         path = self._existing_dir(run_id)
         with self._status_lock(path):
-            status = self._status_or_unknown(path)
+            status = self._status_or_damaged(path)
             status.update(fields)
             status["heartbeat"] = self.clock()
             write_json(path / STATUS_FILE, status, fsync=False)
         return status
 
     @staticmethod
-    def _status_or_unknown(run_dir: Path) -> dict[str, Any]:
-        try:
-            return read_json_dict(run_dir / STATUS_FILE)
-        except (FileNotFoundError, ValueError) as exc:
-            # status.json is replaced without fsync (it changes every few seconds): after a
-            # power loss it may be missing or empty
-            return {"state": UNKNOWN_STATE, "error": f"status.json unreadable: {exc}"}
+    def _status_or_damaged(run_dir: Path) -> dict[str, Any]:
+        return status_or_damaged(run_dir / STATUS_FILE)
 
     def read_status(self, run_id: str) -> dict[str, Any]:
-        """status.json as a dict (``FileNotFoundError`` if the run does not exist; state
-        'unknown' if the file is missing or unreadable)."""
-        return self._status_or_unknown(self._existing_dir(run_id))
+        """status.json as a dict (``FileNotFoundError`` if the run does not exist). A missing,
+        empty or malformed file reads as 'interrupted' with ``damaged: True``: it can be resumed."""
+        return self._status_or_damaged(self._existing_dir(run_id))
 
     # --- config, meta, summary ----------------------------------------------------------------
 
     def read_config(self, run_id: str) -> RunConfig:
         return RunConfig.from_dict(read_json_dict(self._existing_dir(run_id) / CONFIG_FILE))
+
+    def read_config_dict(self, run_id: str) -> dict[str, Any]:
+        """config.json as stored (no validation): what ``show`` prints when ``read_config``
+        refuses it (e.g. a key of another version)."""
+        return read_json_dict(self._existing_dir(run_id) / CONFIG_FILE)
 
     def read_meta(self, run_id: str) -> dict[str, Any]:
         return read_json_dict(self._existing_dir(run_id) / META_FILE)
@@ -367,65 +366,26 @@ class RunStore:
 
     # --- listing ------------------------------------------------------------------------------
 
-    def _row(self, run_id: str, now: float) -> dict[str, Any] | None:
-        path = self.root / run_id
-        try:
-            config = read_json_dict(path / CONFIG_FILE)
-            meta = read_json_dict(path / META_FILE)
-        except (FileNotFoundError, NotADirectoryError, ValueError):
-            return None  # being deleted, or not a run folder
-        status = self._status_or_unknown(path)
-        try:
-            summary: dict[str, Any] | None = read_json_dict(path / SUMMARY_FILE)
-        except (FileNotFoundError, ValueError):
-            summary = None
-        try:
-            method_label = RunConfig.from_dict(config).method_label()
-        except ValueError:  # a config from another version of RunConfig
-            method_label = meta.get("label")
-        heartbeat = status.get("heartbeat")
-        return {
-            "run_id": run_id,
-            "state": status.get("state", UNKNOWN_STATE),
-            "label": meta.get("label") or method_label,
-            "method": config.get("method"),
-            "method_label": method_label,
-            "scope": config.get("scope"),
-            "model": config.get("model"),
-            "dataset": config.get("dataset"),
-            "preset": meta.get("preset"),
-            "owner": meta.get("owner"),
-            "group": meta.get("group"),
-            "seed": config.get("seed"),
-            "created": meta.get("created"),
-            "epochs": config.get("epochs"),
-            "last_epoch": _first((summary, "epochs_done"), (status, "epoch")),
-            "final_test_acc": _first((summary, "final_test_acc"), (status, "test_acc")),
-            "best_test_acc": _first((summary, "best_test_acc"), (status, "best_test_acc")),
-            "heartbeat_age_s": now - heartbeat if isinstance(heartbeat, (int, float)) else None,
-            "updated": status.get("updated"),
-            "config_hash": meta.get("config_hash"),
-        }
-
     def list_runs(
         self,
         owner: str | None = None,
         group: str | None = None,
         status: str | Iterable[str] | None = None,
     ) -> pd.DataFrame:
-        """One row per run (columns ``LIST_COLUMNS``), newest first, optionally filtered by owner,
-        group and state(s). Reads only the small JSON files, never the metrics.
+        """One row per run folder (columns ``LIST_COLUMNS``), newest first, optionally filtered
+        by owner, group and state(s). Reads only the small JSON files, never the metrics.
 
         ``last_epoch`` / ``final_test_acc`` / ``best_test_acc`` come from summary.json
         (``epochs_done``, ``final_test_acc``, ``best_test_acc``) or, while the run has no summary,
-        from status.json (``epoch``, ``test_acc``, ``best_test_acc``)."""
+        from status.json (``epoch``, ``test_acc``, ``best_test_acc``). A damaged run is listed
+        too, with what could be read and its ``problem`` (never hidden, so it can be deleted)."""
         import pandas as pd
 
         states = {status} if isinstance(status, str) else set(status) if status else None
         now = self.clock()
         rows = []
         for run_id in self.run_ids():
-            row = self._row(run_id, now)
+            row = listing_row(self.root / run_id, now)
             if row is None:
                 continue
             if owner is not None and row["owner"] != owner:
@@ -444,20 +404,61 @@ class RunStore:
         )
         return pd.DataFrame(rows, columns=list(LIST_COLUMNS))
 
+    # --- requesters -----------------------------------------------------------------------------
+
+    def _meta_or_none(self, path: Path) -> dict[str, Any] | None:
+        try:
+            return read_json_dict(path / META_FILE)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def add_requester(self, run_id: str, owner: str, group: str = "") -> None:
+        """Record ``owner`` as one more requester of a shared or reused run."""
+        path = self._existing_dir(run_id)
+        with self._status_lock(path):
+            meta = read_json_dict(path / META_FILE)
+            entries = list(meta.get("requesters") or [])
+            entries.append({"owner": owner, "group": group, "time": self.clock()})
+            meta["requesters"] = entries
+            write_json(path / META_FILE, meta)
+
+    def check_requester(self, run_id: str, owner: str | None, *, is_teacher: bool = False,
+                        action: str = "change") -> None:
+        """``NotAllowed`` unless ``owner`` requested the run (or ``is_teacher``); no change."""
+        path = self._existing_dir(run_id)
+        owners.check(self._meta_or_none(path), run_id, owner, is_teacher, action)
+
+    def release_request(self, run_id: str, owner: str | None, *, is_teacher: bool = False,
+                        action: str = "cancel") -> bool:
+        """``owner`` gives up the run (see owners.py): True when the caller may now act on the
+        whole run (a teacher, or its last requester); False when only ``owner`` was detached
+        because others still want it. ``NotAllowed`` for anyone else."""
+        path = self._existing_dir(run_id)
+        with self._status_lock(path):
+            new_meta = owners.release(self._meta_or_none(path), run_id, owner, is_teacher,
+                                      action)
+            if new_meta is None:
+                return True
+            write_json(path / META_FILE, new_meta)
+            return False
+
     # --- deletion -----------------------------------------------------------------------------
 
-    def delete_run(self, run_id: str, *, force: bool = False) -> None:
-        """Delete a run folder. Refuses (``ValueError``) a run whose state is 'running' unless
-        ``force`` (e.g. for a run whose worker died). The folder is first renamed to a hidden name,
-        so it disappears from listings at once."""
+    def delete_run(self, run_id: str, *, owner: str | None = None, is_teacher: bool = False,
+                   force: bool = False) -> str:
+        """Delete a run for ``owner`` (or a teacher): returns 'deleted', or ``owners.DETACHED``
+        when others also requested the run (they keep it; only ``owner`` is removed).
+        ``NotAllowed`` for a caller who is not a requester. Refuses (``ValueError``) a run whose
+        state is 'running' unless ``force`` (e.g. for a run whose worker died). The folder is
+        first renamed to a hidden name, so it disappears from listings at once."""
         path = self._existing_dir(run_id)
         if not force:
-            try:
-                state = read_json_dict(path / STATUS_FILE).get("state")
-            except (FileNotFoundError, ValueError):
-                state = None
-            if state == RunState.RUNNING:
+            self.check_requester(run_id, owner, is_teacher=is_teacher, action="delete")
+            if self._status_or_damaged(path).get("state") == RunState.RUNNING:
                 raise ValueError(f"run {run_id!r} is running; cancel it before deleting it")
+        if not self.release_request(run_id, owner, is_teacher=is_teacher, action="delete"):
+            return owners.DETACHED
         trash = self.root / f".deleting-{run_id}-{secrets.token_hex(4)}"
         os.rename(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
+        return "deleted"

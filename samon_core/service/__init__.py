@@ -13,26 +13,34 @@ The modules, each importing only those above it:
 * ``hosts``, ``scan``, ``worker_records``, ``devices``: this host's processes, one pass over the
   run store, the workers' heartbeat files, the devices of the workers;
 * ``claims``    the claim lock a worker holds while it trains a run, and cancel requests;
-* ``limits``    the limits of a shared server (``LimitExceeded``);
+* ``limits``    the limits of a shared server (``LimitExceeded``), checked at submit and again
+  where work starts (``samon run``, a worker before training);
+* ``preflight`` what can be checked before a run folder exists (model, subset sizes, device and
+  data files of the machine that trains it);
 * ``submit``    ``submit`` / ``submit_info`` / ``submit_group``, with reuse of identical runs;
-* ``control``   ``cancel``, ``resume`` and ``requeue``;
+* ``control``   ``cancel``, ``delete_run``, ``resume`` and ``requeue`` (only a run's requesters,
+  or a teacher, may cancel or delete it: ``samon_core.runs.owners``);
 * ``recovery``  runs whose worker died, queued runs whose message was lost;
 * ``positions`` queue positions;
 * ``pool``      worker pools, the app's local pool (``ensure_workers``);
+* ``outage``    how a worker waits out a queue outage;
 * ``worker``    the worker process (``python -m samon_core.service.worker``).
 
 The run store is the source of truth, the queue only says "look at run X"; run states are
 ``samon_core.runs.states.RunState``.
 """
 
+from samon_core.runs.io import StoreUnavailable
+from samon_core.runs.owners import DETACHED, NotAllowed
 from samon_core.runs.states import ACTIVE_STATES, RESUMABLE_STATES, TERMINAL_STATES, RunState
 from samon_core.service.backend import QueueUnavailable
 from samon_core.service.claims import claim_lock
-from samon_core.service.control import CANCELLING, cancel, resume
+from samon_core.service.control import CANCELLING, cancel, delete_run, resume
 from samon_core.service.hosts import pid_alive
 from samon_core.service.limits import LimitExceeded
 from samon_core.service.pool import ensure_workers, stop_workers
 from samon_core.service.positions import queue_position, queue_positions
+from samon_core.service.preflight import NotRunnable
 from samon_core.service.recovery import recover
 from samon_core.service.settings import Settings, load_settings
 from samon_core.service.submit import submit, submit_group, submit_info
@@ -41,14 +49,19 @@ from samon_core.service.worker_records import read_worker_records, workers_statu
 __all__ = [
     "ACTIVE_STATES",
     "CANCELLING",
+    "DETACHED",
     "RESUMABLE_STATES",
     "TERMINAL_STATES",
     "LimitExceeded",
+    "NotAllowed",
+    "NotRunnable",
     "QueueUnavailable",
     "RunState",
     "Settings",
+    "StoreUnavailable",
     "cancel",
     "claim_lock",
+    "delete_run",
     "ensure_workers",
     "load_settings",
     "pid_alive",

@@ -5,11 +5,19 @@ with ``SAMON_QUEUE=redis`` / ``SAMON_REDIS_URL`` (settings.py) for several machi
 message holds only the run id; the run's folder holds everything else. Messages are JSON
 (``JsonSerializer``), not pickle, so whoever can write to the Redis server cannot make a worker run
 code. The run store is the source of truth; the queue only says "look at run X".
+
+Faults: a queue that cannot be opened or reached raises ``QueueUnavailable`` with one line. A
+SQLite queue file that is not a database (or is malformed) is moved aside as
+``huey.db.damaged-<time>`` and a new one is made: nothing is lost, because the crash recovery
+queues again every 'queued' run whose message is missing (recovery.py).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -18,8 +26,12 @@ from huey import RedisHuey, SqliteHuey
 from huey.registry import Message
 from huey.serializer import Serializer
 
+from samon_core.runs.io import describe_os_error
+from samon_core.runs.messages import clip
 from samon_core.runs.store import RunStore, store_or_default
 from samon_core.service.settings import QueueBackend, Settings, load_settings
+
+log = logging.getLogger("samon.queue")
 
 QUEUE_DIR = ".queue"  # inside the run store: huey.db (SQLite backend) and the submit lock
 TASK_NAME = "samon_train_run"
@@ -89,7 +101,8 @@ class Queue:
         try:
             self.huey.enqueue(task)
         except Exception as exc:  # redis.ConnectionError, sqlite3.OperationalError, ...
-            raise QueueUnavailable(f"cannot reach the {self!r} queue: {exc}") from exc
+            raise QueueUnavailable(f"cannot reach the {self!r} queue: {clip(str(exc), 300)}"
+                                   ) from exc
 
     def dequeue(self) -> Any:
         return self.huey.dequeue()
@@ -132,9 +145,45 @@ def _new_huey(s: Settings, where: str) -> Any:
                      blocking=True, read_timeout=1)
 
 
+def _damaged_db(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text
+                                                      or "malformed" in text)
+
+
+def _open_sqlite(s: Settings, where: str) -> Any:
+    """SqliteHuey on ``where``; a damaged file is moved aside once and a new queue made."""
+    try:
+        return _new_huey(s, where)
+    except sqlite3.DatabaseError as exc:
+        if not _damaged_db(exc):
+            raise
+        aside = f"{where}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        for suffix in ("", "-wal", "-shm"):  # a WAL of the old file must not meet the new one
+            if os.path.exists(where + suffix):
+                os.replace(where + suffix, aside + suffix)
+        log.warning("queue file %s is damaged (%s); moved to %s and started a new one (the "
+                    "recovery queues the waiting runs again)", where, exc, aside)
+        return _new_huey(s, where)
+
+
+def _open_queue(store: RunStore, s: Settings, where: str) -> Queue:
+    try:
+        if s.queue is QueueBackend.SQLITE:
+            (store.root / QUEUE_DIR).mkdir(parents=True, exist_ok=True)
+            return Queue(_open_sqlite(s, where), s.queue, where)
+        return Queue(_new_huey(s, where), s.queue, where)
+    except OSError as exc:
+        raise QueueUnavailable(describe_os_error(exc, f"open the queue in {clip(where)}")
+                               ) from exc
+    except Exception as exc:  # sqlite3.Error, a bad Redis URL, ...
+        raise QueueUnavailable(f"cannot open the {s.queue.value} queue {clip(where)}: "
+                               f"{clip(str(exc), 300)}") from exc
+
+
 def get_queue(store: RunStore | None = None, settings: Settings | None = None) -> Queue:
     """The queue of ``store`` under ``settings`` (one instance per backend location and name per
-    process)."""
+    process). ``QueueUnavailable`` if it cannot be opened."""
     store = store_or_default(store)
     s = settings or load_settings()
     sqlite = s.queue is QueueBackend.SQLITE
@@ -143,7 +192,5 @@ def get_queue(store: RunStore | None = None, settings: Settings | None = None) -
     with _QUEUES_LOCK:
         queue = _QUEUES.get(key)
         if queue is None:
-            if sqlite:
-                (store.root / QUEUE_DIR).mkdir(parents=True, exist_ok=True)
-            queue = _QUEUES[key] = Queue(_new_huey(s, where), s.queue, where)
+            queue = _QUEUES[key] = _open_queue(store, s, where)
         return queue

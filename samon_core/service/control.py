@@ -5,6 +5,10 @@ and the crash recovery).
   skips it. For a running run ``cancel`` raises the cancel request (claims.py); the worker's
   ``should_stop`` sees it within one step and the trainer marks the run 'cancelled'. ``cancel``
   then returns ``CANCELLING``.
+* **Who.** Cancel and delete act for a requester of the run only (``owner=...``), or for a
+  teacher (``is_teacher=True``, the hook for a lab's administrator); anyone else gets
+  ``NotAllowed``. On a run shared by identical requests they only detach the caller
+  (``DETACHED``); the run is cancelled or deleted when no requester is left (runs/owners.py).
 * **Resume / requeue.** The run goes back to the queue (state 'queued'); the worker that takes it
   continues from its last checkpoint, or from the start if it has none.
 """
@@ -16,6 +20,8 @@ import enum
 import time
 from typing import Any
 
+from samon_core.runs.messages import clip
+from samon_core.runs.owners import DETACHED, NotAllowed
 from samon_core.runs.states import ACTIVE_STATES, RESUMABLE_STATES, RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
 from samon_core.service.backend import Queue, get_queue
@@ -50,42 +56,47 @@ def _cancel_queued(store: RunStore, queue: Queue, run_id: str, message: str) -> 
         queue.clear_cancel(run_id)  # the state says it all now
 
 
-def _detach_owner(store: RunStore, run_id: str, owner: str) -> bool:
-    """Remove ``owner`` from the requesters of a run others also requested; False (nothing
-    changed) if ``owner`` is its only requester or not one of them."""
+def _release_and_flag(store: RunStore, run_id: str, owner: str | None, is_teacher: bool,
+                      s: Settings) -> str | None:
+    """Under the submit lock (so that no identical request joins the run meanwhile): check the
+    caller, detach them from a shared run, or raise the cancel request. Returns the answer for
+    the caller when there is nothing more to do (the state, or ``DETACHED``), else None."""
     with submit_lock(store):
-        requesters = list(store.read_meta(run_id).get("requesters") or [])
-        mine = [r for r in requesters if r.get("owner") == owner]
-        others = [r for r in requesters if r.get("owner") != owner]
-        if mine and others:
-            store.update_meta(run_id, requesters=others)
-            return True
-    return False
+        state = store.read_status(run_id).get("state")
+        if state not in _CANCELLABLE:
+            store.check_requester(run_id, owner, is_teacher=is_teacher, action="cancel")
+            return str(state)
+        if not store.release_request(run_id, owner, is_teacher=is_teacher, action="cancel"):
+            return DETACHED
+        # The flag first: a worker that is claiming the run right now, or training it, sees it.
+        request_cancel_flag(store, run_id)
+    with contextlib.suppress(Exception):  # the file is the primary signal; this one is faster
+        get_queue(store, s).set_cancel(run_id)  # on NFS
+    return None
 
 
-def cancel(run_id: str, *, owner: str | None = None, store: RunStore | None = None,
-           settings: Settings | None = None) -> str:
-    """Cancel a run; returns its new state.
+def cancel(run_id: str, *, owner: str | None = None, is_teacher: bool = False,
+           store: RunStore | None = None, settings: Settings | None = None) -> str:
+    """Cancel a run for ``owner`` (one of its requesters) or a teacher; returns what happened:
 
+    * ``DETACHED`` ('detached'): others also requested the run; only ``owner`` was removed from
+      its requesters and the run goes on for them;
     * queued or interrupted: 'cancelled' (a queued run never starts);
     * running: ``CANCELLING`` ('cancelling'); the trainer stops within one step and marks it
       'cancelled' (if it did so before ``cancel`` read the state back, 'cancelled' is returned);
     * already finished / failed / diverged / cancelled: that state, unchanged.
 
-    With ``owner``: if the run was also requested by others (shared identical request), only
-    ``owner`` is removed from its requesters and the run goes on (its state is returned).
+    ``NotAllowed`` (a ``ValueError``) when the caller is neither a requester nor a teacher, or
+    gives no ``owner`` at all.
     """
     store = store_or_default(store)
     s = settings or load_settings()
-    state = store.read_status(run_id).get("state")
-    if state not in _CANCELLABLE:
-        return str(state)
-    if owner is not None and _detach_owner(store, run_id, owner):
-        return str(state)
-    # The flag first: a worker that is claiming the run right now, or training it, sees it.
-    request_cancel_flag(store, run_id)
-    with contextlib.suppress(Exception):  # the file is the primary signal; this one is faster
-        get_queue(store, s).set_cancel(run_id)  # on NFS
+    if owner is None and not is_teacher:
+        raise NotAllowed(f"cancel of run {clip(run_id)} needs the owner's name (owner=...) or "
+                         "is_teacher=True")
+    answer = _release_and_flag(store, run_id, owner, is_teacher, s)
+    if answer is not None:
+        return answer
     with claim_lock(store.run_dir(run_id)) as free:
         state = store.read_status(run_id).get("state")
         if free and state in _NOT_STARTED:
@@ -98,6 +109,18 @@ def cancel(run_id: str, *, owner: str | None = None, store: RunStore | None = No
             store.heartbeat(run_id, cancel_requested=time.time())
         return CANCELLING
     return str(state)
+
+
+def delete_run(run_id: str, *, owner: str | None = None, is_teacher: bool = False,
+               store: RunStore | None = None, settings: Settings | None = None) -> str:
+    """Delete a run for ``owner`` (or a teacher), cancelling it first if it waits or trains:
+    'deleted', ``DETACHED`` (a shared run: only ``owner`` left it), or ``CANCELLING`` (it was
+    training: it stops within a step; delete it again then). ``NotAllowed`` for anyone else."""
+    store = store_or_default(store)
+    answer = cancel(run_id, owner=owner, is_teacher=is_teacher, store=store, settings=settings)
+    if answer in (DETACHED, CANCELLING):
+        return answer
+    return store.delete_run(run_id, owner=owner, is_teacher=is_teacher)
 
 
 def requeue(store: RunStore, run_id: str, why: Requeue, *, settings: Settings | None = None,

@@ -1,15 +1,19 @@
-"""The limits of a shared server (settings.py), checked before anything is created.
+"""The limits of a shared server (settings.py), checked wherever work starts.
 
-A request over a limit raises ``LimitExceeded`` naming the limit, its value and the environment
-variable that sets it, and nothing is queued.
+``submit`` checks them before anything is created; ``samon run`` before it creates a run folder;
+a worker before it trains a run (a run that never passed them, or was queued under laxer
+settings, ends 'failed' with the reason). A request over a limit raises ``LimitExceeded`` naming
+the limit, its value and the environment variable that sets it. No torch: model sizes come from
+the catalog.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from samon_core.catalog import DATASET_SIZES
+from samon_core.catalog import DATASET_SIZES, MODELS
 from samon_core.runs.config import RunConfig
+from samon_core.runs.messages import clip
 from samon_core.runs.states import ACTIVE_STATES, RunState
 from samon_core.service.scan import RunRow
 from samon_core.service.settings import DevicePolicy, Settings, env_name, load_settings
@@ -19,12 +23,11 @@ class LimitExceeded(ValueError):
     """A request over a server limit. ``limit`` is the setting's name, ``value`` its value; the
     message names both (and the environment variable that sets it)."""
 
-    def __init__(self, limit: str, value: Any, detail: str):
+    def __init__(self, limit: str, value: Any, detail: str, outcome: str = "nothing was queued"):
         self.limit = limit
         self.value = value
         super().__init__(
-            f"limit {limit} = {value} (setting {limit!r}, ${env_name(limit)}): {detail}; nothing "
-            "was queued"
+            f"limit {limit} = {value} (setting {limit!r}, ${env_name(limit)}): {detail}; {outcome}"
         )
 
 
@@ -34,40 +37,48 @@ def train_images(config: RunConfig) -> int:
     return min(config.train_subset, full) if config.train_subset else full
 
 
-def _check_device(config: RunConfig, s: Settings) -> None:
+def _device_problem(config: RunConfig, s: Settings) -> str | None:
     device = config.device
     if s.device_policy is DevicePolicy.CPU_ONLY and device not in ("auto", "cpu"):
-        raise LimitExceeded("device_policy", s.device_policy.value,
-                            f"device {device!r} is not allowed here; use 'auto' or 'cpu'")
+        return f"device {device!r} is not allowed here; use 'auto' or 'cpu'"
     if s.device_policy is DevicePolicy.GPU_ONLY and device in ("cpu", "mps"):
-        raise LimitExceeded("device_policy", s.device_policy.value,
-                            f"device {device!r} is not allowed here; use 'auto' or 'cuda'")
+        return f"device {device!r} is not allowed here; use 'auto' or 'cuda'"
+    return None
 
 
-def check_config_limits(config: RunConfig, settings: Settings | None = None) -> None:
-    """Raise ``LimitExceeded`` if ``config`` asks for more than this server allows (epochs,
-    training images, model, model size, device). Queue limits: ``check_queue_limits``."""
-    s = settings or load_settings()
+def _problems(config: RunConfig, s: Settings) -> list[tuple[str, Any, str]]:
+    """(limit, value, detail) of every limit ``config`` exceeds, in a fixed order."""
+    out: list[tuple[str, Any, str]] = []
     if s.max_epochs and config.epochs > s.max_epochs:
-        raise LimitExceeded("max_epochs", s.max_epochs,
-                            f"this run asks for {config.epochs} epochs")
-    if s.max_train_subset:
+        out.append(("max_epochs", s.max_epochs, f"this run asks for {config.epochs} epochs"))
+    if s.max_train_subset and config.dataset in DATASET_SIZES:
         n = train_images(config)
         if n > s.max_train_subset:
             whole = "" if config.train_subset else " (train_subset=0 means the whole training set)"
-            raise LimitExceeded("max_train_subset", s.max_train_subset,
-                                f"this run asks for {n} training images{whole}")
+            out.append(("max_train_subset", s.max_train_subset,
+                        f"this run asks for {n} training images{whole}"))
     if s.allowed_models and config.model not in s.allowed_models:
-        raise LimitExceeded("allowed_models", ",".join(s.allowed_models),
-                            f"model {config.model!r} is not among the allowed models")
-    if s.max_model_params:
-        from samon_core.models import model_info  # imports torch: only when this limit is set
+        out.append(("allowed_models", ",".join(s.allowed_models),
+                    f"model {clip(config.model)} is not among the allowed models"))
+    spec = MODELS.get(config.model)
+    if s.max_model_params and spec is not None and spec.num_params > s.max_model_params:
+        out.append(("max_model_params", s.max_model_params,
+                    f"model {config.model!r} has {spec.num_params:,} parameters"))
+    device = _device_problem(config, s)
+    if device:
+        out.append(("device_policy", s.device_policy.value, device))
+    return out
 
-        n_params = int(model_info(config.model)["num_params"])
-        if n_params > s.max_model_params:
-            raise LimitExceeded("max_model_params", s.max_model_params,
-                                f"model {config.model!r} has {n_params:,} parameters")
-    _check_device(config, s)
+
+def check_config_limits(config: RunConfig, settings: Settings | None = None, *,
+                        outcome: str = "nothing was queued") -> None:
+    """Raise ``LimitExceeded`` if ``config`` asks for more than this server allows (epochs,
+    training images, model, model size, device); ``outcome`` ends its message (what the caller
+    did not do). Queue limits: ``check_queue_limits``."""
+    s = settings or load_settings()
+    problems = _problems(config, s)
+    if problems:
+        raise LimitExceeded(*problems[0], outcome=outcome)
 
 
 def check_queue_limits(rows: list[RunRow], owner: str, n_new: int, s: Settings) -> None:
@@ -84,5 +95,5 @@ def check_queue_limits(rows: list[RunRow], owner: str, n_new: int, s: Settings) 
         active = sum(r.owner == owner and r.state in ACTIVE_STATES for r in rows)
         if active + n_new > s.max_queued_per_owner:
             raise LimitExceeded("max_queued_per_owner", s.max_queued_per_owner,
-                                f"{owner!r} has {active} runs queued or running and this request "
-                                f"adds {n_new}")
+                                f"{clip(owner)} has {active} runs queued or running and this "
+                                f"request adds {n_new}")

@@ -9,6 +9,10 @@ than ``heartbeat_timeout_s`` (the worker's heartbeat thread refreshes it every
 ``max_auto_resumes`` times) and the next worker continues it from its last checkpoint. The
 trainer appends a resume marker, so no epoch appears twice to readers of the store.
 
+A run whose ``status.json`` is damaged (empty after a power loss: it is written without fsync)
+reads as 'interrupted'; the sweep writes that state for good and, like a dead worker's run,
+re-queues it under ``auto_resume``.
+
 A 'queued' run that has no message in the queue for a while (its message was lost, e.g. a Redis
 server restarted without persistence) is enqueued again.
 """
@@ -99,6 +103,26 @@ def _recover_running(store: RunStore, run_id: str, now: float, s: Settings, host
         return
 
 
+def _recover_damaged(store: RunStore, run_id: str, now: float, s: Settings,
+                     report: dict[str, list[str]]) -> None:
+    """A run whose status.json is unreadable: 'interrupted' for good, re-queued if allowed."""
+    try:
+        with claim_lock(store.run_dir(run_id)) as free:
+            if not free:  # a live worker on this host trains it; its next write repairs it
+                return
+            status = store.read_status(run_id)
+            if not status.get("damaged"):
+                return
+            store.write_status(run_id, RunState.INTERRUPTED, message=status.get("message"),
+                               interrupted_at=now, interruptions=1)
+            report["interrupted"].append(run_id)
+            if s.auto_resume and s.max_auto_resumes > 0 and _requeue_quietly(
+                    store, run_id, Requeue.AUTO, s, detail="its status.json was damaged"):
+                report["requeued"].append(run_id)
+    except FileNotFoundError:  # deleted meanwhile
+        return
+
+
 def _requeue_lost(store: RunStore, candidates: list[str], s: Settings,
                   report: dict[str, list[str]]) -> None:
     """Enqueue again the queued runs among ``candidates`` that have no message in the queue."""
@@ -150,7 +174,9 @@ def recover(store: RunStore | None = None, *, force: bool = False,
     # state a moment before it enqueues; a worker takes a message a moment before it claims).
     grace = 2 * s.heartbeat_timeout_s
     for row in scan_runs(store):
-        if row.state == RunState.RUNNING:
+        if row.damaged:
+            _recover_damaged(store, row.run_id, now, s, report)
+        elif row.state == RunState.RUNNING:
             _recover_running(store, row.run_id, now, s, host, report)
         elif row.state == RunState.QUEUED and now - row.queued_at > grace:
             lost_candidates.append(row.run_id)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from samon_core.runs.io import read_json_dict_or_none
+from samon_core.runs.listing import is_run_folder
 from samon_core.runs.states import UNKNOWN_STATE, RunState
-from samon_core.runs.store import META_FILE, STATUS_FILE, RunStore
+from samon_core.runs.store import META_FILE, STATUS_FILE, RunStore, status_or_damaged
 
 
 @dataclass
@@ -25,6 +26,11 @@ class RunRow:
     @property
     def state(self) -> str:
         return str(self.status.get("state", UNKNOWN_STATE))
+
+    @property
+    def damaged(self) -> bool:
+        """status.json was missing, empty or malformed (read as 'interrupted')."""
+        return bool(self.status.get("damaged"))
 
     @property
     def owner(self) -> str:
@@ -49,14 +55,16 @@ class RunRow:
 
 
 def scan_runs(store: RunStore) -> list[RunRow]:
-    """meta and status of every run (runs being created or deleted are skipped)."""
+    """meta and status of every run (a damaged meta.json reads as {}, a damaged status.json as
+    'interrupted' with ``damaged``; runs deleted meanwhile are skipped)."""
     rows = []
     for run_id in store.run_ids():
         folder = store.root / run_id
         meta = read_json_dict_or_none(folder / META_FILE)
-        status = read_json_dict_or_none(folder / STATUS_FILE)
-        if meta is not None and status is not None:
-            rows.append(RunRow(run_id, meta, status))
+        status = status_or_damaged(folder / STATUS_FILE)
+        if (meta is None or status.get("damaged")) and not is_run_folder(folder):
+            continue  # renamed away by a delete while we read, or not a run
+        rows.append(RunRow(run_id, meta or {}, status))
     return rows
 
 

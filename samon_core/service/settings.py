@@ -48,9 +48,15 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from samon_core.runs.messages import clip
+
 SETTINGS_ENV = "SAMON_SETTINGS"
 DEFAULT_SETTINGS_FILE = "samon.toml"
 ENV_PREFIX = "SAMON_"
+# Upper bounds of the intervals: beyond them a value is a typo (and inf would overflow a wait).
+_HOUR = 3600.0
+_DAY = 86400.0
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class QueueBackend(str, enum.Enum):
@@ -163,6 +169,12 @@ class Settings(BaseSettings):
         DevicePolicy.ANY,
         description="Devices runs may ask for: 'any', 'cpu-only' or 'gpu-only'.",
     )
+    local_checks: bool | None = Field(
+        None,
+        description="submit checks on this machine that a run's device exists and its dataset "
+        "files are there (or downloadable). Unset: yes with the SQLite queue (its workers run "
+        "here), no with Redis (workers elsewhere may differ; they fail such a run instead).",
+    )
     # --- reuse ------------------------------------------------------------------------------
     share_active: bool = Field(
         True,
@@ -183,18 +195,24 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(
         30.0,
         gt=0.0,
+        le=_DAY,
+        allow_inf_nan=False,
         description="A worker or run whose heartbeat is older than this is dead (on another "
         "machine; on the same machine a vanished pid is detected at once).",
     )
     heartbeat_every_s: float = Field(
-        2.0, gt=0.0, description="Seconds between two worker heartbeats."
+        2.0, gt=0.0, le=_HOUR, allow_inf_nan=False,
+        description="Seconds between two worker heartbeats."
     )
     poll_s: float = Field(
-        0.5, gt=0.0, description="Seconds an idle worker waits between two looks at a SQLite queue."
+        0.5, gt=0.0, le=_HOUR, allow_inf_nan=False,
+        description="Seconds an idle worker waits between two looks at a SQLite queue."
     )
     recover_every_s: float = Field(
         10.0,
         ge=0.0,
+        le=_DAY,
+        allow_inf_nan=False,
         description="Seconds between two crash-recovery sweeps by each worker (and at most by "
         "the app).",
     )
@@ -212,6 +230,8 @@ class Settings(BaseSettings):
     stop_grace_s: float = Field(
         30.0,
         gt=0.0,
+        le=_HOUR,
+        allow_inf_nan=False,
         description="Seconds the pool waits at shutdown for its workers to put their runs back in "
         "the queue before killing them.",
     )
@@ -279,12 +299,26 @@ class Settings(BaseSettings):
             raise ValueError("must be a number of seconds")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in value):
+            raise ValueError("must be a URL like redis://host:6379/0 (or rediss://, unix://)")
+        return value
+
     @field_validator("queue_name")
     @classmethod
     def _queue_name(cls, value: str) -> str:
         if not value or not value.replace("_", "").isalnum():
             raise ValueError("must be letters, digits and '_'")
         return value
+
+    @property
+    def checks_here(self) -> bool:
+        """Whether submit checks devices and data on this machine (``local_checks``)."""
+        if self.local_checks is not None:
+            return self.local_checks
+        return self.queue is QueueBackend.SQLITE
 
     # --- output -----------------------------------------------------------------------------
 
@@ -301,7 +335,9 @@ class Settings(BaseSettings):
         child processes, so that workers started by the app use exactly the app's settings."""
         out = {}
         for name, value in self.describe().items():
-            if isinstance(value, bool):
+            if value is None:
+                text = ""  # an empty variable counts as unset
+            elif isinstance(value, bool):
                 text = "1" if value else "0"
             elif isinstance(value, tuple):
                 text = ",".join(value)
@@ -388,9 +424,13 @@ def _explain(exc: ValidationError, environ: Mapping[str, str], path: Path | None
         if err["type"] in ("greater_than_equal", "greater_than"):
             op, bound = (">=", ctx.get("ge")) if "ge" in ctx else (">", ctx.get("gt"))
             reason = f"must be {op} {bound}"
+        elif err["type"] == "finite_number":
+            reason = "must be a finite number"
+        elif err["type"] in ("less_than_equal", "less_than"):
+            reason = f"must be <= {ctx.get('le', ctx.get('lt'))}"
         elif err["type"] == "value_error":
             reason = str(ctx.get("error", err["msg"]))
         else:
             reason = err["msg"]
-        lines.append(f"setting {name} (from {source}): {reason}; got {err['input']!r}")
+        lines.append(f"setting {name} (from {source}): {reason}; got {clip(err['input'])}")
     return "\n".join(lines)

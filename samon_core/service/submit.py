@@ -6,10 +6,14 @@
   thirty students clicking the same preset at once queue it once. Every requester is recorded in
   ``meta.json["requesters"]``, and ``cancel(run_id, owner=...)`` only detaches that owner while
   others still wait for the run.
-* **Limits** (limits.py) are checked before anything is created. Submissions of one run store are
+* **Checks before anything is created**: the limits (limits.py) and what can be known about the
+  run without training it (preflight.py: model, subset sizes, and with ``local_checks`` the device
+  and the data files of this machine). Submissions of one run store are
   serialised by a lock file (``submit_lock``), so concurrent students cannot overshoot a queue
   limit or queue two copies of one config.
-* **All or nothing.** If the queue cannot be reached, the runs of the request disappear again.
+* **All or nothing.** If the queue cannot be reached or the store cannot be written, the runs of
+  the request disappear again, and the caller gets one clear error: ``QueueUnavailable`` or
+  ``StoreUnavailable`` (disk full, read-only folder, permissions).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from samon_core.runs.config import RunConfig
-from samon_core.runs.io import file_lock
+from samon_core.runs.io import file_lock, store_error
 from samon_core.runs.states import ACTIVE_STATES, RunState
 from samon_core.runs.store import RunStore, store_or_default
-from samon_core.service.backend import QUEUE_DIR, Queue, QueueUnavailable, get_queue
+from samon_core.service.backend import QUEUE_DIR, Queue, get_queue
 from samon_core.service.claims import cancel_pending
 from samon_core.service.limits import check_config_limits, check_queue_limits
+from samon_core.service.preflight import check_runnable
 from samon_core.service.scan import RunRow, scan_runs
 from samon_core.service.settings import Settings, load_settings
 
@@ -69,13 +74,6 @@ def _reusable(rows: list[RunRow], config_hash: str, store: RunStore,
     return min(active, key=lambda r: (r.state != RunState.RUNNING, r.queued_at, r.run_id))
 
 
-def _add_requester(store: RunStore, run_id: str, owner: str, group: str) -> None:
-    meta = store.read_meta(run_id)
-    requesters = list(meta.get("requesters") or [])
-    requesters.append({"owner": owner, "group": group, "time": time.time()})
-    store.update_meta(run_id, requesters=requesters)
-
-
 def _enqueue_new(store: RunStore, queue: Queue, run_id: str) -> None:
     task = queue.new_task(run_id)
     store.write_status(run_id, RunState.QUEUED, queued_at=time.time(), task_id=task.id)
@@ -90,6 +88,7 @@ def _check_requests(requests: list[_Request], owner: str, s: Settings) -> None:
             raise TypeError(f"config must be a RunConfig, got {type(req.config).__name__}")
     for req in requests:  # every request is checked before anything is created
         check_config_limits(req.config, s)
+        check_runnable(req.config, here=s.checks_here)
 
 
 def _plan(requests: list[_Request], rows: list[RunRow], reuse: bool, store: RunStore,
@@ -110,45 +109,52 @@ def _plan(requests: list[_Request], rows: list[RunRow], reuse: bool, store: RunS
     return plan, n_new
 
 
+def _carry_out(plan: list[tuple[_Request, RunRow | None, int | None]], store: RunStore,
+               queue: Queue, owner: str, preset: str | None,
+               created: list[str]) -> list[dict[str, Any]]:
+    """Create, share or reuse the runs of ``plan``; ids of new runs are added to ``created``."""
+    results: list[dict[str, Any]] = []
+    for req, row, dup in plan:
+        if row is not None:
+            store.add_requester(row.run_id, owner, req.group)
+            results.append({"run_id": row.run_id, "reused": True, "reused_state": row.state})
+        elif dup is not None:
+            rid = results[dup]["run_id"]
+            results.append({"run_id": rid, "reused": True,
+                            "reused_state": RunState.QUEUED.value})
+        else:
+            now = time.time()
+            meta = {"owner": owner, "group": req.group, "label": req.label, "preset": preset,
+                    "requesters": [{"owner": owner, "group": req.group, "time": now}]}
+            rid = store.create_run(req.config, meta)
+            created.append(rid)
+            _enqueue_new(store, queue, rid)
+            results.append({"run_id": rid, "reused": False, "reused_state": None})
+    return results
+
+
 def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, reuse: bool,
                  store: RunStore | None, settings: Settings | None) -> list[dict[str, Any]]:
     store = store_or_default(store)
     s = settings or load_settings()
     _check_requests(requests, owner, s)
-    queue = get_queue(store, s)
-    results: list[dict[str, Any]] = []
-    with submit_lock(store):
-        rows = scan_runs(store)
-        plan, n_new = _plan(requests, rows, reuse, store, s)
-        check_queue_limits(rows, owner, n_new, s)
-        created: list[str] = []
-        try:
-            for req, row, dup in plan:
-                if row is not None:
-                    _add_requester(store, row.run_id, owner, req.group)
-                    results.append({"run_id": row.run_id, "reused": True,
-                                    "reused_state": row.state})
-                elif dup is not None:
-                    rid = results[dup]["run_id"]
-                    results.append({"run_id": rid, "reused": True,
-                                    "reused_state": RunState.QUEUED.value})
-                else:
-                    now = time.time()
-                    meta = {"owner": owner, "group": req.group, "label": req.label,
-                            "preset": preset,
-                            "requesters": [{"owner": owner, "group": req.group, "time": now}]}
-                    rid = store.create_run(req.config, meta)
-                    created.append(rid)
-                    _enqueue_new(store, queue, rid)
-                    results.append({"run_id": rid, "reused": False, "reused_state": None})
-        except QueueUnavailable:
-            # All or nothing: the runs of this request disappear again. A message that did get
-            # into the queue is skipped by the worker (its run no longer exists).
-            for rid in created:
-                with contextlib.suppress(Exception):
-                    store.delete_run(rid, force=True)
-            raise
-    return results
+    created: list[str] = []
+    try:
+        queue = get_queue(store, s)
+        with submit_lock(store):
+            rows = scan_runs(store)
+            plan, n_new = _plan(requests, rows, reuse, store, s)
+            check_queue_limits(rows, owner, n_new, s)
+            return _carry_out(plan, store, queue, owner, preset, created)
+    except BaseException as exc:
+        # All or nothing: the runs of this request disappear again. A message that did get into
+        # the queue is skipped by the worker (its run no longer exists).
+        for rid in created:
+            with contextlib.suppress(Exception):
+                store.delete_run(rid, owner=owner, force=True)
+        if isinstance(exc, OSError):  # disk full, read-only folder, permissions: one line
+            raise store_error(exc) from exc
+        raise
 
 
 def submit_info(config: RunConfig, *, owner: str, group: str = "", label: str = "",

@@ -43,15 +43,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from samon_core.runs.io import atomic_write_text
+from samon_core.runs.io import StoreUnavailable, atomic_write_text, describe_os_error
+from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
-from samon_core.service.backend import get_queue
+from samon_core.service.backend import QueueUnavailable, get_queue
 from samon_core.service.claims import CANCEL_FILE, claim_lock
 from samon_core.service.control import Requeue, requeue
 from samon_core.service.devices import device_label, resolve_devices
 from samon_core.service.hosts import this_host
+from samon_core.service.limits import check_config_limits
+from samon_core.service.outage import QueueOutage
 from samon_core.service.pool import WorkerPool
+from samon_core.service.preflight import check_runnable
 from samon_core.service.recovery import recover
 from samon_core.service.settings import QueueBackend, Settings, load_settings
 from samon_core.service.worker_records import workers_dir
@@ -77,9 +81,10 @@ class Worker:
                  data_dir: str | os.PathLike[str] | None = None, exit_with_parent: bool = False,
                  max_runs: int = 0, exit_when_idle: bool = False,
                  trainer: Callable[..., dict] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, max_backoff_s: float = 30.0):
         self.store = store
         self.monotonic = monotonic
+        self.max_backoff_s = max_backoff_s
         self.settings = settings
         self.device = device_label(device)
         self.data_dir = data_dir
@@ -138,26 +143,7 @@ class Worker:
             threading.Thread(target=self._preload, name="samon-preload", daemon=True).start()
         try:
             self._recover()
-            backoff = 1.0
-            while not self._stop.is_set():
-                if self.max_runs and self.runs_done >= self.max_runs:
-                    break
-                try:
-                    task = self.queue.dequeue()
-                except Exception as exc:  # queue backend unreachable: wait and retry
-                    log.warning("worker %s: cannot read the queue (%s); retrying in %.0f s",
-                                self.id, exc, backoff)
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, 30.0)
-                    continue
-                backoff = 1.0
-                if task is None:
-                    if self.exit_when_idle:
-                        break
-                    if not self.queue.blocking:
-                        self._stop.wait(self.settings.poll_s)
-                    continue
-                self.queue.execute(task)  # -> self._handle(run_id), unless revoked
+            self._serve()
         finally:
             self._done.set()
             beat.join(timeout=10)
@@ -165,6 +151,33 @@ class Worker:
                 self._record_path.unlink()
             log.info("worker %s: exited after %d run(s)", self.id, self.runs_done)
         return 0
+
+    def _serve(self) -> None:
+        """Take and run tasks until asked to stop. Every queue call (the dequeue, and huey's
+        bookkeeping around a task: the revocation check before, clearing its flag after) may
+        fail while the backend is away; the worker then waits (``QueueOutage``) and goes on."""
+        outage = QueueOutage(self.id, self._stop, self.max_backoff_s)
+        while not self._stop.is_set():
+            if self.max_runs and self.runs_done >= self.max_runs:
+                break
+            try:
+                task = self.queue.dequeue()
+            except Exception as exc:  # backend unreachable: wait, then try again
+                outage.failed("read the queue", exc)
+                continue
+            outage.ok()
+            if task is None:
+                if self.exit_when_idle:
+                    break
+                if not self.queue.blocking:
+                    self._stop.wait(self.settings.poll_s)
+                continue
+            try:
+                self.queue.execute(task)  # -> self._handle(run_id), unless revoked
+            except Exception as exc:
+                # The run itself is safe: its state is in the store, and a queued run whose
+                # message was lost is queued again by the recovery.
+                outage.failed("finish a task in the queue", exc)
 
     # --- heartbeat ------------------------------------------------------------------------------
 
@@ -283,10 +296,18 @@ class Worker:
                            message=f"starting on worker {self.id}", cancel_requested=None)
         try:
             config = store.read_config(run_id)
+            # The limits and checks of submit, again: this run may have been queued by other
+            # means (an old version, a hand-made folder) or under laxer settings.
+            check_config_limits(config, self.settings, outcome="the run was not started")
+            check_runnable(config, here=True, data_dir=self.data_dir)
             resume = (run_dir / CHECKPOINT_FILE).is_file()
             if not resume:
                 self._restart_marker(run_id)
             return config, resume, self._load_trainer()
+        except ValueError as exc:  # over a limit, not runnable here, a damaged config: one line
+            log.warning("worker %s: run %s not started: %s", self.id, run_id, exc)
+            store.write_status(run_id, RunState.FAILED, message=clip(str(exc), 2000)[1:-1])
+            return None
         except Exception as exc:
             log.exception("worker %s: cannot start run %s", self.id, run_id)
             store.write_status(run_id, RunState.FAILED, message=f"{type(exc).__name__}: {exc}")
@@ -358,7 +379,7 @@ def _free_accelerator_memory() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = ClippingArgumentParser(
         prog="samon worker",
         description="Train queued runs. One device: this process is the worker; several: one "
                     "worker process per device. SIGTERM/Ctrl+C puts a run in progress back in "
@@ -387,8 +408,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def worker_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m samon_core worker ...``; returns the exit code (2 for bad options)."""
+    """``python -m samon_core worker ...``; returns the exit code: 2 for bad options or settings,
+    1 when the run store or the queue cannot be used (disk full, read-only, queue unreachable at
+    start), each with one line on stderr and no traceback."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return _worker_main(args)
+    except ValueError as exc:
+        print(f"samon worker: error: {clip_message(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"samon worker: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
+    except (QueueUnavailable, StoreUnavailable) as exc:
+        print(f"samon worker: error: {clip_message(str(exc))}", file=sys.stderr)
+        return 1
+
+
+def _check_runs_dir(store: RunStore) -> None:
+    """A run store folder that exists as something else, or cannot be written, is a bad option
+    (before any worker record or queue file is made)."""
+    root = store.root
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--runs-dir {clip(str(root))} is not a folder")
+
+
+def _worker_main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s[%(process)d] %(levelname)s: %(message)s")
     if args.log_level != "debug":  # huey logs every task at INFO; ours says more, once
@@ -404,8 +449,9 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(**overrides)
         devices = resolve_devices(args.devices or settings.worker_devices, settings)
         store = RunStore(args.runs_dir)
+        _check_runs_dir(store)
     except ValueError as exc:
-        print(f"samon worker: error: {exc}", file=sys.stderr)
+        print(f"samon worker: error: {clip_message(str(exc))}", file=sys.stderr)
         return 2
     if len(devices) == 1:
         device = devices[0]

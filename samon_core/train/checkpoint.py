@@ -14,6 +14,7 @@ of Python and NumPy are therefore stored as tensors and numbers, not as the obje
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
@@ -35,8 +36,16 @@ class CheckpointRefused(ValueError):
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """Write to a temporary file in the same folder, then rename: never a half-written file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:  # a Python file: the disk's own error is kept (below)
+            torch.save(obj, fh)
+        os.replace(tmp, path)
+    except BaseException as exc:  # e.g. ENOSPC: no half-written temporary file stays behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if not isinstance(exc, OSError) and isinstance(exc.__context__, OSError):
+            raise exc.__context__ from None  # torch wraps "No space left" in a RuntimeError
+        raise
 
 
 def rng_state() -> dict[str, Any]:

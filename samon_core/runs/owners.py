@@ -1,0 +1,75 @@
+"""Who may cancel or delete a run: its requesters (``meta.json``), or a teacher.
+
+An identical request shares a run (``samon_core.service.submit``), so a run can belong to several
+people: ``meta["requesters"]`` lists every owner who asked for it (older runs without the list
+belong to ``meta["owner"]`` alone). Cancel and delete act for a requester only, and on a shared
+run they only *detach* that requester; the run itself is cancelled or deleted when no requester is
+left. A caller who is not a requester gets ``NotAllowed``. ``is_teacher=True`` is the hook for a
+lab's administrator: it acts on the whole run at once; deciding who is a teacher is the caller's
+business (the app has no accounts). Pure functions on the meta dict; the store applies them under
+its lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from samon_core.runs.messages import clip
+
+DETACHED = "detached"  # what cancel / delete return when only the caller was removed
+
+
+class NotAllowed(ValueError):
+    """The caller may not cancel or delete this run (not one of its requesters)."""
+
+
+def requesters(meta: Mapping[str, Any]) -> list[str]:
+    """The owners who asked for the run, in order, each once."""
+    entries = meta.get("requesters")
+    if isinstance(entries, list):
+        names = [e.get("owner") for e in entries if isinstance(e, Mapping)]
+    else:
+        names = [meta.get("owner")]
+    out: list[str] = []
+    for name in names:
+        if isinstance(name, str) and name not in out:
+            out.append(name)
+    return out
+
+
+def check(meta: Mapping[str, Any] | None, run_id: str, owner: str | None, is_teacher: bool,
+          action: str) -> None:
+    """Raise ``NotAllowed`` unless ``owner`` is a requester of the run or ``is_teacher``."""
+    if is_teacher:
+        return
+    if owner is None:
+        raise NotAllowed(f"{action} of run {clip(run_id)} needs the owner's name (owner=...) "
+                         "or is_teacher=True")
+    if meta is None:
+        raise NotAllowed(f"run {clip(run_id)} has a damaged meta.json, so its owner is unknown; "
+                         f"only a teacher can {action} it")
+    if owner not in requesters(meta):
+        raise NotAllowed(f"{clip(owner)} did not request run {clip(run_id)}; only its "
+                         f"requesters (or a teacher) can {action} it")
+
+
+def release(meta: Mapping[str, Any] | None, run_id: str, owner: str | None, is_teacher: bool,
+            action: str) -> dict[str, Any] | None:
+    """What ``owner`` asking to ``action`` the run does to its meta: None means "act on the whole
+    run" (a teacher, or the last requester); a dict is the new meta with ``owner`` detached (the
+    others keep the run; the first of them becomes its ``owner``)."""
+    check(meta, run_id, owner, is_teacher, action)
+    if is_teacher or meta is None:
+        return None
+    others = [n for n in requesters(meta) if n != owner]
+    if not others:
+        return None
+    new = dict(meta)
+    entries = meta.get("requesters")
+    if isinstance(entries, list):
+        new["requesters"] = [e for e in entries
+                             if not (isinstance(e, Mapping) and e.get("owner") == owner)]
+    if new.get("owner") == owner:
+        new["owner"] = others[0]
+    return new

@@ -1,0 +1,31 @@
+"""A stand-in trainer for worker processes (``SAMON_WORKER_TRAINER=support.slow_trainer:train``):
+one epoch record every 0.1 s and a 'checkpoint' per epoch, so a test can kill the worker in the
+middle of a run without importing torch."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from samon_core.runs.store import RunStore
+
+
+def train(config, run_dir, *, callback=None, should_stop=None, data_dir=None, resume=False):
+    run_dir = Path(run_dir)
+    store, rid = RunStore(run_dir.parent), run_dir.name
+    store.write_status(rid, "running", pid=os.getpid())
+    ckpt = run_dir / "checkpoint.pt"
+    start = int(ckpt.read_text()) if resume and ckpt.exists() else 0
+    with store.metrics_writer(rid) as w:
+        if resume:
+            w.write({"kind": "resume", "epoch": start, "step": 0, "time": 0.0})
+        for epoch in range(start + 1, config.epochs + 1):
+            if should_stop is not None and should_stop():
+                store.write_status(rid, "cancelled")
+                return {"state": "cancelled"}
+            time.sleep(0.1)
+            w.write({"kind": "epoch", "epoch": epoch, "step": epoch, "time": float(epoch)})
+            ckpt.write_text(str(epoch))
+    store.write_status(rid, "finished")
+    return {"state": "finished"}
