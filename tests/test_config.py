@@ -164,7 +164,7 @@ def test_error_message_mentions_range_and_choices():
         ({"epochs": 0}, "RunConfig.epochs must be an integer in [1, 400]; got 0"),
         ({"lr": 0}, "RunConfig.lr must be a number in (0.0, 10.0]; got 0"),
         ({"momentum": 1.0}, "RunConfig.momentum must be a number in [0.0, 1.0); got 1.0"),
-        ({"rho": -1}, "RunConfig.rho must be a number >= 0.0; got -1"),
+        ({"rho": -1}, "RunConfig.rho must be a number in [0.0, 100.0]; got -1"),
         ({"lr": math.inf}, "RunConfig.lr must be a finite number; got inf"),
         ({"seed": 1.0}, "RunConfig.seed must be an integer; got 1.0"),
         ({"sam_end_epoch": "2"}, "RunConfig.sam_end_epoch must be an integer or None; got '2'"),
@@ -443,6 +443,7 @@ def test_field_info_reads_the_declarations():
     assert field_info("rho") == {
         "name": "rho", "type": "float", "optional": True, "default": None,
         "help": FIELD_HELP["rho"], "choices": None, "sam_only": True, "ge": 0.0,
+        "le": 100.0,
     }
     assert field_info("blocks")["default"] == [] and field_info("blocks")["type"] == "tuple"
     assert (field_info("blocks")["item_ge"], field_info("blocks")["item_le"]) == (1, 3)

@@ -255,7 +255,7 @@ def test_bad_run_ids_are_refused_everywhere(run_id, seeded):
 API_REJECTS = {
     "unknown model": (TINY.replace(model="nope"), {}),
     "missing cuda device": (TINY.replace(device="cuda:99"), {}),
-    "oversized train_subset": (TINY.replace(train_subset=10**8), {}),
+    "max_train_subset": (TINY.replace(train_subset=200), {"max_train_subset": 100}),
     "cifar100 offline": (TINY.replace(dataset="cifar100"), {}),
     "max_epochs": (TINY.replace(epochs=3), {"max_epochs": 2}),
     "max_model_params": (TINY, {"max_model_params": 1000}),

@@ -235,10 +235,45 @@ def test_nan_loss_ends_as_diverged(tmp_path, monkeypatch):
 
 
 def test_bad_setup_marks_run_failed(tmp_path):
+    # a batch larger than the training set is now refused by RunConfig itself; a model name
+    # missing from the registry still passes validation and fails in the setup
     with pytest.raises(ValueError, match="batch_size"):
-        train(tiny_config(train_subset=32, batch_size=64), tmp_path / "r")
+        tiny_config(train_subset=32, batch_size=64)
+    with pytest.raises(ValueError, match="no_such_model"):
+        train(tiny_config(model="no_such_model"), tmp_path / "r")
     status = RunStore(tmp_path).read_status("r")
-    assert status["state"] == "failed" and "batch_size" in status["message"]
+    assert status["state"] == "failed" and "no_such_model" in status["message"]
+
+
+# Tiny runs that learn visibly when healthy: 64 images, batches of 16, 4 epochs (16 steps).
+LEARNS = dict(train_subset=64, test_subset=64, batch_size=16, epochs=4, augment="none",
+              label_smoothing=0.0, method="base")
+
+
+def test_healthy_run_has_no_loss_warning(tmp_path):
+    s = train(tiny_config(**LEARNS), tmp_path / "r")
+    assert s["state"] == "finished" and "warning" not in s
+    assert RunStore(tmp_path).read_status("r")["message"] == ""
+
+
+def test_run_whose_loss_never_falls_finishes_with_a_warning(tmp_path):
+    s = train(tiny_config(**LEARNS, lr=10.0), tmp_path / "r")  # sits above chance, lr too high
+    assert s["state"] == "finished"
+    assert s["warning"].startswith("the training loss never fell below its first value")
+    assert "learning rate may be too high" in s["warning"]
+    store = RunStore(tmp_path)
+    assert store.read_status("r")["message"] == s["warning"]
+    assert store.read_summary("r")["warning"] == s["warning"]
+
+
+def test_exploding_loss_ends_as_diverged(tmp_path):
+    # AdamW at lr=1 sends the loss far past 10x the chance level ln(100) (but not to inf/nan)
+    s = train(tiny_config(**{**LEARNS, "optimizer": "adamw", "lr": 1.0}), tmp_path / "r")
+    status = RunStore(tmp_path).read_status("r")
+    assert s["state"] == "diverged" and status["state"] == "diverged"
+    assert s["diverged_reason"] == "exploded"
+    assert "exploded" in status["message"] and "chance level" in status["message"]
+    assert status["epoch"] == s["diverged_epoch"] == 1
 
 
 def _direct_losses(logits: torch.Tensor, y: torch.Tensor, s: float) -> tuple[float, float]:

@@ -9,7 +9,13 @@ forms, print help and validate input before anything is trained.
 * Validation is strict (no ``"10"`` for an integer, no ``1`` for a boolean, ints are accepted for
   floats) and a bad value raises ``ValueError`` with one line per bad field naming the field and
   what is allowed: ``RunConfig.epochs must be an integer in [1, 400]; got 0``. Rules between
-  fields (warm-up shorter than training, the SAM window, ...) are checked after the fields.
+  fields (warm-up shorter than training, the SAM window, subsets that fit the dataset, a batch
+  no larger than the training set) are checked after the fields.
+* Every number has an upper bound as well as a lower one, so that nothing that passes validation
+  overflows or fails later in the trainer (``weight_decay=1e300``, ``train_subset=10**30``).
+* Hostile input is refused with one short ``ValueError`` naming the field: quoted values are cut
+  (``fieldspec.quote``), JSON text is parsed by ``strictjson.loads_strict`` (no duplicate keys,
+  no deep nesting), ``key=value`` text takes plain decimal numbers only.
 * ``rho=None`` means "the paper's best rho for this variant and scope" (``samon_core.paper``).
 * ``config_hash`` identifies configs that train identically, so finished runs can be reused.
 
@@ -30,16 +36,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from samon_core import paper
-from samon_core.catalog import MODELS
+from samon_core.catalog import DATASET_SIZES, MODELS
 from samon_core.runs.fieldspec import (
     FieldSpec,
     error_messages,
     field_specs,
+    name_text,
     parse_text,
+    quote,
     suggest,
     unknown_fields_message,
 )
-from samon_core.runs.io import atomic_write_text
+from samon_core.runs.io import atomic_write_text, read_bytes_safely
+from samon_core.runs.strictjson import loads_strict
 
 CONFIG_FILENAME = "config.json"
 
@@ -53,6 +62,13 @@ HASH_SCHEMA = 3
 
 # Stages of the ResNet-like models (the paper's blocks B1-B3) that ``blocks`` may name.
 FIRST_STAGE, LAST_STAGE = 1, 3
+# Upper bounds shared by several fields.
+MAX_EPOCHS = 400
+MAX_BATCH = 4096
+MAX_TRAIN_IMAGES = max(train for train, _ in DATASET_SIZES.values())
+MAX_TEST_IMAGES = max(test for _, test in DATASET_SIZES.values())
+# A config file is a few hundred bytes; refuse text far beyond that before parsing it.
+MAX_JSON_CHARS = 1_000_000
 
 
 def _f(default: Any, help: str, *, sam: bool = False, pattern_text: str | None = None,
@@ -71,7 +87,11 @@ class RunConfig(BaseModel):
     ``sam_end_epoch``: SAM is on for epochs ``start <= e < end``); counts are plain counts.
     """
 
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", allow_inf_nan=False)
+    # regex_engine pinned to pydantic's Rust engine: there ``$`` matches only at the very end,
+    # while Python's ``re`` lets ``^cpu$`` match "cpu\n" (tests/test_hostile_config.py checks it).
+    model_config = ConfigDict(
+        strict=True, frozen=True, extra="forbid", allow_inf_nan=False, regex_engine="rust-regex"
+    )
 
     # --- model and data ---------------------------------------------------------------------
     model: str = _f(
@@ -94,21 +114,23 @@ class RunConfig(BaseModel):
         "Training images used: 0 = the whole training set, else the first N of a seeded "
         "permutation.",
         ge=0,
+        le=MAX_TRAIN_IMAGES,
     )
     test_subset: int = _f(
         0,
         "Test images used: 0 = the whole test set, else the first N of a seeded permutation.",
         ge=0,
+        le=MAX_TEST_IMAGES,
     )
     # --- base optimisation --------------------------------------------------------------------
     epochs: int = _f(
-        10, "Number of training epochs (passes over the training subset).", ge=1, le=400
+        10, "Number of training epochs (passes over the training subset).", ge=1, le=MAX_EPOCHS
     )
     batch_size: int = _f(
         128,
         f"Mini-batch size in images (the paper uses {paper.TRAINING_SETUP['batch_size']}).",
         ge=1,
-        le=4096,
+        le=MAX_BATCH,
     )
     optimizer: Literal["sgd", "adamw", "lion"] = _f(
         "sgd", "Base optimizer that SAM wraps (SGD with momentum in the paper's ResNet runs)."
@@ -116,7 +138,10 @@ class RunConfig(BaseModel):
     lr: float = _f(0.1, "Peak learning rate of the base optimizer.", gt=0.0, le=10.0)
     momentum: float = _f(0.9, "SGD momentum (beta1 for AdamW and Lion).", ge=0.0, lt=1.0)
     weight_decay: float = _f(
-        5e-4, "Weight decay of the base optimizer (not part of the SAM perturbation).", ge=0.0
+        5e-4,
+        "Weight decay of the base optimizer (not part of the SAM perturbation).",
+        ge=0.0,
+        le=1.0,  # lr x weight_decay >= 1 would flip the weights' sign every step
     )
     label_smoothing: float = _f(
         0.1,
@@ -131,7 +156,10 @@ class RunConfig(BaseModel):
         "(x0.2 at 30%, 60%, 80% of training).",
     )
     warmup_epochs: int = _f(
-        0, "Epochs of linear learning-rate warm-up before the schedule (must be < epochs).", ge=0
+        0,
+        "Epochs of linear learning-rate warm-up before the schedule (must be < epochs).",
+        ge=0,
+        le=MAX_EPOCHS - 1,
     )
     augment: Literal["crop_flip", "flip", "none", "autoaugment"] = _f(
         "crop_flip",
@@ -173,10 +201,15 @@ class RunConfig(BaseModel):
         "Perturbation radius; empty/None = the paper's best value for this variant and scope "
         "(SAM-ON wants 5-10x more than SAM-all).",
         ge=0.0,
+        le=100.0,  # 10x the largest radius the paper uses (ASAM SAM-ON, rho 10)
         sam=True,
     )
     eta: float = _f(
-        0.0, "ASAM's eta added to T_w (only used by adaptive variants).", ge=0.0, sam=True
+        0.0,
+        "ASAM's eta added to T_w (only used by adaptive variants).",
+        ge=0.0,
+        le=1.0,  # ASAM uses 0.01; a larger eta swamps the weights' scale T_w = |w| + eta
+        sam=True,
     )
     normalize_bias: bool = _f(
         False,
@@ -193,6 +226,7 @@ class RunConfig(BaseModel):
         0,
         "First epoch (0-based) in which SAM is used; earlier epochs use the base optimizer.",
         ge=0,
+        le=MAX_EPOCHS - 1,
         sam=True,
     )
     sam_end_epoch: int | None = _f(
@@ -200,6 +234,7 @@ class RunConfig(BaseModel):
         "SAM is used for epochs in [sam_start_epoch, sam_end_epoch) (0-based); None = until the "
         "end.",
         ge=1,
+        le=MAX_EPOCHS,
         sam=True,
     )
     # --- run environment --------------------------------------------------------------------
@@ -222,18 +257,23 @@ class RunConfig(BaseModel):
     )
     # --- measurements -----------------------------------------------------------------------
     sharpness_every: int = _f(
-        0, "Epochs between 1-step sharpness probes; 0 = only at the end of training.", ge=0
+        0,
+        "Epochs between 1-step sharpness probes; 0 = only at the end of training.",
+        ge=0,
+        le=MAX_EPOCHS,
     )
     sharpness_samples: int = _f(
         1024,
         "Un-augmented training images used by the sharpness probes (paper: "
         f"{paper.SHARPNESS_PROBE['sharpness_samples']}); 0 disables them.",
         ge=0,
+        le=MAX_TRAIN_IMAGES,
     )
     sharpness_m: int = _f(
         128,
         f"Batch size m of the m-sharpness probe (paper: {paper.SHARPNESS_PROBE['sharpness_m']}).",
         ge=1,
+        le=MAX_BATCH,
     )
     sharpness_rho: float = _f(
         0.01,
@@ -257,7 +297,10 @@ class RunConfig(BaseModel):
         le=1.0,
     )
     sharpness_multi_every: int = _f(
-        0, "Epochs between multi-step sharpness probes; 0 = only at the end.", ge=0
+        0,
+        "Epochs between multi-step sharpness probes; 0 = only at the end.",
+        ge=0,
+        le=MAX_EPOCHS,
     )
     sharpness_multi_steps: int = _f(
         20,
@@ -294,16 +337,17 @@ class RunConfig(BaseModel):
         if not isinstance(value, (tuple, list)) or any(
             isinstance(v, bool) or not isinstance(v, int) for v in value
         ):
-            raise ValueError(f"RunConfig.blocks must be a list of integers; got {value!r}")
+            raise ValueError(f"RunConfig.blocks must be a list of integers; got {quote(value)}")
         stages = tuple(sorted(value))  # order carries no meaning; sorted keeps labels and hashes
         if any(not FIRST_STAGE <= b <= LAST_STAGE for b in stages):
             raise ValueError(
                 f"RunConfig.blocks must be a list of stage numbers, each in "
-                f"{FIRST_STAGE}..{LAST_STAGE}; got {list(stages)}"
+                f"{FIRST_STAGE}..{LAST_STAGE}; got {quote(list(stages))}"
             )
         if len(set(stages)) != len(stages):
             raise ValueError(
-                f"RunConfig.blocks must be a list of distinct stage numbers; got {list(stages)}"
+                "RunConfig.blocks must be a list of distinct stage numbers; got "
+                f"{quote(list(stages))}"
             )
         return stages
 
@@ -336,7 +380,26 @@ class RunConfig(BaseModel):
                 f"RunConfig.blocks may only be set with scope 'norm' (SAM-ON); scope is "
                 f"{self.scope!r} and blocks is {list(self.blocks)}"
             )
+        self._check_data_sizes()
         return self
+
+    def _check_data_sizes(self) -> None:
+        """Subsets within the dataset and a batch no larger than the training images: checked
+        here, since the trainer would otherwise fail only once the data is loaded."""
+        train_size, test_size = DATASET_SIZES[self.dataset]
+        for name, size, split in (("train_subset", train_size, "training"),
+                                  ("test_subset", test_size, "test")):
+            if getattr(self, name) > size:
+                raise ValueError(
+                    f"RunConfig.{name} must be 0 (the whole set) or at most {size}, the size of "
+                    f"{self.dataset}'s {split} set; got {getattr(self, name)}"
+                )
+        n_train = self.train_subset or train_size
+        if self.batch_size > n_train:
+            raise ValueError(
+                f"RunConfig.batch_size must be at most the number of training images "
+                f"({n_train}); got {self.batch_size}"
+            )
 
     # -----------------------------------------------------------------------------------------
     # derived values
@@ -407,12 +470,16 @@ class RunConfig(BaseModel):
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
-    def from_json(cls, text: str) -> RunConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"RunConfig JSON is malformed: {exc}") from exc
-        return cls.from_dict(data)
+    def from_json(cls, text: str | bytes) -> RunConfig:
+        """Parse JSON text written by ``to_json``. Refused with one ``ValueError``: text over
+        ``MAX_JSON_CHARS``, malformed or deeply nested JSON, a key given twice, anything
+        ``from_dict`` refuses."""
+        if isinstance(text, (str, bytes, bytearray)) and len(text) > MAX_JSON_CHARS:
+            raise ValueError(
+                f"RunConfig JSON is {len(text):,} characters long; a config is a few hundred "
+                f"(at most {MAX_JSON_CHARS:,} are read)"
+            )
+        return cls.from_dict(loads_strict(text, owner="RunConfig"))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the config atomically to ``path`` (a file, or a folder: ``<folder>/config.json``).
@@ -425,11 +492,13 @@ class RunConfig(BaseModel):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> RunConfig:
-        """Read a config written by ``save`` (a file, or a folder holding ``config.json``)."""
+        """Read a config written by ``save`` (a file, or a folder holding ``config.json``).
+        A FIFO, a device or a file over ``MAX_JSON_CHARS`` bytes is refused unread
+        (``read_bytes_safely``); FileNotFoundError when missing, else ``ValueError``."""
         source = Path(path)
         if source.is_dir():
             source = source / CONFIG_FILENAME
-        return cls.from_json(source.read_text(encoding="utf-8"))
+        return cls.from_json(read_bytes_safely(source, MAX_JSON_CHARS))
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes`` applied, validated like a new config (pydantic's
@@ -445,7 +514,7 @@ class RunConfig(BaseModel):
         changes: dict[str, Any] = {}
         for item in overrides:
             if not isinstance(item, str) or "=" not in item:
-                raise ValueError(f"override {item!r} is not of the form key=value")
+                raise ValueError(f"override {quote(item)} is not of the form key=value")
             key, text = item.split("=", 1)
             key = key.strip()
             changes[key] = parse_field_value(key, text)
@@ -543,7 +612,9 @@ def _spec(name: str) -> FieldSpec:
     try:
         return _SPEC_BY_NAME[name]
     except KeyError:
-        raise ValueError(f"unknown RunConfig field: {name}{suggest([name], FIELD_NAMES)}") from None
+        raise ValueError(
+            f"unknown RunConfig field: {name_text(name)}{suggest([str(name)], FIELD_NAMES)}"
+        ) from None
 
 
 def field_help(name: str) -> str:

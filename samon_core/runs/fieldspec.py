@@ -11,7 +11,10 @@ declarations into
 * the text of "what is allowed" (``requirement``) and one-line messages for a pydantic
   ``ValidationError`` (``error_messages``): ``RunConfig.epochs must be an integer in [1, 400];
   got 0``. The app keys its form errors by the ``RunConfig.<field>`` at the start of a message;
-* typed values parsed from ``key=value`` text (``parse_text``), never with eval.
+* typed values parsed from ``key=value`` text (``parse_text``), never with eval: only plain
+  ASCII decimal numbers (no ``1_0``, no ``nan``/``inf``, no other whitespace than spaces around
+  the value), so what a user typed is what the run gets;
+* ``quote``: any value, however long, deep or large, as a short text for a message.
 
 Generic over the model (it never imports ``RunConfig``), so the config module can use it while
 being defined.
@@ -20,6 +23,8 @@ being defined.
 from __future__ import annotations
 
 import difflib
+import re
+import reprlib
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -28,7 +33,40 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from samon_core.runs.messages import VALUE_LIMIT, clip, clip_message
+from samon_core.runs.strictjson import OversizedNumber
+
 _BOUND_KEYS = ("ge", "gt", "le", "lt")
+
+
+# ---------------------------------------------------------------------------------------------
+# quoting values in messages
+# ---------------------------------------------------------------------------------------------
+
+# reprlib bounds the depth and the items shown, so a list nested 100,000 deep or holding a
+# million items is quoted without a RecursionError or a screenful of text.
+_SAFE_REPR = reprlib.Repr()
+_SAFE_REPR.maxlevel, _SAFE_REPR.maxlist, _SAFE_REPR.maxtuple, _SAFE_REPR.maxdict = 3, 6, 6, 4
+_SAFE_REPR.maxstring, _SAFE_REPR.maxlong, _SAFE_REPR.maxother = 40, 40, 40
+# Python refuses str() of an int of more than 4,300 digits; far above any setting anyway.
+_INT_BITS_SHOWN = 256
+
+
+def quote(value: Any, limit: int = VALUE_LIMIT) -> str:
+    """``value`` as a short text for a message: ``clip`` (repr cut to about ``limit`` characters
+    with "…") for strings and numbers; huge integers and containers, which ``repr`` cannot always
+    print (too many digits, too deep), are shown in outline."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > _INT_BITS_SHOWN:
+            return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+        return clip(value, limit)
+    if isinstance(value, (str, bytes, float, bool, type(None))):
+        return clip(value, limit)
+    try:
+        text = _SAFE_REPR.repr(value)
+    except Exception:  # a repr that fails (a huge int inside a list, a broken object)
+        text = f"<a {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,8 +152,12 @@ def range_text(bounds: Mapping[str, float]) -> str:
     return ""
 
 
-def requirement(spec: FieldSpec, error_type: str) -> str:
-    """What a valid value of ``spec`` is, phrased for the pydantic error ``error_type``."""
+def requirement(spec: FieldSpec, error_type: str, value: Any = None) -> str:
+    """What a valid value of ``spec`` is, phrased for the pydantic error ``error_type`` about
+    ``value`` (an integer refused for its size, not its type, is told the field's range)."""
+    whole = isinstance(value, (int, OversizedNumber)) and not isinstance(value, bool)
+    if whole and spec.bounds and spec.base in (int, float):
+        return f"{_TYPE_TEXT[spec.base]} {range_text(spec.bounds)}"
     if error_type == "finite_number":
         return "a finite number"
     if error_type == "literal_error" and spec.choices:
@@ -127,20 +169,35 @@ def requirement(spec: FieldSpec, error_type: str) -> str:
     return type_text(spec)
 
 
+# Names shown bare in messages; anything else (long, spaces, control characters) is quoted.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+# Unknown names listed in one message; a file with 10,000 stray keys gets a count for the rest.
+_NAMES_SHOWN = 5
+
+
+def name_text(name: Any) -> str:
+    """A field name as typed, for a message: bare if plain, else quoted and cut."""
+    return name if isinstance(name, str) and _PLAIN_NAME.fullmatch(name) else quote(name, 40)
+
+
 def suggest(names: Iterable[str], known: Iterable[str]) -> str:
     """' (did you mean: epoch -> epochs?)' for names close to a known one, else ''."""
     known = list(known)
     hints = []
-    for name in names:
-        close = difflib.get_close_matches(name, known, n=1)
+    for name in list(names)[:_NAMES_SHOWN]:
+        # a name far longer than any field matches none; difflib on it would only cost time
+        close = difflib.get_close_matches(name, known, n=1) if len(name) <= 64 else []
         if close:
-            hints.append(f"{name} -> {close[0]}?")
+            hints.append(f"{name_text(name)} -> {close[0]}?")
     return f" (did you mean: {', '.join(hints)})" if hints else ""
 
 
 def unknown_fields_message(owner: str, names: Iterable[str], known: Iterable[str]) -> str:
     names = sorted(str(n) for n in names)
-    return f"unknown {owner} field(s): {', '.join(names)}{suggest(names, known)}"
+    shown = ", ".join(name_text(n) for n in names[:_NAMES_SHOWN])
+    if len(names) > _NAMES_SHOWN:
+        shown += f" and {len(names) - _NAMES_SHOWN} more"
+    return f"unknown {owner} field(s): {shown}{suggest(names, known)}"
 
 
 def error_messages(
@@ -162,12 +219,13 @@ def error_messages(
             continue
         seen.add(name)
         if err["type"] == "value_error":
-            messages.append(str(err.get("ctx", {}).get("error", err["msg"])))
+            messages.append(clip_message(str(err.get("ctx", {}).get("error", err["msg"])), 300))
         elif name in specs:
-            what = requirement(specs[name], err["type"])
-            messages.append(f"{owner}.{name} must be {what}; got {err.get('input')!r}")
+            value = err.get("input")
+            what = requirement(specs[name], err["type"], value)
+            messages.append(f"{owner}.{name} must be {what}; got {quote(value)}")
         else:
-            messages.append(f"{owner}: {err['msg']}")
+            messages.append(clip_message(f"{owner}: {err['msg']}", 300))
     if unknown:
         messages.append(unknown_fields_message(owner, unknown, specs))
     return messages
@@ -177,9 +235,21 @@ def error_messages(
 # parsing "key=value" text
 # ---------------------------------------------------------------------------------------------
 
+# Plain ASCII decimal numbers only: int() and float() also take '1_0' (= 10), '٣' (Arabic-Indic
+# 3), 'nan', 'inf' and surrounding tabs or newlines, none of which a setting means.
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,400}")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _NONE = {"none", "null", ""}
+_PLAIN_HINT = {int: " (plain decimal digits, e.g. 10)", float: " (plain decimal, e.g. 0.1 or 1e-3)",
+               tuple: " (e.g. 1,2)"}
+
+
+def _parse_int(text: str) -> int:
+    if not _INT_TEXT.fullmatch(text):
+        raise ValueError("not a plain decimal integer")
+    return int(text, 10)
 
 
 def _parse(base: type, text: str) -> Any:
@@ -193,30 +263,36 @@ def _parse(base: type, text: str) -> Any:
             return False
         raise ValueError("not a boolean")
     if base is int:
-        return int(text, 10)
+        return _parse_int(text)
     if base is float:
-        return float(text)
+        if not _FLOAT_TEXT.fullmatch(text):
+            raise ValueError("not a plain decimal number")
+        return float(text)  # '1e999' gives inf, which the model refuses as not finite
     # tuple of ints: '1,2', '[1, 2]' or '(1,2)'; empty = ()
     inner = text
     if inner[:1] in "([" and inner[-1:] in ")]":
         inner = inner[1:-1]
-    items = [s.strip() for s in inner.split(",")]
+    items = [s.strip(" ") for s in inner.split(",")]
     if items == [""]:
         return ()
-    return tuple(int(s, 10) for s in items)
+    return tuple(_parse_int(s) for s in items)
 
 
 def parse_text(owner: str, spec: FieldSpec, text: str) -> Any:
     """Parse ``text`` as a value of ``spec``: int, float, bool ('true'/'false', also 1/0/yes/no/
     on/off), str, optional ('none'/'null'/empty -> None), tuple of ints ('1,2,3', brackets
-    optional, empty -> ()). Raises ``ValueError`` naming the field; the value itself is checked
-    by the model."""
-    stripped = text.strip()
+    optional, empty -> ()); numbers in plain ASCII decimal only. Spaces around the value are
+    dropped, other whitespace is kept (and refused where it makes no sense). Raises
+    ``ValueError`` naming the field; the value itself is checked by the model."""
+    if not isinstance(text, str):
+        raise ValueError(f"{owner}.{spec.name}: expected text, got {type(text).__name__}")
+    stripped = text.strip(" ")
     if spec.optional and stripped.lower() in _NONE:
         return None
     try:
         return _parse(spec.base, stripped)
     except ValueError:
         raise ValueError(
-            f"{owner}.{spec.name}: cannot parse {text!r} as {type_text(spec)}"
+            f"{owner}.{spec.name}: cannot parse {quote(text)} as {type_text(spec)}"
+            f"{_PLAIN_HINT.get(spec.base, '')}"
         ) from None

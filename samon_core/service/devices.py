@@ -62,7 +62,7 @@ def resolve_devices(spec: str | None, settings: Settings) -> list[str]:
     for entry in (e.strip() for e in text.split(",")):
         if entry.lower() == "cpu":
             devices.append("cpu")
-        elif _GPU_ID_RE.match(entry):
+        elif _GPU_ID_RE.fullmatch(entry):
             devices.append(entry)
         else:
             raise ValueError(f"--devices: {entry!r} is neither 'cpu' nor a GPU index/UUID "

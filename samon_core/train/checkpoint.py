@@ -15,6 +15,7 @@ of Python and NumPy are therefore stored as tensors and numbers, not as the obje
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pickle
 import random
@@ -110,6 +111,8 @@ def save_checkpoint(
             "elapsed": state.elapsed,
             "best_acc": state.best_acc,
             "epoch_times": list(state.epoch_times),
+            "first_loss": state.first_loss,
+            "lowest_loss": state.lowest_loss,
             "config": config.to_dict(),  # JSON-ready: plain values only
         },
         path,
@@ -156,4 +159,7 @@ def restore(
         elapsed=ckpt["elapsed"],
         best_acc=ckpt["best_acc"],
         epoch_times=list(ckpt["epoch_times"]),
+        # absent from checkpoints written before the loss check: the check then starts afresh
+        first_loss=ckpt.get("first_loss"),
+        lowest_loss=ckpt.get("lowest_loss", math.inf),
     )

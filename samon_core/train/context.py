@@ -8,6 +8,7 @@ restores. ``Cancelled`` and ``Diverged`` end the run early; ``train`` turns them
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,11 +25,12 @@ class Cancelled(Exception):
 
 
 class Diverged(Exception):
-    """The training loss became NaN or infinite at ``epoch`` (1-based), ``step``."""
+    """The training loss became NaN or infinite, or exploded past ``limit`` (``loop.py``), at
+    ``epoch`` (1-based), ``step``. ``limit`` is None for a loss that is not finite."""
 
-    def __init__(self, epoch: int, step: int, loss: float):
+    def __init__(self, epoch: int, step: int, loss: float, limit: float | None = None):
         super().__init__(f"loss became {loss} at epoch {epoch}, step {step}")
-        self.epoch, self.step, self.loss = epoch, step, loss
+        self.epoch, self.step, self.loss, self.limit = epoch, step, loss, limit
 
 
 @dataclass
@@ -40,6 +42,8 @@ class TrainState:
     elapsed: float = 0.0  # seconds of training wall time at the last checkpoint
     best_acc: float = 0.0  # best test accuracy so far
     epoch_times: list[float] = field(default_factory=list)  # seconds per epoch done
+    first_loss: float | None = None  # training loss of the run's first step
+    lowest_loss: float = math.inf  # lowest training loss of a step record or an epoch
 
 
 @dataclass

@@ -6,7 +6,15 @@ the due sharpness probes, the epoch record, the checkpoint and the status. ``sho
 polled before every step (and before the evaluation and each sharpness probe), so a cancel lands
 within one step. A NaN or infinite loss raises ``Diverged``: on the CPU it is checked every step
 (free), on a GPU only when a step record is due, since reading the loss waits for the device (the
-record then names the step it was seen at).
+record then names the step it was seen at). So does an exploding loss: a finite training loss
+above ``EXPLODE_FACTOR`` x the chance level ln(num_classes) (a step's, or an epoch's mean), which
+no run that learns reaches (``rho=1e6`` "finished" at 15,056 before this check).
+
+A run that ends but whose training loss never fell clearly (by ``MIN_DROP``) below its first
+step's or the chance level, whichever is lower (lr=10 sits at or above chance), gets a ``warning``
+in its summary (``loss_warning``); the trainer puts it in the finished status's message. The
+chance level counts because a network that collapses to uniform predictions scores ln(C), a
+little below a typical first loss, without having learnt anything.
 
 Losses: the training loss is the criterion's, with label smoothing (``label_smoothing``); the test
 loss is measured with the same label smoothing (as the authors' train.py does), and both are also
@@ -68,6 +76,37 @@ def evaluate(
     return Measured(float(loss_sum) / n, float(ce_sum) / n, float(correct) / n)
 
 
+# An exploding run: training loss above this many times the chance level ln(num_classes).
+EXPLODE_FACTOR = 10.0
+# "Fell below" means by at least this share: a run stuck at chance hovers a few hundredths
+# around it.
+MIN_DROP = 0.02
+
+
+def chance_loss(num_classes: int) -> float:
+    """The cross-entropy of uniform predictions, ln(C) (label smoothing does not change it)."""
+    return math.log(max(num_classes, 2))
+
+
+def explosion_limit(num_classes: int) -> float:
+    """The training loss above which a run counts as diverged: ``EXPLODE_FACTOR`` x ln(C)."""
+    return EXPLODE_FACTOR * chance_loss(num_classes)
+
+
+def loss_warning(first: float | None, lowest: float, num_classes: int) -> str | None:
+    """The warning for a run whose training loss never fell clearly below its first value or
+    the chance level (the lower of the two), else None."""
+    if first is None:
+        return None
+    chance = chance_loss(num_classes)
+    if lowest < min(first, chance) * (1.0 - MIN_DROP):
+        return None
+    return (
+        f"the training loss never fell below its first value ({first:.2f}; lowest {lowest:.2f}, "
+        f"chance level {chance:.2f}): the learning rate may be too high, or the run too short"
+    )
+
+
 class TrainingLoop:
     """Trains ``setup``'s model for the run of ``ctx``; ``run()`` returns the summary."""
 
@@ -77,6 +116,7 @@ class TrainingLoop:
         self.config = ctx.config
         self.clock = RunClock()
         self.telemetry = Telemetry(ctx.config, ctx.emit, self.clock, ctx.heartbeat)
+        self.loss_limit = explosion_limit(setup.num_classes)
 
     def run(self) -> dict:
         """Train the remaining epochs; the summary (``summary.json`` without total_time_s)."""
@@ -128,16 +168,26 @@ class TrainingLoop:
             window.add(loss, correct, len(y))
             # A step record every log_every_s, and one closing each epoch (short epochs get one).
             due = window.seconds() >= self.config.log_every_s or i == last
-            if check_every_step or due:
-                value = float(loss)
-                if not math.isfinite(value):
-                    raise Diverged(epoch + 1, state.step, value)
+            if check_every_step or due or state.first_loss is None:
+                self._check_loss(float(loss), epoch)
             if due:
                 self._report_window(window, epoch, lr, images_done=totals.n)
         return totals
 
+    def _check_loss(self, value: float, epoch: int) -> None:
+        """Raise ``Diverged`` for a training loss that is not finite or has exploded; remember the
+        run's first loss."""
+        state = self.ctx.state
+        if not math.isfinite(value):
+            raise Diverged(epoch + 1, state.step, value)
+        if value > self.loss_limit:
+            raise Diverged(epoch + 1, state.step, value, limit=self.loss_limit)
+        if state.first_loss is None:
+            state.first_loss = value
+
     def _report_window(self, window: BatchTotals, epoch: int, lr: float, images_done: int) -> None:
         state, config = self.ctx.state, self.config
+        state.lowest_loss = min(state.lowest_loss, window.mean_loss())
         self.telemetry.step(window, epoch=epoch + 1, step=state.step, lr=lr)
         epoch_images = len(self.setup.train_loader) * config.batch_size
         progress = (epoch + images_done / epoch_images) / config.epochs
@@ -152,8 +202,8 @@ class TrainingLoop:
         """Evaluate, measure, record and checkpoint the end of epoch ``epoch`` (0-based)."""
         ctx, s, state, config = self.ctx, self.setup, self.ctx.state, self.config
         train = Measured(totals.mean_loss(), totals.mean_ce(), totals.accuracy())
-        if not math.isfinite(train.loss):
-            raise Diverged(epoch + 1, state.step, train.loss)
+        self._check_loss(train.loss, epoch)  # a GPU run reads its loss only at records
+        state.lowest_loss = min(state.lowest_loss, train.loss)
         ctx.heartbeat()
         ctx.check_stop()
         test = evaluate(s.model, s.test_loader, s.device, s.amp, config.label_smoothing)
@@ -209,7 +259,7 @@ class TrainingLoop:
 
     def _summary(self, last_test: Measured) -> dict:
         s, config = self.setup, self.config
-        return {
+        summary = {
             "state": "finished",
             "final_test_acc": last_test.acc,
             "final_test_loss": last_test.loss,  # with label smoothing, as the epoch's test_loss
@@ -230,3 +280,8 @@ class TrainingLoop:
             "data_source": s.data_source,
             "synthetic_data": s.synthetic,
         }
+        state = self.ctx.state
+        warning = loss_warning(state.first_loss, state.lowest_loss, s.num_classes)
+        if warning:
+            summary["warning"] = warning
+        return summary

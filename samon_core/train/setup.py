@@ -187,6 +187,7 @@ class RunSetup:
     n_params: int
     data_source: str
     synthetic: bool
+    num_classes: int  # of the dataset: sets the chance-level loss ln(num_classes)
 
 
 def build_run(config: RunConfig, data_dir: str | os.PathLike) -> RunSetup:
@@ -249,4 +250,5 @@ def build_run(config: RunConfig, data_dir: str | os.PathLike) -> RunSetup:
         n_params=n_params,
         data_source=data.source,
         synthetic=data.synthetic,
+        num_classes=data.num_classes,
     )

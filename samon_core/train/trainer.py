@@ -13,9 +13,20 @@ optional ``callback``:
 It keeps ``status.json`` current (running + heartbeat, then finished / diverged / cancelled /
 failed), writes a checkpoint atomically after every epoch (model, optimizer, scheduler, RNG,
 epoch) from which ``resume=True`` continues exactly, and writes ``summary.json`` (with
-``total_time_s`` and the resolved ``precision``) at the end. A NaN or infinite loss ends the run
-as ``diverged`` (with the epoch and step), not as a crash; ``should_stop()`` is polled every step
-and cancels within one step.
+``total_time_s`` and the resolved ``precision``) at the end. ``should_stop()`` is polled every
+step and cancels within one step.
+
+Runs that go wrong say so instead of "finishing" quietly (loop.py has the thresholds):
+
+* a NaN or infinite training loss ends the run as ``diverged`` (with the epoch and step), not as
+  a crash;
+* so does an exploding one, a finite training loss above 10x the chance level ln(num_classes)
+  (``rho=1e6`` reached 15,056): state ``diverged``, ``diverged_reason`` "exploded" in the summary
+  and a status message naming the loss and the limit. Diverged, not finished, because such a
+  model has learnt nothing worth comparing and its accuracy would only mislead a chart;
+* a run that finishes although its training loss never fell below its first value (``lr=10``
+  ends at chance) stays ``finished`` (its numbers are real) with a ``warning`` in its summary,
+  which is also the finished status's message.
 
 The parts: setup.py (device, precision, data, model, optimizer, schedule), step.py (one optimizer
 step), loop.py (epochs and steps), telemetry.py (the records), checkpoint.py (save / resume),
@@ -35,7 +46,7 @@ from samon_core.records import Record
 from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
 from samon_core.train.context import Cancelled, Diverged, RunContext
-from samon_core.train.loop import TrainingLoop
+from samon_core.train.loop import EXPLODE_FACTOR, TrainingLoop
 from samon_core.train.setup import build_run
 
 DATA_DIR_ENV = "SAMON_DATA_DIR"
@@ -106,6 +117,7 @@ def _finish(ctx: RunContext, summary: dict, t_start: float) -> None:
     ctx.store.write_summary(ctx.run_id, summary)
     ctx.write_status(
         "finished",
+        message=summary.get("warning", ""),
         progress=1.0,
         epoch=ctx.config.epochs,
         step=summary["steps"],
@@ -116,16 +128,19 @@ def _finish(ctx: RunContext, summary: dict, t_start: float) -> None:
 
 def _diverged(ctx: RunContext, d: Diverged, t_start: float) -> dict:
     """The ``diverged`` status and summary (written, total_time_s included)."""
-    msg = (
-        f"diverged: the loss became {d.loss} at epoch {d.epoch}, step {d.step}. "
-        "Try a smaller learning rate or rho."
-    )
+    if d.limit is None:
+        what = f"the loss became {d.loss}"
+    else:  # exploded: finite but far above the chance level
+        what = (f"the training loss exploded to {d.loss:.4g}, more than {EXPLODE_FACTOR:g}x "
+                f"the chance level (limit {d.limit:.1f}),")
+    msg = f"diverged: {what} at epoch {d.epoch}, step {d.step}. Try a smaller learning rate or rho."
     ctx.write_status("diverged", message=msg, epoch=d.epoch, step=d.step)
     summary = {
         "state": "diverged",
         "epochs_done": d.epoch - 1,
         "diverged_epoch": d.epoch,
         "diverged_step": d.step,
+        "diverged_reason": "not finite" if d.limit is None else "exploded",
         "total_time_s": time.monotonic() - t_start,
     }
     ctx.store.write_summary(ctx.run_id, summary)
