@@ -1,7 +1,7 @@
 """Queue load test: many tiny runs through the real queue, real worker processes, real trainer.
 
 Submits ``--runs`` distinct tiny runs (as if ``--owners`` students clicked at once), then starts
-``--workers`` worker processes (``python -m samon_core.service.worker --devices cpu
+``--workers`` worker processes (``python -m samon_core.service.worker_cli --devices cpu
 --exit-when-idle``, one thread each) and waits until every run has ended. Checks that nothing
 was lost: every run finished, with epochs 1..E exactly once, increasing steps and a summary.
 Prints the figures: submit latency, queue-listing latency, total wall time, runs per minute,
@@ -105,7 +105,7 @@ def _run_workers(args: argparse.Namespace, root: Path, env_settings: dict[str, s
             [
                 sys.executable,
                 "-m",
-                "samon_core.service.worker",
+                "samon_core.service.worker_cli",
                 "--devices",
                 "cpu",
                 "--runs-dir",

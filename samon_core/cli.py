@@ -376,7 +376,7 @@ def _store(runs_dir: str | None) -> RunStore:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["worker"]:  # the worker parses its own options
-        from samon_core.service.worker import worker_main
+        from samon_core.service.worker_cli import worker_main
 
         return worker_main(argv[1:])
     parser = build_parser()

@@ -27,8 +27,9 @@ class StepRecord(TypedDict):
     loss: float  # mean training loss of the window's images
     acc: float  # training accuracy of the window, a fraction in [0, 1]
     lr: float  # the learning rate of the window's last step
-    step_time: float  # seconds per optimizer step in the window
+    step_time: float  # seconds per optimizer step in the window (the run's own in lockstep)
     images_per_s: float
+    load: float | None  # the machine's 1-minute load average when the record was written
 
 
 class EpochRecord(TypedDict):

@@ -652,7 +652,7 @@ def test_kill_9_of_a_worker_keeps_the_metrics_and_the_run_resumes(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAMON_")}
     env.update(SAMON_WORKER_TRAINER="support.slow_trainer:train", SAMON_AUTO_RESUME="0",
                PYTHONPATH=str(Path(__file__).parent), SAMON_HEARTBEAT_EVERY_S="0.2")
-    proc = subprocess.Popen([sys.executable, "-m", "samon_core.service.worker", "--devices",
+    proc = subprocess.Popen([sys.executable, "-m", "samon_core.service.worker_cli", "--devices",
                              "cpu", "--runs-dir", str(store.root)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

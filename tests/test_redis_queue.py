@@ -66,7 +66,7 @@ def test_redis_queue_end_to_end(tmp_path, redis_url, monkeypatch):
 
     worker_env = {k: v for k, v in os.environ.items() if not k.startswith("SAMON_")}
     worker_env.update(env, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "samon_core.service.worker", "--devices", "cpu", "--runs-dir",
+    cmd = [sys.executable, "-m", "samon_core.service.worker_cli", "--devices", "cpu", "--runs-dir",
            str(store.root)]
     log = tmp_path / "worker.log"
 

@@ -56,7 +56,7 @@ class Workers:
         log = self.root.parent / f"worker-{len(self.procs)}.log"
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "samon_core.service.worker", "--devices", "cpu",
+                [sys.executable, "-m", "samon_core.service.worker_cli", "--devices", "cpu",
                  "--runs-dir", str(self.root)], env=env, stdout=fh, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         self.logs.append(log)

@@ -24,7 +24,7 @@ The modules, each importing only those above it:
 * ``positions`` queue positions;
 * ``pool``      worker pools, the app's local pool (``ensure_workers``);
 * ``outage``    how a worker waits out a queue outage;
-* ``worker``    the worker process (``python -m samon_core.service.worker``).
+* ``worker``    the worker process (``python -m samon_core.service.worker_cli``).
 
 The run store is the source of truth, the queue only says "look at run X"; run states are
 ``samon_core.runs.states.RunState``.

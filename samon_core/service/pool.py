@@ -2,7 +2,7 @@
 
 ``ensure_workers`` (the app, on every rerun: cheap and idempotent) starts a local pool when no
 worker is alive; ``python -m samon_core worker --devices 0,1`` supervises a pool the same way.
-The children are ``python -m samon_core.service.worker`` processes (started by module name: this
+The children are ``python -m samon_core.service.worker_cli`` processes (started by module name: this
 module imports no worker code, and no torch).
 """
 
@@ -93,7 +93,7 @@ class WorkerPool:
 
     def _spawn(self, i: int) -> None:
         device = self.devices[i]
-        cmd = [sys.executable, "-m", "samon_core.service.worker", "--devices", device,
+        cmd = [sys.executable, "-m", "samon_core.service.worker_cli", "--devices", device,
                "--runs-dir", str(self.root)]
         if self.data_dir:
             cmd += ["--data-dir", str(self.data_dir)]

@@ -192,6 +192,10 @@ class Settings(BaseSettings):
         description="Devices of the local pool: 'auto' (one worker per GPU, else one CPU worker), "
         "'cpu', or GPU indices like '0,1'.",
     )
+    lockstep_max_runs: int = Field(
+        6, ge=1, le=32,
+        description="Runs of one comparison a worker trains together, interleaved step by step "
+        "(same load for every run, curves side by side); 1 trains one run at a time.")
     heartbeat_timeout_s: float = Field(
         30.0,
         gt=0.0,

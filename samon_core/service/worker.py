@@ -1,8 +1,10 @@
-"""Queue workers: processes that take queued runs and train them, one at a time.
+"""Queue workers: processes that take queued runs and train them.
 
-``python -m samon_core worker [--devices auto|cpu|0,1] [--runs-dir DIR] [--queue sqlite|redis]``
-(or ``python -m samon_core.service.worker ...``). With one device this process is the worker; with
-several it supervises one worker process per device (pool.py), each pinned with
+A worker takes one run from the queue; when the run belongs to a comparison (``submit_group``) it
+also claims the comparison's other queued runs and trains them all together, interleaved step by
+step (lockstep.py, ``samon_core.train.lockstep``), so that they share the machine's load. The
+command line is in worker_cli.py (``python -m samon_core worker [--devices auto|cpu|0,1] ...``);
+with several devices it supervises one worker process per device (pool.py), each pinned with
 ``CUDA_VISIBLE_DEVICES`` and restarted if it dies. The app starts the same pool through
 ``service.ensure_workers``.
 
@@ -27,7 +29,6 @@ started with ``--exit-with-parent`` (the app's pool) stops the same way when its
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import json
@@ -39,25 +40,25 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from samon_core.runs.io import StoreUnavailable, atomic_write_text, describe_os_error
-from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
+from samon_core.runs.io import atomic_write_text
+from samon_core.runs.messages import clip
 from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
-from samon_core.service.backend import QueueUnavailable, get_queue
+from samon_core.service.backend import get_queue
 from samon_core.service.claims import CANCEL_FILE, claim_lock
 from samon_core.service.control import Requeue, requeue
-from samon_core.service.devices import device_label, resolve_devices
+from samon_core.service.devices import device_label
 from samon_core.service.hosts import this_host
 from samon_core.service.limits import check_config_limits
+from samon_core.service.lockstep import claim_group_mates
 from samon_core.service.outage import QueueOutage
-from samon_core.service.pool import WorkerPool
 from samon_core.service.preflight import check_runnable
 from samon_core.service.recovery import recover
-from samon_core.service.settings import QueueBackend, Settings, load_settings
+from samon_core.service.settings import Settings
 from samon_core.service.worker_records import workers_dir
 
 log = logging.getLogger("samon.worker")
@@ -104,6 +105,7 @@ class Worker:
         self._stop_reason = ""
         self._done = threading.Event()  # ends the heartbeat thread
         self._current: str | None = None
+        self._group: tuple[str, ...] = ()  # the runs training now (more than one in lockstep)
         self._run_started: float | None = None
         self._record_path = workers_dir(store) / f"{self.id}.json"
 
@@ -186,7 +188,8 @@ class Worker:
         record = {
             "id": self.id, "pid": os.getpid(), "host": self.host, "device": self.device,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "state": state,
-            "run_id": self._current, "run_started": self._run_started, "started": self.started,
+            "run_id": self._current, "run_ids": list(self._group),
+            "run_started": self._run_started, "started": self.started,
             "heartbeat": time.time(), "runs_done": self.runs_done,
             "queue": f"{self.settings.queue.value}:{self.settings.queue_name}",
         }
@@ -203,8 +206,7 @@ class Worker:
         last_recover = self.monotonic()
         while not self._done.wait(self.settings.heartbeat_every_s):
             self._write_record()
-            run_id = self._current
-            if run_id is not None:
+            for run_id in self._group:
                 # Keeps the run alive for recover() on other hosts even during a long evaluation.
                 with contextlib.suppress(Exception):
                     self.store.heartbeat(run_id, worker=self.id)
@@ -245,15 +247,30 @@ class Worker:
                 requeue(store, run_id, Requeue.SHUTDOWN, settings=self.settings,
                         detail=f"worker {self.id}: {self._stop_reason}")
                 return
-            self._current, self._run_started = run_id, time.time()
-            self._write_record()
-            try:
-                self._train(run_id, run_dir)
-            finally:
-                self._current = self._run_started = None
-                self.runs_done += 1
+            with contextlib.ExitStack() as mates_held:
+                mates = self._claim_mates(run_id, mates_held)
+                self._current, self._run_started = run_id, time.time()
+                self._group = (run_id, *mates)
                 self._write_record()
-                _free_accelerator_memory()
+                try:
+                    self._train([run_id, *mates])
+                finally:
+                    self.runs_done += len(self._group)
+                    self._current = self._run_started = None
+                    self._group = ()
+                    self._write_record()
+                    _free_accelerator_memory()
+
+    def _claim_mates(self, run_id: str, held: contextlib.ExitStack) -> list[str]:
+        """The other queued runs of ``run_id``'s comparison, to train in lockstep (lockstep.py);
+        none with a trainer given by a test or ``$SAMON_TRAINER`` (they train one run)."""
+        if self._trainer is not None or os.environ.get(TRAINER_ENV):
+            return []
+        try:
+            return claim_group_mates(self.store, run_id, self.settings, held)
+        except Exception:  # a damaged neighbour must not stop this run
+            log.exception("worker %s: cannot look for the group of run %s", self.id, run_id)
+            return []
 
     def _queue_cancel(self, run_id: str) -> bool:
         try:
@@ -331,31 +348,54 @@ class Worker:
 
         return should_stop
 
-    def _train(self, run_id: str, run_dir: Path) -> None:
-        store = self.store
+    def _train(self, run_ids: list[str]) -> None:
+        """Train ``run_ids`` (claimed; one, or a lockstep group) and settle each one's outcome."""
         t0 = time.monotonic()
-        started = self._start(run_id, run_dir)
-        if started is None:
+        jobs = []  # (run_id, cancel flag, config, resume, trainer)
+        for run_id in run_ids:
+            run_dir = self.store.run_dir(run_id)
+            started = self._start(run_id, run_dir)
+            if started is not None:
+                jobs.append((run_id, str(run_dir / CANCEL_FILE), *started))
+        if not jobs:
             return
-        config, resume, train = started
-        cancel_flag = str(run_dir / CANCEL_FILE)
-        log.info("worker %s: run %s %s", self.id, run_id,
-                 "resumes from its checkpoint" if resume else "starts")
+        for run_id, _, _, resume, _ in jobs:
+            log.info("worker %s: run %s %s%s", self.id, run_id,
+                     "resumes from its checkpoint" if resume else "starts",
+                     f" (lockstep group of {len(jobs)})" if len(jobs) > 1 else "")
         try:
-            summary = train(config, run_dir, should_stop=self._should_stop(run_id, cancel_flag),
-                            data_dir=self.data_dir, resume=resume)
+            states = self._run_trainer(jobs)
         except Exception as exc:  # the trainer has marked the run failed; make sure of it
-            log.exception("worker %s: run %s failed", self.id, run_id)
-            with contextlib.suppress(Exception):
-                if store.read_status(run_id).get("state") == RunState.RUNNING:
-                    store.write_status(run_id, RunState.FAILED,
-                                       message=f"{type(exc).__name__}: {exc}")
+            log.exception("worker %s: run(s) %s failed", self.id, ", ".join(run_ids))
+            for run_id, *_ in jobs:
+                with contextlib.suppress(Exception):
+                    if self.store.read_status(run_id).get("state") == RunState.RUNNING:
+                        self.store.write_status(run_id, RunState.FAILED,
+                                                message=f"{type(exc).__name__}: {exc}")
             return
-        state = summary.get("state")
+        for (run_id, cancel_flag, *_), state in zip(jobs, states, strict=True):
+            self._settle(run_id, cancel_flag, state, t0)
+
+    def _run_trainer(self, jobs: list[tuple]) -> list[str | None]:
+        """The trainer's final state per job: ``train`` for one run, ``train_group`` for more."""
+        if len(jobs) == 1:
+            run_id, cancel_flag, config, resume, train = jobs[0]
+            summary = train(config, self.store.run_dir(run_id), data_dir=self.data_dir,
+                            should_stop=self._should_stop(run_id, cancel_flag), resume=resume)
+            return [summary.get("state")]
+        from samon_core.train.lockstep import GroupJob, train_group  # torch: already loaded
+
+        group = [GroupJob(config, self.store.run_dir(run_id), data_dir=self.data_dir,
+                          should_stop=self._should_stop(run_id, cancel_flag), resume=resume)
+                 for run_id, cancel_flag, config, resume, _ in jobs]
+        return [s.get("state") for s in train_group(group)]
+
+    def _settle(self, run_id: str, cancel_flag: str, state: str | None, t0: float) -> None:
+        """After training: a run stopped by this worker's shutdown goes back to the queue."""
         user_cancel = os.path.exists(cancel_flag) or self._queue_cancel(run_id)
         if state == RunState.CANCELLED and self._stop.is_set() and not user_cancel:
             # Stopped because this worker stops, not because a user cancelled: back in the queue.
-            requeue(store, run_id, Requeue.SHUTDOWN, settings=self.settings,
+            requeue(self.store, run_id, Requeue.SHUTDOWN, settings=self.settings,
                     detail=f"worker {self.id}: {self._stop_reason}")
             state = "queued again"
         elif user_cancel:
@@ -376,117 +416,3 @@ def _free_accelerator_memory() -> None:
 # ---------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = ClippingArgumentParser(
-        prog="samon worker",
-        description="Train queued runs. One device: this process is the worker; several: one "
-                    "worker process per device. SIGTERM/Ctrl+C puts a run in progress back in "
-                    "the queue (it resumes from its checkpoint).")
-    ap.add_argument("--devices", default=None,
-                    help="auto (one worker per GPU, else one CPU worker), cpu, or GPU indices "
-                         "like 0,1; entries may repeat (cpu,cpu = two CPU workers). Default: "
-                         "setting worker_devices ($SAMON_WORKER_DEVICES, 'auto')")
-    ap.add_argument("--runs-dir", default=None,
-                    help="run store folder (default: $SAMON_RUNS_DIR or ./runs)")
-    ap.add_argument("--queue", choices=[b.value for b in QueueBackend], default=None,
-                    help="queue backend (default: setting queue, $SAMON_QUEUE, 'sqlite')")
-    ap.add_argument("--redis-url", default=None,
-                    help="Redis server for --queue redis (default: $SAMON_REDIS_URL); prefer the "
-                         "variable when the URL holds a password")
-    ap.add_argument("--data-dir", default=None,
-                    help="dataset folder (default: $SAMON_DATA_DIR or ./data)")
-    ap.add_argument("--max-runs", type=int, default=0,
-                    help="exit (code 0) after this many runs; 0 = never")
-    ap.add_argument("--exit-when-idle", action="store_true",
-                    help="exit (code 0) as soon as the queue is empty")
-    ap.add_argument("--exit-with-parent", action="store_true",
-                    help="stop when the parent process exits (used by the app's worker pool)")
-    ap.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
-    return ap
-
-
-def worker_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m samon_core worker ...``; returns the exit code: 2 for bad options or settings,
-    1 when the run store or the queue cannot be used (disk full, read-only, queue unreachable at
-    start), each with one line on stderr and no traceback."""
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        return _worker_main(args)
-    except ValueError as exc:
-        print(f"samon worker: error: {clip_message(str(exc))}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"samon worker: error: {describe_os_error(exc)}", file=sys.stderr)
-        return 1
-    except (QueueUnavailable, StoreUnavailable) as exc:
-        print(f"samon worker: error: {clip_message(str(exc))}", file=sys.stderr)
-        return 1
-
-
-def _check_runs_dir(store: RunStore) -> None:
-    """A run store folder that exists as something else, or cannot be written, is a bad option
-    (before any worker record or queue file is made)."""
-    root = store.root
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"--runs-dir {clip(str(root))} is not a folder")
-
-
-def _worker_main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s: %(message)s")
-    if args.log_level != "debug":  # huey logs every task at INFO; ours says more, once
-        logging.getLogger("huey").setLevel(logging.WARNING)
-    overrides: dict[str, Any] = {}
-    if args.queue:
-        overrides["queue"] = QueueBackend(args.queue)
-    if args.redis_url:
-        overrides["redis_url"] = args.redis_url
-    try:
-        if args.max_runs < 0:
-            raise ValueError("--max-runs must be >= 0")
-        settings = load_settings(**overrides)
-        devices = resolve_devices(args.devices or settings.worker_devices, settings)
-        store = RunStore(args.runs_dir)
-        _check_runs_dir(store)
-    except ValueError as exc:
-        print(f"samon worker: error: {clip_message(str(exc))}", file=sys.stderr)
-        return 2
-    if len(devices) == 1:
-        device = devices[0]
-        if device == "cpu":
-            if args.devices and args.devices.strip().lower() == "cpu":
-                os.environ["CUDA_VISIBLE_DEVICES"] = ""  # asked for the CPU: hide any GPU
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = device  # before torch is imported
-        worker = Worker(store, settings, device=device, data_dir=args.data_dir,
-                        exit_with_parent=args.exit_with_parent, max_runs=args.max_runs,
-                        exit_when_idle=args.exit_when_idle)
-        return worker.run()
-    extra = []
-    if args.max_runs:
-        extra += ["--max-runs", str(args.max_runs)]
-    if args.exit_when_idle:
-        extra.append("--exit-when-idle")
-    extra += ["--log-level", args.log_level]
-    pool = WorkerPool(store.root, devices, settings=settings, data_dir=args.data_dir,
-                      exit_with_parent=True, extra_args=extra)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-    log.info("supervising %d workers (%s) for %s", len(devices), ", ".join(devices), store.root)
-    pool.start()
-    try:
-        pool.wait(stop)
-    finally:
-        pool.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(worker_main())

@@ -25,6 +25,7 @@ like with like and the plain CE stays available.
 from __future__ import annotations
 
 import math
+from collections.abc import Generator, Iterator
 from time import monotonic
 
 import torch
@@ -110,22 +111,32 @@ def loss_warning(first: float | None, lowest: float, num_classes: int) -> str | 
 class TrainingLoop:
     """Trains ``setup``'s model for the run of ``ctx``; ``run()`` returns the summary."""
 
-    def __init__(self, ctx: RunContext, setup: RunSetup):
+    def __init__(self, ctx: RunContext, setup: RunSetup, *, own_time: bool = False):
         self.ctx = ctx
         self.setup = setup
         self.config = ctx.config
         self.clock = RunClock()
         self.telemetry = Telemetry(ctx.config, ctx.emit, self.clock, ctx.heartbeat)
         self.loss_limit = explosion_limit(setup.num_classes)
+        # Lockstep (train_group): step times are each run's own, not the window's wall time.
+        self.own_time = own_time
+        self.result: dict = {}
 
     def run(self) -> dict:
         """Train the remaining epochs; the summary (``summary.json`` without total_time_s)."""
+        for _ in self.steps():
+            pass
+        return self.result
+
+    def steps(self) -> Iterator[int]:
+        """Train, yielding the global step number after every optimizer step, so that a caller
+        can interleave several runs (``train_group``); ``result`` holds the summary at the end."""
         self._start()
         self.setup.model.train()
         last_test = Measured(math.nan, math.nan, math.nan)  # no epoch left to train
         for epoch in range(self.ctx.state.epoch, self.config.epochs):
-            last_test = self._epoch(epoch)
-        return self._summary(last_test)
+            last_test = yield from self._epoch(epoch)
+        self.result = self._summary(last_test)
 
     def _start(self) -> None:
         """Restore the checkpoint (``resume``) or record the state at initialisation."""
@@ -141,23 +152,38 @@ class TrainingLoop:
         if ctx.state.epoch == 0:
             self.telemetry.norm_stats(s.model, epoch=0, step=0, time=0.0)
 
-    def _epoch(self, epoch: int) -> Measured:
+    def _epoch(self, epoch: int) -> Generator[int, None, Measured]:
         """Train epoch ``epoch`` (0-based) and close it; returns the test measurement."""
         self.ctx.state.epoch = epoch
         started = monotonic()
         use_sam = self.config.sam_active(epoch)
-        totals = self._train_batches(epoch, use_sam)
+        totals = yield from self._train_batches(epoch, use_sam)
         return self._close_epoch(epoch, totals, use_sam, started)
 
-    def _train_batches(self, epoch: int, use_sam: bool) -> BatchTotals:
-        """All optimizer steps of one epoch; the epoch's loss/accuracy totals."""
+    def _timed_step(self, x: torch.Tensor, y: torch.Tensor, use_sam: bool, window: BatchTotals):
+        """One optimizer step; in lockstep (``own_time``) its own seconds go to ``window.busy``:
+        the window's wall time would include the other runs' steps. On a GPU that needs a
+        synchronisation after the step (the kernels run asynchronously)."""
+        if not self.own_time:
+            return self.setup.step(x, y, use_sam)
+        t0 = monotonic()
+        out = self.setup.step(x, y, use_sam)
+        if self.setup.device.type == "cuda":
+            torch.cuda.synchronize(self.setup.device)
+        window.busy += monotonic() - t0
+        return out
+
+    def _train_batches(
+        self, epoch: int, use_sam: bool
+    ) -> Generator[int, None, BatchTotals]:
+        """All optimizer steps of one epoch (yielding after each); the epoch's totals."""
         ctx, s, state = self.ctx, self.setup, self.ctx.state
-        totals, window = BatchTotals(s.device), BatchTotals(s.device)
+        totals, window = BatchTotals(s.device), BatchTotals(s.device, own_time=self.own_time)
         last = len(s.train_loader) - 1
         check_every_step = s.device.type == "cpu"
         for i, (x, y) in enumerate(s.train_loader.epoch_batches(epoch)):
             ctx.check_stop()
-            loss, logits = s.step(x, y, use_sam)
+            loss, logits = self._timed_step(x, y, use_sam, window)
             lr = s.scheduler.get_last_lr()[0]
             s.scheduler.step()
             state.step += 1
@@ -172,6 +198,7 @@ class TrainingLoop:
                 self._check_loss(float(loss), epoch)
             if due:
                 self._report_window(window, epoch, lr, images_done=totals.n)
+            yield state.step
         return totals
 
     def _check_loss(self, value: float, epoch: int) -> None:

@@ -16,6 +16,7 @@ does not wait for the device after every step.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from time import monotonic
 from typing import NamedTuple
@@ -62,7 +63,9 @@ class BatchTotals:
     """Sums over a span of batches, kept on the device: loss x images, plain CE x images (when
     given), correct images, images, optimizer steps, and the span's start time (monotonic)."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, *, own_time: bool = False):
+        self.own_time = own_time  # step times from ``busy`` (the run's own seconds), not wall
+        self.busy = 0.0
         self.loss = torch.zeros((), device=device)
         self.ce = torch.zeros((), device=device)
         self.correct = torch.zeros((), device=device, dtype=torch.long)
@@ -86,6 +89,10 @@ class BatchTotals:
         """Seconds since the span started."""
         return monotonic() - self.started
 
+    def step_seconds(self) -> float:
+        """Seconds the span's steps took: its own (``busy``) in lockstep, else its wall time."""
+        return self.busy if self.own_time else self.seconds()
+
     def mean_loss(self) -> float:
         return float(self.loss) / self.n
 
@@ -99,14 +106,15 @@ class BatchTotals:
         self.loss.zero_()
         self.ce.zero_()
         self.correct.zero_()
-        self.n, self.steps, self.started = 0, 0, monotonic()
+        self.n, self.steps, self.started, self.busy = 0, 0, monotonic(), 0.0
 
 
 def step_record(
     window: BatchTotals, *, epoch: int, step: int, time: float, lr: float
 ) -> StepRecord:
-    """The step record closing ``window``; ``epoch`` is the epoch in progress (1-based)."""
-    dt = window.seconds()
+    """The step record closing ``window``; ``epoch`` is the epoch in progress (1-based).
+    ``load`` is the machine's 1-minute load average, so that step times can be judged."""
+    dt = max(window.step_seconds(), 1e-9)
     return StepRecord(
         kind="step",
         epoch=epoch,
@@ -117,7 +125,16 @@ def step_record(
         lr=lr,
         step_time=dt / window.steps,
         images_per_s=window.n / dt,
+        load=load_average(),
     )
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def eta_seconds(epoch_times: list[float], epochs_left: int) -> float:

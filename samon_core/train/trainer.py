@@ -30,26 +30,21 @@ Runs that go wrong say so instead of "finishing" quietly (loop.py has the thresh
 
 The parts: setup.py (device, precision, data, model, optimizer, schedule), step.py (one optimizer
 step), loop.py (epochs and steps), telemetry.py (the records), checkpoint.py (save / resume),
-context.py (what they share).
+context.py (what they share), run.py (a run's status while it trains), lockstep.py (several
+runs interleaved step by step: ``train_group``).
 """
 
 from __future__ import annotations
 
 import os
-import platform
-import time
-import traceback
 from collections.abc import Callable
-from pathlib import Path
 
 from samon_core.records import Record
 from samon_core.runs.config import RunConfig
-from samon_core.runs.store import RunStore
-from samon_core.train.context import Cancelled, Diverged, RunContext
-from samon_core.train.loop import EXPLODE_FACTOR, TrainingLoop
-from samon_core.train.setup import build_run
+from samon_core.train.lockstep import GroupJob, train_group
+from samon_core.train.run import DATA_DIR_ENV
 
-DATA_DIR_ENV = "SAMON_DATA_DIR"
+__all__ = ["DATA_DIR_ENV", "GroupJob", "train", "train_group"]
 
 
 def train(
@@ -62,86 +57,8 @@ def train(
     resume: bool = False,
 ) -> dict:
     """Train one run in ``run_dir`` (a folder of a ``RunStore``; created if missing) and return
-    its summary. See the module docstring for what is written."""
-    run_dir = Path(run_dir).resolve()
-    store, run_id = RunStore(run_dir.parent), run_dir.name
-    if not (run_dir / "config.json").is_file():
-        store.create_run(config, run_id=run_id)
-    t_start = time.monotonic()
-    store.write_status(
-        run_id, "running", pid=os.getpid(), host=platform.node(), message="", progress=0.0
-    )
-    writer = store.metrics_writer(run_id)
-
-    def emit(record: Record) -> None:
-        writer.write(record)
-        if callback is not None:
-            callback(record)
-
-    ctx = RunContext(
-        config=config,
-        run_dir=run_dir,
-        store=store,
-        emit=emit,
-        should_stop=should_stop,
-        data_dir=data_dir or os.environ.get(DATA_DIR_ENV, "data"),
-        resume=resume,
-    )
-    try:
-        summary = TrainingLoop(ctx, build_run(config, ctx.data_dir)).run()
-        _finish(ctx, summary, t_start)
-    except Cancelled:
-        epochs_done = ctx.state.epoch
-        ctx.write_status(
-            "cancelled", message=f"cancelled in epoch {epochs_done + 1}", step=ctx.state.step
-        )
-        summary = {"state": "cancelled", "epochs_done": epochs_done}
-    except Diverged as d:
-        summary = _diverged(ctx, d, t_start)
-    except BaseException as exc:
-        ctx.write_status(
-            "failed",
-            message=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(limit=8),
-        )
-        raise
-    finally:
-        writer.close()
-    summary.setdefault("total_time_s", time.monotonic() - t_start)
-    return summary
-
-
-def _finish(ctx: RunContext, summary: dict, t_start: float) -> None:
-    """Write ``summary.json`` (total_time_s included), then the ``finished`` status."""
-    summary["total_time_s"] = time.monotonic() - t_start
-    ctx.store.write_summary(ctx.run_id, summary)
-    ctx.write_status(
-        "finished",
-        message=summary.get("warning", ""),
-        progress=1.0,
-        epoch=ctx.config.epochs,
-        step=summary["steps"],
-        test_acc=summary["final_test_acc"],
-        eta_s=0.0,
-    )
-
-
-def _diverged(ctx: RunContext, d: Diverged, t_start: float) -> dict:
-    """The ``diverged`` status and summary (written, total_time_s included)."""
-    if d.limit is None:
-        what = f"the loss became {d.loss}"
-    else:  # exploded: finite but far above the chance level
-        what = (f"the training loss exploded to {d.loss:.4g}, more than {EXPLODE_FACTOR:g}x "
-                f"the chance level (limit {d.limit:.1f}),")
-    msg = f"diverged: {what} at epoch {d.epoch}, step {d.step}. Try a smaller learning rate or rho."
-    ctx.write_status("diverged", message=msg, epoch=d.epoch, step=d.step)
-    summary = {
-        "state": "diverged",
-        "epochs_done": d.epoch - 1,
-        "diverged_epoch": d.epoch,
-        "diverged_step": d.step,
-        "diverged_reason": "not finite" if d.limit is None else "exploded",
-        "total_time_s": time.monotonic() - t_start,
-    }
-    ctx.store.write_summary(ctx.run_id, summary)
-    return summary
+    its summary. See the module docstring for what is written. An error other than a cancel or a
+    divergence marks the run failed and is raised."""
+    job = GroupJob(config, run_dir, callback=callback, should_stop=should_stop,
+                   data_dir=data_dir, resume=resume)
+    return train_group([job], raise_errors=True)[0]
