@@ -18,7 +18,7 @@ if _HERE not in sys.path:  # `app_pages.common` must be importable however the a
     sys.path.insert(0, _HERE)
 
 from app_pages import common  # noqa: E402
-from samon_app.views import DEFAULT_OWNER, clean_owner  # noqa: E402
+from samon_app.owner import DEFAULT_OWNER, clean_owner  # noqa: E402
 
 st.set_page_config(
     page_title="SAM-ON Lab",

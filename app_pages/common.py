@@ -5,33 +5,25 @@ Caching (so that 20 open browsers do not multiply the disk reads):
 
 * the run list and the small per-run JSON files: ``st.cache_resource(ttl=1 s)``, shared by all
   sessions (one directory scan per second however many pages poll), read-only for the pages;
-* the metrics: one ``views.RunReader`` per store root (``st.cache_resource``) that reads only the
+* the metrics: one ``reader.RunReader`` per store root (``st.cache_resource``) that reads only the
   appended bytes, at most every 0.4 s per run, and rebuilds frames only when records arrived.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import threading
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import streamlit as st
 
+from samon_app.estimates import calibration
+from samon_app.owner import clean_owner
+from samon_app.reader import RunData, RunInfo, RunReader, chart_signature, run_infos
+from samon_app.tables import group_members, group_table
+from samon_core import service
 from samon_core.runs.store import RunStore
-from samon_app.views import (
-    RunData,
-    RunInfo,
-    RunReader,
-    calibration,
-    chart_signature,
-    clean_owner,
-    group_members,
-    group_table,
-    run_infos,
-)
 
 HOME_PAGE = "app_pages/home.py"
 LAUNCH_PAGE = "app_pages/launch.py"
@@ -85,7 +77,7 @@ def reader() -> RunReader:
 def _snapshot(root_dir: str) -> tuple[Any, dict[str, dict[str, str]]]:
     s = RunStore(root_dir)
     with contextlib.suppress(Exception):  # crash recovery (throttled inside); never fatal here
-        importlib.import_module("samon_core.service.jobs").recover(s)
+        service.recover(s)
     df = s.list_runs()
     metas = {}
     for run_id in df["run_id"]:
@@ -100,7 +92,7 @@ def list_runs():
 
 
 def members() -> dict[str, dict[str, str]]:
-    """Comparison group -> {run_id: requesting owner} (``views.group_members``)."""
+    """Comparison group -> {run_id: requesting owner} (``tables.group_members``)."""
     return _snapshot(root())[1]
 
 
@@ -111,14 +103,14 @@ def _groups(root_dir: str) -> Any:
 
 
 def groups() -> Any:
-    """``views.group_table`` of the store: one row per comparison group (shared, read-only)."""
+    """``tables.group_table`` of the store: one row per comparison group (shared, read-only)."""
     return _groups(root())
 
 
 @st.cache_resource(ttl=LIST_TTL_S, show_spinner=False, max_entries=4)
 def _queue_positions(root_dir: str) -> dict[str, int]:
     try:
-        return dict(importlib.import_module("samon_core.service.jobs").queue_positions(RunStore(root_dir)))
+        return dict(service.queue_positions(RunStore(root_dir)))
     except Exception:  # noqa: BLE001 - positions are a nicety
         return {}
 
@@ -182,27 +174,14 @@ def clear_caches() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# the job API (samon_core.service.jobs) and the workers
+# the job API (samon_core.service) and the workers
 # ---------------------------------------------------------------------------------------------
-
-
-def jobs() -> ModuleType | None:
-    """``samon_core.service.jobs``, or None (with an error shown) when it cannot be imported."""
-    try:
-        return importlib.import_module("samon_core.service.jobs")
-    except ImportError as exc:
-        st.error(f"The job queue is not available ({exc}); runs cannot be launched.")
-        return None
 
 
 @st.cache_resource(ttl=60, show_spinner=False)
 def _ensure_workers(root_dir: str) -> dict[str, Any]:
     try:
-        mod = importlib.import_module("samon_core.service.jobs")
-    except ImportError as exc:
-        return {"error": f"samon_core.service.jobs is not available: {exc}"}
-    try:
-        return dict(mod.ensure_workers(store=RunStore(root_dir)) or {})
+        return dict(service.ensure_workers(store=RunStore(root_dir)) or {})
     except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps working
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -215,8 +194,7 @@ def ensure_workers() -> dict[str, Any]:
 @st.cache_data(ttl=5.0, show_spinner=False)
 def _workers_status(root_dir: str) -> list[dict[str, Any]]:
     try:
-        mod = importlib.import_module("samon_core.service.jobs")
-        return [dict(w) for w in mod.workers_status(store=RunStore(root_dir))]
+        return [dict(w) for w in service.workers_status(store=RunStore(root_dir))]
     except Exception:  # noqa: BLE001 - no queue: no workers to show
         return []
 
@@ -292,15 +270,12 @@ def plot(fig: Any, key: str) -> None:
 def launch_group(configs: dict, *, preset: str | None, seeds: int = 1) -> str | None:
     """Enqueue ``configs`` (label -> RunConfig) as one comparison group and open the Live page
     on it. Shows the reason and returns None when the queue refuses (limits, no queue)."""
-    mod = jobs()
-    if mod is None:
-        return None
     who = owner()
     try:
-        group, _ids = mod.submit_group(
+        group, _ids = service.submit_group(
             configs, owner=who, preset=preset, seeds=seeds, store=store()
         )
-    except ValueError as exc:  # jobs.LimitExceeded is a ValueError
+    except ValueError as exc:  # service.LimitExceeded is a ValueError
         st.error(f"Not launched: {exc}")
         return None
     clear_caches()

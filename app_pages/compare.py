@@ -11,15 +11,13 @@ import streamlit as st
 
 from app_pages import common
 from samon_app import charts
-from samon_app.views import (
-    SYNTHETIC_NOTE,
-    export_csv,
-    export_json,
-    format_pct,
-    is_active,
-    results_table,
-    seed_groups,
-)
+from samon_app.export import export_csv, export_json
+from samon_app.formatting import format_pct
+from samon_app.progress import is_active
+from samon_app.series import seed_groups
+from samon_app.tables import results_table
+from samon_app.vocabulary import SYNTHETIC_NOTE
+from samon_core import service
 
 MAX_OVERLAY = 30
 METRICS = {
@@ -215,15 +213,12 @@ with c2:
     labels = {i.run_id: f"{i.label} ({i.state}, {i.run_id})" for i in infos}
     to_delete = delete_ui(own, labels)
     if to_delete:
-        mod = None
         problems = []
         for info in [i for i in infos if i.run_id in to_delete]:
             try:
                 if is_active(info.state):
-                    mod = mod or common.jobs()
-                    if mod is not None:
-                        mod.cancel(info.run_id, store=common.store())
-                common.store().delete_run(info.run_id)
+                    service.cancel(info.run_id, owner=me, store=common.store())
+                common.store().delete_run(info.run_id, owner=me)
                 common.reader().forget(info.run_id)
             except (ValueError, FileNotFoundError) as exc:
                 problems.append(f"{info.label}: {exc}")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import common
+from samon_app.forms import QUICK_DEMO
+from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core.runs.presets import get_preset
-from samon_app.views import QUICK_DEMO, SYNTHETIC_NOTE
 
 
 def quick_demo_ui(key: str) -> bool:

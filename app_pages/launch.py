@@ -5,34 +5,34 @@ before launching; bad input is explained under its field."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 from app_pages import common
-from samon_core.runs.config import CHOICES, field_help
-from samon_core.runs.presets import get_preset, list_presets
-from samon_app.views import (
-    DATASET_LABELS,
-    DEVICE_LABELS,
+from samon_app.estimates import device_kind, estimate_group, runs_overview
+from samon_app.formatting import format_duration
+from samon_app.forms import (
     MAX_SEEDS,
+    QUICK_DEMO,
+    form_configs,
+    form_defaults,
+    preset_form_values,
+    rho_hint,
+)
+from samon_app.vocabulary import (
+    DEVICE_LABELS,
     METHOD_HELP,
     METHODS,
-    MODEL_INFO,
     OPTIMIZER_LABELS,
-    QUICK_DEMO,
     RHO_KEYS,
     SAM_VARIANTS,
     SYNTHETIC_NOTE,
-    device_kind,
-    estimate_group,
-    form_configs,
-    form_defaults,
-    format_duration,
-    preset_form_values,
-    rho_hint,
-    runs_overview,
 )
+from samon_core.catalog import DATASETS, MODELS
+from samon_core.runs.config import CHOICES, field_help
+from samon_core.runs.presets import get_preset, list_presets
 
 DEFAULTS = form_defaults()
 
@@ -123,16 +123,9 @@ def preset_ui(kind: str, workers: int) -> tuple[str, bool]:
 # ---------------------------------------------------------------------------------------------
 
 
-def launch_form_ui(slots: dict[str, Any]) -> dict[str, Any]:
-    """The form for one comparison group. Returns its plain values (the keys of
-    ``views.form_defaults()``). ``slots`` receives one placeholder per field, under the field,
-    where an error about that field is shown."""
-
-    def slot(key: str) -> None:
-        slots[key] = st.empty()
-
+def _methods_ui(slot: Callable[[str], None]) -> dict[str, Any]:
+    """Section 1: the methods, the SAM variant and one rho per chosen SAM method."""
     values: dict[str, Any] = {}
-    st.subheader("1 · What to compare", anchor=False)
     kw = {} if "methods" in st.session_state else {"default": DEFAULTS["methods"]}
     values["methods"] = st.multiselect(
         "Methods (launched together as one comparison group)",
@@ -172,14 +165,19 @@ def launch_form_ui(slots: dict[str, Any]) -> dict[str, Any]:
                 )
                 st.caption(f"paper's best: **{best:g}** ({where})")
                 slot(key)
+    return values
 
-    st.subheader("2 · Model and data", anchor=False)
+
+def _model_data_ui(slot: Callable[[str], None]) -> dict[str, Any]:
+    """Section 2: model, normalization layer, dataset and subset sizes."""
+    values: dict[str, Any] = {}
     c1, c2, c3 = st.columns(3)
     with c1:
-        values["model"] = _select("Model", "model", list(MODEL_INFO),
-                                  {k: v["label"] for k, v in MODEL_INFO.items()})
+        values["model"] = _select("Model", "model", list(MODELS),
+                                  {name: spec.label for name, spec in MODELS.items()})
         slot("model")
-        norms = list(MODEL_INFO.get(values["model"], {}).get("norms", CHOICES["norm_layer"]))
+        spec = MODELS.get(values["model"])
+        norms = list(spec.norms if spec is not None else CHOICES["norm_layer"])
         if st.session_state.get("norm_layer") not in (None, *norms):
             st.session_state["norm_layer"] = norms[0]
         values["norm_layer"] = _select("Normalization layer", "norm_layer",
@@ -188,7 +186,8 @@ def launch_form_ui(slots: dict[str, Any]) -> dict[str, Any]:
     with c2:
         values["dataset"] = _select(
             "Dataset", "dataset", list(CHOICES["dataset"]),
-            {**DATASET_LABELS, "synthetic": ":material/science: " + SYNTHETIC_NOTE},
+            {**{name: spec.label for name, spec in DATASETS.items()},
+             "synthetic": ":material/science: " + SYNTHETIC_NOTE},
         )
         slot("dataset")
     with c3:
@@ -196,8 +195,12 @@ def launch_form_ui(slots: dict[str, Any]) -> dict[str, Any]:
         slot("train_subset")
         values["test_subset"] = _number("Test images (0 = all)", "test_subset", step=500)
         slot("test_subset")
+    return values
 
-    st.subheader("3 · Training", anchor=False)
+
+def _training_ui(slot: Callable[[str], None]) -> dict[str, Any]:
+    """Section 3: epochs, batch size, optimizer, learning rate, seeds and device."""
+    values: dict[str, Any] = {}
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         values["epochs"] = _number("Epochs", "epochs", step=1)
@@ -227,40 +230,62 @@ def launch_form_ui(slots: dict[str, Any]) -> dict[str, Any]:
             help=field_help("device") + " The queue's workers decide where runs train: "
             + "; ".join(f"{k} = {v}" for k, v in DEVICE_LABELS.items()) + ".")
         slot("device")
+    return values
 
+
+def _advanced_ui(slot: Callable[[str], None]) -> dict[str, Any]:
+    """'More settings': schedule, augmentation, sharpness probes and logging."""
+    values: dict[str, Any] = {}
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        values["momentum"] = _number("Momentum (beta1)", "momentum", step=0.05, fmt="%g")
+        slot("momentum")
+        values["weight_decay"] = _number("Weight decay", "weight_decay", step=1e-4, fmt="%g")
+        slot("weight_decay")
+        values["label_smoothing"] = _number("Label smoothing", "label_smoothing", step=0.05,
+                                            fmt="%g")
+        slot("label_smoothing")
+    with c2:
+        values["lr_schedule"] = _select("Learning-rate schedule", "lr_schedule",
+                                        list(CHOICES["lr_schedule"]))
+        slot("lr_schedule")
+        values["warmup_epochs"] = _number("Warm-up epochs", "warmup_epochs", step=1)
+        slot("warmup_epochs")
+        values["augment"] = _select("Augmentation", "augment", list(CHOICES["augment"]))
+        slot("augment")
+    with c3:
+        values["sharpness_every"] = _number("Sharpness probe every N epochs (0 = at the end)",
+                                            "sharpness_every", step=1)
+        slot("sharpness_every")
+        values["sharpness_samples"] = _number("Images for the sharpness probes (0 = off)",
+                                              "sharpness_samples", step=128)
+        slot("sharpness_samples")
+        values["sharpness_multi_steps"] = _number("Steps of the multi-step probe (0 = off)",
+                                                  "sharpness_multi_steps", step=1)
+        slot("sharpness_multi_steps")
+        values["log_every_s"] = _number("Seconds between step records", "log_every_s",
+                                        step=0.5, fmt="%g")
+        slot("log_every_s")
+    return values
+
+
+def launch_form_ui(slots: dict[str, Any]) -> dict[str, Any]:
+    """The form for one comparison group. Returns its plain values (the keys of
+    ``forms.form_defaults()``). ``slots`` receives one placeholder per field, under the field,
+    where an error about that field is shown."""
+
+    def slot(key: str) -> None:
+        slots[key] = st.empty()
+
+    st.subheader("1 · What to compare", anchor=False)
+    values = _methods_ui(slot)
+    st.subheader("2 · Model and data", anchor=False)
+    values.update(_model_data_ui(slot))
+    st.subheader("3 · Training", anchor=False)
+    values.update(_training_ui(slot))
     with st.expander("More settings: schedule, augmentation, sharpness probes, logging",
                      expanded=bool(st.session_state.get("launch_advanced_errors"))):
-        c1, c2, c3 = st.columns(3)
-        with c1:
-            values["momentum"] = _number("Momentum (beta1)", "momentum", step=0.05, fmt="%g")
-            slot("momentum")
-            values["weight_decay"] = _number("Weight decay", "weight_decay", step=1e-4,
-                                             fmt="%g")
-            slot("weight_decay")
-            values["label_smoothing"] = _number("Label smoothing", "label_smoothing",
-                                                step=0.05, fmt="%g")
-            slot("label_smoothing")
-        with c2:
-            values["lr_schedule"] = _select("Learning-rate schedule", "lr_schedule",
-                                            list(CHOICES["lr_schedule"]))
-            slot("lr_schedule")
-            values["warmup_epochs"] = _number("Warm-up epochs", "warmup_epochs", step=1)
-            slot("warmup_epochs")
-            values["augment"] = _select("Augmentation", "augment", list(CHOICES["augment"]))
-            slot("augment")
-        with c3:
-            values["sharpness_every"] = _number("Sharpness probe every N epochs (0 = at the end)",
-                                                "sharpness_every", step=1)
-            slot("sharpness_every")
-            values["sharpness_samples"] = _number("Images for the sharpness probes (0 = off)",
-                                                  "sharpness_samples", step=128)
-            slot("sharpness_samples")
-            values["sharpness_multi_steps"] = _number("Steps of the multi-step probe (0 = off)",
-                                                      "sharpness_multi_steps", step=1)
-            slot("sharpness_multi_steps")
-            values["log_every_s"] = _number("Seconds between step records", "log_every_s",
-                                            step=0.5, fmt="%g")
-            slot("log_every_s")
+        values.update(_advanced_ui(slot))
     return values
 
 

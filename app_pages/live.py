@@ -12,14 +12,11 @@ import streamlit as st
 
 from app_pages import common
 from samon_app import charts
-from samon_app.views import (
-    SYNTHETIC_NOTE,
-    RunInfo,
-    chart_signature,
-    is_active,
-    run_progress,
-    speed_summary,
-)
+from samon_app.progress import is_active, run_progress
+from samon_app.reader import RunInfo, chart_signature
+from samon_app.tables import speed_summary
+from samon_app.vocabulary import SYNTHETIC_NOTE
+from samon_core import service
 
 # ---------------------------------------------------------------------------------------------
 # UI pieces (each returns plain values)
@@ -107,14 +104,11 @@ def curve_options_ui() -> tuple[str, float]:
 
 def run_action(action: str, run_id: str, me: str) -> None:
     """Cancel or resume a run through the job API, then show the new state."""
-    mod = common.jobs()
-    if mod is None:
-        return
     try:
         if action == "cancel":
-            mod.cancel(run_id, owner=me, store=common.store())
+            service.cancel(run_id, owner=me, store=common.store())
         else:
-            mod.resume(run_id, store=common.store())
+            service.resume(run_id, store=common.store())
     except ValueError as exc:
         st.error(str(exc))
         return
@@ -163,81 +157,97 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
                 run_action(action, info.run_id, me)
 
 
+def accuracy_charts_ui(infos: list, data: dict, per: str, smoothing: float) -> None:
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown("**Accuracy**")
+        common.plot(common.figure(
+            "live_acc", lambda: charts.run_curves_figure(
+                infos, data, "acc", per=per, smoothing=smoothing),
+            infos, data, (per,), (per, smoothing)), key="live_acc_chart")
+    with c2:
+        st.markdown("**Loss**")
+        common.plot(common.figure(
+            "live_loss", lambda: charts.run_curves_figure(
+                infos, data, "loss", per=per, smoothing=smoothing),
+            infos, data, (per,), (per, smoothing)), key="live_loss_chart")
+    common.look_for(
+        "solid lines are test, dashed lines train. SAM's runs usually train slower (lower "
+        "train accuracy, higher train loss) yet end with an equal or better *test* "
+        "accuracy: the gap between dashed and solid is what SAM shrinks."
+    )
+
+
+def sharpness_charts_ui(infos: list, data: dict) -> None:
+    common.plot(common.figure("live_sharp", lambda: charts.sharpness_figure(infos, data),
+                              infos, data, ("sharpness",)), key="live_sharp_chart")
+    common.look_for(
+        "how much the loss rises under a small worst-case weight perturbation (lower = "
+        "flatter). The paper's surprise: SAM-ON ends *sharper* than SAM-all and even SGD, "
+        "yet generalizes better, so flatness alone does not explain SAM."
+    )
+
+
+def gamma_charts_ui(infos: list, data: dict) -> None:
+    common.plot(common.figure("live_gamma", lambda: charts.gamma_animation(infos, data),
+                              infos, data, ("norm_stats",)), key="live_gamma_anim")
+    common.look_for(
+        "press play or drag the epoch slider: all runs start from the same gamma = 1. "
+        "Under SAM-ON the distribution of gamma moves to *larger* values than under SGD "
+        "and SAM-all, the parameter shift the paper reports."
+    )
+    c1, c2 = st.columns(2)
+    with c1:
+        common.plot(common.figure("live_gamma_mean",
+                                  lambda: charts.gamma_mean_figure(infos, data),
+                                  infos, data, ("norm_stats",)), key="live_gamma_mean")
+        common.look_for("the average gamma per epoch: SAM-ON's line should climb above the "
+                        "others.")
+    with c2:
+        common.plot(common.figure("live_gamma_layers",
+                                  lambda: charts.layer_gamma_figure(infos, data),
+                                  infos, data, ("norm_stats",)), key="live_gamma_layers")
+        common.look_for("the mean gamma of each norm layer at the latest epoch, from input "
+                        "to output, against the initialisation (dotted): where in the "
+                        "network the shift happens.")
+
+
+def speed_charts_ui(infos: list, data: dict) -> None:
+    c1, c2 = st.columns(2)
+    with c1:
+        common.plot(common.figure(
+            "live_step_time", lambda: charts.speed_figure(infos, data, what="step_time"),
+            infos, data, ("step",)), key="live_step_time")
+    with c2:
+        common.plot(common.figure(
+            "live_ips", lambda: charts.speed_figure(infos, data, what="images_per_s"),
+            infos, data, ("step",)), key="live_ips")
+    table = speed_summary(infos, data)
+    if len(table):
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={
+                         "median step time (ms)": st.column_config.NumberColumn(format="%.1f"),
+                         "images/s": st.column_config.NumberColumn(format="%.0f"),
+                         "cost vs SGD": st.column_config.NumberColumn(format="%.2fx"),
+                     })
+    common.look_for(
+        "SAM needs two gradient passes per step, so SAM-all costs about twice SGD. SAM-ON's "
+        "first pass computes only the norm layers' gradients, so it should sit between the "
+        "two (about 5/3 of SGD in forward-pass units). Runs that share a CPU slow each "
+        "other down: compare runs that trained alone."
+    )
+
+
 def charts_panel(infos: list, data: dict, view: str, per: str, smoothing: float) -> None:
     """The charts of ``view``, each with what to look for."""
     if view == VIEWS[0]:
-        c1, c2 = st.columns(2)
-        with c1:
-            st.markdown("**Accuracy**")
-            common.plot(common.figure(
-                "live_acc", lambda: charts.run_curves_figure(
-                    infos, data, "acc", per=per, smoothing=smoothing),
-                infos, data, (per,), (per, smoothing)), key="live_acc_chart")
-        with c2:
-            st.markdown("**Loss**")
-            common.plot(common.figure(
-                "live_loss", lambda: charts.run_curves_figure(
-                    infos, data, "loss", per=per, smoothing=smoothing),
-                infos, data, (per,), (per, smoothing)), key="live_loss_chart")
-        common.look_for(
-            "solid lines are test, dashed lines train. SAM's runs usually train slower (lower "
-            "train accuracy, higher train loss) yet end with an equal or better *test* "
-            "accuracy: the gap between dashed and solid is what SAM shrinks."
-        )
+        accuracy_charts_ui(infos, data, per, smoothing)
     elif view == VIEWS[1]:
-        common.plot(common.figure("live_sharp", lambda: charts.sharpness_figure(infos, data),
-                                  infos, data, ("sharpness",)), key="live_sharp_chart")
-        common.look_for(
-            "how much the loss rises under a small worst-case weight perturbation (lower = "
-            "flatter). The paper's surprise: SAM-ON ends *sharper* than SAM-all and even SGD, "
-            "yet generalizes better, so flatness alone does not explain SAM."
-        )
+        sharpness_charts_ui(infos, data)
     elif view == VIEWS[2]:
-        common.plot(common.figure("live_gamma", lambda: charts.gamma_animation(infos, data),
-                                  infos, data, ("norm_stats",)), key="live_gamma_anim")
-        common.look_for(
-            "press play or drag the epoch slider: all runs start from the same gamma = 1. "
-            "Under SAM-ON the distribution of gamma moves to *larger* values than under SGD "
-            "and SAM-all, the parameter shift the paper reports."
-        )
-        c1, c2 = st.columns(2)
-        with c1:
-            common.plot(common.figure("live_gamma_mean",
-                                      lambda: charts.gamma_mean_figure(infos, data),
-                                      infos, data, ("norm_stats",)), key="live_gamma_mean")
-            common.look_for("the average gamma per epoch: SAM-ON's line should climb above the "
-                            "others.")
-        with c2:
-            common.plot(common.figure("live_gamma_layers",
-                                      lambda: charts.layer_gamma_figure(infos, data),
-                                      infos, data, ("norm_stats",)), key="live_gamma_layers")
-            common.look_for("the mean gamma of each norm layer at the latest epoch, from input "
-                            "to output, against the initialisation (dotted): where in the "
-                            "network the shift happens.")
+        gamma_charts_ui(infos, data)
     else:
-        c1, c2 = st.columns(2)
-        with c1:
-            common.plot(common.figure(
-                "live_step_time", lambda: charts.speed_figure(infos, data, what="step_time"),
-                infos, data, ("step",)), key="live_step_time")
-        with c2:
-            common.plot(common.figure(
-                "live_ips", lambda: charts.speed_figure(infos, data, what="images_per_s"),
-                infos, data, ("step",)), key="live_ips")
-        table = speed_summary(infos, data)
-        if len(table):
-            st.dataframe(table, hide_index=True, width="stretch",
-                         column_config={
-                             "median step time (ms)": st.column_config.NumberColumn(format="%.1f"),
-                             "images/s": st.column_config.NumberColumn(format="%.0f"),
-                             "cost vs SGD": st.column_config.NumberColumn(format="%.2fx"),
-                         })
-        common.look_for(
-            "SAM needs two gradient passes per step, so SAM-all costs about twice SGD. SAM-ON's "
-            "first pass computes only the norm layers' gradients, so it should sit between the "
-            "two (about 5/3 of SGD in forward-pass units). Runs that share a CPU slow each "
-            "other down: compare runs that trained alone."
-        )
+        speed_charts_ui(infos, data)
 
 
 def _group_ids(group: str) -> list[str]:

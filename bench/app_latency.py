@@ -14,7 +14,8 @@
    /compare (which includes the browser starting Streamlit's frontend). Target <= 1.5 s.
 
 No training and no workers are involved (SAMON_START_WORKERS=0), so the figures measure the app.
-Needs chromium + chromedriver (Debian: apt-get install chromium chromium-driver) and selenium.
+Needs chromium + chromedriver (Debian: apt-get install chromium chromium-driver) and selenium;
+the browser and the server are driven by the tests' helper, ``tests/support/browser.py``.
 
 Usage: python bench/app_latency.py [--epoch-writes 8] [--tabs 6] [--json bench/out/app_latency.json]
 """
@@ -26,34 +27,22 @@ import contextlib
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the browser helper: tests/support/browser.py
+
+from support import browser  # noqa: E402
+from support.browser import chart_points  # noqa: E402
 
 from samon_core.runs.config import RunConfig  # noqa: E402
 from samon_core.runs.store import RunStore  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1000")
-POINTS_JS = """
-const el = document.querySelector('.st-key-' + arguments[0] + ' .js-plotly-plot');
-if (!el || !el.data) { return -1; }
-let n = 0;
-for (const t of el.data) { if (t.x && t.x.length > n) { n = t.x.length; } }
-return n;
-"""
 TABLE_JS = """
 return Array.from(document.querySelectorAll('[data-testid=stMain] table'))
   .some(t => t.innerText.includes('Test accuracy (%)'));
@@ -115,33 +104,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait(predicate, timeout: float, interval: float = 0.02):
-    end = time.perf_counter() + timeout
-    while time.perf_counter() < end:
-        with contextlib.suppress(Exception):
-            value = predicate()
-            if value:
-                return value
-        time.sleep(interval)
-    raise TimeoutError("timed out")
+    """The first truthy value of ``predicate()``, polled often (``TimeoutError`` at the end)."""
+    return browser.wait_until(predicate, timeout, interval)
 
 
 def driver():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    for flag in FLAGS:
-        opts.add_argument(flag)
-    opts.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='samon-bench-')}")
-    opts.binary_location = CHROMIUM
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    return browser.new_driver(prefix="samon-bench-")
 
 
 def main() -> None:
@@ -151,6 +120,8 @@ def main() -> None:
                     help="browser tabs polling the Live page for the server-CPU measurement")
     ap.add_argument("--json", default=str(REPO / "bench" / "out" / "app_latency.json"))
     args = ap.parse_args()
+    if browser.unavailable():
+        sys.exit(f"app_latency: cannot run: {browser.unavailable()}")
 
     work = Path(tempfile.mkdtemp(prefix="samon-latency-"))
     store = RunStore(work / "runs")
@@ -163,27 +134,15 @@ def main() -> None:
             fake_run(store, cfg.replace(seed=seed), group=f"gseed{seed}", epochs=30,
                      state="finished", acc=0.4 + 0.05 * i + 0.003 * seed)
 
-    port = free_port()
-    env = dict(os.environ, SAMON_RUNS_DIR=str(store.root), SAMON_START_WORKERS="0")
-    env.pop("SAMON_SETTINGS", None)
+    port = browser.free_port()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=work, env=env, stdout=open(work / "streamlit.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = browser.start_app(store.root, port, work / "streamlit.log", cwd=work)
     base = f"http://127.0.0.1:{port}"
     results: dict = {"machine": f"{platform.node()} ({os.cpu_count()} CPUs)",
                      "load_avg_start": os.getloadavg()[0]}
     d = d2 = None
     try:
-        def healthy():
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                return r.status == 200
-
-        wait(healthy, 60, 0.05)
+        browser.wait_healthy(port, proc, 60, 0.05)
         results["start_health_s"] = time.perf_counter() - t0
         d = driver()
         d.get(f"{base}/")
@@ -193,24 +152,24 @@ def main() -> None:
 
         # --- epoch written -> point drawn ------------------------------------------------------
         d.get(f"{base}/live?group=glive")
-        wait(lambda: d.execute_script(POINTS_JS, "live_acc_chart") >= 1, 60)
+        wait(lambda: chart_points(d, "live_acc_chart") >= 1, 60)
         time.sleep(2.0)
         lat = []
         with store.metrics_writer(live, fsync_every_s=None) as w:
             for k in range(args.epoch_writes):
-                n = d.execute_script(POINTS_JS, "live_acc_chart")
+                n = chart_points(d, "live_acc_chart")
                 time.sleep(0.37 * (k % 3))  # vary the phase against the 1 s polling
                 t_w = time.perf_counter()
                 w.write(epoch_record(n + 1, 0.5))
                 store.write_status(live, "running", epoch=n + 1, progress=(n + 1) / 200,
                                    pid=os.getpid(), host=platform.node())
                 try:
-                    wait(lambda n=n: d.execute_script(POINTS_JS, "live_acc_chart") >= n + 1, 30,
+                    wait(lambda n=n: chart_points(d, "live_acc_chart") >= n + 1, 30,
                          0.01)
                 except TimeoutError:
                     d.save_screenshot(str(work / "timeout.png"))
                     print("timeout; screenshot in", work / "timeout.png", "points",
-                          d.execute_script(POINTS_JS, "live_acc_chart"), "n", n)
+                          chart_points(d, "live_acc_chart"), "n", n)
                     raise
                 lat.append(time.perf_counter() - t_w)
         results["epoch_to_browser_s"] = {"median": statistics.median(lat), "max": max(lat),
@@ -222,7 +181,7 @@ def main() -> None:
             d.switch_to.new_window("tab")
             d.get(f"{base}/live?group=glive")
         time.sleep(8.0)  # every tab loaded and polling
-        n = d.execute_script(POINTS_JS, "live_acc_chart")
+        n = chart_points(d, "live_acc_chart")
         cpu0, t0c = cpu_seconds(proc.pid), time.perf_counter()
         with store.metrics_writer(live, fsync_every_s=None) as w:
             for k in range(10):  # a step record every second, an epoch record every 5 s
@@ -247,7 +206,7 @@ def main() -> None:
         time.sleep(1.5)
 
         def compare_ready(drv) -> bool:
-            return drv.execute_script(POINTS_JS, "compare_chart") > 0 and drv.execute_script(
+            return chart_points(drv, "compare_chart") > 0 and drv.execute_script(
                 TABLE_JS)
 
         def nav(drv, page: str) -> None:
@@ -285,10 +244,7 @@ def main() -> None:
             if drv is not None:
                 with contextlib.suppress(Exception):
                     drv.quit()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(20)
+        browser.stop_app(proc, timeout=20)
     results["load_avg_end"] = os.getloadavg()[0]
 
     print(f"machine: {results['machine']}, load average {results['load_avg_start']:.1f} -> "

@@ -1,1 +1,17 @@
-"""samon_app."""
+"""The pages' view models: torch-free, streamlit-free preparation of what the app shows.
+
+One concern per module (no streamlit, no torch; pandas and plotly only where needed):
+
+* ``vocabulary``: methods, SAM variants, models, datasets, their labels and colours;
+* ``forms``: the Launch form (defaults, presets, form -> RunConfigs with errors per field);
+* ``estimates``: time estimates calibrated on finished runs, the launch summary;
+* ``owner``: the user name typed in the sidebar;
+* ``reader``: the shared, incremental reader of run metrics and runs as the pages show them;
+* ``progress``: a run's progress, ETA and what went wrong;
+* ``series``: smoothing, thinning, seed groups, mean +/- std across seeds;
+* ``tables``: comparison groups, the results table in the paper's format, step speed;
+* ``gamma``: gamma histograms on fixed axes, per-epoch and per-layer means;
+* ``export``: CSV / JSON downloads;
+* ``formatting``: durations, percentages, mean +/- std text;
+* ``charts``: the plotly figures built from all of the above.
+"""

@@ -1,8 +1,8 @@
-"""Plotly figures of the app, built from ``samon_app.views`` data. No streamlit, no torch.
+"""Plotly figures of the app, built from the ``samon_app`` view models. No streamlit, no torch.
 
 Every builder returns a ``plotly.graph_objects.Figure`` (plain data) and never mutates its
-inputs. Colours follow the method family (``views.METHOD_COLORS``): the same method has the same
-colour on every chart; train curves are dashed, test curves solid.
+inputs. Colours follow the method family (``vocabulary.METHOD_COLORS``): the same method has the
+same colour on every chart; train curves are dashed, test curves solid.
 """
 
 from __future__ import annotations
@@ -12,17 +12,9 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from samon_app.views import (
-    HistogramFrames,
-    RunData,
-    RunInfo,
-    SeedGroup,
-    histogram_frames,
-    layer_means,
-    mean_std_series,
-    smooth,
-    thin,
-)
+from samon_app.gamma import HistogramFrames, distribution_summary, histogram_frames, layer_means
+from samon_app.reader import RunData, RunInfo
+from samon_app.series import SeedGroup, mean_std_series, smooth, thin
 
 FONT = "Source Sans Pro, Segoe UI, Helvetica, Arial, sans-serif"
 HEIGHT = 340
@@ -261,8 +253,6 @@ def gamma_mean_figure(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> 
     """Mean gamma per epoch and run: the exact mean over all gammas (older records: the mean of
     the per-layer means; the histogram's bins are too coarse for the small shifts of a short
     run, so its mean is the last resort)."""
-    from samon_app.views import distribution_summary
-
     fig = _figure()
     for info in infos:
         d = data.get(info.run_id)

@@ -1,7 +1,8 @@
 """The Streamlit app with ``streamlit.testing.v1.AppTest``: every page renders, the launch form
-explains bad input and enqueues runs (real ``samon_core.service.jobs`` with its SQLite queue, no worker),
-the Live page shows a run's charts and what happened to failed runs, Compare exports the runs.
-Plus: the modules the pages import never import torch, and page code imports only them."""
+explains bad input and enqueues runs (the real job service with its SQLite queue, no worker), the
+Live page shows a run's charts and what happened to failed runs, Compare exports the runs.
+Plus: page code never imports torch, directly or through the modules it imports, and the view
+models of ``samon_app``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import ast
 import csv
 import io
 import json
+import pkgutil
 import subprocess
 import sys
 import textwrap
@@ -18,7 +20,9 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from support.configs import tiny_config
 
+import samon_app
 from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
 
@@ -26,19 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
 TIMEOUT = 60  # seconds per script run (a shared 2-core CI machine)
 
-TINY = RunConfig(
-    model="tiny_resnet",
-    dataset="synthetic",
-    train_subset=256,
-    test_subset=128,
-    epochs=2,
-    batch_size=64,
-    sharpness_samples=64,
-    sharpness_m=32,
-    sharpness_multi_steps=0,
-    device="cpu",
-    log_every_s=0.2,
-)
+# Two epochs of the tiny config; the real training run also probes sharpness (one 1-step probe),
+# so that the Live page has a sharpness chart to show.
+TINY = tiny_config()
+TINY_PROBED = tiny_config(sharpness_samples=64, sharpness_m=32, sharpness_multi_steps=0)
 
 
 @pytest.fixture
@@ -335,7 +330,7 @@ def test_launch_refusal_is_explained(runs, monkeypatch):
 
 
 def _train_real_tiny_run(store: RunStore, group: str) -> str:
-    config = TINY.replace(method="sam", scope="norm")
+    config = TINY_PROBED.replace(method="sam", scope="norm")
     rid = store.create_run(config, {"owner": "alice", "group": group})
     code = textwrap.dedent(f"""
         from samon_core.runs.config import RunConfig
@@ -386,12 +381,12 @@ def test_live_follows_the_group_in_the_url(runs):
 
 
 def test_live_shows_progress_eta_and_cancels_own_runs(runs):
-    from samon_core.service import jobs
+    from samon_core import service
 
     running = fake_run(runs, TINY.replace(epochs=4, method="sam", scope="norm"), state="running",
                        epochs_done=1, owner="alice")
-    queued = jobs.submit(TINY.replace(method="base", seed=3), owner="alice", group="g1",
-                         store=runs)
+    queued = service.submit(TINY.replace(method="base", seed=3), owner="alice", group="g1",
+                            store=runs)
     fake_run(runs, TINY.replace(method="sam", scope="all"), state="running", epochs_done=1,
              owner="carol")
     at = page(app(group="g1", owner="alice"), "app_pages/live.py")
@@ -428,12 +423,12 @@ def test_live_says_what_happened_to_failed_runs(runs):
 
 def test_live_group_includes_reused_runs(runs):
     """A comparison that reused an identical finished run shows it too."""
-    from samon_core.service import jobs
+    from samon_core import service
 
     done = fake_run(runs, TINY.replace(method="base"), group="old", owner="bob")
-    group, ids = jobs.submit_group({"SGD": TINY.replace(method="base"),
-                                    "SAM-ON": TINY.replace(method="sam", scope="norm")},
-                                   owner="alice", store=runs)
+    group, ids = service.submit_group({"SGD": TINY.replace(method="base"),
+                                       "SAM-ON": TINY.replace(method="sam", scope="norm")},
+                                      owner="alice", store=runs)
     assert done in ids
     at = page(app(group=group), "app_pages/live.py")
     progress = " ".join(p.proto.text for p in at.get("progress"))
@@ -520,42 +515,76 @@ def test_compare_deletes_only_own_selected_runs(runs):
 # no torch in the pages
 # ---------------------------------------------------------------------------------------------
 
-PAGE_MODULES = ("samon_core.runs.config", "samon_core.runs.store", "samon_core.service.jobs", "samon_app.views",
-                "samon_app.charts", "samon_core.runs.presets", "samon_core.service.settings")
+PAGE_FILES = [REPO / "app.py", *sorted((REPO / "app_pages").glob("*.py"))]
+TORCH = ("torch", "torchvision")
+OUR_PACKAGES = ("samon_core", "samon_app")
 
 
-def test_page_dependencies_do_not_import_torch():
-    code = (
-        "import sys\n"
-        + "".join(f"import {m}\n" for m in PAGE_MODULES)
-        + "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
-        + "print(len(bad)); sys.exit(1 if bad else 0)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, f"torch imported by a page dependency: {proc.stdout}{proc.stderr}"
+def _is_our_module(name: str) -> bool:
+    """A module (file or package) of samon_core / samon_app in this checkout."""
+    path = REPO.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
-def test_page_code_imports_only_torch_free_modules():
-    """app.py and app_pages/ import the standard library, streamlit, pandas / plotly and the
-    torch-free samon_core modules only."""
-    allowed = set(PAGE_MODULES) | {"streamlit", "app_pages", "app_pages.common", "pandas",
-                                   "plotly.graph_objects"}
-    for path in [REPO / "app.py", *sorted((REPO / "app_pages").glob("*.py"))]:
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
+def page_imports() -> dict[str, str]:
+    """Every module app.py and app_pages/ import (name -> the file that imports it), without the
+    standard library and app_pages itself. ``from samon_core import service`` counts as
+    ``samon_core.service`` when that is a module, else as ``samon_core``."""
+    found: dict[str, str] = {}
+    for path in PAGE_FILES:
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                names = [f"{base}.{a.name}" for a in node.names] if base in ("samon_core", "samon_app") else [
-                    base]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                subs = [f"{node.module}.{a.name}" for a in node.names]
+                names = [n if _is_our_module(n) else node.module for n in subs]
             else:
                 continue
             for name in names:
-                if name.split(".")[0] in sys.stdlib_module_names:
-                    continue
-                assert name in allowed, f"{path.name} imports {name}"
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "app_pages":
+                    found.setdefault(name, path.name)
+    return found
+
+
+def torch_importers(modules: list[str]) -> list[str]:
+    """The modules, imported one after the other in a fresh interpreter, after whose import torch
+    is loaded (the first one is the culprit; the rest follow it)."""
+    code = textwrap.dedent(f"""
+        import importlib, json, sys
+        bad = []
+        for name in {modules!r}:
+            importlib.import_module(name)
+            if any(m.split(".")[0] in {TORCH!r} for m in sys.modules):
+                bad.append(name)
+        print(json.dumps(bad))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_page_dependencies_do_not_import_torch():
+    """No samon_app module imports torch, directly or through what it imports."""
+    modules = [f"samon_app.{m.name}" for m in pkgutil.iter_modules(samon_app.__path__)]
+    assert "samon_app.charts" in modules and "samon_app.forms" in modules
+    bad = torch_importers(modules)
+    assert not bad, f"{bad[0]} imports torch"
+
+
+def test_page_code_imports_only_torch_free_modules():
+    """The rule for app.py and app_pages/: no torch; samon_core only through modules that do not
+    load torch themselves; samon_app (torch-free, see above) and other libraries as needed, as
+    long as they do not pull torch in either."""
+    imports = page_imports()
+    for name, where in imports.items():
+        assert name.split(".")[0] not in TORCH, f"{where} imports {name}"
+        if name.split(".")[0] in OUR_PACKAGES:
+            assert _is_our_module(name), f"{where} imports {name}, which is no module here"
+    assert any(n.startswith("samon_core.") for n in imports)  # the check below sees them
+    bad = torch_importers(sorted(imports))
+    assert not bad, f"{imports[bad[0]]} imports {bad[0]}, which loads torch"
 
 
 def test_no_pages_folder_next_to_app():
@@ -568,7 +597,7 @@ def test_no_pages_folder_next_to_app():
 
 def test_run_reader_shares_reads(runs):
     """20 sessions polling the same run within the throttle interval cause one file read."""
-    from samon_app.views import RunReader
+    from samon_app.reader import RunReader
 
     rid = fake_run(runs, TINY.replace(method="base"))
     reader = RunReader(runs, min_interval_s=5.0)
@@ -588,59 +617,62 @@ def test_run_reader_shares_reads(runs):
 
 
 def test_views_smoothing_bands_and_results_table():
-    from samon_app import views
+    from samon_app.formatting import mean_std_text
+    from samon_app.reader import run_infos
+    from samon_app.series import mean_std_series, seed_groups, smooth
+    from samon_app.tables import results_table
 
-    assert views.smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # debiased
-    assert views.smooth([0.0, 10.0], 0.0) == [0.0, 10.0]
-    xs, mean, std, n = views.mean_std_series([([1, 2], [1.0, 3.0]), ([1, 2, 3], [3.0, 5.0, 7.0])])
+    assert smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # debiased
+    assert smooth([0.0, 10.0], 0.0) == [0.0, 10.0]
+    xs, mean, std, n = mean_std_series([([1, 2], [1.0, 3.0]), ([1, 2, 3], [3.0, 5.0, 7.0])])
     assert xs == [1, 2, 3] and mean == [2.0, 4.0, 7.0] and n == [2, 2, 1]
     assert std[0] == pytest.approx(2 ** 0.5) and std[2] == 0.0
-    assert views.mean_std_text([0.8419, 0.8399, 0.8439], 100.0) == "84.19 ± 0.20"
+    assert mean_std_text([0.8419, 0.8399, 0.8439], 100.0) == "84.19 ± 0.20"
 
     def info(key, seed, acc):
         cfg = three_methods()[key].replace(seed=seed).to_dict()
         return {"run_id": f"{key}-{seed}", "config": cfg, "meta": {},
                 "status": {"state": "finished"}, "summary": {"final_test_acc": acc}}
 
-    infos = views.run_infos([info("SGD", 0, 0.80), info("SGD", 1, 0.81),
+    infos = run_infos([info("SGD", 0, 0.80), info("SGD", 1, 0.81),
                              info("SAM-ON", 0, 0.84), info("SAM-ON", 1, 0.85)])
     assert [i.label for i in infos] == ["SGD · seed 0", "SGD · seed 1", "SAM-ON · seed 0",
                                          "SAM-ON · seed 1"]
-    groups = views.seed_groups(infos)
+    groups = seed_groups(infos)
     assert [g.label for g in groups] == ["SGD", "SAM-ON"]
-    table = views.results_table(groups, {})
+    table = results_table(groups, {})
     assert table.columns == ["SGD", "SAM-ON"] and table.n == [2, 2]
     assert table.cells[0] == ["80.50 ± 0.71", "84.50 ± 0.71"]
     assert table.best[0] == [False, True]
 
 
 def test_views_histograms_share_fixed_axes():
-    from samon_app import views
+    from samon_app.gamma import distribution_summary, histogram_frames
 
     def rec(epoch, center):
         return {"kind": "norm_stats", "param": "gamma", "epoch": epoch, "bin_edges": EDGES,
                 "counts": _hist(center), "layers": [{"name": "n", "mean": center, "std": 0}]}
 
-    hf = views.histogram_frames({"SGD": [rec(0, 1.0), rec(1, 1.0)],
+    hf = histogram_frames({"SGD": [rec(0, 1.0), rec(1, 1.0)],
                                  "SAM-ON": [rec(0, 1.0), rec(1, 1.3), rec(2, 1.5)]})
     assert hf.epochs == [0, 1, 2] and hf.labels == ["SGD", "SAM-ON"]
     assert hf.x_range[0] < 0.7 and hf.x_range[1] > 1.8  # covers every epoch of every run
     assert all(abs(sum(d) - 1.0) < 1e-9 for per in hf.density.values() for d in per.values())
-    summary = views.distribution_summary([rec(0, 1.0), rec(2, 1.5)])
+    summary = distribution_summary([rec(0, 1.0), rec(2, 1.5)])
     assert summary["hist_mean"].iloc[1] > summary["hist_mean"].iloc[0]
 
 
 def test_views_time_estimate_is_calibrated_on_finished_runs():
-    from samon_app import views
-    from samon_core.runs.config import estimate_seconds
+    from samon_app.estimates import calibration, estimate_group
+    from samon_core.runs.estimate import estimate_seconds
 
     cfg = TINY.replace(method="base")
     rows = [{"config": cfg.to_dict(),
              "summary": {"state": "finished", "train_time_s": 10 * estimate_seconds(cfg, "cpu"),
                          "device": "cpu"}}]
-    factors = views.calibration(rows)
+    factors = calibration(rows)
     assert factors["cpu"][0] == pytest.approx(10.0) and factors["cpu"][1] == 1
-    est = views.estimate_group({"SGD": cfg}, 2, "cpu", 1, factors)
+    est = estimate_group({"SGD": cfg}, 2, "cpu", 1, factors)
     assert est["total_s"] == pytest.approx(20 * estimate_seconds(cfg, "cpu"))
     assert est["calibrated_on"] == 1
-    assert views.estimate_group({"SGD": cfg}, 1, "cuda", 1, factors)["calibrated_on"] == 0
+    assert estimate_group({"SGD": cfg}, 1, "cuda", 1, factors)["calibrated_on"] == 0

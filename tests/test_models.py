@@ -383,18 +383,6 @@ def test_vit_has_blocks_and_no_stages():
     assert all(stage_index(n) is None for n, _ in model.named_parameters())
 
 
-def test_app_model_table_matches_the_registry():
-    """The Launch form's torch-free model table (samon_app.vocabulary.MODEL_INFO) mirrors the
-    registry, so the UI offers exactly the registered models and their norm choices."""
-    from samon_app.vocabulary import MODEL_INFO
-
-    assert set(MODEL_INFO) == set(list_models())
-    for name in list_models():
-        info = model_info(name)
-        assert set(MODEL_INFO[name]["norms"]) == set(info["norm_choices"]), name
-        assert MODEL_INFO[name]["cpu"] == info["cpu_friendly"], name
-
-
 def test_wrn_shortcut_takes_the_block_input_as_the_reference_does():
     """In the SAM-ON reference's WRN the 1x1 shortcut conv acts on x itself, not on
     relu(norm1(x)): changing norm1's gamma must leave the shortcut branch unchanged."""
