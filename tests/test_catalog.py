@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from samon_core.catalog import DATASET_SIZES, DATASETS, MODELS, NORM_KINDS, ModelSpec, model_spec
+from samon_core.catalog import DATASET_SIZES, DATASETS, MODELS, ModelSpec, model_spec
+from samon_core.catalog.choices import NORM_KINDS
 from samon_core.runs.config import CHOICES, RunConfig
 
 

@@ -9,6 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
+from samon_core.catalog.stages import stage_index
 from samon_core.models import (
     NORM_KINDS,
     build_model,
@@ -16,7 +17,6 @@ from samon_core.models import (
     make_norm,
     model_info,
     register_model,
-    stage_index,
 )
 from samon_core.norms import norm_layers, norm_parameter_ids, norm_parameters
 

@@ -6,21 +6,17 @@ See :mod:`samon_core.models.registry` for the conventions (stage names, norm nam
 from samon_core.models import resnet_cifar, vit, wide_resnet  # noqa: F401  (registration)
 from samon_core.models.layers import NORM_KINDS, make_norm
 from samon_core.models.registry import (
-    STAGE_NAMES,
     build_model,
     list_models,
     model_info,
     register_model,
-    stage_index,
 )
 
 __all__ = [
     "NORM_KINDS",
-    "STAGE_NAMES",
     "build_model",
     "list_models",
     "make_norm",
     "model_info",
     "register_model",
-    "stage_index",
 ]

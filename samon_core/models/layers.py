@@ -21,7 +21,9 @@ from typing import Literal
 
 from torch import nn
 
-NORM_KINDS: tuple[str, ...] = ("batchnorm", "groupnorm", "layernorm")
+from samon_core.catalog import choices
+
+NORM_KINDS: tuple[str, ...] = choices.NORM_KINDS
 
 #: Upper bound on the number of GroupNorm groups (``"groupnorm"``).
 MAX_GROUPS = 8

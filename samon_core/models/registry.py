@@ -32,7 +32,6 @@ them):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,13 +44,6 @@ from samon_core.norms import count_parameters, norm_parameters
 #: Builder signature: ``fn(num_classes, norm, **kw) -> nn.Module``.
 ModelBuilder = Callable[..., nn.Module]
 
-#: Names of the stage submodules of ResNet-like models (index = position + 1).
-STAGE_NAMES: tuple[str, ...] = ("stage1", "stage2", "stage3")
-
-# Wrapper prefixes added by DataParallel / DistributedDataParallel (``module.``) and torch.compile
-# (``_orig_mod.``); stripped before the stage is read off a name.
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-_STAGE_RE = re.compile(r"stage([1-9][0-9]*)(?:\.|$)")
 
 
 @dataclass(frozen=True)
@@ -167,22 +159,3 @@ def model_info(name: str) -> dict:
     }
     info.update(_counts(name))
     return info
-
-
-def stage_index(param_qualified_name: str) -> int | None:
-    """Stage (1, 2, 3, ...) of a parameter or module name, or ``None`` outside the stages.
-
-    ``"stage2.0.norm1.weight"`` -> 2, ``"stage3"`` -> 3, ``"norm1.weight"`` (stem), ``"fc.bias"``,
-    ``"blocks.0.norm1.weight"`` (ViT) -> ``None``. ``module.`` / ``_orig_mod.`` prefixes
-    (DataParallel, torch.compile) are ignored.
-    """
-    name = param_qualified_name
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in _WRAPPER_PREFIXES:
-            if name.startswith(prefix):
-                name = name[len(prefix) :]
-                stripped = True
-    m = _STAGE_RE.match(name)
-    return int(m.group(1)) if m else None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import torch
 
-BASE_OPTIMIZER_CHOICES = ("sgd", "adamw", "lion")
+from samon_core.catalog import choices
+
+BASE_OPTIMIZER_CHOICES = choices.OPTIMIZERS
 
 
 def base_optimizer(name: str, *, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):

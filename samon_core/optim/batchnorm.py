@@ -14,7 +14,9 @@ from collections.abc import Iterator
 
 from torch import nn
 
-BN_SECOND_PASS_CHOICES = ("update", "keep")
+from samon_core.catalog import choices
+
+BN_SECOND_PASS_CHOICES = choices.BN_SECOND_PASS
 
 
 @contextlib.contextmanager

@@ -32,8 +32,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-ADAPTIVE_CHOICES = ("none", "elementwise", "layerwise")
-NORM_CHOICES = ("l2", "linf")
+from samon_core.catalog import choices
+
+ADAPTIVE_CHOICES = choices.ADAPTIVE
+NORM_CHOICES = choices.BALLS  # the p-norm of the perturbation ball
 
 # Guards the division when every perturbed gradient is exactly zero (eps is then 0, not NaN).
 _TINY = 1e-12

@@ -24,10 +24,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from samon_core.models.registry import stage_index
+from samon_core.catalog import choices
+from samon_core.catalog.stages import stage_index
 from samon_core.norms import norm_parameter_ids
 
-SCOPE_CHOICES = ("all", "norm", "no-norm", "random")
+SCOPE_CHOICES = choices.SCOPES
 
 
 def _random_masks(params: list[nn.Parameter], count: int, seed: int) -> list[torch.Tensor]:

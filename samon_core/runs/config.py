@@ -19,7 +19,7 @@ forms, print help and validate input before anything is trained.
 * ``rho=None`` means "the paper's best rho for this variant and scope" (``samon_core.paper``).
 * ``config_hash`` identifies configs that train identically, so finished runs can be reused.
 
-Longer than 500 lines on purpose: the field declarations with their help texts are about half
+It is longer than 500 lines because the field declarations with their help texts are about half
 of it and belong together; reading the fields back is in ``fieldspec``, the time estimate in
 ``estimate``.
 """
@@ -36,7 +36,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from samon_core import paper
-from samon_core.catalog import DATASET_SIZES, MODELS
+from samon_core.catalog import DATASET_SIZES, MODELS, choices, methods
+from samon_core.catalog.stages import FIRST_STAGE, LAST_STAGE  # the paper's blocks B1-B3
 from samon_core.runs.fieldspec import (
     FieldSpec,
     error_messages,
@@ -60,8 +61,6 @@ CONFIG_FILENAME = "config.json"
 #    code), so runs finished before are not reused as if they had measured the same things.
 HASH_SCHEMA = 3
 
-# Stages of the ResNet-like models (the paper's blocks B1-B3) that ``blocks`` may name.
-FIRST_STAGE, LAST_STAGE = 1, 3
 # Upper bounds shared by several fields.
 MAX_EPOCHS = 400
 MAX_BATCH = 4096
@@ -101,11 +100,11 @@ class RunConfig(BaseModel):
         pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$",
         pattern_text="a name of letters, digits, '_' or '-' starting with a letter (max 64)",
     )
-    norm_layer: Literal["batchnorm", "groupnorm", "layernorm"] = _f(
+    norm_layer: Literal[choices.NORM_KINDS] = _f(
         "batchnorm",
         "Normalization layer type used by the model (its gamma/beta are what SAM-ON perturbs).",
     )
-    dataset: Literal["cifar100", "cifar10", "synthetic"] = _f(
+    dataset: Literal[choices.DATASET_NAMES] = _f(
         "synthetic",
         "Training data: CIFAR-100, CIFAR-10 or a small synthetic image set (no download).",
     )
@@ -132,7 +131,7 @@ class RunConfig(BaseModel):
         ge=1,
         le=MAX_BATCH,
     )
-    optimizer: Literal["sgd", "adamw", "lion"] = _f(
+    optimizer: Literal[choices.OPTIMIZERS] = _f(
         "sgd", "Base optimizer that SAM wraps (SGD with momentum in the paper's ResNet runs)."
     )
     lr: float = _f(0.1, "Peak learning rate of the base optimizer.", gt=0.0, le=10.0)
@@ -150,7 +149,7 @@ class RunConfig(BaseModel):
         ge=0.0,
         lt=1.0,
     )
-    lr_schedule: Literal["cosine", "constant", "step"] = _f(
+    lr_schedule: Literal[choices.LR_SCHEDULES] = _f(
         "cosine",
         "Learning-rate schedule over the epochs: cosine decay to 0, constant, or step "
         "(x0.2 at 30%, 60%, 80% of training).",
@@ -161,19 +160,19 @@ class RunConfig(BaseModel):
         ge=0,
         le=MAX_EPOCHS - 1,
     )
-    augment: Literal["crop_flip", "flip", "none", "autoaugment"] = _f(
+    augment: Literal[choices.AUGMENTS] = _f(
         "crop_flip",
         "Training augmentation: random crop (pad 4) + horizontal flip, flip only, none, or "
         "autoaugment = crop + flip + AutoAugment's CIFAR-10 policy per image (the authors' "
         "published command).",
     )
     # --- SAM --------------------------------------------------------------------------------
-    method: Literal["base", "sam"] = _f(
+    method: Literal[choices.METHOD_KINDS] = _f(
         "sam",
         "base = the base optimizer alone, no SAM (one gradient per step; SGD, AdamW or Lion); "
         "sam = sharpness-aware minimization (two gradients per step).",
     )
-    scope: Literal["all", "norm", "no-norm", "random"] = _f(
+    scope: Literal[choices.SCOPES] = _f(
         "norm",
         "Which parameters SAM perturbs: all (SAM-all), norm (SAM-ON: only normalization "
         "gamma/beta), no-norm (all but those), random (a random mask as sparse as SAM-ON).",
@@ -185,13 +184,13 @@ class RunConfig(BaseModel):
         f"{FIRST_STAGE}..{LAST_STAGE}, e.g. 1,2); empty = all stages.",
         json_schema_extra={"sam": True, "item_ge": FIRST_STAGE, "item_le": LAST_STAGE},
     )
-    adaptive: Literal["none", "elementwise", "layerwise"] = _f(
+    adaptive: Literal[choices.ADAPTIVE] = _f(
         "none",
         "SAM variant: none = plain SAM, elementwise = ASAM with T_w = |w| + eta, layerwise = "
         "T_w = ||w|| + eta per tensor.",
         sam=True,
     )
-    ball: Literal["l2", "linf"] = _f(
+    ball: Literal[choices.BALLS] = _f(
         "l2",
         "Norm of the perturbation ball: l2 (eps ~ g/||g||) or linf (eps = rho * T_w * sign(g)).",
         sam=True,
@@ -216,7 +215,7 @@ class RunConfig(BaseModel):
         "ASAM only: also scale bias tensors (beta included) by T_w; by default biases get T_w = 1.",
         sam=True,
     )
-    bn_second_pass: Literal["update", "keep"] = _f(
+    bn_second_pass: Literal[choices.BN_SECOND_PASS] = _f(
         "update",
         "BatchNorm running statistics during SAM's second (perturbed) pass: update them, or keep "
         "the values from the first pass.",
@@ -250,7 +249,7 @@ class RunConfig(BaseModel):
         pattern=r"^(auto|cpu|mps|cuda|cuda:[0-9]{1,2})$",
         pattern_text="one of auto, cpu, cuda, cuda:N, mps",
     )
-    precision: Literal["auto", "fp32", "bf16"] = _f(
+    precision: Literal[choices.PRECISIONS] = _f(
         "auto",
         "Arithmetic: auto = bf16 autocast on CUDA and fp32 elsewhere; fp32 = no autocast (TF32 "
         "matmuls on CUDA, as the paper presets); bf16 = bf16 autocast everywhere.",
@@ -433,18 +432,18 @@ class RunConfig(BaseModel):
         'SAM-all', 'SAM-ON', 'no-norm', 'random mask'; details in parentheses, e.g.
         'SAM-ON (B1,B2)', 'SAM-all (ASAM elementwise)', 'SAM-ON (p=inf; AdamW)'."""
         if self.method == "base":
-            return _OPTIMIZER_LABELS[self.optimizer]
+            return methods.OPTIMIZER_NAMES[self.optimizer]
         parts: list[str] = []
         if self.scope == "norm" and self.blocks:
             parts.append(",".join(f"B{b}" for b in self.blocks))
-        variant = _VARIANT_LABELS[(self.adaptive, self.ball)]
+        variant = methods.VARIANTS[(self.adaptive, self.ball)]
         if variant:
             parts.append(variant)
         if self.optimizer != "sgd":
-            parts.append(_OPTIMIZER_LABELS[self.optimizer])
+            parts.append(methods.OPTIMIZER_NAMES[self.optimizer])
         if self.sam_start_epoch != 0 or self.sam_end_epoch not in (None, self.epochs):
             parts.append(f"SAM epochs {self.sam_start_epoch}-{self.sam_end()}")
-        base = _SCOPE_LABELS[self.scope]
+        base = methods.SCOPE_NAMES[self.scope]
         return f"{base} ({'; '.join(parts)})" if parts else base
 
     # -----------------------------------------------------------------------------------------
@@ -576,21 +575,6 @@ def _reject_unknown(values: Mapping[str, Any]) -> None:
 def _listify(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
-
-# ---------------------------------------------------------------------------------------------
-# labels
-# ---------------------------------------------------------------------------------------------
-
-_SCOPE_LABELS = {"all": "SAM-all", "norm": "SAM-ON", "no-norm": "no-norm", "random": "random mask"}
-_VARIANT_LABELS = {
-    ("none", "l2"): "",
-    ("elementwise", "l2"): "ASAM elementwise",
-    ("layerwise", "l2"): "ASAM layerwise",
-    ("none", "linf"): "p=inf",
-    ("elementwise", "linf"): "p=inf elementwise",
-    ("layerwise", "linf"): "p=inf layerwise",
-}
-_OPTIMIZER_LABELS = {"sgd": "SGD", "adamw": "AdamW", "lion": "Lion"}
 
 # ---------------------------------------------------------------------------------------------
 # the fields as the UI and the CLI see them

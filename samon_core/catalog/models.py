@@ -1,24 +1,18 @@
-"""What the lab can train, without torch: the models and datasets with the facts the UI, the CLI,
-the job limits and the time estimate need before anything is built.
+"""The models the lab can train, without torch: the facts the UI, the CLI, the job limits and the
+time estimate need before anything is built.
 
-The pages, the run config and the job runner must not import torch (pages load fast and survive
-reruns), yet they have to offer the models, their norm layers, their size and cost. This module is
-the one torch-free description of them:
-
-* ``MODELS``: every model of the registry (``samon_core.models``) with its label, description,
-  norm choices, default norm, whether it is CPU-friendly, its parameter count at 100 classes and
-  its rough cost per training image. ``register_model`` takes the description and the norm
-  choices from here, and a test builds every model to check ``num_params``.
-* ``DATASETS``: the datasets with their label, train/test sizes and class count (the synthetic
-  sizes must match ``samon_core.train.data``; a test checks them).
+``MODELS``: every model of the registry (``samon_core.models``) with its label, description, norm
+choices, default norm, whether it is CPU-friendly, its parameter count at 100 classes and its
+rough cost per training image. ``register_model`` takes the description and the norm choices from
+here (a name missing here cannot be registered), and a test builds every model to check
+``num_params``. The builders themselves stay in ``samon_core.models`` (they need torch).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The normalization layer types every conv net can be built with (``samon_core.models.layers``).
-NORM_KINDS: tuple[str, ...] = ("batchnorm", "groupnorm", "layernorm")
+from samon_core.catalog.choices import NORM_KINDS
 
 
 @dataclass(frozen=True)
@@ -140,34 +134,6 @@ MODELS: dict[str, ModelSpec] = {
             cuda_s_per_image=5e-5,
         ),
     )
-}
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One dataset: its label for the form, full train/test sizes and number of classes."""
-
-    name: str
-    label: str
-    train_size: int
-    test_size: int
-    num_classes: int
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    d.name: d
-    for d in (
-        DatasetSpec("cifar100", "CIFAR-100 (the paper's dataset; needs the files)", 50_000,
-                    10_000, 100),
-        DatasetSpec("cifar10", "CIFAR-10 (needs the files)", 50_000, 10_000, 10),
-        DatasetSpec("synthetic", "Synthetic images (generated, no download; NOT CIFAR)", 10_000,
-                    2_000, 100),
-    )
-}
-
-# (train, test) sizes of the full datasets, for the subset checks of the form and the job limits.
-DATASET_SIZES: dict[str, tuple[int, int]] = {
-    d.name: (d.train_size, d.test_size) for d in DATASETS.values()
 }
 
 
