@@ -497,3 +497,35 @@ def test_asam_defaults_are_the_references():
     unless passed (the paper presets pass it for ASAM, see test_presets.py)."""
     c = RunConfig()
     assert c.eta == 0.0 and c.normalize_bias is False
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"scope": "bogus"}, "scope"),
+        ({"epochs": 3, "warmup_epochs": 3}, "warmup_epochs"),
+        ({"sharpness_samples": 10, "sharpness_m": 64}, "sharpness_samples"),
+        ({"dataset": "cifar10", "train_subset": 60_000}, "train_subset"),
+        ({"train_subset": 100, "batch_size": 128}, "batch_size"),
+        ({"scope": "all", "blocks": (1,)}, "blocks"),
+    ],
+)
+def test_config_errors_name_the_field_to_change(kwargs, field):
+    """A form puts each message next to its widget: the error carries the field, also for the
+    rules between fields (no parsing of the message)."""
+    from samon_core.runs.fieldspec import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        RunConfig(**kwargs)
+    assert info.value.fields == (field,)
+    assert isinstance(info.value, ValueError) and str(info.value).startswith(f"RunConfig.{field}")
+
+
+def test_config_error_lists_every_bad_field_with_its_message():
+    from samon_core.runs.fieldspec import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        RunConfig(epochs=0, lr=-1.0, bogus=1)
+    fields = [f for f, _ in info.value.errors]
+    assert fields == ["epochs", "lr", ""] and len(str(info.value).splitlines()) == 3

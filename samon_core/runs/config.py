@@ -39,6 +39,8 @@ from samon_core import paper
 from samon_core.catalog import DATASET_SIZES, MODELS, choices, methods
 from samon_core.catalog.stages import FIRST_STAGE, LAST_STAGE  # the paper's blocks B1-B3
 from samon_core.runs.fieldspec import (
+    ConfigError,
+    FieldError,
     FieldSpec,
     error_messages,
     field_specs,
@@ -328,7 +330,7 @@ class RunConfig(BaseModel):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ValueError("\n".join(error_messages("RunConfig", _SPEC_BY_NAME, exc))) from None
+            raise ConfigError(error_messages("RunConfig", _SPEC_BY_NAME, exc)) from None
 
     @field_validator("blocks", mode="before")
     @classmethod
@@ -353,29 +355,34 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _check_cross_fields(self) -> RunConfig:
         if self.warmup_epochs >= self.epochs:
-            raise ValueError(
+            raise FieldError(
+                "warmup_epochs",
                 f"RunConfig.warmup_epochs must be < epochs ({self.epochs}); "
                 f"got {self.warmup_epochs}"
             )
         if self.sam_start_epoch >= self.epochs:
-            raise ValueError(
+            raise FieldError(
+                "sam_start_epoch",
                 f"RunConfig.sam_start_epoch must be < epochs ({self.epochs}); "
                 f"got {self.sam_start_epoch}"
             )
         if self.sam_end_epoch is not None and not (
             self.sam_start_epoch < self.sam_end_epoch <= self.epochs
         ):
-            raise ValueError(
+            raise FieldError(
+                "sam_end_epoch",
                 f"RunConfig.sam_end_epoch must be None or in (sam_start_epoch, epochs] = "
                 f"({self.sam_start_epoch}, {self.epochs}]; got {self.sam_end_epoch}"
             )
         if 0 < self.sharpness_samples < self.sharpness_m:
-            raise ValueError(
+            raise FieldError(
+                "sharpness_samples",
                 f"RunConfig.sharpness_samples must be 0 (probe off) or >= sharpness_m "
                 f"({self.sharpness_m}); got {self.sharpness_samples}"
             )
         if self.method == "sam" and self.blocks and self.scope != "norm":
-            raise ValueError(
+            raise FieldError(
+                "blocks",
                 f"RunConfig.blocks may only be set with scope 'norm' (SAM-ON); scope is "
                 f"{self.scope!r} and blocks is {list(self.blocks)}"
             )
@@ -389,13 +396,15 @@ class RunConfig(BaseModel):
         for name, size, split in (("train_subset", train_size, "training"),
                                   ("test_subset", test_size, "test")):
             if getattr(self, name) > size:
-                raise ValueError(
+                raise FieldError(
+                    name,
                     f"RunConfig.{name} must be 0 (the whole set) or at most {size}, the size of "
                     f"{self.dataset}'s {split} set; got {getattr(self, name)}"
                 )
         n_train = self.train_subset or train_size
         if self.batch_size > n_train:
-            raise ValueError(
+            raise FieldError(
+                "batch_size",
                 f"RunConfig.batch_size must be at most the number of training images "
                 f"({n_train}); got {self.batch_size}"
             )

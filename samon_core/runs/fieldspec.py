@@ -200,13 +200,36 @@ def unknown_fields_message(owner: str, names: Iterable[str], known: Iterable[str
     return f"unknown {owner} field(s): {shown}{suggest(names, known)}"
 
 
+class FieldError(ValueError):
+    """A validator's complaint about ``field`` (a rule between fields names the field to change),
+    so that callers can put the message next to that field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+class ConfigError(ValueError):
+    """Invalid settings: one message per bad field, ``str()`` = the messages, one per line.
+    ``errors`` pairs each message with its field (``""`` when no single field is to blame, e.g.
+    unknown keys), so a form can show each message next to its widget."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        super().__init__("\n".join(message for _, message in errors))
+        self.errors = tuple(errors)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(field for field, _ in self.errors if field)
+
+
 def error_messages(
     owner: str, specs: Mapping[str, FieldSpec], exc: ValidationError
-) -> list[str]:
-    """One message per bad field of ``exc`` (first error of each field, in error order):
+) -> list[tuple[str, str]]:
+    """(field, message) per bad field of ``exc`` (first error of each field, in error order):
     '<owner>.<field> must be <requirement>; got <value>'. Messages raised by the model's own
-    validators (``ValueError``) are passed through as they are."""
-    messages: list[str] = []
+    validators are passed through as they are, with the field a ``FieldError`` names."""
+    messages: list[tuple[str, str]] = []
     seen: set[str] = set()
     unknown: list[str] = []
     for err in exc.errors():
@@ -219,15 +242,17 @@ def error_messages(
             continue
         seen.add(name)
         if err["type"] == "value_error":
-            messages.append(clip_message(str(err.get("ctx", {}).get("error", err["msg"])), 300))
+            cause = err.get("ctx", {}).get("error", err["msg"])
+            field = cause.field if isinstance(cause, FieldError) else name
+            messages.append((field, clip_message(str(cause), 300)))
         elif name in specs:
             value = err.get("input")
             what = requirement(specs[name], err["type"], value)
-            messages.append(f"{owner}.{name} must be {what}; got {quote(value)}")
+            messages.append((name, f"{owner}.{name} must be {what}; got {quote(value)}"))
         else:
-            messages.append(clip_message(f"{owner}: {err['msg']}", 300))
+            messages.append((name, clip_message(f"{owner}: {err['msg']}", 300)))
     if unknown:
-        messages.append(unknown_fields_message(owner, unknown, specs))
+        messages.append(("", unknown_fields_message(owner, unknown, specs)))
     return messages
 
 
