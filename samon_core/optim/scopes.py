@@ -50,7 +50,7 @@ def perturbation_groups(
 ) -> list[dict]:
     """Split the trainable parameters of ``model`` into optimizer parameter groups.
 
-    Each group is a dict with ``params``, ``param_names``, ``perturb`` (bool), ``bias`` (bool) and,
+    Each group is a dict with ``params``, ``param_names``, ``perturb`` (bool), ``weight`` (bool) and,
     for the random scope, ``masks`` (one bool tensor per parameter). Pass the list to ``SAM``.
     """
     if scope not in SCOPE_CHOICES:
