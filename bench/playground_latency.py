@@ -6,7 +6,7 @@ it times what the page does on a rerun, in three parts:
 
 1. compute:   ``samon_core.toy`` trajectories of the chosen methods and their outcomes;
 2. figures:   the contour-plot figure with one animation frame per step, the loss chart, the
-              outcome sentences and table rows (``app_pages/playground.py``'s pure builders);
+              outcome sentences and table rows (``samon_app/playground.py``, the page's pure builders);
 3. serialise: ``plotly.io.to_json(fig.to_dict())`` of both figures, which is what
               ``st.plotly_chart`` sends to the browser.
 
@@ -37,7 +37,7 @@ import plotly  # noqa: E402
 import plotly.io as pio  # noqa: E402
 import streamlit  # noqa: E402
 
-from app_pages import playground as pg  # noqa: E402  (importing runs no page code)
+from samon_app import playground as pg  # noqa: E402  (the page's builders)
 from samon_core import toy  # noqa: E402
 
 

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the page imports app_pages.common
     sys.path.insert(0, str(REPO))
 
-from app_pages import playground as pg  # noqa: E402  (importing runs no page code)
+from samon_app import playground as pg  # noqa: E402  (the page's builders)
 from samon_core import toy  # noqa: E402
 
 PAGE = str(REPO / "app_pages" / "playground.py")
