@@ -15,7 +15,7 @@ from samon_app.export import export_csv, export_json
 from samon_app.formatting import format_pct
 from samon_app.progress import is_active
 from samon_app.series import seed_groups
-from samon_app.tables import results_table
+from samon_app.tables import ROW_COST, results_table
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
 
@@ -43,23 +43,49 @@ FILTERS = {
 # ---------------------------------------------------------------------------------------------
 
 
+ALL_RUNS = ""
+
+
+def scope_ui(groups) -> str:
+    """Which runs the page starts from: one comparison (default: this user's latest; a link's
+    ``?group=``) or every run of every user (``ALL_RUNS``), narrowed by the filters below."""
+    options = [ALL_RUNS, *groups["group"].tolist()]
+    labels = {ALL_RUNS: "All runs of all users (narrow them with the filters)",
+              **dict(zip(groups["group"], groups["label"], strict=True))}
+    if st.session_state.get("c_group") not in options:
+        from_url = st.query_params.get("group")
+        mine = groups.loc[groups["owner"] == common.owner(), "group"].tolist()
+        st.session_state["c_group"] = (
+            from_url if from_url in options and from_url else (mine[0] if mine else ALL_RUNS))
+    return st.selectbox("Comparison", options, key="c_group", index=None,
+                        format_func=lambda g: labels.get(g, g),
+                        help="Opens on your latest comparison; pick another one, or all runs "
+                        "(other users' runs included), and filter.") or ALL_RUNS
+
+
 def filters_ui(df) -> dict[str, list[str]]:
-    """One multiselect per column in ``FILTERS`` (empty = all). Returns column -> chosen."""
+    """One multiselect per column in ``FILTERS`` (empty = all), three to a row so that the
+    chosen values stay readable. Returns column -> chosen."""
     chosen: dict[str, list[str]] = {}
-    cols = st.columns(len(FILTERS))
-    for col, (name, label) in zip(cols, FILTERS.items(), strict=True):
-        values = df[name].fillna("(none)").astype(str) if len(df) else []
-        options = sorted(set(values))
-        with col:
-            chosen[name] = st.multiselect(label, options, key=f"f_{name}", placeholder="all",
-                                          bind="query-params")
+    items = list(FILTERS.items())
+    for row in range(0, len(items), 3):
+        cols = st.columns(3)
+        for col, (name, label) in zip(cols, items[row:row + 3], strict=False):
+            values = df[name].fillna("(none)").astype(str) if len(df) else []
+            with col:
+                chosen[name] = st.multiselect(label, sorted(set(values)), key=f"f_{name}",
+                                              placeholder="all", bind="query-params")
     return chosen
 
 
 def apply_filters(df, chosen: dict[str, list[str]]):
+    """The rows matching every chosen filter; cancelled runs only when the Status filter asks
+    for them."""
     for name, values in chosen.items():
         if values:
             df = df[df[name].fillna("(none)").astype(str).isin(values)]
+    if "cancelled" not in (chosen.get("state") or []):
+        df = df[df["state"] != "cancelled"]
     return df
 
 
@@ -67,15 +93,17 @@ def runs_table_ui(df) -> list[str]:
     """The table of runs; returns the ids of the selected rows."""
     shown = df.assign(
         progress=[
-            f"{int(le) if le == le and le is not None else 0}/{int(ep)}"
+            f"{int(le) if le == le and le is not None else 0}/"
+            f"{int(ep) if ep == ep and ep is not None else '?'}"  # '?': a damaged config
             for le, ep in zip(df["last_epoch"], df["epochs"], strict=True)
         ],
         test_acc=[format_pct(v) for v in df["final_test_acc"]],
         preset=df["preset"].fillna("custom"),
         created_at=[time.strftime("%Y-%m-%d %H:%M", time.localtime(c)) if c == c else ""
                     for c in df["created"]],
-    )[["method_label", "state", "model", "dataset", "seed", "progress", "test_acc", "owner",
-       "preset", "created_at", "run_id"]]
+        note=common.run_notes(df),  # why a run failed, its warning, or what is damaged
+    )[["method_label", "state", "model", "dataset", "seed", "progress", "test_acc", "note",
+       "owner", "preset", "created_at", "run_id"]]
     event = st.dataframe(
         shown,
         hide_index=True,
@@ -128,15 +156,33 @@ def delete_ui(own: list[str], labels: dict[str, str]) -> list[str]:
     return picked if clicked and sure else []
 
 
+def results_ui(table) -> None:
+    """The results table, fitted to the page: columns named by method, the settings that tell
+    columns of one method apart in their tooltip (and in the 'settings' row)."""
+    config = {"_index": st.column_config.TextColumn("", width="medium")}
+    for name, details in zip(table.columns, table.details, strict=True):
+        config[name] = st.column_config.TextColumn(name, help=details or None)
+    st.dataframe(table.styled(), width="stretch", column_config=config, key="results_table")
+    st.caption(f"'{ROW_COST}' compares fairly only between runs that trained interleaved (see "
+               "the Speed view of the Live page): runs trained at different times were measured "
+               "under different machine load.")
+
+
+def plot(fig, key: str) -> None:
+    """A chart with plotly's toolbar (zoom, PNG download)."""
+    st.plotly_chart(fig, key=key, config=charts.plotly_config(f"samon-{key}"), width="stretch")
+
+
 # ---------------------------------------------------------------------------------------------
 # page
 # ---------------------------------------------------------------------------------------------
 
 st.title("Compare runs")
 st.markdown(
-    "Every run of every user is here. Filter the table, select rows to overlay them (without a "
-    f"selection the {MAX_OVERLAY} newest filtered runs are shown), and read the results in the "
-    "paper's format below."
+    "Your latest comparison opens first; every run of every user is one choice away. Filter the "
+    "table, select rows to overlay them (without a selection the "
+    f"{MAX_OVERLAY} newest runs shown are overlaid), and read the results in the paper's format "
+    "below. Cancelled runs are left out unless the Status filter asks for them."
 )
 top_l, top_r = st.columns([6, 1], vertical_alignment="bottom")
 with top_r:
@@ -149,10 +195,16 @@ if all_runs.empty:
     st.stop()
 
 with top_l:
-    chosen = filters_ui(all_runs)
-filtered = apply_filters(all_runs, chosen)
-st.caption(f"{len(filtered)} of {len(all_runs)} runs")
+    scope = scope_ui(common.groups())
+scoped = all_runs
+if scope != ALL_RUNS:
+    scoped = all_runs[all_runs["run_id"].isin(list(common.members().get(scope, {})))]
+chosen = filters_ui(scoped)
+filtered = apply_filters(scoped, chosen)
+st.caption(f"{len(filtered)} of {len(all_runs)} runs"
+           + (" (this comparison)" if scope != ALL_RUNS else ""))
 selected = runs_table_ui(filtered)
+common.damaged_runs_ui(None, key="compare_damaged")  # all of them, whatever the filters
 overlay_ids = selected or filtered["run_id"].head(MAX_OVERLAY).tolist()
 if not overlay_ids:
     st.info("No run matches the filters.")
@@ -165,8 +217,8 @@ groups = seed_groups(infos)
 st.header("Curves", divider="gray")
 opts = chart_options_ui()
 metric, x = opts["metric"], METRICS[opts["metric"]][1]
-group_sig = tuple((g.key, g.label, g.color) for g in groups)
-common.plot(common.figure(
+group_sig = tuple((g.key, g.label, g.color, g.dash, g.details) for g in groups)
+plot(common.figure(
     "compare", lambda: charts.compare_figure(groups, data, metric, x=x,
                                              smoothing=opts["smoothing"], bands=opts["bands"]),
     infos, data, (x,), (metric, x, opts["smoothing"], opts["bands"], group_sig)),
@@ -184,14 +236,15 @@ if any(is_active(i.state) for i in infos):
 
 st.header("Results in the paper's format", divider="gray")
 table = results_table(groups, data, finished_only=opts["finished_only"])
-if all(n == 0 for n in table.n):
+if not table.columns:
     st.info("None of the shown runs has finished yet.")
 else:
-    st.markdown(table.markdown())
+    results_ui(table)
     common.look_for(
-        "final test accuracy as mean ± std over seeds (n = runs per column; bold = best), and "
-        "the final l_inf m-sharpness of each probe (bold = flattest). The paper's pattern: "
-        "SAM-ON has the best accuracy but *not* the lowest sharpness."
+        "final test accuracy, time per step, final mean gamma and the final l_inf m-sharpness "
+        "of each probe, as mean ± std over seeds (n = runs per column; bold = best accuracy, "
+        "lowest sharpness). The paper reports SAM-ON with the best accuracy but *not* the "
+        "lowest sharpness; see whether your runs agree."
     )
 
 st.header("Export and clean up", divider="gray")
@@ -215,15 +268,14 @@ with c2:
     if to_delete:
         problems = []
         for info in [i for i in infos if i.run_id in to_delete]:
-            try:
-                if is_active(info.state):
-                    service.cancel(info.run_id, owner=me, store=common.store())
-                common.store().delete_run(info.run_id, owner=me)
+            try:  # cancels it first if it waits or trains; NotAllowed is a ValueError
+                service.delete_run(info.run_id, owner=me, store=common.store())
                 common.reader().forget(info.run_id)
-            except (ValueError, FileNotFoundError) as exc:
+            except (ValueError, FileNotFoundError, service.QueueUnavailable,
+                    service.StoreUnavailable) as exc:
                 problems.append(f"{info.label}: {exc}")
         common.clear_caches()
         if problems:
-            st.error("Not deleted: " + "; ".join(problems))
+            st.error("Not deleted: " + common.md_escape("; ".join(problems), 1000))
         else:
             st.rerun()

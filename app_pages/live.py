@@ -12,8 +12,16 @@ import streamlit as st
 
 from app_pages import common
 from samon_app import charts
-from samon_app.progress import is_active, run_progress
+from samon_app.progress import (
+    bar_css,
+    bar_key,
+    empty_chart_note,
+    is_active,
+    run_progress,
+    sharpness_note,
+)
 from samon_app.reader import RunInfo, chart_signature
+from samon_app.speed import cost_ratios
 from samon_app.tables import speed_summary
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
@@ -26,7 +34,8 @@ from samon_core import service
 def group_picker_ui(groups) -> str | None:
     """Which comparison group to follow. Kept in the URL as ``?group=<id>`` (synced by hand, so
     that the box can show readable labels while the link holds the id). Defaults to the group
-    this session launched last, else the newest group of this user, else the newest group."""
+    this session launched last, else the newest group of this user; a user without runs gets
+    no one else's comparison (None: the page shows an empty state), but may pick one."""
     options = groups["group"].tolist()
     if not options:
         return None
@@ -39,12 +48,13 @@ def group_picker_ui(groups) -> str | None:
         mine = groups.loc[groups["owner"] == common.owner(), "group"].tolist()
         launched = st.session_state.get("live_group")
         st.session_state["live_pick"] = (
-            launched if launched in options else (mine[0] if mine else options[0])
+            launched if launched in options else (mine[0] if mine else None)
         )
-    picked = st.selectbox("Comparison", options, key="live_pick",
+    picked = st.selectbox("Comparison", options, key="live_pick", index=None,
+                          placeholder="Pick a comparison (yours or another user's)",
                           format_func=lambda g: labels.get(g, g),
                           help="Runs launched together (one click on Launch) form a comparison.")
-    if st.query_params.get("group") != picked:
+    if picked is not None and st.query_params.get("group") != picked:
         st.query_params["group"] = picked
         st.session_state["live_url_group"] = picked
     return picked
@@ -55,12 +65,13 @@ def run_row_ui(info: RunInfo, prog: dict[str, Any], position: int | None, mine: 
     Returns 'cancel', 'resume' or None."""
     c1, c2, c3 = st.columns([2.2, 6, 1.4], vertical_alignment="center")
     with c1:
-        st.markdown(f"{common.color_dot(info.color)} **{info.label}**", unsafe_allow_html=True)
+        st.markdown(f"{common.color_dot(info.color)} **{common.md_escape(info.label)}**")
     with c2:
         text = prog["text"]
         if info.state == "queued" and position is not None:
             text += f" (position {position})"
-        st.progress(prog["progress"], text=text)
+        with st.container(key=bar_key(info)):  # coloured by bar_css
+            st.progress(prog["progress"], text=text)
     action = None
     with c3:
         if prog["active"]:
@@ -72,7 +83,8 @@ def run_row_ui(info: RunInfo, prog: dict[str, Any], position: int | None, mine: 
             action = "resume"
     if prog["problem"]:
         box = st.error if info.state in ("failed", "diverged", "unknown") else st.warning
-        box(f"**{info.label}:** {prog['problem']}", icon=":material/report:")
+        box(f"**{common.md_escape(info.label)}:** {common.md_escape(prog['problem'], 1000)}",
+            icon=":material/report:")
         if prog.get("traceback"):
             with st.expander("Details (traceback)"):
                 st.code(prog["traceback"], language=None)
@@ -102,11 +114,22 @@ def curve_options_ui() -> tuple[str, float]:
     return ("step" if per == "per step" else "epoch"), float(smoothing)
 
 
+CANCEL_ANSWERS = {
+    "detached": "You left this run: other users asked for it too, so it goes on training for "
+                "them. It no longer counts as yours.",
+    "cancelling": "Cancelling: the run stops within one training step.",
+    "cancelled": "Cancelled.",
+}
+
+
 def run_action(action: str, run_id: str, me: str) -> None:
-    """Cancel or resume a run through the job API, then show the new state."""
+    """Cancel or resume a run through the job API, then show the new state and what happened
+    (a run shared with other users is not stopped: only ``me`` leaves it)."""
     try:
         if action == "cancel":
-            service.cancel(run_id, owner=me, store=common.store())
+            answer = str(service.cancel(run_id, owner=me, store=common.store()))
+            st.session_state["live_notice"] = CANCEL_ANSWERS.get(
+                answer, f"Nothing to cancel: the run is already {answer}.")
         else:
             service.resume(run_id, store=common.store())
     except ValueError as exc:
@@ -137,11 +160,14 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
     when records the charts show have arrived, or when no run is active any more."""
     ids = _group_ids(group)
     infos = common.infos(ids)
+    readable = {i.run_id for i in infos}  # damaged runs are shown, with their problem
+    common.damaged_runs_ui([r for r in ids if r not in readable], key="live_damaged")
     if not infos:
         st.info("This comparison has no runs (any more).")
         return
     active = any(is_active(i.state) for i in infos)
     if polling and not active:
+        common.clear_caches()  # the comparison menu's "N active" is read afresh
         st.rerun()  # every run ended: re-run the page once, without polling
     if polling and chart_signature(infos, common.run_data(ids), kinds) != shown:
         st.rerun()  # new records for the charts on screen
@@ -149,6 +175,10 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
     me = common.owner()
     asked = common.members().get(group, {})
     positions = common.queue_positions() if active else {}
+    notice = st.session_state.pop("live_notice", None)
+    if notice:
+        st.info(notice, icon=":material/info:")
+    st.html(bar_css(infos))
     with st.container(border=True):
         for info in infos:
             mine = me in (info.meta.get("owner"), asked.get(info.run_id))
@@ -157,84 +187,116 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
                 run_action(action, info.run_id, me)
 
 
+def plot(fig, key: str) -> None:
+    """A chart with plotly's toolbar (zoom, PNG download named after the chart)."""
+    st.plotly_chart(fig, key=key, config=charts.plotly_config(f"samon-{key}"), width="stretch")
+
+
 def accuracy_charts_ui(infos: list, data: dict, per: str, smoothing: float) -> None:
+    note = empty_chart_note(infos)
     c1, c2 = st.columns(2)
-    with c1:
-        st.markdown("**Accuracy**")
-        common.plot(common.figure(
-            "live_acc", lambda: charts.run_curves_figure(
-                infos, data, "acc", per=per, smoothing=smoothing),
-            infos, data, (per,), (per, smoothing)), key="live_acc_chart")
-    with c2:
-        st.markdown("**Loss**")
-        common.plot(common.figure(
-            "live_loss", lambda: charts.run_curves_figure(
-                infos, data, "loss", per=per, smoothing=smoothing),
-            infos, data, (per,), (per, smoothing)), key="live_loss_chart")
-    common.look_for(
-        "solid lines are test, dashed lines train. SAM's runs usually train slower (lower "
-        "train accuracy, higher train loss) yet end with an equal or better *test* "
-        "accuracy: the gap between dashed and solid is what SAM shrinks."
-    )
+    for col, metric, title in ((c1, "acc", "Accuracy"), (c2, "loss", "Loss")):
+        with col:
+            st.markdown(f"**{title}**")
+            plot(common.figure(
+                f"live_{metric}", lambda m=metric: charts.run_curves_figure(
+                    infos, data, m, per=per, smoothing=smoothing, empty_note=note),
+                infos, data, (per,), (per, smoothing, note)), key=f"live_{metric}_chart")
+    if per == "epoch":
+        common.look_for(
+            "solid lines are test, dashed lines train. SAM's runs often train slower (lower "
+            "train accuracy, higher train loss) yet may end with an equal or better *test* "
+            "accuracy: the gap between dashed and solid is what SAM aims to shrink."
+        )
+    else:
+        common.look_for(
+            "the training loss and accuracy of every logged window of steps (train only: the "
+            "test set is evaluated once per epoch). Each SAM step takes two passes, so at the "
+            "same step SAM has cost more time than SGD."
+        )
 
 
 def sharpness_charts_ui(infos: list, data: dict) -> None:
-    common.plot(common.figure("live_sharp", lambda: charts.sharpness_figure(infos, data),
-                              infos, data, ("sharpness",)), key="live_sharp_chart")
+    note = sharpness_note(infos) if any(is_active(i.state) for i in infos) else (
+        empty_chart_note(infos) if not any(i.state == "finished" for i in infos)
+        else "these runs recorded no sharpness (the probe was off).")
+    plot(common.figure("live_sharp", lambda: charts.sharpness_figure(infos, data,
+                                                                     empty_note=note),
+                       infos, data, ("sharpness",), (note,)), key="live_sharp_chart")
     common.look_for(
         "how much the loss rises under a small worst-case weight perturbation (lower = "
-        "flatter). The paper's surprise: SAM-ON ends *sharper* than SAM-all and even SGD, "
-        "yet generalizes better, so flatness alone does not explain SAM."
+        "flatter). The paper reports that SAM-ON ends *sharper* than SAM-all, yet generalizes "
+        "better, so flatness alone would not explain SAM. Compare with your runs' lines."
     )
 
 
 def gamma_charts_ui(infos: list, data: dict) -> None:
-    common.plot(common.figure("live_gamma", lambda: charts.gamma_animation(infos, data),
-                              infos, data, ("norm_stats",)), key="live_gamma_anim")
+    plot(common.figure("live_gamma", lambda: charts.gamma_animation(infos, data),
+                       infos, data, ("norm_stats",)), key="live_gamma_anim")
+    for note in charts.gamma_notes(infos, data):
+        st.caption(note)
     common.look_for(
-        "press play or drag the epoch slider: all runs start from the same gamma = 1. "
-        "Under SAM-ON the distribution of gamma moves to *larger* values than under SGD "
-        "and SAM-all, the parameter shift the paper reports."
+        "press play or drag the epoch slider: all runs start from the same gamma = 1 (epoch 0, "
+        "clipped). The paper reports that under SAM-ON the distribution of gamma moves to "
+        "*larger* values than under SGD and SAM-all."
     )
     c1, c2 = st.columns(2)
     with c1:
-        common.plot(common.figure("live_gamma_mean",
-                                  lambda: charts.gamma_mean_figure(infos, data),
-                                  infos, data, ("norm_stats",)), key="live_gamma_mean")
-        common.look_for("the average gamma per epoch: SAM-ON's line should climb above the "
-                        "others.")
+        plot(common.figure("live_gamma_mean", lambda: charts.gamma_mean_figure(infos, data),
+                           infos, data, ("norm_stats",)), key="live_gamma_mean")
+        common.look_for("the exact average gamma per epoch: the paper's SAM-ON runs climb "
+                        "above the others.")
     with c2:
-        common.plot(common.figure("live_gamma_layers",
-                                  lambda: charts.layer_gamma_figure(infos, data),
-                                  infos, data, ("norm_stats",)), key="live_gamma_layers")
+        plot(common.figure("live_gamma_layers", lambda: charts.layer_gamma_figure(infos, data),
+                           infos, data, ("norm_stats",)), key="live_gamma_layers")
         common.look_for("the mean gamma of each norm layer at the latest epoch, from input "
                         "to output, against the initialisation (dotted): where in the "
                         "network the shift happens.")
 
 
+def cost_ratios_ui(infos: list, data: dict) -> None:
+    """The measured cost ratios beside the FLOP expectation, for interleaved runs only."""
+    ratios = cost_ratios(infos, data)
+    if ratios.rows:
+        st.dataframe(ratios.rows, hide_index=True, width="stretch", key="live_ratios",
+                     column_config={
+                         "measured": st.column_config.NumberColumn(format="%.2fx"),
+                         "expected (FLOPs)": st.column_config.NumberColumn(
+                             format="%.2fx", help="Forward-pass units per step: SGD 3F, "
+                             "SAM-all 6F, SAM-ON about 5F (its first pass needs no weight "
+                             "gradients of the conv and linear layers)."),
+                     })
+    if ratios.note:
+        st.info(ratios.note, icon=":material/info:")
+
+
 def speed_charts_ui(infos: list, data: dict) -> None:
     c1, c2 = st.columns(2)
     with c1:
-        common.plot(common.figure(
+        plot(common.figure(
             "live_step_time", lambda: charts.speed_figure(infos, data, what="step_time"),
             infos, data, ("step",)), key="live_step_time")
     with c2:
-        common.plot(common.figure(
+        plot(common.figure(
             "live_ips", lambda: charts.speed_figure(infos, data, what="images_per_s"),
             infos, data, ("step",)), key="live_ips")
+    cost_ratios_ui(infos, data)
     table = speed_summary(infos, data)
     if len(table):
-        st.dataframe(table, hide_index=True, width="stretch",
+        st.dataframe(table, hide_index=True, width="stretch", key="live_speed",
                      column_config={
                          "median step time (ms)": st.column_config.NumberColumn(format="%.1f"),
                          "images/s": st.column_config.NumberColumn(format="%.0f"),
-                         "cost vs SGD": st.column_config.NumberColumn(format="%.2fx"),
+                         "load (1 min)": st.column_config.NumberColumn(
+                             format="%.2f", help="The machine's 1-minute load average while "
+                             "the run trained (median): above the number of cores, runs wait "
+                             "for each other."),
                      })
     common.look_for(
-        "SAM needs two gradient passes per step, so SAM-all costs about twice SGD. SAM-ON's "
-        "first pass computes only the norm layers' gradients, so it should sit between the "
-        "two (about 5/3 of SGD in forward-pass units). Runs that share a CPU slow each "
-        "other down: compare runs that trained alone."
+        "SAM needs two gradient passes per step, so SAM-all should cost about twice SGD; "
+        "SAM-ON's first pass computes only the norm layers' gradients, so the FLOP count puts "
+        "it near 5/3 of SGD. Measured ratios also carry per-step overheads the FLOP count "
+        "leaves out, so small models may differ."
     )
 
 
@@ -262,7 +324,9 @@ st.title("Live")
 groups = common.groups()
 picked = group_picker_ui(groups)
 if picked is None:
-    st.info("No comparison has been launched yet. Start one on the Launch page, or run the "
+    st.info("You have no comparison yet. Start one on the Launch page, or run the quick demo "
+            "from Home; other users' comparisons are in the menu above." if len(groups) else
+            "No comparison has been launched yet. Start one on the Launch page, or run the "
             "quick demo from Home.", icon=":material/info:")
     st.page_link(common.LAUNCH_PAGE, label="Launch a comparison", icon=":material/rocket_launch:")
 else:

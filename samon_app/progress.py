@@ -4,6 +4,8 @@ that did not finish (failed, diverged, interrupted, cancelled)."""
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from samon_app.formatting import format_duration
@@ -31,7 +33,7 @@ def run_progress(info: RunInfo) -> dict[str, Any]:
     eta = status.get("eta_s")
     text = {
         "queued": "waiting in the queue",
-        "running": f"epoch {max(1, min(epoch, epochs))} of {epochs}" if epochs else "running",
+        "running": f"{max(0, min(epoch, epochs))} of {epochs} epochs done" if epochs else "running",
         "finished": f"finished ({epochs} epochs)",
         "cancelled": f"cancelled after {epoch} of {epochs} epochs",
         "failed": "failed",
@@ -59,6 +61,9 @@ def run_progress(info: RunInfo) -> dict[str, Any]:
         problem = message and f"Cancelled: {message}" or "This run was cancelled."
     elif state == "unknown":
         problem = str(status.get("error") or "The run's status file cannot be read.")
+    elif state == "finished":  # finished, but e.g. the loss never fell: say so
+        warning = (info.summary or {}).get("warning") or message
+        problem = f"Finished with a warning: {warning}" if warning else None
     return {
         "progress": progress,
         "text": text,
@@ -68,3 +73,47 @@ def run_progress(info: RunInfo) -> dict[str, Any]:
         "traceback": status.get("traceback"),
     }
 
+
+
+# ---------------------------------------------------------------------------------------------
+# progress bars in the method's colour, and what an empty chart says
+# ---------------------------------------------------------------------------------------------
+
+
+def bar_key(info: RunInfo) -> str:
+    """The key of the container around a run's progress bar (Streamlit gives it the CSS class
+    ``st-key-<key>``, which ``bar_css`` colours)."""
+    return "bar_" + re.sub(r"[^A-Za-z0-9_-]", "_", info.run_id)
+
+
+def bar_css(infos: Sequence[RunInfo]) -> str:
+    """A <style> block that draws each run's progress bar in its method's colour (Streamlit's
+    bar takes the theme colour otherwise: every bar SAM-ON orange)."""
+    rules = [
+        f".st-key-{bar_key(i)} [data-testid='stProgressBarTrack'] > div "
+        f"{{ background-color: {i.color} !important; }}"
+        for i in infos if re.fullmatch(r"#[0-9a-fA-F]{3,8}", i.color or "")
+    ]
+    return "<style>\n" + "\n".join(rules) + "\n</style>"
+
+
+def empty_chart_note(infos: Sequence[RunInfo]) -> str:
+    """What an empty chart of these runs says: they are coming, or why none will."""
+    states = {i.state for i in infos}
+    if states & {"queued", "running"}:
+        return "the chart fills in as the runs train."
+    if states == {"cancelled"}:
+        return "the runs were cancelled before they recorded any."
+    if states and states <= {"cancelled", "failed", "diverged", "interrupted"}:
+        return "the runs ended before they recorded any (see above)."
+    return "none were recorded."
+
+
+def sharpness_note(infos: Sequence[RunInfo]) -> str:
+    """When the sharpness probe runs for these runs (their ``sharpness_every``)."""
+    every = sorted({int(i.config.get("sharpness_every") or 0) for i in infos})
+    if any(e > 0 for e in every):
+        n = min(e for e in every if e > 0)
+        when = "after every epoch" if n == 1 else f"every {n} epochs"
+        return f"the probe runs {when} and at the end of training; the chart fills in then."
+    return "these runs probe only at the end of training."

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from samon_app.reader import RunInfo
-from samon_app.vocabulary import PALETTE, method_sort_key
+from samon_app.vocabulary import method_sort_key
 from samon_core.runs.config import RunConfig
 
 
@@ -58,27 +58,49 @@ def seed_group_key(config: Mapping[str, Any]) -> str:
     return cfg.replace(seed=0).config_hash()
 
 
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+SHORT_DETAIL = 24  # characters of the differing settings a legend name may carry
+
+
 @dataclass
 class SeedGroup:
-    """Runs that differ only in their seed, charted as one mean +/- std band."""
+    """Runs that differ only in their seed, charted as one mean +/- std band.
+
+    ``name`` is the method label ("SAM-ON"); ``label`` the name unique among the shown groups
+    (the method label, plus the first differing setting when one method appears with several
+    settings); ``details`` all the settings that differ between groups of the method (hover,
+    tooltip). ``color`` is the method's colour; ``dash`` tells groups of one method apart."""
 
     key: str
     label: str
     color: str
     method_key: str
     runs: list[RunInfo]
+    name: str = ""
+    details: str = ""
+    dash: str = "solid"
+
+
+def _differing(cfgs: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [k for k in cfgs[0]
+            if k != "seed" and any(c.get(k) != cfgs[0].get(k) for c in cfgs[1:])]
+
+
+def _shorten(text: str, n: int = SHORT_DETAIL) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def seed_groups(infos: Sequence[RunInfo]) -> list[SeedGroup]:
-    """Group runs by configuration without the seed. Labels are the method label, extended by
-    the settings that differ between the groups (model, dataset, epochs, ...) when needed to tell
-    them apart. Colours: the method family's colour when each family appears once, else a
-    palette."""
+    """Group runs by configuration without the seed. Every group has its method's colour (one
+    definition for all pages); groups of the same method label that differ in other settings
+    get a dash each, their differing settings as ``details`` and the first of them in the label
+    (shortened), so that legends stay short."""
     groups: dict[str, SeedGroup] = {}
     for info in infos:
         key = seed_group_key(info.config)
         if key not in groups:
-            groups[key] = SeedGroup(key, info.method_label, info.color, info.key, [])
+            groups[key] = SeedGroup(key, info.method_label, info.color, info.key, [],
+                                    name=info.method_label)
         groups[key].runs.append(info)
     out = list(groups.values())
     by_label: dict[str, list[SeedGroup]] = {}
@@ -87,20 +109,19 @@ def seed_groups(infos: Sequence[RunInfo]) -> list[SeedGroup]:
     for label, same in by_label.items():
         if len(same) < 2:
             continue
-        cfgs = [s.runs[0].config for s in same]
-        differing = [
-            k for k in cfgs[0]
-            if k not in ("seed",) and any(c.get(k) != cfgs[0].get(k) for c in cfgs[1:])
-        ]
-        for g in same:
+        differing = _differing([s.runs[0].config for s in same])
+        for i, g in enumerate(same):
             c = g.runs[0].config
-            detail = ", ".join(f"{k}={c.get(k)}" for k in differing[:3]) or g.key[:6]
-            g.label = f"{label} ({detail})"
+            parts = [f"{k}={c.get(k)}" for k in differing]
+            g.details = ", ".join(parts)
+            g.label = f"{label} · {_shorten(parts[0]) if parts else g.key[:6]}"
+            g.dash = DASHES[i % len(DASHES)]
     out.sort(key=lambda g: (*method_sort_key(g.label, g.method_key),))
-    families = [g.method_key for g in out]
-    if len(set(families)) != len(families):
-        for i, g in enumerate(out):
-            g.color = PALETTE[i % len(PALETTE)]
+    seen: dict[str, int] = {}
+    for g in out:  # labels unique even when the shortened settings coincide
+        seen[g.label] = seen.get(g.label, 0) + 1
+        if seen[g.label] > 1:
+            g.label = f"{g.label} #{seen[g.label]}"
     return out
 
 

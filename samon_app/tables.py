@@ -4,7 +4,7 @@
   including runs reused from an identical earlier request) for the Live page's picker;
 * ``results_table``: final test accuracy and sharpness per seed group as mean ± std, with the best
   cell of each row marked, like the paper's table;
-* ``speed_summary``: median step time and images/s per run, relative to the SGD run.
+* ``speed_summary``: median step time, images/s and load average per run (ratios: ``speed``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import math
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from samon_app.formatting import finite, mean_std_text
 from samon_app.reader import RunData, RunInfo
 from samon_app.series import SeedGroup
+from samon_app.speed import interleaved_with, median_load
 from samon_app.vocabulary import method_sort_key
 
 if TYPE_CHECKING:  # pandas is imported lazily
@@ -112,9 +113,11 @@ def final_accuracy(info: RunInfo, data: RunData | None) -> float | None:
 
 @dataclass
 class ResultsTable:
-    """The paper's results table: columns = methods (seed groups), rows = test accuracy and
-    sharpness probes. ``cells`` are display strings; ``best`` marks the bold cell of a row
-    (highest accuracy, lowest sharpness); ``n`` the runs per column."""
+    """The paper's results table: columns = methods (seed groups, named by method; ``details``
+    holds the settings that tell groups of one method apart), rows = test accuracy, cost per
+    step, final mean gamma and the sharpness probes. ``cells`` are display strings; ``best``
+    marks the bold cell of a row (highest accuracy, lowest sharpness); ``n`` the runs per
+    column."""
 
     columns: list[str]
     rows: list[str]
@@ -122,11 +125,25 @@ class ResultsTable:
     best: list[list[bool]]
     n: list[int]
     finished_only: bool = True
+    details: list[str] = field(default_factory=list)
 
     def frame(self) -> pd.DataFrame:
         import pandas as pd
 
         return pd.DataFrame(self.cells, index=self.rows, columns=self.columns)
+
+    def styled(self):
+        """``frame()`` with the best cell of each row in bold (a pandas Styler)."""
+        best = self.best
+
+        def bold(df):
+            import pandas as pd
+
+            return pd.DataFrame([["font-weight: bold" if best[i][j] else ""
+                                  for j in range(df.shape[1])] for i in range(df.shape[0])],
+                                index=df.index, columns=df.columns)
+
+        return self.frame().style.apply(bold, axis=None)
 
     def markdown(self) -> str:
         """A Markdown table with the best cell of each row in bold."""
@@ -134,9 +151,7 @@ class ResultsTable:
         def esc(text: str) -> str:
             return text.replace("|", "\\|")
 
-        head = "| | " + " | ".join(
-            f"{esc(c)} (n={n})" for c, n in zip(self.columns, self.n, strict=True)
-        ) + " |"
+        head = "| | " + " | ".join(esc(c) for c in self.columns) + " |"
         sep = "|---|" + "---|" * len(self.columns)
         lines = [head, sep]
         for name, cells, best in zip(self.rows, self.cells, self.best, strict=True):
@@ -145,50 +160,97 @@ class ResultsTable:
         return "\n".join(lines)
 
 
+ROW_N = "runs (n)"
+ROW_SETTINGS = "settings"
+ROW_ACC = "Test accuracy (%)"
+ROW_COST = "time per step (ms)"
+ROW_GAMMA = "mean gamma (final)"
+
+
 def _sharp_row_name(steps: int, rho: float) -> str:
     return f"l_inf sharpness, {steps} step{'s' if steps != 1 else ''}, rho = {rho:g}"
+
+
+def final_mean_gamma(data: RunData | None) -> float | None:
+    """The exact mean over all gammas at the run's last ``norm_stats`` record (None without)."""
+    recs = data.gamma if data is not None else []
+    for rec in reversed(recs):
+        if finite(rec.get("mean")):
+            return float(rec["mean"])
+    return None
+
+
+def median_step_time(data: RunData | None) -> float | None:
+    """The run's median seconds per step over its step records."""
+    times = data.series("step", "step", "step_time")[1] if data is not None else []
+    return statistics.median(times) if times else None
+
+
+def _column_values(runs: Sequence[RunInfo], data: Mapping[str, RunData]) -> dict[str, Any]:
+    """The values of one column: accuracies, step times, gammas, sharpness per probe."""
+    accs, costs, gammas, sharp = [], [], [], {}
+    for r in runs:
+        d = data.get(r.run_id)
+        for out, value in ((accs, final_accuracy(r, d)), (costs, median_step_time(d)),
+                           (gammas, final_mean_gamma(d))):
+            if value is not None:
+                out.append(value)
+        if d is not None:
+            for k, val in final_sharpness(d).items():
+                sharp.setdefault(k, []).append(val)
+    return {"acc": accs, "cost": costs, "gamma": gammas, "sharp": sharp}
+
+
+def _best_marks(means: list[list[float | None]], higher: list[bool]) -> list[list[bool]]:
+    best = []
+    for row, hi in zip(means, higher, strict=True):
+        vals = [m for m in row if m is not None]
+        if len(vals) < 2 or hi is None:
+            best.append([False] * len(row))
+            continue
+        target = max(vals) if hi else min(vals)
+        best.append([m is not None and m == target for m in row])
+    return best
 
 
 def results_table(
     groups: Sequence[SeedGroup], data: Mapping[str, RunData], *, finished_only: bool = True
 ) -> ResultsTable:
-    """Final test accuracy (%) as mean ± std over the seeds of each group and the final
-    sharpness of each probe (mean ± std), like the poster's table. With ``finished_only`` only
-    finished runs count."""
-    columns, n_runs = [], []
-    acc_cols: list[list[float]] = []
-    sharp_cols: list[dict[tuple[int, float], list[float]]] = []
+    """Per seed group (columns named by method; groups without a counted run left out): final
+    test accuracy (%), median time per step (ms), final mean gamma and the final sharpness of
+    each probe, each as mean ± std over the seeds, like the poster's table. With
+    ``finished_only`` only finished runs count. Time per step compares fairly only between runs
+    trained interleaved (``samon_app.speed``)."""
+    columns, n_runs, details, cols = [], [], [], []
     for g in groups:
         runs = [r for r in g.runs if not finished_only or r.state == "finished"]
-        accs, sharp = [], {}
-        for r in runs:
-            d = data.get(r.run_id)
-            acc = final_accuracy(r, d)
-            if acc is not None:
-                accs.append(acc)
-            if d is not None:
-                for k, val in final_sharpness(d).items():
-                    sharp.setdefault(k, []).append(val)
+        if not runs:
+            continue
         columns.append(g.label)
         n_runs.append(len(runs))
-        acc_cols.append(accs)
-        sharp_cols.append(sharp)
-    probe_keys = sorted({k for s in sharp_cols for k in s}, key=lambda k: (-k[0], k[1]))
-    rows = ["Test accuracy (%)"] + [_sharp_row_name(*k) for k in probe_keys]
-    cells: list[list[str]] = [[mean_std_text(a, 100.0) for a in acc_cols]]
-    means: list[list[float | None]] = [[_mean(a) for a in acc_cols]]
+        details.append(g.details)
+        cols.append(_column_values(runs, data))
+    probe_keys = sorted({k for c in cols for k in c["sharp"]}, key=lambda k: (-k[0], k[1]))
+    rows = [ROW_N] + ([ROW_SETTINGS] if any(details) else []) + [ROW_ACC, ROW_COST, ROW_GAMMA]
+    cells: list[list[str]] = [[str(n) for n in n_runs]]
+    means: list[list[float | None]] = [[None] * len(cols)]
+    higher: list = [None]
+    if any(details):
+        cells.append([d or "" for d in details])
+        means.append([None] * len(cols))
+        higher.append(None)
+    for key, factor, digits, hi in (("acc", 100.0, 2, True), ("cost", 1000.0, 1, None),
+                                    ("gamma", 1.0, 4, None)):
+        cells.append([mean_std_text(c[key], factor, digits) for c in cols])
+        means.append([_mean(c[key]) for c in cols])
+        higher.append(hi)
     for k in probe_keys:
-        cells.append([mean_std_text(s.get(k, []), 1.0, 3) for s in sharp_cols])
-        means.append([_mean(s.get(k, [])) for s in sharp_cols])
-    best: list[list[bool]] = []
-    for i, row in enumerate(means):
-        vals = [m for m in row if m is not None]
-        if len(vals) < 2:
-            best.append([False] * len(row))
-            continue
-        target = max(vals) if i == 0 else min(vals)
-        best.append([m is not None and m == target for m in row])
-    return ResultsTable(columns, rows, cells, best, n_runs, finished_only)
+        rows.append(_sharp_row_name(*k))
+        cells.append([mean_std_text(c["sharp"].get(k, []), 1.0, 3) for c in cols])
+        means.append([_mean(c["sharp"].get(k, [])) for c in cols])
+        higher.append(False)
+    return ResultsTable(columns, rows, cells, _best_marks(means, higher), n_runs,
+                        finished_only, details)
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -197,27 +259,22 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def speed_summary(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> pd.DataFrame:
-    """Median step time (s) and images/s per run from its step records, and the cost relative
-    to the SGD run(s) of the set (1.0 = as fast as SGD)."""
+    """Per run: whom it trained interleaved with, its median step time (ms) and images/s from
+    its step records, and the machine's median 1-minute load average while it trained. No
+    ratio here: ``speed.cost_ratios`` shows ratios, between interleaved runs only."""
     import pandas as pd
 
+    cols = ["run", "interleaved", "median step time (ms)", "images/s", "load (1 min)"]
+    together = interleaved_with(infos)
     rows = []
     for info in infos:
         d = data.get(info.run_id)
-        if d is None:
+        step_time = median_step_time(d)
+        if step_time is None:
             continue
-        _, step_times = d.series("step", "step", "step_time")
         _, ips = d.series("step", "step", "images_per_s")
-        if not step_times:
-            continue
-        rows.append({
-            "run": info.label,
-            "key": info.key,
-            "median step time (ms)": 1000 * statistics.median(step_times),
-            "images/s": statistics.median(ips) if ips else float("nan"),
-        })
-    df = pd.DataFrame(rows, columns=["run", "key", "median step time (ms)", "images/s"])
-    base = df.loc[df["key"] == "sgd", "median step time (ms)"]
-    df["cost vs SGD"] = df["median step time (ms)"] / float(base.median()) if len(base) else None
-    return df.drop(columns=["key"])
-
+        load = median_load(d)
+        rows.append([info.label, together.get(info.run_id, ""), 1000 * step_time,
+                     statistics.median(ips) if ips else float("nan"),
+                     float("nan") if load is None else load])
+    return pd.DataFrame(rows, columns=cols)

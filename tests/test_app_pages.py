@@ -88,8 +88,10 @@ def _hist(center: float, n: int = 336) -> list[int]:
 
 def fake_run(store: RunStore, config: RunConfig, *, owner="alice", group="g1", state="finished",
              epochs_done: int | None = None, acc: float = 0.5, message: str = "",
-             preset: str | None = None) -> str:
-    """A run with step, epoch, sharpness and gamma/beta records like the trainer's."""
+             preset: str | None = None, summary_extra: dict | None = None,
+             load: float | None = None) -> str:
+    """A run with step, epoch, sharpness and gamma/beta records like the trainer's
+    (``summary_extra`` merged into a finished run's summary; ``load`` in its step records)."""
     rid = store.create_run(config, {"owner": owner, "group": group, "preset": preset})
     done = config.epochs if epochs_done is None else epochs_done
     shift = {"norm": 0.08, "all": 0.02}.get(config.scope if config.method == "sam" else "", 0.0)
@@ -106,7 +108,7 @@ def fake_run(store: RunStore, config: RunConfig, *, owner="alice", group="g1", s
                 w.write({"kind": "step", "epoch": e, "step": step, "time": step * 0.1,
                          "loss": 4.0 - 0.2 * e, "acc": acc * e / done, "lr": 0.1,
                          "step_time": 0.05 * (2 if config.method == "sam" else 1),
-                         "images_per_s": 1200.0})
+                         "images_per_s": 1200.0, "load": load})
             gamma = 1.0 + shift * e
             w.write({"kind": "norm_stats", "epoch": e, "step": step, "time": step * 0.1,
                      "param": "gamma", "bin_edges": EDGES, "counts": _hist(gamma),
@@ -127,8 +129,14 @@ def fake_run(store: RunStore, config: RunConfig, *, owner="alice", group="g1", s
     store.write_status(rid, state, **fields)
     if state == "finished":
         store.write_summary(rid, {"state": "finished", "final_test_acc": acc * 0.9,
-                                  "best_test_acc": acc * 0.9, "epochs_done": done})
+                                  "best_test_acc": acc * 0.9, "epochs_done": done,
+                                  **(summary_extra or {})})
     return rid
+
+
+def results_frame(at: AppTest):
+    """Compare's results table (the dataframe with a 'Test accuracy (%)' row)."""
+    return next(d.value for d in at.dataframe if "Test accuracy (%)" in d.value.index)
 
 
 def three_methods(base: RunConfig = TINY) -> dict[str, RunConfig]:
@@ -376,8 +384,12 @@ def test_live_follows_the_group_in_the_url(runs):
     assert at.selectbox(key="live_pick").value == "gold"
     at.selectbox(key="live_pick").set_value("gnew").run()
     assert at.query_params["group"] == "gnew"
-    at = page(app(), "app_pages/live.py")
-    assert at.selectbox(key="live_pick").value == "gnew"  # newest by default
+    at = page(app(owner="alice"), "app_pages/live.py")
+    assert at.selectbox(key="live_pick").value == "gnew"  # the user's newest by default
+    at = page(app(), "app_pages/live.py")  # a user without runs: nobody else's comparison
+    assert at.selectbox(key="live_pick").value is None
+    assert "You have no comparison yet" in texts(at)
+    assert not at.get("plotly_chart")
 
 
 def test_live_shows_progress_eta_and_cancels_own_runs(runs):
@@ -393,7 +405,7 @@ def test_live_shows_progress_eta_and_cancels_own_runs(runs):
     body = texts(at)
     assert "updates every second" in body
     progress = [p.proto.text for p in at.get("progress")]
-    assert any("epoch 1 of 4" in t and "left" in t for t in progress), progress
+    assert any("1 of 4 epochs done" in t and "left" in t for t in progress), progress
     assert any("waiting in the queue (position 1)" in t for t in progress), progress
     cancel = {b.key: b for b in at.button if b.key and b.key.startswith("cancel_")}
     assert cancel[f"cancel_{running}"].disabled is False
@@ -456,10 +468,12 @@ def test_compare_overlays_with_bands_and_paper_table(runs):
     names = [t.get("name") for t in spec["data"] if t.get("name")]
     assert names == ["SGD (n=2)", "SAM-all (n=2)", "SAM-ON (n=2)"]
     assert any(t.get("fill") == "toself" for t in spec["data"])  # std bands
-    table = next(m.value for m in at.markdown if m.value.startswith("| |"))
-    assert "SGD (n=2)" in table and "±" in table
-    assert "**" in table  # best values in bold
-    assert "Test accuracy (%)" in table and "l_inf sharpness, 1 step, rho = 0.01" in table
+    table = results_frame(at)
+    assert list(table.columns) == ["SGD", "SAM-all", "SAM-ON"]  # named by method
+    assert list(table.loc["runs (n)"]) == ["2", "2", "2"]
+    assert all("±" in v for v in table.loc["Test accuracy (%)"])
+    assert "l_inf sharpness, 1 step, rho = 0.01" in table.index
+    assert {"time per step (ms)", "mean gamma (final)"} <= set(table.index)
     assert len(ids) == 6
 
 
@@ -642,8 +656,9 @@ def test_views_smoothing_bands_and_results_table():
     assert [g.label for g in groups] == ["SGD", "SAM-ON"]
     table = results_table(groups, {})
     assert table.columns == ["SGD", "SAM-ON"] and table.n == [2, 2]
-    assert table.cells[0] == ["80.50 ± 0.71", "84.50 ± 0.71"]
-    assert table.best[0] == [False, True]
+    acc = table.rows.index("Test accuracy (%)")
+    assert table.cells[acc] == ["80.50 ± 0.71", "84.50 ± 0.71"]
+    assert table.best[acc] == [False, True]
 
 
 def test_views_histograms_share_fixed_axes():
@@ -676,3 +691,161 @@ def test_views_time_estimate_is_calibrated_on_finished_runs():
     assert est["total_s"] == pytest.approx(20 * estimate_seconds(cfg, "cpu"))
     assert est["calibrated_on"] == 1
     assert estimate_group({"SGD": cfg}, 1, "cuda", 1, factors)["calibrated_on"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# side by side and truthful: one colour per method, cost ratios, Compare's default, axes
+# ---------------------------------------------------------------------------------------------
+
+
+def _method_of(name: str) -> str:
+    return next(m for m in ("SAM-all", "SAM-ON", "SGD") if name.startswith(m))
+
+
+def _colors(traces: list[dict]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for t in traces:
+        if t.get("name"):
+            out.setdefault(_method_of(t["name"]), set()).add(t["line"]["color"])
+    return out
+
+
+def test_each_method_has_one_colour_on_every_page_and_bar(runs):
+    from samon_app.vocabulary import method_color, method_key
+
+    for seed in (0, 1):
+        for cfg in three_methods().values():
+            fake_run(runs, cfg.replace(seed=seed), owner="alice")
+    fake_run(runs, TINY.replace(method="sam", scope="norm", rho=0.5), owner="alice")
+    at = page(app(group="g1", owner="alice"), "app_pages/live.py")
+    live = _colors(plotly_specs(at)["live_acc_chart"]["data"])
+    css = " ".join(h.proto.body for h in at.get("html"))
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception
+    compare = _colors(plotly_specs(at)["compare_chart"]["data"])
+    expected = {name: {method_color(method_key(cfg))} for name, cfg in three_methods().items()}
+    assert live == expected  # seeds and other settings of a method share its colour
+    assert compare == expected
+    for name, (color,) in expected.items():
+        assert color in css, f"no progress bar in {name}'s colour"
+    assert css.count("stProgressBarTrack") == 7  # one rule per run
+
+
+def test_compare_opens_on_the_users_latest_comparison(runs):
+    fake_run(runs, TINY.replace(method="base"), owner="alice", group="a-old")
+    time.sleep(1.1)
+    mine = fake_run(runs, TINY.replace(method="sam", scope="norm"), owner="alice", group="a-new")
+    time.sleep(1.1)
+    fake_run(runs, TINY.replace(method="sam", scope="all"), owner="bob", group="b-newest")
+    fake_run(runs, TINY.replace(method="base", seed=7), owner="alice", group="a-new",
+             state="cancelled", epochs_done=1)
+    at = page(app(owner="alice"), "app_pages/compare.py")
+    assert at.selectbox(key="c_group").value == "a-new"
+    assert list(at.dataframe[0].value["run_id"]) == [mine]  # no cancelled run, nobody else's
+    assert list(results_frame(at).columns) == ["SAM-ON"]
+    at.selectbox(key="c_group").set_value("").run()  # all runs: other users' too
+    assert len(at.dataframe[0].value) == 3
+
+
+def test_compare_bands_are_lines_without_legend(runs):
+    _seeded_runs(runs)
+    at = page(app(), "app_pages/compare.py")
+    bands = [t for t in plotly_specs(at)["compare_chart"]["data"] if t.get("fill") == "toself"]
+    assert len(bands) == 3
+    assert all(t["mode"] == "lines" and t["showlegend"] is False for t in bands)
+
+
+def _lockstep(store: RunStore, ids: list[str]) -> None:
+    for rid in ids:
+        store.write_summary(rid, {**store.read_summary(rid), "lockstep": ids})
+
+
+@pytest.mark.parametrize("interleaved", [True, False])
+def test_cost_ratios_only_for_interleaved_runs(runs, interleaved):
+    ids = [fake_run(runs, cfg, load=1.5) for cfg in three_methods().values()]
+    if interleaved:
+        _lockstep(runs, ids)
+    at = page(app(group="g1", view="Speed"), "app_pages/live.py")
+    frames = [d.value for d in at.dataframe]
+    ratios = [f for f in frames if "ratio" in f.columns]
+    speed = next(f for f in frames if "median step time (ms)" in f.columns)
+    assert list(speed["load (1 min)"]) == [1.5, 1.5, 1.5]
+    infos = " ".join(i.value for i in at.info)
+    if interleaved:
+        (table,) = ratios
+        rows = table.set_index("ratio")
+        assert rows.loc["SAM-all / SGD", "measured"] == pytest.approx(2.0)
+        assert rows.loc["SAM-ON / SGD", "expected (FLOPs)"] == pytest.approx(5 / 3)
+        assert rows.loc["SAM-ON / SAM-all", "expected (FLOPs)"] == pytest.approx(5 / 6)
+        assert "different times" not in infos
+        assert set(speed["interleaved"]) == {"with 2 other runs"}
+    else:
+        assert not ratios
+        assert "trained at different times" in infos and "no ratio is shown" in infos
+        assert set(speed["interleaved"]) == {"not interleaved"}
+
+
+def test_running_runs_of_one_worker_count_as_interleaved():
+    from samon_app.reader import run_infos
+    from samon_app.speed import lockstep_sets
+
+    def row(rid, state, worker=None, lockstep=None):
+        return {"run_id": rid, "config": TINY.to_dict(), "meta": {},
+                "status": {"state": state, "worker": worker},
+                "summary": {"lockstep": lockstep} if lockstep else None}
+
+    infos = run_infos([row("a", "running", "w1"), row("b", "running", "w1"),
+                       row("c", "running", "w2"), row("d", "finished", "w1"),
+                       row("e", "finished", lockstep=["e", "c"])])
+    sets = sorted(sorted(s) for s in lockstep_sets(infos))
+    assert sets == [["a", "b"], ["c", "e"], ["d"]]
+
+
+def test_sharpness_axes_follow_the_data_and_show_a_legend():
+    from samon_app.charts import sharpness_figure
+    from samon_app.reader import build_run_data, run_infos
+
+    info = run_infos([{"run_id": "r", "config": TINY.to_dict(), "meta": {},
+                       "status": {"state": "running"}}])[0]
+    recs = [{"kind": "sharpness", "epoch": e, "step": e, "time": 0.0, "steps": 1, "rho": 0.01,
+             "value": v, "m": 32, "n": 64} for e, v in ((1, 3.0), (2, 4.5))]
+    fig = sharpness_figure([info], {"r": build_run_data("r", recs)})
+    lo, hi = fig.layout.yaxis.range
+    assert 0 <= lo < 3.0 and 4.5 < hi < 6.0  # from the values, not a fixed -0.5..1
+    assert fig.layout.showlegend is True  # even for a single run
+
+
+def test_gamma_histogram_y_axis_fits_the_epochs_after_initialisation(runs):
+    from samon_app.charts import gamma_animation, gamma_notes
+    from samon_app.reader import build_run_data, run_infos
+
+    one_bin = [0] * 60
+    one_bin[30] = 336
+    recs = [{"kind": "norm_stats", "epoch": 0, "param": "gamma", "bin_edges": EDGES,
+             "counts": one_bin, "below": 0, "above": 0, "mean": 1.0, "std": 0.0, "layers": []}]
+    for e in (1, 2):
+        counts = _hist(1.0 + 0.05 * e, n=320)
+        recs.append({"kind": "norm_stats", "epoch": e, "param": "gamma", "bin_edges": EDGES,
+                     "counts": counts, "below": 0, "above": 16, "mean": 1.1, "std": 0.2,
+                     "layers": []})
+    info = run_infos([{"run_id": "r", "config": TINY.to_dict(), "meta": {},
+                       "status": {"state": "finished"}}])[0]
+    data = {"r": build_run_data("r", recs)}
+    fig = gamma_animation([info], data)
+    top = fig.layout.yaxis.range[1]
+    assert top < 50  # not fixed at 100% by epoch 0's single bin
+    assert any("clipped" in a.text for a in fig.layout.annotations)
+    assert "outside" in fig.data[0].name  # 16 of 336 values above the recorded range
+    assert any("outside the recorded range" in n for n in gamma_notes([info], data))
+
+
+def test_live_captions_and_empty_charts_say_what_is_shown(runs):
+    fake_run(runs, TINY.replace(method="base"), state="cancelled", epochs_done=0)
+    at = page(app(group="g1"), "app_pages/live.py")
+    spec = plotly_specs(at)["live_acc_chart"]
+    note = spec["layout"]["annotations"][0]["text"]
+    assert "cancelled" in note and "fills in" not in note
+    assert "solid lines are test" in texts(at)
+    at.segmented_control(key="live_per").set_value("per step").run()
+    assert "solid lines are test" not in texts(at)
+    assert "train only" in texts(at)

@@ -65,6 +65,9 @@ _CPU_SMALL = RunConfig(
     augment="flip",
     sharpness_samples=256,
     sharpness_multi_steps=0,
+    # a 1-step probe after every epoch: the Sharpness tab fills while the runs train (256 images,
+    # about one training step's worth of work per epoch)
+    sharpness_every=1,
     device="auto",
 )
 
@@ -90,6 +93,7 @@ def _cifar100_resnet20_cpu() -> Preset:
         train_subset=10_000,
         epochs=10,
         batch_size=128,
+        sharpness_every=2,  # the Sharpness tab fills while the runs train
         device="auto",
     )
     return Preset(

@@ -1,0 +1,151 @@
+"""Cost per step, told truthfully: ratios only between runs that trained interleaved.
+
+Runs of a comparison train in lockstep (``samon_core.train.lockstep``): one worker steps them in
+turn on one device, so their step times are measured under the same machine load and their ratio
+is evidence. Runs trained at different times were measured under different loads (other users'
+runs, the machine's other work): their ratio says nothing about the methods, so none is shown.
+
+Who trained with whom: a run's ``summary.json`` names its lockstep group (``lockstep``: run ids);
+a run still training has no summary yet, but its ``status.json`` names its ``worker``, and a worker
+trains one group at a time, so running runs of one worker are interleaved.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from samon_app.reader import RunData, RunInfo
+from samon_app.vocabulary import method_key
+from samon_core.paper import STEP_COST_F
+
+NOT_INTERLEAVED = (
+    "these runs trained at different times, so their step times were measured under different "
+    "machine load: no ratio is shown"
+)
+# (numerator, denominator): the cost ratios shown, by the paper's method names.
+PAIRS = (("SAM-all", "SGD"), ("SAM-ON", "SGD"), ("SAM-ON", "SAM-all"))
+_SETTINGS = {"SGD": {"method": "base"}, "SAM-all": {"method": "sam", "scope": "all"},
+             "SAM-ON": {"method": "sam", "scope": "norm"}}
+
+
+def paper_name(key: str) -> str | None:
+    """'SGD', 'SAM-all' or 'SAM-ON' for those method families (keys from ``method_key``)."""
+    for name, settings in _SETTINGS.items():
+        if method_key(settings) == key:
+            return name
+    return None
+
+
+def expected_ratio(num: str, den: str) -> float:
+    """The FLOP-based expectation (forward-pass units, ``paper.STEP_COST_F``)."""
+    return STEP_COST_F[num] / STEP_COST_F[den]
+
+
+def _union(parent: dict[str, str], a: str, b: str) -> None:
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    parent[find(a)] = find(b)
+
+
+def lockstep_sets(infos: Sequence[RunInfo]) -> list[list[str]]:
+    """The shown runs split into sets trained interleaved (module doc); a run trained alone is
+    a set of one. Sets in the order of ``infos``."""
+    ids = [i.run_id for i in infos]
+    parent = {r: r for r in ids}
+    by_worker: dict[str, str] = {}
+    for info in infos:
+        mates = (info.summary or {}).get("lockstep")
+        if isinstance(mates, list):
+            for m in mates:
+                if str(m) in parent:
+                    _union(parent, info.run_id, str(m))
+        worker = info.status.get("worker")
+        if info.state == "running" and isinstance(worker, str) and worker:
+            if worker in by_worker:
+                _union(parent, info.run_id, by_worker[worker])
+            else:
+                by_worker[worker] = info.run_id
+    sets: dict[str, list[str]] = {}
+    for r in ids:
+        root = r
+        while parent[root] != root:
+            root = parent[root]
+        sets.setdefault(root, []).append(r)
+    return list(sets.values())
+
+
+def step_times(data: RunData | None) -> list[float]:
+    """The run's seconds per step, one per step record."""
+    return data.series("step", "step", "step_time")[1] if data is not None else []
+
+
+def median_load(data: RunData | None) -> float | None:
+    """The median 1-minute load average over the run's step records (None if not recorded)."""
+    loads = data.series("step", "step", "load")[1] if data is not None else []
+    return statistics.median(loads) if loads else None
+
+
+@dataclass
+class CostRatios:
+    """The measured cost ratios of a comparison, beside the expected ones. ``rows``: ratio,
+    measured, expected, runs (which runs, trained together). ``note``: why a ratio is missing
+    ('' when every possible ratio is shown)."""
+
+    rows: list[dict[str, object]] = field(default_factory=list)
+    note: str = ""
+
+
+def _set_medians(ids: Sequence[str], infos: Mapping[str, RunInfo],
+                 data: Mapping[str, RunData]) -> dict[str, float]:
+    """Per paper method in one lockstep set: the median step time over its runs' records."""
+    pooled: dict[str, list[float]] = {}
+    for r in ids:
+        name = paper_name(infos[r].key)
+        times = step_times(data.get(r))
+        if name and times:
+            pooled.setdefault(name, []).extend(times)
+    return {name: statistics.median(v) for name, v in pooled.items()}
+
+
+def cost_ratios(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> CostRatios:
+    """SAM-all/SGD, SAM-ON/SGD, SAM-ON/SAM-all from the median step times of runs trained
+    interleaved (one row per lockstep set holding both methods), with the FLOP expectation."""
+    by_id = {i.run_id: i for i in infos}
+    sets = lockstep_sets(infos)
+    out = CostRatios()
+    for n, ids in enumerate(sets, start=1):
+        if len(ids) < 2:
+            continue
+        med = _set_medians(ids, by_id, data)
+        names = ", ".join(by_id[r].label for r in ids)
+        for num, den in PAIRS:
+            if num in med and den in med and med[den] > 0:
+                out.rows.append({
+                    "ratio": f"{num} / {den}",
+                    "measured": med[num] / med[den],
+                    "expected (FLOPs)": expected_ratio(num, den),
+                    "trained together": names if len(sets) == 1 else f"set {n}: {names}",
+                })
+    present = {paper_name(i.key) for i in infos if step_times(data.get(i.run_id))} - {None}
+    possible = [p for p in PAIRS if p[0] in present and p[1] in present]
+    shown = {r["ratio"] for r in out.rows}
+    if possible and len(shown) < len(possible):
+        out.note = NOT_INTERLEAVED[0].upper() + NOT_INTERLEAVED[1:] + (
+            " for the other pairs." if shown else ".")
+    return out
+
+
+def interleaved_with(infos: Sequence[RunInfo]) -> dict[str, str]:
+    """Per run id: 'not interleaved' or 'with N other runs' (interleaved), for the speed table."""
+    out = {}
+    for ids in lockstep_sets(infos):
+        for r in ids:
+            k = len(ids) - 1
+            out[r] = "not interleaved" if not k else f"with {k} other run{'s' if k > 1 else ''}"
+    return out
