@@ -108,4 +108,22 @@ class ResumeRecord(TypedDict):
     time: float
 
 
-Record = StepRecord | EpochRecord | SharpnessRecord | NormStatsRecord | ResumeRecord
+class LandscapeRecord(TypedDict):
+    """A 1D loss-landscape slice after the last epoch (samon_core/train/landscape.py): the plain
+    cross-entropy in eval mode at w + a d for each offset a."""
+
+    kind: Literal["landscape"]
+    epoch: int
+    step: int
+    time: float
+    direction: Literal["random", "gradient"]  # filter-normalised; "random" is seeded by ``seed``
+    split: Literal["train", "test"]
+    offsets: list[float]
+    losses: list[float]
+    n: int  # images
+    seed: int
+
+
+Record = (
+    StepRecord | EpochRecord | SharpnessRecord | NormStatsRecord | ResumeRecord | LandscapeRecord
+)

@@ -50,8 +50,8 @@ def perturbation_groups(
 ) -> list[dict]:
     """Split the trainable parameters of ``model`` into optimizer parameter groups.
 
-    Each group is a dict with ``params``, ``param_names``, ``perturb`` (bool), ``weight`` (bool) and,
-    for the random scope, ``masks`` (one bool tensor per parameter). Pass the list to ``SAM``.
+    Each group is a dict with ``params``, ``param_names``, ``perturb`` (bool), ``weight`` (bool)
+    and, for the random scope, ``masks`` (one bool tensor per parameter). Pass it to ``SAM``.
     """
     if scope not in SCOPE_CHOICES:
         raise ValueError(f"scope must be one of {SCOPE_CHOICES}, got {scope!r}")

@@ -33,7 +33,7 @@ from torch import nn
 
 from samon_core.train.checkpoint import load_checkpoint, restore, save_checkpoint
 from samon_core.train.context import Diverged, RunContext
-from samon_core.train.data import DeviceLoader
+from samon_core.train.data import DeviceLoader, first_images
 from samon_core.train.hardware import device_description
 from samon_core.train.setup import RunSetup, autocast
 from samon_core.train.telemetry import (
@@ -136,7 +136,23 @@ class TrainingLoop:
         last_test = Measured(math.nan, math.nan, math.nan)  # no epoch left to train
         for epoch in range(self.ctx.state.epoch, self.config.epochs):
             last_test = yield from self._epoch(epoch)
+        if self.config.landscape_points:
+            self._landscape()
         self.result = self._summary(last_test)
+
+    def _landscape(self) -> None:
+        """1D slices around the final weights (landscape.py): a random filter-normalised
+        direction (one fixed seed: the same draw for every run of a comparison, seeds included)
+        and the gradient direction, on the probe's training images and up to 1,024 test images."""
+        s = self.setup
+        sets = {"test": first_images(s.test_loader, 1024)}
+        if s.probe is not None:
+            sets = {"train": s.probe, **sets}
+        for split, (x, y) in sets.items():
+            for name in ("random", "gradient"):
+                self.ctx.check_stop()
+                self.telemetry.landscape(s.model, x, y, direction=name, split=split,
+                                         step=self.ctx.state.step)
 
     def _start(self) -> None:
         """Restore the checkpoint (``resume``) or record the state at initialisation."""

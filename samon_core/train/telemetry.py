@@ -26,14 +26,20 @@ from torch import nn
 
 from samon_core.records import (
     EpochRecord,
+    LandscapeRecord,
     Record,
     ResumeRecord,
     SharpnessRecord,
     StepRecord,
 )
 from samon_core.runs.config import RunConfig
+from samon_core.train.landscape import gradient_direction, loss_slice, offsets, random_direction
 from samon_core.train.normstats import fixed_bins, norm_stats_records
 from samon_core.train.sharpness import m_sharpness
+
+# The random landscape direction's seed: fixed, so that every run of a comparison (any seed) is
+# sliced along the same Gaussian draw, each normalised to its own weights.
+LANDSCAPE_SEED = 0
 
 
 class RunClock:
@@ -194,6 +200,25 @@ class Telemetry:
 
     def step(self, window: BatchTotals, *, epoch: int, step: int, lr: float) -> None:
         self.emit(step_record(window, epoch=epoch, step=step, time=self.clock(), lr=lr))
+
+    def landscape(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, direction: str, split: str,
+        step: int,
+    ) -> None:
+        """Measure and emit one 1D landscape slice (landscape.py) on the fixed set (x, y)."""
+        config = self.config
+        if direction == "random":
+            d = random_direction(model, seed=LANDSCAPE_SEED)
+        else:
+            d = gradient_direction(model, x, y)
+        grid = offsets(config.landscape_points, config.landscape_radius)
+        losses = loss_slice(model, x, y, [d], [(a,) for a in grid])
+        self.heartbeat()
+        self.emit(LandscapeRecord(
+            kind="landscape", epoch=config.epochs, step=step, time=self.clock(),
+            direction=direction, split=split, offsets=grid, losses=losses, n=len(y),
+            seed=LANDSCAPE_SEED,
+        ))
 
     def sharpness(
         self,

@@ -10,7 +10,7 @@
 
 from samon_core.train.data.cifar import DatasetUnavailable
 from samon_core.train.data.datasets import load_dataset
-from samon_core.train.data.loader import DeviceLoader
+from samon_core.train.data.loader import DeviceLoader, first_images
 from samon_core.train.data.tensors import DatasetTensors
 
-__all__ = ["DatasetTensors", "DatasetUnavailable", "DeviceLoader", "load_dataset"]
+__all__ = ["DatasetTensors", "DatasetUnavailable", "DeviceLoader", "first_images", "load_dataset"]

@@ -202,3 +202,16 @@ class DeviceLoader:
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yield xb, self.y[idx]
+
+
+def first_images(loader: DeviceLoader, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` images of ``loader``'s epoch 0 (or all of them), as (x, y) on its device:
+    a fixed set for measurements such as the landscape slices."""
+    xs, ys, have = [], [], 0
+    for x, y in loader.epoch_batches(0):
+        xs.append(x)
+        ys.append(y)
+        have += len(y)
+        if have >= n:
+            break
+    return torch.cat(xs)[:n], torch.cat(ys)[:n]

@@ -1,0 +1,119 @@
+"""samon_core.train.landscape: filter-normalised directions and loss slices."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from samon_core.train.landscape import (
+    filter_normalize,
+    gradient_direction,
+    loss_slice,
+    offsets,
+    random_direction,
+)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+    net.train()
+    net(torch.randn(16, 3, 8, 8))  # BatchNorm running statistics that are not the defaults
+    return net.eval()
+
+
+def _data(n=32):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 5, (n,), generator=g)
+
+
+def test_filter_normalisation_gives_each_filter_the_weights_filter_norm():
+    model = _model()
+    params = [p.detach() for p in model.parameters()]
+    d = random_direction(model, seed=3)
+    for di, w in zip(d, params, strict=True):
+        if w.dim() > 1:
+            assert torch.allclose(di.flatten(1).norm(dim=1), w.flatten(1).norm(dim=1), rtol=1e-5)
+        else:
+            assert torch.allclose(di.norm(), w.norm(), rtol=1e-5)
+    # per filter, not per tensor: a filter of tiny weights gets a tiny direction
+    w = torch.tensor([[1.0, 0.0], [0.0, 1e-3]])
+    (out,) = filter_normalize([torch.ones(2, 2)], [w])
+    assert torch.allclose(out.norm(dim=1), torch.tensor([1.0, 1e-3]))
+
+
+def test_same_seed_same_draw_for_every_run_of_a_comparison():
+    a, b = _model(0), _model(1)
+    da, db = random_direction(a, 7), random_direction(b, 7)
+    # the same Gaussian draw, normalised to different weights: equal up to the per-filter scale
+    for x, y in zip(da, db, strict=True):
+        if x.norm() == 0 or y.norm() == 0:  # e.g. beta at its initial 0: no scale to follow
+            continue
+        cos = F.cosine_similarity(x.flatten(1) if x.dim() > 1 else x[None],
+                                  y.flatten(1) if y.dim() > 1 else y[None])
+        assert torch.allclose(cos, torch.ones_like(cos), atol=1e-5)
+    assert not torch.equal(da[0], random_direction(a, 8)[0])
+
+
+def test_slice_at_offset_zero_is_the_models_eval_loss_and_weights_are_restored():
+    model, (x, y) = _model(), _data()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()  # the slice evaluates in eval mode and gives the mode back
+    d = random_direction(model, 0)
+    grid = [(a,) for a in offsets(5, 1.0)]
+    losses = loss_slice(model, x, y, [d], grid)
+    assert model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # bitwise, running stats too
+    model.eval()
+    with torch.no_grad():
+        plain = F.cross_entropy(model(x), y).item()
+    assert losses[2] == pytest.approx(plain, rel=1e-6)
+    assert losses[0] != losses[2]
+
+
+def test_two_dimensional_slice_and_the_gradient_direction_goes_uphill():
+    model, (x, y) = _model(), _data()
+    g = gradient_direction(model, x, y)
+    small = 1e-3
+    down, mid, up = loss_slice(model, x, y, [g], [(-small,), (0.0,), (small,)])
+    assert down < mid < up  # a first-order step along the gradient raises the loss
+    d = random_direction(model, 1)
+    grid = [(a, b) for a in (-0.5, 0.0, 0.5) for b in (-0.5, 0.0, 0.5)]
+    two = loss_slice(model, x, y, [d, g], grid)
+    assert len(two) == 9 and two[4] == pytest.approx(mid, rel=1e-6)
+
+
+def test_offsets_are_symmetric_and_refuse_one_point():
+    assert offsets(5, 2.0) == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    with pytest.raises(ValueError, match="at least 2"):
+        offsets(1, 1.0)
+
+
+@pytest.mark.slow
+def test_trainer_records_landscape_slices_after_the_last_epoch(tmp_path):
+    """landscape_points > 0: four 1D slices (random and gradient direction, train and test)
+    whose offset-0 losses agree with each other per split (the same weights, the same images)."""
+    import json
+
+    from support.configs import tiny_config
+
+    from samon_core.train.trainer import train
+
+    cfg = tiny_config(epochs=1, sharpness_samples=64, sharpness_m=32, landscape_points=5,
+                      landscape_radius=0.5)
+    train(cfg, tmp_path / "r")
+    lines = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+    recs = [json.loads(line) for line in lines]
+    slices = [r for r in recs if r["kind"] == "landscape"]
+    assert {(r["direction"], r["split"]) for r in slices} == {
+        ("random", "train"), ("gradient", "train"), ("random", "test"), ("gradient", "test")}
+    for r in slices:
+        assert r["offsets"] == [-0.5, -0.25, 0.0, 0.25, 0.5] and len(r["losses"]) == 5
+    for split in ("train", "test"):
+        centre = {r["losses"][2] for r in slices if r["split"] == split}
+        assert len(centre) == 1
+    assert not any(r["kind"] == "landscape" for r in recs[:-4])  # only after the last epoch
