@@ -12,6 +12,7 @@ import streamlit as st
 
 from app_pages import common
 from samon_app import charts
+from samon_app.landscape import flatness_sentence, slices
 from samon_app.progress import (
     bar_css,
     bar_key,
@@ -91,7 +92,7 @@ def run_row_ui(info: RunInfo, prog: dict[str, Any], position: int | None, mine: 
     return action
 
 
-VIEWS = ("Accuracy & loss", "Sharpness", "γ distribution", "Speed")
+VIEWS = ("Accuracy & loss", "Sharpness", "γ distribution", "Speed", "Landscape")
 
 
 def view_ui() -> str:
@@ -132,8 +133,8 @@ def run_action(action: str, run_id: str, me: str) -> None:
                 answer, f"Nothing to cancel: the run is already {answer}.")
         else:
             service.resume(run_id, store=common.store())
-    except ValueError as exc:
-        st.error(str(exc))
+    except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
+        st.error(common.md_escape(exc, 500))  # NotAllowed is a ValueError; outages: one line
         return
     common.clear_caches()
     st.rerun()
@@ -151,6 +152,7 @@ def chart_kinds(view: str, per: str) -> tuple[str, ...]:
         VIEWS[1]: ("sharpness",),
         VIEWS[2]: ("norm_stats",),
         VIEWS[3]: ("step",),
+        VIEWS[4]: ("landscape",),
     }[view]
 
 
@@ -228,6 +230,25 @@ def sharpness_charts_ui(infos: list, data: dict) -> None:
         "flatter). The paper reports that SAM-ON ends *sharper* than SAM-all, yet generalizes "
         "better, so flatness alone would not explain SAM. Compare with your runs' lines."
     )
+
+
+def landscape_options_ui() -> tuple[str, str]:
+    c1, c2 = st.columns(2)
+    direction = c1.segmented_control(
+        "Direction", ["random", "gradient"], default="random", key="ls_dir", required=True,
+        help="random: one filter-normalised Gaussian direction, the same draw for every run; "
+        "gradient: the direction in which the loss rises fastest.")
+    split = c2.segmented_control("Images", ["train", "test"], default="test", key="ls_split",
+                                 required=True)
+    return direction, split
+
+
+def landscape_charts_ui(infos: list, data: dict) -> None:
+    direction, split = landscape_options_ui()
+    found = slices(infos, data, direction, split)
+    plot(charts.landscape_figure(found, direction=direction, split=split),
+         key=f"live_landscape_{direction}_{split}")
+    common.look_for(flatness_sentence(found, direction))
 
 
 def gamma_charts_ui(infos: list, data: dict) -> None:
@@ -308,8 +329,10 @@ def charts_panel(infos: list, data: dict, view: str, per: str, smoothing: float)
         sharpness_charts_ui(infos, data)
     elif view == VIEWS[2]:
         gamma_charts_ui(infos, data)
-    else:
+    elif view == VIEWS[3]:
         speed_charts_ui(infos, data)
+    else:
+        landscape_charts_ui(infos, data)
 
 
 def _group_ids(group: str) -> list[str]:

@@ -9,6 +9,7 @@ curves solid.
 * ``curves``:  the Live page's accuracy / loss, sharpness and speed figures
 * ``gamma``:   the gamma distribution (animated), its mean, the layers' means
 * ``compare``: the Compare page's overlay with mean ± std bands
+* ``landscape``: the loss-landscape slices of the runs
 """
 
 from samon_app.charts.base import FONT, HEIGHT, METRIC_TITLES, empty_figure, plotly_config
@@ -20,6 +21,7 @@ from samon_app.charts.gamma import (
     gamma_notes,
     layer_gamma_figure,
 )
+from samon_app.charts.landscape import landscape_figure
 
 __all__ = [
     "FONT",
@@ -30,6 +32,7 @@ __all__ = [
     "gamma_animation",
     "gamma_mean_figure",
     "gamma_notes",
+    "landscape_figure",
     "layer_gamma_figure",
     "plotly_config",
     "run_curves_figure",

@@ -1,0 +1,55 @@
+"""The Landscape view of the Live page and the sentence that reads the user's slices."""
+
+from __future__ import annotations
+
+from support.configs import tiny_config
+from test_app_pages import app, fake_run, page, runs, texts  # noqa: F401  (runs: a fixture)
+
+from samon_app.landscape import Slice, flatness_sentence
+
+
+def _slice(label, rise, centre=1.0):
+    return Slice("r-" + label, label, "#000000", (-1.0, 0.0, 1.0),
+                 (centre + rise, centre, centre + rise))
+
+
+def test_the_sentence_names_the_flattest_and_the_sharpest_of_the_users_runs():
+    text = flatness_sentence([_slice("SGD", 0.9), _slice("SAM-ON", 0.2)], "random")
+    assert "SAM-ON's minimum is the flattest" in text and "SGD's the sharpest" in text
+    # the other way round when the runs say so: the text follows the runs, not the paper
+    text = flatness_sentence([_slice("SGD", 0.1), _slice("SAM-ON", 0.8)], "random")
+    assert "SGD's minimum is the flattest" in text
+
+
+def test_the_sentence_says_when_the_slices_do_not_separate_the_runs():
+    assert "about as flat" in flatness_sentence([_slice("a", 0.50), _slice("b", 0.52)], "random")
+    assert "Only one run" in flatness_sentence([_slice("a", 0.5)], "gradient")
+    assert "No slices yet" in flatness_sentence([], "random")
+
+
+def _add_slices(runs, rid, rise):
+    with runs.metrics_writer(rid) as w:
+        for direction in ("random", "gradient"):
+            for split in ("train", "test"):
+                w.write({"kind": "landscape", "epoch": 2, "step": 24, "time": 3.0,
+                         "direction": direction, "split": split, "offsets": [-1.0, 0.0, 1.0],
+                         "losses": [2.0 + rise, 2.0, 2.0 + rise], "n": 64, "seed": 0})
+
+
+def test_live_landscape_view_draws_each_runs_slice_in_its_colour(runs):
+    cfg = tiny_config()
+    sgd = fake_run(runs, cfg.replace(method="base"), group="gl")
+    on = fake_run(runs, cfg, group="gl")
+    _add_slices(runs, sgd, 0.8)
+    _add_slices(runs, on, 0.3)
+    at = page(app(group="gl"), "app_pages/live.py")
+    at.segmented_control(key="view").set_value("Landscape").run()
+    assert not at.exception
+    charts = [c for c in at.get("plotly_chart") if "live_landscape" in (c.proto.id or "")]
+    assert charts, "no landscape chart"
+    import json
+
+    spec = json.loads(charts[0].proto.spec)
+    colors = {t["name"]: t["line"]["color"] for t in spec["data"]}
+    assert len(colors) == 2 and len(set(colors.values())) == 2
+    assert "minimum is the flattest" in texts(at)
