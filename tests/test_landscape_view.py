@@ -27,8 +27,8 @@ def test_the_sentence_says_when_the_slices_do_not_separate_the_runs():
     assert "No slices yet" in flatness_sentence([], "random")
 
 
-def _add_slices(runs, rid, rise):
-    with runs.metrics_writer(rid) as w:
+def _add_slices(store, rid, rise):
+    with store.metrics_writer(rid) as w:
         for direction in ("random", "gradient"):
             for split in ("train", "test"):
                 w.write({"kind": "landscape", "epoch": 2, "step": 24, "time": 3.0,
@@ -36,7 +36,7 @@ def _add_slices(runs, rid, rise):
                          "losses": [2.0 + rise, 2.0, 2.0 + rise], "n": 64, "seed": 0})
 
 
-def test_live_landscape_view_draws_each_runs_slice_in_its_colour(runs):
+def test_live_landscape_view_draws_each_runs_slice_in_its_colour(runs):  # noqa: F811
     cfg = tiny_config()
     sgd = fake_run(runs, cfg.replace(method="base"), group="gl")
     on = fake_run(runs, cfg, group="gl")
