@@ -42,7 +42,7 @@ def owner_ui() -> str:
     )
     name, error = clean_owner(text)
     if error:
-        st.sidebar.error(error)
+        st.sidebar.error(error, icon=":material/person_alert:")
     return name
 
 
@@ -76,10 +76,15 @@ pages = [
     st.Page("app_pages/live.py", title="Live", icon=":material/monitoring:", url_path="live"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/table_chart:",
             url_path="compare"),
+    st.Page("app_pages/playground.py", title="Playground", icon=":material/toys:",
+            url_path="playground"),
 ]
 page = st.navigation(pages, position="sidebar")
 
 common.warm_up()
+# Before any widget (the sidebar's name included) reads the link: invalid values are dropped
+# and listed in one warning at the top of the page.
+common.check_query_params(page.url_path or "home")
 owner_ui()
 workers_ui(common.ensure_workers(), common.workers_status())
 st.sidebar.caption(

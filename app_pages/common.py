@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import streamlit as st
 
+from samon_app import urlparams
 from samon_app.estimates import calibration
+from samon_app.markup import color_dot, md_escape  # noqa: F401 - the pages use them as common.*
 from samon_app.owner import clean_owner
 from samon_app.reader import RunData, RunInfo, RunReader, chart_signature, run_infos
 from samon_app.tables import group_members, group_table
 from samon_core import service
+from samon_core.runs.presets import list_presets
 from samon_core.runs.store import RunStore
 
 HOME_PAGE = "app_pages/home.py"
@@ -126,15 +129,19 @@ def _run_rows(root_dir: str, run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
     rows = []
     for run_id in run_ids:
         try:
-            rows.append({
+            row = {
                 "run_id": run_id,
                 "config": s.read_config(run_id).to_dict(),
                 "meta": s.read_meta(run_id),
                 "status": s.read_status(run_id),
-                "summary": s.read_summary(run_id),
-            })
+            }
         except (FileNotFoundError, ValueError):
-            continue  # deleted meanwhile, or not readable
+            continue  # deleted meanwhile, or damaged: shown by damaged_runs_ui instead
+        try:  # a damaged summary hides only the summary, not the run
+            row["summary"] = s.read_summary(run_id)
+        except (FileNotFoundError, ValueError):
+            row["summary"] = None
+        rows.append(row)
     return rows
 
 
@@ -169,6 +176,7 @@ def estimate_factors() -> dict[str, tuple[float, int]]:
 def clear_caches() -> None:
     """After a change made by this session (launch, cancel, delete): read afresh."""
     _snapshot.clear()
+    _groups.clear()  # else a group launched a moment ago is missing from Live for up to 1 s
     _run_rows.clear()
     _queue_positions.clear()
 
@@ -225,6 +233,13 @@ def owner() -> str:
     return name
 
 
+def owner_error() -> str | None:
+    """Why the name typed in the sidebar is refused (None when it is valid): nothing is
+    launched, cancelled or deleted under 'guest' in its place."""
+    _, error = clean_owner(st.session_state.get("owner"))
+    return error
+
+
 # ---------------------------------------------------------------------------------------------
 # display helpers
 # ---------------------------------------------------------------------------------------------
@@ -233,10 +248,6 @@ def owner() -> str:
 def look_for(text: str) -> None:
     """The one or two sentences under a chart that say what to look for."""
     st.caption(f"**What to look for:** {text}")
-
-
-def color_dot(color: str) -> str:
-    return f'<span style="color:{color};font-size:1.1em">●</span>'
 
 
 @st.cache_resource(max_entries=512, ttl=900, show_spinner=False)
@@ -263,20 +274,185 @@ def plot(fig: Any, key: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# the link's query parameters: checked once, for every page, before any widget reads them
+# ---------------------------------------------------------------------------------------------
+
+
+def _param_options(name: str) -> Any:
+    """What only the store knows, for ``urlparams.page_params``."""
+    if name == "presets":
+        return list_presets()
+    if name == "groups":
+        return set(members())
+    df = list_runs()  # 'filter_values': as Compare's filters show them
+    return {col: set(df[col].fillna("(none)").astype(str)) if len(df) else set()
+            for col in urlparams.COMPARE_FILTERS}
+
+
+def _drop_params(names: Iterable[str]) -> None:
+    """Remove ``names`` from the URL and from the values Streamlit seeds widgets from (its
+    public API refuses to delete a parameter bound to a widget, and the seeding reads the
+    link as it arrived, so both are cleared here, before the widgets are created)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return
+    with ctx.session_state.query_params() as qp:
+        initial = getattr(qp, "_initial_query_params", None)
+        for name in names:
+            qp.remove_param(name)
+            if isinstance(initial, dict):
+                initial.pop(name, None)
+
+
+def _arrived(page: str) -> bool:
+    """True on the first run of ``page`` since another page ran (or on a back/forward step):
+    the moment Streamlit seeds the page's widgets from the URL. Later reruns carry what the
+    widgets wrote into the URL themselves, which the form checks under each field."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    history = bool(getattr(ctx, "is_history_navigation", False))
+    arrived = history or st.session_state.get("_url_page") != page
+    st.session_state["_url_page"] = page
+    return arrived
+
+
+def check_query_params(page: str) -> list[urlparams.Ignored]:
+    """Check the link's parameters for ``page`` ('home', 'launch', 'live', 'compare', ...) when
+    the page is entered, drop the invalid ones before any widget sees them, and show one
+    warning that lists them with the reasons (kept while the user stays on the page)."""
+    if _arrived(page):
+        given = {name: st.query_params.get_all(name) for name in st.query_params}
+        ignored = urlparams.check_params(given, urlparams.page_params(page, _param_options))
+        _drop_params(i.name for i in ignored if i.drop)
+        st.session_state["_url_ignored"] = ignored
+    ignored = st.session_state.get("_url_ignored") or []
+    if ignored:
+        st.warning(urlparams.warning_text(ignored), icon=":material/link_off:")
+    return ignored
+
+
+# ---------------------------------------------------------------------------------------------
+# what went wrong: failed, diverged and warned runs, damaged run folders
+# ---------------------------------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=4096, show_spinner=False)
+def _note(root_dir: str, run_id: str, state: str, updated: Any) -> str | None:
+    """The reason a run did not finish, or the warning of one that did (cached per status
+    change: ``updated`` changes whenever status.json is written)."""
+    s = RunStore(root_dir)
+    try:
+        status = s.read_status(run_id)
+        summary = s.read_summary(run_id) if state == "finished" else None
+    except (FileNotFoundError, ValueError) as exc:
+        return str(exc)
+    if summary and summary.get("warning"):
+        return str(summary["warning"])
+    if state in ("failed", "diverged", "interrupted", "cancelled") or status.get("damaged"):
+        return str(status.get("message") or state)
+    return None
+
+
+@st.cache_resource(max_entries=8192, show_spinner=False)
+def _config_problem(root_dir: str, run_id: str) -> str | None:
+    """Why a run's config.json cannot be read (e.g. written by another version), or None. A
+    config never changes once written, so the answer is cached for good."""
+    try:
+        RunStore(root_dir).read_config(run_id)
+    except FileNotFoundError:
+        return None  # deleted meanwhile (or named by the listing's own problem)
+    except ValueError as exc:
+        return f"config.json: {exc}"
+    return None
+
+
+def run_problem(row: Any) -> str | None:
+    """What is damaged in the run folder of a listing row: the listing's ``problem``, or a
+    config.json the app cannot read (the listing shows such a run without a problem)."""
+    if isinstance(row.problem, str) and row.problem:
+        return row.problem
+    return _config_problem(root(), str(row.run_id))
+
+
+def run_notes(df: Any) -> list[str]:
+    """One note per row of a run listing: what is damaged (``problem``), why the run failed,
+    diverged or stopped, or the warning of a finished run; '' when there is nothing to say."""
+    out = []
+    for row in df[["run_id", "state", "updated", "problem"]].itertuples(index=False):
+        problem = run_problem(row)
+        if problem:
+            out.append(f"damaged: {problem}")
+        elif row.state in ("queued", "running"):
+            out.append("")
+        else:
+            updated = row.updated if row.updated == row.updated else None  # NaN -> None
+            out.append(_note(root(), str(row.run_id), str(row.state), updated) or "")
+    return out
+
+
+def _delete_damaged(run_id: str, me: str) -> None:
+    try:
+        answer = service.delete_run(run_id, owner=me, store=store())
+    except (ValueError, FileNotFoundError, service.QueueUnavailable,
+            service.StoreUnavailable) as exc:  # NotAllowed is a ValueError
+        st.error(f"Not deleted: {md_escape(exc, 500)}", icon=":material/error:")
+        return
+    with contextlib.suppress(Exception):
+        reader().forget(run_id)
+    clear_caches()
+    st.toast(f"Run {run_id}: {answer}.")
+    st.rerun()
+
+
+def damaged_runs_ui(run_ids: Iterable[str] | None = None, *, key: str = "damaged") -> int:
+    """Every damaged run (of ``run_ids``, or of the store) with what is damaged, and a Delete
+    button for its owner. A damaged run is never hidden. Returns how many were shown."""
+    df = list_runs()
+    if not len(df):
+        return 0
+    if run_ids is not None:
+        df = df[df["run_id"].isin(list(run_ids))]
+    bad = [(row, problem) for row in df.itertuples(index=False) if (problem := run_problem(row))]
+    me = owner() if not owner_error() else None
+    for row, problem in bad:
+        c1, c2 = st.columns([6, 1.4], vertical_alignment="center")
+        with c1:
+            st.error(f"**Run {md_escape(row.run_id, 80)} is damaged:** {md_escape(problem, 600)}",
+                     icon=":material/broken_image:")
+        with c2:
+            mine = me is not None and row.owner == me
+            if st.button("Delete", key=f"{key}_delete_{row.run_id}", icon=":material/delete:",
+                         disabled=not mine,
+                         help=None if mine else "Only its owner can delete it (a run whose "
+                         "meta.json is damaged has no known owner: ask a teacher)."):
+                _delete_damaged(str(row.run_id), me or "")
+    return len(bad)
+
+
+# ---------------------------------------------------------------------------------------------
 # launching (shared by Home's quick-demo button and the Launch page)
 # ---------------------------------------------------------------------------------------------
 
 
 def launch_group(configs: dict, *, preset: str | None, seeds: int = 1) -> str | None:
     """Enqueue ``configs`` (label -> RunConfig) as one comparison group and open the Live page
-    on it. Shows the reason and returns None when the queue refuses (limits, no queue)."""
-    who = owner()
+    on it. Shows the reason and returns None when the queue refuses (limits, no queue, a store
+    that cannot be written, an invalid user name)."""
+    problem = owner_error()
+    if problem:
+        st.error(f"Not launched: {problem.split(';')[0]}. Correct your name in the sidebar.",
+                 icon=":material/error:")
+        return None
     try:
         group, _ids = service.submit_group(
-            configs, owner=who, preset=preset, seeds=seeds, store=store()
+            configs, owner=owner(), preset=preset, seeds=seeds, store=store()
         )
-    except ValueError as exc:  # service.LimitExceeded is a ValueError
-        st.error(f"Not launched: {exc}")
+    except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
+        # LimitExceeded and NotRunnable are ValueErrors; the two outages carry one-line messages
+        st.error(f"Not launched: {md_escape(exc, 500)}", icon=":material/error:")
         return None
     clear_caches()
     ensure_workers()

@@ -16,26 +16,13 @@ from samon_app.formatting import format_pct
 from samon_app.progress import is_active
 from samon_app.series import seed_groups
 from samon_app.tables import ROW_COST, results_table
+from samon_app.urlparams import COMPARE_FILTERS, COMPARE_METRICS
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
 
 MAX_OVERLAY = 30
-METRICS = {
-    "test_acc": ("Test accuracy", "epoch"),
-    "train_acc": ("Train accuracy", "epoch"),
-    "test_loss": ("Test loss", "epoch"),
-    "train_loss": ("Train loss", "epoch"),
-    "acc": ("Train accuracy per step", "step"),
-    "loss": ("Train loss per step", "step"),
-}
-FILTERS = {
-    "method_label": "Method",
-    "model": "Model",
-    "dataset": "Dataset",
-    "preset": "Preset",
-    "owner": "Owner",
-    "state": "Status",
-}
+METRICS = COMPARE_METRICS
+FILTERS = COMPARE_FILTERS
 
 
 # ---------------------------------------------------------------------------------------------

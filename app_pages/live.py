@@ -24,6 +24,7 @@ from samon_app.progress import (
 from samon_app.reader import RunInfo, chart_signature
 from samon_app.speed import cost_ratios
 from samon_app.tables import speed_summary
+from samon_app.urlparams import LIVE_VIEWS
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
 
@@ -92,7 +93,7 @@ def run_row_ui(info: RunInfo, prog: dict[str, Any], position: int | None, mine: 
     return action
 
 
-VIEWS = ("Accuracy & loss", "Sharpness", "γ distribution", "Speed", "Landscape")
+VIEWS = LIVE_VIEWS  # declared once in samon_app/urlparams.py, which checks links against it
 
 
 def view_ui() -> str:

@@ -6,6 +6,8 @@ One concern per module (no streamlit, no torch; pandas and plotly only where nee
 * ``forms``: the Launch form (defaults, presets, form -> RunConfigs with errors per field);
 * ``estimates``: time estimates calibrated on finished runs, the launch summary;
 * ``owner``: the user name typed in the sidebar;
+* ``urlparams``: the query parameters of a link, checked before any widget sees them;
+* ``markup``: user strings as literal text in Markdown, the method's coloured dot;
 * ``reader``: the shared, incremental reader of run metrics and runs as the pages show them;
 * ``progress``: a run's progress, ETA and what went wrong;
 * ``series``: smoothing, thinning, seed groups, mean +/- std across seeds;
