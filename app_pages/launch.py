@@ -25,12 +25,12 @@ from samon_app.vocabulary import (
     DEVICE_LABELS,
     METHOD_HELP,
     METHODS,
-    OPTIMIZER_LABELS,
     RHO_KEYS,
     SAM_VARIANTS,
     SYNTHETIC_NOTE,
 )
 from samon_core.catalog import DATASETS, MODELS
+from samon_core.catalog.methods import OPTIMIZER_LABELS
 from samon_core.runs.config import CHOICES, field_help
 from samon_core.runs.presets import get_preset, list_presets
 

@@ -2,7 +2,8 @@
 
 One concern per module (no streamlit, no torch; pandas and plotly only where needed):
 
-* ``vocabulary``: methods, SAM variants, models, datasets, their labels and colours;
+* ``vocabulary``: the form's own words (rho inputs, devices, variant names); the methods,
+  models, datasets and colours themselves come from ``samon_core.catalog``;
 * ``forms``: the Launch form (defaults, presets, form -> RunConfigs with errors per field);
 * ``estimates``: time estimates calibrated on finished runs, the launch summary;
 * ``owner``: the user name typed in the sidebar;
@@ -15,5 +16,8 @@ One concern per module (no streamlit, no torch; pandas and plotly only where nee
 * ``gamma``: gamma histograms on fixed axes, per-epoch and per-layer means;
 * ``export``: CSV / JSON downloads;
 * ``formatting``: durations, percentages, mean +/- std text;
+* ``speed``: cost ratios between runs trained in lockstep;
+* ``landscape``: the loss-landscape slices and the sentence that reads them;
+* ``playground``: the Playground's figures and sentences (``samon_core.toy``);
 * ``charts``: the plotly figures built from all of the above.
 """

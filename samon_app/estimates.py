@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from samon_app.formatting import finite, format_duration
-from samon_app.vocabulary import PERTURBS, method_key
+from samon_core.catalog.methods import BY_KEY, method_key
 from samon_core.runs.config import RunConfig
 from samon_core.runs.estimate import estimate_seconds
 
@@ -86,7 +86,7 @@ def runs_overview(configs: Mapping[str, RunConfig], seeds: int = 1, kind: str = 
         data = cfg.dataset + (f", {cfg.train_subset:,} images" if cfg.train_subset else "")
         rows.append({
             "run": label,
-            "SAM perturbs": PERTURBS.get(method_key(cfg), cfg.scope),
+            "SAM perturbs": BY_KEY[method_key(cfg)].perturbs,
             "rho": rho,
             "seed" if seeds == 1 else "seeds": ", ".join(str(cfg.seed + i) for i in range(seeds)),
             "model": cfg.model,

@@ -9,7 +9,6 @@ is about is read from the error itself (see ``config_errors``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from samon_app.vocabulary import METHODS, RHO_KEYS, SAM_VARIANTS
 from samon_core.catalog import DATASET_SIZES, MODELS
 from samon_core.paper import paper_rho
 from samon_core.runs.config import RunConfig
+from samon_core.runs.fieldspec import ConfigError
 from samon_core.runs.presets import get_preset
 
 MAX_SEEDS = 10
@@ -128,37 +128,32 @@ class FormResult:
 # RunConfig errors, keyed by the field they are about
 # ---------------------------------------------------------------------------------------------
 
-# Fallback only, for errors that do not say which field they are about (a plain ValueError).
-_FIELD_IN_MESSAGE = re.compile(r"RunConfig\.(\w+)")
+# How the form names a field in a message where its Python name would puzzle a student.
+FIELD_WORDS: dict[str, str] = {
+    "lr": "learning rate",
+    "rho": "perturbation radius rho",
+    "ball": "perturbation ball",
+    "eta": "ASAM's eta",
+    "bn_second_pass": "BatchNorm in the second pass",
+    "sam_start_epoch": "first SAM epoch",
+    "sam_end_epoch": "last SAM epoch",
+}
 
 
 def _error_items(exc: ValueError) -> list[tuple[str | None, str]]:
-    """(field or None, message) for each problem of a RunConfig validation error: from pydantic's
-    ``errors()`` (``loc``), else from the exception's ``fields``, else from the message."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        items = []
-        for err in errors():
-            loc = err.get("loc") or ()
-            message = (err.get("ctx") or {}).get("error") or err.get("msg") or str(exc)
-            items.append((str(loc[0]) if loc else None, str(message)))
-        if items:
-            return items
-    fields = getattr(exc, "fields", None)
-    if fields:
-        return [(str(name), str(exc)) for name in fields]
-    items = []
-    for line in str(exc).splitlines() or [""]:  # one line per bad field
-        match = _FIELD_IN_MESSAGE.search(line)
-        items.append((match.group(1) if match else None, line))
-    return items
+    """(field or None, message) for each problem: a ``ConfigError`` pairs every message with its
+    field; any other error (none expected) is one problem of no field."""
+    if isinstance(exc, ConfigError):
+        return [(name or None, message) for name, message in exc.errors]
+    return [(None, str(exc))]
 
 
 def _friendly(name: str, message: str) -> str:
-    """'RunConfig.epochs must be an integer in [1, 400]; got 0' -> 'Epochs must be an integer in
-    [1, 400]; got 0': the field's name in words, first letter capitalised."""
+    """'RunConfig.lr must be a number in (0, 10]; got 0' -> 'Learning rate must be a number in
+    (0, 10]; got 0': the field's name in words, first letter capitalised."""
     prefix = f"RunConfig.{name}"
-    text = name.replace("_", " ") + message[len(prefix):] if message.startswith(prefix) else message
+    words = FIELD_WORDS.get(name, name.replace("_", " "))
+    text = words + message[len(prefix):] if message.startswith(prefix) else message
     return text[:1].upper() + text[1:]
 
 

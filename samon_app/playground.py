@@ -22,15 +22,15 @@ import pandas  # noqa: F401  (before plotly: see app_pages/playground.py)
 import plotly.graph_objects as go
 
 from samon_app.charts import FONT
-from samon_app.vocabulary import METHOD_COLORS, PALETTE
 from samon_core import toy
+from samon_core.catalog.methods import PALETTE, method_color
 
 LABELS = {"gd": "GD", "sam": "SAM", "asam": "ASAM", "samon": "SAM-ON"}
 KEYS = {label: key for key, label in LABELS.items()}
 # The lab's method colours: GD = vanilla grey, SAM = SAM-all blue, SAM-ON orange. ASAM has no
 # family colour elsewhere (there it is a SAM-all variant): a palette teal not used by a family.
-COLORS = {"gd": METHOD_COLORS["sgd"], "sam": METHOD_COLORS["all"], "asam": PALETTE[5],
-          "samon": METHOD_COLORS["norm"]}
+COLORS = {"gd": method_color("base"), "sam": method_color("all"), "asam": PALETTE[5],
+          "samon": method_color("norm")}
 SURFACE_LABELS = {s.label: s.key for s in toy.SURFACES.values()}
 STEPS_MAX = 200
 # Widget keys, and so URL parameters, carry this prefix: session state and the URL are shared by

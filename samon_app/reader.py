@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from samon_app.formatting import finite
-from samon_app.vocabulary import method_color, method_key, method_sort_key
+from samon_core.catalog.methods import method_color, method_key, method_sort_key
 from samon_core.runs.config import RunConfig
 from samon_core.runs.metrics import (
     epochs_frame,
@@ -168,7 +168,7 @@ class RunInfo:
     run_id: str
     label: str  # unique within the charted set
     method_label: str
-    key: str  # method family ('sgd', 'all', 'norm', 'no-norm', 'random')
+    key: str  # method family ('base', 'all', 'norm', 'no-norm', 'random')
     color: str
     state: str
     config: dict[str, Any]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from samon_app.reader import RunInfo
-from samon_app.vocabulary import method_sort_key
+from samon_core.catalog.methods import method_sort_key
 from samon_core.runs.config import RunConfig
 
 

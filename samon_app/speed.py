@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from samon_app.reader import RunData, RunInfo
-from samon_app.vocabulary import method_key
+from samon_core.catalog.methods import method_key
 from samon_core.paper import STEP_COST_F
 
 NOT_INTERLEAVED = (

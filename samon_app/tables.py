@@ -20,7 +20,7 @@ from samon_app.formatting import finite, mean_std_text
 from samon_app.reader import RunData, RunInfo
 from samon_app.series import SeedGroup
 from samon_app.speed import interleaved_with, median_load
-from samon_app.vocabulary import method_sort_key
+from samon_core.catalog.methods import method_sort_key
 
 if TYPE_CHECKING:  # pandas is imported lazily
     import pandas as pd

@@ -711,7 +711,7 @@ def _colors(traces: list[dict]) -> dict[str, set[str]]:
 
 
 def test_each_method_has_one_colour_on_every_page_and_bar(runs):
-    from samon_app.vocabulary import method_color, method_key
+    from samon_core.catalog.methods import method_color, method_key
 
     for seed in (0, 1):
         for cfg in three_methods().values():

@@ -1,0 +1,212 @@
+"""Claims: the paper's six claims, each checked against runs you launch from its card, with a
+verdict (consistent / not consistent / inconclusive) and the numbers behind it; at the end the
+six verdicts on one screen, to close a session.
+
+Everything computed comes from ``samon_core.claims`` (no torch here); this page lays it out.
+Launching goes through ``service.submit_group`` with the sidebar's owner, so finished identical
+runs are reused and a claim's runs train together (one comparison group: lockstep).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from app_pages import common
+from samon_core import claims, service
+from samon_core.claims.chart import ChartData, chart_data
+from samon_core.claims.collect import Collected
+from samon_core.claims.results import method_name
+from samon_core.claims.runsets import with_seeds
+from samon_core.runs.store import RunStore
+
+MAX_SEEDS = 5
+DEFAULT_SEEDS = 3
+ACTIVE = ("queued", "running", "interrupted")
+VERDICT_BOX = {claims.CONSISTENT: st.success, claims.NOT_CONSISTENT: st.error,
+               claims.INCONCLUSIVE: st.warning}
+VERDICT_ICON = {claims.CONSISTENT: ":material/check_circle:",
+                claims.NOT_CONSISTENT: ":material/cancel:",
+                claims.INCONCLUSIVE: ":material/help:"}
+
+
+# ---------------------------------------------------------------------------------------------
+# reads (shared by all sessions, at most a second old)
+# ---------------------------------------------------------------------------------------------
+
+
+@st.cache_resource(ttl=1.0, show_spinner=False, max_entries=4)
+def _index(root_dir: str) -> list:
+    return claims.index_runs(RunStore(root_dir))
+
+
+@st.cache_resource(ttl=1.0, show_spinner=False, max_entries=128)
+def _collected(root_dir: str, claim_id: str, size: str, seeds: int) -> Collected:
+    return claims.collect(RunStore(root_dir), claim_id, size, seeds, index=_index(root_dir))
+
+
+def collected(claim_id: str, size: str, seeds: int) -> Collected:
+    return _collected(common.root(), claim_id, size, seeds)
+
+
+# ---------------------------------------------------------------------------------------------
+# UI pieces (each returns plain values)
+# ---------------------------------------------------------------------------------------------
+
+
+def choice_ui(claim: claims.Claim) -> tuple[str, int]:
+    """The size and the number of seeds of one card."""
+    c1, c2 = st.columns([3, 1])
+    with c1:
+        size = st.radio("Size", claims.SIZES, key=f"size_{claim.id}", horizontal=True,
+                        format_func=lambda s: s, help="\n\n".join(
+                            f"**{k}**: {v}" for k, v in claims.SIZE_TEXT.items()))
+        st.caption(claims.SIZE_TEXT[size])
+    with c2:
+        seeds = st.number_input("Seeds", 1, MAX_SEEDS, DEFAULT_SEEDS, key=f"seeds_{claim.id}",
+                                help="Seeds 0..N-1. With one seed a verdict is at most "
+                                "provisional: only a huge gap counts.")
+    return size, int(seeds)
+
+
+def launch_ui(claim: claims.Claim, size: str, seeds: int) -> bool:
+    """The list of runs the card needs and the one button that queues exactly them."""
+    runs = with_seeds(claim.runs(size), seeds)
+    st.caption("Runs: " + ", ".join(dict.fromkeys(label for label, _ in runs))
+               + f", seeds 0-{seeds - 1} ({len(runs)} runs; finished identical runs are reused)")
+    return st.button(f"Launch these {len(runs)} runs", key=f"launch_{claim.id}",
+                     icon=":material/rocket_launch:")
+
+
+def launch(claim: claims.Claim, size: str, seeds: int) -> list[str] | None:
+    """Queue the card's runs for the sidebar's owner; their ids, or None (reason shown)."""
+    try:
+        _group, ids = service.submit_group(claim.runs(size), owner=common.owner(),
+                                           preset=f"claim:{claim.id}", seeds=seeds,
+                                           store=common.store())
+    except ValueError as exc:  # LimitExceeded, NotRunnable
+        st.error(f"Not launched: {exc}")
+        return None
+    except Exception as exc:  # noqa: BLE001 - the queue or the store: said, not raised
+        st.error(f"Not launched: {type(exc).__name__}: {exc}")
+        return None
+    common.clear_caches()
+    _index.clear()
+    _collected.clear()
+    common.ensure_workers()
+    return ids
+
+
+def progress_ui(got: Collected) -> bool:
+    """One progress bar per run of the card; True while any run is queued or training."""
+    active = False
+    for (method, seed), run in got.runs.items():
+        done = got.epochs_done.get((method, seed), 0)
+        total = run.config.epochs
+        st.progress(min(1.0, done / total) if total else 0.0,
+                    text=f"{method_name(method)}, seed {seed}: {run.state}, epoch {done}/{total}")
+        active = active or run.state in ACTIVE
+    if got.missing:
+        st.caption(f"Not launched yet: {', '.join(got.missing)}.")
+    return active
+
+
+def figure(data: ChartData) -> Any:
+    """Bars (mean over seeds, spread as error bar), the seeds as dots, a reference line."""
+    fig = go.Figure()
+    names = [b.name for b in data.bars]
+    fig.add_bar(x=names, y=[b.mean for b in data.bars], marker_color=[b.color for b in data.bars],
+                error_y={"type": "data", "array": [b.std for b in data.bars]}, name="mean",
+                opacity=0.8)
+    for b in data.bars:
+        fig.add_scatter(x=[b.name] * len(b.values), y=list(b.values), mode="markers",
+                        marker={"color": "#212529", "size": 7}, name=f"{b.name} seeds",
+                        showlegend=False)
+    if data.reference is not None:
+        fig.add_hline(y=data.reference, line_dash="dot", annotation_text=data.reference_label)
+    fig.update_layout(title=data.title, yaxis_title=data.y_title, height=300, showlegend=False,
+                      margin={"l": 50, "r": 20, "t": 40, "b": 30})
+    return fig
+
+
+def verdict_ui(claim: claims.Claim, verdict: claims.Verdict | None) -> None:
+    """The verdict, its sentence, what would settle it, and the chart of its evidence."""
+    if verdict is None:
+        st.info("No verdict yet: launch the runs above (or wait for their first epoch).",
+                icon=":material/hourglass_empty:")
+        return
+    head = verdict.verdict.upper() + (" (provisional)" if verdict.provisional else "")
+    VERDICT_BOX[verdict.verdict](f"**{head}.** {verdict.sentence}",
+                                 icon=VERDICT_ICON[verdict.verdict])
+    if verdict.settle:
+        st.caption(f"**What would settle it:** {verdict.settle}")
+    data = chart_data(verdict)
+    if data.bars:
+        common.plot(figure(data), key=f"claim_chart_{claim.id}")
+    for note in data.notes:
+        st.caption(note)
+
+
+def status_ui(claim: claims.Claim, size: str, seeds: int) -> None:
+    """Progress and verdict of a card (a fragment: polls while its runs train)."""
+    got = collected(claim.id, size, seeds)
+    progress_ui(got)
+    verdict_ui(claim, got.verdict)
+
+
+def card_ui(claim: claims.Claim) -> tuple[str, int]:
+    """One claim: statement, the paper's numbers, size and seeds, launch, progress, verdict.
+    Returns the chosen (size, seeds)."""
+    with st.container(border=True):
+        st.subheader(claim.title)
+        st.markdown(claim.statement)
+        st.caption(f"**Paper:** {claim.paper_text}")
+        size, seeds = choice_ui(claim)
+        if size == "cpu" and claim.cpu_note:
+            st.info(claim.cpu_note, icon=":material/laptop:")
+        if launch_ui(claim, size, seeds):
+            ids = launch(claim, size, seeds)
+            if ids is not None:
+                st.success(f"Queued {len(ids)} runs for {common.owner()}.")
+        got = collected(claim.id, size, seeds)
+        polling = any(r.state in ACTIVE for r in got.runs.values())
+        st.fragment(run_every=2.0 if polling else None)(status_ui)(claim, size, seeds)
+    return size, seeds
+
+
+def summary_ui(choices: dict[str, tuple[str, int]]) -> list[dict[str, str]]:
+    """The six verdicts on one screen (each at its card's size and seeds); the rows shown."""
+    rows = []
+    for claim in claims.CLAIMS:
+        size, seeds = choices[claim.id]
+        v = collected(claim.id, size, seeds).verdict
+        rows.append({
+            "claim": claim.title,
+            "size": f"{size}, {seeds} seed{'s' if seeds != 1 else ''}",
+            "verdict": "not run yet" if v is None else
+            v.verdict + (" (provisional)" if v.provisional else ""),
+            "in one sentence": "" if v is None else v.sentence,
+        })
+    st.dataframe(rows, hide_index=True, width="stretch", key="claims_summary")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# page
+# ---------------------------------------------------------------------------------------------
+
+st.title("Claims")
+st.markdown(
+    "The paper makes six claims. Here you check each against **your own runs**: a card lists "
+    "the runs a claim needs, launches them, and says whether your results are *consistent* "
+    "with the claim, *not consistent*, or *inconclusive* (the gap is smaller than the "
+    "seed-to-seed noise), with the numbers behind the verdict. A gap counts as real when it is "
+    "larger than about 2-4 times its standard error over the seeds (a t-test at 95%); with one "
+    "seed only a huge gap counts. Small CPU runs often cannot show what 200 epochs on CIFAR-100 "
+    "show: then the honest verdict is *inconclusive*, and the card says what would settle it."
+)
+chosen = {claim.id: card_ui(claim) for claim in claims.CLAIMS}
+st.header("All six verdicts")
+summary_ui(chosen)
