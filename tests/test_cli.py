@@ -32,6 +32,7 @@ TINY_SET = [
 ]
 
 
+@pytest.mark.slow
 def test_run_list_show_export(tmp_path, capsys):
     cfg = tmp_path / "cfg.json"
     RunConfig(model="tiny_resnet", dataset="synthetic", method="sam", scope="norm").save(cfg)
@@ -78,6 +79,7 @@ def test_run_list_show_export(tmp_path, capsys):
     assert {r["kind"] for r in exported["records"]} >= {"epoch", "step", "norm_stats", "sharpness"}
 
 
+@pytest.mark.slow
 def test_run_preset_with_method_filter(tmp_path, capsys):
     runs = str(tmp_path / "runs")
     assert (

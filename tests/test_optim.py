@@ -417,6 +417,7 @@ def test_bad_scope_and_empty_selection_raise():
         base_optimizer("rmsprop", lr=0.1)
 
 
+@pytest.mark.slow
 def test_asam_scales_weight_tensors_only_not_tokens_or_embeddings():
     """The reference applies T_w to `weight` tensors: a ViT's cls token and position embedding,
     like biases, take T_w = 1 unless normalize_bias is set."""
