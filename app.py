@@ -78,6 +78,8 @@ pages = [
             url_path="compare"),
     st.Page("app_pages/playground.py", title="Playground", icon=":material/toys:",
             url_path="playground"),
+    st.Page("app_pages/claims.py", title="Claims", icon=":material/fact_check:",
+            url_path="claims"),
 ]
 page = st.navigation(pages, position="sidebar")
 

@@ -165,7 +165,8 @@ def card_ui(claim: claims.Claim) -> tuple[str, int]:
         st.caption(f"**Paper:** {claim.paper_text}")
         size, seeds = choice_ui(claim)
         if size == "cpu" and claim.cpu_note:
-            st.info(claim.cpu_note, icon=":material/laptop:")
+            box = st.warning if claim.cpu_shows is False else st.info
+            box(claim.cpu_note, icon=":material/laptop:")
         if launch_ui(claim, size, seeds):
             ids = launch(claim, size, seeds)
             if ids is not None:

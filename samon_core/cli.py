@@ -5,6 +5,7 @@
     show     one run's config, status and summary
     export   one run's metrics as CSV or JSON
     presets  the named presets
+    claim    the paper's claims: list, run (train a claim's runs), verdict (samon_core.claims)
     worker   a queue worker (trains what the app enqueues; see samon_core.service.worker)
 
 Exit codes: 0 done; 1 a run did not finish, or the run store / queue cannot be used (disk full,
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from samon_core.claims.commands import add_claim_parser, cmd_claim
 from samon_core.runs.config import RunConfig, field_help
 from samon_core.runs.io import DamagedFile, StoreUnavailable, describe_os_error, read_bytes_safely
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
@@ -110,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--output", "-o", type=Path, default=None, help="file (default: stdout)")
 
     sub.add_parser("presets", help="list the presets", parents=[common])
+    add_claim_parser(sub, common)
 
     wk = sub.add_parser(
         "worker", help="run a queue worker (see python -m samon_core worker --help)", add_help=False
@@ -389,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             "show": cmd_show,
             "export": cmd_export,
             "presets": cmd_presets,
+            "claim": cmd_claim,
         }[args.command]
         return handler(args, store)
     except (CliError, ValueError, FileNotFoundError) as e:

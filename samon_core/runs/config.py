@@ -123,6 +123,14 @@ class RunConfig(BaseModel):
         ge=0,
         le=MAX_TEST_IMAGES,
     )
+    label_noise: float = _f(
+        0.0,
+        "Fraction of the training labels replaced by a uniformly random other class (seeded by "
+        "the run's seed; the test set stays clean). SAM is known to resist noisy labels, so "
+        "noise makes its advantage visible in short runs; 0 = the dataset's labels as they are.",
+        ge=0.0,
+        le=0.9,  # above 0.9 the wrong labels outnumber the right ones of a 10-class set
+    )
     # --- base optimisation --------------------------------------------------------------------
     epochs: int = _f(
         10, "Number of training epochs (passes over the training subset).", ge=1, le=MAX_EPOCHS
@@ -319,6 +327,20 @@ class RunConfig(BaseModel):
         ge=2,
         le=1000,
     )
+    landscape_points: int = _f(
+        0,
+        "Points of the 1D loss-landscape slices computed after the last epoch (a random "
+        "filter-normalised direction and the gradient direction, train and test images); 0 = none.",
+        ge=0,
+        le=101,
+    )
+    landscape_radius: float = _f(
+        1.0,
+        "Half-width of the landscape slices, in units of the filter-normalised direction (1 = "
+        "every filter moved by its own norm).",
+        gt=0.0,
+        le=10.0,
+    )
 
     # -----------------------------------------------------------------------------------------
     # validation
@@ -373,6 +395,11 @@ class RunConfig(BaseModel):
                 "sam_end_epoch",
                 f"RunConfig.sam_end_epoch must be None or in (sam_start_epoch, epochs] = "
                 f"({self.sam_start_epoch}, {self.epochs}]; got {self.sam_end_epoch}"
+            )
+        if self.landscape_points == 1:
+            raise FieldError(
+                "landscape_points",
+                "RunConfig.landscape_points must be 0 (no slices) or at least 2; got 1",
             )
         if 0 < self.sharpness_samples < self.sharpness_m:
             raise FieldError(
@@ -439,9 +466,12 @@ class RunConfig(BaseModel):
     def method_label(self) -> str:
         """Display name: 'SGD' (or 'AdamW' / 'Lion' for method base with those optimizers),
         'SAM-all', 'SAM-ON', 'no-norm', 'random mask'; details in parentheses, e.g.
-        'SAM-ON (B1,B2)', 'SAM-all (ASAM elementwise)', 'SAM-ON (p=inf; AdamW)'."""
+        'SAM-ON (B1,B2)', 'SAM-all (ASAM elementwise)', 'SAM-ON (p=inf; AdamW)',
+        'SGD (20% noisy labels)'."""
+        noise = f"{self.label_noise:.0%} noisy labels" if self.label_noise else ""
         if self.method == "base":
-            return methods.OPTIMIZER_NAMES[self.optimizer]
+            name = methods.OPTIMIZER_NAMES[self.optimizer]
+            return f"{name} ({noise})" if noise else name
         parts: list[str] = []
         if self.scope == "norm" and self.blocks:
             parts.append(",".join(f"B{b}" for b in self.blocks))
@@ -452,6 +482,8 @@ class RunConfig(BaseModel):
             parts.append(methods.OPTIMIZER_NAMES[self.optimizer])
         if self.sam_start_epoch != 0 or self.sam_end_epoch not in (None, self.epochs):
             parts.append(f"SAM epochs {self.sam_start_epoch}-{self.sam_end()}")
+        if noise:
+            parts.append(noise)
         base = methods.SCOPE_NAMES[self.scope]
         return f"{base} ({'; '.join(parts)})" if parts else base
 
@@ -538,6 +570,11 @@ class RunConfig(BaseModel):
         ``sam_end_epoch`` None -> epochs; ASAM-only settings reset for plain SAM; the BatchNorm
         option reset for other norm layers)."""
         d = self.to_dict()
+        if not self.label_noise:  # added later: runs without it keep their hash
+            d.pop("label_noise")
+        if not self.landscape_points:  # added later (and measures only): the same run
+            d.pop("landscape_points")
+            d.pop("landscape_radius")
         if self.method == "base":
             for spec in _SPECS:
                 if spec.sam:

@@ -202,6 +202,7 @@ def build_run(config: RunConfig, data_dir: str | os.PathLike) -> RunSetup:
         train_subset=config.train_subset,
         test_subset=config.test_subset,
         seed=config.seed,
+        label_noise=config.label_noise,
     )
     if len(data.train_y) < config.batch_size:
         raise ValueError(

@@ -26,6 +26,32 @@ def subset_indices(n_total: int, n: int, seed: int) -> torch.Tensor:
     return torch.randperm(n_total, generator=g)[:n].sort().values
 
 
+# The label-noise draw gets its own stream: the subsets use seed (train) and seed + 1 (test).
+LABEL_NOISE_SEED_OFFSET = 2
+
+
+def noisy_labels(labels: torch.Tensor, rate: float, num_classes: int,
+                 seed: int) -> torch.Tensor:
+    """``labels`` with exactly ``round(rate * n)`` of them (the first of a seeded permutation)
+    replaced by a uniformly random *other* class; a new tensor, deterministic in ``seed``.
+
+    Symmetric label noise as in the noisy-label experiments of the SAM literature (Foret et al.,
+    ICLR 2021, section 3.3: SAM resists noisy labels): the model sees wrong targets for a known
+    share of its training images, and a method that fits them less generalises better."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"label noise must be in [0, 1]; got {rate!r}")
+    n = labels.shape[0]
+    k = round(rate * n)
+    if k == 0 or num_classes < 2:
+        return labels.clone()
+    g = torch.Generator().manual_seed(seed)
+    which = torch.randperm(n, generator=g)[:k]
+    shift = torch.randint(1, num_classes, (k,), generator=g)
+    out = labels.clone()
+    out[which] = (labels[which] + shift) % num_classes
+    return out
+
+
 def load_dataset(
     name: str,
     data_dir: str | os.PathLike = "data",
@@ -34,11 +60,15 @@ def load_dataset(
     test_subset: int = 0,
     seed: int = 0,
     download: bool = True,
+    label_noise: float = 0.0,
 ) -> DatasetTensors:
     """Load ``cifar100``, ``cifar10`` (cifar.py) or ``synthetic`` (synthetic.py) as uint8 tensors.
 
     ``train_subset`` / ``test_subset``: 0 keeps the whole split, otherwise the first N of a
     permutation seeded by ``seed`` (train) and ``seed + 1`` (test).
+    ``label_noise``: the share of the (subset's) training labels replaced by another class
+    (``noisy_labels``, seeded by ``seed + LABEL_NOISE_SEED_OFFSET``); the test labels stay clean,
+    and ``source`` says so.
     Raises ``DatasetUnavailable`` when CIFAR is neither on disk nor downloadable.
     """
     if name == "synthetic":
@@ -53,4 +83,9 @@ def load_dataset(
     if test_subset:
         idx = subset_indices(len(data.test_y), test_subset, seed + 1)
         data.test_x, data.test_y = data.test_x[idx], data.test_y[idx]
+    if label_noise:
+        data.train_y = noisy_labels(data.train_y, label_noise, data.num_classes,
+                                    seed + LABEL_NOISE_SEED_OFFSET)
+        data.source += (f"; label_noise: {label_noise:.0%} of the training labels replaced by "
+                        "another class (test labels clean)")
     return data

@@ -1,0 +1,31 @@
+"""The paper's claims, checked against your own runs: verdicts, not assertions.
+
+Mueller, Vlaar, Rolnick & Hein, "Normalization Layers Are All That Sharpness-Aware Minimization
+Needs" (NeurIPS 2023) makes six claims the lab can test (``CLAIMS``): accuracy, no-norm, sharper,
+sparsity, gamma-shift, cost. Each is data (``data.Claim``: statement, the paper's numbers, the
+runs it needs per size ``cpu`` / ``gpu`` / ``paper``) with a pure verdict function from run
+results to a ``Verdict``: ``consistent``, ``not consistent`` or ``inconclusive``, the evidence in
+numbers and one plain sentence. The statistical rule is in ``stats``.
+
+    runsets.py  the runs per size (valid RunConfigs, shared between claims)
+    stats.py    means, spread, the comparison rule (a t-test at 95%; one seed: huge gaps only)
+    results.py  RunResult and the numbers read from metric records
+    verdicts.py Verdict and five verdict functions; cost.py the cost verdict (lockstep only)
+    data.py     the six claims
+    collect.py  a claim's runs in the store, and their verdict
+    commands.py the ``python -m samon_core claim ...`` commands
+
+No torch, no streamlit.
+"""
+
+from samon_core.claims.collect import Collected, MissingRuns, collect, index_runs
+from samon_core.claims.data import BY_ID, CLAIM_IDS, CLAIMS, Claim, get_claim
+from samon_core.claims.results import RunResult
+from samon_core.claims.runsets import SIZE_TEXT, SIZES
+from samon_core.claims.verdicts import CONSISTENT, INCONCLUSIVE, NOT_CONSISTENT, VERDICTS, Verdict
+
+__all__ = [
+    "BY_ID", "CLAIMS", "CLAIM_IDS", "CONSISTENT", "INCONCLUSIVE", "NOT_CONSISTENT", "SIZES",
+    "SIZE_TEXT", "VERDICTS", "Claim", "Collected", "MissingRuns", "RunResult", "Verdict",
+    "collect", "get_claim", "index_runs",
+]

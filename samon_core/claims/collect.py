@@ -1,0 +1,139 @@
+"""Finding a claim's runs in the run store and turning them into ``RunResult``s. No torch.
+
+A run belongs to a claim's method at a size when its config equals the claim's config for that
+method in everything but the seed (``RunConfig.canonical_dict``: the same identity the store's
+reuse uses). Per method and seed one run is used: the newest finished one, else the newest one
+still queued, running or interrupted (a partial result); failed, cancelled and diverged runs are
+left out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from samon_core.claims.data import Claim, get_claim
+from samon_core.claims.results import RunResult, method_name
+from samon_core.claims.runsets import check_size, method_config
+from samon_core.claims.verdicts import Verdict
+from samon_core.runs.config import RunConfig
+from samon_core.runs.store import RunStore
+
+PARTIAL_STATES = ("queued", "running", "interrupted")
+
+
+class MissingRuns(ValueError):
+    """A claim's runs are not in the store (the CLI reports it in one line, exit code 2)."""
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """The small files of one run: enough to match it to a claim and show its progress."""
+
+    run_id: str
+    config: RunConfig
+    state: str
+    created: float
+    group: str = ""
+    lockstep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Collected:
+    """A claim's runs at one size: the runs used (by method and seed), the methods without any
+    run, and the verdict (None while no run has the numbers it needs)."""
+
+    claim: str
+    size: str
+    runs: dict[tuple[str, int], StoredRun] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    verdict: Verdict | None = None
+    epochs_done: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def _identity(config: RunConfig) -> str:
+    d = config.canonical_dict()
+    d.pop("seed", None)
+    return json.dumps(d, sort_keys=True)
+
+
+def index_runs(store: RunStore) -> list[StoredRun]:
+    """Every readable run of the store (config, state, created, group, lockstep)."""
+    out = []
+    for run_id in store.run_ids():
+        try:
+            config = store.read_config(run_id)
+            meta = store.read_meta(run_id)
+            status = store.read_status(run_id)
+            summary = store.read_summary(run_id) or {}
+        except (OSError, ValueError):
+            continue
+        created = meta.get("created")
+        out.append(StoredRun(run_id, config, str(status.get("state")),
+                             float(created) if isinstance(created, (int, float)) else 0.0,
+                             str(meta.get("group") or ""),
+                             tuple(str(x) for x in summary.get("lockstep") or ())))
+    return out
+
+
+def _rank(run: StoredRun) -> tuple[int, float, str]:
+    return (run.state == "finished", run.created, run.run_id)
+
+
+def match(index: Sequence[StoredRun], claim: Claim, size: str,
+          seeds: int | None = None) -> dict[tuple[str, int], StoredRun]:
+    """(method, seed) -> the run used (module doc); ``seeds``: only seeds ``0 .. seeds-1``."""
+    targets = {_identity(method_config(check_size(size), m)): m for m in claim.methods}
+    chosen: dict[tuple[str, int], StoredRun] = {}
+    for run in index:
+        if run.state != "finished" and run.state not in PARTIAL_STATES:
+            continue
+        if seeds is not None and run.config.seed >= seeds:
+            continue
+        method = targets.get(_identity(run.config))
+        if method is None:
+            continue
+        key = (method, run.config.seed)
+        if key not in chosen or _rank(run) > _rank(chosen[key]):
+            chosen[key] = run
+    return dict(sorted(chosen.items(), key=lambda kv: (claim.methods.index(kv[0][0]), kv[0][1])))
+
+
+def results_of(store: RunStore, runs: dict[tuple[str, int], StoredRun]) -> list[RunResult]:
+    """The runs with their metric records (resume markers applied)."""
+    out = []
+    for (method, seed), run in runs.items():
+        try:
+            records = tuple(store.read_records(run.run_id))
+        except (OSError, ValueError):
+            records = ()
+        out.append(RunResult(run.run_id, method, seed, run.state, records, run.lockstep,
+                             run.group, run.config.epochs))
+    return out
+
+
+def collect(store: RunStore, claim_id: str, size: str = "cpu", seeds: int | None = None, *,
+            index: Sequence[StoredRun] | None = None) -> Collected:
+    """The claim's runs at ``size`` and their verdict (None when no method has a run yet)."""
+    claim = get_claim(claim_id)
+    runs = match(index_runs(store) if index is None else index, claim, size, seeds)
+    have = {m for m, _ in runs}
+    missing = tuple(method_name(m) for m in claim.methods if m not in have)
+    results = results_of(store, runs)
+    verdict = claim.verdict(results) if runs else None
+    done = {(r.method, r.seed): r.epochs_done for r in results}
+    return Collected(claim.id, size, runs, missing, verdict, done)
+
+
+def require_runs(collected: Collected, runs_dir: Any) -> Verdict:
+    """The verdict, or ``MissingRuns`` in one line naming what to run."""
+    if collected.missing or collected.verdict is None:
+        what = ", ".join(collected.missing) or "all methods"
+        raise MissingRuns(
+            f"claim {collected.claim!r} at size {collected.size}: no runs of {what} in "
+            f"{runs_dir}; train them with `python -m samon_core claim run {collected.claim} "
+            f"--size {collected.size}`"
+        )
+    return collected.verdict

@@ -1,0 +1,140 @@
+"""What a verdict reads from a run: its method, seed, state and metric records (the shapes of
+``samon_core.records``), and the numbers taken from them. Pure functions, no torch.
+
+A run still training counts with its latest records (a partial result: the verdict is then
+provisional); a run without the record a claim needs yet contributes nothing.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from samon_core.catalog import methods
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run as a verdict sees it. ``method`` is the family key (``base``, ``all``, ``norm``,
+    ``no-norm``, ``random``); ``lockstep`` the run ids its summary says trained together with
+    it (empty while it trains or when it trained alone); ``group`` its comparison group."""
+
+    run_id: str
+    method: str
+    seed: int
+    state: str
+    records: tuple[Mapping[str, Any], ...] = ()
+    lockstep: tuple[str, ...] = ()
+    group: str = ""
+    epochs: int = 0  # the run's planned epochs (0 = unknown)
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "finished"
+
+    @property
+    def epochs_done(self) -> int:
+        done = [int(r.get("epoch") or 0) for r in self.records if r.get("kind") == "epoch"]
+        return max(done, default=0)
+
+
+def method_name(key: str) -> str:
+    """The display name of a method family ('SAM-ON' for 'norm')."""
+    spec = methods.BY_KEY.get(key)
+    return spec.name if spec else key
+
+
+def _latest(records: Sequence[Mapping[str, Any]], kind: str,
+            keep: Callable[[Mapping[str, Any]], bool] = lambda r: True) -> Mapping[str, Any] | None:
+    picked = [r for r in records if r.get("kind") == kind and keep(r)]
+    return max(picked, key=lambda r: (r.get("epoch") or 0, r.get("step") or 0), default=None)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def final_test_acc(records: Sequence[Mapping[str, Any]]) -> float | None:
+    """Test accuracy in percent at the latest epoch record (None before the first epoch)."""
+    rec = _latest(records, "epoch")
+    acc = _number(rec.get("test_acc")) if rec else None
+    return None if acc is None else 100.0 * acc
+
+
+def test_acc_at(records: Sequence[Mapping[str, Any]], epoch: int) -> float | None:
+    """Test accuracy in percent at the end of ``epoch`` (None when the run is not there yet)."""
+    rec = _latest(records, "epoch", lambda r: r.get("epoch") == epoch)
+    acc = _number(rec.get("test_acc")) if rec else None
+    return None if acc is None else 100.0 * acc
+
+
+def common_epoch(results: Sequence[RunResult], keys: Sequence[str]) -> int | None:
+    """The latest epoch every started run of ``keys`` has reached (runs still training are
+    compared there, not at their different latest epochs); None while none has an epoch."""
+    done = [r.epochs_done for r in results if r.method in keys and r.epochs_done > 0]
+    return min(done) if done else None
+
+
+def final_sharpness(records: Sequence[Mapping[str, Any]], steps: int = 1) -> float | None:
+    """The latest ``sharpness`` value of the ``steps``-step probe (the paper's 1-step probe at
+    rho 0.01 by default), None before the first probe."""
+    rec = _latest(records, "sharpness", lambda r: r.get("steps") == steps)
+    return _number(rec.get("value")) if rec else None
+
+
+def gamma_means(records: Sequence[Mapping[str, Any]]) -> tuple[float, float] | None:
+    """(mean of all gammas at initialisation (epoch 0), at the latest epoch), None without both."""
+    stats = [r for r in records if r.get("kind") == "norm_stats" and r.get("param") == "gamma"]
+    first = next((r for r in stats if r.get("epoch") == 0), None)
+    last = _latest(stats, "norm_stats")
+    if first is None or last is None or last is first or not last.get("epoch"):
+        return None
+    start, end = _number(first.get("mean")), _number(last.get("mean"))
+    return None if start is None or end is None else (start, end)
+
+
+def gamma_shift(records: Sequence[Mapping[str, Any]], epoch: int | None = None) -> float | None:
+    """How far the mean gamma moved from initialisation to ``epoch`` (default: the latest),
+    None without both."""
+    if epoch is not None:
+        records = [r for r in records if r.get("kind") != "norm_stats"
+                   or (r.get("epoch") or 0) <= epoch]
+    means = gamma_means(records)
+    return None if means is None else means[1] - means[0]
+
+
+def median_step_time(records: Sequence[Mapping[str, Any]]) -> float | None:
+    """Median ``step_time`` (s) of the step records (robust to the first, warm-up windows)."""
+    times = [t for r in records if r.get("kind") == "step"
+             and (t := _number(r.get("step_time"))) is not None and t > 0]
+    return statistics.median(times) if times else None
+
+
+@dataclass(frozen=True)
+class Values:
+    """A method's values over its seeds, and which of them come from runs still training."""
+
+    method: str
+    by_seed: dict[int, float] = field(default_factory=dict)
+    partial_seeds: tuple[int, ...] = ()
+
+
+def values_of(results: Sequence[RunResult], method: str,
+              extract: Callable[[Sequence[Mapping[str, Any]]], float | None]) -> Values:
+    """``extract(records)`` of every run of ``method`` that has it, by seed."""
+    by_seed: dict[int, float] = {}
+    partial: list[int] = []
+    for r in results:
+        if r.method != method:
+            continue
+        value = extract(r.records)
+        if value is None:
+            continue
+        by_seed[r.seed] = value
+        if not r.finished:
+            partial.append(r.seed)
+    return Values(method, by_seed, tuple(sorted(partial)))

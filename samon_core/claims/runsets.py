@@ -1,0 +1,112 @@
+"""The runs a claim needs, per size: valid ``RunConfig``s built like the presets.
+
+Three sizes (``SIZES``):
+
+* ``cpu``: a laptop. The tiny ResNet on 5,000 synthetic images for 10 epochs, without
+  augmentation and with 20% extra noisy labels (``label_noise``): SAM's known strength is that it
+  resists fitting wrong labels (Foret et al., ICLR 2021), and without noise a short run on the
+  easy synthetic set shows only that SGD starts faster (the quick demo: SGD 15.5% against 13%
+  after 6 epochs). Measured (3 seeds, 2 cores shared with other jobs): 258-463 s per seed for
+  the three runs in lockstep; SGD still ended ahead (18.7% vs 14.2% / 14.1%): the tiny net
+  underfits in 10 epochs, so this size does not show the accuracy claim (``Claim.cpu_note``
+  says so), while it does show the gamma shift.
+* ``gpu``: ResNet-20 on the whole of CIFAR-100, 30 epochs, the paper's recipe (SGD lr 0.1,
+  momentum 0.9, wd 5e-4, cosine, label smoothing 0.1, crop + flip) and its sharpness probes at the
+  end: minutes per run on one GPU.
+* ``paper``: the paper's setup (WRN-28-10, 200 epochs, the authors' command: AutoAugment, fp32);
+  its SGD / SAM-all / SAM-ON runs are those of the ``cifar100-wrn-paper`` preset, so either
+  launch reuses the other's finished runs.
+
+Every claim's methods are taken from ONE base config per size, so the runs are shared between
+claims (accuracy, sharper, gamma-shift and cost need the same three runs; the store reuses a
+finished run of identical config). Seeds are ``0 .. n-1`` (``submit_group``'s ``seed + i``).
+No torch.
+"""
+
+from __future__ import annotations
+
+from samon_core import paper
+from samon_core.catalog import methods
+from samon_core.runs.config import RunConfig
+
+SIZES: tuple[str, ...] = ("cpu", "gpu", "paper")
+SIZE_TEXT: dict[str, str] = {
+    "cpu": "laptop CPU: tiny ResNet, 5k synthetic images, 20% noisy labels, 10 epochs "
+           "(three runs: about 4.5 min per seed on 2 free cores, 7-8 min on busy ones)",
+    "gpu": "one GPU: ResNet-20 on CIFAR-100, 30 epochs, the paper's recipe (minutes per run)",
+    "paper": "the paper's setup: WRN-28-10 on CIFAR-100, 200 epochs (hours per run on a GPU)",
+}
+
+CPU_LABEL_NOISE = 0.2
+
+CPU_BASE = RunConfig(
+    model="tiny_resnet",
+    dataset="synthetic",
+    train_subset=5000,
+    test_subset=2000,  # the whole synthetic test set: +/-1 point of binomial noise, not 1.5
+    label_noise=CPU_LABEL_NOISE,
+    epochs=10,
+    batch_size=128,
+    augment="none",  # overfitting is what SAM prevents; augmentation would hide it in 10 epochs
+    sharpness_samples=256,
+    sharpness_m=128,
+    sharpness_multi_steps=0,
+    device="auto",
+)
+
+GPU_BASE = RunConfig(
+    **{
+        **paper.TRAINING_SETUP,
+        **paper.SHARPNESS_PROBE,
+        "model": "resnet20",
+        "epochs": 30,
+        "device": "auto",
+    }
+)
+
+PAPER_BASE = RunConfig(
+    **{
+        **paper.TRAINING_SETUP,
+        **paper.SHARPNESS_PROBE,
+        **paper.AUTHORS_COMMAND_SETTINGS,
+        "sharpness_every": 20,
+        "sharpness_multi_every": 20,
+        "device": "auto",
+    }
+)
+
+BASES: dict[str, RunConfig] = {"cpu": CPU_BASE, "gpu": GPU_BASE, "paper": PAPER_BASE}
+
+
+def check_size(size: str) -> str:
+    """``size`` if it is one of ``SIZES``; ``ValueError`` naming them otherwise."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
+    return size
+
+
+def method_config(size: str, method: str) -> RunConfig:
+    """The run of method family ``method`` (``base``, ``all``, ``norm``, ``no-norm``, ``random``)
+    at ``size``, seed 0; SAM runs take the paper's best rho for their scope (rho None)."""
+    base = BASES[check_size(size)]
+    if method == "base":
+        return base.replace(method="base")
+    if method not in methods.SCOPE_NAMES:
+        scopes = ", ".join(methods.SCOPE_NAMES)
+        raise ValueError(f"unknown method {method!r}; one of base, {scopes}")
+    return base.replace(method="sam", scope=method, rho=None)
+
+
+def run_set(method_keys: tuple[str, ...], size: str) -> dict[str, RunConfig]:
+    """Label (``method_label()``) -> config of each method, in the order given (seed 0)."""
+    configs = [method_config(size, m) for m in method_keys]
+    return {c.method_label(): c for c in configs}
+
+
+def with_seeds(configs: dict[str, RunConfig], seeds: int) -> list[tuple[str, RunConfig]]:
+    """(label, config) for every config and seed ``0 .. seeds-1`` (configs outer, seeds inner,
+    as ``service.submit_group`` orders them)."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer; got {seeds!r}")
+    return [(label, cfg.replace(seed=cfg.seed + i))
+            for label, cfg in configs.items() for i in range(seeds)]
