@@ -6,6 +6,7 @@
     export   one run's metrics as CSV or JSON
     presets  the named presets
     claim    the paper's claims: list, run (train a claim's runs), verdict (samon_core.claims)
+    landscape  loss-landscape slices of a finished run (samon_core.train.slice_run)
     worker   a queue worker (trains what the app enqueues; see samon_core.service.worker)
 
 Exit codes: 0 done; 1 a run did not finish, or the run store / queue cannot be used (disk full,
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the presets", parents=[common])
     add_claim_parser(sub, common)
+
+    ls = sub.add_parser("landscape", parents=[common],
+                        help="loss-landscape slices around a finished run's final weights")
+    ls.add_argument("run_id")
+    ls.add_argument("--points", type=int, default=21, help="points per slice (2..101)")
+    ls.add_argument("--radius", type=float, default=1.0, help="half-width (0 < r <= 10)")
 
     wk = sub.add_parser(
         "worker", help="run a queue worker (see python -m samon_core worker --help)", add_help=False
@@ -362,6 +370,16 @@ def cmd_export(args, store: RunStore) -> int:
     return 0
 
 
+def cmd_landscape(args, store: RunStore) -> int:
+    from samon_core.train.slice_run import slice_finished_run  # torch only for this command
+
+    run_id = _existing(store, args.run_id)
+    n = slice_finished_run(store, run_id, points=args.points, radius=args.radius,
+                           data_dir=os.environ.get("SAMON_DATA_DIR", "data"))
+    print(f"{run_id}: {n} landscape slices appended to metrics.jsonl")
+    return 0
+
+
 def cmd_presets(args, store: RunStore) -> int:
     for name in list_presets():
         p = get_preset(name)
@@ -393,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             "export": cmd_export,
             "presets": cmd_presets,
             "claim": cmd_claim,
+            "landscape": cmd_landscape,
         }[args.command]
         return handler(args, store)
     except (CliError, ValueError, FileNotFoundError) as e:

@@ -117,3 +117,24 @@ def test_trainer_records_landscape_slices_after_the_last_epoch(tmp_path):
         centre = {r["losses"][2] for r in slices if r["split"] == split}
         assert len(centre) == 1
     assert not any(r["kind"] == "landscape" for r in recs[:-4])  # only after the last epoch
+
+
+@pytest.mark.slow
+def test_cli_landscape_slices_a_finished_run_later(tmp_path, capsys):
+    """A run trained without slices gets them from its checkpoint; bad input is one line."""
+    import json
+
+    from support.configs import tiny_config
+
+    from samon_core.cli import main
+    from samon_core.train.trainer import train
+
+    runs = tmp_path / "runs"
+    train(tiny_config(epochs=1, sharpness_samples=64, sharpness_m=32), runs / "r1")
+    assert main(["landscape", "r1", "--points", "3", "--runs-dir", str(runs)]) == 0
+    lines = (runs / "r1" / "metrics.jsonl").read_text().splitlines()
+    slices = [json.loads(s) for s in lines if '"landscape"' in s]
+    assert len(slices) == 4 and all(len(s["losses"]) == 3 for s in slices)
+    assert main(["landscape", "r1", "--points", "1", "--runs-dir", str(runs)]) == 2
+    assert main(["landscape", "nope", "--runs-dir", str(runs)]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -1,0 +1,47 @@
+"""Landscape slices for a run that has already finished: ``python -m samon_core landscape RUN``.
+
+A run trained without ``landscape_points`` (or with too few) can get its slices later: the
+run's model is rebuilt from its config, its final weights loaded from its checkpoint (with
+``weights_only``: nothing in the file is executed), and the same slices the trainer computes
+(``TrainingLoop._landscape``: random and gradient direction, train and test images) appended to
+its ``metrics.jsonl`` as ``landscape`` records, replacing none (readers take the latest).
+"""
+
+from __future__ import annotations
+
+import os
+
+from samon_core.runs.store import CHECKPOINT_FILE, RunStore
+from samon_core.train.checkpoint import load_checkpoint
+from samon_core.train.data import first_images
+from samon_core.train.setup import build_run
+from samon_core.train.telemetry import RunClock, Telemetry
+
+
+def slice_finished_run(store: RunStore, run_id: str, *, points: int = 21, radius: float = 1.0,
+                       data_dir: str | os.PathLike = "data") -> int:
+    """Compute and append the run's slices; returns how many records were written."""
+    config = store.read_config(run_id).replace(landscape_points=points, landscape_radius=radius)
+    if store.read_status(run_id).get("state") != "finished":
+        raise ValueError(f"run {run_id} has not finished: slices are taken at the final weights")
+    ckpt_path = store.run_dir(run_id) / CHECKPOINT_FILE
+    if not ckpt_path.is_file():
+        raise ValueError(f"run {run_id} has no checkpoint with its final weights")
+    setup = build_run(config, data_dir)
+    setup.model.load_state_dict(load_checkpoint(ckpt_path)["model"])
+    done = {"n": 0}
+    with store.metrics_writer(run_id) as writer:
+        def emit(record) -> None:
+            writer.write(record)
+            done["n"] += 1
+
+        clock = RunClock(float(store.read_status(run_id).get("elapsed") or 0.0))
+        telemetry = Telemetry(config, emit, clock)
+        sets = {"test": first_images(setup.test_loader, 1024)}
+        if setup.probe is not None:
+            sets = {"train": setup.probe, **sets}
+        step = int((store.read_summary(run_id) or {}).get("steps") or 0)
+        for split, (x, y) in sets.items():
+            for direction in ("random", "gradient"):
+                telemetry.landscape(setup.model, x, y, direction=direction, split=split, step=step)
+    return done["n"]
