@@ -188,7 +188,7 @@ def _check_before_creating(configs: dict[str, RunConfig], data_dir: str | None) 
 class _Progress:
     """A tqdm bar over epochs with the latest accuracy and the trainer's ETA."""
 
-    def __init__(self, label: str, epochs: int, enabled: bool):
+    def __init__(self, label: str, epochs: int, enabled: bool, position: int = 0):
         self.bar = None
         if enabled:
             from tqdm import tqdm
@@ -196,6 +196,7 @@ class _Progress:
             self.bar = tqdm(
                 total=epochs,
                 desc=label,
+                position=position,  # one line per run of a lockstep group
                 unit="epoch",
                 file=sys.stderr,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} epochs "
@@ -219,27 +220,33 @@ class _Progress:
 
 
 def cmd_run(args, store: RunStore) -> int:
+    """Train the configs; several (a preset's comparison) train together, interleaved step by
+    step (``train_group``), so their curves and step times are measured side by side."""
     configs = _configs_to_run(args)  # validated before anything is created
     _check_before_creating(configs, args.data_dir)
-    from samon_core.train.trainer import train  # torch is imported only for training
+    from samon_core.train.lockstep import GroupJob, train_group  # torch only for training
 
-    failed = 0
-    for label, config in configs.items():
+    jobs, bars, ids = [], [], []
+    for i, (label, config) in enumerate(configs.items()):
         run_id = store.create_run(
             config, {"owner": args.owner, "preset": args.preset, "label": label}
         )
         print(f"{label}: run {run_id} in {store.run_dir(run_id)}", file=sys.stderr)
-        bar = _Progress(label, config.epochs, args.progress == "bar")
-        try:
-            summary = train(config, store.run_dir(run_id), callback=bar, data_dir=args.data_dir)
-        finally:
+        bar = _Progress(label, config.epochs, args.progress == "bar", position=i)
+        jobs.append(GroupJob(config, store.run_dir(run_id), callback=bar, data_dir=args.data_dir))
+        bars.append(bar)
+        ids.append(run_id)
+    try:
+        summaries = train_group(jobs)
+    finally:
+        for bar in bars:
             bar.close()
+    failed = 0
+    for label, run_id, summary in zip(configs, ids, summaries, strict=True):
         if summary["state"] != "finished":
             failed += 1
-            print(
-                f"{label}: {store.read_status(run_id).get('message', summary['state'])}",
-                file=sys.stderr,
-            )
+            message = store.read_status(run_id).get("message", summary["state"])
+            print(f"{label}: {message}", file=sys.stderr)
         else:
             print(
                 f"{label}: final test accuracy {summary['final_test_acc']:.2%} "
