@@ -39,16 +39,7 @@ import streamlit  # noqa: E402
 
 from samon_app import playground as pg  # noqa: E402  (the page's builders)
 from samon_core import toy  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from samon_core.train.hardware import cpu_model  # noqa: E402  (no torch)
 
 
 def settings_list(n: int, seed: int) -> list[tuple[toy.Surface, list[str], toy.Settings, int]]:
