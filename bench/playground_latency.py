@@ -6,7 +6,7 @@ it times what the page does on a rerun, in three parts:
 
 1. compute:   ``samon_core.toy`` trajectories of the chosen methods and their outcomes;
 2. figures:   the contour-plot figure with one animation frame per step, the loss chart, the
-              outcome sentences and table rows (``samon_app/playground.py``, the page's pure builders);
+              outcome sentences and table rows (``samon_app/playground.py``: the page's builders);
 3. serialise: ``plotly.io.to_json(fig.to_dict())`` of both figures, which is what
               ``st.plotly_chart`` sends to the browser.
 
