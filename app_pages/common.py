@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import streamlit as st
 
 from samon_app import urlparams
-from samon_app.estimates import calibration
+from samon_app.estimates import calibration, device_kind, estimate_group
 from samon_app.markup import color_dot, md_escape  # noqa: F401 - the pages use them as common.*
 from samon_app.owner import clean_owner
 from samon_app.reader import RunData, RunInfo, RunReader, chart_signature, run_infos
@@ -166,6 +166,14 @@ def _calibration(root_dir: str) -> dict[str, tuple[float, int]]:
     df, _ = _snapshot(root_dir)
     finished = df.loc[df["state"] == "finished", "run_id"].head(60).tolist()
     return calibration(_run_rows(root_dir, tuple(sorted(finished))))
+
+
+def preset_estimate(configs: Mapping[str, Any], seeds: int = 1) -> dict[str, Any]:
+    """The estimate of a preset's runs on this machine's workers: the one Home and Launch show."""
+    workers = workers_status()
+    n_workers = max(1, len([w for w in workers if w.get("alive", True)]))
+    kind = device_kind("auto", worker_devices(workers))
+    return estimate_group(configs, seeds, kind, n_workers, estimate_factors())
 
 
 def estimate_factors() -> dict[str, tuple[float, int]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import common
+from samon_app.estimates import estimate_text
 from samon_app.forms import QUICK_DEMO
 from samon_app.paper_tables import (
     accuracy_metrics,
@@ -51,9 +52,9 @@ def hero_ui() -> bool:
                      icon=":material/tune:")
     st.caption(
         "The quick demo trains a tiny ResNet three times on a small **synthetic** image set "
-        "(generated, not CIFAR) on the CPU. The three runs train side by side (in lockstep), "
-        "about 3 minutes on a 2-core machine that nothing else uses; the Live page opens and "
-        "shows the curves as they come in."
+        "(generated, not CIFAR) on the CPU. The three runs train side by side (in lockstep); "
+        "the Live page opens and shows the curves as they come in. "
+        + estimate_text(common.preset_estimate(get_preset(QUICK_DEMO).configs))
     )
     return clicked
 

@@ -11,7 +11,13 @@ from typing import Any
 import streamlit as st
 
 from app_pages import common
-from samon_app.estimates import device_kind, estimate_group, runs_overview
+from samon_app.estimates import (
+    device_kind,
+    estimate_group,
+    estimate_note,
+    estimate_text,
+    runs_overview,
+)
 from samon_app.formatting import format_duration
 from samon_app.forms import (
     MAX_SEEDS,
@@ -82,13 +88,6 @@ def _load_preset(name: str) -> None:
         st.session_state[key] = value
 
 
-def estimate_note(est: dict[str, Any]) -> str:
-    n = est.get("calibrated_on", 0)
-    if n:
-        return f"scaled to the {n} run{'s' if n != 1 else ''} that finished here"
-    return "rough: no run has finished here yet to calibrate it"
-
-
 def preset_ui(kind: str, workers: int) -> tuple[str, bool]:
     """The preset picker. Returns (preset name, whether 'Launch this preset' was clicked)."""
     names = list_presets()
@@ -98,11 +97,10 @@ def preset_ui(kind: str, workers: int) -> tuple[str, bool]:
     preset = get_preset(name)
     st.markdown(f"**{preset.title}**  \n{preset.description}")
     factors = common.estimate_factors()
-    est = estimate_group(preset.configs, 1, kind, workers, factors)
+    est = common.preset_estimate(preset.configs)
     st.dataframe(runs_overview(preset.configs, 1, kind, factors.get(kind, (1.0, 0))[0]),
                  hide_index=True, width="stretch")
-    st.markdown(f"Estimated time on {kind.upper()}: about **{format_duration(est['wall_s'])}** "
-                f"for the {est['runs']} runs ({estimate_note(est)}).")
+    st.markdown(estimate_text(est))
     if preset.gpu and kind == "cpu":
         st.warning("This preset is meant for a GPU, and no worker here has one: on the CPU it "
                    "would take very long.", icon=":material/warning:")

@@ -44,6 +44,9 @@ def calibration(finished: Iterable[Mapping[str, Any]]) -> dict[str, tuple[float,
         measured = summary.get("train_time_s")
         if summary.get("state", "finished") != "finished" or not finite(measured):
             continue
+        # A run trained in lockstep shares its wall clock with its group: its own share of it
+        # is the wall time over the group's size.
+        measured = float(measured) / max(1, len(summary.get("lockstep") or ()))
         kind = str(summary.get("device") or "cpu").split(":", 1)[0]
         if kind not in ("cpu", "cuda", "mps"):
             continue
@@ -58,18 +61,34 @@ def calibration(finished: Iterable[Mapping[str, Any]]) -> dict[str, tuple[float,
 
 def estimate_group(
     configs: Mapping[str, RunConfig], seeds: int = 1, kind: str = "cpu", workers: int = 1,
-    factors: Mapping[str, tuple[float, int]] | None = None,
+    factors: Mapping[str, tuple[float, int]] | None = None, lockstep_max: int = 6,
 ) -> dict[str, Any]:
     """Rough time estimate of a comparison group: per label (one seed), the total of all runs,
-    and the wall time when ``workers`` runs train side by side. ``factors`` (from
-    ``calibration``) scale the table-based estimate to what finished runs took here."""
+    and the wall time. ``factors`` (from ``calibration``) scale the table-based estimate to what
+    finished runs took here. A worker trains up to ``lockstep_max`` runs of a comparison together
+    (interleaved: their times add up), so only that many-run chunks spread over ``workers``."""
     factor, n_cal = (factors or {}).get(kind, (1.0, 0))
     per = {label: factor * estimate_seconds(cfg, kind) for label, cfg in configs.items()}
     total = sum(per.values()) * max(1, seeds)
     n = len(per) * max(1, seeds)
-    parallel = max(1, min(workers, n)) if n else 1
+    chunks = -(-n // max(1, lockstep_max)) if n else 1
+    parallel = max(1, min(workers, chunks))
     return {"per_run": per, "total_s": total, "wall_s": total / parallel, "kind": kind, "runs": n,
             "calibrated_on": n_cal}
+
+
+def estimate_note(est: Mapping[str, Any]) -> str:
+    """Where an estimate comes from: calibrated on finished runs here, or a rough guess."""
+    n = est.get("calibrated_on", 0)
+    if n:
+        return f"scaled to the {n} run{'s' if n != 1 else ''} that finished here"
+    return "rough: no run has finished here yet to calibrate it"
+
+
+def estimate_text(est: Mapping[str, Any]) -> str:
+    """One sentence for an estimate, the same on Home, on the preset card and under the form."""
+    return (f"Estimated time on {est['kind'].upper()}: about **{format_duration(est['wall_s'])}** "
+            f"for the {est['runs']} runs ({estimate_note(est)}).")
 
 
 def runs_overview(configs: Mapping[str, RunConfig], seeds: int = 1, kind: str = "cpu",

@@ -28,3 +28,22 @@ def test_a_rule_between_fields_lands_on_the_field_it_names():
 
 def test_unknown_keys_go_to_the_fallback():
     assert list(_errors(bogus=1)) == ["methods"]
+
+
+def test_a_lockstep_group_is_one_worker_job():
+    """A worker trains a comparison's runs together (their times add up): more workers do not
+    shorten a 3-run group, they do shorten 12 runs (two lockstep chunks of 6)."""
+    from samon_app.estimates import calibration, estimate_group
+    from samon_core.runs.presets import preset_configs
+
+    configs = preset_configs("cpu-quick-demo")
+    one = estimate_group(configs, 1, "cpu", workers=1)
+    assert estimate_group(configs, 1, "cpu", workers=4)["wall_s"] == one["wall_s"]
+    four = estimate_group(configs, 4, "cpu", workers=4)  # 12 runs: two chunks
+    assert four["wall_s"] == pytest.approx(four["total_s"] / 2)
+    # a lockstep run's wall clock is shared by its group: its share counts for calibration
+    cfg = next(iter(configs.values())).to_dict()
+    alone = calibration([{"config": cfg, "summary": {"train_time_s": 30.0, "device": "cpu"}}])
+    grouped = calibration([{"config": cfg, "summary": {"train_time_s": 90.0, "device": "cpu",
+                                                        "lockstep": ["a", "b", "c"]}}])
+    assert grouped["cpu"][0] == pytest.approx(alone["cpu"][0])

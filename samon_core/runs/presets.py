@@ -78,13 +78,13 @@ _CPU_SMALL = RunConfig(
 def _cpu_quick_demo() -> Preset:
     return Preset(
         name="cpu-quick-demo",
-        title="Quick demo: SGD vs SAM-all vs SAM-ON (CPU, ~3 min)",
+        title="Quick demo: SGD vs SAM-all vs SAM-ON (CPU)",
         description=(
             "Trains a tiny ResNet on a small synthetic image set three times: plain SGD, SAM on "
             "all parameters and SAM on the normalization layers only. Runs on a laptop CPU; all "
-            "three runs train together (in lockstep) in about 3 minutes on a 2-core machine that "
-            "nothing else uses. A first look at cost per step, sharpness and the gamma "
-            "distribution; too short and too small for the paper's accuracy gaps: the Claims "
+            "three runs train together (in lockstep): 1.5 minutes were measured on a 2-core "
+            "machine that nothing else used (bench/README.md). A first look at cost per step, "
+            "sharpness and the gamma distribution; too short and too small for the paper's accuracy gaps: the Claims "
             "page says what your runs show."
         ),
         configs=_three_methods(_CPU_SMALL),
