@@ -189,5 +189,5 @@ def layer_gamma_figure(infos: Sequence[RunInfo], data: Mapping[str, RunData]) ->
     if not fig.data:
         return empty_figure("No per-layer gamma statistics yet.")
     fig = layout(fig, x_title="norm layer (input → output)", y_title="mean gamma of the layer")
-    fig.updatelayout(hovermode="closest")
+    fig.update_layout(hovermode="closest")
     return fig
