@@ -22,7 +22,9 @@ from samon_app.owner import DEFAULT_OWNER, clean_owner  # noqa: E402
 
 st.set_page_config(
     page_title="SAM-ON Lab",
-    page_icon=":material/tune:",
+    # An emoji: the browser draws it from an inline SVG. A ":material/...:" favicon would be
+    # fetched from fonts.gstatic.com, which an offline workshop network cannot reach.
+    page_icon="🎛️",
     layout="wide",
     initial_sidebar_state="expanded",
 )

@@ -196,6 +196,14 @@ class Settings(BaseSettings):
         6, ge=1, le=32,
         description="Runs of one comparison a worker trains together, interleaved step by step "
         "(same load for every run, curves side by side); 1 trains one run at a time.")
+    fair_queue: bool = Field(
+        True,
+        description="A free worker takes the oldest queued run of the owner who has used the "
+        "least device time in the last fair_window_s (fairness.py), so one student's sweep does "
+        "not make the room wait; 0 = first in, first out.")
+    fair_window_s: float = Field(
+        3 * _HOUR, gt=0.0, le=30 * _DAY, allow_inf_nan=False,
+        description="Seconds of device time the fair queue looks back on (a workshop session).")
     heartbeat_timeout_s: float = Field(
         30.0,
         gt=0.0,
@@ -295,7 +303,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "heartbeat_timeout_s", "heartbeat_every_s", "poll_s", "recover_every_s", "stop_grace_s",
-        mode="before",
+        "fair_window_s", mode="before",
     )
     @classmethod
     def _number(cls, value: Any) -> Any:

@@ -2,7 +2,9 @@
 
 A worker takes one run from the queue; when the run belongs to a comparison (``submit_group``) it
 also claims the comparison's other queued runs and trains them all together, interleaved step by
-step (lockstep.py, ``samon_core.train.lockstep``), so that they share the machine's load. The
+step (lockstep.py, ``samon_core.train.lockstep``), so that they share the machine's load.
+Which queued run a message makes it take is the fair queue's choice (fairness.py: owners take
+turns by device time; ``fair_queue`` off: the message's own run). The
 command line is in worker_cli.py (``python -m samon_core worker [--devices auto|cpu|0,1] ...``);
 with several devices it supervises one worker process per device (pool.py), each pinned with
 ``CUDA_VISIBLE_DEVICES`` and restarted if it dies. The app starts the same pool through
@@ -30,6 +32,7 @@ started with ``--exit-with-parent`` (the app's pool) stops the same way when its
 from __future__ import annotations
 
 import contextlib
+import enum
 import importlib
 import json
 import logging
@@ -52,6 +55,7 @@ from samon_core.service.backend import get_queue
 from samon_core.service.claims import CANCEL_FILE, claim_lock
 from samon_core.service.control import Requeue, requeue
 from samon_core.service.devices import device_label
+from samon_core.service.fairness import fair_candidates
 from samon_core.service.hosts import this_host
 from samon_core.service.limits import check_config_limits
 from samon_core.service.lockstep import claim_group_mates
@@ -66,6 +70,15 @@ log = logging.getLogger("samon.worker")
 # A test seam: "module:function" of a stand-in with the trainer's signature (e.g. to measure the
 # queue alone). Not a user setting.
 TRAINER_ENV = "SAMON_WORKER_TRAINER"
+
+
+class _Taken(enum.Enum):
+    """What ``Worker._take`` did with a run."""
+
+    SKIPPED = "held by another worker or no longer queued"
+    CANCELLED = "cancelled before it started"
+    STOPPED = "claimed while this worker stops: left in the queue"
+    TRAINED = "trained"
 
 
 class Worker:
@@ -219,47 +232,89 @@ class Worker:
     # --- one run --------------------------------------------------------------------------------
 
     def _handle(self, run_id: str) -> None:
-        """The huey task: claim ``run_id`` and train it, unless it is no longer queued."""
-        store = self.store
+        """The huey task for ``run_id``: train the run the fair queue puts first (fairness.py),
+        trying the runs ranked before ``run_id`` and then ``run_id`` itself, unless it is no longer
+        queued (a stale message: skipped)."""
         try:
-            run_dir = store.run_dir(run_id)
+            self.store.run_dir(run_id)
         except ValueError:
             log.warning("worker %s: ignoring a message with a bad run id %r", self.id, run_id)
             return
-        if not store.exists(run_id):
+        if not self.store.exists(run_id):
             log.info("worker %s: run %s no longer exists; skipped", self.id, run_id)
             return
+        for candidate in self._candidates(run_id):
+            if candidate == run_id:
+                self._take(run_id)
+                return
+            if self._take(candidate, message_of=run_id) in (_Taken.TRAINED, _Taken.STOPPED):
+                return
+            # SKIPPED (held by another worker, no longer queued) or CANCELLED: the next one
+
+    def _candidates(self, run_id: str) -> list[str]:
+        if self._stop.is_set():  # stopping: only give this message's run back
+            return [run_id]
+        try:
+            return fair_candidates(self.store, run_id, self.settings)
+        except Exception:  # a damaged store must not stop the queue: first in, first out
+            log.exception("worker %s: cannot rank the queued runs; taking %s", self.id, run_id)
+            return [run_id]
+
+    def _hand_back(self, run_id: str, instead: str) -> None:
+        """A new message for ``run_id``, whose message this worker used to take ``instead``
+        (the fair queue's choice): ``run_id`` keeps its place in the store's order."""
+        log.debug("worker %s: fair queue: run %s goes before %s", self.id, instead, run_id)
+        try:
+            self.queue.enqueue(self.queue.new_task(run_id))
+        except Exception as exc:  # the recovery enqueues a queued run without a message
+            log.warning("worker %s: cannot give the message of run %s back: %s", self.id,
+                        run_id, exc)
+
+    def _take(self, run_id: str, message_of: str | None = None) -> _Taken:
+        """Claim ``run_id`` and train it, unless it is held, no longer queued or cancelled.
+        ``message_of``: the run whose message this worker holds, if another (its message goes
+        back to the queue once ``run_id`` is claimed)."""
+        store = self.store
+        run_dir = store.run_dir(run_id)
         with claim_lock(run_dir) as mine:
             if not mine:
                 log.info("worker %s: run %s is held by another worker; skipped", self.id, run_id)
-                return
+                return _Taken.SKIPPED
             state = store.read_status(run_id).get("state")
             if state != RunState.QUEUED:
                 log.info("worker %s: run %s is %s; skipped", self.id, run_id, state)
-                return
+                return _Taken.SKIPPED
             if (run_dir / CANCEL_FILE).exists() or self._queue_cancel(run_id):
                 store.write_status(run_id, RunState.CANCELLED,
                                    message="cancelled before it started")
                 with contextlib.suppress(Exception):
                     self.queue.clear_cancel(run_id)
-                return
+                return _Taken.CANCELLED
+            if message_of is not None:
+                self._hand_back(message_of, instead=run_id)
             if self._stop.is_set():  # took the message while stopping: give it back
-                requeue(store, run_id, Requeue.SHUTDOWN, settings=self.settings,
-                        detail=f"worker {self.id}: {self._stop_reason}")
-                return
-            with contextlib.ExitStack() as mates_held:
-                mates = self._claim_mates(run_id, mates_held)
-                self._current, self._run_started = run_id, time.time()
-                self._group = (run_id, *mates)
+                if message_of is None:  # (a run of another message keeps its own)
+                    requeue(store, run_id, Requeue.SHUTDOWN, settings=self.settings,
+                            detail=f"worker {self.id}: {self._stop_reason}")
+                return _Taken.STOPPED
+            self._train_claimed(run_id)
+            return _Taken.TRAINED
+
+    def _train_claimed(self, run_id: str) -> None:
+        """Train ``run_id`` (claimed) with its lockstep mates, keeping the worker record."""
+        with contextlib.ExitStack() as mates_held:
+            mates = self._claim_mates(run_id, mates_held)
+            self._current, self._run_started = run_id, time.time()
+            self._group = (run_id, *mates)
+            self._write_record()
+            try:
+                self._train([run_id, *mates])
+            finally:
+                self.runs_done += len(self._group)
+                self._current = self._run_started = None
+                self._group = ()
                 self._write_record()
-                try:
-                    self._train([run_id, *mates])
-                finally:
-                    self.runs_done += len(self._group)
-                    self._current = self._run_started = None
-                    self._group = ()
-                    self._write_record()
-                    _free_accelerator_memory()
+                _free_accelerator_memory()
 
     def _claim_mates(self, run_id: str, held: contextlib.ExitStack) -> list[str]:
         """The other queued runs of ``run_id``'s comparison, to train in lockstep (lockstep.py);
