@@ -114,7 +114,7 @@ def test_one_step_matches_float64_reference(adaptive, norm, scope, normalize_bia
         torch.optim.SGD,
         rho=rho,
         adaptive=adaptive,
-        norm=norm,
+        ball=norm,
         eta=eta,
         normalize_bias=normalize_bias,
         lr=lr,
@@ -393,7 +393,7 @@ def test_bn_second_pass_keep_leaves_running_stats():
         (dict(rho=float("nan")), "rho"),
         (dict(rho=float("inf")), "rho"),
         (dict(adaptive="bogus"), "adaptive"),
-        (dict(norm="l1"), "norm"),
+        (dict(ball="l1"), "ball"),
         (dict(eta=-1.0), "eta"),
     ],
 )
@@ -438,7 +438,7 @@ def test_asam_scales_weight_tensors_only_not_tokens_or_embeddings():
     for normalize_bias, expected in ((False, 0.1), (True, 0.5)):  # rho * 1, rho * |5|
         model = vit()
         opt = SAM(perturbation_groups(model, "all"), torch.optim.SGD, rho=0.1,
-                  adaptive="elementwise", norm="linf", normalize_bias=normalize_bias, lr=0.1)
+                  adaptive="elementwise", ball="linf", normalize_bias=normalize_bias, lr=0.1)
         nn.functional.cross_entropy(model(x), y).backward()
         opt.first_step(zero_grad=True)
         moved = (model.cls_token.detach() - 5.0).abs()

@@ -2,7 +2,7 @@
 
 from samon_core.optim.base import BASE_OPTIMIZER_CHOICES, base_optimizer
 from samon_core.optim.batchnorm import BN_SECOND_PASS_CHOICES, bn_second_pass
-from samon_core.optim.perturbation import ADAPTIVE_CHOICES, NORM_CHOICES, sam_perturbation
+from samon_core.optim.perturbation import ADAPTIVE_CHOICES, BALL_CHOICES, sam_perturbation
 from samon_core.optim.sam import SAM
 from samon_core.optim.scopes import SCOPE_CHOICES, perturbation_groups, perturbed_count
 
@@ -10,7 +10,7 @@ __all__ = [
     "ADAPTIVE_CHOICES",
     "BASE_OPTIMIZER_CHOICES",
     "BN_SECOND_PASS_CHOICES",
-    "NORM_CHOICES",
+    "BALL_CHOICES",
     "SAM",
     "SCOPE_CHOICES",
     "base_optimizer",

@@ -35,7 +35,7 @@ from torch import Tensor
 from samon_core.catalog import choices
 
 ADAPTIVE_CHOICES = choices.ADAPTIVE
-NORM_CHOICES = choices.BALLS  # the p-norm of the perturbation ball
+BALL_CHOICES = choices.BALLS  # the p-norm of the perturbation ball
 
 # Guards the division when every perturbed gradient is exactly zero (eps is then 0, not NaN).
 _TINY = 1e-12
@@ -70,7 +70,7 @@ def sam_perturbation(
     *,
     rho: float,
     adaptive: str = "none",
-    norm: str = "l2",
+    ball: str = "l2",
     eta: float = 0.0,
     use_scale: Sequence[bool] | None = None,
     masks: Sequence[Tensor | None] | None = None,
@@ -81,8 +81,8 @@ def sam_perturbation(
     use_scale: per tensor, whether T_w applies (False for biases without normalize_bias).
     masks: per tensor, None or a bool/0-1 tensor of the same shape (random-mask scope).
     """
-    if norm not in NORM_CHOICES:
-        raise ValueError(f"norm must be one of {NORM_CHOICES}, got {norm!r}")
+    if ball not in BALL_CHOICES:
+        raise ValueError(f"ball must be one of {BALL_CHOICES}, got {ball!r}")
     if not weights:
         return []
     if use_scale is None:
@@ -91,7 +91,7 @@ def sam_perturbation(
         grads = [g if m is None else g * m for g, m in zip(grads, masks, strict=True)]
     scales = adaptive_scales(weights, adaptive, eta, use_scale)
 
-    if norm == "linf":
+    if ball == "linf":
         eps = torch._foreach_sign(list(grads))
         eps = _apply(scales, eps)
         torch._foreach_mul_(eps, rho)

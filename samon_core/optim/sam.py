@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
-from samon_core.optim.perturbation import ADAPTIVE_CHOICES, NORM_CHOICES, sam_perturbation
+from samon_core.optim.perturbation import ADAPTIVE_CHOICES, BALL_CHOICES, sam_perturbation
 
 
 class SAM(torch.optim.Optimizer):
@@ -39,7 +39,7 @@ class SAM(torch.optim.Optimizer):
         optional ``masks``). Plain tensors are all perturbed and treated as weights.
     rho: radius of the perturbation (>= 0; 0 gives exactly the base optimizer's step).
     adaptive: "none" (SAM), "elementwise" or "layerwise" (ASAM's T_w).
-    norm: "l2" or "linf" (the p of the constraint).
+    ball: "l2" or "linf": the perturbation ball, i.e. the p of the constraint ||eps||_p <= rho.
     eta: added to T_w in the adaptive variants.
     normalize_bias: also apply T_w to biases (beta included) and the other tensors that are not
         a `.weight` (a ViT's cls token and position embedding); by default they get T_w = 1.
@@ -53,7 +53,7 @@ class SAM(torch.optim.Optimizer):
         *,
         rho: float = 0.05,
         adaptive: str = "none",
-        norm: str = "l2",
+        ball: str = "l2",
         eta: float = 0.0,
         normalize_bias: bool = False,
         **base_kwargs,
@@ -62,8 +62,8 @@ class SAM(torch.optim.Optimizer):
             raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
         if adaptive not in ADAPTIVE_CHOICES:
             raise ValueError(f"adaptive must be one of {ADAPTIVE_CHOICES}, got {adaptive!r}")
-        if norm not in NORM_CHOICES:
-            raise ValueError(f"norm must be one of {NORM_CHOICES}, got {norm!r}")
+        if ball not in BALL_CHOICES:
+            raise ValueError(f"ball must be one of {BALL_CHOICES}, got {ball!r}")
         if not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta < 0:
             raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
         if not (
@@ -96,7 +96,7 @@ class SAM(torch.optim.Optimizer):
         defaults = dict(
             rho=float(rho),
             adaptive=adaptive,
-            norm=norm,
+            ball=ball,
             eta=float(eta),
             normalize_bias=bool(normalize_bias),
         )
@@ -115,7 +115,7 @@ class SAM(torch.optim.Optimizer):
 
     rho = property(lambda self: self._setting("rho"))
     adaptive = property(lambda self: self._setting("adaptive"))
-    norm = property(lambda self: self._setting("norm"))
+    ball = property(lambda self: self._setting("ball"))
     eta = property(lambda self: self._setting("eta"))
     normalize_bias = property(lambda self: self._setting("normalize_bias"))
 
@@ -142,7 +142,7 @@ class SAM(torch.optim.Optimizer):
                 [p.grad for p in params],
                 rho=self.rho,
                 adaptive=self.adaptive,
-                norm=self.norm,
+                ball=self.ball,
                 eta=self.eta,
                 use_scale=[s for _, s in pairs],
                 masks=[self._masks.get(p) for p in params] if self._masks else None,

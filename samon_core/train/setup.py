@@ -143,7 +143,7 @@ def build_optimizer(
         cls,
         rho=config.resolved_rho(),
         adaptive=config.adaptive,
-        norm=config.ball,
+        ball=config.ball,
         eta=config.eta,
         normalize_bias=config.normalize_bias,
         **kw,
