@@ -98,6 +98,12 @@ def test_quick_demo_trains_and_live_chart_gains_points(tmp_path):
         wait_until(lambda: chart_points(driver, "live_acc_chart") >= 1,
                    110, 0.25, "the first epoch point on the accuracy chart")
         t_first = time.monotonic()
+        # lockstep: the three runs train side by side, so all three curves have points soon
+        # after the first one (within 30 s), not one method after the other
+        wait_until(lambda: {"SGD", "SAM-all", "SAM-ON"} <= set(
+            browser.traces_with_points(driver, "live_acc_chart")), 30, 0.25,
+            "points on all three methods' curves")
+        print(f"all three curves have points {time.monotonic() - t_first:.1f} s after the first")
         wait_until(lambda: chart_points(driver, "live_acc_chart") >= 2,
                    60, 0.25, "a second epoch point on the accuracy chart")
         t_second = time.monotonic()
@@ -105,6 +111,7 @@ def test_quick_demo_trains_and_live_chart_gains_points(tmp_path):
               f"{t_second - t_first:.1f} s later")
         main = driver.find_element(By.CSS_SELECTOR, "[data-testid=stMain]").text
         assert "SGD" in main and "SAM-ON" in main and "Synthetic data" in main
+        assert "Your runs:" in main  # the verdict under the chart reads these runs
         screenshot(driver, "e2e_live")
         for tab in driver.find_elements(By.CSS_SELECTOR, "[role=tab]"):
             if "distribution" in tab.text:

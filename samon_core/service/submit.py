@@ -128,8 +128,11 @@ def _carry_out(plan: list[tuple[_Request, RunRow | None, int | None]], store: Ru
                     "requesters": [{"owner": owner, "group": req.group, "time": now}]}
             rid = store.create_run(req.config, meta)
             created.append(rid)
-            _enqueue_new(store, queue, rid)
             results.append({"run_id": rid, "reused": False, "reused_state": None})
+    # Enqueued only once every run of the request exists: a worker that takes the first one
+    # finds its whole comparison and trains it in lockstep (lockstep.py), not a part of it.
+    for rid in created:
+        _enqueue_new(store, queue, rid)
     return results
 
 

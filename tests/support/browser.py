@@ -42,6 +42,13 @@ for (const t of el.data) { if (t.x && t.x.length > n) { n = t.x.length; } }
 return n;
 """
 
+# Names of the traces (legend entries) of a plotly chart that have at least one point.
+TRACES_WITH_POINTS_JS = """
+const el = document.querySelector('.st-key-' + arguments[0] + ' .js-plotly-plot');
+if (!el || !el.data) { return []; }
+return el.data.filter(t => t.x && t.x.length > 0).map(t => t.name);
+"""
+
 T = TypeVar("T")
 
 
@@ -71,6 +78,11 @@ def new_driver(prefix: str = "samon-chrome-") -> Any:
 def chart_points(driver: Any, key: str) -> int:
     """Points of the longest trace of the plotly chart with Streamlit key ``key`` (-1: none)."""
     return driver.execute_script(POINTS_JS, key)
+
+
+def traces_with_points(driver: Any, key: str) -> list[str]:
+    """Names of the traces of the plotly chart with Streamlit key ``key`` that have points."""
+    return list(driver.execute_script(TRACES_WITH_POINTS_JS, key) or [])
 
 
 def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.2,
