@@ -61,6 +61,9 @@ def workers_ui(info: dict, workers: list[dict]) -> None:
             f":material/memory: {len(alive)} worker{'s' if len(alive) != 1 else ''} ({devices}), "
             f"{busy} busy"
         )
+    elif info.get("enabled") and (info.get("started") or info.get("pids")):
+        # The app's own pool was started: its worker writes its first heartbeat in a few seconds.
+        st.sidebar.caption(":material/hourglass_top: starting a local worker…")
     else:
         st.sidebar.caption(
             ":material/memory: no worker alive: queued runs wait until one starts "

@@ -47,3 +47,21 @@ def test_a_lockstep_group_is_one_worker_job():
     grouped = calibration([{"config": cfg, "summary": {"train_time_s": 90.0, "device": "cpu",
                                                         "lockstep": ["a", "b", "c"]}}])
     assert grouped["cpu"][0] == pytest.approx(alone["cpu"][0])
+
+
+def test_sidebar_says_starting_while_the_apps_own_worker_starts(tmp_path, monkeypatch):
+    """Right after the app started its pool no worker has a heartbeat yet: the sidebar says the
+    worker is starting, not that none is alive."""
+    from streamlit.testing.v1 import AppTest
+
+    from app_pages import common
+
+    monkeypatch.setenv("SAMON_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("SAMON_START_WORKERS", "0")
+    monkeypatch.setattr(common, "ensure_workers",
+                        lambda: {"enabled": True, "started": 1, "alive": 0, "pids": [123]})
+    monkeypatch.setattr(common, "workers_status", lambda: [])
+    at = AppTest.from_file("../app.py", default_timeout=60).run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "starting a local worker" in captions and "no worker alive" not in captions
