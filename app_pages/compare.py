@@ -13,10 +13,12 @@ from app_pages import common
 from samon_app import charts
 from samon_app.export import export_csv, export_json
 from samon_app.formatting import format_pct
+from samon_app.landscape import flatness_sentence, slices
 from samon_app.progress import is_active
 from samon_app.series import seed_groups
 from samon_app.tables import ROW_COST, results_table
 from samon_app.urlparams import COMPARE_FILTERS, COMPARE_METRICS
+from samon_app.verdicts import verdict_text, view_verdict
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
 
@@ -155,6 +157,26 @@ def results_ui(table) -> None:
                "under different machine load.")
 
 
+def landscape_ui(infos: list, data: dict) -> None:
+    """The runs' loss slices overlaid, the sentence that reads them, and how to get slices for
+    finished runs that have none (the trainer makes them when ``landscape_points`` > 0)."""
+    c1, c2 = st.columns(2)
+    direction = c1.segmented_control("Direction", ["random", "gradient"], default="random",
+                                     key="c_ls_dir", required=True)
+    split = c2.segmented_control("Images", ["train", "test"], default="test",
+                                 key="c_ls_split", required=True)
+    found = slices(infos, data, direction, split)
+    plot(charts.landscape_figure(found, direction=direction, split=split),
+         key=f"compare_landscape_{direction}_{split}")
+    common.look_for(flatness_sentence(found, direction))
+    have = {s.run_id for s in found}
+    missing = [i.run_id for i in infos if i.state == "finished" and i.run_id not in have]
+    if missing:
+        st.caption(f"{len(missing)} finished run(s) have no slices. A worker machine computes "
+                   "them from the final checkpoint: `python -m samon_core landscape RUN_ID`, "
+                   f"e.g. `python -m samon_core landscape {missing[0]}`.")
+
+
 def plot(fig, key: str) -> None:
     """A chart with plotly's toolbar (zoom, PNG download)."""
     st.plotly_chart(fig, key=key, config=charts.plotly_config(f"samon-{key}"), width="stretch")
@@ -215,6 +237,7 @@ common.look_for(
     "between methods counts when their bands do not overlap. In the paper, SAM-ON's test "
     "accuracy ends above SAM-all's, and both above SGD."
 )
+st.markdown(verdict_text(view_verdict("accuracy", infos, data)))
 if any(i.synthetic for i in infos):
     st.caption(":material/science: " + SYNTHETIC_NOTE)
 if any(is_active(i.state) for i in infos):
@@ -233,6 +256,9 @@ else:
         "lowest sharpness). The paper reports SAM-ON with the best accuracy but *not* the "
         "lowest sharpness; see whether your runs agree."
     )
+
+st.header("Loss landscapes", divider="gray")
+landscape_ui(infos, data)
 
 st.header("Export and clean up", divider="gray")
 c1, c2 = st.columns(2)

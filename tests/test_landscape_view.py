@@ -53,3 +53,16 @@ def test_live_landscape_view_draws_each_runs_slice_in_its_colour(runs):  # noqa:
     colors = {t["name"]: t["line"]["color"] for t in spec["data"]}
     assert len(colors) == 2 and len(set(colors.values())) == 2
     assert "minimum is the flattest" in texts(at)
+
+
+def test_compare_shows_the_slices_and_says_how_to_get_missing_ones(runs):  # noqa: F811
+    cfg = tiny_config()
+    with_slices = fake_run(runs, cfg, group="gc")
+    without = fake_run(runs, cfg.replace(method="base"), group="gc")
+    _add_slices(runs, with_slices, 0.3)
+    at = page(app(group="gc"), "app_pages/compare.py")
+    assert not at.exception
+    body = texts(at)
+    assert "Only one run has a slice" in body
+    assert f"python -m samon_core landscape {without}" in body
+    assert "Your runs:" in body  # the accuracy verdict under the curves
