@@ -172,9 +172,27 @@ def landscape_ui(infos: list, data: dict) -> None:
     have = {s.run_id for s in found}
     missing = [i.run_id for i in infos if i.state == "finished" and i.run_id not in have]
     if missing:
-        st.caption(f"{len(missing)} finished run(s) have no slices. A worker machine computes "
-                   "them from the final checkpoint: `python -m samon_core landscape RUN_ID`, "
-                   f"e.g. `python -m samon_core landscape {missing[0]}`.")
+        st.caption(f"{len(missing)} finished run(s) have no slices. A worker computes them from "
+                   "the final checkpoint (the button, for your runs), or on a worker machine: "
+                   f"`python -m samon_core landscape {missing[0]}`.")
+        slices_button_ui(missing)
+
+
+def slices_button_ui(missing: list[str]) -> None:
+    """Ask a worker for the slices of the user's finished runs that have none."""
+    if not st.button(f"Compute the slices of your {len(missing)} run(s) (a worker does it)",
+                     key="c_ls_request", icon=":material/landscape:"):
+        return
+    outcome: dict[str, int] = {}
+    for run_id in missing:
+        try:
+            state = service.request_slices(run_id, owner=common.owner(), store=common.store())
+        except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
+            state = "refused"
+            st.caption(f"{common.md_escape(run_id)}: {common.md_escape(str(exc))}")
+        outcome[state] = outcome.get(state, 0) + 1
+    st.info(", ".join(f"{n} {s}" for s, n in outcome.items()) + ": press Refresh in a minute.",
+            icon=":material/schedule:")
 
 
 def plot(fig, key: str) -> None:

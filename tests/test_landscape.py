@@ -138,3 +138,37 @@ def test_cli_landscape_slices_a_finished_run_later(tmp_path, capsys):
     assert main(["landscape", "r1", "--points", "1", "--runs-dir", str(runs)]) == 2
     assert main(["landscape", "nope", "--runs-dir", str(runs)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_worker_computes_the_slices_a_user_asked_for(tmp_path, monkeypatch):
+    """Compare's button: request_slices flags a finished run and queues it; a worker that gets
+    the message computes the slices from the checkpoint and clears the request. Only the run's
+    requester may ask."""
+    import json
+
+    from support.configs import tiny_config
+
+    from samon_core import service
+    from samon_core.runs.owners import NotAllowed
+    from samon_core.runs.store import RunStore
+    from samon_core.service.settings import load_settings
+    from samon_core.service.worker import Worker
+
+    monkeypatch.delenv("SAMON_TRAINER", raising=False)
+    store = RunStore(tmp_path / "runs")
+    s = load_settings(environ={})
+    rid = service.submit(tiny_config(epochs=1, sharpness_samples=64, sharpness_m=32),
+                         owner="ann", store=store, settings=s)
+    Worker(store, s, exit_when_idle=True).run()
+    assert store.read_status(rid)["state"] == "finished"
+    with pytest.raises(NotAllowed):
+        service.request_slices(rid, owner="mallory", store=store, settings=s)
+    assert service.request_slices(rid, owner="ann", points=3, store=store, settings=s) == "queued"
+    assert service.request_slices(rid, owner="ann", points=3, store=store, settings=s) == "pending"
+    Worker(store, s, exit_when_idle=True).run()
+    lines = (store.run_dir(rid) / "metrics.jsonl").read_text().splitlines()
+    slices = [json.loads(x) for x in lines if '"landscape"' in x]
+    assert len(slices) == 4 and all(len(x["losses"]) == 3 for x in slices)
+    assert service.pending_slices(store, rid) is None
+    assert store.read_status(rid)["state"] == "finished"

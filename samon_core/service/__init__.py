@@ -22,6 +22,7 @@ The modules, each importing only those above it:
   or a teacher, may cancel or delete it: ``samon_core.runs.owners``);
 * ``recovery``  runs whose worker died, queued runs whose message was lost;
 * ``positions`` queue positions;
+* ``slices``    landscape slices of finished runs, computed by a worker on request;
 * ``pool``      worker pools, the app's local pool (``ensure_workers``);
 * ``outage``    how a worker waits out a queue outage;
 * ``worker``    the worker process (``python -m samon_core.service.worker_cli``).
@@ -43,6 +44,7 @@ from samon_core.service.positions import queue_position, queue_positions
 from samon_core.service.preflight import NotRunnable
 from samon_core.service.recovery import recover
 from samon_core.service.settings import Settings, load_settings
+from samon_core.service.slices import pending_slices, request_slices
 from samon_core.service.submit import submit, submit_group, submit_info
 from samon_core.service.worker_records import read_worker_records, workers_status
 
@@ -75,4 +77,6 @@ __all__ = [
     "submit_group",
     "submit_info",
     "workers_status",
+    "pending_slices",
+    "request_slices",
 ]

@@ -63,6 +63,7 @@ from samon_core.service.outage import QueueOutage
 from samon_core.service.preflight import check_runnable
 from samon_core.service.recovery import recover
 from samon_core.service.settings import Settings
+from samon_core.service.slices import clear_request, pending_slices
 from samon_core.service.worker_records import workers_dir
 
 log = logging.getLogger("samon.worker")
@@ -243,6 +244,8 @@ class Worker:
         if not self.store.exists(run_id):
             log.info("worker %s: run %s no longer exists; skipped", self.id, run_id)
             return
+        if pending_slices(self.store, run_id) is not None and self._slice(run_id):
+            return
         for candidate in self._candidates(run_id):
             if candidate == run_id:
                 self._take(run_id)
@@ -250,6 +253,26 @@ class Worker:
             if self._take(candidate, message_of=run_id) in (_Taken.TRAINED, _Taken.STOPPED):
                 return
             # SKIPPED (held by another worker, no longer queued) or CANCELLED: the next one
+
+    def _slice(self, run_id: str) -> bool:
+        """Landscape slices asked for a finished run (slices.py); False if it is not finished."""
+        if self.store.read_status(run_id).get("state") != RunState.FINISHED:
+            return False
+        with claim_lock(self.store.run_dir(run_id)) as mine:
+            request = pending_slices(self.store, run_id) if mine else None
+            if request is None:
+                return True  # another worker has it, or it is done
+            try:
+                from samon_core.train.slice_run import slice_finished_run  # torch: loaded here
+
+                n = slice_finished_run(self.store, run_id, points=request["points"],
+                                       radius=request["radius"], data_dir=self.data_dir or "data")
+                log.info("worker %s: run %s: %d landscape slices", self.id, run_id, n)
+            except Exception:  # the run stays finished; the request goes, with the reason logged
+                log.exception("worker %s: landscape slices of run %s failed", self.id, run_id)
+            finally:
+                clear_request(self.store, run_id)
+        return True
 
     def _candidates(self, run_id: str) -> list[str]:
         if self._stop.is_set():  # stopping: only give this message's run back

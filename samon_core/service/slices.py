@@ -1,0 +1,59 @@
+"""Landscape slices for finished runs, computed by a worker (the Compare page's button).
+
+The app never imports torch, so it cannot compute a finished run's loss slices itself. It asks a
+worker: ``request_slices`` writes ``<run>/landscape_requested`` (the points and radius wanted,
+who asked) and puts the run id in the queue. A worker that gets a message for a *finished* run
+with that file (``worker.py``) computes the slices from the run's checkpoint
+(``samon_core.train.slice_run``), appends them to its metrics, and removes the file. Only the
+run's requesters (or a teacher) may ask; one request at a time per run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+
+from samon_core.runs.io import atomic_write_text
+from samon_core.runs.states import RunState
+from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
+from samon_core.service.backend import get_queue
+from samon_core.service.settings import Settings
+
+SLICES_FILE = "landscape_requested"
+
+
+def request_slices(run_id: str, *, owner: str | None, points: int = 21, radius: float = 1.0,
+                   store: RunStore | None = None, settings: Settings | None = None,
+                   is_teacher: bool = False) -> str:
+    """Queue the slices of a finished run; returns "queued" or "pending" (already asked)."""
+    store = store_or_default(store)
+    store.check_requester(run_id, owner, is_teacher=is_teacher, action="add slices to")
+    if not 2 <= int(points) <= 101 or not 0 < float(radius) <= 10:
+        raise ValueError("slices need 2..101 points and a radius in (0, 10]")
+    if store.read_status(run_id).get("state") != RunState.FINISHED:
+        raise ValueError(f"run {run_id} has not finished: slices are taken at the final weights")
+    run_dir = store.run_dir(run_id)
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        raise ValueError(f"run {run_id} has no checkpoint with its final weights")
+    if (run_dir / SLICES_FILE).exists():
+        return "pending"
+    request = {"points": int(points), "radius": float(radius), "owner": owner, "time": time.time()}
+    atomic_write_text(run_dir / SLICES_FILE, json.dumps(request) + "\n")
+    queue = get_queue(store, settings)
+    queue.enqueue(queue.new_task(run_id))
+    return "queued"
+
+
+def pending_slices(store: RunStore, run_id: str) -> dict[str, Any] | None:
+    """The request waiting for a worker, or None."""
+    try:
+        return json.loads((store.run_dir(run_id) / SLICES_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def clear_request(store: RunStore, run_id: str) -> None:
+    with contextlib.suppress(OSError):
+        (store.run_dir(run_id) / SLICES_FILE).unlink()
