@@ -169,6 +169,12 @@ def landscape_ui(infos: list, data: dict) -> None:
     plot(charts.landscape_figure(found, direction=direction, split=split),
          key=f"compare_landscape_{direction}_{split}")
     common.look_for(flatness_sentence(found, direction))
+    planes = {i.label: rec for i in infos for rec in (data[i.run_id].records if i.run_id in data
+                                                       else ()) if rec.get("kind") == "landscape2d"}
+    if planes:
+        label = st.selectbox("2D slice of", list(planes), key="c_ls_plane")
+        rec = planes[label]
+        plot(charts.plane_figure(label, rec["offsets"], rec["losses"]), key="compare_plane")
     have = {s.run_id for s in found}
     missing = [i.run_id for i in infos if i.state == "finished" and i.run_id not in have]
     if missing:
@@ -180,13 +186,15 @@ def landscape_ui(infos: list, data: dict) -> None:
 
 def slices_button_ui(missing: list[str]) -> None:
     """Ask a worker for the slices of the user's finished runs that have none."""
+    plane = st.checkbox("with a 2D slice (points x points evaluations: slower)", key="c_ls_2d")
     if not st.button(f"Compute the slices of your {len(missing)} run(s) (a worker does it)",
                      key="c_ls_request", icon=":material/landscape:"):
         return
     outcome: dict[str, int] = {}
     for run_id in missing:
         try:
-            state = service.request_slices(run_id, owner=common.owner(), store=common.store())
+            state = service.request_slices(run_id, owner=common.owner(), plane=plane,
+                                           store=common.store())
         except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
             state = "refused"
             st.caption(f"{common.md_escape(run_id)}: {common.md_escape(str(exc))}")

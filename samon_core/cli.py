@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("run_id")
     ls.add_argument("--points", type=int, default=21, help="points per slice (2..101)")
     ls.add_argument("--radius", type=float, default=1.0, help="half-width (0 < r <= 10)")
+    ls.add_argument("--plane", action="store_true",
+                    help="also a 2D slice (points x points losses, test images)")
 
     wk = sub.add_parser(
         "worker", help="run a queue worker (see python -m samon_core worker --help)", add_help=False
@@ -382,7 +384,7 @@ def cmd_landscape(args, store: RunStore) -> int:
 
     run_id = _existing(store, args.run_id)
     n = slice_finished_run(store, run_id, points=args.points, radius=args.radius,
-                           data_dir=os.environ.get("SAMON_DATA_DIR", "data"))
+                           data_dir=os.environ.get("SAMON_DATA_DIR", "data"), two_d=args.plane)
     print(f"{run_id}: {n} landscape slices appended to metrics.jsonl")
     return 0
 

@@ -124,6 +124,22 @@ class LandscapeRecord(TypedDict):
     seed: int
 
 
+class PlaneRecord(TypedDict):
+    """A 2D loss-landscape slice of a finished run (``samon_core landscape RUN --plane``):
+    ``losses[i][j]`` is the plain cross-entropy at w + offsets[i] d1 + offsets[j] d2."""
+
+    kind: Literal["landscape2d"]
+    epoch: int
+    step: int
+    time: float
+    split: Literal["test"]
+    offsets: list[float]
+    losses: list[list[float]]
+    n: int
+    seeds: list[int]  # of the two random directions
+
+
 Record = (
     StepRecord | EpochRecord | SharpnessRecord | NormStatsRecord | ResumeRecord | LandscapeRecord
+    | PlaneRecord
 )

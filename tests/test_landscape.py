@@ -131,10 +131,15 @@ def test_cli_landscape_slices_a_finished_run_later(tmp_path, capsys):
 
     runs = tmp_path / "runs"
     train(tiny_config(epochs=1, sharpness_samples=64, sharpness_m=32), runs / "r1")
-    assert main(["landscape", "r1", "--points", "3", "--runs-dir", str(runs)]) == 0
+    assert main(["landscape", "r1", "--points", "3", "--plane", "--runs-dir", str(runs)]) == 0
     lines = (runs / "r1" / "metrics.jsonl").read_text().splitlines()
     slices = [json.loads(s) for s in lines if '"landscape"' in s]
     assert len(slices) == 4 and all(len(s["losses"]) == 3 for s in slices)
+    (plane,) = [json.loads(s) for s in lines if '"landscape2d"' in s]
+    assert len(plane["losses"]) == 3 and all(len(row) == 3 for row in plane["losses"])
+    test_random = next(s for s in slices if s["split"] == "test" and s["direction"] == "random")
+    # the centre of the plane is the trained weights: the same loss as the 1D slice's centre
+    assert plane["losses"][1][1] == pytest.approx(test_random["losses"][1], rel=1e-6)
     assert main(["landscape", "r1", "--points", "1", "--runs-dir", str(runs)]) == 2
     assert main(["landscape", "nope", "--runs-dir", str(runs)]) == 2
     assert "Traceback" not in capsys.readouterr().err

@@ -66,3 +66,14 @@ def test_compare_shows_the_slices_and_says_how_to_get_missing_ones(runs):  # noq
     assert "Only one run has a slice" in body
     assert f"python -m samon_core landscape {without}" in body
     assert "Your runs:" in body  # the accuracy verdict under the curves
+
+
+def test_compare_draws_a_2d_slice_when_a_run_has_one(runs):  # noqa: F811
+    rid = fake_run(runs, tiny_config(), group="gp")
+    with runs.metrics_writer(rid) as w:
+        w.write({"kind": "landscape2d", "epoch": 2, "step": 24, "time": 3.0, "split": "test",
+                 "offsets": [-1.0, 0.0, 1.0], "losses": [[3, 2, 3], [2, 1, 2], [3, 2, 3]],
+                 "n": 64, "seeds": [0, 1]})
+    at = page(app(group="gp"), "app_pages/compare.py")
+    assert not at.exception
+    assert any("compare_plane" in (c.proto.id or "") for c in at.get("plotly_chart"))

@@ -21,7 +21,7 @@ from samon_app.charts.gamma import (
     gamma_notes,
     layer_gamma_figure,
 )
-from samon_app.charts.landscape import landscape_figure
+from samon_app.charts.landscape import landscape_figure, plane_figure
 
 __all__ = [
     "FONT",
@@ -34,6 +34,7 @@ __all__ = [
     "gamma_notes",
     "landscape_figure",
     "layer_gamma_figure",
+    "plane_figure",
     "plotly_config",
     "run_curves_figure",
     "sharpness_figure",

@@ -26,3 +26,18 @@ def landscape_figure(found: Sequence[Slice], *, direction: str, split: str) -> g
            x_title="offset along the direction (0 = trained weights)",
            y_title="cross-entropy (no label smoothing)")
     return fig
+
+
+def plane_figure(label: str, offsets: list[float], losses: list[list[float]]) -> go.Figure:
+    """A 2D slice of one run as a contour plot (the trained weights at the centre)."""
+    fig = figure()
+    # losses[i][j] is at (a = offsets[i], b = offsets[j]): rows are a, so z is its transpose
+    z = [list(col) for col in zip(*losses, strict=True)]
+    fig.add_trace(go.Contour(x=offsets, y=offsets, z=z, colorscale="Blues", reversescale=True,
+                             contours={"showlabels": True}, name=label,
+                             hovertemplate="a %{x:.2f}, b %{y:.2f}: loss %{z:.3f}"))
+    fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", name="trained weights",
+                             marker={"color": "#e8590c", "size": 9, "symbol": "x"}))
+    layout(fig, title=f"Loss around {label}'s trained weights (two random directions)",
+           x_title="offset along direction 1", y_title="offset along direction 2")
+    return fig

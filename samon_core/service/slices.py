@@ -25,9 +25,10 @@ SLICES_FILE = "landscape_requested"
 
 
 def request_slices(run_id: str, *, owner: str | None, points: int = 21, radius: float = 1.0,
-                   store: RunStore | None = None, settings: Settings | None = None,
-                   is_teacher: bool = False) -> str:
-    """Queue the slices of a finished run; returns "queued" or "pending" (already asked)."""
+                   plane: bool = False, store: RunStore | None = None,
+                   settings: Settings | None = None, is_teacher: bool = False) -> str:
+    """Queue the slices of a finished run (``plane``: a 2D slice too); returns "queued" or
+    "pending" (already asked)."""
     store = store_or_default(store)
     store.check_requester(run_id, owner, is_teacher=is_teacher, action="add slices to")
     if not 2 <= int(points) <= 101 or not 0 < float(radius) <= 10:
@@ -39,7 +40,8 @@ def request_slices(run_id: str, *, owner: str | None, points: int = 21, radius: 
         raise ValueError(f"run {run_id} has no checkpoint with its final weights")
     if (run_dir / SLICES_FILE).exists():
         return "pending"
-    request = {"points": int(points), "radius": float(radius), "owner": owner, "time": time.time()}
+    request = {"points": int(points), "radius": float(radius), "plane": bool(plane),
+               "owner": owner, "time": time.time()}
     atomic_write_text(run_dir / SLICES_FILE, json.dumps(request) + "\n")
     queue = get_queue(store, settings)
     queue.enqueue(queue.new_task(run_id))

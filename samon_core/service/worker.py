@@ -266,7 +266,8 @@ class Worker:
                 from samon_core.train.slice_run import slice_finished_run  # torch: loaded here
 
                 n = slice_finished_run(self.store, run_id, points=request["points"],
-                                       radius=request["radius"], data_dir=self.data_dir or "data")
+                                       radius=request["radius"], data_dir=self.data_dir or "data",
+                                       two_d=bool(request.get("plane")))
                 log.info("worker %s: run %s: %d landscape slices", self.id, run_id, n)
             except Exception:  # the run stays finished; the request goes, with the reason logged
                 log.exception("worker %s: landscape slices of run %s failed", self.id, run_id)

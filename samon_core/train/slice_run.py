@@ -14,13 +14,16 @@ import os
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
 from samon_core.train.checkpoint import load_checkpoint
 from samon_core.train.data import first_images
+from samon_core.train.landscape import loss_slice, offsets, random_direction
 from samon_core.train.setup import build_run
 from samon_core.train.telemetry import RunClock, Telemetry
 
 
 def slice_finished_run(store: RunStore, run_id: str, *, points: int = 21, radius: float = 1.0,
-                       data_dir: str | os.PathLike = "data") -> int:
-    """Compute and append the run's slices; returns how many records were written."""
+                       data_dir: str | os.PathLike = "data", two_d: bool = False) -> int:
+    """Compute and append the run's slices; returns how many records were written. ``two_d``
+    adds a 2D slice on the test images along two random filter-normalised directions (seeds 0
+    and 1): points x points evaluations."""
     config = store.read_config(run_id).replace(landscape_points=points, landscape_radius=radius)
     if store.read_status(run_id).get("state") != "finished":
         raise ValueError(f"run {run_id} has not finished: slices are taken at the final weights")
@@ -44,4 +47,19 @@ def slice_finished_run(store: RunStore, run_id: str, *, points: int = 21, radius
         for split, (x, y) in sets.items():
             for direction in ("random", "gradient"):
                 telemetry.landscape(setup.model, x, y, direction=direction, split=split, step=step)
+        if two_d:
+            emit(plane_record(setup.model, *sets["test"], points=points, radius=radius,
+                              epoch=config.epochs, step=step, time=clock()))
     return done["n"]
+
+
+def plane_record(model, x, y, *, points: int, radius: float, epoch: int, step: int,
+                 time: float) -> dict:
+    """A ``landscape2d`` record: the loss on a points x points grid of offsets (a, b) along two
+    random filter-normalised directions; ``losses[i][j]`` is at (offsets[i], offsets[j])."""
+    d1, d2 = random_direction(model, seed=0), random_direction(model, seed=1)
+    grid = offsets(points, radius)
+    flat = loss_slice(model, x, y, [d1, d2], [(a, b) for a in grid for b in grid])
+    losses = [flat[i * points:(i + 1) * points] for i in range(points)]
+    return {"kind": "landscape2d", "epoch": epoch, "step": step, "time": time, "split": "test",
+            "offsets": grid, "losses": losses, "n": len(y), "seeds": [0, 1]}
