@@ -5,5 +5,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 # tests/support is imported as ``support`` by the test modules.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """An empty run store for the app's pages: SAMON_RUNS_DIR points at it, no local workers
+    start, no samon.toml of the developer is read, the repository is importable."""
+    from samon_core.runs.store import RunStore
+
+    root = tmp_path / "runs"
+    monkeypatch.setenv("SAMON_RUNS_DIR", str(root))
+    monkeypatch.setenv("SAMON_START_WORKERS", "0")
+    monkeypatch.delenv("SAMON_SETTINGS", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./samon.toml of the developer
+    monkeypatch.syspath_prepend(str(REPO))
+    return RunStore(root)

@@ -36,14 +36,6 @@ TINY = tiny_config()
 TINY_PROBED = tiny_config(sharpness_samples=64, sharpness_m=32, sharpness_multi_steps=0)
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch) -> RunStore:
-    root = tmp_path / "runs"
-    monkeypatch.setenv("SAMON_RUNS_DIR", str(root))
-    monkeypatch.setenv("SAMON_START_WORKERS", "0")
-    monkeypatch.delenv("SAMON_SETTINGS", raising=False)
-    monkeypatch.chdir(tmp_path)  # no ./samon.toml of the developer
-    return RunStore(root)
 
 
 def app(**query: str | list[str]) -> AppTest:

@@ -6,28 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 from test_claims import fake_claim_runs
 
 from samon_core import claims
 from samon_core.claims.runsets import with_seeds
-from samon_core.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = str(REPO / "app_pages" / "claims.py")
 TIMEOUT = 60
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch) -> RunStore:
-    root = tmp_path / "runs"
-    monkeypatch.setenv("SAMON_RUNS_DIR", str(root))
-    monkeypatch.setenv("SAMON_START_WORKERS", "0")
-    monkeypatch.delenv("SAMON_SETTINGS", raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(REPO))
-    return RunStore(root)
 
 
 def page() -> AppTest:

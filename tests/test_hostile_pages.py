@@ -31,14 +31,6 @@ RAW_HTML = ("<script", "<img", "<b>")
 HEADING = "Some parameters of this link were ignored"
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch) -> RunStore:
-    root = tmp_path / "runs"
-    monkeypatch.setenv("SAMON_RUNS_DIR", str(root))
-    monkeypatch.setenv("SAMON_START_WORKERS", "0")
-    monkeypatch.delenv("SAMON_SETTINGS", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return RunStore(root)
 
 
 def visit(path: str, **query: str | list[str]) -> AppTest:

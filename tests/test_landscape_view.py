@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from support.configs import tiny_config
-from test_app_pages import app, fake_run, page, runs, texts  # noqa: F401  (runs: a fixture)
+from test_app_pages import app, fake_run, page, texts
 
 from samon_app.landscape import Slice, flatness_sentence
 
@@ -36,7 +36,7 @@ def _add_slices(store, rid, rise):
                          "losses": [2.0 + rise, 2.0, 2.0 + rise], "n": 64, "seed": 0})
 
 
-def test_live_landscape_view_draws_each_runs_slice_in_its_colour(runs):  # noqa: F811
+def test_live_landscape_view_draws_each_runs_slice_in_its_colour(runs):
     cfg = tiny_config()
     sgd = fake_run(runs, cfg.replace(method="base"), group="gl")
     on = fake_run(runs, cfg, group="gl")
@@ -55,7 +55,7 @@ def test_live_landscape_view_draws_each_runs_slice_in_its_colour(runs):  # noqa:
     assert "minimum is the flattest" in texts(at)
 
 
-def test_compare_shows_the_slices_and_says_how_to_get_missing_ones(runs):  # noqa: F811
+def test_compare_shows_the_slices_and_says_how_to_get_missing_ones(runs):
     cfg = tiny_config()
     with_slices = fake_run(runs, cfg, group="gc")
     without = fake_run(runs, cfg.replace(method="base"), group="gc")
@@ -68,7 +68,7 @@ def test_compare_shows_the_slices_and_says_how_to_get_missing_ones(runs):  # noq
     assert "Your runs:" in body  # the accuracy verdict under the curves
 
 
-def test_compare_draws_a_2d_slice_when_a_run_has_one(runs):  # noqa: F811
+def test_compare_draws_a_2d_slice_when_a_run_has_one(runs):
     rid = fake_run(runs, tiny_config(), group="gp")
     with runs.metrics_writer(rid) as w:
         w.write({"kind": "landscape2d", "epoch": 2, "step": 24, "time": 3.0, "split": "test",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from support.configs import tiny_config
-from test_app_pages import app, fake_run, page, runs, texts  # noqa: F401  (runs: a fixture)
+from test_app_pages import app, fake_run, page, texts
 
 
 def _group(store, group, accs):
@@ -15,14 +15,14 @@ def _group(store, group, accs):
                      acc=acc + 0.002 * seed)
 
 
-def test_live_says_when_the_users_runs_contradict_the_paper(runs):  # noqa: F811
+def test_live_says_when_the_users_runs_contradict_the_paper(runs):
     _group(runs, "gsgd", (0.60, 0.40, 0.40))  # SGD far ahead, as in the CPU quick demo
     body = texts(page(app(group="gsgd"), "app_pages/live.py"))
     assert "Your runs: not consistent with the paper" in body
     assert "equal or better" not in body
 
 
-def test_live_says_when_the_users_runs_agree(runs):  # noqa: F811
+def test_live_says_when_the_users_runs_agree(runs):
     _group(runs, "gok", (0.40, 0.50, 0.55))
     body = texts(page(app(group="gok"), "app_pages/live.py"))
     assert "Your runs: consistent with the paper" in body
