@@ -19,6 +19,7 @@ from typing import Any
 import streamlit as st
 
 from samon_app import urlparams
+from samon_app.charts import plotly_config
 from samon_app.estimates import calibration, device_kind, estimate_group
 from samon_app.markup import color_dot, md_escape  # noqa: F401 - the pages use them as common.*
 from samon_app.owner import clean_owner
@@ -272,13 +273,9 @@ def figure(name: str, build: Callable[[], Any], infos: list[RunInfo], data: dict
     return _cached_figure(name, chart_signature(infos, data, kinds), options, build)
 
 
-# No plotly mode bar: it covers the legends of small charts; drag to zoom and double-click to
-# reset still work, and Streamlit's own toolbar offers full screen.
-PLOTLY_CONFIG = {"displayModeBar": False, "displaylogo": False}
-
-
 def plot(fig: Any, key: str) -> None:
-    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+    """A chart with plotly's toolbar (zoom, PNG download named after the chart): every page."""
+    st.plotly_chart(fig, key=key, config=plotly_config(f"samon-{key}"), width="stretch")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def landscape_ui(infos: list, data: dict) -> None:
     split = c2.segmented_control("Images", ["train", "test"], default="test",
                                  key="c_ls_split", required=True)
     found = slices(infos, data, direction, split)
-    plot(charts.landscape_figure(found, direction=direction, split=split),
+    common.plot(charts.landscape_figure(found, direction=direction, split=split),
          key=f"compare_landscape_{direction}_{split}")
     common.look_for(flatness_sentence(found, direction))
     planes = {i.label: rec for i in infos for rec in (data[i.run_id].records if i.run_id in data
@@ -174,7 +174,7 @@ def landscape_ui(infos: list, data: dict) -> None:
     if planes:
         label = st.selectbox("2D slice of", list(planes), key="c_ls_plane")
         rec = planes[label]
-        plot(charts.plane_figure(label, rec["offsets"], rec["losses"]), key="compare_plane")
+        common.plot(charts.plane_figure(label, rec["offsets"], rec["losses"]), key="compare_plane")
     have = {s.run_id for s in found}
     missing = [i.run_id for i in infos if i.state == "finished" and i.run_id not in have]
     if missing:
@@ -202,10 +202,6 @@ def slices_button_ui(missing: list[str]) -> None:
     st.info(", ".join(f"{n} {s}" for s, n in outcome.items()) + ": press Refresh in a minute.",
             icon=":material/schedule:")
 
-
-def plot(fig, key: str) -> None:
-    """A chart with plotly's toolbar (zoom, PNG download)."""
-    st.plotly_chart(fig, key=key, config=charts.plotly_config(f"samon-{key}"), width="stretch")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +249,7 @@ st.header("Curves", divider="gray")
 opts = chart_options_ui()
 metric, x = opts["metric"], METRICS[opts["metric"]][1]
 group_sig = tuple((g.key, g.label, g.color, g.dash, g.details) for g in groups)
-plot(common.figure(
+common.plot(common.figure(
     "compare", lambda: charts.compare_figure(groups, data, metric, x=x,
                                              smoothing=opts["smoothing"], bands=opts["bands"]),
     infos, data, (x,), (metric, x, opts["smoothing"], opts["bands"], group_sig)),

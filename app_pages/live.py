@@ -191,10 +191,6 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
                 run_action(action, info.run_id, me)
 
 
-def plot(fig, key: str) -> None:
-    """A chart with plotly's toolbar (zoom, PNG download named after the chart)."""
-    st.plotly_chart(fig, key=key, config=charts.plotly_config(f"samon-{key}"), width="stretch")
-
 
 def accuracy_charts_ui(infos: list, data: dict, per: str, smoothing: float) -> None:
     note = empty_chart_note(infos)
@@ -202,7 +198,7 @@ def accuracy_charts_ui(infos: list, data: dict, per: str, smoothing: float) -> N
     for col, metric, title in ((c1, "acc", "Accuracy"), (c2, "loss", "Loss")):
         with col:
             st.markdown(f"**{title}**")
-            plot(common.figure(
+            common.plot(common.figure(
                 f"live_{metric}", lambda m=metric: charts.run_curves_figure(
                     infos, data, m, per=per, smoothing=smoothing, empty_note=note),
                 infos, data, (per,), (per, smoothing, note)), key=f"live_{metric}_chart")
@@ -225,7 +221,7 @@ def sharpness_charts_ui(infos: list, data: dict) -> None:
     note = sharpness_note(infos) if any(is_active(i.state) for i in infos) else (
         empty_chart_note(infos) if not any(i.state == "finished" for i in infos)
         else "these runs recorded no sharpness (the probe was off).")
-    plot(common.figure("live_sharp", lambda: charts.sharpness_figure(infos, data,
+    common.plot(common.figure("live_sharp", lambda: charts.sharpness_figure(infos, data,
                                                                      empty_note=note),
                        infos, data, ("sharpness",), (note,)), key="live_sharp_chart")
     common.look_for(
@@ -255,13 +251,13 @@ def landscape_options_ui() -> tuple[str, str]:
 def landscape_charts_ui(infos: list, data: dict) -> None:
     direction, split = landscape_options_ui()
     found = slices(infos, data, direction, split)
-    plot(charts.landscape_figure(found, direction=direction, split=split),
+    common.plot(charts.landscape_figure(found, direction=direction, split=split),
          key=f"live_landscape_{direction}_{split}")
     common.look_for(flatness_sentence(found, direction))
 
 
 def gamma_charts_ui(infos: list, data: dict) -> None:
-    plot(common.figure("live_gamma", lambda: charts.gamma_animation(infos, data),
+    common.plot(common.figure("live_gamma", lambda: charts.gamma_animation(infos, data),
                        infos, data, ("norm_stats",)), key="live_gamma_anim")
     for note in charts.gamma_notes(infos, data):
         st.caption(note)
@@ -273,12 +269,13 @@ def gamma_charts_ui(infos: list, data: dict) -> None:
     verdict_ui("gamma", infos, data)
     c1, c2 = st.columns(2)
     with c1:
-        plot(common.figure("live_gamma_mean", lambda: charts.gamma_mean_figure(infos, data),
+        common.plot(common.figure("live_gamma_mean", lambda: charts.gamma_mean_figure(infos, data),
                            infos, data, ("norm_stats",)), key="live_gamma_mean")
         common.look_for("the exact average gamma per epoch (the verdict above reads it).")
     with c2:
-        plot(common.figure("live_gamma_layers", lambda: charts.layer_gamma_figure(infos, data),
-                           infos, data, ("norm_stats",)), key="live_gamma_layers")
+        common.plot(common.figure("live_gamma_layers",
+                                  lambda: charts.layer_gamma_figure(infos, data),
+                                  infos, data, ("norm_stats",)), key="live_gamma_layers")
         common.look_for("the mean gamma of each norm layer at the latest epoch, from input "
                         "to output, against the initialisation (dotted): where in the "
                         "network the shift happens.")
@@ -303,11 +300,11 @@ def cost_ratios_ui(infos: list, data: dict) -> None:
 def speed_charts_ui(infos: list, data: dict) -> None:
     c1, c2 = st.columns(2)
     with c1:
-        plot(common.figure(
+        common.plot(common.figure(
             "live_step_time", lambda: charts.speed_figure(infos, data, what="step_time"),
             infos, data, ("step",)), key="live_step_time")
     with c2:
-        plot(common.figure(
+        common.plot(common.figure(
             "live_ips", lambda: charts.speed_figure(infos, data, what="images_per_s"),
             infos, data, ("step",)), key="live_ips")
     cost_ratios_ui(infos, data)
@@ -324,8 +321,8 @@ def speed_charts_ui(infos: list, data: dict) -> None:
                              "for each other."),
                      })
     common.look_for(
-        "SAM needs two gradient passes per step, so SAM-all should cost about twice SGD; "
-        "SAM-ON's first pass computes only the norm layers' gradients, so the FLOP count puts "
+        "SAM needs two gradient passes per step, so the FLOP count puts SAM-all at about twice "
+        "SGD; SAM-ON's first pass computes only the norm layers' gradients, so the FLOP count puts "
         "it near 5/3 of SGD. Measured ratios also carry per-step overheads the FLOP count "
         "leaves out, so small models may differ."
     )
