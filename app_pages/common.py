@@ -40,12 +40,13 @@ POLL_S = 1.0  # how often the Live page looks for new records while runs are act
 
 @st.cache_resource(show_spinner=False)
 def warm_up() -> bool:
-    """Import pandas and plotly in the background once per server, so that the first visit to
-    Live or Compare does not wait for them (about a second on a slow machine)."""
+    """Import plotly in the background once per server, so that the first chart does not wait
+    for it. Not pandas: plotly takes pandas from ``sys.modules`` without waiting for an import in
+    progress, so a page building a figure while this thread was half-way through pandas crashed
+    ("partially initialized module 'pandas'"); the pages that need pandas import it themselves."""
 
     def work() -> None:
         with contextlib.suppress(Exception):
-            import pandas  # noqa: F401
             import plotly.graph_objects  # noqa: F401
 
     threading.Thread(target=work, name="samon-warm-up", daemon=True).start()

@@ -15,11 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-# Imported here, before plotly builds a figure: common.warm_up() imports pandas in a background
-# thread at server start, and plotly's validators take pandas from sys.modules without waiting
-# for that import to finish ("partially initialized module 'pandas'" on the first page load).
-# An import statement waits for it.
-import pandas  # noqa: F401
 import streamlit as st
 
 from app_pages import common

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas  # noqa: F401  (before plotly: see app_pages/playground.py)
 import plotly.graph_objects as go
 
 from samon_app.charts import FONT
