@@ -2,7 +2,8 @@
 
 A fragment polls the run store every second while any run of the group is queued or running
 (reads are shared between sessions, see ``app_pages.common``) and stops polling when none
-is."""
+is. Runs reused from an earlier request are named as such, and can be replayed or trained
+again (``app_pages.live_reuse``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, live_reuse
 from samon_app import charts
 from samon_app.landscape import flatness_sentence, slices
 from samon_app.progress import (
@@ -368,6 +369,11 @@ else:
     status_box = st.container()
     if any(i.synthetic for i in infos):
         st.caption(":material/science: " + SYNTHETIC_NOTE)
+    if live_reuse.reuse_note_ui(infos, picked):
+        live_reuse.train_my_own_ui(infos)
+    all_finished = bool(infos) and all(i.state == "finished" for i in infos)
+    if all_finished:
+        live_reuse.replay_controls_ui(picked)
     view = view_ui()
     per, smoothing = curve_options_ui() if view == VIEWS[0] else ("epoch", 0.0)
     data = common.run_data(run_ids)
@@ -375,4 +381,10 @@ else:
     with status_box:
         st.fragment(run_every=common.POLL_S if polling else None)(status_panel)(
             picked, polling, kinds, chart_signature(infos, data, kinds))
-    charts_panel(infos, data, view, per, smoothing)
+    replay = live_reuse.replaying(picked) if all_finished else None
+    if replay:  # the recorded curves redrawn as if live, from the records read above
+        st.fragment(run_every=common.POLL_S)(live_reuse.replay_ui)(
+            replay, infos, data, lambda runs, shown: charts_panel(runs, shown, view, per,
+                                                                  smoothing))
+    else:
+        charts_panel(infos, data, view, per, smoothing)
