@@ -193,7 +193,8 @@ def slices_button_ui(missing: list[str]) -> None:
     outcome: dict[str, int] = {}
     for run_id in missing:
         try:
-            state = service.request_slices(run_id, owner=common.owner(), plane=plane,
+            state = service.request_slices(run_id, owner_key=common.owner_key(),
+                                           teacher_token=common.teacher_token(), plane=plane,
                                            store=common.store())
         except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
             state = "refused"
@@ -304,7 +305,8 @@ with c2:
         problems = []
         for info in [i for i in infos if i.run_id in to_delete]:
             try:  # cancels it first if it waits or trains; NotAllowed is a ValueError
-                service.delete_run(info.run_id, owner=me, store=common.store())
+                service.delete_run(info.run_id, owner_key=common.owner_key(),
+                                   teacher_token=common.teacher_token(), store=common.store())
                 common.reader().forget(info.run_id)
             except (ValueError, FileNotFoundError, service.QueueUnavailable,
                     service.StoreUnavailable) as exc:

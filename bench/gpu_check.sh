@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One prepared check on a lent GPU machine, in one call of at most ~8 minutes (the step limits
-# add up to 450 s; bench/README.md):
+# add up to 480 s; bench/README.md):
 # the environment, the step cost, the data path throughput, a 3-method comparison (ResNet-20 on
-# generated CIFAR-100-format data: the machine has no internet) and the queue throughput.
+# generated CIFAR-100-format data: the machine has no internet) and the queue throughput with
+# 1, 2 and 4 workers per GPU.
 # Every step has its own timeout and goes on after a failure ("failed: ...").
 #
 #   bash bench/gpu_check.sh                 # from the repository root, with .venv built
@@ -29,12 +30,15 @@ if [ "$SMOKE" = 1 ]; then
   DEV=cpu; STEP_ARGS="tiny_resnet --batch-size 16 --steps 1 --repeats 1"
   TP_ARGS="--model tiny_resnet --steps 2 --warmup 1 --repeats 1 --batch-size 32 --no-dataloader"
   N_TRAIN=512; N_TEST=128; CMP_SET="--set model=tiny_resnet --set epochs=1 --set batch_size=64"
-  QL_ARGS="--runs 4 --workers 2 --timeout 120"
+  QL_ARGS="--device cpu --runs 4 --workers-per-device 1,2 --timeout 120"
 else
   DEV=cuda; STEP_ARGS="resnet20 wrn16_4 --steps 10 --repeats 5"
   TP_ARGS="--steps 100 --warmup 10 --repeats 3"
   N_TRAIN=10000; N_TEST=2000; CMP_SET="--set epochs=3"
-  QL_ARGS="--runs 40 --workers 8 --timeout 70"
+  # 12 small ResNet-20 runs per value (a workshop's size): each value ~15-40 s incl. the
+  # workers' torch and CUDA start; a value past 45 s is cut and reported, the rest goes on.
+  QL_ARGS="--device cuda --model resnet20 --train-subset 2048 --test-subset 512 --batch-size 128
+           --runs 12 --workers-per-device 1,2,4 --timeout 45"
 fi
 
 # step NAME SECONDS COMMAND...: run with a time limit; a failure is reported, not fatal.
@@ -80,9 +84,10 @@ step "comparison ResNet-20 x 3 methods" 110 env SAMON_DATA_DIR="$DATA" "$PY" -m 
   --set sharpness_samples=256 $CMP_SET
 step "comparison results" 15 "$PY" -m samon_core list --runs-dir "$WORK/runs"
 
-# The job queue: many tiny runs through real worker processes (CPU runs: the queue's own cost).
+# The job queue: small runs through the real queue and worker pool, 1, 2 and 4 workers per GPU
+# (workers_per_device): runs per hour, mean run time, the wall time with no run training.
 # shellcheck disable=SC2086
-step "queue throughput" 80 "$PY" bench/queue_load.py $QL_ARGS
+step "queue throughput per workers_per_device" 110 "$PY" bench/queue_load.py $QL_ARGS
 
 echo
 echo "=== gpu_check done in ${SECONDS} s"

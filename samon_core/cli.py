@@ -7,6 +7,8 @@
     presets  the named presets
     claim    the paper's claims: list, run (train a claim's runs), verdict (samon_core.claims)
     landscape  loss-landscape slices of a finished run (samon_core.train.slice_run)
+    owner    register an owner name: prints its owner key once (samon_core.owner_cli)
+    cancel   cancel a run with its requester's owner key or as the teacher
     worker   a queue worker (trains what the app enqueues; see samon_core.service.worker)
 
 Exit codes: 0 done; 1 a run did not finish, or the run store / queue cannot be used (disk full,
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from samon_core.claims.commands import add_claim_parser, cmd_claim
+from samon_core.owner_cli import add_owner_options, add_owner_parsers, cmd_cancel, cmd_owner
 from samon_core.runs.config import RunConfig, field_help
 from samon_core.runs.io import DamagedFile, StoreUnavailable, describe_os_error, read_bytes_safely
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
@@ -89,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--data-dir", default=None, help="dataset folder (default: $SAMON_DATA_DIR or ./data)"
     )
-    run.add_argument("--owner", default="cli", help="owner recorded with the run")
+    add_owner_options(run, "the runs")
     run.add_argument(
         "--progress", choices=("bar", "none"), default="bar", help="progress display on stderr"
     )
@@ -115,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the presets", parents=[common])
     add_claim_parser(sub, common)
+    add_owner_parsers(sub, common)
 
     ls = sub.add_parser("landscape", parents=[common],
                         help="loss-landscape slices around a finished run's final weights")
@@ -171,14 +175,18 @@ def _configs_to_run(args) -> dict[str, RunConfig]:
     return {label: c.with_overrides(args.overrides) for label, c in configs.items()}
 
 
-def _check_before_creating(configs: dict[str, RunConfig], data_dir: str | None) -> None:
-    """The limits of the settings and what preflight can see, for every config, before the
-    first run folder exists (as submit does for the job API, and a worker again)."""
+def _check_before_creating(configs: dict[str, RunConfig], args, store: RunStore) -> None:
+    """Who may train under ``--owner`` (its key, or the teacher), the room's locks, the limits
+    of the settings and what preflight can see, for every config, before the first run folder
+    exists (as submit does for the job API, and a worker again)."""
+    from samon_core.service.credentials import check_cli_request
     from samon_core.service.limits import check_config_limits
     from samon_core.service.preflight import check_runnable
     from samon_core.service.settings import load_settings
 
     settings = load_settings()
+    check_cli_request(args, configs.values(), args.preset, store, settings)
+    data_dir = args.data_dir
     for label, config in configs.items():
         try:
             check_config_limits(config, settings, outcome="nothing was started")
@@ -225,7 +233,7 @@ def cmd_run(args, store: RunStore) -> int:
     """Train the configs; several (a preset's comparison) train together, interleaved step by
     step (``train_group``), so their curves and step times are measured side by side."""
     configs = _configs_to_run(args)  # validated before anything is created
-    _check_before_creating(configs, args.data_dir)
+    _check_before_creating(configs, args, store)
     from samon_core.train.lockstep import GroupJob, train_group  # torch only for training
 
     jobs, bars, ids = [], [], []
@@ -421,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             "presets": cmd_presets,
             "claim": cmd_claim,
             "landscape": cmd_landscape,
+            "owner": cmd_owner,
+            "cancel": cmd_cancel,
         }[args.command]
         return handler(args, store)
     except (CliError, ValueError, FileNotFoundError) as e:

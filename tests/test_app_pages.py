@@ -389,8 +389,9 @@ def test_live_shows_progress_eta_and_cancels_own_runs(runs):
 
     running = fake_run(runs, TINY.replace(epochs=4, method="sam", scope="norm"), state="running",
                        epochs_done=1, owner="alice")
+    key = runs.register_owner("alice")
     queued = service.submit(TINY.replace(method="base", seed=3), owner="alice", group="g1",
-                            store=runs)
+                            store=runs, owner_key=key)
     fake_run(runs, TINY.replace(method="sam", scope="all"), state="running", epochs_done=1,
              owner="carol")
     at = page(app(group="g1", owner="alice"), "app_pages/live.py")
@@ -403,6 +404,7 @@ def test_live_shows_progress_eta_and_cancels_own_runs(runs):
     assert cancel[f"cancel_{running}"].disabled is False
     carol = next(k for k in cancel if k not in (f"cancel_{running}", f"cancel_{queued}"))
     assert cancel[carol].disabled  # not alice's run
+    at.session_state["owner_key"] = key  # what alice's link carries
     cancel[f"cancel_{queued}"].click().run()
     assert not at.exception
     assert runs.read_status(queued)["state"] == "cancelled"
@@ -510,6 +512,7 @@ def test_compare_deletes_only_own_selected_runs(runs):
     pick = at.multiselect(key="delete_pick")
     mine = [r for r in ids if runs.read_meta(r)["owner"] == "alice"]
     assert sorted(pick.value) == sorted(mine)  # bob's runs are not offered
+    at.session_state["owner_key"] = runs.register_owner("alice")
     at.checkbox(key="delete_sure").check().run()
     at.button(key="delete_go").click().run()
     assert not at.exception

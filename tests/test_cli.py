@@ -158,3 +158,88 @@ def test_module_entry_point_exit_code(tmp_path):
         timeout=120,
     )
     assert p.returncode == 0 and "sharpness_every" in p.stdout and "--set" in p.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# owner keys and the teacher on the command line
+# ---------------------------------------------------------------------------------------------
+
+TEACHER_TOKEN = "the-teacher-token-of-the-tests"
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for var in list(os.environ):
+        if var.startswith("SAMON_"):
+            monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)  # no samon.toml of the developer
+    return monkeypatch
+
+
+def _queued_run(runs: str, owner: str, key: str | None = None) -> str:
+    from support.configs import tiny_config
+
+    from samon_core import service
+    from samon_core.service.settings import load_settings
+
+    return service.submit(tiny_config(), owner=owner, owner_key=key, store=RunStore(runs),
+                          settings=load_settings(environ={}))
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("samon: error:") and err.count("\n") == 1, err
+    return err
+
+
+def test_owner_register_prints_a_key_that_cancels(tmp_path, capsys, clean_env):
+    runs = str(tmp_path / "runs")
+    assert main(["owner", "register", "alice b", "--runs-dir", runs]) == 0
+    out = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    key = out["key"]
+    assert out["owner"] == "alice b" and out["link"] == f"?owner=alice+b&key={key}"
+    rid = _queued_run(runs, "alice b", key)
+    assert main(["owner", "register", "alice b", "--runs-dir", runs]) == 2
+    assert "already has an owner key" in _error_line(capsys)
+    bob = RunStore(runs).register_owner("bob")
+    for wrong in (bob, "not-a-key-at-all-but-long", "tooshort"):
+        assert main(["cancel", rid, "--owner-key", wrong, "--runs-dir", runs]) == 2
+        assert wrong not in _error_line(capsys)
+    assert main(["cancel", rid, "--runs-dir", runs]) == 2
+    assert "needs --owner-key" in _error_line(capsys)
+    assert RunStore(runs).read_status(rid)["state"] == "queued"
+    assert main(["cancel", rid, "--owner-key", key, "--runs-dir", runs]) == 0
+    assert capsys.readouterr().out.strip() == f"{rid}: cancelled"
+
+
+def test_the_teacher_token_comes_from_a_file_or_the_settings(tmp_path, capsys, clean_env):
+    runs = str(tmp_path / "runs")
+    rid, other = _queued_run(runs, "carol"), _queued_run(runs, "dan")
+    token_file = tmp_path / "token"
+    token_file.write_text(TEACHER_TOKEN + "\n")
+    assert main(["cancel", rid, "--teacher-token-file", str(token_file), "--runs-dir", runs]) == 2
+    assert "no teacher token" in _error_line(capsys)  # none configured on this server
+    assert main(["cancel", rid, "--owner", "teacher", "--runs-dir", runs]) == 2
+    assert "needs the teacher token" in _error_line(capsys)
+    clean_env.setenv("SAMON_TEACHER_TOKEN", TEACHER_TOKEN)
+    wrong = tmp_path / "wrong"
+    wrong.write_text("a-wrong-teacher-token\n")
+    assert main(["cancel", rid, "--teacher-token-file", str(wrong), "--runs-dir", runs]) == 2
+    err = _error_line(capsys)
+    assert "teacher token is wrong" in err and "a-wrong" not in err and TEACHER_TOKEN not in err
+    assert main(["cancel", rid, "--teacher-token-file", str(token_file), "--runs-dir", runs]) == 0
+    assert main(["cancel", other, "--owner", "teacher", "--runs-dir", runs]) == 0
+    assert {RunStore(runs).read_status(r)["state"] for r in (rid, other)} == {"cancelled"}
+
+
+def test_run_under_a_registered_name_needs_its_key(tmp_path, capsys, clean_env):
+    runs = str(tmp_path / "runs")
+    RunStore(runs).register_owner("alice")
+    for extra in ([], ["--owner-key", RunStore(runs).register_owner("bob")]):
+        argv = ["run", "--preset", "cpu-quick-demo", "--owner", "alice", "--runs-dir", runs,
+                *extra]
+        assert main(argv) == 2
+        assert "alice" in _error_line(capsys)
+    assert main(["claim", "run", "accuracy", "--owner", "teacher", "--runs-dir", runs]) == 2
+    assert "needs the teacher token" in _error_line(capsys)
+    assert RunStore(runs).run_ids() == []  # refused before any run folder

@@ -334,6 +334,7 @@ def test_damaged_run_can_be_deleted_by_its_owner(runs, how):
     assert next(b for b in at.button if b.key == f"compare_damaged_delete_{rid}").disabled
     at = visit(COMPARE, owner="alice")
     assert any("is damaged" in e.value for e in at.error)
+    at.session_state["owner_key"] = runs.register_owner("alice")
     click(at, f"compare_damaged_delete_{rid}")
     assert rid not in set(runs.list_runs()["run_id"])
 
@@ -428,12 +429,16 @@ def test_declared_parameters_match_the_pages():
 def test_live_cancel_while_the_queue_is_down(runs, monkeypatch):
     from samon_core import service
 
-    rid = service.submit(TINY.replace(method="base"), owner="alice", group="g1", store=runs)
+    key = runs.register_owner("alice")
+    rid = service.submit(TINY.replace(method="base"), owner="alice", group="g1", store=runs,
+                         owner_key=key)
     control = importlib.import_module("samon_core.service.control")
 
     def down(*_args, **_kwargs):
         raise service.QueueUnavailable("the Redis queue cannot be reached")
 
     monkeypatch.setattr(control, "get_queue", down)
-    at = click(visit(LIVE, group="g1", owner="alice"), f"cancel_{rid}")
+    at = visit(LIVE, group="g1", owner="alice")
+    at.session_state["owner_key"] = key
+    at = click(at, f"cancel_{rid}")
     assert any("cannot be reached" in e.value for e in at.error)

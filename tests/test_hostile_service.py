@@ -33,6 +33,7 @@ from samon_core.service.worker import Worker
 TINY = tiny_config()
 LONG = "x" * 100_000
 MAX_ERROR_CHARS = 1500  # a whole error message, quoted input included
+TEACHER = "teacher-token-of-the-tests"
 
 
 @pytest.fixture(autouse=True)
@@ -239,8 +240,10 @@ def test_bad_run_ids_are_refused_everywhere(run_id, seeded):
     store, _ = seeded
     before = snapshot(store)
     for call in (store.run_dir, store.read_status,
-                 lambda r: service.cancel(r, owner="alice", store=store, settings=settings()),
-                 lambda r: service.resume(r, store=store, settings=settings()),
+                 lambda r: service.cancel(r, teacher_token=TEACHER, store=store,
+                                          settings=settings(teacher_token=TEACHER)),
+                 lambda r: service.resume(r, teacher_token=TEACHER, store=store,
+                                          settings=settings(teacher_token=TEACHER)),
                  lambda r: store.delete_run(r, is_teacher=True)):
         with pytest.raises(ValueError) as info:
             call(run_id)
@@ -300,28 +303,33 @@ def _never_called(*args, **kwargs):
 
 def test_ownership_of_cancel_and_delete(seeded):
     store, ids = seeded
-    s = settings()
-    rid = service.submit(TINY.replace(seed=99), owner="alice", store=store, settings=s)
-    assert service.submit(TINY.replace(seed=99), owner="bob", store=store, settings=s) == rid
-    for who in ("mallory", "", LONG):
-        with pytest.raises(service.NotAllowed):
-            service.cancel(rid, owner=who, store=store, settings=s)
+    s = settings(teacher_token=TEACHER)
+    key = {name: service.register_owner(name, store=store) for name in ("alice", "bob", "mallory")}
+    rid = service.submit(TINY.replace(seed=99), owner="alice", store=store, settings=s,
+                         owner_key=key["alice"])
+    assert service.submit(TINY.replace(seed=99), owner="bob", store=store, settings=s,
+                          owner_key=key["bob"]) == rid
+    for who, credential in (("mallory", key["mallory"]), ("", ""), (LONG, LONG)):
+        with pytest.raises(service.NotAllowed) as info:
+            service.cancel(rid, owner_key=credential, store=store, settings=s)
+        assert len(str(info.value)) < MAX_ERROR_CHARS
         with pytest.raises(service.NotAllowed):
             store.delete_run(rid, owner=who)
-    with pytest.raises(service.NotAllowed, match="needs the owner"):
+    with pytest.raises(service.NotAllowed, match="needs its owner's key"):
         service.cancel(rid, store=store, settings=s)
     # the creator leaves a shared run: bob keeps it (and becomes its owner)
-    assert service.delete_run(rid, owner="alice", store=store, settings=s) == service.DETACHED
+    assert service.delete_run(rid, owner_key=key["alice"], store=store,
+                              settings=s) == service.DETACHED
     assert store.read_status(rid)["state"] == "queued"
     assert store.read_meta(rid)["owner"] == "bob"
     with pytest.raises(service.NotAllowed):
-        service.cancel(rid, owner="alice", store=store, settings=s)
-    assert service.delete_run(rid, owner="bob", store=store, settings=s) == "deleted"
+        service.cancel(rid, owner_key=key["alice"], store=store, settings=s)
+    assert service.delete_run(rid, owner_key=key["bob"], store=store, settings=s) == "deleted"
     assert not store.run_dir(rid).exists()
     # a teacher acts on the whole run at once; finished runs stay untouched by strangers
     with pytest.raises(service.NotAllowed):
         store.delete_run(ids[0], owner="bob")
-    assert service.cancel(ids[1], is_teacher=True, store=store, settings=s) == "finished"
+    assert service.cancel(ids[1], teacher_token=TEACHER, store=store, settings=s) == "finished"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,9 +447,11 @@ def test_empty_status_of_a_queued_run_is_resumed_by_recovery(seeded):
 def test_empty_status_can_be_resumed_by_hand(seeded):
     store, _ = seeded
     s = settings(auto_resume=False)
-    rid = service.submit(TINY.replace(seed=61), owner="ann", store=store, settings=s)
+    ann = service.register_owner("ann", store=store)
+    rid = service.submit(TINY.replace(seed=61), owner="ann", store=store, settings=s,
+                         owner_key=ann)
     _damage(store, rid, "empty status")
-    service.resume(rid, store=store, settings=s)
+    service.resume(rid, owner_key=ann, store=store, settings=s)
     assert store.read_status(rid)["state"] == "queued"
 
 
@@ -647,7 +657,7 @@ def test_kill_9_of_a_worker_keeps_the_metrics_and_the_run_resumes(tmp_path):
     import signal
     import sys
 
-    store, s = RunStore(tmp_path / "runs"), settings(auto_resume=False)
+    store, s = RunStore(tmp_path / "runs"), settings(auto_resume=False, teacher_token=TEACHER)
     rid = service.submit(TINY.replace(epochs=50), owner="ann", store=store, settings=s)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAMON_")}
     env.update(SAMON_WORKER_TRAINER="support.slow_trainer:train", SAMON_AUTO_RESUME="0",
@@ -670,5 +680,5 @@ def test_kill_9_of_a_worker_keeps_the_metrics_and_the_run_resumes(tmp_path):
     assert rid in report["interrupted"]
     assert store.read_status(rid)["state"] == "interrupted"
     assert list(store.epochs_df(rid)["epoch"])[: len(kept)] == kept
-    service.resume(rid, store=store, settings=s)
+    service.resume(rid, teacher_token=TEACHER, store=store, settings=s)
     assert store.read_status(rid)["state"] == "queued"

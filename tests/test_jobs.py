@@ -28,6 +28,7 @@ from samon_core.service.worker import Worker
 from samon_core.service.worker_records import workers_dir
 
 TINY = tiny_config()
+TEACHER = "teacher-token-of-the-tests"
 
 
 def settings(**kw):
@@ -195,11 +196,14 @@ def test_queue_limits_are_all_or_nothing(store):
 
 def test_identical_requests_reuse_and_share(store):
     s = settings()
-    first = service.submit_info(TINY, owner="ann", store=store, settings=s)
+    key = {name: service.register_owner(name, store=store) for name in ("ann", "bob", "mallory")}
+    first = service.submit_info(TINY, owner="ann", store=store, settings=s, owner_key=key["ann"])
     assert first["reused"] is False
-    shared = service.submit_info(TINY, owner="bob", store=store, settings=s)
+    shared = service.submit_info(TINY, owner="bob", store=store, settings=s,
+                                 owner_key=key["bob"])
     assert shared == {"run_id": first["run_id"], "reused": True, "reused_state": "queued"}
-    other_seed = service.submit(TINY.replace(seed=1), owner="bob", store=store, settings=s)
+    other_seed = service.submit(TINY.replace(seed=1), owner="bob", store=store, settings=s,
+                                owner_key=key["bob"])
     assert other_seed != first["run_id"]
     own = service.submit(TINY, owner="cy", store=store, settings=settings(share_active=False))
     assert own != first["run_id"]
@@ -212,11 +216,13 @@ def test_identical_requests_reuse_and_share(store):
 
     # a stranger cannot cancel it; one requester of a shared run is only detached
     with pytest.raises(service.NotAllowed, match="did not request"):
-        service.cancel(first["run_id"], owner="mallory", store=store, settings=s)
-    assert service.cancel(first["run_id"], owner="bob", store=store, settings=s) == "detached"
+        service.cancel(first["run_id"], owner_key=key["mallory"], store=store, settings=s)
+    assert service.cancel(first["run_id"], owner_key=key["bob"], store=store,
+                          settings=s) == "detached"
     assert requesters(first["run_id"]) == ["ann"]
     assert store.read_status(first["run_id"])["state"] == "queued"
-    assert service.cancel(first["run_id"], owner="ann", store=store, settings=s) == "cancelled"
+    assert service.cancel(first["run_id"], owner_key=key["ann"], store=store,
+                          settings=s) == "cancelled"
 
     # a finished identical run is returned instead of training again (even with share_active off)
     store.write_status(own, "finished")
@@ -242,11 +248,12 @@ def test_submit_group_with_seeds(store):
 
 def test_positions_cancel_and_json_messages(store):
     s = settings()
-    ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
-           for i in range(3)]
+    ann = service.register_owner("ann", store=store)
+    ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s,
+                          owner_key=ann) for i in range(3)]
     assert [service.queue_position(r, store=store) for r in ids] == [1, 2, 3]
-    assert service.cancel(ids[1], owner="ann", store=store, settings=s) == "cancelled"
-    assert service.cancel(ids[1], owner="ann", store=store, settings=s) == "cancelled"  # same
+    assert service.cancel(ids[1], owner_key=ann, store=store, settings=s) == "cancelled"
+    assert service.cancel(ids[1], owner_key=ann, store=store, settings=s) == "cancelled"  # same
     assert store.read_status(ids[1])["message"] == "cancelled before it started"
     assert [service.queue_position(r, store=store) for r in ids] == [1, None, 2]
     assert get_queue(store, s).pending_run_ids() == ids  # the stale message is skipped later
@@ -280,9 +287,10 @@ def test_workers_status_ages_heartbeats(store):
 
 def test_worker_trains_skips_cancelled_and_gives_back_on_stop(store):
     s = settings(recover_every_s=3600.0)
-    ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
-           for i in range(4)]
-    service.cancel(ids[1], owner="ann", store=store, settings=s)
+    ann = service.register_owner("ann", store=store)
+    ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s,
+                          owner_key=ann) for i in range(4)]
+    service.cancel(ids[1], owner_key=ann, store=store, settings=s)
     started = []
     worker: Worker
 
@@ -349,12 +357,13 @@ def test_a_run_given_back_before_its_first_checkpoint_restarts_cleanly(store):
 
 def test_cancel_of_a_running_run_stops_it_at_the_next_step(store):
     s = settings(recover_every_s=3600.0)
-    rid = service.submit(TINY, owner="ann", store=store, settings=s)
+    ann = service.register_owner("ann", store=store)
+    rid = service.submit(TINY, owner="ann", store=store, settings=s, owner_key=ann)
     answers = []
 
     def hook(run_id, epoch, step):
         if step == 2:
-            answers.append(service.cancel(run_id, owner="ann", store=store,
+            answers.append(service.cancel(run_id, owner_key=ann, store=store,
                                           settings=s))  # as the UI would
 
     worker = Worker(store, s, exit_when_idle=True, trainer=functools.partial(fake_train, hook=hook))
@@ -396,7 +405,7 @@ def _running(store, rid, **fields):
 
 
 def test_recover_marks_dead_runs_and_resumes_them(store):
-    s = settings(auto_resume=False, heartbeat_timeout_s=5.0)
+    s = settings(auto_resume=False, heartbeat_timeout_s=5.0, teacher_token=TEACHER)
     host = this_host()
     rid = {name: store.create_run(TINY.replace(seed=i)) for i, name in enumerate(
         ["dead", "alive", "remote_old", "remote_fresh", "cancelled", "pid_reused", "held"])}
@@ -427,12 +436,12 @@ def test_recover_marks_dead_runs_and_resumes_them(store):
     assert "no heartbeat from elsewhere" in store.read_status(rid["remote_old"])["message"]
 
     # by hand: resume re-queues it; finished runs cannot be resumed
-    service.resume(rid["dead"], store=store, settings=s)
+    service.resume(rid["dead"], teacher_token=TEACHER, store=store, settings=s)
     assert store.read_status(rid["dead"])["state"] == "queued"
     assert get_queue(store, s).pending_run_ids() == [rid["dead"]]
     store.write_status(rid["alive"], "finished")
     with pytest.raises(ValueError, match="is finished; only cancelled or interrupted"):
-        service.resume(rid["alive"], store=store, settings=s)
+        service.resume(rid["alive"], teacher_token=TEACHER, store=store, settings=s)
     store.write_status(rid["held"], "finished")
 
     # automatically, at most max_auto_resumes times

@@ -163,14 +163,17 @@ def test_a_worker_computes_the_slices_a_user_asked_for(tmp_path, monkeypatch):
     monkeypatch.delenv("SAMON_TRAINER", raising=False)
     store = RunStore(tmp_path / "runs")
     s = load_settings(environ={})
+    key = {name: service.register_owner(name, store=store) for name in ("ann", "mallory")}
     rid = service.submit(tiny_config(epochs=1, sharpness_samples=64, sharpness_m=32),
-                         owner="ann", store=store, settings=s)
+                         owner="ann", store=store, settings=s, owner_key=key["ann"])
     Worker(store, s, exit_when_idle=True).run()
     assert store.read_status(rid)["state"] == "finished"
     with pytest.raises(NotAllowed):
-        service.request_slices(rid, owner="mallory", store=store, settings=s)
-    assert service.request_slices(rid, owner="ann", points=3, store=store, settings=s) == "queued"
-    assert service.request_slices(rid, owner="ann", points=3, store=store, settings=s) == "pending"
+        service.request_slices(rid, owner_key=key["mallory"], store=store, settings=s)
+    assert service.request_slices(rid, owner_key=key["ann"], points=3, store=store,
+                                  settings=s) == "queued"
+    assert service.request_slices(rid, owner_key=key["ann"], points=3, store=store,
+                                  settings=s) == "pending"
     Worker(store, s, exit_when_idle=True).run()
     lines = (store.run_dir(rid) / "metrics.jsonl").read_text().splitlines()
     slices = [json.loads(x) for x in lines if '"landscape"' in x]

@@ -56,9 +56,10 @@ def test_redis_queue_end_to_end(tmp_path, redis_url, monkeypatch):
            "SAMON_AUTO_RESUME": "0", "SAMON_HEARTBEAT_EVERY_S": "0.5"}
     s = load_settings(environ=env)
     store = RunStore(tmp_path / "runs")
-    ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s)
-           for i in range(3)]
-    assert service.cancel(ids[1], owner="ann", store=store, settings=s) == "cancelled"
+    ann = service.register_owner("ann", store=store)
+    ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s,
+                          owner_key=ann) for i in range(3)]
+    assert service.cancel(ids[1], owner_key=ann, store=store, settings=s) == "cancelled"
     client = redis.Redis.from_url(redis_url)
     raw = client.lrange("huey.redis.labtest", 0, -1)
     assert len(raw) == 3 and all(m.startswith(b'{"message":') for m in raw)  # JSON, not pickle

@@ -256,6 +256,19 @@ def test_delete_refuses_running(store):
         store.delete_run("../x", is_teacher=True)
 
 
+def test_owner_keys_live_beside_the_runs_and_are_never_listed(store):
+    rid = store.create_run(RunConfig(), {"owner": "alice"})
+    key = store.register_owner("alice")
+    assert (store.root / ".owner_keys.json").is_file()
+    assert store.run_ids() == [rid] and list(store.list_runs()["run_id"]) == [rid]
+    assert store.owner_of_key(key) == "alice" and store.is_registered("alice")
+    (store.root / ".owner_keys.json").write_text("\x00garbage")  # damaged: still listed
+    assert list(store.list_runs()["run_id"]) == [rid]
+    with pytest.raises(ValueError, match="owner key file"):
+        store.is_registered("alice")
+
+
+
 # --- metrics ------------------------------------------------------------------------------------
 
 

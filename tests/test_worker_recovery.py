@@ -108,19 +108,21 @@ def assert_epochs_once(store: RunStore, rid: str, epochs: int) -> None:
 
 def test_two_workers_finish_runs_and_cancel_queued_and_running(tmp_path, workers):
     store, s = RunStore(tmp_path / "runs"), settings()
+    key = {name: service.register_owner(name, store=store) for name in ("ann", "cy")}
     long_run = service.submit(TINY.replace(epochs=60, seed=100), owner="ann", store=store,
-                              settings=s)
+                              settings=s, owner_key=key["ann"])
     tiny = [service.submit(TINY.replace(seed=i), owner="bob", store=store, settings=s)
             for i in range(2)]
-    never = service.submit(TINY.replace(seed=50), owner="cy", store=store, settings=s)
-    assert service.cancel(never, owner="cy", store=store, settings=s) == "cancelled"
+    never = service.submit(TINY.replace(seed=50), owner="cy", store=store, settings=s,
+                           owner_key=key["cy"])
+    assert service.cancel(never, owner_key=key["cy"], store=store, settings=s) == "cancelled"
     first, second = workers.start(), workers.start()
 
     workers.wait_for("the long run to train", lambda: len(store.steps_df(long_run)) >= 2)
     assert state(store, long_run) == "running"
     t_cancel = time.monotonic()
     # 'cancelled' if the trainer saw the request before cancel() read the state back
-    assert service.cancel(long_run, owner="ann", store=store, settings=s) in (
+    assert service.cancel(long_run, owner_key=key["ann"], store=store, settings=s) in (
         service.CANCELLING, "cancelled")
     workers.wait_for("the long run to stop", lambda: state(store, long_run) == "cancelled", 20)
     assert time.monotonic() - t_cancel < 10
@@ -147,7 +149,8 @@ def test_two_workers_finish_runs_and_cancel_queued_and_running(tmp_path, workers
 def test_kill9_mid_run_is_interrupted_then_resumed_without_duplicate_epochs(tmp_path, workers):
     store, s = RunStore(tmp_path / "runs"), settings()
     cfg = TINY.replace(epochs=6, train_subset=512, seed=7)
-    rid = service.submit(cfg, owner="ann", store=store, settings=s)
+    ann = service.register_owner("ann", store=store)
+    rid = service.submit(cfg, owner="ann", store=store, settings=s, owner_key=ann)
     procs = {p.pid: p for p in (workers.start(), workers.start())}
 
     def kill_mid_run(after_epoch: int) -> int:
@@ -171,7 +174,7 @@ def test_kill9_mid_run_is_interrupted_then_resumed_without_duplicate_epochs(tmp_
     assert "is gone" in status["message"] and status.get("auto_resumes") is None
     time.sleep(1.5)  # a few more sweeps: nothing resumes it without auto_resume
     assert state(store, rid) == "interrupted"
-    service.resume(rid, store=store, settings=s)  # the surviving worker takes it
+    service.resume(rid, owner_key=ann, store=store, settings=s)  # the surviving worker takes it
 
     # 2) that worker dies too: a worker started with auto_resume re-queues it at start-up
     done = kill_mid_run(done + 1)

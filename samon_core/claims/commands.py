@@ -3,7 +3,8 @@
     claim list                                   the six claims and the runs each needs
     claim run ID --size cpu [--seeds N]          train what is missing (finished identical runs
                                                  are reused), one lockstep group per seed, then
-                                                 print the verdict
+                                                 print the verdict (--owner NAME, with
+                                                 --owner-key for a registered name)
     claim verdict ID [--size cpu] [--json]       the verdict of the runs in the store (no
                                                  training); exit 0 even when inconclusive, exit 2
                                                  with one line when the runs are missing
@@ -24,6 +25,7 @@ from samon_core.claims.collect import collect, index_runs, require_runs
 from samon_core.claims.data import CLAIM_IDS, CLAIMS, Claim, get_claim
 from samon_core.claims.runsets import SIZE_TEXT, SIZES, with_seeds
 from samon_core.claims.verdicts import Verdict
+from samon_core.owner_cli import add_owner_options
 from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
 
@@ -55,7 +57,7 @@ def add_claim_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                        help="seeds 0..N-1 (run: default 3; verdict: every seed in the store)")
         if name == "run":
             p.add_argument("--data-dir", default=None, help="dataset folder")
-            p.add_argument("--owner", default="cli", help="owner recorded with the runs")
+            add_owner_options(p, "the runs")
             p.add_argument("--progress", choices=("lines", "none"), default="lines")
         else:
             p.add_argument("--json", action="store_true", help="print the verdict as JSON")
@@ -105,13 +107,18 @@ def _verdict(args: argparse.Namespace, store: RunStore) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check(configs: list[tuple[str, RunConfig]], data_dir: str | None) -> None:
-    """Limits and preflight for every run before the first run folder exists."""
+def _check(claim: Claim, configs: list[tuple[str, RunConfig]], args: argparse.Namespace,
+           store: RunStore) -> None:
+    """Who may train under ``--owner``, the room's locks, the limits and preflight for every
+    run before the first run folder exists."""
+    from samon_core.service.credentials import check_cli_request
     from samon_core.service.limits import check_config_limits
     from samon_core.service.preflight import check_runnable
     from samon_core.service.settings import load_settings
 
     settings = load_settings()
+    check_cli_request(args, [cfg for _, cfg in configs], claim_preset(claim), store, settings)
+    data_dir = args.data_dir
     for label, config in configs:
         try:
             check_config_limits(config, settings, outcome="nothing was started")
@@ -141,6 +148,14 @@ def plan_seed(claim: Claim, configs: list[tuple[str, RunConfig]],
     return [(label, cfg) for label, cfg in configs if found[label] is None], reused
 
 
+def claim_preset(claim: Claim) -> str:
+    """The ``preset`` a claim's runs are recorded with (the room's ``presets_only`` lets it
+    through)."""
+    from samon_core.service.room import CLAIM_PREFIX
+
+    return f"{CLAIM_PREFIX}{claim.id}"
+
+
 def _progress(label: str, seed: int, epochs: int, enabled: bool):
     def callback(rec: dict) -> None:
         if enabled and rec.get("kind") == "epoch":
@@ -158,7 +173,7 @@ def _train_seed(claim: Claim, size: str, seed: int, todo: list[tuple[str, RunCon
     for label, cfg in todo:
         rid = store.create_run(cfg, {"owner": args.owner, "label": label,
                                      "group": f"claim-{claim.id}-{size}-seed{seed}",
-                                     "preset": f"claim:{claim.id}"})
+                                     "preset": claim_preset(claim)})
         jobs.append(GroupJob(cfg, store.run_dir(rid), data_dir=args.data_dir,
                              callback=_progress(label, seed, cfg.epochs,
                                                 args.progress == "lines")))
@@ -169,7 +184,7 @@ def _train_seed(claim: Claim, size: str, seed: int, todo: list[tuple[str, RunCon
 def _run(args: argparse.Namespace, store: RunStore) -> int:
     claim = get_claim(args.claim_id)
     all_configs = with_seeds(claim.runs(args.size), args.seeds)
-    _check(all_configs, args.data_dir)
+    _check(claim, all_configs, args, store)
     failed = 0
     for seed in range(args.seeds):
         configs = [(label, cfg) for label, cfg in all_configs if cfg.seed == seed]

@@ -6,22 +6,48 @@ belong to ``meta["owner"]`` alone). Cancel and delete act for a requester only, 
 run they only *detach* that requester; the run itself is cancelled or deleted when no requester is
 left. A caller who is not a requester gets ``NotAllowed``. ``is_teacher=True`` is the hook for a
 lab's administrator: it acts on the whole run at once; deciding who is a teacher is the caller's
-business (the app has no accounts). Pure functions on the meta dict; the store applies them under
-its lock.
+business (the service checks the teacher token and owner keys: ``samon_core.service.identity``).
+Pure functions on the meta dict; the store applies them under its lock.
+
+Also here: what an owner name may be (``check_owner_name``) and the reserved name
+``TEACHER_OWNER``, which no student can register (keyfile.py).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from samon_core.runs.messages import clip
 
 DETACHED = "detached"  # what cancel / delete return when only the caller was removed
+TEACHER_OWNER = "teacher"  # the teacher's name: needs the teacher token, never registered
+# An owner name: 1-40 letters, digits, blanks or _ . @ -, starting with a letter or digit
+# (fullmatch, not match with "$": "$" also matches before a trailing newline).
+OWNER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@ -]{0,39}")
 
 
 class NotAllowed(ValueError):
-    """The caller may not cancel or delete this run (not one of its requesters)."""
+    """The caller may not do this (not one of the run's requesters, an unknown owner key, a wrong
+    teacher token)."""
+
+
+class NameTaken(ValueError):
+    """The owner name already has a key (or is reserved for the teacher)."""
+
+
+def check_owner_name(name: object) -> str:
+    """``name`` if it is a valid owner name (``OWNER_NAME_RE``), else ``ValueError``."""
+    if not isinstance(name, str) or not OWNER_NAME_RE.fullmatch(name):
+        raise ValueError(f"invalid owner name {clip(name)}: 1-40 letters, digits, blanks or "
+                         "_ . @ -, starting with a letter or digit")
+    return name
+
+
+def is_reserved(name: str) -> bool:
+    """Whether ``name`` is the teacher's (in any case: 'Teacher' would fool a reader too)."""
+    return name.strip().casefold() == TEACHER_OWNER
 
 
 def requesters(meta: Mapping[str, Any]) -> list[str]:

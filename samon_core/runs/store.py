@@ -14,7 +14,7 @@ is only appended to, a whole line per ``write()``; readers ignore a last line wi
 Damage (see ARCHITECTURE.md, "What the store promises"): a missing, empty or malformed
 ``status.json`` reads as 'interrupted' with ``damaged: true`` (resumable); a damaged ``meta.json``
 or ``config.json`` never hides a run: ``list_runs`` shows it with a ``problem``. Who may cancel or
-delete a run: owners.py.
+delete a run: owners.py; the owners' registered keys (``.owner_keys.json``): keyfile.py.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from samon_core.runs import owners
+from samon_core.runs import keyfile, owners
 from samon_core.runs.config import RunConfig
 from samon_core.runs.io import (
     disk_full,
@@ -441,6 +441,20 @@ class RunStore:
                 return True
             write_json(path / META_FILE, new_meta)
             return False
+
+    # --- owner keys (keyfile.py) ---------------------------------------------------------------
+
+    def register_owner(self, name: str) -> str:
+        """A new owner key for ``name``, returned this once (only its digest is kept).
+        ``NameTaken`` when the name has a key already or is the teacher's."""
+        return keyfile.register(self.root, name, self.clock)
+
+    def owner_of_key(self, key: str) -> str | None:
+        """The registered owner of ``key``, or None (``BadKey`` for text that is no key)."""
+        return keyfile.owner_of_key(self.root, key)
+
+    def is_registered(self, name: str) -> bool:
+        return keyfile.is_registered(self.root, name)
 
     # --- deletion -----------------------------------------------------------------------------
 

@@ -17,9 +17,13 @@ The modules, each importing only those above it:
   where work starts (``samon run``, a worker before training);
 * ``preflight`` what can be checked before a run folder exists (model, subset sizes, device and
   data files of the machine that trains it);
+* ``identity``  owner keys and the teacher token resolved to an ``Identity``; ``register_owner``,
+  ``is_teacher``;
+* ``room``      the teacher's pinned message and locks (``read_room`` / ``set_room``);
+* ``credentials`` the CLI's ``--owner-key`` / ``--teacher-token-file`` checked before training;
 * ``submit``    ``submit`` / ``submit_info`` / ``submit_group``, with reuse of identical runs;
 * ``control``   ``cancel``, ``delete_run``, ``resume`` and ``requeue`` (only a run's requesters,
-  or a teacher, may cancel or delete it: ``samon_core.runs.owners``);
+  proven by their owner key, or the teacher may act on it: ``samon_core.runs.owners``);
 * ``recovery``  runs whose worker died, queued runs whose message was lost;
 * ``positions`` queue positions;
 * ``slices``    landscape slices of finished runs, computed by a worker on request;
@@ -32,17 +36,20 @@ The run store is the source of truth, the queue only says "look at run X"; run s
 """
 
 from samon_core.runs.io import StoreUnavailable
-from samon_core.runs.owners import DETACHED, NotAllowed
+from samon_core.runs.keys import BadKey
+from samon_core.runs.owners import DETACHED, TEACHER_OWNER, NameTaken, NotAllowed
 from samon_core.runs.states import ACTIVE_STATES, RESUMABLE_STATES, TERMINAL_STATES, RunState
 from samon_core.service.backend import QueueUnavailable
 from samon_core.service.claims import claim_lock
 from samon_core.service.control import CANCELLING, cancel, delete_run, resume
 from samon_core.service.hosts import pid_alive
+from samon_core.service.identity import Identity, identify, is_teacher, register_owner
 from samon_core.service.limits import LimitExceeded
 from samon_core.service.pool import ensure_workers, stop_workers
 from samon_core.service.positions import queue_position, queue_positions
 from samon_core.service.preflight import NotRunnable
 from samon_core.service.recovery import recover
+from samon_core.service.room import Room, RoomLocked, read_room, set_room
 from samon_core.service.settings import Settings, load_settings
 from samon_core.service.slices import pending_slices, request_slices
 from samon_core.service.submit import submit, submit_group, submit_info
@@ -53,11 +60,17 @@ __all__ = [
     "CANCELLING",
     "DETACHED",
     "RESUMABLE_STATES",
+    "TEACHER_OWNER",
     "TERMINAL_STATES",
+    "BadKey",
+    "Identity",
     "LimitExceeded",
+    "NameTaken",
     "NotAllowed",
     "NotRunnable",
     "QueueUnavailable",
+    "Room",
+    "RoomLocked",
     "RunState",
     "Settings",
     "StoreUnavailable",
@@ -65,13 +78,18 @@ __all__ = [
     "claim_lock",
     "delete_run",
     "ensure_workers",
+    "identify",
+    "is_teacher",
     "load_settings",
     "pid_alive",
     "queue_position",
     "queue_positions",
+    "read_room",
     "read_worker_records",
     "recover",
+    "register_owner",
     "resume",
+    "set_room",
     "stop_workers",
     "submit",
     "submit_group",

@@ -5,10 +5,11 @@ and the crash recovery).
   skips it. For a running run ``cancel`` raises the cancel request (claims.py); the worker's
   ``should_stop`` sees it within one step and the trainer marks the run 'cancelled'. ``cancel``
   then returns ``CANCELLING``.
-* **Who.** Cancel and delete act for a requester of the run only (``owner=...``), or for a
-  teacher (``is_teacher=True``, the hook for a lab's administrator); anyone else gets
-  ``NotAllowed``. On a run shared by identical requests they only detach the caller
-  (``DETACHED``); the run is cancelled or deleted when no requester is left (runs/owners.py).
+* **Who.** Cancel, delete and resume act for a requester of the run only, proven by their owner
+  key (``owner_key=...``), or for the teacher (``teacher_token=...``); identity.py resolves
+  them. Anyone else gets ``NotAllowed``. On a run shared by identical requests cancel and delete
+  only detach the caller (``DETACHED``); the run is cancelled or deleted when no requester is
+  left (runs/owners.py). The teacher acts on the whole run, even one whose meta.json is damaged.
 * **Resume / requeue.** The run goes back to the queue (state 'queued'); the worker that takes it
   continues from its last checkpoint, or from the start if it has none.
 """
@@ -20,12 +21,14 @@ import enum
 import time
 from typing import Any
 
-from samon_core.runs.messages import clip
-from samon_core.runs.owners import DETACHED, NotAllowed
+from pydantic import SecretStr
+
+from samon_core.runs.owners import DETACHED
 from samon_core.runs.states import ACTIVE_STATES, RESUMABLE_STATES, RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
 from samon_core.service.backend import Queue, get_queue
 from samon_core.service.claims import cancel_path, claim_lock, request_cancel_flag
+from samon_core.service.identity import Identity, identify, require_someone
 from samon_core.service.settings import Settings, load_settings
 from samon_core.service.submit import submit_lock
 
@@ -75,25 +78,10 @@ def _release_and_flag(store: RunStore, run_id: str, owner: str | None, is_teache
     return None
 
 
-def cancel(run_id: str, *, owner: str | None = None, is_teacher: bool = False,
-           store: RunStore | None = None, settings: Settings | None = None) -> str:
-    """Cancel a run for ``owner`` (one of its requesters) or a teacher; returns what happened:
-
-    * ``DETACHED`` ('detached'): others also requested the run; only ``owner`` was removed from
-      its requesters and the run goes on for them;
-    * queued or interrupted: 'cancelled' (a queued run never starts);
-    * running: ``CANCELLING`` ('cancelling'); the trainer stops within one step and marks it
-      'cancelled' (if it did so before ``cancel`` read the state back, 'cancelled' is returned);
-    * already finished / failed / diverged / cancelled: that state, unchanged.
-
-    ``NotAllowed`` (a ``ValueError``) when the caller is neither a requester nor a teacher, or
-    gives no ``owner`` at all.
-    """
-    store = store_or_default(store)
-    s = settings or load_settings()
-    if owner is None and not is_teacher:
-        raise NotAllowed(f"cancel of run {clip(run_id)} needs the owner's name (owner=...) or "
-                         "is_teacher=True")
+def _cancel_as(run_id: str, ident: Identity, store: RunStore, s: Settings) -> str:
+    """``cancel`` for a caller already identified."""
+    require_someone(ident, run_id, "cancel")
+    owner, is_teacher = ident.owner, ident.is_teacher
     answer = _release_and_flag(store, run_id, owner, is_teacher, s)
     if answer is not None:
         return answer
@@ -111,16 +99,44 @@ def cancel(run_id: str, *, owner: str | None = None, is_teacher: bool = False,
     return str(state)
 
 
-def delete_run(run_id: str, *, owner: str | None = None, is_teacher: bool = False,
-               store: RunStore | None = None, settings: Settings | None = None) -> str:
-    """Delete a run for ``owner`` (or a teacher), cancelling it first if it waits or trains:
-    'deleted', ``DETACHED`` (a shared run: only ``owner`` left it), or ``CANCELLING`` (it was
-    training: it stops within a step; delete it again then). ``NotAllowed`` for anyone else."""
+def cancel(run_id: str, *, owner_key: str | None = None,
+           teacher_token: str | SecretStr | None = None, store: RunStore | None = None,
+           settings: Settings | None = None) -> str:
+    """Cancel a run for one of its requesters (``owner_key``) or the teacher
+    (``teacher_token``); returns what happened:
+
+    * ``DETACHED`` ('detached'): others also requested the run; only the key's owner was removed
+      from its requesters and the run goes on for them;
+    * queued or interrupted: 'cancelled' (a queued run never starts);
+    * running: ``CANCELLING`` ('cancelling'); the trainer stops within one step and marks it
+      'cancelled' (if it did so before ``cancel`` read the state back, 'cancelled' is returned);
+    * already finished / failed / diverged / cancelled: that state, unchanged.
+
+    ``NotAllowed`` (a ``ValueError``) for an unknown key, a wrong token, no credential at all, or
+    a key whose owner did not request the run.
+    """
     store = store_or_default(store)
-    answer = cancel(run_id, owner=owner, is_teacher=is_teacher, store=store, settings=settings)
+    s = settings or load_settings()
+    store.run_dir(run_id)  # a bad run id is refused before anything else
+    ident = identify(owner_key, teacher_token, store=store, settings=s)
+    return _cancel_as(run_id, ident, store, s)
+
+
+def delete_run(run_id: str, *, owner_key: str | None = None,
+               teacher_token: str | SecretStr | None = None, store: RunStore | None = None,
+               settings: Settings | None = None) -> str:
+    """Delete a run for one of its requesters (``owner_key``) or the teacher
+    (``teacher_token``), cancelling it first if it waits or trains: 'deleted', ``DETACHED`` (a
+    shared run: only the key's owner left it), or ``CANCELLING`` (it was training: it stops
+    within a step; delete it again then). ``NotAllowed`` for anyone else."""
+    store = store_or_default(store)
+    s = settings or load_settings()
+    store.run_dir(run_id)
+    ident = identify(owner_key, teacher_token, store=store, settings=s)
+    answer = _cancel_as(run_id, ident, store, s)
     if answer in (DETACHED, CANCELLING):
         return answer
-    return store.delete_run(run_id, owner=owner, is_teacher=is_teacher)
+    return store.delete_run(run_id, owner=ident.owner, is_teacher=ident.is_teacher)
 
 
 def requeue(store: RunStore, run_id: str, why: Requeue, *, settings: Settings | None = None,
@@ -148,16 +164,25 @@ def requeue(store: RunStore, run_id: str, why: Requeue, *, settings: Settings | 
     queue.enqueue(task)
 
 
-def resume(run_id: str, *, store: RunStore | None = None, settings: Settings | None = None) -> None:
-    """Re-queue an interrupted (or cancelled) run; it continues from its last checkpoint (or
-    from the start if it has none). Not subject to the queue limits: the run was admitted
-    before. Raises ``ValueError`` for runs in other states, ``QueueUnavailable`` if the queue is
-    down (the run is then 'queued' in the store and the crash recovery enqueues it later)."""
+def resume(run_id: str, *, owner_key: str | None = None,
+           teacher_token: str | SecretStr | None = None, store: RunStore | None = None,
+           settings: Settings | None = None) -> None:
+    """Re-queue an interrupted (or cancelled) run for one of its requesters (``owner_key``) or
+    the teacher (``teacher_token``); it continues from its last checkpoint (or from the start if
+    it has none). Not subject to the queue limits: the run was admitted before. Raises
+    ``NotAllowed`` for anyone else, ``ValueError`` for runs in other states,
+    ``QueueUnavailable`` if the queue is down (the run is then 'queued' in the store and the
+    crash recovery enqueues it later)."""
     store = store_or_default(store)
+    s = settings or load_settings()
+    store.run_dir(run_id)
+    ident = identify(owner_key, teacher_token, store=store, settings=s)
+    require_someone(ident, run_id, "resume")
+    store.check_requester(run_id, ident.owner, is_teacher=ident.is_teacher, action="resume")
     with claim_lock(store.run_dir(run_id)) as free:
         state = store.read_status(run_id).get("state")
         if not free or state not in RESUMABLE_STATES:
             allowed = " or ".join(sorted(s.value for s in RESUMABLE_STATES))
             raise ValueError(f"run {run_id!r} is {state if free else 'being trained'}; only "
                              f"{allowed} runs can be resumed")
-        requeue(store, run_id, Requeue.MANUAL, settings=settings)
+        requeue(store, run_id, Requeue.MANUAL, settings=s)

@@ -4,7 +4,7 @@
 a worker before it trains a run (a run that never passed them, or was queued under laxer
 settings, ends 'failed' with the reason). A request over a limit raises ``LimitExceeded`` naming
 the limit, its value and the environment variable that sets it. No torch: model sizes come from
-the catalog.
+the catalog. The teacher's room locks (room.py) raise a ``LimitExceeded`` too.
 """
 
 from __future__ import annotations
@@ -26,9 +26,13 @@ class LimitExceeded(ValueError):
     def __init__(self, limit: str, value: Any, detail: str, outcome: str = "nothing was queued"):
         self.limit = limit
         self.value = value
-        super().__init__(
-            f"limit {limit} = {value} (setting {limit!r}, ${env_name(limit)}): {detail}; {outcome}"
-        )
+        super().__init__(self.describe(limit, value, detail, outcome))
+
+    @staticmethod
+    def describe(limit: str, value: Any, detail: str, outcome: str) -> str:
+        """The message (a subclass for limits that are not settings says it its own way)."""
+        return (f"limit {limit} = {value} (setting {limit!r}, ${env_name(limit)}): {detail}; "
+                f"{outcome}")
 
 
 def train_images(config: RunConfig) -> int:

@@ -1,4 +1,4 @@
-"""Worker pools: child worker processes, one per device, and the app's local pool.
+"""Worker pools: child worker processes, ``workers_per_device`` per device, and the app's pool.
 
 ``ensure_workers`` (the app, on every rerun: cheap and idempotent) starts a local pool when no
 worker is alive; ``python -m samon_core worker --devices 0,1`` supervises a pool the same way.
@@ -24,7 +24,8 @@ from typing import IO, Any
 
 from samon_core.runs.io import file_lock
 from samon_core.runs.store import RUNS_DIR_ENV, RunStore, store_or_default
-from samon_core.service.devices import resolve_devices
+from samon_core.service.capacity import cpu_threads_per_worker
+from samon_core.service.devices import resolve_devices, worker_slots
 from samon_core.service.settings import Settings, env_name, load_settings
 from samon_core.service.worker_records import WORKERS_DIR, workers_status
 
@@ -36,12 +37,14 @@ _RESTART_WINDOW_S = 300.0
 
 
 class WorkerPool:
-    """Child worker processes, one per device entry, each in its own process group.
+    """Child worker processes, one per entry of ``devices`` (the slots of ``worker_slots``: an
+    entry repeats once per worker of its device), each in its own process group.
 
-    Used by ``ensure_workers`` (the app) and by ``worker_main`` with several devices. The
-    children get the pool's settings as ``SAMON_*`` variables, ``CUDA_VISIBLE_DEVICES`` (empty for
-    CPU workers, which also get an even share of the cores as ``OMP_NUM_THREADS`` unless it is
-    set), and write their logs to ``<runs_dir>/.workers/logs/``. A child that dies is restarted
+    Used by ``ensure_workers`` (the app) and by ``worker_main`` with several slots. The children
+    get the pool's settings as ``SAMON_*`` variables, ``--workers-per-device 1`` (each child is one
+    worker, never a pool of its own), ``CUDA_VISIBLE_DEVICES`` (empty for CPU workers, which also
+    share the cores evenly as ``OMP_NUM_THREADS`` unless it is set), and write their logs to
+    ``<runs_dir>/.workers/logs/``. A child that dies is restarted
     (at most 5 times in 5 minutes per slot); one that exits with code 0 (``--exit-when-idle``,
     ``--max-runs``) is not.
     """
@@ -84,9 +87,9 @@ class WorkerPool:
         env.setdefault("PYTHONUNBUFFERED", "1")
         if device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU worker never grabs a GPU, even with 'auto'
-            if "OMP_NUM_THREADS" not in os.environ:
+            if "OMP_NUM_THREADS" not in os.environ:  # a value set by hand wins
                 n_cpu = sum(d == "cpu" for d in self.devices)
-                env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n_cpu))
+                env["OMP_NUM_THREADS"] = str(cpu_threads_per_worker(n_cpu, os.cpu_count()))
         else:
             env["CUDA_VISIBLE_DEVICES"] = device
         return env
@@ -94,7 +97,7 @@ class WorkerPool:
     def _spawn(self, i: int) -> None:
         device = self.devices[i]
         cmd = [sys.executable, "-m", "samon_core.service.worker_cli", "--devices", device,
-               "--runs-dir", str(self.root)]
+               "--workers-per-device", "1", "--runs-dir", str(self.root)]
         if self.data_dir:
             cmd += ["--data-dir", str(self.data_dir)]
         if self.exit_with_parent:
@@ -207,10 +210,11 @@ def ensure_workers(*, store: RunStore | None = None,
     """Start a local worker pool if no worker is alive (the app calls this at start; cheap and
     idempotent, so calling it on every rerun is fine).
 
-    One worker process per GPU pinned with ``CUDA_VISIBLE_DEVICES`` (else one CPU worker; see
-    ``worker_devices`` / ``device_policy``), in its own process group, stopped at this process's
-    exit (atexit) and stopping by itself if this process dies. ``start_workers = false``
-    (``SAMON_START_WORKERS=0``) disables it for deployments whose workers run as services.
+    ``workers_per_device`` worker processes per GPU pinned with ``CUDA_VISIBLE_DEVICES`` (else
+    CPU workers; see ``worker_devices`` / ``device_policy``), each in its own process group,
+    stopped at this process's exit (atexit) and stopping by itself if this process dies.
+    ``start_workers = false`` (``SAMON_START_WORKERS=0``) disables it for deployments whose
+    workers run as services.
     Returns ``{"enabled", "started", "alive", "pids", "message"}``.
     """
     global _POOL
@@ -230,7 +234,7 @@ def ensure_workers(*, store: RunStore | None = None,
         if alive:
             return _answer(True, 0, len(alive), [], f"{len(alive)} worker(s) already alive")
         try:
-            devices = resolve_devices(s.worker_devices, s)
+            devices = worker_slots(resolve_devices(s.worker_devices, s), s)
         except ValueError as exc:
             return _answer(True, 0, 0, [], str(exc))
         if _POOL is not None:  # a pool of another run store, or one whose workers all ended

@@ -35,9 +35,9 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -57,6 +57,10 @@ ENV_PREFIX = "SAMON_"
 _HOUR = 3600.0
 _DAY = 86400.0
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+MAX_WORKERS_PER_DEVICE = 8
+TEACHER_TOKEN_MIN_CHARS = 12
+# Settings whose value is a secret: never quoted in an error, never handed to worker processes.
+SECRET_SETTINGS = frozenset({"teacher_token"})
 
 
 class QueueBackend(str, enum.Enum):
@@ -121,6 +125,7 @@ class Settings(BaseSettings):
         extra="forbid",  # a misspelt key in the file is an error, not "no limit"
         env_prefix=ENV_PREFIX,
         str_strip_whitespace=True,
+        hide_input_in_errors=True,  # pydantic's own message would quote the teacher token
     )
 
     # --- queue -----------------------------------------------------------------------------
@@ -175,6 +180,14 @@ class Settings(BaseSettings):
         "files are there (or downloadable). Unset: yes with the SQLite queue (its workers run "
         "here), no with Redis (workers elsewhere may differ; they fail such a run instead).",
     )
+    # --- the teacher ------------------------------------------------------------------------
+    teacher_token: SecretStr | None = Field(
+        None,
+        description="The teacher's secret (at least 12 characters; e.g. `openssl rand -base64 "
+        "24`): whoever gives it may cancel or delete any run, set the room's locks and act as "
+        "owner 'teacher'. Unset: nobody is a teacher. Never shown or logged; the app's worker "
+        "processes do not get it.",
+    )
     # --- reuse ------------------------------------------------------------------------------
     share_active: bool = Field(
         True,
@@ -192,6 +205,12 @@ class Settings(BaseSettings):
         description="Devices of the local pool: 'auto' (one worker per GPU, else one CPU worker), "
         "'cpu', or GPU indices like '0,1'.",
     )
+    workers_per_device: int | Literal["auto"] = Field(
+        "auto",
+        description="Worker processes per device of the pool (1-8), each training its own runs: "
+        "several small runs share a GPU that one would leave mostly idle. 'auto': 1 on a CPU, "
+        "on a GPU as many as its free memory holds for the largest allowed model, at most 4 "
+        "(samon_core/service/capacity.py).")
     lockstep_max_runs: int = Field(
         6, ge=1, le=32,
         description="Runs of one comparison a worker trains together, interleaved step by step "
@@ -311,12 +330,36 @@ class Settings(BaseSettings):
             raise ValueError("must be a number of seconds")
         return value
 
+    @field_validator("teacher_token")
+    @classmethod
+    def _teacher_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < TEACHER_TOKEN_MIN_CHARS:
+            raise ValueError(f"must be at least {TEACHER_TOKEN_MIN_CHARS} characters (a short "
+                             "token can be guessed)")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
         if not value.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in value):
             raise ValueError("must be a URL like redis://host:6379/0 (or rediss://, unix://)")
         return value
+
+    @field_validator("workers_per_device", mode="before")
+    @classmethod
+    def _workers_per_device(cls, value: Any) -> Any:
+        # One check with one message: 'auto' or a whole number in 1..MAX_WORKERS_PER_DEVICE
+        # (more processes than that on one device only share it thinner).
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        text = value.strip() if isinstance(value, str) else value
+        if isinstance(text, str) and text.isdecimal():
+            text = int(text)
+        if (isinstance(text, bool) or not isinstance(text, int)
+                or not 1 <= text <= MAX_WORKERS_PER_DEVICE):
+            raise ValueError(f"must be 'auto' or a whole number from 1 to "
+                             f"{MAX_WORKERS_PER_DEVICE}")
+        return text
 
     @field_validator("queue_name")
     @classmethod
@@ -344,10 +387,12 @@ class Settings(BaseSettings):
 
     def to_environ(self) -> dict[str, str]:
         """These settings as ``SAMON_*`` environment variables: the worker pool hands them to its
-        child processes, so that workers started by the app use exactly the app's settings."""
+        child processes, so that workers started by the app use exactly the app's settings.
+        Secrets (the teacher token) are blank (= unset): workers never need them, and the blank
+        hides a value the children would otherwise inherit from this process's environment."""
         out = {}
         for name, value in self.describe().items():
-            if value is None:
+            if value is None or name in SECRET_SETTINGS:
                 text = ""  # an empty variable counts as unset
             elif isinstance(value, bool):
                 text = "1" if value else "0"
@@ -432,6 +477,7 @@ def _explain(exc: ValidationError, environ: Mapping[str, str], path: Path | None
         if err["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown setting {name!r}; known settings: {known}")
             continue
+        got = "(hidden)" if name in SECRET_SETTINGS else clip(err["input"])
         ctx = err.get("ctx") or {}
         if err["type"] in ("greater_than_equal", "greater_than"):
             op, bound = (">=", ctx.get("ge")) if "ge" in ctx else (">", ctx.get("gt"))
@@ -444,5 +490,5 @@ def _explain(exc: ValidationError, environ: Mapping[str, str], path: Path | None
             reason = str(ctx.get("error", err["msg"]))
         else:
             reason = err["msg"]
-        lines.append(f"setting {name} (from {source}): {reason}; got {clip(err['input'])}")
+        lines.append(f"setting {name} (from {source}): {reason}; got {got}")
     return "\n".join(lines)

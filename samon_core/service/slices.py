@@ -5,7 +5,8 @@ worker: ``request_slices`` writes ``<run>/landscape_requested`` (the points and 
 who asked) and puts the run id in the queue. A worker that gets a message for a *finished* run
 with that file (``worker.py``) computes the slices from the run's checkpoint
 (``samon_core.train.slice_run``), appends them to its metrics, and removes the file. Only the
-run's requesters (or a teacher) may ask; one request at a time per run.
+run's requesters (proven by their owner key) or the teacher (the teacher token) may ask; one
+request at a time per run.
 """
 
 from __future__ import annotations
@@ -15,22 +16,33 @@ import json
 import time
 from typing import Any
 
+from pydantic import SecretStr
+
 from samon_core.runs.io import atomic_write_text
+from samon_core.runs.owners import TEACHER_OWNER
 from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
 from samon_core.service.backend import get_queue
-from samon_core.service.settings import Settings
+from samon_core.service.identity import identify, require_someone
+from samon_core.service.settings import Settings, load_settings
 
 SLICES_FILE = "landscape_requested"
 
 
-def request_slices(run_id: str, *, owner: str | None, points: int = 21, radius: float = 1.0,
-                   plane: bool = False, store: RunStore | None = None,
-                   settings: Settings | None = None, is_teacher: bool = False) -> str:
-    """Queue the slices of a finished run (``plane``: a 2D slice too); returns "queued" or
-    "pending" (already asked)."""
+def request_slices(run_id: str, *, owner_key: str | None = None,
+                   teacher_token: str | SecretStr | None = None, points: int = 21,
+                   radius: float = 1.0, plane: bool = False, store: RunStore | None = None,
+                   settings: Settings | None = None) -> str:
+    """Queue the slices of a finished run (``plane``: a 2D slice too) for one of its requesters
+    (``owner_key``) or the teacher (``teacher_token``); returns "queued" or "pending" (already
+    asked). ``NotAllowed`` for anyone else."""
     store = store_or_default(store)
-    store.check_requester(run_id, owner, is_teacher=is_teacher, action="add slices to")
+    settings = settings or load_settings()
+    store.run_dir(run_id)
+    ident = identify(owner_key, teacher_token, store=store, settings=settings)
+    require_someone(ident, run_id, "adding slices")
+    store.check_requester(run_id, ident.owner, is_teacher=ident.is_teacher,
+                          action="add slices to")
     if not 2 <= int(points) <= 101 or not 0 < float(radius) <= 10:
         raise ValueError("slices need 2..101 points and a radius in (0, 10]")
     if store.read_status(run_id).get("state") != RunState.FINISHED:
@@ -41,7 +53,8 @@ def request_slices(run_id: str, *, owner: str | None, points: int = 21, radius: 
     if (run_dir / SLICES_FILE).exists():
         return "pending"
     request = {"points": int(points), "radius": float(radius), "plane": bool(plane),
-               "owner": owner, "time": time.time()}
+               "owner": ident.owner if ident.owner is not None else TEACHER_OWNER,
+               "time": time.time()}
     atomic_write_text(run_dir / SLICES_FILE, json.dumps(request) + "\n")
     queue = get_queue(store, settings)
     queue.enqueue(queue.new_task(run_id))

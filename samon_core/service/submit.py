@@ -4,8 +4,12 @@
   of a finished run returns that run instead of training it again. With the ``share_active``
   setting (default on), an identical request also shares a run that is queued or running, so
   thirty students clicking the same preset at once queue it once. Every requester is recorded in
-  ``meta.json["requesters"]``, and ``cancel(run_id, owner=...)`` only detaches that owner while
+  ``meta.json["requesters"]``, and a requester's ``cancel`` only detaches that owner while
   others still wait for the run.
+* **Who.** ``owner=`` is the name recorded with the runs. A registered name needs its key
+  (``owner_key=``) or the teacher token; the name ``teacher`` needs the token; an unregistered
+  name needs nothing (scripts), but then only the teacher can cancel its runs (identity.py).
+  The teacher's room locks (room.py) bind everyone but the teacher.
 * **Checks before anything is created**: the limits (limits.py) and what can be known about the
   run without training it (preflight.py: model, subset sizes, and with ``local_checks`` the device
   and the data files of this machine). Submissions of one run store are
@@ -25,14 +29,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import SecretStr
+
 from samon_core.runs.config import RunConfig
 from samon_core.runs.io import file_lock, store_error
 from samon_core.runs.states import ACTIVE_STATES, RunState
 from samon_core.runs.store import RunStore, store_or_default
 from samon_core.service.backend import QUEUE_DIR, Queue, get_queue
 from samon_core.service.claims import cancel_pending
+from samon_core.service.identity import authorize_owner
 from samon_core.service.limits import check_config_limits, check_queue_limits
 from samon_core.service.preflight import check_runnable
+from samon_core.service.room import check_room, read_room
 from samon_core.service.scan import RunRow, scan_runs
 from samon_core.service.settings import Settings, load_settings
 
@@ -80,12 +88,24 @@ def _enqueue_new(store: RunStore, queue: Queue, run_id: str) -> None:
     queue.enqueue(task)
 
 
-def _check_requests(requests: list[_Request], owner: str, s: Settings) -> None:
+@dataclass(frozen=True)
+class _Credentials:
+    """What the caller gave to prove who they are (identity.py)."""
+
+    owner_key: str | None = None
+    teacher_token: str | SecretStr | None = None
+
+
+def _check_requests(requests: list[_Request], owner: str, preset: str | None,
+                    who: _Credentials, store: RunStore, s: Settings) -> None:
     if not isinstance(owner, str):
         raise TypeError(f"owner must be a string, got {type(owner).__name__}")
     for req in requests:
         if not isinstance(req.config, RunConfig):
             raise TypeError(f"config must be a RunConfig, got {type(req.config).__name__}")
+    ident = authorize_owner(owner, who.owner_key, who.teacher_token, store=store, settings=s)
+    if not ident.is_teacher:  # the teacher's locks bind the students, not the teacher
+        check_room(read_room(store), [req.config for req in requests], preset)
     for req in requests:  # every request is checked before anything is created
         check_config_limits(req.config, s)
         check_runnable(req.config, here=s.checks_here)
@@ -137,10 +157,11 @@ def _carry_out(plan: list[tuple[_Request, RunRow | None, int | None]], store: Ru
 
 
 def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, reuse: bool,
-                 store: RunStore | None, settings: Settings | None) -> list[dict[str, Any]]:
+                 store: RunStore | None, settings: Settings | None,
+                 who: _Credentials) -> list[dict[str, Any]]:
     store = store_or_default(store)
     s = settings or load_settings()
-    _check_requests(requests, owner, s)
+    _check_requests(requests, owner, preset, who, store, s)
     created: list[str] = []
     try:
         queue = get_queue(store, s)
@@ -162,33 +183,39 @@ def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, re
 
 def submit_info(config: RunConfig, *, owner: str, group: str = "", label: str = "",
                 preset: str | None = None, store: RunStore | None = None, reuse: bool = True,
-                settings: Settings | None = None) -> dict[str, Any]:
+                settings: Settings | None = None, owner_key: str | None = None,
+                teacher_token: str | SecretStr | None = None) -> dict[str, Any]:
     """Queue one run; returns ``{"run_id", "reused", "reused_state"}`` at once.
 
     ``reused`` is True when an identical run (same config, seed included) was found instead:
     ``reused_state`` is then 'finished', 'running' or 'queued'. Raises ``LimitExceeded`` (nothing
-    queued) or ``QueueUnavailable``.
+    queued; also for a room lock), ``NotAllowed`` (a registered ``owner`` without its
+    ``owner_key``, or ``teacher`` without the ``teacher_token``) or ``QueueUnavailable``.
     """
     req = _Request(config, label or config.method_label(), group)
     return _submit_many([req], owner=owner, preset=preset, reuse=reuse, store=store,
-                        settings=settings)[0]
+                        settings=settings, who=_Credentials(owner_key, teacher_token))[0]
 
 
 def submit(config: RunConfig, *, owner: str, group: str = "", label: str = "",
            preset: str | None = None, store: RunStore | None = None, reuse: bool = True,
-           settings: Settings | None = None) -> str:
+           settings: Settings | None = None, owner_key: str | None = None,
+           teacher_token: str | SecretStr | None = None) -> str:
     """Queue one run and return its id at once (state 'queued'), or, with ``reuse``, the id of an
     identical finished (or queued / running, see ``share_active``) run. See ``submit_info``."""
     return submit_info(config, owner=owner, group=group, label=label, preset=preset, store=store,
-                       reuse=reuse, settings=settings)["run_id"]
+                       reuse=reuse, settings=settings, owner_key=owner_key,
+                       teacher_token=teacher_token)["run_id"]
 
 
 def submit_group(configs: Mapping[str, RunConfig], *, owner: str, preset: str | None = None,
                  seeds: int = 1, store: RunStore | None = None, reuse: bool = True,
-                 settings: Settings | None = None) -> tuple[str, list[str]]:
+                 settings: Settings | None = None, owner_key: str | None = None,
+                 teacher_token: str | SecretStr | None = None) -> tuple[str, list[str]]:
     """Queue a comparison: every config (label -> config, e.g. a preset's) with ``seeds`` seeds
     (``seed``, ``seed + 1``, ...). Returns the group id and the run ids (configs in order, seeds
-    inner). All or nothing: if any run is over a limit, none is queued."""
+    inner). All or nothing: if any run is over a limit, none is queued. Who may submit under
+    ``owner``: see ``submit_info``."""
     if not configs:
         raise ValueError("submit_group needs at least one config")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -203,5 +230,5 @@ def submit_group(configs: Mapping[str, RunConfig], *, owner: str, preset: str | 
             name = label if seeds == 1 else f"{label} (seed {cfg.seed})"
             requests.append(_Request(cfg, name, group))
     results = _submit_many(requests, owner=owner, preset=preset, reuse=reuse, store=store,
-                           settings=settings)
+                           settings=settings, who=_Credentials(owner_key, teacher_token))
     return group, [r["run_id"] for r in results]

@@ -1,7 +1,8 @@
 """The worker's command line: ``python -m samon_core.service.worker_cli [--devices ...]``.
 
-``python -m samon_core worker`` calls ``worker_main``. With one device this process is the worker
-(worker.py); with several it supervises one worker process per device (pool.py).
+``python -m samon_core worker`` calls ``worker_main``. With one worker slot (one device, one
+worker per device) this process is the worker (worker.py); with several it supervises one worker
+process per slot (pool.py): ``workers_per_device`` for each device.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from samon_core.runs.io import StoreUnavailable, describe_os_error
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.store import RunStore
 from samon_core.service.backend import QueueUnavailable
-from samon_core.service.devices import resolve_devices
+from samon_core.service.devices import resolve_devices, worker_slots
 from samon_core.service.pool import WorkerPool
 from samon_core.service.settings import QueueBackend, load_settings
 from samon_core.service.worker import Worker, log
@@ -28,13 +29,20 @@ from samon_core.service.worker import Worker, log
 def build_parser() -> argparse.ArgumentParser:
     ap = ClippingArgumentParser(
         prog="samon worker",
-        description="Train queued runs. One device: this process is the worker; several: one "
-                    "worker process per device. SIGTERM/Ctrl+C puts a run in progress back in "
-                    "the queue (it resumes from its checkpoint).")
+        description="Train queued runs. One worker: this process is the worker; several "
+                    "(devices x workers per device): one worker process each, pinned to its "
+                    "device. SIGTERM/Ctrl+C puts a run in progress back in the queue (it resumes "
+                    "from its checkpoint).")
     ap.add_argument("--devices", default=None,
-                    help="auto (one worker per GPU, else one CPU worker), cpu, or GPU indices "
-                         "like 0,1; entries may repeat (cpu,cpu = two CPU workers). Default: "
-                         "setting worker_devices ($SAMON_WORKER_DEVICES, 'auto')")
+                    help="auto (every GPU, else the CPU), cpu, or GPU indices like 0,1; entries "
+                         "may repeat (cpu,cpu = two CPU workers). Default: setting "
+                         "worker_devices ($SAMON_WORKER_DEVICES, 'auto')")
+    ap.add_argument("--workers-per-device", default=None, metavar="N|auto",
+                    help="worker processes per device entry, 1-8, each training its own runs "
+                         "(several small runs share a GPU that one leaves idle; the workers of "
+                         "the CPU share its cores). auto: 1 on the CPU, on a GPU as many as its "
+                         "free memory holds for the largest allowed model, at most 4. Default: "
+                         "setting workers_per_device ($SAMON_WORKERS_PER_DEVICE, 'auto')")
     ap.add_argument("--runs-dir", default=None,
                     help="run store folder (default: $SAMON_RUNS_DIR or ./runs)")
     ap.add_argument("--queue", choices=[b.value for b in QueueBackend], default=None,
@@ -90,11 +98,14 @@ def _worker_main(args: argparse.Namespace) -> int:
         overrides["queue"] = QueueBackend(args.queue)
     if args.redis_url:
         overrides["redis_url"] = args.redis_url
+    if args.workers_per_device is not None:
+        overrides["workers_per_device"] = args.workers_per_device  # the setting checks it
     try:
         if args.max_runs < 0:
             raise ValueError("--max-runs must be >= 0")
         settings = load_settings(**overrides)
-        devices = resolve_devices(args.devices or settings.worker_devices, settings)
+        devices = worker_slots(resolve_devices(args.devices or settings.worker_devices,
+                                               settings), settings)
         store = RunStore(args.runs_dir)
         _check_runs_dir(store)
     except ValueError as exc:

@@ -1,0 +1,191 @@
+"""The room: what the teacher sets for everyone on this server (a pinned message and locks).
+
+Stored as ``<runs root>/.room.json`` (a dot file: never listed as a run), written atomically
+under ``.room.lock``. Only the teacher may change it (``set_room`` checks the teacher token);
+anyone may read it. The locks bind students, not the teacher, and are enforced where runs are
+created (``submit``, and ``samon run`` / ``samon claim run``), not only in a page:
+
+* ``presets_only``: a request must name a preset (its configs unchanged, seeds aside) or a claim
+  (``preset="claim:<id>"``, as the Claims page and ``claim run`` pass);
+* ``max_epochs``: at most this many epochs per run (at most the server's ``max_epochs``);
+* ``models``: only these models of the catalog.
+
+A request that breaks a lock raises ``RoomLocked`` (a ``LimitExceeded``) with one line naming
+the lock. A damaged room file reads as the default room (no message, no locks) with a logged
+warning: a broken file must not stop a class.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from samon_core.catalog import MODELS
+from samon_core.runs.config import RunConfig
+from samon_core.runs.io import file_lock, read_json_dict, write_json
+from samon_core.runs.messages import clip
+from samon_core.runs.owners import NotAllowed
+from samon_core.runs.presets import get_preset, list_presets
+from samon_core.runs.store import RunStore, store_or_default
+from samon_core.service.identity import identify
+from samon_core.service.limits import LimitExceeded
+from samon_core.service.settings import Settings, load_settings
+
+ROOM_FILE = ".room.json"
+_LOCK_FILE = ".room.lock"
+MESSAGE_MAX_CHARS = 500
+CLAIM_PREFIX = "claim:"  # preset of a claim's runs: "claim:<claim id>"
+_CLAIM_ID_RE = re.compile(r"[a-z0-9_-]{1,40}")
+# Control characters other than newline and tab: a pinned message is plain text.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+log = logging.getLogger(__name__)
+
+
+class Room(BaseModel):
+    """The room's shared state. Frozen; ``Room()`` is a room without message or locks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    message: str = Field("", max_length=MESSAGE_MAX_CHARS,
+                         description="Message pinned for the room (plain text).")
+    pinned_at: float | None = Field(None, description="When the message was pinned (unix time).")
+    presets_only: bool = Field(False, description="Students may launch only presets and claims.")
+    max_epochs: int | None = Field(None, ge=1, description="Most epochs per run (None: any).")
+    models: tuple[str, ...] | None = Field(
+        None, description="Models students may train (None: every model the server allows).")
+
+    @field_validator("message")
+    @classmethod
+    def _plain_text(cls, value: str) -> str:
+        if _CONTROL_RE.search(value):
+            raise ValueError("the message must be plain text (no control characters)")
+        return value
+
+    @field_validator("pinned_at", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> Any:
+        # strict mode refuses an int for a float; JSON written by hand may hold one
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+            raise ValueError("pinned_at must be a time (seconds since 1970)")
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError("models must be a non-empty list of model names (or None: any)")
+        unknown = [m for m in value if m not in MODELS]
+        if unknown:
+            raise ValueError(f"unknown model {clip(unknown[0])}; the models are "
+                             f"{', '.join(MODELS)}")
+        return tuple(dict.fromkeys(value))
+
+
+class RoomLocked(LimitExceeded):
+    """A request that one of the teacher's room locks forbids (``limit`` is the lock's name)."""
+
+    @staticmethod
+    def describe(limit: str, value: Any, detail: str, outcome: str) -> str:
+        return f"{detail}; {outcome}"
+
+
+def read_room(store: RunStore | None = None) -> Room:
+    """The room as the teacher set it; the default room when there is none, or (with a logged
+    warning) when its file is damaged."""
+    path = store_or_default(store).root / ROOM_FILE
+    try:
+        return Room.model_validate(read_json_dict(path))
+    except FileNotFoundError:
+        return Room()
+    except (ValueError, ValidationError) as exc:  # DamagedFile is a ValueError
+        log.warning("the room file %s is damaged, so the room has no message and no locks: %s",
+                    path, clip(str(exc), 300))
+        return Room()
+
+
+def _check_against_settings(room: Room, s: Settings) -> None:
+    if room.max_epochs is not None and s.max_epochs and room.max_epochs > s.max_epochs:
+        raise ValueError(f"the room's max_epochs ({room.max_epochs}) is above the server's "
+                         f"max_epochs ({s.max_epochs})")
+    if room.models is not None and s.allowed_models:
+        outside = [m for m in room.models if m not in s.allowed_models]
+        if outside:
+            raise ValueError(f"model {clip(outside[0])} is not among the server's allowed "
+                             f"models ({', '.join(s.allowed_models)})")
+
+
+def set_room(room: Room, *, teacher_token: str | SecretStr | None,
+             store: RunStore | None = None, settings: Settings | None = None) -> Room:
+    """Replace the room (the teacher only: ``NotAllowed`` without the right token). ``ValueError``
+    when a lock is wider than the server's own limits. Returns the room stored."""
+    store = store_or_default(store)
+    s = settings or load_settings()
+    if not isinstance(room, Room):
+        raise TypeError(f"room must be a Room, got {type(room).__name__}")
+    if not identify(teacher_token=teacher_token, store=store, settings=s).is_teacher:
+        raise NotAllowed("only the teacher (with the teacher token) can change the room")
+    _check_against_settings(room, s)
+    store.root.mkdir(parents=True, exist_ok=True)
+    with file_lock(store.root / _LOCK_FILE):
+        write_json(store.root / ROOM_FILE, room.model_dump(mode="json"))
+    return room
+
+
+def _same_ignoring_seed(a: RunConfig, b: RunConfig) -> bool:
+    return a.replace(seed=0).config_hash() == b.replace(seed=0).config_hash()
+
+
+def _preset_problem(configs: list[RunConfig], preset: str | None) -> str | None:
+    """Why the request is not a preset's or a claim's runs (None when it is)."""
+    if preset is None or not isinstance(preset, str):
+        return "the teacher allows only presets and claims"
+    if preset.startswith(CLAIM_PREFIX):
+        ok = _CLAIM_ID_RE.fullmatch(preset[len(CLAIM_PREFIX):]) is not None
+        return None if ok else f"the teacher allows only presets and claims ({clip(preset)} " \
+                               "is neither)"
+    if preset not in list_presets():
+        return f"the teacher allows only presets and claims ({clip(preset)} is neither)"
+    offered = list(get_preset(preset).configs.values())
+    if any(not any(_same_ignoring_seed(c, p) for p in offered) for c in configs):
+        return f"the teacher allows only presets and claims, unchanged ({preset!r} was changed)"
+    return None
+
+
+def room_problems(room: Room, configs: Iterable[RunConfig], preset: str | None
+                  ) -> list[tuple[str, Any, str]]:
+    """(lock, value, one line) for every lock the request breaks, in a fixed order."""
+    configs = list(configs)
+    out: list[tuple[str, Any, str]] = []
+    if room.presets_only and (why := _preset_problem(configs, preset)):
+        out.append(("presets_only", True, why))
+    longest = max((c.epochs for c in configs), default=0)
+    if room.max_epochs is not None and longest > room.max_epochs:
+        out.append(("max_epochs", room.max_epochs,
+                    f"the teacher allows at most {room.max_epochs} epochs (this request asks "
+                    f"for {longest})"))
+    if room.models is not None:
+        other = next((c.model for c in configs if c.model not in room.models), None)
+        if other is not None:
+            out.append(("models", room.models,
+                        f"the teacher allows only the models {', '.join(room.models)} (not "
+                        f"{clip(other)})"))
+    return out
+
+
+def check_room(room: Room, configs: Iterable[RunConfig], preset: str | None, *,
+               outcome: str = "nothing was queued") -> None:
+    """``RoomLocked`` naming the first lock the request breaks (for students; the teacher is
+    exempt, which the caller decides)."""
+    problems = room_problems(room, configs, preset)
+    if problems:
+        raise RoomLocked(*problems[0], outcome=outcome)

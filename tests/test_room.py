@@ -1,0 +1,157 @@
+"""The room: the teacher's pinned message and locks, stored under the runs root, enforced where
+runs are created (submit and the CLI) for students and not for the teacher."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+from pydantic import ValidationError
+from support.configs import tiny_config
+
+from samon_core import cli, service
+from samon_core.claims.commands import claim_preset
+from samon_core.claims.data import get_claim
+from samon_core.runs.presets import get_preset
+from samon_core.runs.store import RunStore
+from samon_core.service.room import ROOM_FILE, Room, check_room, read_room, set_room
+from samon_core.service.settings import load_settings
+
+TINY = tiny_config()  # tiny_resnet, 2 epochs
+TOKEN = "the-teacher-token-of-the-tests"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    for var in list(os.environ):
+        if var.startswith("SAMON_"):
+            monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs")
+
+
+def settings(**kw):
+    return load_settings(environ={}, **{"teacher_token": TOKEN, **kw})
+
+
+def lock(store: RunStore, **fields) -> Room:
+    return set_room(Room(**fields), teacher_token=TOKEN, store=store, settings=settings())
+
+
+# ---------------------------------------------------------------------------------------------
+# the room file
+# ---------------------------------------------------------------------------------------------
+
+
+def test_only_the_teacher_sets_the_room(store):
+    room = Room(message="Exam at 3 pm", pinned_at=1.0e9, presets_only=True, max_epochs=3,
+                models=("tiny_resnet", "resnet20"))
+    assert read_room(store) == Room()  # none yet: no message, no locks
+    for token in (None, "", "a-wrong-teacher-token"):
+        with pytest.raises(service.NotAllowed):
+            set_room(room, teacher_token=token, store=store, settings=settings())
+    assert not (store.root / ROOM_FILE).exists()
+    assert set_room(room, teacher_token=TOKEN, store=store, settings=settings()) == room
+    assert read_room(store) == room
+    assert store.run_ids() == [] and store.list_runs().empty  # the file is not a run
+
+
+@pytest.mark.parametrize("fields, why", [
+    ({"message": "x" * 501}, "at most 500"),
+    ({"message": "bell\x07"}, "plain text"),
+    ({"models": ("no_such_model",)}, "unknown model"),
+    ({"models": ()}, "non-empty"),
+    ({"max_epochs": 0}, "greater than or equal to 1"),
+    ({"max_epochs": 2.0}, "valid integer"),
+    ({"presets_only": "yes"}, "valid boolean"),
+    ({"pinned_at": float("nan")}, "a time"),
+    ({"colour": "red"}, "Extra inputs"),
+])
+def test_bad_room_values_are_refused(fields, why):
+    with pytest.raises(ValidationError, match=why):
+        Room(**fields)
+
+
+def test_room_locks_cannot_be_wider_than_the_server(store):
+    s = settings(max_epochs=5, allowed_models=("tiny_resnet",))
+    with pytest.raises(ValueError, match=r"max_epochs \(6\) is above the server's max_epochs"):
+        set_room(Room(max_epochs=6), teacher_token=TOKEN, store=store, settings=s)
+    with pytest.raises(ValueError, match="'resnet20' is not among the server's allowed"):
+        set_room(Room(models=("resnet20",)), teacher_token=TOKEN, store=store, settings=s)
+    set_room(Room(max_epochs=5), teacher_token=TOKEN, store=store, settings=s)
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"max_epochs": "ten"}', "[]", "folder"])
+def test_a_damaged_room_file_reads_as_the_default_room(store, damage, caplog):
+    store.root.mkdir(parents=True)
+    path = store.root / ROOM_FILE
+    if damage == "folder":
+        path.mkdir()
+    else:
+        path.write_text(damage)
+    with caplog.at_level(logging.WARNING):
+        assert read_room(store) == Room()
+    assert "room file" in caplog.text and "damaged" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# enforcement
+# ---------------------------------------------------------------------------------------------
+
+
+def test_students_are_held_to_the_locks_and_nothing_is_created(store):
+    s = settings()
+    lock(store, max_epochs=1)
+    with pytest.raises(service.LimitExceeded) as info:
+        service.submit(TINY, owner="ann", store=store, settings=s)
+    assert str(info.value) == ("the teacher allows at most 1 epochs (this request asks for 2); "
+                               "nothing was queued")
+    assert isinstance(info.value, service.RoomLocked) and info.value.limit == "max_epochs"
+    lock(store, models=("resnet20",))
+    with pytest.raises(service.LimitExceeded, match="allows only the models resnet20"):
+        service.submit_group({"a": TINY}, owner="ann", store=store, settings=s)
+    lock(store, presets_only=True)
+    for preset in (None, "my-own-preset", "claim:../x"):
+        with pytest.raises(service.LimitExceeded, match="allows only presets and claims"):
+            service.submit(TINY, owner="ann", preset=preset, store=store, settings=s)
+    assert store.run_ids() == []
+    lock(store)  # no locks: the same request goes through
+    assert service.submit(TINY, owner="ann", store=store, settings=s)
+
+
+def test_the_teacher_is_exempt_from_the_locks(store):
+    s = settings()
+    lock(store, max_epochs=1, presets_only=True, models=("resnet20",))
+    rid = service.submit(TINY, owner="teacher", teacher_token=TOKEN, store=store, settings=s)
+    group, ids = service.submit_group({"a": TINY.replace(seed=5)}, owner="ann",
+                                      teacher_token=TOKEN, store=store, settings=s)
+    assert store.read_config(rid).epochs == 2 and len(ids) == 1
+
+
+def test_presets_only_lets_presets_and_claims_through_unchanged():
+    room = Room(presets_only=True)
+    preset = get_preset("cpu-quick-demo")
+    configs = list(preset.configs.values())
+    check_room(room, configs, "cpu-quick-demo")
+    check_room(room, [c.replace(seed=3) for c in configs], "cpu-quick-demo")  # more seeds
+    with pytest.raises(service.LimitExceeded, match="was changed"):
+        check_room(room, [configs[0].replace(epochs=configs[0].epochs + 1)], "cpu-quick-demo")
+    claim = get_claim("accuracy")
+    check_room(room, list(claim.runs("cpu").values()), claim_preset(claim))
+
+
+def test_the_cli_applies_the_locks_before_creating_a_run(store, tmp_path, capsys):
+    lock(store, presets_only=True)
+    config = tmp_path / "cfg.json"
+    TINY.save(config)
+    rc = cli.main(["run", "--config", str(config), "--runs-dir", str(store.root),
+                   "--progress", "none"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "the teacher allows only presets and claims; nothing was started" in err
+    assert store.run_ids() == []
