@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import common
+from samon_app.verdicts import VERDICT_ICON
 from samon_core import claims, service
 from samon_core.claims.chart import ChartData, chart_data
 from samon_core.claims.collect import Collected
@@ -27,9 +28,6 @@ DEFAULT_SEEDS = 3
 ACTIVE = ("queued", "running", "interrupted")
 VERDICT_BOX = {claims.CONSISTENT: st.success, claims.NOT_CONSISTENT: st.error,
                claims.INCONCLUSIVE: st.warning}
-VERDICT_ICON = {claims.CONSISTENT: ":material/check_circle:",
-                claims.NOT_CONSISTENT: ":material/cancel:",
-                claims.INCONCLUSIVE: ":material/help:"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +83,8 @@ def launch(claim: claims.Claim, size: str, seeds: int) -> list[str] | None:
     try:
         _group, ids = service.submit_group(claim.runs(size), owner=common.owner(),
                                            preset=f"claim:{claim.id}", seeds=seeds,
-                                           store=common.store())
+                                           store=common.store(), owner_key=common.owner_key(),
+                                           teacher_token=common.teacher_token())
     except ValueError as exc:  # LimitExceeded, NotRunnable
         st.error(f"Not launched: {exc}")
         return None

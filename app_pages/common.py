@@ -33,6 +33,7 @@ HOME_PAGE = "app_pages/home.py"
 LAUNCH_PAGE = "app_pages/launch.py"
 LIVE_PAGE = "app_pages/live.py"
 COMPARE_PAGE = "app_pages/compare.py"
+CLAIMS_PAGE = "app_pages/claims.py"
 
 LIST_TTL_S = 1.0
 POLL_S = 1.0  # how often the Live page looks for new records while runs are active
@@ -243,6 +244,16 @@ def owner() -> str:
     return name
 
 
+def owner_key() -> str | None:
+    """The owner key of this session (from the user's link), or None."""
+    return st.session_state.get("owner_key")
+
+
+def teacher_token() -> str | None:
+    """The teacher token given in this session, or None (never shown)."""
+    return st.session_state.get("teacher_token")
+
+
 def owner_error() -> str | None:
     """Why the name typed in the sidebar is refused (None when it is valid): nothing is
     launched, cancelled or deleted under 'guest' in its place."""
@@ -401,7 +412,8 @@ def run_notes(df: Any) -> list[str]:
 
 def _delete_damaged(run_id: str, me: str) -> None:
     try:
-        answer = service.delete_run(run_id, owner=me, store=store())
+        answer = service.delete_run(run_id, owner_key=owner_key(),
+                                    teacher_token=teacher_token(), store=store())
     except (ValueError, FileNotFoundError, service.QueueUnavailable,
             service.StoreUnavailable) as exc:  # NotAllowed is a ValueError
         st.error(f"Not deleted: {md_escape(exc, 500)}", icon=":material/error:")
@@ -454,7 +466,8 @@ def launch_group(configs: dict, *, preset: str | None, seeds: int = 1) -> str | 
         return None
     try:
         group, _ids = service.submit_group(
-            configs, owner=owner(), preset=preset, seeds=seeds, store=store()
+            configs, owner=owner(), preset=preset, seeds=seeds, store=store(),
+            owner_key=owner_key(), teacher_token=teacher_token()
         )
     except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
         # LimitExceeded and NotRunnable are ValueErrors; the two outages carry one-line messages

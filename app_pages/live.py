@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import common, live_reuse
+from app_pages import common, live_card, live_reuse
 from samon_app import charts
 from samon_app.landscape import flatness_sentence, slices
 from samon_app.progress import (
@@ -131,11 +131,14 @@ def run_action(action: str, run_id: str, me: str) -> None:
     (a run shared with other users is not stopped: only ``me`` leaves it)."""
     try:
         if action == "cancel":
-            answer = str(service.cancel(run_id, owner=me, store=common.store()))
+            answer = str(service.cancel(run_id, owner_key=common.owner_key(),
+                                        teacher_token=common.teacher_token(),
+                                        store=common.store()))
             st.session_state["live_notice"] = CANCEL_ANSWERS.get(
                 answer, f"Nothing to cancel: the run is already {answer}.")
         else:
-            service.resume(run_id, store=common.store())
+            service.resume(run_id, owner_key=common.owner_key(),
+                           teacher_token=common.teacher_token(), store=common.store())
     except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
         st.error(common.md_escape(exc, 500))  # NotAllowed is a ValueError; outages: one line
         return
@@ -373,6 +376,7 @@ else:
         live_reuse.train_my_own_ui(infos)
     all_finished = bool(infos) and all(i.state == "finished" for i in infos)
     if all_finished:
+        live_card.verdict_card_ui(infos, common.run_data(run_ids))
         live_reuse.replay_controls_ui(picked)
     view = view_ui()
     per, smoothing = curve_options_ui() if view == VIEWS[0] else ("epoch", 0.0)

@@ -11,7 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from samon_app.reader import RunData, RunInfo
-from samon_core.claims import RunResult, Verdict, get_claim
+from samon_core.claims import (
+    CONSISTENT,
+    INCONCLUSIVE,
+    NOT_CONSISTENT,
+    RunResult,
+    Verdict,
+    get_claim,
+)
+
+# How a verdict is marked beside its claim: a Material icon in the verdict's colour (the word
+# itself is in the verdict's sentence, so the colour is never the only sign).
+# VERDICT_ICON is the plain icon (for a widget's ``icon=``), VERDICT_ICONS the coloured markdown.
+VERDICT_ICON = {CONSISTENT: ":material/check_circle:",
+                NOT_CONSISTENT: ":material/cancel:",
+                INCONCLUSIVE: ":material/help:"}
+_VERDICT_COLOUR = {CONSISTENT: "green", NOT_CONSISTENT: "red", INCONCLUSIVE: "orange"}
+VERDICT_ICONS = {v: f":{_VERDICT_COLOUR[v]}[{icon}]" for v, icon in VERDICT_ICON.items()}
 
 # The claim each Live view can be judged by.
 VIEW_CLAIMS = {"accuracy": "accuracy", "sharpness": "sharper", "gamma": "gamma-shift",
@@ -39,12 +55,18 @@ def view_verdict(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData
     return claim.verdict(run_results(infos, data))
 
 
+def verdict_sentence(v: Verdict) -> str:
+    """The verdict's sentence, and what would settle it when it is inconclusive (a consistent or
+    refuted claim needs no settling)."""
+    if v.settle and v.verdict == INCONCLUSIVE:
+        return f"{v.sentence} {v.settle}"
+    return v.sentence
+
+
 def verdict_text(v: Verdict) -> str:
     """One line for under a chart: the verdict, its sentence and what would settle it."""
-    label = {"consistent": "consistent with the paper",
-             "not consistent": "not consistent with the paper",
-             "inconclusive": "inconclusive"}.get(v.verdict, v.verdict)
-    text = f"**Your runs: {label}{' (provisional)' if v.provisional else ''}.** {v.sentence}"
-    if v.settle and v.verdict == "inconclusive":
-        text += f" {v.settle}"
-    return text
+    label = {CONSISTENT: "consistent with the paper",
+             NOT_CONSISTENT: "not consistent with the paper",
+             INCONCLUSIVE: "inconclusive"}.get(v.verdict, v.verdict)
+    return (f"**Your runs: {label}{' (provisional)' if v.provisional else ''}.** "
+            f"{verdict_sentence(v)}")

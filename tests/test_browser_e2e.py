@@ -2,8 +2,9 @@
 
 Starts ``streamlit run app.py`` on a free port with a fresh run store and real local workers,
 clicks the quick demo on Home (the trainer runs on the synthetic dataset), watches the accuracy
-chart of the Live page gain points (two epoch records), takes screenshots, then cancels the runs
-and stops the app and its workers. Skipped, saying why, when chromium, chromedriver or selenium
+chart of the Live page gain points (two epoch records), waits for the runs to finish and the
+verdict card to close the page, takes screenshots, then cancels what is left and stops the app
+and its workers. Skipped, saying why, when chromium, chromedriver or selenium
 is missing (``support.browser`` drives the browser and the server).
 """
 
@@ -119,6 +120,17 @@ def test_quick_demo_trains_and_live_chart_gains_points(tmp_path):
                 wait_until(lambda: chart_points(driver, "live_gamma_anim") > 0, 30,
                            what="the gamma histogram")
                 screenshot(driver, "e2e_live_gamma")
+
+        # once every run has ended, the page ends on the verdict card (read from these runs)
+        card = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR,
+                                                       ".st-key-live_verdict_card"),
+                          180, 0.5, "the verdict card after the runs finished")[0]
+        print(f"verdict card {time.monotonic() - t_second:.1f} s after the second epoch point")
+        assert set(store.list_runs()["state"]) == {"finished"}
+        assert "What your comparison shows" in card.text and "Your 3 runs agree" in card.text
+        assert "more seeds" in card.text  # the link to the Claims page
+        card.location_once_scrolled_into_view  # noqa: B018 - scrolls the card into the shot
+        screenshot(driver, "e2e_live_card")
 
         # the other pages render in the browser too (a screenshot of each)
         for path, key in (("launch", "launch_preset"), ("compare", "compare_table")):

@@ -1,0 +1,194 @@
+"""The verdict card: what one comparison shows about the paper's claims, on one card.
+
+A session ends on a conclusion a teacher can point at. The card reads the group's own runs: every
+claim of ``samon_core.claims`` whose methods the group contains gets its verdict (by the claim's
+own verdict function, as under Live's charts), and a claim the runs do not confirm gets one line
+on why these runs may differ from the paper, built from what is true of them (seeds, epochs,
+data, model, lockstep) and the claim's own hint. The headline only counts the verdicts: nothing
+here says what the runs ought to show. Pure (no streamlit, no torch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from samon_app.progress import is_active
+from samon_app.reader import RunData, RunInfo
+from samon_app.verdicts import run_results
+from samon_core import paper
+from samon_core.catalog.datasets import DATASETS
+from samon_core.catalog.models import MODELS
+from samon_core.claims import CLAIMS, CONSISTENT, INCONCLUSIVE, NOT_CONSISTENT, Claim, Verdict
+
+_PAPER = paper.TRAINING_SETUP
+
+
+@dataclass(frozen=True)
+class CardRow:
+    """One claim on the card: its verdict on these runs, and why they may differ from the paper
+    (empty when the verdict is consistent); ``note``: what the lab measured at its CPU size."""
+
+    claim: Claim
+    verdict: Verdict
+    why: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Card:
+    """The card: a headline counting the verdicts, one row per claim the group can test."""
+
+    headline: str
+    rows: tuple[CardRow, ...]
+    provisional: bool  # some run has not finished: its verdicts may still change
+
+
+# ---------------------------------------------------------------------------------------------
+# what is true of the runs (each a short phrase, or "" when the runs match the paper there)
+# ---------------------------------------------------------------------------------------------
+
+
+def _short(label: str) -> str:
+    """A catalog label's name, lower-cased as a word in a sentence ('Tiny ResNet (~23k ...)' ->
+    'tiny ResNet'; 'CIFAR-10 (...)' stays 'CIFAR-10')."""
+    name = label.split(" (")[0]
+    return name[0].lower() + name[1:] if name[1:2].islower() else name
+
+
+def seeds_fact(infos: Sequence[RunInfo], verdict: Verdict) -> str:
+    """'one seed' when a method of the claim has a single seed: only a huge gap counts then."""
+    seeds: dict[str, set] = {}
+    for info in infos:
+        seeds.setdefault(info.key, set()).add(info.seed)
+    return "one seed" if seeds and min(len(s) for s in seeds.values()) == 1 else ""
+
+
+def epochs_fact(infos: Sequence[RunInfo], verdict: Verdict) -> str:
+    """The runs' epochs beside the paper's, when fewer."""
+    epochs = sorted({int(i.config.get("epochs") or 0) for i in infos})
+    if not epochs or epochs[-1] >= _PAPER["epochs"]:
+        return ""
+    span = str(epochs[0]) if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
+    return f"{span} epochs, not the paper's {_PAPER['epochs']}"
+
+
+def _catalog_fact(infos: Sequence[RunInfo], field: str, catalog: Mapping) -> str:
+    """The runs' ``field`` (dataset, model) beside the paper's, when it differs."""
+    paper_value = _PAPER[field]
+    names = sorted({str(i.config.get(field)) for i in infos} - {paper_value})
+    if not names:
+        return ""
+    label = " and ".join(_short(catalog[n].label) if n in catalog else n for n in names)
+    return f"{label}, not {_short(catalog[paper_value].label)}"
+
+
+def data_fact(infos: Sequence[RunInfo], verdict: Verdict) -> str:
+    return _catalog_fact(infos, "dataset", DATASETS)
+
+
+def model_fact(infos: Sequence[RunInfo], verdict: Verdict) -> str:
+    return _catalog_fact(infos, "model", MODELS)
+
+
+def lockstep_fact(infos: Sequence[RunInfo], verdict: Verdict) -> str:
+    """Step times not measured side by side (the cost verdict left those seeds out)."""
+    if not verdict.evidence.get("not_lockstep_seeds"):
+        return ""
+    return "SAM-ON and SAM-all not trained in lockstep, so their step times are not comparable"
+
+
+Fact = Callable[[Sequence[RunInfo], Verdict], str]
+# What can make a claim's outcome differ from the paper's: the cost of a step does not depend on
+# epochs or data, but on whether the runs were timed side by side.
+FACTS: dict[str, tuple[Fact, ...]] = {"cost": (seeds_fact, lockstep_fact, model_fact)}
+DEFAULT_FACTS: tuple[Fact, ...] = (seeds_fact, epochs_fact, data_fact, model_fact)
+
+
+def why_line(claim: Claim, verdict: Verdict, infos: Sequence[RunInfo]) -> str:
+    """Why these runs may not show the claim: what differs from the paper, and the claim's hint
+    (an inconclusive verdict already says what would settle it, hint included). Nothing when
+    the verdict holds, or lacks records: then the records, not the paper's setup, are missing."""
+    if verdict.verdict == CONSISTENT or verdict.evidence.get("missing"):
+        return ""
+    runs = [i for i in infos if i.key in claim.methods]
+    facts = [f for fact in FACTS.get(claim.id, DEFAULT_FACTS) if (f := fact(runs, verdict))]
+    parts = []
+    if facts:
+        parts.append(f"Why your runs may differ from the paper: {'; '.join(facts)}.")
+    if claim.hint and verdict.verdict == NOT_CONSISTENT:
+        parts.append(claim.hint)
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# the card
+# ---------------------------------------------------------------------------------------------
+
+
+def card_claims(methods: Iterable[str]) -> list[Claim]:
+    """The claims whose methods are all among ``methods`` (method family keys), in the paper's
+    order."""
+    have = set(methods)
+    return [c for c in CLAIMS if set(c.methods) <= have]
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
+def _unfinished(infos: Sequence[RunInfo]) -> str:
+    """'2 of 3 runs are still training' (and those that ended without finishing), or ''."""
+    training = sum(is_active(i.state) for i in infos)
+    ended = sorted({i.state for i in infos if i.state != "finished" and not is_active(i.state)})
+    n_ended = sum(i.state in ended for i in infos)
+    parts = []
+    if training:
+        parts.append(f"{training} of {len(infos)} runs {_plural(training, 'is', 'are')} still "
+                     "training")
+    if n_ended:
+        parts.append(f"{n_ended} {_plural(n_ended, 'run', 'runs')} did not finish "
+                     f"({', '.join(ended)})")
+    return " and ".join(parts)
+
+
+def headline(verdicts: Sequence[Verdict], infos: Sequence[RunInfo]) -> str:
+    """'Your 3 runs agree with the paper on 2 of 4 claims; 1 is inconclusive, 1 disagrees.',
+    marked provisional while some run has not finished, or when it rests on one seed."""
+    n_runs = len(infos)
+    runs = f"Your {n_runs} {_plural(n_runs, 'run', 'runs')}"
+    n = len(verdicts)
+    if not n:
+        text = (f"{runs}: none of the paper's claims compares just these methods; the Claims "
+                "page lists the runs each one needs.")
+    else:
+        count = {v: sum(x.verdict == v for x in verdicts) for v in
+                 (CONSISTENT, INCONCLUSIVE, NOT_CONSISTENT)}
+        on = f"{count[CONSISTENT]} of {n} {_plural(n, 'claim', 'claims')}"
+        if count[CONSISTENT] == n and n > 1:
+            on = f"all {n} claims"
+        rest = []
+        if count[INCONCLUSIVE]:
+            rest.append(f"{count[INCONCLUSIVE]} {_plural(count[INCONCLUSIVE], 'is', 'are')} "
+                        "inconclusive")
+        if count[NOT_CONSISTENT]:
+            rest.append(f"{count[NOT_CONSISTENT]} "
+                        f"{_plural(count[NOT_CONSISTENT], 'disagrees', 'disagree')}")
+        text = (f"{runs} {_plural(n_runs, 'agrees', 'agree')} with the paper on {on}"
+                f"{'; ' + ', '.join(rest) if rest else ''}.")
+    if n and seeds_fact(infos, verdicts[0]):
+        text += " With one seed a verdict is provisional: more seeds settle it."
+    unfinished = _unfinished(infos)
+    return f"Provisional: {unfinished}. {text}" if unfinished else text
+
+
+def verdict_card(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Card:
+    """The card of the group ``infos`` (with their records ``data``)."""
+    results = run_results(infos, data)
+    rows = []
+    for claim in card_claims(i.key for i in infos):
+        verdict = claim.verdict(results)
+        why = why_line(claim, verdict, infos)
+        rows.append(CardRow(claim, verdict, why, claim.cpu_note if why else ""))
+    provisional = any(i.state != "finished" for i in infos)
+    return Card(headline([r.verdict for r in rows], infos), tuple(rows), provisional)

@@ -1,0 +1,119 @@
+"""samon_app.verdict_card: the card that ends a comparison counts the verdicts of the group's own
+runs, says why runs that do not confirm a claim may differ from the paper, and stays provisional
+while runs train (constructed records, no store, no streamlit)."""
+
+from __future__ import annotations
+
+from test_claims import records
+
+from samon_app.reader import RunInfo, build_run_data
+from samon_app.verdict_card import card_claims, verdict_card
+from samon_core.claims import CONSISTENT, NOT_CONSISTENT
+
+CONFIG = {"model": "tiny_resnet", "dataset": "synthetic", "epochs": 3}
+# per method: final test accuracy (%) per seed, and record options that make every claim hold
+# (SAM-ON sharper, its gammas shifted more, its steps 20% cheaper than SAM-all's)
+GOOD = {
+    "base": ([40.0, 40.3, 39.8], {"sharp": 0.10, "gamma_end": 1.01, "step_time": 0.03}),
+    "all": ([45.0, 45.2, 44.9], {"sharp": 0.15, "gamma_end": 1.02, "step_time": 0.050}),
+    "norm": ([47.0, 47.3, 46.8], {"sharp": 0.30, "gamma_end": 1.10, "step_time": 0.040}),
+}
+
+
+def group(spec: dict, *, seeds: int = 3, state: str = "finished", lockstep: bool = True,
+          config: dict | None = None) -> tuple[list[RunInfo], dict]:
+    """RunInfos and RunData of a group: ``spec`` method key -> (accuracies per seed, options);
+    runs of one seed trained in lockstep (their summaries name each other) unless not."""
+    infos, data = [], {}
+    for method, (accs, opts) in spec.items():
+        for seed in range(seeds):
+            rid = f"{method}-{seed}"
+            mates = [f"{m}-{seed}" for m in spec] if lockstep else []
+            infos.append(RunInfo(rid, method, method, method, "#000000", state,
+                                 {**CONFIG, **(config or {}), "seed": seed},
+                                 {"group": "g"}, {"state": state}, {"lockstep": mates}))
+            data[rid] = build_run_data(rid, records(accs[seed], **opts))
+    return infos, data
+
+
+def test_all_consistent_runs_agree_on_every_claim():
+    card = verdict_card(*group(GOOD))
+    assert [r.claim.id for r in card.rows] == ["accuracy", "sharper", "gamma-shift", "cost"]
+    assert all(r.verdict.verdict == CONSISTENT for r in card.rows)
+    assert all(r.why == "" for r in card.rows)  # nothing to explain
+    assert card.headline == "Your 9 runs agree with the paper on all 4 claims."
+    assert not card.provisional
+
+
+def test_sgd_ahead_is_not_consistent_and_says_why():
+    spec = {**GOOD, "base": ([60.0], GOOD["base"][1])}  # SGD far ahead, as on a laptop
+    card = verdict_card(*group(spec, seeds=1))
+    row = next(r for r in card.rows if r.claim.id == "accuracy")
+    assert row.verdict.verdict == NOT_CONSISTENT
+    for fact in ("one seed", "3 epochs, not the paper's 200", "synthetic images, not CIFAR-100",
+                 "tiny ResNet, not WRN-28-10"):
+        assert fact in row.why
+    assert row.claim.hint in row.why  # what would get closer to the paper
+    assert row.note == row.claim.cpu_note
+    assert "3 runs agree with the paper on" in card.headline and "disagree" in card.headline
+    assert "With one seed a verdict is provisional" in card.headline
+
+
+def test_headline_counts_the_verdicts():
+    # SAM-ON below SAM-all: accuracy and sharper refuted; the rest still hold
+    spec = {**GOOD, "norm": ([40.0, 40.3, 39.8], GOOD["norm"][1])}
+    card = verdict_card(*group(spec))
+    verdicts = [r.verdict.verdict for r in card.rows]
+    agree = verdicts.count(CONSISTENT)
+    assert card.headline.startswith(f"Your 9 runs agree with the paper on {agree} of 4 claims")
+    assert f"{verdicts.count(NOT_CONSISTENT)} disagree" in card.headline
+
+
+def test_paper_sized_runs_are_not_blamed_on_their_size():
+    spec = {**GOOD, "base": ([60.0, 60.1, 59.9], GOOD["base"][1])}
+    paper_like = {"model": "wrn28_10", "dataset": "cifar100", "epochs": 200}
+    row = verdict_card(*group(spec, config=paper_like)).rows[0]
+    assert row.verdict.verdict == NOT_CONSISTENT
+    assert "differ from the paper" not in row.why  # only the claim's hint is left
+
+
+def test_cost_not_in_lockstep_says_so_and_not_the_epochs():
+    card = verdict_card(*group(GOOD, lockstep=False))
+    row = next(r for r in card.rows if r.claim.id == "cost")
+    assert row.verdict.verdict != CONSISTENT
+    assert "not trained in lockstep" in row.why and "epochs" not in row.why
+
+
+def test_runs_still_training_give_a_provisional_card():
+    card = verdict_card(*group(GOOD, state="running", lockstep=False))
+    assert card.provisional
+    assert card.headline.startswith("Provisional: 9 of 9 runs are still training. Your 9 runs")
+    assert all(r.verdict.provisional for r in card.rows)
+
+
+def test_a_group_without_sam_on_lists_no_sam_on_claim():
+    card = verdict_card(*group({k: GOOD[k] for k in ("base", "all")}))
+    assert card.rows == ()
+    assert "none of the paper's claims compares just these methods" in card.headline
+
+
+def test_no_norm_and_random_runs_add_their_claims():
+    assert [c.id for c in card_claims(["all", "norm", "no-norm", "random"])] == [
+        "no-norm", "sparsity"]
+    assert [c.id for c in card_claims(["base", "all"])] == []
+
+
+def test_missing_records_are_not_blamed_on_the_setup():
+    no_gamma = {k: (accs, {**opts, "gamma_end": 1.0}) for k, (accs, opts) in GOOD.items()}
+    infos, data = group(no_gamma)
+    for d in data.values():  # runs without gamma statistics (the probe was off)
+        d.records[:] = [r for r in d.records if r.get("kind") != "norm_stats"]
+    row = next(r for r in verdict_card(infos, data).rows if r.claim.id == "gamma-shift")
+    assert "no gamma statistics" in row.verdict.sentence and row.why == ""
+
+
+def test_runs_that_ended_unfinished_are_named():
+    infos, data = group(GOOD)
+    infos[0].state = "cancelled"
+    assert verdict_card(infos, data).headline.startswith(
+        "Provisional: 1 run did not finish (cancelled). Your 9 runs")
