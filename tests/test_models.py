@@ -28,6 +28,7 @@ SMALL = [n for n in MODELS if n != "wrn28_10"]
 # Parameter counts at 100 classes (default norm; BN/GN/LN all have 2*C parameters).
 EXPECTED_PARAMS = {
     "tiny_resnet": 22_924,
+    "resnet8": 83_892,
     "resnet20": 278_324,
     "resnet56": 861_620,
     "wrn16_4": 2_772_020,
@@ -38,6 +39,7 @@ EXPECTED_PARAMS = {
 # WRN has 2 per block + final_norm; ViT 2 per block + final_norm.
 EXPECTED_NORM_LAYERS = {
     "tiny_resnet": 1 + 3 * 2 + 2,
+    "resnet8": 1 + 3 * 2 + 2,
     "resnet20": 19 + 2,
     "resnet56": 1 + 27 * 2 + 2,
     "wrn16_4": 3 * 2 * 2 + 1,

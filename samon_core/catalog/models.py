@@ -73,6 +73,19 @@ MODELS: dict[str, ModelSpec] = {
             cuda_s_per_image=2e-5,
         ),
         ModelSpec(
+            name="resnet8",
+            label="ResNet-8 (~84k parameters, fine on a CPU)",
+            description="ResNet-8: 1 basic block per stage, 16/32/64 channels, 1x1-conv "
+            "shortcuts. ~84k parameters: enough capacity to memorize a few thousand noisy "
+            "labels, which plain SGD does and SAM resists.",
+            norms=_CONV_NORMS,
+            default_norm="batchnorm",
+            cpu_friendly=True,
+            num_params=83_892,
+            cpu_s_per_image=3e-3,
+            cuda_s_per_image=2e-5,
+        ),
+        ModelSpec(
             name="resnet20",
             label="ResNet-20 (~0.28M parameters, OK on a CPU)",
             description="ResNet-20 for CIFAR (He et al. 2016): 3 stages x 3 basic blocks, "

@@ -14,6 +14,9 @@ used option A, zero-padded identity; option B adds 2 small convs and 2 norm laye
 Registered models:
 
 * ``resnet20`` (n=3, ~0.28M parameters at 100 classes) and ``resnet56`` (n=9, ~0.86M).
+* ``resnet8``: one basic block per stage at full width (16/32/64, ~84k parameters): the smallest
+  net here that can memorize a few thousand noisy labels, which is where SAM's advantage shows
+  (the claims' ``cpu`` size).
 * ``tiny_resnet``: ResNet-8 at half width: one block per stage with 8/16/32 channels, still a norm
   layer after every conv (9 norm layers); small enough to train a 5k-image epoch in seconds on
   2 CPU cores.
@@ -106,6 +109,11 @@ def resnet20(num_classes: int = 100, norm: str = "batchnorm") -> CifarResNet:
 @register_model("resnet56")
 def resnet56(num_classes: int = 100, norm: str = "batchnorm") -> CifarResNet:
     return CifarResNet(9, num_classes, norm)
+
+
+@register_model("resnet8")
+def resnet8(num_classes: int = 100, norm: str = "batchnorm") -> CifarResNet:
+    return CifarResNet(1, num_classes, norm)
 
 
 @register_model("tiny_resnet")
