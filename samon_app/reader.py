@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from samon_app.formatting import finite
+from samon_core.catalog.datasets import is_synthetic
 from samon_core.catalog.methods import method_color, method_key, method_sort_key
 from samon_core.runs.config import RunConfig
 from samon_core.runs.metrics import (
@@ -182,7 +183,7 @@ class RunInfo:
 
     @property
     def synthetic(self) -> bool:
-        return self.config.get("dataset") == "synthetic"
+        return is_synthetic(str(self.config.get("dataset")))
 
 
 def run_infos(rows: Iterable[Mapping[str, Any]]) -> list[RunInfo]:

@@ -37,7 +37,8 @@ def test_datasets_are_the_config_choices_and_match_the_loaders():
     from samon_core.train.data import cifar, synthetic
 
     assert set(DATASETS) == set(CHOICES["dataset"])
-    assert DATASET_SIZES["synthetic"] == (synthetic.SYNTHETIC_TRAIN, synthetic.SYNTHETIC_TEST)
+    for name in ("synthetic", "synthetic10"):
+        assert DATASET_SIZES[name] == (synthetic.SYNTHETIC_TRAIN, synthetic.SYNTHETIC_TEST)
     for name in ("cifar10", "cifar100"):
         assert DATASETS[name].num_classes == cifar.CIFAR_SPECS[name].num_classes, name
     assert DATASET_SIZES["cifar100"] == (50_000, 10_000)

@@ -355,3 +355,11 @@ def test_eval_loader_refuses_augmentation():
         DeviceLoader(d, "cpu", 4, train=False, augment="crop_flip")
     with pytest.raises(ValueError, match="augment"):
         DeviceLoader(d, "cpu", 4, train=True, augment="cutout")
+
+
+@pytest.mark.parametrize("name, classes", [("synthetic", 100), ("synthetic10", 10)])
+def test_synthetic_sets_have_their_catalog_classes_and_say_they_are_synthetic(name, classes):
+    d = load_dataset(name, "unused", train_subset=500, test_subset=200)
+    assert d.synthetic and d.name == name and d.num_classes == classes
+    assert int(d.train_y.max()) == classes - 1 and int(d.test_y.max()) == classes - 1
+    assert f"{classes} classes" in d.source and "SYNTHETIC" in d.source

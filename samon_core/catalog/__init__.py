@@ -11,10 +11,11 @@ app's pages all read these; nothing keeps a copy.
 """
 
 from samon_core.catalog import choices, methods
-from samon_core.catalog.datasets import DATASET_SIZES, DATASETS, DatasetSpec
+from samon_core.catalog.datasets import DATASET_SIZES, DATASETS, DatasetSpec, is_synthetic
 from samon_core.catalog.models import MODELS, ModelSpec, model_spec
 
 __all__ = [
+    "is_synthetic",
     "DATASETS",
     "DATASET_SIZES",
     "MODELS",

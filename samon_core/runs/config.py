@@ -108,7 +108,8 @@ class RunConfig(BaseModel):
     )
     dataset: Literal[choices.DATASET_NAMES] = _f(
         "synthetic",
-        "Training data: CIFAR-100, CIFAR-10 or a small synthetic image set (no download).",
+        "Training data: CIFAR-100, CIFAR-10 or a small synthetic image set (100 or 10 classes; "
+        "generated, no download).",
     )
     train_subset: int = _f(
         0,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
+from samon_core.catalog.choices import DATASET_NAMES
+from samon_core.catalog.datasets import DATASETS, is_synthetic
 from samon_core.train.data.cifar import CIFAR_SPECS, load_cifar
 from samon_core.train.data.synthetic import make_synthetic
 from samon_core.train.data.tensors import DatasetTensors
-
-DATASET_NAMES = ("cifar100", "cifar10", "synthetic")
 
 
 def subset_indices(n_total: int, n: int, seed: int) -> torch.Tensor:
@@ -62,7 +62,7 @@ def load_dataset(
     download: bool = True,
     label_noise: float = 0.0,
 ) -> DatasetTensors:
-    """Load ``cifar100``, ``cifar10`` (cifar.py) or ``synthetic`` (synthetic.py) as uint8 tensors.
+    """Load ``cifar100``, ``cifar10`` (cifar.py) or a synthetic set (synthetic.py) as uint8 tensors.
 
     ``train_subset`` / ``test_subset``: 0 keeps the whole split, otherwise the first N of a
     permutation seeded by ``seed`` (train) and ``seed + 1`` (test).
@@ -71,8 +71,8 @@ def load_dataset(
     and ``source`` says so.
     Raises ``DatasetUnavailable`` when CIFAR is neither on disk nor downloadable.
     """
-    if name == "synthetic":
-        data = make_synthetic()
+    if is_synthetic(name):
+        data = make_synthetic(num_classes=DATASETS[name].num_classes, name=name)
     elif name in CIFAR_SPECS:
         data = load_cifar(name, Path(data_dir).expanduser(), download)
     else:

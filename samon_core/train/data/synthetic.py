@@ -68,6 +68,7 @@ def make_synthetic(
     num_classes: int = 100,
     seed: int = SYNTHETIC_SEED,
     spec: SyntheticSpec | None = None,
+    name: str = "synthetic",
 ) -> DatasetTensors:
     """Generate the synthetic set: images uint8 (N, 3, 32, 32), balanced labels.
 
@@ -135,7 +136,7 @@ def make_synthetic(
     mean, std = channel_stats(train_x)
     return DatasetTensors(
         train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
-        num_classes=num_classes, mean=mean, std=std, name="synthetic", synthetic=True,
+        num_classes=num_classes, mean=mean, std=std, name=name, synthetic=True,
         source=(
             f"SYNTHETIC (generated, seed {seed}): {num_classes} classes of smooth random "
             f"patterns, {spec.label_noise:.0%} training label noise; not CIFAR"
