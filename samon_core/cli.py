@@ -32,7 +32,7 @@ from typing import Any
 from samon_core.claims.commands import add_claim_parser, cmd_claim
 from samon_core.owner_cli import add_owner_options, add_owner_parsers, cmd_cancel, cmd_owner
 from samon_core.runs.config import RunConfig, field_help
-from samon_core.runs.io import DamagedFile, StoreUnavailable, describe_os_error, read_bytes_safely
+from samon_core.runs.io import StoreUnavailable, describe_os_error, read_text_safely
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.presets import get_preset, list_presets
 from samon_core.runs.states import RunState
@@ -139,15 +139,9 @@ def _load_config_file(path: Path) -> RunConfig:
     """A config file (or a run folder holding config.json), read with a size cap."""
     source = path / "config.json" if path.is_dir() else path
     try:
-        data = read_bytes_safely(source, CONFIG_MAX_BYTES)
-    except FileNotFoundError:
-        raise CliError(f"config file {clip(str(source))} does not exist") from None
-    except DamagedFile as exc:
-        raise CliError(f"config file: {exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CliError(f"config file {clip(str(source))} is not UTF-8 text") from None
+        text = read_text_safely(source, CONFIG_MAX_BYTES, "config file")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     try:
         return RunConfig.from_json(text)
     except RecursionError:

@@ -25,3 +25,17 @@ def runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no ./samon.toml of the developer
     monkeypatch.syspath_prepend(str(REPO))
     return RunStore(root)
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No SAMON_* variable and no samon.toml of the developer (the working directory is a fresh
+    temporary folder): the settings are the defaults plus what the test sets. Returns
+    ``monkeypatch`` for the test's own changes."""
+    import os
+
+    for var in list(os.environ):
+        if var.startswith("SAMON_"):
+            monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch

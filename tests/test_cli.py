@@ -167,15 +167,6 @@ def test_module_entry_point_exit_code(tmp_path):
 TEACHER_TOKEN = "the-teacher-token-of-the-tests"
 
 
-@pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    for var in list(os.environ):
-        if var.startswith("SAMON_"):
-            monkeypatch.delenv(var)
-    monkeypatch.chdir(tmp_path)  # no samon.toml of the developer
-    return monkeypatch
-
-
 def _queued_run(runs: str, owner: str, key: str | None = None) -> str:
     from support.configs import tiny_config
 

@@ -37,12 +37,9 @@ TEACHER = "teacher-token-of-the-tests"
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    for var in list(os.environ):
-        if var.startswith("SAMON_"):
-            monkeypatch.delenv(var)
-    monkeypatch.chdir(tmp_path)  # no samon.toml, no ./runs, no ./data of the developer
-    monkeypatch.setattr(preflight, "online", lambda timeout=3.0: False)  # the lab is offline
+def _clean_env(clean_env):
+    # no samon.toml, no ./runs, no ./data of the developer (conftest.clean_env)
+    clean_env.setattr(preflight, "online", lambda timeout=3.0: False)  # the lab is offline
 
 
 def settings(**kw):

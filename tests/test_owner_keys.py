@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import threading
 
 import pytest
@@ -27,11 +26,8 @@ TOKEN = "the-teacher-token-of-the-tests"
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    for var in list(os.environ):
-        if var.startswith("SAMON_"):
-            monkeypatch.delenv(var)
-    monkeypatch.chdir(tmp_path)  # no samon.toml of the developer
+def _clean_env(clean_env):
+    """Default settings (conftest.clean_env) in every test."""
 
 
 @pytest.fixture

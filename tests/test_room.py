@@ -4,7 +4,6 @@ runs are created (submit and the CLI) for students and not for the teacher."""
 from __future__ import annotations
 
 import logging
-import os
 
 import pytest
 from pydantic import ValidationError
@@ -23,11 +22,8 @@ TOKEN = "the-teacher-token-of-the-tests"
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    for var in list(os.environ):
-        if var.startswith("SAMON_"):
-            monkeypatch.delenv(var)
-    monkeypatch.chdir(tmp_path)
+def _clean_env(clean_env):
+    """Default settings (conftest.clean_env) in every test."""
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ thread split. No real worker or training starts: the process start is replaced b
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from samon_core.catalog import MODELS
@@ -22,11 +20,8 @@ from samon_core.service.settings import load_settings
 
 
 @pytest.fixture(autouse=True)
-def _no_developer_settings(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no ./samon.toml of the developer
-    for name in [k for k in os.environ if k.startswith("SAMON_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+def _no_developer_settings(clean_env):
+    clean_env.delenv("OMP_NUM_THREADS", raising=False)
 
 
 def settings(**kw):

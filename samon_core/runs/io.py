@@ -163,6 +163,23 @@ def read_bytes_safely(path: str | os.PathLike[str], max_bytes: int = MAX_JSON_BY
     return data
 
 
+def read_text_safely(path: str | os.PathLike[str], max_bytes: int, what: str) -> str:
+    """The UTF-8 text of the small file ``path`` (``read_bytes_safely``), for a file the user
+    names (a config, a token file). Every problem is one ``ValueError`` that starts with
+    ``what`` and never quotes the file's content (a token file's would be a secret)."""
+    name = clip(os.fspath(path))
+    try:
+        data = read_bytes_safely(path, max_bytes)
+    except FileNotFoundError:
+        raise ValueError(f"{what} {name} does not exist") from None
+    except DamagedFile as exc:
+        raise ValueError(f"{what}: {exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {name} is not UTF-8 text") from None
+
+
 def read_json(path: str | os.PathLike[str], max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Read a JSON file; raises FileNotFoundError when missing, ``DamagedFile`` (a ValueError)
     when malformed, empty, not a regular file, too large or unreadable."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from samon_core.runs.config import RunConfig
-from samon_core.runs.io import DamagedFile, read_bytes_safely
+from samon_core.runs.io import read_text_safely
 from samon_core.runs.messages import clip
 from samon_core.runs.owners import TEACHER_OWNER, is_reserved
 from samon_core.runs.store import RunStore
@@ -31,16 +31,7 @@ TOKEN_FILE_MAX_BYTES = 4096  # a token is a line; a large file is the wrong file
 def read_token_file(path: Path) -> str:
     """The token in the file ``path`` (surrounding blanks and the newline removed). The message
     of a bad file never quotes what it holds."""
-    try:
-        data = read_bytes_safely(path, TOKEN_FILE_MAX_BYTES)
-    except FileNotFoundError:
-        raise ValueError(f"teacher token file {clip(str(path))} does not exist") from None
-    except DamagedFile as exc:
-        raise ValueError(f"teacher token file: {exc}") from None
-    try:
-        token = data.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise ValueError(f"teacher token file {clip(str(path))} is not UTF-8 text") from None
+    token = read_text_safely(path, TOKEN_FILE_MAX_BYTES, "teacher token file").strip()
     if not token:
         raise ValueError(f"teacher token file {clip(str(path))} is empty")
     return token
