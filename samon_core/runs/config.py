@@ -132,6 +132,14 @@ class RunConfig(BaseModel):
         ge=0.0,
         le=0.9,  # above 0.9 the wrong labels outnumber the right ones of a 10-class set
     )
+    data_seed: int | None = _f(
+        None,
+        "Seed of the training and test subsets and of the noisy labels; empty = the run's seed. "
+        "Fix it to compare seeds on the same data, as the paper's seeds do (they vary the "
+        "initialisation and the batch order, not the dataset).",
+        ge=0,
+        le=2**31 - 1,
+    )
     # --- base optimisation --------------------------------------------------------------------
     epochs: int = _f(
         10, "Number of training epochs (passes over the training subset).", ge=1, le=MAX_EPOCHS
@@ -250,7 +258,8 @@ class RunConfig(BaseModel):
     # --- run environment --------------------------------------------------------------------
     seed: int = _f(
         0,
-        "Random seed for initialisation, data order, subsets and the random mask.",
+        "Random seed for initialisation, data order, the random mask and (unless data_seed is "
+        "set) the subsets and noisy labels.",
         ge=0,
         le=2**31 - 1,
     )
@@ -573,6 +582,8 @@ class RunConfig(BaseModel):
         d = self.to_dict()
         if not self.label_noise:  # added later: runs without it keep their hash
             d.pop("label_noise")
+        if self.data_seed is None:  # added later: the data follow the seed, as before
+            d.pop("data_seed")
         if not self.landscape_points:  # added later (and measures only): the same run
             d.pop("landscape_points")
             d.pop("landscape_radius")

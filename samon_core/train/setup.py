@@ -201,7 +201,7 @@ def build_run(config: RunConfig, data_dir: str | os.PathLike) -> RunSetup:
         data_dir,
         train_subset=config.train_subset,
         test_subset=config.test_subset,
-        seed=config.seed,
+        seed=config.seed if config.data_seed is None else config.data_seed,
         label_noise=config.label_noise,
     )
     if len(data.train_y) < config.batch_size:
