@@ -1,9 +1,10 @@
 """SAM-ON Lab: the Streamlit entry point (``streamlit run app.py``).
 
-Defines the pages (``st.navigation``), the sidebar with the user's name (kept in the URL as
-``?owner=...``) and the state of the workers, and makes sure local workers run (once per server,
-re-checked every minute; ``SAMON_START_WORKERS=0`` disables it). Pages only call ``samon_core``
-and never import torch: training happens in the worker processes.
+Defines the pages (``st.navigation``; the teacher's Room page is listed only for the teacher),
+the teacher's pinned message above every page, the sidebar with the user's name (kept in the URL
+as ``?owner=...``) and the state of the workers, and makes sure local workers run (once per
+server, re-checked every minute; ``SAMON_START_WORKERS=0`` disables it). Pages only call
+``samon_core`` and never import torch: training happens in the worker processes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:  # `app_pages.common` must be importable however the app is started
     sys.path.insert(0, _HERE)
 
-from app_pages import common  # noqa: E402
+from app_pages import checks, common  # noqa: E402
+from app_pages.banner import pinned_banner_ui  # noqa: E402
 from samon_app.owner import DEFAULT_OWNER, clean_owner  # noqa: E402
 
 st.set_page_config(
@@ -85,10 +87,15 @@ pages = [
             url_path="playground"),
     st.Page("app_pages/claims.py", title="Claims", icon=":material/fact_check:",
             url_path="claims"),
+    # Always registered, so that its address answers "only the teacher..." instead of falling
+    # back to Home; listed in the menu only for the teacher.
+    st.Page("app_pages/room.py", title="Room", icon=":material/co_present:", url_path="room",
+            visibility="visible" if checks.is_teacher() else "hidden"),
 ]
 page = st.navigation(pages, position="sidebar")
 
 common.warm_up()
+pinned_banner_ui()
 # Before any widget (the sidebar's name included) reads the link: invalid values are dropped
 # and listed in one warning at the top of the page.
 common.check_query_params(page.url_path or "home")

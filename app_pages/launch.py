@@ -1,7 +1,11 @@
 """Launch: presets first, then a form for one comparison group (several methods launched
 together, optionally with several seeds). Every form field is bound to the URL, so a link
 reproduces the configuration (seed included). The estimated time and the queue position show
-before launching; bad input is explained under its field."""
+before launching; bad input is explained under its field.
+
+The teacher's room locks bind students here as on the server (only presets, the most epochs,
+the models offered), and a launch whose CIFAR files the workers cannot get is stopped before the
+button with one warning (app_pages/checks.py); the server checks both again."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import checks, common
 from samon_app.estimates import (
     device_kind,
     estimate_group,
@@ -27,6 +31,13 @@ from samon_app.forms import (
     preset_form_values,
     rho_hint,
 )
+from samon_app.room_view import (
+    FormLocks,
+    binding_room,
+    form_locks,
+    launch_problems,
+    lock_lines,
+)
 from samon_app.vocabulary import (
     DEVICE_LABELS,
     METHOD_HELP,
@@ -39,6 +50,7 @@ from samon_core.catalog import DATASETS, MODELS
 from samon_core.catalog.methods import OPTIMIZER_LABELS
 from samon_core.runs.config import CHOICES, field_help
 from samon_core.runs.presets import get_preset, list_presets
+from samon_core.service import Room
 
 DEFAULTS = form_defaults()
 
@@ -54,8 +66,16 @@ def _initial(key: str) -> dict[str, Any]:
 
 
 def _number(label: str, key: str, *, step: float | int | None = None, fmt: str | None = None,
-            help: str | None = None) -> Any:
+            help: str | None = None, max_value: int | None = None) -> Any:
+    """A number field bound to the URL; ``max_value`` (a room lock) lowers a value above it
+    first, since Streamlit would reset such a value to the field's minimum."""
     kw = _initial(key)
+    if max_value is not None:
+        kw["max_value"] = max_value
+        if "value" in kw:
+            kw["value"] = min(kw["value"], max_value)
+        elif isinstance(st.session_state[key], (int, float)):
+            st.session_state[key] = min(st.session_state[key], max_value)
     if key not in st.session_state and kw["value"] is not None and isinstance(kw["value"], float):
         kw["value"] = float(kw["value"])
     return st.number_input(label, key=key, step=step, format=fmt, bind="query-params",
@@ -88,8 +108,10 @@ def _load_preset(name: str) -> None:
         st.session_state[key] = value
 
 
-def preset_ui(kind: str, workers: int) -> tuple[str, bool]:
-    """The preset picker. Returns (preset name, whether 'Launch this preset' was clicked)."""
+def preset_ui(kind: str, workers: int, room: Room) -> tuple[str, bool]:
+    """The preset picker. Returns (preset name, whether 'Launch this preset' was clicked). The
+    button is disabled for a preset that ``room``'s locks forbid or whose data the workers
+    cannot get, with the reason above it."""
     names = list_presets()
     default = names.index(QUICK_DEMO) if QUICK_DEMO in names else 0
     kw = {} if "preset" in st.session_state else {"index": default}
@@ -106,13 +128,19 @@ def preset_ui(kind: str, workers: int) -> tuple[str, bool]:
                    "would take very long.", icon=":material/warning:")
     if any(cfg.dataset == "synthetic" for cfg in preset.configs.values()):
         st.caption(SYNTHETIC_NOTE)
+    locked = launch_problems(room, preset.configs.values(), name)
+    for line in locked:
+        st.caption(f":material/lock: {line[:1].upper()}{line[1:]}: ask the teacher.")
+    blocked = checks.data_warning_ui(cfg.dataset for cfg in preset.configs.values())
     left, right = st.columns(2)
     with left:
         launch = st.button(f"Launch this preset ({len(preset.configs)} runs)", type="primary",
-                           icon=":material/rocket_launch:", key="launch_preset")
+                           icon=":material/rocket_launch:", key="launch_preset",
+                           disabled=bool(locked) or blocked)
     with right:
         st.button("Copy it into the form below to change it", key="edit_preset",
-                  icon=":material/edit:", on_click=_load_preset, args=(name,))
+                  icon=":material/edit:", on_click=_load_preset, args=(name,),
+                  disabled=room.presets_only)
     return name, launch
 
 
@@ -166,13 +194,19 @@ def _methods_ui(slot: Callable[[str], None]) -> dict[str, Any]:
     return values
 
 
-def _model_data_ui(slot: Callable[[str], None]) -> dict[str, Any]:
-    """Section 2: model, normalization layer, dataset and subset sizes."""
+def _model_data_ui(slot: Callable[[str], None], locks: FormLocks) -> dict[str, Any]:
+    """Section 2: model (those the room allows), normalization layer, dataset and subset
+    sizes."""
     values: dict[str, Any] = {}
     c1, c2, c3 = st.columns(3)
     with c1:
-        values["model"] = _select("Model", "model", list(MODELS),
+        models = locks.model_options(list(MODELS))
+        if st.session_state.get("model") not in (None, *models):
+            st.session_state["model"] = models[0]
+        values["model"] = _select("Model", "model", models,
                                   {name: spec.label for name, spec in MODELS.items()})
+        if locks.models is not None:
+            st.caption(":material/lock: The teacher allows only these models in this room.")
         slot("model")
         spec = MODELS.get(values["model"])
         norms = list(spec.norms if spec is not None else CHOICES["norm_layer"])
@@ -196,12 +230,16 @@ def _model_data_ui(slot: Callable[[str], None]) -> dict[str, Any]:
     return values
 
 
-def _training_ui(slot: Callable[[str], None]) -> dict[str, Any]:
-    """Section 3: epochs, batch size, optimizer, learning rate, seeds and device."""
+def _training_ui(slot: Callable[[str], None], locks: FormLocks) -> dict[str, Any]:
+    """Section 3: epochs (at most the room's), batch size, optimizer, learning rate, seeds and
+    device."""
     values: dict[str, Any] = {}
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        values["epochs"] = _number("Epochs", "epochs", step=1)
+        values["epochs"] = _number("Epochs", "epochs", step=1, max_value=locks.max_epochs)
+        if locks.max_epochs is not None:
+            st.caption(f":material/lock: The teacher allows at most {locks.max_epochs} epochs "
+                       "per run in this room.")
         slot("epochs")
         values["batch_size"] = _number("Batch size", "batch_size", step=32)
         slot("batch_size")
@@ -267,10 +305,10 @@ def _advanced_ui(slot: Callable[[str], None]) -> dict[str, Any]:
     return values
 
 
-def launch_form_ui(slots: dict[str, Any]) -> dict[str, Any]:
-    """The form for one comparison group. Returns its plain values (the keys of
-    ``forms.form_defaults()``). ``slots`` receives one placeholder per field, under the field,
-    where an error about that field is shown."""
+def launch_form_ui(slots: dict[str, Any], locks: FormLocks) -> dict[str, Any]:
+    """The form for one comparison group, within the room's ``locks``. Returns its plain values
+    (the keys of ``forms.form_defaults()``). ``slots`` receives one placeholder per field, under
+    the field, where an error about that field is shown."""
 
     def slot(key: str) -> None:
         slots[key] = st.empty()
@@ -278,9 +316,9 @@ def launch_form_ui(slots: dict[str, Any]) -> dict[str, Any]:
     st.subheader("1 · What to compare", anchor=False)
     values = _methods_ui(slot)
     st.subheader("2 · Model and data", anchor=False)
-    values.update(_model_data_ui(slot))
+    values.update(_model_data_ui(slot, locks))
     st.subheader("3 · Training", anchor=False)
-    values.update(_training_ui(slot))
+    values.update(_training_ui(slot, locks))
     with st.expander("More settings: schedule, augmentation, sharpness probes, logging",
                      expanded=bool(st.session_state.get("launch_advanced_errors"))):
         values.update(_advanced_ui(slot))
@@ -307,9 +345,10 @@ def show_errors(slots: dict[str, Any], errors: dict[str, str]) -> None:
             st.error(f"{key}: {message}", icon=":material/error:")
 
 
-def summary_ui(result, est: dict[str, Any], ahead: int, workers: int) -> bool:
+def summary_ui(result, est: dict[str, Any], ahead: int, workers: int, room: Room) -> bool:
     """What is about to be launched, its estimated time and queue position, and the launch
-    button. Returns True when the button was clicked."""
+    button (disabled, with the reason, when ``room``'s locks forbid the runs or the workers
+    cannot get their data). Returns True when the button was clicked."""
     st.subheader("4 · Launch", anchor=False)
     if not result.ok:
         show = ", ".join(k.replace("_", " ") for k in result.errors)
@@ -334,8 +373,13 @@ def summary_ui(result, est: dict[str, Any], ahead: int, workers: int) -> bool:
         ":material/link: The page's address holds this configuration (seed included): copy "
         "it to share the comparison or to launch it again later."
     )
+    locked = launch_problems(room, result.configs.values(), None)
+    if locked:
+        st.error(f"Not allowed in this room: {'; '.join(locked)}.", icon=":material/lock:")
+    blocked = checks.data_warning_ui(cfg.dataset for cfg in result.configs.values())
     return st.button(f"Launch {result.n_runs} run{'s' if result.n_runs != 1 else ''}",
-                     type="primary", icon=":material/rocket_launch:", key="launch_form")
+                     type="primary", icon=":material/rocket_launch:", key="launch_form",
+                     disabled=bool(locked) or blocked)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,6 +392,13 @@ st.markdown(
     "with the same model, data, schedule and seed, so they differ only in what SAM perturbs. "
     "Runs wait in a queue and train in worker processes; the **Live** page follows them."
 )
+room_now = checks.room()
+teacher = checks.is_teacher()
+binding = binding_room(room_now, is_teacher=teacher)
+if teacher and lock_lines(room_now):  # the teacher sees what binds the others
+    st.caption(f":material/lock_open: Students in this room may launch "
+               f"{'; '.join(lock_lines(room_now))}. You are the teacher: these locks do not "
+               "bind you.")
 workers_list = common.workers_status()
 n_workers = max(1, len([w for w in workers_list if w.get("alive", True)]))
 runs_df = common.list_runs()
@@ -356,17 +407,22 @@ ahead = int(runs_df["state"].isin(["queued", "running"]).sum()) if len(runs_df) 
 with st.container(border=True):
     st.subheader("Presets", anchor=False)
     preset_kind = device_kind("auto", common.worker_devices(workers_list))
-    preset_name, launch_preset = preset_ui(preset_kind, n_workers)
+    preset_name, launch_preset = preset_ui(preset_kind, n_workers, binding)
 if launch_preset:
     common.launch_group(get_preset(preset_name).configs, preset=preset_name, seeds=1)
 
 st.header("Your own comparison", divider="gray")
+locks = form_locks(binding)
+if locks.presets_only:
+    st.caption(":material/lock: The teacher allows only presets and claims in this room.")
+    st.page_link(common.CLAIMS_PAGE, label="The paper's claims", icon=":material/fact_check:")
+    st.stop()
 field_slots: dict[str, Any] = {}
-form_values = launch_form_ui(field_slots)
+form_values = launch_form_ui(field_slots, locks)
 form = form_configs(form_values)
 show_errors(field_slots, form.errors)
 kind = device_kind(str(form_values.get("device") or "auto"),
                    common.worker_devices(workers_list))
 estimate = estimate_group(form.configs, form.seeds, kind, n_workers, common.estimate_factors())
-if summary_ui(form, estimate, ahead, n_workers):
+if summary_ui(form, estimate, ahead, n_workers, binding):
     common.launch_group(form.configs, preset=None, seeds=form.seeds)

@@ -234,3 +234,15 @@ def test_run_under_a_registered_name_needs_its_key(tmp_path, capsys, clean_env):
     assert main(["claim", "run", "accuracy", "--owner", "teacher", "--runs-dir", runs]) == 2
     assert "needs the teacher token" in _error_line(capsys)
     assert RunStore(runs).run_ids() == []  # refused before any run folder
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["run"], ["list"], ["show"], ["export"], ["presets"], ["landscape"], ["worker"],
+    ["claim", "list"], ["claim", "run"], ["claim", "verdict"], ["owner", "register"], ["cancel"],
+])
+def test_every_command_prints_its_help(argv, capsys):
+    """argparse %-formats help texts: a '%' in a catalog text must not crash --help."""
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    assert "usage:" in capsys.readouterr().out

@@ -52,7 +52,8 @@ def add_claim_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         p = csub.add_parser(name, help=text, parents=[common])
         p.add_argument("claim_id", metavar="ID", help=f"one of {', '.join(CLAIM_IDS)}")
         p.add_argument("--size", choices=SIZES, default="cpu",
-                       help="; ".join(f"{k}: {v}" for k, v in SIZE_TEXT.items()))
+                       # argparse %-formats help texts: a literal "20%" must be "20%%"
+                       help="; ".join(f"{k}: {v}" for k, v in SIZE_TEXT.items()).replace("%", "%%"))
         p.add_argument("--seeds", type=_seeds, default=None if name == "verdict" else 3,
                        help="seeds 0..N-1 (run: default 3; verdict: every seed in the store)")
         if name == "run":

@@ -68,7 +68,7 @@ def make_synthetic(
     num_classes: int = 100,
     seed: int = SYNTHETIC_SEED,
     spec: SyntheticSpec | None = None,
-    name: str = "synthetic",
+    name: str = "synthetic",  # the catalog's name of the set (synthetic, synthetic10)
 ) -> DatasetTensors:
     """Generate the synthetic set: images uint8 (N, 3, 32, 32), balanced labels.
 
@@ -83,9 +83,8 @@ def make_synthetic(
     per-sample coarse distractor that belongs to no class, gain ~ 1 + N(0, gain_std^2) and offset
     ~ N(0, offset_std^2) per channel, i.i.d. N(0, 1) pixel noise; rounded and clipped to uint8.
     Training labels are then replaced by a uniformly drawn *other* class with probability
-    ``label_noise`` (test labels stay clean): something for a network to overfit.
-    Deterministic in ``seed`` (one CPU generator, fixed chunking). About 1 s for the default
-    12,000 images on one free CPU core (several seconds when the cores are busy).
+    ``label_noise`` (test labels stay clean): something for a network to overfit. Deterministic
+    in ``seed`` (one CPU generator, fixed chunking); ~1 s for 12,000 images on one free core.
     """
     spec = spec or SyntheticSpec()
     g = torch.Generator().manual_seed(seed)

@@ -1,0 +1,82 @@
+"""What the pages check before they offer a launch, read once and shared like common.py's
+reads: the teacher's room (its banner and locks), whether this session is the teacher, and
+whether the workers can get a dataset's files (with the one warning that says they cannot).
+
+The server checks all of it again when runs are submitted; these reads only let a page say so
+before the button instead of after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import streamlit as st
+
+from app_pages import common
+from samon_app.data_warning import DataWarning, cifar_datasets, data_warning
+from samon_core import service
+from samon_core.runs.store import RunStore
+from samon_core.service import preflight
+
+ROOM_TTL_S = 1.0  # a pinned message reaches every open page within about a second
+DATA_TTL_S = 30.0  # files put in place, or the network back, show within half a minute
+
+
+@st.cache_resource(ttl=ROOM_TTL_S, show_spinner=False, max_entries=4)
+def _room(root_dir: str) -> service.Room:
+    return service.read_room(RunStore(root_dir))
+
+
+def room() -> service.Room:
+    """The room as the teacher set it (at most ``ROOM_TTL_S`` old, shared: a frozen Room)."""
+    return _room(common.root())
+
+
+def forget_room() -> None:
+    """After the teacher changed the room: every page reads it afresh."""
+    _room.clear()
+
+
+def is_teacher() -> bool:
+    """Whether this session gave the right teacher token (False when the server has none, or
+    when its settings cannot be read: the pages say so elsewhere)."""
+    try:
+        return service.is_teacher(common.teacher_token())
+    except ValueError:  # unreadable settings (NotAllowed is a ValueError too)
+        return False
+
+
+@st.cache_resource(ttl=DATA_TTL_S, show_spinner=False, max_entries=16)
+def _data_facts(datasets: tuple[str, ...], data_dir: str) -> tuple[dict[str, bool], bool]:
+    """(dataset -> its files are in ``data_dir``, the download host answers); the network is
+    asked only when a file is missing (it may take seconds offline)."""
+    folder = preflight.default_data_dir(data_dir)
+    present = {d: preflight.cifar_files_present(d, folder) for d in datasets}
+    if all(present.values()):
+        return present, True  # not asked: nothing needs downloading
+    return present, preflight.online()
+
+
+def data_problem(datasets: Iterable[str]) -> DataWarning | None:
+    """The warning about the CIFAR files of a launch training on ``datasets``, or None."""
+    cifar = tuple(cifar_datasets(datasets))
+    if not cifar:
+        return None
+    folder = preflight.default_data_dir()
+    present, online = _data_facts(cifar, str(folder))
+    try:
+        here = service.load_settings().checks_here
+    except ValueError:
+        here = True
+    return data_warning(cifar, present=present, online=online, checks_here=here,
+                        data_dir=str(folder.resolve()))
+
+
+def data_warning_ui(datasets: Iterable[str]) -> bool:
+    """The one warning about a launch's data, shown where it is called; True when the launch
+    button must be disabled (the runs would fail)."""
+    problem = data_problem(datasets)
+    if problem is None:
+        return False
+    st.warning(problem.text, icon=":material/cloud_off:")
+    return problem.blocks
