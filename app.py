@@ -35,6 +35,7 @@ st.set_page_config(
 def owner_ui() -> str:
     """The user's name (sidebar, bound to the URL so that a link keeps it). Returns the cleaned
     name; an invalid one is explained and 'guest' is used."""
+    common.apply_pending_name()
     text = st.sidebar.text_input(
         "Your name",
         value=DEFAULT_OWNER,

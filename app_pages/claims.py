@@ -79,9 +79,13 @@ def launch_ui(claim: claims.Claim, size: str, seeds: int) -> bool:
 
 
 def launch(claim: claims.Claim, size: str, seeds: int) -> list[str] | None:
-    """Queue the card's runs for the sidebar's owner; their ids, or None (reason shown)."""
+    """Queue the card's runs for the sidebar's owner (a new name is registered first); their
+    ids, or None (reason shown)."""
+    me = common.launch_owner()
+    if me is None:
+        return None
     try:
-        _group, ids = service.submit_group(claim.runs(size), owner=common.owner(),
+        _group, ids = service.submit_group(claim.runs(size), owner=me,
                                            preset=f"claim:{claim.id}", seeds=seeds,
                                            store=common.store(), owner_key=common.owner_key(),
                                            teacher_token=common.teacher_token())

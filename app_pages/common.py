@@ -1,5 +1,6 @@
-"""Streamlit helpers shared by the pages: the run store, cached (shared) reads, the owner name,
-the job API and small display helpers. Only ``samon_core`` modules without torch are imported.
+"""Streamlit helpers shared by the pages: the run store, cached (shared) reads, who the user is
+(``app_pages.identity``, used as ``common.*``), the job API and small display helpers. Only
+``samon_core`` modules without torch are imported.
 
 Caching (so that 20 open browsers do not multiply the disk reads):
 
@@ -18,11 +19,22 @@ from typing import Any
 
 import streamlit as st
 
+from app_pages import identity
+from app_pages.identity import (  # noqa: F401 - the pages use them as common.*
+    action_help,
+    apply_pending_name,
+    can_act,
+    launch_owner,
+    owner,
+    owner_error,
+    owner_key,
+    read_only,
+    teacher_token,
+)
 from samon_app import urlparams
 from samon_app.charts import plotly_config
 from samon_app.estimates import calibration, device_kind, estimate_group
 from samon_app.markup import color_dot, md_escape  # noqa: F401 - the pages use them as common.*
-from samon_app.owner import clean_owner
 from samon_app.reader import RunData, RunInfo, RunReader, chart_signature, run_infos
 from samon_app.tables import group_members, group_table
 from samon_core import service
@@ -234,34 +246,6 @@ def worker_devices(workers: list[dict[str, Any]]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# owner
-# ---------------------------------------------------------------------------------------------
-
-
-def owner() -> str:
-    """The user's name, as typed in the sidebar (``guest`` by default)."""
-    name, _ = clean_owner(st.session_state.get("owner"))
-    return name
-
-
-def owner_key() -> str | None:
-    """The owner key of this session (from the user's link), or None."""
-    return st.session_state.get("owner_key")
-
-
-def teacher_token() -> str | None:
-    """The teacher token given in this session, or None (never shown)."""
-    return st.session_state.get("teacher_token")
-
-
-def owner_error() -> str | None:
-    """Why the name typed in the sidebar is refused (None when it is valid): nothing is
-    launched, cancelled or deleted under 'guest' in its place."""
-    _, error = clean_owner(st.session_state.get("owner"))
-    return error
-
-
-# ---------------------------------------------------------------------------------------------
 # display helpers
 # ---------------------------------------------------------------------------------------------
 
@@ -339,7 +323,9 @@ def _arrived(page: str) -> bool:
 def check_query_params(page: str) -> list[urlparams.Ignored]:
     """Check the link's parameters for ``page`` ('home', 'launch', 'live', 'compare', ...) when
     the page is entered, drop the invalid ones before any widget sees them, and show one
-    warning that lists them with the reasons (kept while the user stays on the page)."""
+    warning that lists them with the reasons (kept while the user stays on the page). Then who
+    the user is (``identity.identity_ui``: the link's owner key, read once per session, and the
+    sidebar's lines), here because app.py calls this on every page before the name box."""
     if _arrived(page):
         given = {name: st.query_params.get_all(name) for name in st.query_params}
         ignored = urlparams.check_params(given, urlparams.page_params(page, _param_options))
@@ -348,6 +334,7 @@ def check_query_params(page: str) -> list[urlparams.Ignored]:
     ignored = st.session_state.get("_url_ignored") or []
     if ignored:
         st.warning(urlparams.warning_text(ignored), icon=":material/link_off:")
+    identity.identity_ui(page)
     return ignored
 
 
@@ -410,7 +397,7 @@ def run_notes(df: Any) -> list[str]:
     return out
 
 
-def _delete_damaged(run_id: str, me: str) -> None:
+def _delete_damaged(run_id: str) -> None:
     try:
         answer = service.delete_run(run_id, owner_key=owner_key(),
                                     teacher_token=teacher_token(), store=store())
@@ -427,26 +414,25 @@ def _delete_damaged(run_id: str, me: str) -> None:
 
 def damaged_runs_ui(run_ids: Iterable[str] | None = None, *, key: str = "damaged") -> int:
     """Every damaged run (of ``run_ids``, or of the store) with what is damaged, and a Delete
-    button for its owner. A damaged run is never hidden. Returns how many were shown."""
+    button for its owner (with their key) or the teacher; only the teacher may delete a run
+    whose meta.json is damaged (its owner is unknown). A damaged run is never hidden. Returns
+    how many were shown."""
     df = list_runs()
     if not len(df):
         return 0
     if run_ids is not None:
         df = df[df["run_id"].isin(list(run_ids))]
     bad = [(row, problem) for row in df.itertuples(index=False) if (problem := run_problem(row))]
-    me = owner() if not owner_error() else None
     for row, problem in bad:
         c1, c2 = st.columns([6, 1.4], vertical_alignment="center")
         with c1:
             st.error(f"**Run {md_escape(row.run_id, 80)} is damaged:** {md_escape(problem, 600)}",
                      icon=":material/broken_image:")
         with c2:
-            mine = me is not None and row.owner == me
+            mine = can_act([row.owner] if isinstance(row.owner, str) else None)
             if st.button("Delete", key=f"{key}_delete_{row.run_id}", icon=":material/delete:",
-                         disabled=not mine,
-                         help=None if mine else "Only its owner can delete it (a run whose "
-                         "meta.json is damaged has no known owner: ask a teacher)."):
-                _delete_damaged(str(row.run_id), me or "")
+                         disabled=not mine, help=None if mine else action_help("delete")):
+                _delete_damaged(str(row.run_id))
     return len(bad)
 
 
@@ -458,15 +444,14 @@ def damaged_runs_ui(run_ids: Iterable[str] | None = None, *, key: str = "damaged
 def launch_group(configs: dict, *, preset: str | None, seeds: int = 1) -> str | None:
     """Enqueue ``configs`` (label -> RunConfig) as one comparison group and open the Live page
     on it. Shows the reason and returns None when the queue refuses (limits, no queue, a store
-    that cannot be written, an invalid user name)."""
-    problem = owner_error()
-    if problem:
-        st.error(f"Not launched: {problem.split(';')[0]}. Correct your name in the sidebar.",
-                 icon=":material/error:")
+    that cannot be written; a name that may not launch: ``identity.launch_owner``, which
+    registers a new name first)."""
+    me = launch_owner()
+    if me is None:
         return None
     try:
         group, _ids = service.submit_group(
-            configs, owner=owner(), preset=preset, seeds=seeds, store=store(),
+            configs, owner=me, preset=preset, seeds=seeds, store=store(),
             owner_key=owner_key(), teacher_token=teacher_token()
         )
     except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:

@@ -131,10 +131,11 @@ def chart_options_ui() -> dict[str, Any]:
             "finished_only": finished_only}
 
 
-def delete_ui(own: list[str], labels: dict[str, str]) -> list[str]:
-    """Pick own runs to delete and confirm; returns the ids to delete now (else [])."""
+def delete_ui(own: list[str], labels: dict[str, str], why_not: str | None) -> list[str]:
+    """Pick own runs to delete and confirm; returns the ids to delete now (else []).
+    ``why_not``: why this user can delete no run at all (None when they can delete theirs)."""
     if not own:
-        st.caption("Select runs of yours in the table above to delete them.")
+        st.caption(why_not or "Select runs of yours in the table above to delete them.")
         return []
     picked = st.multiselect("Your runs to delete", own, default=own,
                             format_func=lambda r: labels.get(r, r), key="delete_pick")
@@ -297,10 +298,9 @@ with c1:
     st.caption("CSV: one row per epoch, step or sharpness record, with the run, method, model, "
                "dataset and seed. JSON: each run's config, meta, summary and all its records.")
 with c2:
-    me = common.owner()
-    own = [i.run_id for i in infos if i.meta.get("owner") == me and i.run_id in selected]
+    own = [i.run_id for i in infos if i.run_id in selected and common.can_act(i.meta)]
     labels = {i.run_id: f"{i.label} ({i.state}, {i.run_id})" for i in infos}
-    to_delete = delete_ui(own, labels)
+    to_delete = delete_ui(own, labels, common.read_only())
     if to_delete:
         problems = []
         for info in [i for i in infos if i.run_id in to_delete]:

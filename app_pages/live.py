@@ -64,8 +64,10 @@ def group_picker_ui(groups) -> str | None:
     return picked
 
 
-def run_row_ui(info: RunInfo, prog: dict[str, Any], position: int | None, mine: bool) -> str | None:
-    """One run: coloured name, progress bar with epoch and ETA, and a cancel (or resume) button.
+def run_row_ui(info: RunInfo, prog: dict[str, Any], position: int | None,
+               why_not: str | None) -> str | None:
+    """One run: coloured name, progress bar with epoch and ETA, and a cancel (or resume) button,
+    disabled with ``why_not`` as its help when this user may not use it (None: they may).
     Returns 'cancel', 'resume' or None."""
     c1, c2, c3 = st.columns([2.2, 6, 1.4], vertical_alignment="center")
     with c1:
@@ -80,10 +82,11 @@ def run_row_ui(info: RunInfo, prog: dict[str, Any], position: int | None, mine: 
     with c3:
         if prog["active"]:
             if st.button("Cancel", key=f"cancel_{info.run_id}", icon=":material/stop:",
-                         disabled=not mine, help=None if mine else "Only its owner can cancel it."):
+                         disabled=why_not is not None, help=why_not):
                 action = "cancel"
-        elif (info.state == "interrupted" and mine
-              and st.button("Resume", key=f"resume_{info.run_id}", icon=":material/replay:")):
+        elif info.state == "interrupted" and st.button(
+                "Resume", key=f"resume_{info.run_id}", icon=":material/replay:",
+                disabled=why_not is not None, help=why_not):
             action = "resume"
     if prog["problem"]:
         box = st.error if info.state in ("failed", "diverged", "unknown") else st.warning
@@ -181,16 +184,19 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
         st.rerun()  # new records for the charts on screen
 
     me = common.owner()
-    asked = common.members().get(group, {})
     positions = common.queue_positions() if active else {}
     notice = st.session_state.pop("live_notice", None)
     if notice:
         st.info(notice, icon=":material/info:")
     st.html(bar_css(infos))
     with st.container(border=True):
+        why_not = None  # the same for every run this user may not act on: worked out once
         for info in infos:
-            mine = me in (info.meta.get("owner"), asked.get(info.run_id))
-            action = run_row_ui(info, run_progress(info), positions.get(info.run_id), mine)
+            mine = common.can_act(info.meta)
+            if not mine and why_not is None:
+                why_not = common.action_help("cancel or resume")
+            action = run_row_ui(info, run_progress(info), positions.get(info.run_id),
+                                None if mine else why_not)
             if action:
                 run_action(action, info.run_id, me)
 

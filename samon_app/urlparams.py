@@ -1,9 +1,10 @@
 """The query parameters of a link, checked before any widget sees them.
 
 Every page's URL parameters are declared here (``page_params``): a number with its range, one
-choice of a list, several choices, or a user name. ``check_params`` converts and range-checks
-each value of a link and returns those to ignore, each with the reason, so that the page can say
-which parameters it ignored and why instead of silently launching the defaults. A value that
+choice of a list, several choices, a user name, or an owner key (a secret: checked elsewhere and
+never listed). ``check_params`` converts and range-checks each value of a link and returns those
+to ignore, each with the reason, so that the page can say which parameters it ignored and why
+instead of silently launching the defaults. A value that
 Streamlit itself cannot convert (``epochs=`` followed by 400 nines overflows an ``int``) never
 reaches the widget. No streamlit here: ``app_pages.common`` applies the result.
 
@@ -56,8 +57,9 @@ COMPARE_FILTERS: dict[str, str] = {
 @dataclass(frozen=True)
 class Param:
     """One URL parameter: ``kind`` is 'int', 'float', 'choice' (one of ``options``), 'choices'
-    (any of ``options``, repeatable) or 'owner'. Numbers are checked against ``bounds``
-    (ge/gt/le/lt); ``optional`` numbers may be empty (= the default)."""
+    (any of ``options``, repeatable), 'owner' or 'secret' (never checked here). Numbers are
+    checked against ``bounds`` (ge/gt/le/lt); ``optional`` numbers may be empty (= the
+    default)."""
 
     kind: str
     bounds: Mapping[str, float] = field(default_factory=dict)
@@ -112,7 +114,11 @@ def compare_params(values: Mapping[str, Collection[str]],
     return params
 
 
-GLOBAL_PARAMS: dict[str, Param] = {"owner": Param("owner")}
+# Every page: the user's name and, in a capability link (?owner=NAME&key=KEY), its owner key.
+GLOBAL_PARAMS: dict[str, Param] = {"owner": Param("owner"), "key": Param("secret")}
+# Parameters whose value is a secret: app_pages/identity.py checks them against the run store,
+# and they are never listed among the ignored ones (the warning would show the key).
+SECRET_KINDS = frozenset({"secret"})
 
 # Every parameter name some page reads: a name outside it is unknown on every page; one of
 # another page is left alone (it may be meant for the page the link leads to next).
@@ -216,7 +222,7 @@ def check_params(given: Mapping[str, Sequence[str]],
         values = list(values)
         shown = ", ".join(values) if len(values) > 1 else (values[0] if values else "")
         spec = GLOBAL_PARAMS.get(name) or (params or {}).get(name)
-        if name in RESERVED:
+        if name in RESERVED or (spec is not None and spec.kind in SECRET_KINDS):
             continue
         if spec is None:
             if params is not None and name not in ALL_NAMES:

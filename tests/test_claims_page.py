@@ -38,6 +38,7 @@ def test_page_renders_six_cards_and_the_summary(runs):
 
 def test_a_card_launches_exactly_the_runs_it_lists(runs):
     at = page()
+    at.session_state["owner"] = "carol"  # the sidebar's name (guest only browses)
     at.number_input(key="seeds_accuracy").set_value(2).run()
     at.button(key="launch_accuracy").click().run()
     assert not at.exception, [e.message for e in at.exception]

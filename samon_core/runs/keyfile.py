@@ -21,7 +21,7 @@ from typing import Any
 from samon_core.runs.io import DamagedFile, file_lock, read_json_dict, write_json
 from samon_core.runs.keys import check_key, digest, is_digest, matches, new_key
 from samon_core.runs.messages import clip
-from samon_core.runs.owners import NameTaken, check_owner_name, is_reserved
+from samon_core.runs.owners import NameTaken, check_owner_name, why_reserved
 
 KEYS_FILE = ".owner_keys.json"
 _LOCK_FILE = ".owner_keys.lock"
@@ -66,8 +66,8 @@ def register(root: Path, name: str, clock: Callable[[], float]) -> str:
     the name (in any case) already has a key or is the teacher's; ``ValueError`` for an invalid
     name."""
     check_owner_name(name)
-    if is_reserved(name):
-        raise NameTaken(f"{clip(name)} is reserved: the teacher acts with the teacher token")
+    if (why := why_reserved(name)) is not None:
+        raise NameTaken(f"{clip(name)} is reserved: {why}")
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / _LOCK_FILE):
         owners = _read_owners(root)

@@ -9,8 +9,9 @@ lab's administrator: it acts on the whole run at once; deciding who is a teacher
 business (the service checks the teacher token and owner keys: ``samon_core.service.identity``).
 Pure functions on the meta dict; the store applies them under its lock.
 
-Also here: what an owner name may be (``check_owner_name``) and the reserved name
-``TEACHER_OWNER``, which no student can register (keyfile.py).
+Also here: what an owner name may be (``check_owner_name``) and the reserved names
+(``RESERVED_NAMES``: the teacher's, and ``guest``, the app's shared browsing name), which no
+student can register (keyfile.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from samon_core.runs.messages import clip
 
 DETACHED = "detached"  # what cancel / delete return when only the caller was removed
 TEACHER_OWNER = "teacher"  # the teacher's name: needs the teacher token, never registered
+GUEST_OWNER = "guest"  # the app's name for whoever typed none: shared by all, so nobody's own
+# A reserved name -> why nobody can register it (lower case; compared case-insensitively).
+RESERVED_NAMES = {
+    TEACHER_OWNER: "the teacher acts with the teacher token",
+    GUEST_OWNER: "everyone who has typed no name browses as guest",
+}
 # An owner name: 1-40 letters, digits, blanks or _ . @ -, starting with a letter or digit
 # (fullmatch, not match with "$": "$" also matches before a trailing newline).
 OWNER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@ -]{0,39}")
@@ -45,8 +52,19 @@ def check_owner_name(name: object) -> str:
     return name
 
 
+def why_reserved(name: str) -> str | None:
+    """Why ``name`` is reserved (``RESERVED_NAMES``, in any case: 'Teacher' would fool a reader
+    too), or None when it is not."""
+    return RESERVED_NAMES.get(name.strip().casefold())
+
+
 def is_reserved(name: str) -> bool:
-    """Whether ``name`` is the teacher's (in any case: 'Teacher' would fool a reader too)."""
+    """Whether ``name`` is reserved: the teacher's, or ``guest`` (``RESERVED_NAMES``)."""
+    return why_reserved(name) is not None
+
+
+def is_teacher_name(name: str) -> bool:
+    """Whether ``name`` is the teacher's (in any case), the one name the teacher token acts as."""
     return name.strip().casefold() == TEACHER_OWNER
 
 

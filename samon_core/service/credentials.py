@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from samon_core.runs.config import RunConfig
 from samon_core.runs.io import read_text_safely
 from samon_core.runs.messages import clip
-from samon_core.runs.owners import TEACHER_OWNER, is_reserved
+from samon_core.runs.owners import TEACHER_OWNER, is_teacher_name
 from samon_core.runs.store import RunStore
 from samon_core.service.identity import Identity, authorize_owner
 from samon_core.service.room import check_room, read_room
@@ -43,7 +43,7 @@ def teacher_token(args: argparse.Namespace, settings: Settings) -> str | SecretS
     if args.teacher_token_file is not None:
         return read_token_file(args.teacher_token_file)
     owner = getattr(args, "owner", None)
-    if isinstance(owner, str) and is_reserved(owner):
+    if isinstance(owner, str) and is_teacher_name(owner):
         if settings.teacher_token is None:
             raise ValueError(f"--owner {TEACHER_OWNER} needs the teacher token: configure "
                              f"teacher_token (samon.toml or ${env_name('teacher_token')}) or "
