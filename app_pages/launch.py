@@ -46,7 +46,7 @@ from samon_app.vocabulary import (
     SAM_VARIANTS,
     SYNTHETIC_NOTE,
 )
-from samon_core.catalog import DATASETS, MODELS
+from samon_core.catalog import DATASETS, MODELS, is_synthetic
 from samon_core.catalog.methods import OPTIMIZER_LABELS
 from samon_core.runs.config import CHOICES, field_help
 from samon_core.runs.presets import get_preset, list_presets
@@ -126,7 +126,7 @@ def preset_ui(kind: str, workers: int, room: Room) -> tuple[str, bool]:
     if preset.gpu and kind == "cpu":
         st.warning("This preset is meant for a GPU, and no worker here has one: on the CPU it "
                    "would take very long.", icon=":material/warning:")
-    if any(cfg.dataset == "synthetic" for cfg in preset.configs.values()):
+    if any(is_synthetic(cfg.dataset) for cfg in preset.configs.values()):
         st.caption(SYNTHETIC_NOTE)
     locked = launch_problems(room, preset.configs.values(), name)
     for line in locked:
@@ -218,9 +218,11 @@ def _model_data_ui(slot: Callable[[str], None], locks: FormLocks) -> dict[str, A
     with c2:
         values["dataset"] = _select(
             "Dataset", "dataset", list(CHOICES["dataset"]),
-            {**{name: spec.label for name, spec in DATASETS.items()},
-             "synthetic": ":material/science: " + SYNTHETIC_NOTE},
+            {name: (":material/science: " if spec.synthetic else "") + spec.label
+             for name, spec in DATASETS.items()},
         )
+        if is_synthetic(values["dataset"]):
+            st.caption(SYNTHETIC_NOTE)  # labelled as such wherever it shows
         slot("dataset")
     with c3:
         values["train_subset"] = _number("Training images (0 = all)", "train_subset", step=500)

@@ -37,5 +37,5 @@ DEVICE_LABELS = {
 
 SYNTHETIC_NOTE = (
     "Synthetic data: these runs train on generated images (smooth random patterns in 100 "
-    "classes), not on CIFAR. They show how the methods behave, not the paper's accuracies."
+    "or 10 classes), not on CIFAR. They show how the methods behave, not the paper's accuracies."
 )

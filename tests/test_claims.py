@@ -332,7 +332,7 @@ def test_collect_matches_configs_up_to_the_seed(tmp_path):
     store = RunStore(tmp_path / "runs")
     fake_claim_runs(store, "accuracy", {"base": [50.0, 50.5], "all": [51.0, 51.5],
                                         "norm": [52.0, 52.5]})
-    write_fake_run(store, claims.get_claim("accuracy").runs("cpu")["SGD (20% noisy labels)"]
+    write_fake_run(store, claims.get_claim("accuracy").runs("cpu")["SGD (40% noisy labels)"]
                    .replace(lr=0.05), 90.0)  # another config: not the claim's
     got = collect(store, "accuracy", "cpu")
     assert got.missing == () and len(got.runs) == 6

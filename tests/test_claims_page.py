@@ -33,7 +33,7 @@ def test_page_renders_six_cards_and_the_summary(runs):
     assert at.dataframe[0].value.shape[0] == 6
     assert "not run yet" in set(at.dataframe[0].value["verdict"])
     notes = [w.value for w in at.warning] + [i.value for i in at.info]
-    assert any("does NOT show this claim" in n for n in notes)  # the cpu note, up front
+    assert any("shows the direction, not a verdict" in n for n in notes)  # the cpu note, up front
 
 
 def test_a_card_launches_exactly_the_runs_it_lists(runs):

@@ -2,14 +2,19 @@
 
 Three sizes (``SIZES``):
 
-* ``cpu``: a laptop. The tiny ResNet on 5,000 synthetic images for 10 epochs, without
-  augmentation and with 20% extra noisy labels (``label_noise``): SAM's known strength is that it
-  resists fitting wrong labels (Foret et al., ICLR 2021), and without noise a short run on the
-  easy synthetic set shows only that SGD starts faster (the quick demo: SGD 15.5% against 13%
-  after 6 epochs). Measured (3 seeds, 2 cores shared with other jobs): 258-463 s per seed for
-  the three runs in lockstep; SGD still ended ahead (18.7% vs 14.2% / 14.1%): the tiny net
-  underfits in 10 epochs, so this size does not show the accuracy claim (``Claim.cpu_note``
-  says so), while it does show the gamma shift.
+* ``cpu``: a laptop. The tiny ResNet on 2,000 synthetic images of 10 classes (``synthetic10``)
+  for 30 epochs, without augmentation and with 40% extra noisy labels (``label_noise``), one
+  dataset draw for every seed (``data_seed``, as the paper's seeds vary only the initialisation
+  and the batch order). SAM's known strength is that it resists fitting wrong labels (Foret et
+  al., ICLR 2021): in this setting plain SGD fits the clean signal within ~10 epochs and then
+  memorizes noisy labels (its training accuracy on the noisy labels passes 60% while its test
+  accuracy stalls near 70%), which is where SAM can win. Settings tried (bench/cpu_claim_search.py,
+  one seed unless said; the issue note has the table): 100 classes underfit at every size that
+  fits in ~5 minutes (tiny or ResNet-8, 1k-5k images, 10-60 epochs: SGD ahead by 3-6 points).
+  Measured with 3 seeds: SAM-all +2.0 and SAM-ON +1.9 points over SGD on average, but one seed of
+  three lost 2-4 points, so the gap is within the seed-to-seed noise: this size shows the
+  direction, not a verdict (``Claim.cpu_note`` says so for each claim). About 3 minutes per seed
+  for the three runs in lockstep on 2 cores.
 * ``gpu``: ResNet-20 on the whole of CIFAR-100, 30 epochs, the paper's recipe (SGD lr 0.1,
   momentum 0.9, wd 5e-4, cosine, label smoothing 0.1, crop + flip) and its sharpness probes at the
   end: minutes per run on one GPU.
@@ -31,21 +36,22 @@ from samon_core.runs.config import RunConfig
 
 SIZES: tuple[str, ...] = ("cpu", "gpu", "paper")
 SIZE_TEXT: dict[str, str] = {
-    "cpu": "laptop CPU: tiny ResNet, 5k synthetic images, 20% noisy labels, 10 epochs "
-           "(three runs: about 4.5 min per seed on 2 free cores, 7-8 min on busy ones)",
+    "cpu": "laptop CPU: tiny ResNet, 2k synthetic images of 10 classes, 40% noisy labels, "
+           "30 epochs (three runs: about 3 min per seed on 2 free cores, 5-7 min on busy ones)",
     "gpu": "one GPU: ResNet-20 on CIFAR-100, 30 epochs, the paper's recipe (minutes per run)",
     "paper": "the paper's setup: WRN-28-10 on CIFAR-100, 200 epochs (hours per run on a GPU)",
 }
 
-CPU_LABEL_NOISE = 0.2
+CPU_LABEL_NOISE = 0.4
 
 CPU_BASE = RunConfig(
     model="tiny_resnet",
-    dataset="synthetic",
-    train_subset=5000,
+    dataset="synthetic10",
+    train_subset=2000,
     test_subset=2000,  # the whole synthetic test set: +/-1 point of binomial noise, not 1.5
     label_noise=CPU_LABEL_NOISE,
-    epochs=10,
+    data_seed=0,  # one dataset draw for all seeds, as in the paper: seeds vary init and order
+    epochs=30,
     batch_size=128,
     augment="none",  # overfitting is what SAM prevents; augmentation would hide it in 10 epochs
     sharpness_samples=256,
