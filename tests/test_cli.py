@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from support.teacher import TEACHER_TOKEN
 
 from samon_core.cli import main
 from samon_core.runs.config import RunConfig
@@ -163,9 +164,6 @@ def test_module_entry_point_exit_code(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # owner keys and the teacher on the command line
 # ---------------------------------------------------------------------------------------------
-
-TEACHER_TOKEN = "the-teacher-token-of-the-tests"
-
 
 def _queued_run(runs: str, owner: str, key: str | None = None) -> str:
     from support.configs import tiny_config

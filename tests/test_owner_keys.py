@@ -13,6 +13,7 @@ import threading
 
 import pytest
 from support.configs import tiny_config
+from support.teacher import TEACHER_TOKEN, teacher_settings
 
 from samon_core import service
 from samon_core.runs import keys
@@ -22,21 +23,14 @@ from samon_core.runs.store import RunStore
 from samon_core.service.settings import load_settings
 
 TINY = tiny_config()
-TOKEN = "the-teacher-token-of-the-tests"
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(clean_env):
-    """Default settings (conftest.clean_env) in every test."""
+TOKEN = TEACHER_TOKEN
+settings = teacher_settings
+pytestmark = pytest.mark.usefixtures("clean_env")  # default settings in every test
 
 
 @pytest.fixture
 def store(tmp_path):
     return RunStore(tmp_path / "runs")
-
-
-def settings(**kw):
-    return load_settings(environ={}, **{"teacher_token": TOKEN, **kw})
 
 
 def record_compare_digest(monkeypatch) -> list[tuple]:

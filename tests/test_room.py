@@ -8,6 +8,7 @@ import logging
 import pytest
 from pydantic import ValidationError
 from support.configs import tiny_config
+from support.teacher import TEACHER_TOKEN, teacher_settings
 
 from samon_core import cli, service
 from samon_core.claims.commands import claim_preset
@@ -15,24 +16,16 @@ from samon_core.claims.data import get_claim
 from samon_core.runs.presets import get_preset
 from samon_core.runs.store import RunStore
 from samon_core.service.room import ROOM_FILE, Room, check_room, read_room, set_room
-from samon_core.service.settings import load_settings
 
 TINY = tiny_config()  # tiny_resnet, 2 epochs
-TOKEN = "the-teacher-token-of-the-tests"
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(clean_env):
-    """Default settings (conftest.clean_env) in every test."""
+TOKEN = TEACHER_TOKEN
+settings = teacher_settings
+pytestmark = pytest.mark.usefixtures("clean_env")  # default settings in every test
 
 
 @pytest.fixture
 def store(tmp_path):
     return RunStore(tmp_path / "runs")
-
-
-def settings(**kw):
-    return load_settings(environ={}, **{"teacher_token": TOKEN, **kw})
 
 
 def lock(store: RunStore, **fields) -> Room:

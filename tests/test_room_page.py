@@ -10,6 +10,7 @@ import pytest
 import streamlit
 from streamlit.testing.v1 import AppTest
 from support.configs import tiny_config
+from support.teacher import TEACHER_TOKEN
 from test_app_pages import APP, TIMEOUT
 
 from samon_app.room_view import (
@@ -29,7 +30,7 @@ from samon_core.runs.presets import get_preset
 from samon_core.service import Room, read_room
 from samon_core.service.scan import RunRow
 
-TOKEN = "the-teacher-token-of-the-tests"
+TOKEN = TEACHER_TOKEN
 ROOM = "app_pages/room.py"
 LAUNCH = "app_pages/launch.py"
 EVERY_PAGE = ("app_pages/home.py", LAUNCH, "app_pages/live.py", "app_pages/compare.py",
