@@ -108,7 +108,8 @@ def test_sam_on_perturbs_only_norm_parameters(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("bn_mode,tracked", [("update", 2 + 2 * 2), ("keep", 2 + 2)])
-def test_trainer_steps_with_sam_step_and_its_bn_hook(tmp_path, monkeypatch, bn_mode, tracked):
+def test_trainer_steps_with_sam_step_and_its_bn_hook(tmp_path, monkeypatch, bn_mode, tracked,
+                                                     recwarn):
     """Every SAM step of the trainer is SAM.step (what bench/step_cost.py times) with the fast
     ascent and the config's BatchNorm handling as its second_pass hook; epochs without SAM take
     base steps. 128 images / 64 per step: epoch 1 base (2 BN updates), epoch 2 SAM (2 steps of 2
@@ -126,6 +127,8 @@ def test_trainer_steps_with_sam_step_and_its_bn_hook(tmp_path, monkeypatch, bn_m
     )
     assert train(cfg, tmp_path / "r")["state"] == "finished"
     assert calls == [(True, True)] * 2
+    # the base steps of epoch 1 count as steps for the lr schedule (SAM.base_step)
+    assert not [w for w in recwarn if "lr_scheduler.step()" in str(w.message)]
     model = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["model"]
     counters = {v.item() for k, v in model.items() if k.endswith("num_batches_tracked")}
     assert counters == {tracked}

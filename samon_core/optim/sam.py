@@ -172,6 +172,14 @@ class SAM(torch.optim.Optimizer):
         if zero_grad:
             self.zero_grad(set_to_none=True)
 
+    @torch.no_grad()
+    def base_step(self) -> None:
+        """Only the base optimizer's step, with the gradient at w (epochs outside the SAM
+        window). Through here, not ``base_optimizer.step()``, so that an lr_scheduler attached
+        to this optimizer sees the step (it wraps this object's ``step`` only)."""
+        self.base_optimizer.step()
+        self._opt_called = True
+
     # -- SAM-ON's cheap ascent pass ------------------------------------------------------------
 
     @contextlib.contextmanager

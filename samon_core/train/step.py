@@ -69,5 +69,5 @@ class TrainStep:
         else:
             opt.zero_grad(set_to_none=True)
             loss = closure()
-            (opt.base_optimizer if isinstance(opt, SAM) else opt).step()
+            (opt.base_step if isinstance(opt, SAM) else opt.step)()
         return loss, outputs[0]
