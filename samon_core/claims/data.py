@@ -60,9 +60,10 @@ CLAIMS: tuple[Claim, ...] = (
         {k: v.mean for k, v in _ACC.items()},
         cpu_note="The cpu size shows the direction, not a verdict. Measured (3 seeds on one "
                  "dataset draw, 2 cores): SGD 69.6±0.8%, SAM-all 71.6±3.5%, SAM-ON 71.5±5.0%. "
-                 "SAM was ahead by 4-5 points in two seeds, but lost 2-4 points in the third, "
-                 "so 3 seeds call it inconclusive. SGD memorizes the noisy labels here, which "
-                 "is where SAM helps; more seeds (5-10) or the gpu size settle it.",
+                 "SAM was ahead by 3-5 points in two seeds, but 1.4-3.3 points behind in the "
+                 "third, so 3 seeds call it inconclusive. SGD memorizes the noisy labels here, "
+                 "which is where SAM is known to help (Foret et al. 2021); more seeds (5-10) or "
+                 "the gpu size settle it.",
         cpu_shows=False,
         hint="The gpu size (CIFAR-100, 30 epochs) is closer to the paper.",
         verdict_fn=verdicts.accuracy_verdict,
