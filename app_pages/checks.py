@@ -38,12 +38,9 @@ def forget_room() -> None:
 
 
 def is_teacher() -> bool:
-    """Whether this session gave the right teacher token (False when the server has none, or
-    when its settings cannot be read: the pages say so elsewhere)."""
-    try:
-        return service.is_teacher(common.teacher_token())
-    except ValueError:  # unreadable settings (NotAllowed is a ValueError too)
-        return False
+    """Whether this session signed in with the server's teacher token (``common.teacher_token``
+    checks it on every call; False when the server has none or its settings cannot be read)."""
+    return common.teacher_token() is not None
 
 
 @st.cache_resource(ttl=DATA_TTL_S, show_spinner=False, max_entries=16)

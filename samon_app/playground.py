@@ -191,7 +191,7 @@ def landscape_rgb(z: np.ndarray, zmax: float) -> np.ndarray:
     t = np.sqrt(np.maximum(z - zmin, 0.0) / (zmax - zmin))
     band = np.clip((t * BANDS).astype(int), 0, BANDS)
     rgb = _colour((np.minimum(band, BANDS - 1) + 0.5) / BANDS)
-    edge = np.zeros(z.shape, dtype=bool)
+    edge = np.zeros(z.shape, dtype=np.bool_)
     edge[:, 1:] |= band[:, 1:] != band[:, :-1]
     edge[1:, :] |= band[1:, :] != band[:-1, :]
     edge &= band < BANDS  # no lines in the saturated region

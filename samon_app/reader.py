@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -214,19 +214,17 @@ def run_infos(rows: Iterable[Mapping[str, Any]]) -> list[RunInfo]:
             )
         )
     infos.sort(key=lambda r: (*method_sort_key(r.method_label, r.key), str(r.seed), r.run_id))
-    counts: dict[str, int] = {}
-    for info in infos:
-        counts[info.label] = counts.get(info.label, 0) + 1
+    _tell_apart(infos, lambda i: f"seed {i.seed}")
+    _tell_apart(infos, lambda i: i.run_id)  # same label and seed: the run id decides
+    return infos
+
+
+def _tell_apart(infos: list[RunInfo], suffix: Callable[[RunInfo], str]) -> None:
+    """Labels shared by several runs get `` · suffix(run)`` appended."""
+    counts = Counter(i.label for i in infos)
     for info in infos:
         if counts[info.label] > 1:
-            info.label = f"{info.label} · seed {info.seed}"
-    seen: dict[str, int] = {}
-    for info in infos:
-        seen[info.label] = seen.get(info.label, 0) + 1
-    for info in infos:
-        if seen[info.label] > 1:
-            info.label = f"{info.label} · {info.run_id}"
-    return infos
+            info.label = f"{info.label} · {suffix(info)}"
 
 
 def chart_signature(infos: Sequence[RunInfo], data: Mapping[str, RunData],

@@ -123,7 +123,7 @@ def _run(surface: Surface, methods: tuple[str, ...], s: Settings
     p = np.tile(np.asarray(s.start, dtype=float), (m, 1))
     pts[0], loss[0] = p, surface.loss(p)
     last = np.full(m, n)
-    alive = np.ones(m, dtype=bool)
+    alive = np.ones(m, dtype=np.bool_)
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is caught below
         for k in range(n + 1):
             a = p + perturbations(methods, p, surface.grad(p), s.rho, s.eta)
