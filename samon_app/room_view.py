@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from samon_app.formatting import format_duration
 from samon_app.markup import md_escape
 from samon_core.runs.config import RunConfig
-from samon_core.service.fairness import device_seconds
+from samon_core.service.fairness import device_shares
 from samon_core.service.room import MESSAGE_MAX_CHARS, Room, room_problems
 from samon_core.service.scan import RunRow
 
@@ -140,13 +140,16 @@ def launch_problems(room: Room, configs: Iterable[RunConfig], preset: str | None
 
 def owner_rows(rows: Iterable[RunRow], *, now: float, window_s: float) -> list[dict[str, Any]]:
     """One row per owner: their runs by state and the device time they used in the last
-    ``window_s`` seconds (as the fair queue counts it), the busiest first."""
+    ``window_s`` seconds (as the fair queue counts it: runs trained together by one worker
+    count their share of its time, ``device_shares``), the busiest first."""
+    rows = list(rows)
+    shares = device_shares(rows, now, window_s)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     seconds: dict[str, float] = defaultdict(float)
     for row in rows:
         owner = row.owner or UNKNOWN_OWNER
         counts[owner][STATE_COLUMNS.get(row.state, OTHER_COLUMN)] += 1
-        seconds[owner] += device_seconds(row, now, window_s)
+        seconds[owner] += shares.get(row.run_id, 0.0)
     columns = [*dict.fromkeys(STATE_COLUMNS.values()), OTHER_COLUMN]
     order = sorted(counts, key=lambda o: (-seconds[o], o))
     return [{"Owner": owner, **{c: counts[owner][c] for c in columns},

@@ -12,7 +12,12 @@ from support.configs import tiny_config
 from samon_core import service
 from samon_core.runs.store import RunStore
 from samon_core.service.backend import get_queue
-from samon_core.service.fairness import device_seconds, fair_candidates, fair_order
+from samon_core.service.fairness import (
+    device_seconds,
+    device_shares,
+    fair_candidates,
+    fair_order,
+)
 from samon_core.service.hosts import this_host
 from samon_core.service.recovery import recover
 from samon_core.service.scan import RunRow
@@ -156,3 +161,32 @@ def test_queue_positions_follow_the_fair_order(tmp_path):
     assert queue_positions(store, s)[bob] == 2 and queue_positions(store, s)[ann[0]] == 1
     off = load_settings(environ={}, max_queued_per_owner=20, fair_queue=False)
     assert queue_positions(store, off)[bob] == 10
+
+
+def test_a_lockstep_group_counts_its_worker_time_once():
+    """Three runs one worker trained together for 40 minutes count 40 minutes in all (each its
+    share), not 2 hours: the student who ran one comparison is not ranked behind one who ran
+    three runs one after the other for longer. A run that goes on alone after its mates ended
+    counts the rest in full; runs of different workers do not share."""
+    now = 100 * HOUR
+    start, end = now - 3000, now - 600  # 40 minutes
+    group = [row(f"g{i}", "ann", "finished", started=start, ended=end, worker="w1")
+             for i in range(3)]
+    shares = device_shares(group, now, 3 * HOUR)
+    assert sum(shares.values()) == pytest.approx(2400)
+    assert all(v == pytest.approx(800) for v in shares.values())
+    # bob trained one run alone for 50 minutes on another worker: ann's comparison held a
+    # worker for less (40 min; counted once per run it would be 2 h), so ann goes first
+    rows = [*group, row("b1", "bob", "finished", started=start, ended=start + 3000, worker="w2"),
+            row("a-q", "ann", "queued", queued_at=now - 60),
+            row("b-q", "bob", "queued", queued_at=now - 30)]
+    assert fair_order(rows, now, 3 * HOUR) == ["a-q", "b-q"]
+    # one mate ends early (diverged at 10 min): the other two split the rest
+    mixed = [row("m0", "cy", "diverged", started=start, ended=start + 600, worker="w3"),
+             row("m1", "cy", "finished", started=start, ended=end, worker="w3"),
+             row("m2", "cy", "running", started=start, worker="w3")]
+    got = device_shares(mixed, now, 3 * HOUR)
+    assert got["m0"] == pytest.approx(200)  # 600 s / 3
+    assert got["m1"] == pytest.approx(200 + 1800 / 2)
+    assert got["m2"] == pytest.approx(200 + 1800 / 2 + 600)  # alone since m1 ended
+    assert sum(got.values()) == pytest.approx(3000)  # the worker was held 50 minutes

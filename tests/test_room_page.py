@@ -316,3 +316,14 @@ def test_owner_rows_count_states_and_device_time():
     assert table[3]["Finished"] == 1 and table[3]["Device time"] == "-"  # outside the window
     assert queue_counts(rows) == (2, 1)
     assert owner_rows([], now=now, window_s=1.0) == []
+
+
+def test_owner_rows_count_a_lockstep_group_once():
+    """A comparison of three runs that held the one worker for 40 minutes shows 40 min of
+    device time, not 2 h (each run counts its share of the worker, as the fair queue does)."""
+    now = 10_000.0
+    group = [RunRow(f"g{i}", {"owner": "alice"}, {"state": "finished", "started": now - 3000,
+                                                   "ended": now - 600, "worker": "w1"})
+             for i in range(3)]
+    table = owner_rows(group, now=now, window_s=3_600)
+    assert table[0]["Device time"] == "40 min"

@@ -9,7 +9,10 @@ oldest waiting run). Owners therefore take turns, whatever the order of the mess
 Device time is read from the run store, like everything the service decides (scan.py): each
 run's ``started`` and ``ended`` in status.json, clipped to the window; a run still training
 counts up to now. A run resumed after an interruption counts from its first start, the pause
-included: a small over-estimate that only ever favours the others.
+included: a small over-estimate that only ever favours the others. Runs one worker trains
+together (a lockstep group, status ``worker``) share that worker's time: each counts its share
+(``device_shares``), so a three-run comparison that held the worker 40 minutes counts 40 minutes,
+not three times 40.
 
 How the worker keeps every queued run's message (worker.py, ``Worker._handle``): the message of
 run X makes the worker try the runs ranked before X (claim lock, still queued); when it claims
@@ -58,12 +61,53 @@ def device_seconds(row: RunRow, now: float, window_s: float) -> float:
     return max(0.0, min(ended, now) - begin)
 
 
+def _span(row: RunRow, now: float, window_s: float) -> tuple[float, float] | None:
+    """(begin, end) of ``row``'s device time within the window (``device_seconds``'s bounds),
+    or None when it has none."""
+    used = device_seconds(row, now, window_s)
+    if used <= 0.0:
+        return None
+    started = _number(row.status.get("started")) or 0.0
+    begin = max(started, now - window_s)
+    return begin, begin + used
+
+
+def device_shares(rows: list[RunRow], now: float, window_s: float) -> dict[str, float]:
+    """Each run's share of device seconds within the window: ``device_seconds``, except that
+    while one worker (status ``worker``) trains several runs at once (a lockstep group,
+    interleaved step by step) each of them counts 1/k of that time, k being how many it trained
+    then. The shares of a group add up to the time the worker was held. Runs without a worker
+    (older records) count alone."""
+    out: dict[str, float] = {}
+    by_worker: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+    for row in rows:
+        span = _span(row, now, window_s)
+        if span is None:
+            continue
+        worker = row.status.get("worker")
+        if isinstance(worker, str) and worker:
+            by_worker[worker].append((row.run_id, *span))
+        else:
+            out[row.run_id] = span[1] - span[0]
+    for spans in by_worker.values():
+        cuts = sorted({t for _rid, a, b in spans for t in (a, b)})
+        for left, right in zip(cuts, cuts[1:], strict=False):  # pieces with a fixed set of runs
+            inside = [rid for rid, a, b in spans if a <= left and b >= right]
+            for rid in inside:
+                out[rid] = out.get(rid, 0.0) + (right - left) / len(inside)
+        for rid, _a, _b in spans:
+            out.setdefault(rid, 0.0)
+    return out
+
+
 def owner_usage(rows: list[RunRow], now: float, window_s: float) -> dict[str, Usage]:
-    """Device time and runs started per owner (``meta.json``'s owner) within the window."""
+    """Device time (each run's share, ``device_shares``) and runs started per owner
+    (``meta.json``'s owner) within the window."""
     seconds: dict[str, float] = defaultdict(float)
     runs: dict[str, int] = defaultdict(int)
+    shares = device_shares(rows, now, window_s)
     for row in rows:
-        used = device_seconds(row, now, window_s)
+        used = shares.get(row.run_id, 0.0)
         started = _number(row.status.get("started"))
         if started is not None and (used > 0.0 or started >= now - window_s):
             seconds[row.owner] += used
