@@ -18,6 +18,7 @@ from app_pages import checks, common
 from samon_app.forms import MAX_SEEDS
 from samon_app.markup import md_escape
 from samon_app.room_view import (
+    blocked_launches,
     clean_message,
     lock_lines,
     owner_rows,
@@ -130,9 +131,30 @@ def locks_ui(room: service.Room, settings: service.Settings) -> None:
                     placeholder=f"the server's limit: {server_max}" if server_max else "no limit")
     st.multiselect("Models students may train (empty = all)", models, key="room_models",
                    format_func=lambda m: f"{m}: {MODELS[m].label}" if m in MODELS else m)
+    blocked_ui(room)
     st.button("Save the locks", key="room_save", type="primary", icon=":material/lock:",
               on_click=_save_locks)
     notice_ui("locks")
+
+
+def blocked_ui(saved: service.Room) -> None:
+    """Which presets and claims the locks as set above take away from the students (the quick
+    demo too, silently for them otherwise), before and after they are saved."""
+    epochs = st.session_state.get("room_max_epochs")
+    try:
+        shown = service.Room(presets_only=bool(st.session_state.get("room_presets_only")),
+                             max_epochs=int(epochs) if epochs is not None else None,
+                             models=tuple(st.session_state.get("room_models") or ()) or None)
+    except ValueError:  # pydantic refuses the values: the saved locks still hold
+        shown = saved
+    lines = blocked_launches(shown, CLAIM_SIZES)
+    if not lines:
+        return
+    unsaved = (shown.presets_only, shown.max_epochs, shown.models) != (
+        saved.presets_only, saved.max_epochs, saved.models)
+    st.warning(("With these locks (not saved yet)" if unsaved else "These locks")
+               + " students cannot launch:\n" + "\n".join(f"- {line}" for line in lines),
+               icon=":material/block:")
 
 
 @st.cache_resource(ttl=2.0, show_spinner=False, max_entries=4)

@@ -127,6 +127,45 @@ def form_locks(room: Room) -> FormLocks:
     return FormLocks(room.presets_only, room.max_epochs, room.models)
 
 
+def _breaks(room: Room, configs: Sequence[RunConfig], preset: str | None) -> str | None:
+    """What of a preset's or claim's runs a lock of ``room`` refuses, in a few words for the
+    teacher (``room_problems`` decides; None when the launch is allowed)."""
+    words = []
+    for lock, _value, line in room_problems(room, configs, preset):
+        if lock == "max_epochs":
+            words.append(f"{max(c.epochs for c in configs)} epochs")
+        elif lock == "models":
+            words.append("the model " + ", ".join(
+                dict.fromkeys(c.model for c in configs if room.models and c.model not in
+                              room.models)))
+        else:
+            words.append(line)
+    return " and ".join(words) or None
+
+
+def blocked_launches(room: Room, sizes: Sequence[str] = ("cpu", "gpu")) -> list[str]:
+    """One line per preset, and per claim size, that ``room``'s locks refuse a student, with
+    what breaks the lock ("Quick demo ...: 6 epochs"), so that the teacher sees on the Room page
+    that a lock of 3 epochs takes the quick demo away from the whole class. Claims are counted
+    per size (``sizes``: the ones a class might run)."""
+    from samon_core.claims import CLAIMS  # no torch; imported here: only the Room page needs it
+    from samon_core.runs.presets import get_preset, list_presets
+
+    out = []
+    for name in list_presets():
+        preset = get_preset(name)
+        why = _breaks(room, list(preset.configs.values()), name)
+        if why:
+            out.append(f"the preset *{md_escape(preset.title, 200)}* ({why})")
+    for size in sizes:
+        refused = [(c, why) for c in CLAIMS
+                   if (why := _breaks(room, list(c.runs(size).values()), f"claim:{c.id}"))]
+        if refused:
+            reasons = "; ".join(dict.fromkeys(why for _c, why in refused))
+            out.append(f"{len(refused)} of the {len(CLAIMS)} claims at size {size} ({reasons})")
+    return out
+
+
 def launch_problems(room: Room, configs: Iterable[RunConfig], preset: str | None) -> list[str]:
     """One line per lock of ``room`` that launching ``configs`` (as ``preset``, or None for the
     form) would break: the server's own check (``room_problems``), said before the button."""

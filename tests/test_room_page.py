@@ -327,3 +327,25 @@ def test_owner_rows_count_a_lockstep_group_once():
              for i in range(3)]
     table = owner_rows(group, now=now, window_s=3_600)
     assert table[0]["Device time"] == "40 min"
+
+
+def test_the_room_page_names_the_presets_a_lock_takes_away(room_env):
+    """A lock of 3 epochs takes the quick demo (6 epochs) from every student: the teacher reads
+    so beside the locks, as they type them and once they are saved; no lock, no warning."""
+    teacher = goto(session(TOKEN), ROOM)
+    demo = get_preset("cpu-quick-demo").title
+
+    def blocked() -> str:
+        return "\n".join(w.value for w in teacher.warning if "students cannot launch" in w.value)
+
+    assert blocked() == ""
+    teacher.number_input(key="room_max_epochs").set_value(3).run()
+    text = blocked()
+    assert "not saved yet" in text and demo in text and "(6 epochs)" in text
+    teacher.button(key="room_save").click().run()
+    text = blocked()
+    assert text.startswith("These locks") and demo in text
+    assert "claims at size cpu (30 epochs)" in text
+    teacher.number_input(key="room_max_epochs").set_value(None).run()
+    teacher.button(key="room_save").click().run()
+    assert blocked() == ""
