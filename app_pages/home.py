@@ -9,12 +9,16 @@ from app_pages import common
 from samon_app.estimates import estimate_text
 from samon_app.forms import QUICK_DEMO
 from samon_app.paper_tables import (
+    STEP_COST_METRIC,
     accuracy_metrics,
+    rho_ratio_text,
     sharpness_table,
     sparsity_help,
+    sparsity_note,
     sparsity_table,
     step_cost_help,
     step_cost_text,
+    table_settings_note,
     vit_sentence,
 )
 from samon_app.vocabulary import SYNTHETIC_NOTE
@@ -70,7 +74,8 @@ def message_ui() -> None:
     for col, (label, value, delta, help_text) in zip(cols, accuracy_metrics(), strict=False):
         col.metric(label, value, delta, help=help_text)
     cols[3].metric("Perturbed by SAM-ON", "≈ 0.1%", help=sparsity_help())
-    cols[4].metric("Cost per step", step_cost_text(), help=step_cost_help())
+    cols[4].metric(STEP_COST_METRIC, step_cost_text(), help=step_cost_help())
+    st.caption(table_settings_note())
 
 
 def sam_ui() -> None:
@@ -134,7 +139,7 @@ def samon_ui() -> None:
         st.markdown(
             "- SAM-ON **matches or beats SAM-all** for ResNets with BatchNorm and ViTs with "
             "LayerNorm, across SAM variants (SAM, ASAM, p = ∞).\n"
-            "- SAM-ON wants a **larger rho**, about 5 to 10 times SAM-all's (SAM: 1.0 vs 0.2).\n"
+            f"- SAM-ON wants a **larger rho**: {rho_ratio_text()}.\n"
             "- SAM-ON models end up **sharper, yet generalize better**: low sharpness is not "
             "what makes SAM-ON work.\n"
             "- SAM-ON **shifts the distribution of gamma towards larger values**.\n"
@@ -165,6 +170,7 @@ def tables_ui() -> None:
             "parameters *not* perturbed):"
         )
         st.markdown(sparsity_table())
+        st.caption(sparsity_note())
         st.markdown(vit_sentence())
 
 

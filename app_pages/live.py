@@ -15,15 +15,18 @@ from app_pages import common, live_card, live_reuse
 from samon_app import charts
 from samon_app.landscape import flatness_sentence, slices
 from samon_app.progress import (
+    PER_EPOCH,
+    PER_STEP,
     bar_css,
     bar_key,
+    default_resolution,
     empty_chart_note,
     is_active,
     run_progress,
     sharpness_note,
 )
 from samon_app.reader import RunInfo, chart_signature
-from samon_app.speed import cost_ratios
+from samon_app.speed import cost_ratios, expected_help, expected_ratio
 from samon_app.tables import speed_summary
 from samon_app.urlparams import LIVE_VIEWS
 from samon_app.verdicts import verdict_text, view_verdict
@@ -107,18 +110,28 @@ def view_ui() -> str:
                                 bind="query-params", label_visibility="collapsed")
 
 
-def curve_options_ui() -> tuple[str, float]:
-    """Per epoch or per step, and the smoothing of the step curves."""
+PER_CHOICE = "live_per_choice"  # session state: the resolution the user picked, if any
+
+
+def _remember_per() -> None:
+    st.session_state[PER_CHOICE] = st.session_state.get("live_per")
+
+
+def curve_options_ui(auto: str) -> tuple[str, float]:
+    """Per epoch or per step, and the smoothing of the step curves. Until the user picks one,
+    ``auto`` (``progress.default_resolution``: per step during the first epoch, so the charts
+    fill from the first step record on, then per epoch)."""
+    st.session_state["live_per"] = st.session_state.get(PER_CHOICE) or auto
     c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
     with c1:
-        per = st.segmented_control("Resolution", ["per epoch", "per step"], default="per epoch",
-                                   key="live_per", required=True)
+        per = st.segmented_control("Resolution", [PER_EPOCH, PER_STEP], key="live_per",
+                                   required=True, on_change=_remember_per)
     with c2:
         smoothing = 0.0
-        if per == "per step":
+        if per == PER_STEP:
             smoothing = st.slider("Smoothing of the step curves", 0.0, 0.95, 0.6, 0.05,
                                   key="live_smoothing")
-    return ("step" if per == "per step" else "epoch"), float(smoothing)
+    return ("step" if per == PER_STEP else "epoch"), float(smoothing)
 
 
 CANCEL_ANSWERS = {
@@ -166,11 +179,13 @@ def chart_kinds(view: str, per: str) -> tuple[str, ...]:
 
 
 def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple) -> None:
-    """Progress, ETA and cancel button of every run. While runs are queued or training this
-    fragment reruns every second, and reruns the whole page (so redraws the charts below) only
-    when records the charts show have arrived, or when no run is active any more."""
+    """Progress, step, time left and cancel button of every run. While runs are queued or
+    training this fragment reruns every second (the step and the time left move with each step
+    record), and reruns the whole page (so redraws the charts below) only when records the
+    charts show have arrived, or when no run is active any more."""
     ids = _group_ids(group)
     infos = common.infos(ids)
+    data = common.run_data(ids)
     readable = {i.run_id for i in infos}  # damaged runs are shown, with their problem
     common.damaged_runs_ui([r for r in ids if r not in readable], key="live_damaged")
     if not infos:
@@ -180,7 +195,7 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
     if polling and not active:
         common.clear_caches()  # the comparison menu's "N active" is read afresh
         st.rerun()  # every run ended: re-run the page once, without polling
-    if polling and chart_signature(infos, common.run_data(ids), kinds) != shown:
+    if polling and chart_signature(infos, data, kinds) != shown:
         st.rerun()  # new records for the charts on screen
 
     me = common.owner()
@@ -195,7 +210,8 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
             mine = common.can_act(info.meta)
             if not mine and why_not is None:
                 why_not = common.action_help("cancel or resume")
-            action = run_row_ui(info, run_progress(info), positions.get(info.run_id),
+            action = run_row_ui(info, run_progress(info, data.get(info.run_id)),
+                                positions.get(info.run_id),
                                 None if mine else why_not)
             if action:
                 run_action(action, info.run_id, me)
@@ -299,9 +315,7 @@ def cost_ratios_ui(infos: list, data: dict) -> None:
                      column_config={
                          "measured": st.column_config.NumberColumn(format="%.2fx"),
                          "expected (FLOPs)": st.column_config.NumberColumn(
-                             format="%.2fx", help="Forward-pass units per step: SGD 3F, "
-                             "SAM-all 6F, SAM-ON about 5F (its first pass needs no weight "
-                             "gradients of the conv and linear layers)."),
+                             format="%.2fx", help=expected_help()),
                      })
     if ratios.note:
         st.info(ratios.note, icon=":material/info:")
@@ -331,10 +345,11 @@ def speed_charts_ui(infos: list, data: dict) -> None:
                              "for each other."),
                      })
     common.look_for(
-        "SAM needs two gradient passes per step, so the FLOP count puts SAM-all at about twice "
-        "SGD; SAM-ON's first pass computes only the norm layers' gradients, so the FLOP count puts "
-        "it near 5/3 of SGD. Measured ratios also carry per-step overheads the FLOP count "
-        "leaves out, so small models may differ."
+        "SAM needs two gradient passes per step, so the lab's FLOP estimate puts SAM-all at "
+        f"{expected_ratio('SAM-all', 'SGD'):.2f}x SGD; SAM-ON's first pass computes only the norm "
+        f"layers' gradients, so the estimate puts it near {expected_ratio('SAM-ON', 'SGD'):.2f}x "
+        "SGD. Measured ratios also carry per-step overheads the FLOP count leaves out, so small "
+        "models may differ."
     )
 
 
@@ -385,9 +400,12 @@ else:
         live_card.verdict_card_ui(infos, common.run_data(run_ids))
         live_reuse.replay_controls_ui(picked)
     view = view_ui()
-    per, smoothing = curve_options_ui() if view == VIEWS[0] else ("epoch", 0.0)
     data = common.run_data(run_ids)
+    auto_per = default_resolution(infos, data)
+    per, smoothing = curve_options_ui(auto_per) if view == VIEWS[0] else ("epoch", 0.0)
     kinds = chart_kinds(view, per)
+    if view == VIEWS[0] and auto_per == PER_STEP:
+        kinds += ("epoch",)  # the first epoch record switches the default to per epoch
     with status_box:
         st.fragment(run_every=common.POLL_S if polling else None)(status_panel)(
             picked, polling, kinds, chart_signature(infos, data, kinds))

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import streamlit as st
 
 from app_pages import common
+from samon_app.paper_tables import playground_rho_note
 from samon_app.playground import (
     KEYS,
     KNOBS,
@@ -114,9 +115,9 @@ def picture_ui(surface: toy.Surface, trajs: Mapping[str, toy.Trajectory], shown:
     st.caption(
         "Filled dot: w at the step shown; open dot: its ascent point w + ε, where that step's "
         "gradient is taken (GD's coincides with w). The plot's own slider and ▶ Play go through "
-        f"the {settings.steps} steps in the browser. The URL holds every setting: copy it to "
-        "share this picture."
+        f"the {settings.steps} steps in the browser."
     )
+    common.share_ui("This link holds every setting: copy it to share this picture.")
 
 
 def outcome_ui(surface: toy.Surface, oc: Mapping[str, toy.Outcome],
@@ -173,10 +174,7 @@ def scale_text_ui() -> None:
         "w² = 1/γ²: smallest where γ is large. The paper reports that SAM-ON shifts γ towards "
         "larger values; the numbers above say where each method ended with your settings."
     )
-    st.caption(
-        "One ρ serves all methods here. In the paper SAM-ON's best ρ is about 5 to 10 times "
-        "SAM-all's, and ASAM's is larger still (its ball is relative to |w|)."
-    )
+    st.caption(playground_rho_note())
 
 
 def main() -> None:

@@ -1,9 +1,12 @@
 """The paper's numbers as the Home page shows them: Markdown tables and metric texts built from
-``samon_core.paper`` (the one home of every number taken from the paper), never typed again."""
+``samon_core.paper`` (the one home of every number taken from the paper), never typed again.
+Beside them, labelled as such, the lab's own FLOP estimate of a step (``runs.estimate``)."""
 
 from __future__ import annotations
 
 from samon_core import paper
+from samon_core.catalog.methods import VARIANTS
+from samon_core.runs.estimate import STEP_COST_F, STEP_COST_LABEL
 
 METHODS = ("SGD", "SAM-all", "SAM-ON")
 
@@ -25,15 +28,21 @@ def accuracy_metrics() -> list[tuple[str, str, str | None, str]]:
     return out
 
 
+# The label of the cost metric: it stands among the paper's numbers but is not one of them.
+STEP_COST_METRIC = "Cost per step (lab estimate)"
+
+
 def step_cost_text() -> str:
-    f = paper.STEP_COST_F
+    f = STEP_COST_F
     return f"≈ {f['SAM-ON']:g}F vs {f['SAM-all']:g}F"
 
 
 def step_cost_help() -> str:
-    f = paper.STEP_COST_F
-    return (f"Forward-pass units: SGD {f['SGD']:g}F, SAM-all {f['SAM-all']:g}F; SAM-ON's ascent "
-            f"pass needs only the norm parameters' gradients, about {f['SAM-ON']:g}F in all.")
+    f = STEP_COST_F
+    return (f"{STEP_COST_LABEL[0].upper()}{STEP_COST_LABEL[1:]}, not a number from the paper "
+            f"(its poster reports measured savings). Forward-pass units: SGD {f['SGD']:g}F, "
+            f"SAM-all {f['SAM-all']:g}F; SAM-ON's ascent pass needs only the norm parameters' "
+            f"gradients, about {f['SAM-ON']:g}F in all.")
 
 
 def sparsity_help() -> str:
@@ -59,16 +68,63 @@ def sharpness_table() -> str:
     return "\n".join(rows)
 
 
+# Marks a column label the poster does not print over that column (``SparseResult.inferred``).
+INFERRED_MARK = "†"
+
+
+def table_settings_note() -> str:
+    """What the poster leaves open about its WRN-28-10 table: the augmentation (inferred) and
+    the rho of its SAM runs (not known)."""
+    return f"{paper.TABLE_AUGMENT_NOTE} {paper.TABLE_RHO_NOTE}"
+
+
 def sparsity_table() -> str:
-    """The sparse-perturbation comparison, one column per (method, sparsity)."""
+    """The sparse-perturbation comparison, one column per (method, sparsity); an inferred label
+    carries ``INFERRED_MARK`` (``sparsity_note`` says why)."""
     cols = paper.SPARSE_PERTURBATION
     best = max(cols, key=lambda c: c.accuracy.mean)
-    head = "| | " + " | ".join(c.method for c in cols) + " |"
+    head = "| | " + " | ".join(
+        c.method + (INFERRED_MARK if c.inferred else "") for c in cols) + " |"
     sparsity = "| Sparsity | " + " | ".join(f"{c.sparsity:.2%}".replace(".00%", "%")
                                             for c in cols) + " |"
     accuracy = "| Test accuracy (%) | " + " | ".join(
         _stat(c.accuracy, 2, c is best) for c in cols) + " |"
     return "\n".join([head, "|---|" + "---|" * len(cols), sparsity, accuracy])
+
+
+def sparsity_note() -> str:
+    """The footnote of ``sparsity_table``: which label is the lab's reading, and why."""
+    inferred = [c for c in paper.SPARSE_PERTURBATION if c.inferred]
+    if not inferred:
+        return ""
+    cols = ", ".join(f"{c.method} at {c.sparsity:.2%}" for c in inferred)
+    note = paper.SSAM_F_INFERRED_NOTE
+    return f"{INFERRED_MARK} {cols}: {note[0].lower()}{note[1:]}"
+
+
+def _variant_name(key: tuple[str, str]) -> str:
+    return VARIANTS[key] or "SAM"
+
+
+def rho_ratio_text() -> str:
+    """How many times SAM-all's best rho SAM-ON's is on the paper's figure, per variant, from
+    ``paper.DEFAULT_RHO`` (so the range is never typed): 'SAM-ON's best rho is 2 to 10 times
+    SAM-all's (SAM 5x: 1.0 vs 0.2; ...)'."""
+    ratios = paper.rho_ratios()
+    lo, hi = min(ratios.values()), max(ratios.values())
+    span = f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
+    parts = [f"{_variant_name(key)} {r:g}x: {paper.DEFAULT_RHO[key]['norm']} vs "
+             f"{paper.DEFAULT_RHO[key]['all']}" for key, r in ratios.items()]
+    return f"SAM-ON's best rho is {span} times SAM-all's ({'; '.join(parts)})"
+
+
+def playground_rho_note() -> str:
+    """The Playground's note on rho: one rho for all methods there, the paper's ratios, and why
+    elementwise ASAM's rhos are larger."""
+    asam = paper.DEFAULT_RHO[("elementwise", "l2")]
+    return (f"One ρ serves all methods here. In the paper {rho_ratio_text()}; elementwise "
+            f"ASAM's rhos are larger ({asam['all']} and {asam['norm']}) because its ball is "
+            "relative to |w|.")
 
 
 def vit_sentence() -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from samon_app.reader import RunData, RunInfo
 from samon_core.catalog.methods import method_key
-from samon_core.paper import STEP_COST_F
+from samon_core.runs.estimate import STEP_COST_F, STEP_COST_LABEL
 
 NOT_INTERLEAVED = (
     "these runs trained at different times, so their step times were measured under different "
@@ -39,8 +39,18 @@ def paper_name(key: str) -> str | None:
 
 
 def expected_ratio(num: str, den: str) -> float:
-    """The FLOP-based expectation (forward-pass units, ``paper.STEP_COST_F``)."""
+    """The FLOP-based expectation (forward-pass units, ``estimate.STEP_COST_F``: the lab's
+    estimate, not the paper's)."""
     return STEP_COST_F[num] / STEP_COST_F[den]
+
+
+def expected_help() -> str:
+    """The help of the 'expected (FLOPs)' column: where its numbers come from."""
+    f = STEP_COST_F
+    return (f"{STEP_COST_LABEL[0].upper()}{STEP_COST_LABEL[1:]} (not the paper's), in "
+            f"forward-pass units per step: SGD {f['SGD']:g}F, SAM-all {f['SAM-all']:g}F, SAM-ON "
+            f"about {f['SAM-ON']:g}F (its first pass needs no weight gradients of the conv and "
+            "linear layers).")
 
 
 def _union(parent: dict[str, str], a: str, b: str) -> None:

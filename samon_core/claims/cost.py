@@ -7,14 +7,13 @@ own): finished runs must name each other in their summaries' ``lockstep`` lists;
 training must share their comparison group (provisional). Per such seed the ratio
 ``median step_time(SAM-ON) / median step_time(SAM-all)`` is one value; the saving ``1 - ratio``
 is compared with 0 by a one-sample t-test (``stats.compare_to``; one seed: a saving of 15% or
-more counts, provisionally). Beside it: the FLOP estimate ``paper.STEP_COST_F`` (5F / 6F = 0.83).
+more counts, provisionally). Beside it: the lab's FLOP estimate ``estimate.STEP_COST_F`` (5F/6F).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from samon_core import paper
 from samon_core.claims import stats
 from samon_core.claims.results import RunResult, median_step_time
 from samon_core.claims.verdicts import (
@@ -26,8 +25,9 @@ from samon_core.claims.verdicts import (
     Verdict,
     _lead,
 )
+from samon_core.runs.estimate import STEP_COST_F
 
-FLOP_RATIO = paper.STEP_COST_F["SAM-ON"] / paper.STEP_COST_F["SAM-all"]
+FLOP_RATIO = STEP_COST_F["SAM-ON"] / STEP_COST_F["SAM-all"]
 NOT_LOCKSTEP = (
     "Your SAM-ON and SAM-all runs did not train in one lockstep group, so their step times were "
     "measured under different loads and comparing them would not be fair."
@@ -89,7 +89,7 @@ def cost_verdict(results: Sequence[RunResult], hint: str = "") -> Verdict:
     """SAM-ON's step is cheaper than SAM-all's (module doc for the rule)."""
     fair, unfair, partial = _seed_ratios(results)
     evidence = {"metric": COST.name, "flop_ratio": FLOP_RATIO, "paper_step_cost_f":
-                dict(paper.STEP_COST_F), "seeds": fair, "not_lockstep_seeds": unfair}
+                dict(STEP_COST_F), "seeds": fair, "not_lockstep_seeds": unfair}
     if not fair:
         why = NOT_LOCKSTEP if unfair else "No step times of SAM-ON and SAM-all yet."
         return Verdict("cost", INCONCLUSIVE, f"Inconclusive. {why}", evidence, provisional=True,
