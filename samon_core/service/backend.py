@@ -6,7 +6,9 @@ message holds only the run id; the run's folder holds everything else. Messages 
 (``JsonSerializer``), not pickle, so whoever can write to the Redis server cannot make a worker run
 code. The run store is the source of truth; the queue only says "look at run X".
 
-Faults: a queue that cannot be opened or reached raises ``QueueUnavailable`` with one line. A
+Faults: a queue that cannot be opened or reached raises ``QueueUnavailable`` with one line, which
+names the server without its password (``redact.display_url``: redis://:***@host:6379/0) and
+has the password taken out of the client library's own message, because students see it. A
 SQLite queue file that is not a database (or is malformed) is moved aside as
 ``huey.db.damaged-<time>`` and a new one is made: nothing is lost, because the crash recovery
 queues again every 'queued' run whose message is missing (recovery.py).
@@ -25,10 +27,12 @@ from typing import Any
 from huey import RedisHuey, SqliteHuey
 from huey.registry import Message
 from huey.serializer import Serializer
+from pydantic import SecretStr
 
 from samon_core.runs.io import describe_os_error
 from samon_core.runs.messages import clip
 from samon_core.runs.store import RunStore, store_or_default
+from samon_core.service.redact import display_url, redact
 from samon_core.service.settings import QueueBackend, Settings, load_settings
 
 log = logging.getLogger("samon.queue")
@@ -70,18 +74,24 @@ class Queue:
     """One huey instance and our single task type, ``samon_train_run(run_id)``.
 
     Workers set ``handler`` (a callable taking the run id) and call ``dequeue`` / ``execute``;
-    everyone else only enqueues, revokes and lists.
+    everyone else only enqueues, revokes and lists. ``where`` is the queue's location for
+    humans (a URL without its password); only huey holds the URL itself.
     """
 
-    def __init__(self, huey: Any, backend: QueueBackend, where: str):
+    def __init__(self, huey: Any, backend: QueueBackend, where: str | SecretStr):
         self.huey = huey
         self.backend = backend
-        self.where = where
+        self.where = display_url(where)
+        self._url = where if isinstance(where, SecretStr) else SecretStr(where)
         self.handler: Any = None
         self._task = huey.task(name=TASK_NAME)(self._dispatch)
 
     def __repr__(self) -> str:
         return f"Queue({self.backend.value}: {self.where})"
+
+    def redact(self, text: str) -> str:
+        """``text`` (e.g. a client library's error message) without this queue's secrets."""
+        return redact(text, self._url)
 
     def _dispatch(self, run_id: str) -> None:
         if self.handler is None:
@@ -101,8 +111,8 @@ class Queue:
         try:
             self.huey.enqueue(task)
         except Exception as exc:  # redis.ConnectionError, sqlite3.OperationalError, ...
-            raise QueueUnavailable(f"cannot reach the {self!r} queue: {clip(str(exc), 300)}"
-                                   ) from exc
+            raise QueueUnavailable(f"cannot reach the {self!r} queue: "
+                                   f"{clip(self.redact(str(exc)), 300)}") from exc
 
     def dequeue(self) -> Any:
         return self.huey.dequeue()
@@ -136,13 +146,13 @@ _QUEUES: dict[tuple[str, str, str], Queue] = {}
 _QUEUES_LOCK = threading.Lock()
 
 
-def _new_huey(s: Settings, where: str) -> Any:
-    if s.queue is QueueBackend.SQLITE:
-        # strict_fifo: without AUTOINCREMENT SQLite may reuse row ids and break the order.
-        return SqliteHuey(s.queue_name, filename=where, results=False,
-                          serializer=JsonSerializer(), strict_fifo=True)
-    return RedisHuey(s.queue_name, url=where, results=False, serializer=JsonSerializer(),
-                     blocking=True, read_timeout=1)
+def _new_huey(s: Settings, where: str | SecretStr) -> Any:
+    if isinstance(where, SecretStr):
+        return RedisHuey(s.queue_name, url=where.get_secret_value(), results=False,
+                         serializer=JsonSerializer(), blocking=True, read_timeout=1)
+    # strict_fifo: without AUTOINCREMENT SQLite may reuse row ids and break the order.
+    return SqliteHuey(s.queue_name, filename=where, results=False,
+                      serializer=JsonSerializer(), strict_fifo=True)
 
 
 def _damaged_db(exc: BaseException) -> bool:
@@ -167,18 +177,18 @@ def _open_sqlite(s: Settings, where: str) -> Any:
         return _new_huey(s, where)
 
 
-def _open_queue(store: RunStore, s: Settings, where: str) -> Queue:
+def _open_queue(store: RunStore, s: Settings, where: str | SecretStr) -> Queue:
     try:
-        if s.queue is QueueBackend.SQLITE:
-            (store.root / QUEUE_DIR).mkdir(parents=True, exist_ok=True)
-            return Queue(_open_sqlite(s, where), s.queue, where)
-        return Queue(_new_huey(s, where), s.queue, where)
+        if isinstance(where, SecretStr):
+            return Queue(_new_huey(s, where), s.queue, where)
+        (store.root / QUEUE_DIR).mkdir(parents=True, exist_ok=True)
+        return Queue(_open_sqlite(s, where), s.queue, where)
     except OSError as exc:
-        raise QueueUnavailable(describe_os_error(exc, f"open the queue in {clip(where)}")
-                               ) from exc
-    except Exception as exc:  # sqlite3.Error, a bad Redis URL, ...
-        raise QueueUnavailable(f"cannot open the {s.queue.value} queue {clip(where)}: "
-                               f"{clip(str(exc), 300)}") from exc
+        raise QueueUnavailable(redact(describe_os_error(
+            exc, f"open the queue in {clip(display_url(where))}"), where)) from exc
+    except Exception as exc:  # sqlite3.Error, a bad Redis URL (redis-py may quote a piece), ...
+        raise QueueUnavailable(f"cannot open the {s.queue.value} queue {clip(display_url(where))}"
+                               f": {clip(redact(str(exc), where), 300)}") from exc
 
 
 def get_queue(store: RunStore | None = None, settings: Settings | None = None) -> Queue:
@@ -188,7 +198,7 @@ def get_queue(store: RunStore | None = None, settings: Settings | None = None) -
     s = settings or load_settings()
     sqlite = s.queue is QueueBackend.SQLITE
     where = str(store.root / QUEUE_DIR / "huey.db") if sqlite else s.redis_url
-    key = (s.queue.value, where, s.queue_name)
+    key = (s.queue.value, str(where) if sqlite else s.redis_url.get_secret_value(), s.queue_name)
     with _QUEUES_LOCK:
         queue = _QUEUES.get(key)
         if queue is None:

@@ -31,6 +31,7 @@ from samon_core.service.backend import QueueUnavailable, get_queue
 from samon_core.service.claims import cancel_pending, claim_lock
 from samon_core.service.control import Requeue, requeue
 from samon_core.service.hosts import pid_alive, this_host
+from samon_core.service.redact import redact
 from samon_core.service.scan import scan_runs
 from samon_core.service.settings import Settings, load_settings
 from samon_core.service.worker_records import prune_worker_records
@@ -129,7 +130,7 @@ def _requeue_lost(store: RunStore, candidates: list[str], s: Settings,
     try:
         pending = set(get_queue(store, s).pending_run_ids())
     except Exception as exc:  # a Redis outage must not break the app's listing
-        log.warning("recover: cannot list the queue: %s", exc)
+        log.warning("recover: cannot list the queue: %s", redact(str(exc), s.redis_url))
         return
     for run_id in candidates:
         if run_id in pending:

@@ -49,6 +49,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from samon_core.runs.messages import clip
+from samon_core.service.redact import display_url
 
 SETTINGS_ENV = "SAMON_SETTINGS"
 DEFAULT_SETTINGS_FILE = "samon.toml"
@@ -61,6 +62,8 @@ MAX_WORKERS_PER_DEVICE = 8
 TEACHER_TOKEN_MIN_CHARS = 12
 # Settings whose value is a secret: never quoted in an error, never handed to worker processes.
 SECRET_SETTINGS = frozenset({"teacher_token"})
+# URLs that may hold a password: shown only as ``display_url`` gives them, handed to workers.
+URL_SETTINGS = frozenset({"redis_url"})
 
 
 class QueueBackend(str, enum.Enum):
@@ -134,10 +137,10 @@ class Settings(BaseSettings):
         description="Queue backend: 'sqlite' (a file in the run store, one machine) or 'redis' "
         "(shared by workers on several machines; see docs/deployment.md).",
     )
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0",
-        description="Redis server of the 'redis' backend (redis://[:password@]host:port/db).",
-    )
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis server of the 'redis' backend (redis://[:password@]host:port/db; the "
+        "password is never shown).")
     queue_name: str = Field(
         "samon",
         description="Name of the queue inside the backend: two labs sharing one Redis server use "
@@ -149,6 +152,12 @@ class Settings(BaseSettings):
     )
     max_queue: int = Field(
         0, ge=0, description="Runs that may wait in the queue in total (0 = no limit)."
+    )
+    max_new_names_per_hour: int = Field(
+        120, ge=0,
+        description="Owner names that may be registered per hour (a guest's first launch "
+        "registers a visitor name): each new name gets its own per-owner quota and its own turn "
+        "in the fair queue, so fresh names must not be free (0 = no limit).",
     )
     max_epochs: int = Field(
         0, ge=0, description="Largest RunConfig.epochs accepted (0 = no limit)."
@@ -224,13 +233,9 @@ class Settings(BaseSettings):
         3 * _HOUR, gt=0.0, le=30 * _DAY, allow_inf_nan=False,
         description="Seconds of device time the fair queue looks back on (a workshop session).")
     heartbeat_timeout_s: float = Field(
-        30.0,
-        gt=0.0,
-        le=_DAY,
-        allow_inf_nan=False,
+        30.0, gt=0.0, le=_DAY, allow_inf_nan=False,
         description="A worker or run whose heartbeat is older than this is dead (on another "
-        "machine; on the same machine a vanished pid is detected at once).",
-    )
+        "machine; on the same machine a vanished pid is detected at once).")
     heartbeat_every_s: float = Field(
         2.0, gt=0.0, le=_HOUR, allow_inf_nan=False,
         description="Seconds between two worker heartbeats."
@@ -240,13 +245,9 @@ class Settings(BaseSettings):
         description="Seconds an idle worker waits between two looks at a SQLite queue."
     )
     recover_every_s: float = Field(
-        10.0,
-        ge=0.0,
-        le=_DAY,
-        allow_inf_nan=False,
+        10.0, ge=0.0, le=_DAY, allow_inf_nan=False,
         description="Seconds between two crash-recovery sweeps by each worker (and at most by "
-        "the app).",
-    )
+        "the app).")
     auto_resume: bool = Field(
         True,
         description="Re-queue a run whose worker died, to continue from its last checkpoint (else "
@@ -259,13 +260,9 @@ class Settings(BaseSettings):
         "interrupted.",
     )
     stop_grace_s: float = Field(
-        30.0,
-        gt=0.0,
-        le=_HOUR,
-        allow_inf_nan=False,
+        30.0, gt=0.0, le=_HOUR, allow_inf_nan=False,
         description="Seconds the pool waits at shutdown for its workers to put their runs back in "
-        "the queue before killing them.",
-    )
+        "the queue before killing them.")
 
     # --- sources ----------------------------------------------------------------------------
 
@@ -340,10 +337,11 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis_url(cls, value: str) -> str:
-        if not value.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in value):
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if not text.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in text):
             raise ValueError("must be a URL like redis://host:6379/0 (or rediss://, unix://)")
-        return value
+        return SecretStr(text)
 
     @field_validator("workers_per_device", mode="before")
     @classmethod
@@ -378,10 +376,11 @@ class Settings(BaseSettings):
     # --- output -----------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        """Plain values (enums as strings) for display and logs."""
+        """Plain values for display and logs (enums as strings, URLs without their password)."""
         out = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
+            value = display_url(value) if name in URL_SETTINGS else value
             out[name] = value.value if isinstance(value, enum.Enum) else value
         return out
 
@@ -392,6 +391,8 @@ class Settings(BaseSettings):
         hides a value the children would otherwise inherit from this process's environment."""
         out = {}
         for name, value in self.describe().items():
+            if name in URL_SETTINGS:  # the workers need the password to reach the queue
+                value = getattr(self, name).get_secret_value()
             if value is None or name in SECRET_SETTINGS:
                 text = ""  # an empty variable counts as unset
             elif isinstance(value, bool):
@@ -477,7 +478,9 @@ def _explain(exc: ValidationError, environ: Mapping[str, str], path: Path | None
         if err["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown setting {name!r}; known settings: {known}")
             continue
-        got = "(hidden)" if name in SECRET_SETTINGS else clip(err["input"])
+        got = ("(hidden)" if name in SECRET_SETTINGS  # a mistyped URL still holds its password:
+               else clip(display_url(err["input"])) if name in URL_SETTINGS
+               else clip(err["input"]))
         ctx = err.get("ctx") or {}
         if err["type"] in ("greater_than_equal", "greater_than"):
             op, bound = (">=", ctx.get("ge")) if "ge" in ctx else (">", ctx.get("gt"))

@@ -172,7 +172,7 @@ class Worker:
         """Take and run tasks until asked to stop. Every queue call (the dequeue, and huey's
         bookkeeping around a task: the revocation check before, clearing its flag after) may
         fail while the backend is away; the worker then waits (``QueueOutage``) and goes on."""
-        outage = QueueOutage(self.id, self._stop, self.max_backoff_s)
+        outage = QueueOutage(self.id, self._stop, self.max_backoff_s, redact=self.queue.redact)
         while not self._stop.is_set():
             if self.max_runs and self.runs_done >= self.max_runs:
                 break
