@@ -96,12 +96,21 @@ def test_recipe_is_a_valid_run_config():
     assert c.sharpness_rho_multi == paper.SHARPNESS_RHOS_MULTI[0]
 
 
-def test_paper_preset_uses_the_recipe_and_the_authors_command():
-    cfg = get_preset("cifar100-wrn-paper").configs["SAM-ON"]
-    recipe = {**paper.TRAINING_SETUP, **paper.SHARPNESS_PROBE, **paper.AUTHORS_COMMAND_SETTINGS}
-    for name, value in recipe.items():
-        assert getattr(cfg, name) == value, name
-    assert (cfg.augment, cfg.precision) == ("autoaugment", "fp32")
+@pytest.mark.parametrize(("name", "settings", "augment"), [
+    ("cifar100-wrn-paper", paper.TABLE_SETTINGS, "crop_flip"),
+    ("cifar100-wrn-paper-autoaugment", paper.AUTHORS_COMMAND_SETTINGS, "autoaugment"),
+])
+def test_paper_presets_use_the_recipe_with_the_tables_or_the_commands_augmentation(
+    name, settings, augment
+):
+    """The paper preset trains as the poster's numbers were (by inference) trained: basic
+    augmentation; the AutoAugment preset as the authors' published command."""
+    cfg = get_preset(name).configs["SAM-ON"]
+    recipe = {**paper.TRAINING_SETUP, **paper.SHARPNESS_PROBE, **settings}
+    for field, value in recipe.items():
+        assert getattr(cfg, field) == value, field
+    assert (cfg.augment, cfg.precision) == (augment, "fp32")
+    assert paper.TABLE_AUGMENT == paper.TRAINING_SETUP["augment"] == "crop_flip"
     assert "--autoaugment" in paper.AUTHORS_COMMAND and "--normalize_bias" in paper.AUTHORS_COMMAND
 
 

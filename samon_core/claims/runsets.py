@@ -18,7 +18,7 @@ Three sizes (``SIZES``):
 * ``gpu``: ResNet-20 on the whole of CIFAR-100, 30 epochs, the paper's recipe (SGD lr 0.1,
   momentum 0.9, wd 5e-4, cosine, label smoothing 0.1, crop + flip) and its sharpness probes at the
   end: minutes per run on one GPU.
-* ``paper``: the paper's setup (WRN-28-10, 200 epochs, the authors' command: AutoAugment, fp32);
+* ``paper``: the paper's setup (WRN-28-10, 200 epochs, ``paper.TABLE_SETTINGS``: crop + flip, fp32);
   its SGD / SAM-all / SAM-ON runs are those of the ``cifar100-wrn-paper`` preset, so either
   launch reuses the other's finished runs.
 
@@ -74,7 +74,7 @@ PAPER_BASE = RunConfig(
     **{
         **paper.TRAINING_SETUP,
         **paper.SHARPNESS_PROBE,
-        **paper.AUTHORS_COMMAND_SETTINGS,
+        **paper.TABLE_SETTINGS,
         "sharpness_every": 20,
         "sharpness_multi_every": 20,
         "device": "auto",

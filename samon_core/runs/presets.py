@@ -3,10 +3,13 @@
 No torch: the presets page imports this module. Every preset compares methods under one base
 configuration and the same seed, so the runs differ only in what is being compared. ``rho`` is left
 at None everywhere: each SAM run uses the paper's best value for its variant and scope (see
-``samon_core.paper.DEFAULT_RHO``). The paper's own setup comes from ``samon_core.paper``; the two
-paper presets (``cifar100-wrn-paper``, ``variants-gpu``) also take the settings of the authors'
-published command where it differs from the lab's defaults (``paper.AUTHORS_COMMAND_SETTINGS``:
-AutoAugment, plain fp32; ``paper.ADAPTIVE_COMMAND_SETTINGS`` for ASAM: T_w on the biases too).
+``samon_core.paper.DEFAULT_RHO``). The paper's own setup comes from ``samon_core.paper``: the
+paper presets (``cifar100-wrn-paper``, ``variants-gpu``) train with the augmentation the poster's
+numbers fit, basic crop + flip, in plain fp32 (``paper.TABLE_SETTINGS``; the choice is inferred,
+``paper.TABLE_AUGMENT_NOTE``), and the ASAM runs scale the biases by T_w as the authors' command
+does (``paper.ADAPTIVE_COMMAND_SETTINGS``). The paper's other augmentation column, AutoAugment as
+in the authors' published command (``paper.AUTHORS_COMMAND_SETTINGS``), is its own preset
+(``cifar100-wrn-paper-autoaugment``).
 """
 
 from __future__ import annotations
@@ -132,42 +135,73 @@ def _paper_base(model: str, epochs: int, probe_every: int) -> RunConfig:
     )
 
 
-def _authors_command(config: RunConfig) -> RunConfig:
-    """``config`` with the settings of the authors' published command: AutoAugment and plain fp32
-    for every run, T_w on the biases for the adaptive (ASAM) variants."""
-    config = config.replace(**paper.AUTHORS_COMMAND_SETTINGS)
+def _with(settings: dict, config: RunConfig) -> RunConfig:
+    """``config`` with ``settings`` (``paper.TABLE_SETTINGS`` or the authors' command's) for every
+    run, and T_w on the biases for the adaptive (ASAM) variants, as the authors' command does."""
+    config = config.replace(**settings)
     if config.method == "sam" and config.adaptive != "none":
         config = config.replace(**paper.ADAPTIVE_COMMAND_SETTINGS)
     return config
 
 
-# Said in the description of every preset that uses ``_authors_command``.
+# Said in the description of the presets trained with ``paper.TABLE_SETTINGS``.
+_TABLE_SETTINGS_TEXT = (
+    "Basic augmentation (random crop + flip), the column of the paper's Table 1 that the poster's "
+    f"numbers fit: {paper.TABLE_AUGMENT_NOTE} Plain fp32 arithmetic (TF32 matmuls on CUDA) as "
+    "in the authors' train.py, instead of the default bf16 autocast on CUDA. AutoAugment, as in "
+    "the authors' published command, is the preset cifar100-wrn-paper-autoaugment."
+)
+# ... and of the preset trained with the authors' published command's settings.
 _AUTHORS_SETTINGS_TEXT = (
-    "As in the authors' published command: AutoAugment (CIFAR-10 policy) after crop + flip, and "
-    "plain fp32 arithmetic (TF32 matmuls on CUDA) instead of the default bf16 autocast on CUDA."
+    "As in the authors' published command: AutoAugment (CIFAR-10 policy) after crop + flip, the "
+    "paper's other augmentation column, and plain fp32 arithmetic (TF32 matmuls on CUDA) instead "
+    "of the default bf16 autocast on CUDA."
 )
 
 
-def _cifar100_wrn_paper() -> Preset:
+def _wrn_paper_text(augment_text: str) -> str:
+    """The description shared by the two WRN-28-10 paper presets, around ``augment_text``."""
     rho, acc = paper.DEFAULT_RHO[("none", "l2")], paper.TEST_ACCURACY
     fig, sgd_fig = paper.FIGURE_ACCURACY[("none", "l2")], paper.FIGURE_SGD_ACCURACY
     epochs = paper.TRAINING_SETUP["epochs"]
+    return (
+        f"SGD, SAM-all (rho {rho['all']}) and SAM-ON (rho {rho['norm']}) training a WRN-28-10 on "
+        f"full CIFAR-100 for {epochs} epochs, with the paper's sharpness probes every 20 epochs. "
+        f"{augment_text} The two rhos are the best ones on the authors' figure, which reads about "
+        f"{sgd_fig:.1f}% for SGD, {fig['all']:.1f}% for SAM-all at rho {rho['all']} and "
+        f"{fig['norm']:.1f}% for SAM-ON at rho {rho['norm']}; the paper's table (mean of three "
+        f"seeds) reports {acc['SGD'].mean:.2f}% / {acc['SAM-all'].mean:.2f}% / "
+        f"{acc['SAM-ON'].mean:.2f}%. {paper.TABLE_RHO_NOTE} GPU only: several hours per run on a "
+        "modern GPU."
+    )
+
+
+def _wrn_paper_configs(settings: dict) -> dict[str, RunConfig]:
+    epochs = paper.TRAINING_SETUP["epochs"]
     base = _paper_base(paper.TRAINING_SETUP["model"], epochs=epochs, probe_every=20)
+    return _by_label(_with(settings, c) for c in _three_methods(base).values())
+
+
+def _cifar100_wrn_paper() -> Preset:
     return Preset(
         name="cifar100-wrn-paper",
         title="The paper's setup: WRN-28-10 on CIFAR-100, 200 epochs (GPU)",
-        description=(
-            f"Reproduces the paper's main comparison: SGD, SAM-all (rho {rho['all']}) and "
-            f"SAM-ON (rho {rho['norm']}) training a WRN-28-10 on full CIFAR-100 for "
-            f"{epochs} epochs, with the paper's sharpness probes every 20 epochs. "
-            f"{_AUTHORS_SETTINGS_TEXT} The two rhos are the best ones on the authors' figure, "
-            f"which reads about {sgd_fig:.1f}% for SGD, {fig['all']:.1f}% for SAM-all at rho "
-            f"{rho['all']} and {fig['norm']:.1f}% for SAM-ON at rho {rho['norm']}; the paper's "
-            f"table (mean of three seeds) reports {acc['SGD'].mean:.2f}% / "
-            f"{acc['SAM-all'].mean:.2f}% / {acc['SAM-ON'].mean:.2f}%. GPU only: several hours "
-            "per run on a modern GPU."
-        ),
-        configs=_by_label(_authors_command(c) for c in _three_methods(base).values()),
+        description="Reproduces the paper's main comparison: "
+                    + _wrn_paper_text(_TABLE_SETTINGS_TEXT),
+        configs=_wrn_paper_configs(paper.TABLE_SETTINGS),
+        gpu=True,
+    )
+
+
+def _cifar100_wrn_paper_autoaugment() -> Preset:
+    return Preset(
+        name="cifar100-wrn-paper-autoaugment",
+        title="The paper's setup with AutoAugment: WRN-28-10 on CIFAR-100, 200 epochs (GPU)",
+        description="The paper's main comparison with the authors' AutoAugment: "
+                    + _wrn_paper_text(_AUTHORS_SETTINGS_TEXT)
+                    + " The poster's numbers fit the basic-augmentation column instead "
+                    "(cifar100-wrn-paper), so they are not this preset's reference.",
+        configs=_wrn_paper_configs(paper.AUTHORS_COMMAND_SETTINGS),
         gpu=True,
     )
 
@@ -204,11 +238,11 @@ def _variants_gpu() -> Preset:
             "The four SAM variants of the paper (SAM, ASAM elementwise, ASAM layerwise, p=inf "
             "elementwise), each applied to all parameters and to the normalization layers only, "
             "plus SGD: nine WRN-16-4 runs on CIFAR-100 for 100 epochs, each with the paper's best "
-            f"rho (tuned on WRN-28-10, carried over). {_AUTHORS_SETTINGS_TEXT} The ASAM variants "
-            "also scale the biases (beta included) by T_w (normalize_bias), as that command does. "
-            "GPU only: about half an hour to an hour per run."
+            f"rho (tuned on WRN-28-10, carried over). {_TABLE_SETTINGS_TEXT} The ASAM variants "
+            "also scale the biases (beta included) by T_w (normalize_bias), as the authors' "
+            "published command does. GPU only: about half an hour to an hour per run."
         ),
-        configs=_by_label(_authors_command(c) for c in configs),
+        configs=_by_label(_with(paper.TABLE_SETTINGS, c) for c in configs),
         gpu=True,
     )
 
@@ -236,6 +270,7 @@ _PRESETS: dict[str, Callable[[], Preset]] = {
     "sparse-controls": _sparse_controls,
     "cifar100-resnet56-gpu": _cifar100_resnet56_gpu,
     "cifar100-wrn-paper": _cifar100_wrn_paper,
+    "cifar100-wrn-paper-autoaugment": _cifar100_wrn_paper_autoaugment,
     "variants-gpu": _variants_gpu,
 }
 
