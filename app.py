@@ -51,29 +51,6 @@ def owner_ui() -> str:
     return name
 
 
-def workers_ui(info: dict, workers: list[dict]) -> None:
-    """A short line about the workers that train the queued runs."""
-    if info.get("error"):
-        st.sidebar.warning(f"Workers: {info['error']}")
-        return
-    alive = [w for w in workers if w.get("alive", True)]
-    if alive:
-        devices = ", ".join(sorted(set(common.worker_devices(alive)))) or "?"
-        busy = sum(1 for w in alive if w.get("run_id") or w.get("state") == "training")
-        st.sidebar.caption(
-            f":material/memory: {len(alive)} worker{'s' if len(alive) != 1 else ''} ({devices}), "
-            f"{busy} busy"
-        )
-    elif info.get("enabled") and (info.get("started") or info.get("pids")):
-        # The app's own pool was started: its worker writes its first heartbeat in a few seconds.
-        st.sidebar.caption(":material/hourglass_top: starting a local worker…")
-    else:
-        st.sidebar.caption(
-            ":material/memory: no worker alive: queued runs wait until one starts "
-            "(`python -m samon_core worker`)."
-        )
-
-
 # The page scripts live in app_pages/, deliberately NOT in pages/: with a pages/ folder next to
 # app.py, Streamlit runs in its old directory mode until some session has called st.navigation,
 # so the first deep link after a server start (e.g. /live?group=...) would skip this file.
@@ -101,7 +78,7 @@ pinned_banner_ui()
 # and listed in one warning at the top of the page.
 common.check_query_params(page.url_path or "home")
 owner_ui()
-workers_ui(common.ensure_workers(), common.workers_status())
+common.workers_ui()
 st.sidebar.caption(
     "SAM-ON Lab follows Mueller, Vlaar, Rolnick & Hein, *Normalization Layers Are All That "
     "Sharpness-Aware Minimization Needs* (NeurIPS 2023), "

@@ -35,6 +35,7 @@ from samon_app import urlparams
 from samon_app.charts import plotly_config
 from samon_app.estimates import calibration, device_kind, estimate_group
 from samon_app.markup import color_dot, md_escape  # noqa: F401 - the pages use them as common.*
+from samon_app.progress import workers_line
 from samon_app.reader import RunData, RunInfo, RunReader, chart_signature, run_infos
 from samon_app.tables import group_members, group_table
 from samon_core import service
@@ -232,6 +233,38 @@ def _workers_status(root_dir: str) -> list[dict[str, Any]]:
 
 def workers_status() -> list[dict[str, Any]]:
     return _workers_status(root())
+
+
+WORKERS_POLL_S = 5.0  # how often the sidebar's worker line is read again while runs are active
+
+
+def _workers_panel() -> None:
+    """The sidebar's line about the workers (``progress.workers_line``), or why there is none."""
+    info = ensure_workers()
+    if info.get("error"):
+        st.warning(f"Workers: {info['error']}")
+        return
+    alive = [w for w in workers_status() if w.get("alive", True)]
+    df = list_runs()
+    training = int((df["state"] == "running").sum()) if len(df) else 0
+    if alive:
+        st.caption(":material/memory: " + workers_line(alive, worker_devices(alive), training))
+    elif info.get("enabled") and (info.get("started") or info.get("pids")):
+        # The app's own pool was started: its worker writes its first heartbeat in a few seconds.
+        st.caption(":material/hourglass_top: starting a local worker…")
+    else:
+        st.caption(":material/memory: no worker alive: queued runs wait until one starts "
+                   "(`python -m samon_core worker`).")
+
+
+def workers_ui() -> None:
+    """The workers' line in the sidebar. While runs are queued or training it is a fragment
+    read again every ``WORKERS_POLL_S`` (the Live page reruns only its own panel while a first
+    epoch trains, which left "0 busy" in the sidebar from the moment of the launch)."""
+    df = list_runs()
+    active = bool(len(df)) and bool(df["state"].isin(["queued", "running"]).any())
+    with st.sidebar:
+        st.fragment(run_every=WORKERS_POLL_S if active else None)(_workers_panel)()
 
 
 def worker_devices(workers: list[dict[str, Any]]) -> list[str]:

@@ -1,15 +1,30 @@
-"""Where a run stands, in words: active or not, progress and ETA, and what happened to a run
-that did not finish (failed, diverged, interrupted, cancelled)."""
+"""Where a run stands, in words: active or not, progress, the step it is at and the time left,
+and what happened to a run that did not finish (failed, diverged, interrupted, cancelled).
+
+The time left of a training run comes from its step records (one every ``log_every_s``, 2 s by
+default), not from the epoch records: seconds so far per step, times the steps to go, counted
+down from the moment the record was written. So it moves every few seconds from the first
+record on, instead of once per epoch.
+"""
 
 from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from samon_app.formatting import format_duration
-from samon_app.reader import RunInfo
+from samon_app.formatting import finite, format_duration
+from samon_app.reader import RunData, RunInfo
+from samon_core.catalog import DATASET_SIZES
+
+# At most this many seconds are counted down after a run's last status write: beyond that (a
+# long evaluation, or a worker whose clock differs from this server's) the time left waits for
+# the next step record instead of running on.
+COUNTDOWN_MAX_S = 30.0
+# The status key ``replay.replay_infos`` sets on the finished runs it redraws as if live.
+REPLAY_FLAG = "replay"
 
 
 def is_active(state: str) -> bool:
@@ -17,9 +32,69 @@ def is_active(state: str) -> bool:
     return state in ("queued", "running")
 
 
-def run_progress(info: RunInfo) -> dict[str, Any]:
-    """Progress line of a run: fraction done, text, ETA, whether it is active, and what happened
-    to a run that did not finish (``problem``)."""
+def _whole(value: Any) -> int | None:
+    return int(value) if finite(value) and value >= 0 else None
+
+
+def total_steps(info: RunInfo) -> int | None:
+    """Optimizer steps of the whole run: epochs x full batches of its training images (the
+    training loader drops the last partial batch); else from the status (its step over its
+    progress); None when neither says."""
+    cfg, status = info.config, info.status
+    epochs, batch = _whole(cfg.get("epochs")), _whole(cfg.get("batch_size"))
+    sizes = DATASET_SIZES.get(str(cfg.get("dataset")))
+    if epochs and batch and sizes:
+        subset = _whole(cfg.get("train_subset"))
+        n_train = min(subset, sizes[0]) if subset else sizes[0]
+        if n_train // batch:
+            return epochs * (n_train // batch)
+    step, progress = status.get("step"), status.get("progress")
+    if finite(step) and finite(progress) and 0 < progress <= 1 and step > 0:
+        return round(step / progress)
+    return None
+
+
+def step_eta(info: RunInfo, data: RunData | None, now: float | None = None
+             ) -> tuple[int, int, float] | None:
+    """(step, total steps, seconds left) of a training run from its latest step record: the
+    seconds it has trained per step so far (evaluations and probes of the epochs done
+    included; in lockstep the group's clock, so the mates' steps too) times the steps to go,
+    less the seconds since its status was written (at most ``COUNTDOWN_MAX_S``). None without
+    a step record or a known number of steps."""
+    if data is None:
+        return None
+    steps, times = data.series("step", "step", "time")
+    total = total_steps(info)
+    if not steps or total is None or steps[-1] <= 0 or times[-1] <= 0:
+        return None
+    step = int(steps[-1])
+    left = max(0, total - step) * times[-1] / step
+    updated = info.status.get("updated")
+    if finite(updated):
+        now = time.time() if now is None else now
+        left -= min(COUNTDOWN_MAX_S, max(0.0, now - float(updated)))
+    return step, total, max(0.0, left)
+
+
+def format_left(seconds: float) -> str:
+    """Time left, fine enough to move while one watches: '40 s', '3 min 25 s' (5-second
+    steps) under an hour, ``format_duration`` above."""
+    s = max(0.0, float(seconds))
+    if s >= 3600:
+        return format_duration(s)
+    s = 5 * round(s / 5)
+    if s < 90:
+        return f"{max(5, s)} s"
+    m, rest = divmod(s, 60)
+    return f"{m} min {rest:02d} s" if rest else f"{m} min"
+
+
+def run_progress(info: RunInfo, data: RunData | None = None,
+                 now: float | None = None) -> dict[str, Any]:
+    """Progress line of a run: fraction done, text (for a training run: epochs done, the step
+    it is at and the time left, from ``data``'s step records when it has any, else the
+    status's per-epoch ETA), whether it is active, and what happened to a run that did not
+    finish (``problem``)."""
     status, cfg = info.status, info.config
     state = info.state
     epochs = cfg.get("epochs") or 0
@@ -40,8 +115,14 @@ def run_progress(info: RunInfo) -> dict[str, Any]:
         "diverged": "diverged",
         "interrupted": f"interrupted after {epoch} of {epochs} epochs",
     }.get(state, state)
-    if state == "running" and isinstance(eta, (int, float)) and math.isfinite(eta):
+    live = step_eta(info, data, now) if state == "running" else None
+    if live is not None:
+        step, total, eta = live
+        text += f" · step {step:,} of {total:,} · about {format_left(eta)} left"
+    elif state == "running" and isinstance(eta, (int, float)) and math.isfinite(eta):
         text += f" · about {format_duration(eta)} left"
+    elif state == "running":
+        text += " · starting: the first steps are on their way"
     problem = None
     message = str(status.get("message") or "").strip()
     if state == "failed":
@@ -97,9 +178,24 @@ def bar_css(infos: Sequence[RunInfo]) -> str:
     return "<style>\n" + "\n".join(rules) + "\n</style>"
 
 
+PER_EPOCH, PER_STEP = "per epoch", "per step"
+
+
+def default_resolution(infos: Sequence[RunInfo], data: dict[str, RunData]) -> str:
+    """What the accuracy charts show unless the user chose: per step until some run of the
+    comparison has ended its first epoch (so there is something to watch from the first step
+    record on, not "no epoch records yet" for a whole epoch), per epoch from then on."""
+    if any(d.counts.get("epoch", 0) for d in data.values()):
+        return PER_EPOCH
+    return PER_STEP if any(is_active(i.state) for i in infos) else PER_EPOCH
+
+
 def empty_chart_note(infos: Sequence[RunInfo]) -> str:
-    """What an empty chart of these runs says: they are coming, or why none will."""
+    """What an empty chart of these runs says: they are coming, or why none will (a replay
+    of finished runs, ``replay.replay_infos``, trains nothing: it reaches them)."""
     states = {i.state for i in infos}
+    if any(i.status.get(REPLAY_FLAG) for i in infos):
+        return "the chart fills in as the replay reaches the records."
     if states & {"queued", "running"}:
         return "the chart fills in as the runs train."
     if states == {"cancelled"}:
@@ -110,10 +206,41 @@ def empty_chart_note(infos: Sequence[RunInfo]) -> str:
 
 
 def sharpness_note(infos: Sequence[RunInfo]) -> str:
-    """When the sharpness probe runs for these runs (their ``sharpness_every``)."""
+    """When the sharpness probe runs for these runs (their ``sharpness_every``); for a replay,
+    when it ran."""
     every = sorted({int(i.config.get("sharpness_every") or 0) for i in infos})
+    replay = any(i.status.get(REPLAY_FLAG) for i in infos)
     if any(e > 0 for e in every):
         n = min(e for e in every if e > 0)
         when = "after every epoch" if n == 1 else f"every {n} epochs"
+        if replay:
+            return (f"the probe ran {when} and at the end of training; the replay shows each "
+                    "probe when it reaches it.")
         return f"the probe runs {when} and at the end of training; the chart fills in then."
+    if replay:
+        return "these runs probed only at the end of training: the replay shows it at its end."
     return "these runs probe only at the end of training."
+
+
+# ---------------------------------------------------------------------------------------------
+# the workers, in one line (the sidebar)
+# ---------------------------------------------------------------------------------------------
+
+
+def worker_busy(worker: dict[str, Any]) -> bool:
+    """Whether a worker's heartbeat record says it trains: a run, or a lockstep group of runs
+    (``run_id`` is then the first of them)."""
+    return bool(worker.get("run_id") or worker.get("run_ids")) or worker.get("state") == "training"
+
+
+def workers_line(workers: Sequence[dict[str, Any]], devices: Sequence[str], training: int) -> str:
+    """'1 worker (cpu), 1 busy · 3 runs training': the live workers (``workers``, their
+    ``devices``), how many of them train, and how many runs the store has training (a worker
+    trains a lockstep group's runs together, so there can be more runs than busy workers)."""
+    n = len(workers)
+    busy = sum(1 for w in workers if worker_busy(w))
+    where = ", ".join(sorted(set(devices))) or "?"
+    text = f"{n} worker{'s' if n != 1 else ''} ({where}), {busy} busy"
+    if training:
+        text += f" · {training} run{'s' if training != 1 else ''} training"
+    return text

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from samon_app.formatting import finite
+from samon_app.progress import REPLAY_FLAG
 from samon_app.reader import RunData, RunInfo, build_run_data
 
 REPLAY_SPEEDS = (10, 60, 300)  # the choices offered: times real (training) time
@@ -69,14 +70,16 @@ def replay_data(data: Mapping[str, RunData], elapsed_s: float,
 
 
 def replay_infos(infos: Sequence[RunInfo]) -> list[RunInfo]:
-    """The runs as a replay shows them: 'running', so that the charts' notes say the curves
-    fill in and the verdicts on the part shown are provisional, as they were during training.
-    Their worker is dropped: runs of one worker that are running count as trained interleaved
-    (``speed.lockstep_sets``), which runs trained one after the other were not; the summary's
-    ``lockstep`` still tells which were."""
+    """The runs as a replay shows them: 'running', so that the verdicts on the part shown are
+    provisional, as they were during training, and flagged (``progress.REPLAY_FLAG``) so that
+    the charts' notes say the replay fills them in (nothing trains). Their worker is dropped:
+    runs of one worker that are running count as trained interleaved (``speed.lockstep_sets``),
+    which runs trained one after the other were not; the summary's ``lockstep`` still tells
+    which were."""
     out = []
     for info in infos:
         status = {k: v for k, v in info.status.items() if k != "worker"}
         status["state"] = "running"
+        status[REPLAY_FLAG] = True
         out.append(dataclasses.replace(info, state="running", status=status))
     return out

@@ -45,8 +45,9 @@ def group_members(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str,
 
 def group_table(list_df: pd.DataFrame, members: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
     """One row per comparison group, newest first: group, owner, preset, created, runs, active
-    (queued or running), methods, dataset, model and a one-line label. ``list_df`` is
-    ``RunStore.list_runs()``, ``members`` from ``group_members``."""
+    (queued or running), methods, dataset, model and a one-line label that does not change
+    while the runs train. ``list_df`` is ``RunStore.list_runs()``, ``members`` from
+    ``group_members``."""
     import pandas as pd
 
     cols = ["group", "owner", "preset", "created", "runs", "active", "methods", "dataset",
@@ -73,8 +74,8 @@ def group_table(list_df: pd.DataFrame, members: Mapping[str, Mapping[str, str]])
         label = f"{when} · {owner or '?'} · {preset or 'custom'} · {', '.join(labels)}"
         if len(ids) > len(labels):
             label += f" · {len(ids)} runs"
-        if active:
-            label += f" · {active} active"
+        # No "N active" in the label: a select box keeps the label it showed, so a count that
+        # changes read "1 active" after every run had finished (the ``active`` column has it).
         rows.append([group, owner, preset, created, len(ids), active, ", ".join(labels),
                      datasets, models, label])
     out = pd.DataFrame(rows, columns=cols)
