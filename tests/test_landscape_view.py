@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from support.configs import tiny_config
 from test_app_pages import app, fake_run, page, texts
 
-from samon_app.landscape import Slice, flatness_sentence
+from samon_app.landscape import Slice, flatness_sentence, images_sentence, n_test_images, slices
+from samon_app.reader import RunData, RunInfo
 
 
 def _slice(label, rise, centre=1.0):
@@ -77,3 +79,56 @@ def test_compare_draws_a_2d_slice_when_a_run_has_one(runs):
     at = page(app(group="gp"), "app_pages/compare.py")
     assert not at.exception
     assert any("compare_plane" in (c.proto.id or "") for c in at.get("plotly_chart"))
+
+
+# --- the centre of a slice and the images it uses -------------------------------------------------
+
+
+def _even_slice(label, losses):
+    offsets = tuple(-1.0 + 2.0 * i / 9 for i in range(10))  # 10 points: none at 0
+    return Slice("r-" + label, label, "#000000", offsets, tuple(losses))
+
+
+def test_the_centre_of_an_even_slice_is_the_point_nearest_zero_and_the_sentence_says_where():
+    """10 points over [-1, 1] have no point at 0: the old 'middle index' took +0.111; the centre
+    is the point nearest 0 (-0.111 and +0.111 tie: the first), and the sentence names it."""
+    losses = [3.0, 2.6, 2.2, 1.8, 1.0, 1.4, 1.9, 2.3, 2.7, 3.2]
+    s = _even_slice("SAM-ON", losses)
+    assert s.centre == 4 and s.centre_offset == pytest.approx(-1 / 9)
+    assert s.rise == pytest.approx((3.0 + 3.2) / 2 - 1.0)
+    text = flatness_sentence([s], "random")
+    assert "no point at offset 0" in text and "-0.111" in text and f"{s.rise:.3f}" in text
+    odd = _slice("SGD", 0.5)  # 3 points: the centre is offset 0, nothing to say
+    assert odd.centre_offset == 0.0 and "no point at offset 0" not in flatness_sentence(
+        [odd, _slice("SAM-ON", 0.1)], "random")
+
+
+def test_the_sentence_says_how_many_images_a_slice_uses():
+    part = Slice("a", "SGD", "#000", (-1.0, 0.0, 1.0), (2.0, 1.0, 2.0), 1024, "test", 10_000)
+    whole = Slice("b", "SAM-ON", "#000", (-1.0, 0.0, 1.0), (2.0, 1.0, 2.5), 1000, "test", 1000)
+    assert images_sentence([part]) == (
+        "Each slice is measured on the first 1,024 of 10,000 test images: on part of the test "
+        "set, the loss at offset 0 differs from the run's recorded test loss (all its test "
+        "images).")
+    assert images_sentence([whole]) == "Each slice is measured on all 1,000 test images."
+    both = flatness_sentence([part, whole], "random")
+    assert both.endswith(images_sentence([part, whole]))
+    assert "all 1,000 test images or the first 1,024 of 10,000" in both
+    train = Slice("c", "SGD", "#000", (-1.0, 0.0, 1.0), (2.0, 1.0, 2.0), 256, "train")
+    assert "probe's 256 training images" in images_sentence([train])
+    assert images_sentence([_slice("SGD", 0.3)]) == ""  # a record without n: nothing claimed
+
+
+def test_slices_read_the_images_from_the_record_and_the_test_set_from_the_config():
+    cfg = {"dataset": "cifar100", "test_subset": 0}
+    assert n_test_images(cfg) == 10_000
+    assert n_test_images({**cfg, "test_subset": 2000}) == 2000
+    assert n_test_images({"dataset": "nope"}) is None
+    info = RunInfo("r1", "SGD", "SGD", "base", "#000", "finished", cfg)
+    rec = {"kind": "landscape", "epoch": 1, "step": 1, "time": 1.0, "direction": "random",
+           "split": "test", "offsets": [-1.0, 0.0, 1.0], "losses": [2.0, 1.0, 2.0], "n": 1024}
+    data = {"r1": RunData("r1", 1, [rec, {**rec, "split": "train", "n": True}], [], [])}
+    (s,) = slices([info], data, "random", "test")
+    assert (s.n, s.split, s.of) == (1024, "test", 10_000)
+    (t,) = slices([info], data, "random", "train")
+    assert (t.n, t.of) == (None, None)  # a bool is no count
