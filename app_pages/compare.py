@@ -78,6 +78,21 @@ def apply_filters(df, chosen: dict[str, list[str]]):
     return df
 
 
+def _whole(value) -> int | None:
+    return int(value) if value is not None and value == value else None  # NaN -> None
+
+
+def test_acc_text(state: str, acc, last_epoch, epochs) -> str:
+    """A run's test accuracy in the runs table: the final one of a finished run, else the one
+    of its latest epoch, said so ('3.6% at epoch 1 of 6'): not a final accuracy."""
+    text = format_pct(acc)
+    if state == "finished" or text == "-":
+        return text
+    done, total = _whole(last_epoch), _whole(epochs)
+    return f"{text} at epoch {done if done is not None else '?'} of " \
+           f"{total if total is not None else '?'}"
+
+
 def runs_table_ui(df) -> list[str]:
     """The table of runs; returns the ids of the selected rows."""
     shown = df.assign(
@@ -86,7 +101,8 @@ def runs_table_ui(df) -> list[str]:
             f"{int(ep) if ep == ep and ep is not None else '?'}"  # '?': a damaged config
             for le, ep in zip(df["last_epoch"], df["epochs"], strict=True)
         ],
-        test_acc=[format_pct(v) for v in df["final_test_acc"]],
+        test_acc=[test_acc_text(st_, acc, le, ep) for st_, acc, le, ep in zip(
+            df["state"], df["final_test_acc"], df["last_epoch"], df["epochs"], strict=True)],
         preset=df["preset"].fillna("custom"),
         created_at=[time.strftime("%Y-%m-%d %H:%M", time.localtime(c)) if c == c else ""
                     for c in df["created"]],
@@ -103,7 +119,9 @@ def runs_table_ui(df) -> list[str]:
         key="compare_table",
         column_config={
             "method_label": "method",
-            "test_acc": "final test acc.",
+            "test_acc": st.column_config.TextColumn(
+                "test acc.", help="Final for a finished run; for any other run the accuracy "
+                "of its latest epoch, with that epoch."),
             "created_at": "created",
             "run_id": "run id",
         },
@@ -113,7 +131,7 @@ def runs_table_ui(df) -> list[str]:
 
 
 def chart_options_ui() -> dict[str, Any]:
-    c1, c2, c3, c4 = st.columns([2, 2, 1.2, 1.2], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([2, 2, 1.2], vertical_alignment="bottom")
     with c1:
         metric = st.selectbox("Metric", list(METRICS), format_func=lambda m: METRICS[m][0],
                               key="c_metric", bind="query-params")
@@ -124,11 +142,14 @@ def chart_options_ui() -> dict[str, Any]:
         bands = st.toggle("± std bands", value=True, key="c_bands",
                           help="Runs that differ only in their seed become one line with a band "
                           "of ± one standard deviation.")
-    with c4:
-        finished_only = st.toggle("Finished only", value=True, key="c_finished",
-                                  help="The results table counts only finished runs.")
-    return {"metric": metric, "smoothing": float(smoothing), "bands": bands,
-            "finished_only": finished_only}
+    return {"metric": metric, "smoothing": float(smoothing), "bands": bands}
+
+
+def finished_only_ui() -> bool:
+    """Whether the results table counts only finished runs (the curves show every run)."""
+    return st.toggle("Count finished runs only", value=True, key="c_finished",
+                     help="Filters this results table only (the curves above show every "
+                     "selected run). Off: runs still training count with their latest epoch.")
 
 
 def delete_ui(own: list[str], labels: dict[str, str], why_not: str | None) -> list[str]:
@@ -269,7 +290,7 @@ if any(is_active(i.state) for i in infos):
                "their latest records, or follow them on the Live page.")
 
 st.header("Results in the paper's format", divider="gray")
-table = results_table(groups, data, finished_only=opts["finished_only"])
+table = results_table(groups, data, finished_only=finished_only_ui())
 if not table.columns:
     st.info("None of the shown runs has finished yet.")
 else:

@@ -202,3 +202,38 @@ def test_a_comparisons_label_does_not_change_when_its_runs_finish(runs):
     after, table = label()
     assert after == before and "active" not in after
     assert int(table.iloc[0]["active"]) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Compare
+# ---------------------------------------------------------------------------------------------
+
+
+def test_compare_says_which_accuracy_is_not_final_and_what_the_toggle_filters(runs):
+    fake_run(runs, CFG.replace(method="base"), state="running", epochs_done=1, acc=0.04,
+             group="gc")
+    fake_run(runs, CFG.replace(method="sam", scope="norm"), acc=0.5, group="gc")
+    at = page(app(group="gc"), "app_pages/compare.py")
+    table = at.dataframe(key="compare_table").value
+    accs = dict(zip(table["state"], table["test_acc"], strict=True))
+    assert accs["running"] == "3.6% at epoch 1 of 6"  # 0.04 * 0.9: not a final accuracy
+    assert accs["finished"] == "45.0%"
+    toggle = at.toggle(key="c_finished")
+    assert toggle.label == "Count finished runs only" and "results table only" in toggle.help
+    # not among the curve controls any more: under the heading of the table it filters
+    seen = walk(at.main)
+    results = seen.index("header:Results in the paper's format")
+    assert seen.index("toggle:c_finished") > results > seen.index("toggle:c_bands")
+
+
+def walk(node) -> list[str]:
+    """The page's headers and toggles in the order they are drawn."""
+    out = []
+    for child in getattr(node, "children", {}).values():
+        kind = getattr(child, "type", "")
+        if kind == "toggle":
+            out.append(f"toggle:{child.key}")
+        elif kind == "header":
+            out.append(f"header:{child.value}")
+        out.extend(walk(child))
+    return out
