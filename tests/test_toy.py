@@ -235,6 +235,42 @@ def test_settings_reject_bad_values(bad):
         replace(toy.minima.suggested, **bad)
 
 
+@pytest.mark.parametrize("surface", list(toy.SURFACES.values()), ids=lambda s: s.key)
+def test_run_rhos_is_run_methods_for_each_radius(surface):
+    """The Playground's slider grid: one pass over all radii gives, bit for bit, the run of
+    each radius alone (so the chart's sentences are those of that radius), diverged runs too."""
+    rhos = [0.0, 0.05, 0.35, 1.0]
+    s = replace(surface.suggested, lr=0.3, steps=60)  # ASAM diverges at rho 1 on 'rescaling'
+    grid = toy.run_rhos(surface, s, rhos)
+    assert len(grid) == len(rhos)
+    for rho, trajs in zip(rhos, grid, strict=True):
+        alone = toy.run_methods(surface, replace(s, rho=rho))
+        assert list(trajs) == list(alone)
+        for m, t in alone.items():
+            np.testing.assert_array_equal(trajs[m].points, t.points)
+            np.testing.assert_array_equal(trajs[m].ascent, t.ascent)
+            np.testing.assert_array_equal(trajs[m].loss, t.loss)
+            assert trajs[m].diverged_at == t.diverged_at
+    assert grid[0]["gd"] is grid[-1]["gd"]  # GD ignores rho: run once, shared
+    ends = {tuple(g["sam"].end) for g in grid}
+    assert len(ends) == len(rhos)  # ... but SAM's radius is per entry
+
+
+def test_run_rhos_diverges_per_radius_and_checks_its_input():
+    s = replace(toy.rescaling.suggested, lr=0.3, steps=60)
+    small, large = toy.run_rhos(toy.rescaling, s, [0.3, 1.0], ["sam", "asam"])
+    assert small["asam"].diverged_at is None and large["sam"].diverged_at is None
+    assert large["asam"].diverged_at is not None  # its row stopped; the others went on
+    assert len(large["asam"].points) == large["asam"].diverged_at < len(large["sam"].points)
+    assert toy.run_rhos(toy.rescaling, s, [], ["sam"]) == []
+    assert toy.run_rhos(toy.rescaling, s, [0.1], []) == [{}]
+    for bad in ([-0.1], [float("nan")]):
+        with pytest.raises(ValueError, match="rho"):
+            toy.run_rhos(toy.rescaling, s, bad)
+    with pytest.raises(ValueError, match="method"):
+        toy.run_rhos(toy.rescaling, s, [0.1], ["sgd"])
+
+
 def test_a_diverging_run_stops_at_its_last_finite_point():
     s = toy.Settings(start=(1.0, 1.0), lr=1.0, rho=0.5, steps=100)  # lr * lambda_max > 2
     with np.errstate(all="raise"):  # no overflow warning escapes either

@@ -35,6 +35,7 @@ from samon_core.toy.methods import (
     Trajectory,
     perturbation,
     run_methods,
+    run_rhos,
     trajectory,
 )
 from samon_core.toy.outcomes import Outcome, hessian, outcome, outcomes, worst_in_ball
@@ -68,6 +69,7 @@ __all__ = [
     "quadratic",
     "rescaling",
     "run_methods",
+    "run_rhos",
     "trajectory",
     "valley",
     "worst_in_ball",

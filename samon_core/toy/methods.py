@@ -95,9 +95,10 @@ def _check(methods: Iterable[str]) -> tuple[str, ...]:
     return methods
 
 
-def perturbations(methods: Sequence[str], p: np.ndarray, g: np.ndarray, rho: float,
-                  eta: float = 0.01) -> np.ndarray:
-    """eps for each method (row i: ``methods[i]`` at the point p[i] with gradient g[i])."""
+def perturbations(methods: Sequence[str], p: np.ndarray, g: np.ndarray,
+                  rho: float | np.ndarray, eta: float = 0.01) -> np.ndarray:
+    """eps for each method (row i: ``methods[i]`` at the point p[i] with gradient g[i], and
+    radius ``rho`` or ``rho[i]``)."""
     masks = np.array([_MASKS[m] for m in methods])
     adaptive = np.array([m == "asam" for m in methods])[:, None]
     t = np.where(adaptive, np.abs(p) + eta, 1.0)
@@ -114,11 +115,14 @@ def perturbation(method: str, p: np.ndarray, g: np.ndarray, rho: float,
                          rho, eta)[0]
 
 
-def _run(surface: Surface, methods: tuple[str, ...], s: Settings
+def _run(surface: Surface, methods: tuple[str, ...], s: Settings,
+         rho: float | np.ndarray | None = None
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All methods at once, one row each: points (n+1, m, 2), ascent (n+1, m, 2), loss (n+1, m)
-    and the last valid index per method (a diverged row stays frozen at its last point)."""
+    and the last valid index per method (a diverged row stays frozen at its last point).
+    ``rho``: one radius per row (default: ``s.rho`` for all)."""
     m, n = len(methods), s.steps
+    radius = s.rho if rho is None else rho
     pts, asc, loss = np.empty((n + 1, m, 2)), np.empty((n + 1, m, 2)), np.empty((n + 1, m))
     p = np.tile(np.asarray(s.start, dtype=float), (m, 1))
     pts[0], loss[0] = p, surface.loss(p)
@@ -126,7 +130,7 @@ def _run(surface: Surface, methods: tuple[str, ...], s: Settings
     alive = np.ones(m, dtype=np.bool_)
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is caught below
         for k in range(n + 1):
-            a = p + perturbations(methods, p, surface.grad(p), s.rho, s.eta)
+            a = p + perturbations(methods, p, surface.grad(p), radius, s.eta)
             asc[k] = a  # also at the last point: the page draws w -> w + eps at every frame
             if k == n:
                 break
@@ -138,6 +142,15 @@ def _run(surface: Surface, methods: tuple[str, ...], s: Settings
     return pts, asc, loss, last
 
 
+def _trajectory(method: str, i: int, steps: int, pts: np.ndarray, asc: np.ndarray,
+                loss: np.ndarray, last: np.ndarray) -> Trajectory:
+    """Row i of ``_run``'s arrays as a Trajectory (cut after its last valid point)."""
+    n = int(last[i])
+    diverged = n + 1 if n < steps else None
+    return Trajectory(method, pts[: n + 1, i].copy(), asc[: n + 1, i].copy(),
+                      loss[: n + 1, i].copy(), diverged)
+
+
 def run_methods(surface: Surface, settings: Settings,
                 methods: Iterable[str] = METHODS) -> dict[str, Trajectory]:
     """The trajectory of each method (in the order given), from the same start. The methods
@@ -145,13 +158,35 @@ def run_methods(surface: Surface, settings: Settings,
     methods = _check(methods)
     if not methods:
         return {}
-    pts, asc, loss, last = _run(surface, methods, settings)
-    out = {}
-    for i, m in enumerate(methods):
-        n = int(last[i])
-        diverged = n + 1 if n < settings.steps else None
-        out[m] = Trajectory(m, pts[: n + 1, i].copy(), asc[: n + 1, i].copy(),
-                            loss[: n + 1, i].copy(), diverged)
+    arrays = _run(surface, methods, settings)
+    return {m: _trajectory(m, i, settings.steps, *arrays) for i, m in enumerate(methods)}
+
+
+def run_rhos(surface: Surface, settings: Settings, rhos: Sequence[float],
+             methods: Iterable[str] = METHODS) -> list[dict[str, Trajectory]]:
+    """``run_methods`` for each radius of ``rhos`` (``settings.rho`` is not used): entry j is
+    exactly ``run_methods(surface, replace(settings, rho=rhos[j]), methods)``. Every
+    (radius, method) pair is one row of one array, so a whole slider grid costs about one
+    run's numpy calls; GD, which ignores rho, runs once and is shared by all entries."""
+    methods = _check(methods)
+    rhos = [float(r) for r in rhos]
+    if any(not (math.isfinite(r) and r >= 0) for r in rhos):
+        raise ValueError(f"every rho must be a finite number >= 0, got {rhos!r}")
+    if not methods or not rhos:
+        return [{} for _ in rhos]
+    per_rho = [m for m in methods if m != "gd"]
+    rows = (["gd"] if "gd" in methods else []) + per_rho * len(rhos)
+    radius = np.array(([0.0] if "gd" in methods else [])
+                      + [r for r in rhos for _ in per_rho])
+    arrays = _run(surface, tuple(rows), settings, radius)
+    gd = _trajectory("gd", 0, settings.steps, *arrays) if "gd" in methods else None
+    first = 1 if gd is not None else 0
+    out = []
+    for j in range(len(rhos)):
+        trajs = {m: gd if m == "gd" else _trajectory(
+            m, first + j * len(per_rho) + per_rho.index(m), settings.steps, *arrays)
+            for m in methods}
+        out.append(trajs)
     return out
 
 
