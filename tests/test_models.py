@@ -399,3 +399,15 @@ def test_wrn_shortcut_takes_the_block_input_as_the_reference_does():
         assert torch.allclose(block(x), expected)
         block.norm1.weight.mul_(3.0)  # would change a shortcut on relu(norm1(x))
         assert torch.allclose(block(x), expected)
+
+
+def test_wrn_classifier_keeps_pytorchs_default_init_as_the_reference():
+    """The reference's WRN (homura's, through the authors' models.py) initialises only its
+    convolutions (Kaiming normal, fan_out) and BatchNorm (1, 0); the classifier keeps
+    nn.Linear's default: weight and bias uniform in +-1/sqrt(fan_in), so the bias is not 0."""
+    model = _seeded_build("wrn16_4")
+    bound = 1.0 / math.sqrt(model.fc.in_features)
+    for p in (model.fc.weight, model.fc.bias):
+        assert float(p.abs().max()) <= bound
+    assert float(model.fc.bias.abs().max()) > 0.5 * bound  # drawn, not zeroed
+    assert float(model.fc.bias.std()) > 0.3 * bound

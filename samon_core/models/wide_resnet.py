@@ -83,9 +83,10 @@ class WideResNet(nn.Module):
         self.final_norm = make_norm(norm, in_ch)
         self.relu = nn.ReLU(inplace=True)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        # fc keeps PyTorch's default init (weight and bias uniform in +-1/sqrt(fan_in)), as in
+        # the reference's homura WRN, whose init touches only convolutions and BatchNorm
         self.fc = nn.Linear(in_ch, num_classes)
         init_conv_kaiming(self)
-        nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)

@@ -61,7 +61,10 @@ CONFIG_FILENAME = "config.json"
 # 3: what a run records changed (test_loss with label smoothing plus test_ce / train_ce, the
 #    gamma histogram's below / above, the resolved precision, the sharpness ascent of the paper's
 #    code), so runs finished before are not reused as if they had measured the same things.
-HASH_SCHEMA = 3
+# 4: the sharpness probe (and the landscape slices on training images) use the clean training
+#    labels (runs with label_noise or a synthetic set measured on noisy ones), and the WRNs' fc
+#    bias keeps PyTorch's default init as the reference's (it was zeroed).
+HASH_SCHEMA = 4
 
 # Upper bounds shared by several fields.
 MAX_EPOCHS = 400

@@ -4,7 +4,7 @@
 which random numbers the model's initialisation draws): the dataset (on the device, data/), the
 model (channels_last on CUDA), the optimizer (the base optimizer, wrapped in SAM for the SAM
 methods, over SAM-ON's perturbation groups), the loaders, the lr schedule (warm-up, then cosine /
-step / constant per optimizer step) and the fixed batch of the sharpness probe.
+step / constant per optimizer step) and the fixed batch of the sharpness probe (clean labels).
 
 Precision (``resolve_precision``): bf16 autocast on CUDA by default (``precision="auto"``), plain
 fp32 on the CPU and MPS; ``"fp32"`` (the paper presets: the authors' train.py has no autocast) on
@@ -182,7 +182,7 @@ class RunSetup:
     step: TrainStep
     train_loader: DeviceLoader
     test_loader: DeviceLoader
-    probe: tuple[torch.Tensor, torch.Tensor] | None  # un-augmented training subset for sharpness
+    probe: tuple[torch.Tensor, torch.Tensor] | None  # un-augmented training images, clean labels
     n_perturbed: int
     n_params: int
     data_source: str
@@ -235,7 +235,11 @@ def build_run(config: RunConfig, data_dir: str | os.PathLike) -> RunSetup:
         plain = DeviceLoader(
             data, device, n, train=False, split="train", channels_last=channels_last
         )
-        probe = next(iter(plain.epoch_batches(0)))  # the first n training images, no augmentation
+        # the first n training images, no augmentation, with their clean labels: the paper
+        # measures sharpness on clean data, and noisy labels (label_noise, the synthetic sets'
+        # own) would add the loss of fitting wrong targets
+        x, _ = next(iter(plain.epoch_batches(0)))
+        probe = (x, data.clean_train_labels()[:n].to(device))
     return RunSetup(
         device=device,
         amp=amp,

@@ -68,7 +68,8 @@ def load_dataset(
     permutation seeded by ``seed`` (train) and ``seed + 1`` (test).
     ``label_noise``: the share of the (subset's) training labels replaced by another class
     (``noisy_labels``, seeded by ``seed + LABEL_NOISE_SEED_OFFSET``); the test labels stay clean,
-    and ``source`` says so.
+    and ``source`` says so. The labels before the noise stay in ``train_y_clean`` (the sharpness
+    probe measures on them, as the paper on clean labels).
     Raises ``DatasetUnavailable`` when CIFAR is neither on disk nor downloadable.
     """
     if is_synthetic(name):
@@ -80,10 +81,13 @@ def load_dataset(
     if train_subset:
         idx = subset_indices(len(data.train_y), train_subset, seed)
         data.train_x, data.train_y = data.train_x[idx], data.train_y[idx]
+        if data.train_y_clean is not None:
+            data.train_y_clean = data.train_y_clean[idx]
     if test_subset:
         idx = subset_indices(len(data.test_y), test_subset, seed + 1)
         data.test_x, data.test_y = data.test_x[idx], data.test_y[idx]
     if label_noise:
+        data.train_y_clean = data.clean_train_labels()
         data.train_y = noisy_labels(data.train_y, label_noise, data.num_classes,
                                     seed + LABEL_NOISE_SEED_OFFSET)
         data.source += (f"; label_noise: {label_noise:.0%} of the training labels replaced by "

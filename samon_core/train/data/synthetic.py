@@ -83,7 +83,8 @@ def make_synthetic(
     per-sample coarse distractor that belongs to no class, gain ~ 1 + N(0, gain_std^2) and offset
     ~ N(0, offset_std^2) per channel, i.i.d. N(0, 1) pixel noise; rounded and clipped to uint8.
     Training labels are then replaced by a uniformly drawn *other* class with probability
-    ``label_noise`` (test labels stay clean): something for a network to overfit. Deterministic
+    ``label_noise`` (test labels stay clean; the drawn classes stay in ``train_y_clean``):
+    something for a network to overfit. Deterministic
     in ``seed`` (one CPU generator, fixed chunking); ~1 s for 12,000 images on one free core.
     """
     spec = spec or SyntheticSpec()
@@ -120,7 +121,7 @@ def make_synthetic(
                           half.reshape(n * 3, -1, IMAGE_SIZE))
         return x.view(n, 3, IMAGE_SIZE, IMAGE_SIZE).round_().clamp_(0, 255).to(torch.uint8)
 
-    def sample(n: int, label_noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(n: int, label_noise: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         y = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]  # balanced
         # Fixed-size chunks keep the temporaries in cache; the draw order stays deterministic.
         x = torch.cat([chunk(y[i:i + 1000]) for i in range(0, n, 1000)]) if n else \
@@ -128,10 +129,10 @@ def make_synthetic(
         # Drawn even when label_noise = 0, so the images do not depend on the label noise.
         noisy = torch.rand(n, generator=g) < label_noise
         other = (y + torch.randint(1, max(num_classes, 2), (n,), generator=g)) % num_classes
-        return x, torch.where(noisy, other, y).to(torch.int64)
+        return x, torch.where(noisy, other, y).to(torch.int64), y.to(torch.int64)
 
-    train_x, train_y = sample(n_train, spec.label_noise)
-    test_x, test_y = sample(n_test, 0.0)
+    train_x, train_y, train_clean = sample(n_train, spec.label_noise)
+    test_x, test_y, _ = sample(n_test, 0.0)
     mean, std = channel_stats(train_x)
     return DatasetTensors(
         train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
@@ -141,6 +142,7 @@ def make_synthetic(
             f"patterns, {spec.label_noise:.0%} training label noise; not CIFAR"
         ),
         class_names=tuple(f"pattern_{i:03d}" for i in range(num_classes)),
+        train_y_clean=train_clean,  # the classes drawn, before the label noise
     )
 
 

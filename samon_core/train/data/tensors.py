@@ -28,6 +28,14 @@ class DatasetTensors:
     synthetic: bool
     source: str  # human-readable provenance, shown in the UI and logs
     class_names: tuple[str, ...] = field(default=())
+    # The training labels before any label noise (the synthetic sets' own, ``label_noise``), for
+    # measurements the paper makes on clean labels (the sharpness probe); None: ``train_y`` is
+    # clean. Same order and length as ``train_y``.
+    train_y_clean: torch.Tensor | None = None
+
+    def clean_train_labels(self) -> torch.Tensor:
+        """The training labels without label noise (``train_y_clean``, else ``train_y``)."""
+        return self.train_y if self.train_y_clean is None else self.train_y_clean
 
     def __repr__(self) -> str:
         return (
