@@ -35,6 +35,8 @@ st.set_page_config(
 def owner_ui() -> str:
     """The user's name (sidebar, bound to the URL so that a link keeps it). Returns the cleaned
     name; an invalid one is explained and 'guest' is used."""
+    if common.teacher_token():  # the box says the name runs are launched under
+        return common.teacher_name_ui()
     common.apply_pending_name()
     text = st.sidebar.text_input(
         "Your name",
@@ -43,7 +45,7 @@ def owner_ui() -> str:
         bind="query-params",
         max_chars=40,
         help="Runs you launch are stored under this name; you can cancel and delete only your "
-        "own runs. It stays in the page's URL.",
+        "own runs. It stays in the page's URL (your key never does).",
     )
     name, error = clean_owner(text)
     if error:

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import common
+from samon_app.formatting import seeds_text
 from samon_app.verdicts import VERDICT_ICON
 from samon_core import claims, service
 from samon_core.claims.chart import ChartData, chart_data
@@ -26,6 +27,7 @@ from samon_core.runs.store import RunStore
 MAX_SEEDS = 5
 DEFAULT_SEEDS = 3
 ACTIVE = ("queued", "running", "interrupted")
+_QUEUED = "_claims_queued"  # (claim id, runs, owner) of the launch the page was run again for
 VERDICT_BOX = {claims.CONSISTENT: st.success, claims.NOT_CONSISTENT: st.error,
                claims.INCONCLUSIVE: st.warning}
 
@@ -73,7 +75,8 @@ def launch_ui(claim: claims.Claim, size: str, seeds: int) -> bool:
     """The list of runs the card needs and the one button that queues exactly them."""
     runs = with_seeds(claim.runs(size), seeds)
     st.caption("Runs: " + ", ".join(dict.fromkeys(label for label, _ in runs))
-               + f", seeds 0-{seeds - 1} ({len(runs)} runs; finished identical runs are reused)")
+               + f", {seeds_text(0, seeds)} ({len(runs)} runs; finished identical runs are "
+               "reused)")
     return st.button(f"Launch these {len(runs)} runs", key=f"launch_{claim.id}",
                      icon=":material/rocket_launch:")
 
@@ -90,11 +93,15 @@ def launch(claim: claims.Claim, size: str, seeds: int) -> list[str] | None:
                                            store=common.store(), owner_key=common.owner_key(),
                                            teacher_token=common.teacher_token())
     except ValueError as exc:  # LimitExceeded, NotRunnable
-        st.error(f"Not launched: {exc}")
+        common.launch_failed()  # a name registered for this launch is given back
+        st.error(f"Not launched: {common.md_escape(exc, 500)}", icon=":material/error:")
         return None
     except Exception as exc:  # noqa: BLE001 - the queue or the store: said, not raised
-        st.error(f"Not launched: {type(exc).__name__}: {exc}")
+        common.launch_failed()
+        st.error(f"Not launched: {common.md_escape(f'{type(exc).__name__}: {exc}', 500)}",
+                 icon=":material/error:")
         return None
+    common.launch_succeeded()
     common.clear_caches()
     _index.clear()
     _collected.clear()
@@ -173,7 +180,14 @@ def card_ui(claim: claims.Claim) -> tuple[str, int]:
         if launch_ui(claim, size, seeds):
             ids = launch(claim, size, seeds)
             if ids is not None:
-                st.success(f"Queued {len(ids)} runs for {common.owner()}.")
+                # Run the page again: a name registered by this launch is then the sidebar's
+                # (its box, its line, the link's box), not 'guest' drawn before the launch.
+                st.session_state[_QUEUED] = (claim.id, len(ids), common.owner())
+                st.rerun()
+        queued = st.session_state.get(_QUEUED)
+        if queued and queued[0] == claim.id:
+            st.session_state.pop(_QUEUED)
+            st.success(f"Queued {queued[1]} runs for {common.md_escape(queued[2], 60)}.")
         got = collected(claim.id, size, seeds)
         polling = any(r.state in ACTIVE for r in got.runs.values())
         st.fragment(run_every=2.0 if polling else None)(status_ui)(claim, size, seeds)

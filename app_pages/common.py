@@ -24,11 +24,15 @@ from app_pages.identity import (  # noqa: F401 - the pages use them as common.*
     action_help,
     apply_pending_name,
     can_act,
+    launch_failed,
     launch_owner,
+    launch_succeeded,
     owner,
     owner_error,
     owner_key,
     read_only,
+    share_ui,
+    teacher_name_ui,
     teacher_token,
 )
 from samon_app import urlparams
@@ -489,8 +493,10 @@ def launch_group(configs: dict, *, preset: str | None, seeds: int = 1) -> str | 
         )
     except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
         # LimitExceeded and NotRunnable are ValueErrors; the two outages carry one-line messages
+        identity.launch_failed()  # a name registered for this launch is given back
         st.error(f"Not launched: {md_escape(exc, 500)}", icon=":material/error:")
         return None
+    identity.launch_succeeded()
     clear_caches()
     ensure_workers()
     # The Live page opens on the new group (?group=). switch_page gets a mapping: its default

@@ -5,8 +5,11 @@ name, the teacher's sign-in, and what this session may do (the sentences and dec
 A typed name proves nothing, so acting on a run needs a key (``samon_core.service.identity``):
 
 * ``session_state["owner_key"]``: the key of the name in the sidebar, from the user's link
-  ``?owner=NAME&key=KEY`` (read once per session) or from the launch that registered the name.
-  No widget ever holds it; it stays in the URL as the capability link the user keeps.
+  ``?owner=NAME&key=KEY`` or from the launch that registered the name. The key is taken out of
+  the address bar the moment it is read (a copied address, a screenshot of the page, a link
+  shared to show a comparison must never carry it) and lives only in this browser session; the
+  link with the key is shown once, in the box after the first launch, for its owner to keep.
+  No widget ever holds it.
 * ``session_state["teacher_token"]``: set by the sidebar's sign-in after ``service.is_teacher``;
   never in the URL, never shown, checked again on every use (a changed server token signs out).
 
@@ -31,6 +34,7 @@ from samon_app.identity_view import (
     launch_refusal,
     may_act,
     read_only_text,
+    share_link,
     sidebar_note,
     standing,
     visitor_name,
@@ -45,9 +49,11 @@ KEY_STATE = "owner_key"
 TOKEN_STATE = "teacher_token"
 KEY_PARAM = "key"  # the link's parameter (declared in samon_app/urlparams.py)
 _KEY_NAME = "_owner_key_name"  # (key, the name it proves): the key file is read once per key
-_LINK_READ = "_link_read"  # the link's key was looked at (once per session)
 _BAD_LINK = "_bad_link"  # (page, warning) for a link whose key is not its name's
 _NEW_LINK = "_new_link"  # (name, key) this session registered: the box that shows the link
+# (name, key) registered by the launch now in progress: given back if that launch fails
+_REGISTERING = "_registering"
+_NAME_BEFORE_TEACHER = "_name_before_teacher"  # the name box's text when the teacher signed in
 _TOKEN_FIELD = "teacher_token_field"  # the sign-in's password field (emptied on submit)
 _SIGN_IN_FAILED = "_teacher_sign_in_failed"
 # A visitor's name chosen at their first launch as guest: the name box takes it at the next run
@@ -167,8 +173,11 @@ def read_only() -> str | None:
 
 def launch_owner() -> str | None:
     """The name to launch under, after registering a new one; None when nothing may be launched
-    (the reason is shown). Ends the box of an earlier registration."""
+    (the reason is shown). Ends the box of an earlier registration. The caller reports the
+    launch's outcome with ``launch_succeeded`` or ``launch_failed``: a name registered here is
+    kept (and its link shown) only when the launch went through."""
     st.session_state.pop(_NEW_LINK, None)
+    st.session_state.pop(_REGISTERING, None)
     problem = owner_error()
     if problem:
         st.error(f"Not launched: {problem.split(';')[0]}. Correct your name in the sidebar.",
@@ -189,7 +198,8 @@ def launch_owner() -> str | None:
 
 def _register_visitor() -> str | None:
     """A guest's first launch: a fresh name of their own (``visitor_name``), registered, in
-    the URL and in the name box from the next run; None when none could be registered."""
+    the name box (and so the URL's ``?owner=``) from the next run; None when none could be
+    registered."""
     for _ in range(VISITOR_TRIES):
         name = visitor_name()
         try:
@@ -198,7 +208,7 @@ def _register_visitor() -> str | None:
             taken = True
         if taken:
             continue
-        # the name box (bound to ?owner=) takes it, and the URL with it, at the next run
+        # the name box (bound to ?owner=) takes it at the next run
         st.session_state[_PENDING_NAME] = name
         if _register(name):
             return name
@@ -210,7 +220,8 @@ def _register_visitor() -> str | None:
 
 
 def _register(name: str) -> bool:
-    """Register ``name``: its key goes into the session and the URL, and the link is shown."""
+    """Register ``name`` for the launch in progress: its key goes into the session (never into
+    the URL); the link is shown once the launch went through (``launch_succeeded``)."""
     try:
         key = service.register_owner(name, store=_store())
     except (ValueError, OSError) as exc:  # NameTaken (someone was quicker), an unwritable store
@@ -218,10 +229,36 @@ def _register(name: str) -> bool:
         return False
     st.session_state[KEY_STATE] = key
     st.session_state[_KEY_NAME] = (key, name)
-    st.session_state[_NEW_LINK] = (name, key)
-    st.query_params[KEY_PARAM] = key
-    new_link_ui()  # here too: a page that stays (Claims) shows it at once
+    st.session_state[_REGISTERING] = (name, key)
     return True
+
+
+def launch_succeeded() -> None:
+    """The launch went through: a name it registered is kept, and its link is shown once (in
+    the box ``identity_ui`` draws at the top of the next page run)."""
+    registered = st.session_state.pop(_REGISTERING, None)
+    if registered:
+        st.session_state[_NEW_LINK] = registered
+
+
+def launch_failed() -> None:
+    """The launch was refused after ``launch_owner``: a name it registered is given back (so a
+    failed first launch leaves no name that its user has no link for), unless some run was
+    queued under it meanwhile (the store refuses then: the name stays, and its link is
+    shown, since its runs need their owner's key)."""
+    registered = st.session_state.pop(_REGISTERING, None)
+    if not registered:
+        return
+    try:
+        given_back = _store().unregister_owner(registered[1]) is not None
+    except (ValueError, OSError):  # the store went away: keep the name, and show its link
+        given_back = False
+    if not given_back:
+        st.session_state[_NEW_LINK] = registered
+        new_link_ui()  # now: the page stays, with the launch's error
+        return
+    for state in (KEY_STATE, _KEY_NAME, _PENDING_NAME):
+        st.session_state.pop(state, None)
 
 
 def _forget_new_link() -> None:
@@ -247,29 +284,21 @@ def new_link_ui() -> None:
 
 
 def read_link(page: str) -> None:
-    """Once per session: the link's key becomes the session's when it is the key of the link's
-    name; else one warning (on ``page``) and no key."""
-    if st.session_state.get(_LINK_READ):
+    """A key in the address (a link opened, a Back step to it) is taken out of the address at
+    once, whatever it is worth; it becomes the session's when it is the key of the link's name,
+    else one warning (on ``page``) and the session keeps the key it had."""
+    if KEY_PARAM not in st.query_params:
         return
-    st.session_state[_LINK_READ] = True
     key = st.query_params.get(KEY_PARAM)
+    del st.query_params[KEY_PARAM]  # before anything is drawn: no run of a page shows it
     if not key:
         return
     name = typed_name()
     if _name_of_key(key) == name:
         st.session_state[KEY_STATE] = key
+        st.session_state.pop(_BAD_LINK, None)
     else:
         st.session_state[_BAD_LINK] = (page, bad_key_text(name))
-
-
-def keep_key_in_url() -> None:
-    """The URL carries the session's key while it is the typed name's (page switches drop it),
-    and no key otherwise (a stale or wrong one would be bookmarked)."""
-    key = owner_key()
-    if key is not None and st.query_params.get(KEY_PARAM) != key:
-        st.query_params[KEY_PARAM] = key
-    elif key is None and KEY_PARAM in st.query_params:
-        del st.query_params[KEY_PARAM]
 
 
 def _token_configured() -> bool:
@@ -280,7 +309,11 @@ def _token_configured() -> bool:
 
 
 def _sign_out() -> None:
+    """The name box gets back the name it held when the teacher signed in."""
     st.session_state.pop(TOKEN_STATE, None)
+    before = st.session_state.pop(_NAME_BEFORE_TEACHER, None)
+    if isinstance(before, str) and before:
+        st.session_state[_PENDING_NAME] = before
 
 
 def _sign_in() -> None:
@@ -290,6 +323,8 @@ def _sign_in() -> None:
     st.session_state[_TOKEN_FIELD] = ""
     if _is_teacher(token):
         st.session_state[TOKEN_STATE] = token
+        typed = st.session_state.get("owner")
+        st.session_state[_NAME_BEFORE_TEACHER] = typed if isinstance(typed, str) else ""
     else:
         st.session_state[_SIGN_IN_FAILED] = True
 
@@ -313,12 +348,28 @@ def teacher_ui() -> None:
         st.sidebar.error(NOT_THE_TOKEN, icon=":material/lock:")
 
 
+def share_ui(text: str) -> None:
+    """``text`` and the link that shares this page as it is now: its parameters without the
+    user's name or key (``share_link``), in ``st.code`` so that one click copies it."""
+    params = {name: st.query_params.get_all(name) for name in st.query_params}
+    st.caption(f":material/link: {text}")
+    st.code(share_link(st.context.url, params), language=None, wrap_lines=True)
+
+
+def teacher_name_ui() -> str:
+    """The sidebar's name box while the teacher is signed in: 'teacher', which is the name
+    runs are launched under (not the box of the typed name, which would say otherwise)."""
+    st.sidebar.text_input("Your name", value=service.TEACHER_OWNER, disabled=True,
+                          key="owner_teacher", help="Signed in as the teacher: you launch as "
+                          "'teacher'. Sign out to use your own name again.")
+    return service.TEACHER_OWNER
+
+
 def identity_ui(page: str) -> None:
-    """Who the user is, on every page before the sidebar's name box: the link's key (read once
-    per session), the key kept in the URL, a bad link's warning, the new link's box, the
-    sidebar's line about the name and the teacher's sign-in."""
+    """Who the user is, on every page before the sidebar's name box: the link's key (taken
+    out of the address), a bad link's warning, the new link's box, the sidebar's line about
+    the name and the teacher's sign-in."""
     read_link(page)
-    keep_key_in_url()
     bad = st.session_state.get(_BAD_LINK)
     if bad and bad[0] == page:
         st.warning(bad[1], icon=":material/key_off:")

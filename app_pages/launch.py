@@ -371,10 +371,8 @@ def summary_ui(result, est: dict[str, Any], ahead: int, workers: int, room: Room
               "worker(s).")
     c3.metric("Queue", "empty" if ahead == 0 else f"{ahead} ahead",
               help="Runs queued or training before yours. Yours start when a worker is free.")
-    st.caption(
-        ":material/link: The page's address holds this configuration (seed included): copy "
-        "it to share the comparison or to launch it again later."
-    )
+    common.share_ui("This link holds this configuration (seed included), without your name "
+                    "or key: copy it to share the comparison or to launch it again later.")
     locked = launch_problems(room, result.configs.values(), None)
     if locked:
         st.error(f"Not allowed in this room: {'; '.join(locked)}.", icon=":material/lock:")

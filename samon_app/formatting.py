@@ -39,6 +39,10 @@ def format_pct(frac: float | None, digits: int = 1) -> str:
     return f"{100 * frac:.{digits}f}%"
 
 
+def seeds_text(first: int, n: int) -> str:
+    """'seed 0' for one seed, 'seeds 0-2' for three: the seeds ``first .. first + n - 1``."""
+    return f"seed {first}" if n == 1 else f"seeds {first}-{first + n - 1}"
+
 
 def mean_std_text(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
     """'84.19 ± 0.20' (sample std; '84.19' for one value); '-' for none."""

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import enum
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from samon_app.markup import md_escape
+from samon_app.urlparams import IDENTITY_PARAMS, RESERVED, looks_secret
 from samon_core.runs.owners import GUEST_OWNER, is_reserved, requesters
 
-KEEP_LINK = ("Keep this link to come back: it is your key to cancel or delete your runs. "
-             "Anyone with it can act as you.")
+KEEP_LINK = ("Keep this link to come back: it is your key to cancel or delete your runs, shown "
+             "only now and never in the address bar. Anyone with it can act as you: do not "
+             "share it.")
 NOT_THE_TOKEN = "Not the teacher token."
 NO_TOKEN = "No teacher token is set on this server (docs/deployment.md)."
 
@@ -60,7 +62,8 @@ def sidebar_note(s: Standing, name: str) -> str | None:
         Standing.TAKEN: f"{n} is taken: you see {n}'s runs read-only. Open your own link, or "
                         "pick another name.",
         Standing.NEW: f"{n} is free: your first launch registers it and gives you your link.",
-        Standing.OWN: f"You act as {n}: your link holds your key.",
+        Standing.OWN: f"You act as {n} in this browser tab (your key is not in the address: "
+                      "after a reload, open your own link again).",
     }.get(s)
 
 
@@ -115,6 +118,17 @@ def full_link(base_url: str | None, name: str, key: str) -> str:
     query) plus ``link_query``; only the query when the URL is unknown."""
     base = (base_url or "").split("?", 1)[0].split("#", 1)[0]
     return base + link_query(name, key)
+
+
+def share_link(base_url: str | None, params: Mapping[str, Sequence[str]]) -> str:
+    """A link to the page with ``params`` (name -> values, as in the URL) for anyone: who the
+    user is (``?owner=``, ``key``) and whatever is named like a secret are left out, so the
+    one who opens it browses as themselves. The page's URL without its query, plus the rest."""
+    base = (base_url or "").split("?", 1)[0].split("#", 1)[0]
+    kept = [(name, value) for name, values in params.items()
+            if name not in IDENTITY_PARAMS and not looks_secret(name) and name not in RESERVED
+            for value in values]
+    return base + ("?" + urlencode(kept) if kept else "")
 
 
 def visitor_name() -> str:

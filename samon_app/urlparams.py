@@ -119,6 +119,18 @@ GLOBAL_PARAMS: dict[str, Param] = {"owner": Param("owner"), "key": Param("secret
 # Parameters whose value is a secret: app_pages/identity.py checks them against the run store,
 # and they are never listed among the ignored ones (the warning would show the key).
 SECRET_KINDS = frozenset({"secret"})
+# Parameters no link shared by the app carries: who the user is (the name and its key).
+IDENTITY_PARAMS = frozenset(GLOBAL_PARAMS)
+# Words that make a parameter's name look like a secret pasted into a link by mistake (the
+# teacher token, a password, 'Key' or 'owner_key' for 'key'): such a parameter is removed
+# from the address on every page and listed without its value.
+_SECRET_WORDS = ("key", "token", "pass", "secret", "pwd", "auth", "cred")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether ``name`` (not the link's own ``key``) is named like a secret."""
+    folded = name.casefold()
+    return name != "key" and any(word in folded for word in _SECRET_WORDS)
 
 # Every parameter name some page reads: a name outside it is unknown on every page; one of
 # another page is left alone (it may be meant for the page the link leads to next).
@@ -224,10 +236,15 @@ def check_params(given: Mapping[str, Sequence[str]],
         spec = GLOBAL_PARAMS.get(name) or (params or {}).get(name)
         if name in RESERVED or (spec is not None and spec.kind in SECRET_KINDS):
             continue
+        if spec is None and looks_secret(name):  # every page, its value never shown
+            out.append(Ignored(name, "", "a secret never belongs in a link: removed (its value "
+                               "is not shown)"))
+            continue
         if spec is None:
             if params is not None and name not in ALL_NAMES:
                 close = suggest([name], sorted([*params, *GLOBAL_PARAMS]))
-                out.append(Ignored(name, shown, f"this page has no such parameter{close}"))
+                out.append(Ignored(name, "", f"this page has no such parameter{close} (its "
+                                   "value is not shown)"))
             continue
         problem = _value_problem(spec, values)
         if problem:
@@ -242,8 +259,8 @@ def warning_text(ignored: Sequence[Ignored]) -> str:
     """The warning that lists the ignored parameters, every user string escaped."""
     lines = ["Some parameters of this link were ignored; the page uses its defaults for them:"]
     for item in ignored[: MAX_SHOWN]:
-        value = md_escape(quote(item.value, 40)) if item.value else "(empty)"
-        lines.append(f"- **{md_escape(name_text(item.name))}** = {value}: "
+        value = f" = {md_escape(quote(item.value, 40))}" if item.value else ""
+        lines.append(f"- **{md_escape(name_text(item.name))}**{value}: "
                      f"{md_escape(item.reason, 300)}")
     if len(ignored) > MAX_SHOWN:
         lines.append(f"- and {len(ignored) - MAX_SHOWN} more")

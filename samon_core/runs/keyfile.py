@@ -95,3 +95,20 @@ def owner_of_key(root: Path, key: str) -> str | None:
 def is_registered(root: Path, name: str) -> bool:
     """Whether ``name`` has a key (then acting under it needs that key)."""
     return name in read_digests(root)
+
+
+def unregister(root: Path, key: str, has_runs: Callable[[str], bool] | None = None) -> str | None:
+    """Give back the name that ``key`` proves, registered a moment ago: the app registers a
+    name just before a first launch and gives it back when that launch fails, so a failed
+    launch leaves no name behind that its user has no link for. Returns the name, or None
+    (no such key, or the name owns runs by now: ``has_runs(name)``, asked under the lock,
+    since its runs need their owner's key)."""
+    check_key(key)
+    with file_lock(root / _LOCK_FILE):
+        owners = _read_owners(root)
+        name = next((n for n, entry in owners.items() if matches(key, entry["digest"])), None)
+        if name is None or (has_runs is not None and has_runs(name)):
+            return None
+        del owners[name]
+        write_json(root / KEYS_FILE, {"format": _FORMAT, "owners": owners})
+    return name

@@ -449,6 +449,14 @@ class RunStore:
         ``NameTaken`` when the name has a key already or is the teacher's."""
         return keyfile.register(self.root, name, self.clock)
 
+    def unregister_owner(self, key: str) -> str | None:
+        """Give back the name ``key`` proves unless it owns runs (``keyfile.unregister``)."""
+        return keyfile.unregister(self.root, key, has_runs=self._has_runs)
+
+    def _has_runs(self, name: str) -> bool:
+        return any(name in owners.requesters(meta) for rid in self.run_ids()
+                   if (meta := self._meta_or_none(self.root / rid)) is not None)
+
     def owner_of_key(self, key: str) -> str | None:
         """The registered owner of ``key``, or None (``BadKey`` for text that is no key)."""
         return keyfile.owner_of_key(self.root, key)
