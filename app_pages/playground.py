@@ -1,47 +1,45 @@
-"""Playground: GD, SAM, ASAM and SAM-ON on 2D loss surfaces, redrawn at every slider move.
+"""Playground: GD, SAM, ASAM and SAM-ON on 2D loss surfaces; ρ and the step answer in the browser.
 
 A picture of the chosen surface's loss levels (``samon_core.toy``) with each method's path and,
-at the step shown, the ascent point w + eps beside w (the gradient of the step is taken there).
-Every control is bound to the URL (``bind="query-params"``), so a link reproduces the exact
-picture; a bad value in a link falls back to the default with a note. The text under the plot states
-outcomes read from the computed trajectories, never assumed ones.
+at the step shown, the ascent point w + eps beside w (the gradient of the step is taken there),
+beside the loss per step, the outcome sentences and the end-point table.
 
-The figure animates in the browser (plotly frames: play button and step slider, no rerun).
-The pure builders (``build_figure``, ``loss_figure``, ``outcome_sentences``, ``url_notes``) live in
-``samon_app/playground.py``; this page only lays out the widgets and the text.
+Two kinds of control. The chart's own sliders, ρ and the step shown, switch in the browser
+between trajectories precomputed for the whole ρ grid (``samon_app.playground.precompute``,
+``samon_app.charts.playground``): no server round trip. Surface, methods, learning rate, start
+and steps are Streamlit widgets bound to the URL (``bind="query-params"``): a move recomputes
+the grid. The link holds every setting: the widgets' by Streamlit, the chart's by a small local
+script (``samon_app.charts.playground_link``); the page reads ``pg_rho`` and ``pg_step`` from
+the URL on every run. A bad value in a link falls back to the default with a note. Every
+sentence is generated from the trajectories of the ρ it describes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import streamlit as st
 
 from app_pages import common
+from samon_app.charts.playground import playground_figure
+from samon_app.charts.playground_link import CHART_KEY, link_script, share_box_html
+from samon_app.identity_view import share_link
 from samon_app.paper_tables import playground_rho_note
 from samon_app.playground import (
+    CHART_KNOBS,
     KEYS,
     KNOBS,
     LOOK_FOR,
+    RHO_GRID,
     SURFACE_LABELS,
+    GridPoint,
     Knob,
-    build_figure,
-    compute,
+    chart_position,
     defaults,
-    loss_figure,
     minima_numbers,
-    outcome_rows,
-    outcome_sentences,
     param,
+    precompute,
     url_notes,
 )
 from samon_core import toy
-
-# ---------------------------------------------------------------------------------------------
-# vocabulary: methods, colours, controls
-# ---------------------------------------------------------------------------------------------
-
-
 
 # ---------------------------------------------------------------------------------------------
 # UI pieces (each returns plain values)
@@ -50,15 +48,20 @@ from samon_core import toy
 
 def _raw_params() -> dict[str, list[str]]:
     """This page's query parameters as the URL has them now (before the widgets read them)."""
-    names = [param(k) for k in ("surface", "methods", *KNOBS)]
+    names = [param(k) for k in ("surface", "methods", *KNOBS, *CHART_KNOBS)]
     return {k: st.query_params.get_all(k) for k in names if k in st.query_params}
 
 
 def _apply_defaults() -> None:
-    """Set every knob to the chosen surface's settings (on a surface change, or on reset)."""
+    """Set every knob to the chosen surface's settings (on a surface change, or on reset); the
+    chart's sliders go back to their defaults by leaving the URL."""
     surface = toy.get_surface(SURFACE_LABELS[st.session_state[param("surface")]])
     for key, value in defaults(surface).items():
-        st.session_state[param(key)] = value
+        if key in KNOBS:
+            st.session_state[param(key)] = value
+    for key in CHART_KNOBS:
+        if param(key) in st.query_params:
+            del st.query_params[param(key)]
 
 
 def surface_ui() -> toy.Surface:
@@ -88,50 +91,49 @@ def knob_ui(knob: Knob, default: float) -> float:
                      format=knob.fmt, key=key, bind="query-params", help=knob.help, **kw)
 
 
-def controls_ui(surface: toy.Surface) -> tuple[toy.Settings, int]:
-    """The settings and the step shown (every control is in the URL)."""
+def controls_ui(surface: toy.Surface) -> toy.Settings:
+    """The server-side settings (every one in the URL); rho is the chart's, not set here."""
     fallback = defaults(surface)
-    values = {k: knob_ui(KNOBS[k], fallback[k]) for k in ("rho", "lr")}
-    c1, c2 = st.columns(2)
-    with c1:
-        values["x0"] = knob_ui(KNOBS["x0"], fallback["x0"])
-    with c2:
-        values["y0"] = knob_ui(KNOBS["y0"], fallback["y0"])
-    values["steps"] = knob_ui(KNOBS["steps"], fallback["steps"])
-    step = knob_ui(KNOBS["step"], fallback["step"])
-    st.button("Reset to this surface's settings", on_click=_apply_defaults,
-              icon=":material/restart_alt:", key=param("reset"))
-    settings = toy.Settings(start=(values["x0"], values["y0"]), lr=values["lr"],
-                            rho=values["rho"], steps=int(values["steps"]))
-    return settings, int(step)
+    cols = st.columns([1, 1, 1, 1, 0.9], gap="medium", vertical_alignment="bottom")
+    values = {}
+    for col, key in zip(cols, ("lr", "x0", "y0", "steps"), strict=False):
+        with col:
+            values[key] = knob_ui(KNOBS[key], fallback[key])
+    with cols[-1]:
+        st.button("Reset to this surface's settings", on_click=_apply_defaults,
+                  icon=":material/restart_alt:", key=param("reset"))
+    return toy.Settings(start=(values["x0"], values["y0"]), lr=values["lr"],
+                        rho=fallback["rho"], steps=int(values["steps"]))
 
 
-def picture_ui(surface: toy.Surface, trajs: Mapping[str, toy.Trajectory], shown: int,
-               settings: toy.Settings) -> None:
+@st.cache_data(max_entries=64, show_spinner=False)
+def _grid(surface_key: str, settings: toy.Settings, methods: tuple[str, ...]
+          ) -> list[GridPoint]:
+    """The whole ρ grid (shared by all sessions: the same settings give the same grid)."""
+    return precompute(toy.get_surface(surface_key), settings, methods)
+
+
+def picture_ui(surface: toy.Surface, settings: toy.Settings, methods: list[str]) -> None:
     st.markdown(f"**{surface.title}**: ${surface.formula}$")
-    if not trajs:
+    if not methods:
         st.info("Choose at least one method to see its path.", icon=":material/touch_app:")
-    common.plot(build_figure(surface, trajs, shown, settings.start), key="playground_map")
+    grid = _grid(surface.key, settings, tuple(methods)) if methods else []
+    position = chart_position(_raw_params(), surface, settings.steps)
+    common.plot(playground_figure(surface, grid, position, settings.steps, settings.start),
+                key=CHART_KEY)
     st.caption(
-        "Filled dot: w at the step shown; open dot: its ascent point w + ε, where that step's "
-        "gradient is taken (GD's coincides with w). The plot's own slider and ▶ Play go through "
-        f"the {settings.steps} steps in the browser."
+        f"**ρ** (the radius of the ascent step, {RHO_GRID[0]:.2f} to {RHO_GRID[-1]:.2f}) and "
+        "the **step** shown are the chart's own sliders: they switch between trajectories "
+        f"computed for every ρ in advance, in the browser; ▶ plays the {settings.steps} steps. "
+        "The sentences and the table beside the map are those of the ρ shown. Filled dot: w "
+        "at the step shown; open dot: its ascent point w + ε, where that step's gradient is "
+        "taken (GD's coincides with w)."
     )
-    common.share_ui("This link holds every setting: copy it to share this picture.")
-
-
-def outcome_ui(surface: toy.Surface, oc: Mapping[str, toy.Outcome],
-               trajs: Mapping[str, toy.Trajectory], shown: int) -> None:
-    if not oc:
-        return
-    st.markdown("##### What happened")
-    for line in outcome_sentences(surface, oc):
-        st.markdown(f"- {line}")
-    left, right = st.columns([3, 2], gap="medium")
-    with left:
-        st.dataframe(outcome_rows(oc), hide_index=True, width="stretch")
-    with right:
-        common.plot(loss_figure(trajs, shown), key="playground_loss")
+    params = {name: st.query_params.get_all(name) for name in st.query_params}
+    st.caption(":material/link: This link holds every setting, the chart's ρ and step "
+               "included: copy it to share this picture.")
+    st.html(share_box_html(share_link(st.context.url, params)) + link_script(),
+            unsafe_allow_javascript=True)
 
 
 def flat_text_ui(surface: toy.Surface, settings: toy.Settings) -> None:
@@ -150,8 +152,8 @@ def flat_text_ui(surface: toy.Surface, settings: toy.Settings) -> None:
         "zero at the bottom."
     )
     if surface.landmarks:
-        lines = minima_numbers(surface, settings.lr, settings.rho)
-        st.caption("With your settings, " + "; ".join(lines) + ".")
+        lines = minima_numbers(surface, settings.lr)
+        st.caption(f"With lr = {settings.lr:.3f}, " + "; ".join(lines) + ".")
 
 
 def scale_text_ui() -> None:
@@ -172,7 +174,7 @@ def scale_text_ui() -> None:
         "η = 0.01 here). **SAM-ON** perturbs only the norm layer's γ (here the y axis, with "
         "the norm of its gradient alone). At a minimum γ·w = 1 the curvature along γ is "
         "w² = 1/γ²: smallest where γ is large. The paper reports that SAM-ON shifts γ towards "
-        "larger values; the numbers above say where each method ended with your settings."
+        "larger values; the chart's sentences say where each method ended with your settings."
     )
     st.caption(playground_rho_note())
 
@@ -180,9 +182,9 @@ def scale_text_ui() -> None:
 def main() -> None:
     st.title("Playground")
     st.markdown(
-        "Gradient descent, SAM, ASAM and SAM-ON on small 2D loss surfaces, recomputed at every "
-        "slider move. The x axis is a weight w, the y axis a norm layer's scale γ: **SAM-ON** "
-        "perturbs γ only."
+        "Gradient descent, SAM, ASAM and SAM-ON on small 2D loss surfaces. The x axis is a "
+        "weight w, the y axis a norm layer's scale γ: **SAM-ON** perturbs γ only. Move ρ and "
+        "the step in the chart: it answers at once."
     )
     raw = _raw_params()  # before the widgets: they drop bad values from the URL silently
     notes = st.container()
@@ -191,17 +193,11 @@ def main() -> None:
         surface = surface_ui()
     with top_right:
         methods = methods_ui()
-    left, right = st.columns([1, 2.6], gap="large")
-    with left:
-        settings, step = controls_ui(surface)
+    settings = controls_ui(surface)
     for note in url_notes(raw, surface):
         notes.warning(f"From the link: {note}", icon=":material/link_off:")
-    trajs, oc = compute(surface, settings, methods)
-    shown = min(step, settings.steps)
-    with right:
-        picture_ui(surface, trajs, shown, settings)
-        common.look_for(LOOK_FOR[surface.key])
-    outcome_ui(surface, oc, trajs, shown)
+    picture_ui(surface, settings, methods)
+    common.look_for(LOOK_FOR[surface.key])
     c1, c2 = st.columns(2, gap="large")
     with c1:
         flat_text_ui(surface, settings)

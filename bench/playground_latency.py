@@ -1,14 +1,16 @@
 """Server-side time of one Playground interaction: compute + figures + serialisation. Measured,
-not asserted (target: under ~200 ms per slider move).
+not asserted (target: under ~200 ms per move of a server-side control). Moves of the chart's own
+sliders (rho, step) cost no server time at all: ``bench/browser_latency.py`` times them.
 
 For each of N pseudo-random slider settings (surface, methods, rho, lr, start, steps, step shown)
 it times what the page does on a rerun, in three parts:
 
-1. compute:   ``samon_core.toy`` trajectories of the chosen methods and their outcomes;
-2. figures:   the contour-plot figure with one animation frame per step, the loss chart, the
-              outcome sentences and table rows (``samon_app/playground.py``: the page's builders);
-3. serialise: ``plotly.io.to_json(fig.to_dict())`` of both figures, which is what
-              ``st.plotly_chart`` sends to the browser.
+1. compute:   ``samon_core.toy`` trajectories of the chosen methods for the whole rho grid, their
+              outcomes, sentences and table rows (``samon_app.playground.precompute``);
+2. figures:   the figure with every radius's traces and one animation frame per step
+              (``samon_app.charts.playground``);
+3. serialise: ``plotly.io.to_json(fig.to_dict())``, which is what ``st.plotly_chart`` sends to
+              the browser.
 
 The landscape picture (a PNG per surface) is built once per surface and cached for all sessions:
 its first build is reported apart (``cold``). With ``--apptest K`` it also times K full reruns of
@@ -38,6 +40,8 @@ import plotly.io as pio  # noqa: E402
 import streamlit  # noqa: E402
 
 from samon_app import playground as pg  # noqa: E402  (the page's builders)
+from samon_app.charts.playground import playground_figure  # noqa: E402
+from samon_app.charts.playground_landscape import landscape_uri  # noqa: E402
 from samon_core import toy  # noqa: E402
 from samon_core.train.hardware import cpu_model  # noqa: E402  (no torch)
 
@@ -63,16 +67,12 @@ def settings_list(n: int, seed: int) -> list[tuple[toy.Surface, list[str], toy.S
 
 def one(surface: toy.Surface, methods: list[str], s: toy.Settings, step: int) -> dict:
     t0 = time.perf_counter()
-    trajs, oc = pg.compute(surface, s, methods)
+    grid = pg.precompute(surface, s, methods)
     t1 = time.perf_counter()
-    shown = min(step, s.steps)
-    fig = pg.build_figure(surface, trajs, shown, s.start)
-    loss = pg.loss_figure(trajs, shown)
-    pg.outcome_sentences(surface, oc)
-    pg.outcome_rows(oc)
+    position = pg.ChartPosition(pg.rho_index(s.rho), min(step, s.steps))
+    fig = playground_figure(surface, grid, position, s.steps, s.start)
     t2 = time.perf_counter()
     spec = pio.to_json(fig.to_dict(), validate=False)
-    pio.to_json(loss.to_dict(), validate=False)
     t3 = time.perf_counter()
     return {"compute": t1 - t0, "figures": t2 - t1, "serialise": t3 - t2, "total": t3 - t0,
             "kb": len(spec) / 1024, "steps": s.steps, "methods": len(methods)}
@@ -85,7 +85,7 @@ def apptest_reruns(k: int) -> list[float]:
     at.run()
     times = []
     for i in range(k):
-        at.slider(key=pg.param("rho")).set_value(round(0.05 + 0.9 * i / max(k - 1, 1), 2))
+        at.slider(key=pg.param("lr")).set_value(round(0.05 + 0.2 * i / max(k - 1, 1), 3))
         t0 = time.perf_counter()
         at.run()
         times.append(time.perf_counter() - t0)
@@ -105,7 +105,7 @@ def main() -> None:
           f"streamlit {streamlit.__version__}")
     for surface in toy.SURFACES.values():
         t0 = time.perf_counter()
-        pg.landscape_uri(surface.key)
+        landscape_uri(surface.key)
         print(f"cold: landscape picture of {surface.key!r}: "
               f"{1000 * (time.perf_counter() - t0):.1f} ms (once per surface per server)")
 

@@ -1,16 +1,19 @@
 """The Playground page (``app_pages/playground.py``) with ``streamlit.testing``'s AppTest, and its
-pure figure and text builders.
+pure builders (``samon_app/playground.py``, ``samon_app/charts/playground*.py``).
 
-The page renders; moving a slider changes the figure's data; URL parameters set the controls
-and give the same picture as setting them by hand; bad URL values fall back to the defaults with
-a note; the text states the outcomes the trajectories show, whatever they are.
+The page renders; moving a Streamlit slider recomputes the figure; the chart's own sliders (ρ
+and the step) start where the link says and keep their URL parameters across reruns; bad URL
+values fall back to the defaults with a note; for every ρ of the grid the sentences and the table
+the chart shows are those of that ρ's own trajectories, and its frames draw them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the page imports app_pages.common
     sys.path.insert(0, str(REPO))
 
-from samon_app import playground as pg  # noqa: E402  (the page's builders)
+from samon_app import playground as pg  # noqa: E402  (the page's view model)
+from samon_app.charts import playground as chart  # noqa: E402
+from samon_app.charts import playground_landscape as land  # noqa: E402
+from samon_app.charts import playground_link as link  # noqa: E402
 from samon_core import toy  # noqa: E402
 
 PAGE = str(REPO / "app_pages" / "playground.py")
@@ -45,13 +51,28 @@ def rerun(at: AppTest) -> AppTest:
 
 
 def spec(at: AppTest) -> dict[str, Any]:
-    """The contour plot's figure as sent to the browser."""
+    """The chart's figure as sent to the browser."""
     return json.loads(at.get("plotly_chart")[0].proto.spec)
 
 
+def sliders(sp: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in sp["layout"].get("sliders", [])}
+
+
+def shown_rho(sp: dict[str, Any]) -> float:
+    s = sliders(sp)["rho"]
+    return float(s["steps"][s["active"]]["value"])
+
+
 def paths(sp: dict[str, Any]) -> dict[str, Any]:
-    """Method label -> its path trace."""
-    return {t["name"]: t for t in sp["data"] if t.get("name") in pg.KEYS}
+    """Method label -> its visible path trace (the map's lines of the ρ shown)."""
+    return {t["name"]: t for t in sp["data"] if t.get("name") in pg.KEYS
+            and t.get("mode") == "lines+markers" and t.get("visible") and "xaxis" not in t
+            and t.get("opacity")}
+
+
+def chart_text(sp: dict[str, Any]) -> str:
+    return "\n".join(chart.plotly_to_text(a["text"]) for a in sp["layout"].get("annotations", []))
 
 
 def slider(at: AppTest, name: str):
@@ -62,6 +83,10 @@ def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
     parts += [w.value for w in at.warning] + [i.value for i in at.info]
     return "\n".join(str(p) for p in parts)
+
+
+def plain(sentence: str) -> str:
+    return sentence.replace("**", "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,48 +101,82 @@ def test_the_page_renders_the_default_picture():
     assert list(paths(sp)) == ["GD", "SAM", "ASAM", "SAM-ON"]
     assert len(sp["frames"]) == s.steps + 1
     assert sp["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
-    assert slider(at, "rho").value == s.rho and slider(at, "steps").value == s.steps
-    assert sp["layout"]["sliders"][0]["active"] == s.steps  # the step shown defaults to the end
+    assert slider(at, "steps").value == s.steps and shown_rho(sp) == s.rho
+    assert sliders(sp)["step"]["active"] == s.steps  # the step shown defaults to the end
+    assert len(sliders(sp)["step"]["steps"]) == s.steps + 1  # one step control, up to Steps
+    with pytest.raises(KeyError):
+        slider(at, "step")  # no second "Step shown" widget (item 15)
+    with pytest.raises(KeyError):
+        slider(at, "rho")  # rho is the chart's
     assert not at.warning
     oc = toy.outcomes(toy.minima, toy.run_methods(toy.minima, s), s.rho)
     assert oc["gd"].basin == "sharp" and oc["sam"].basin == "flat"
-    assert ("With these settings GD ends in the **sharp minimum**'s bowl; SAM, ASAM and SAM-ON "
-            "end in the **flat minimum**'s bowl.") in texts(at)
+    assert ("With these settings GD ends in the sharp minimum's bowl; SAM, ASAM and SAM-ON "
+            "end in the flat minimum's bowl.") in " ".join(chart_text(sp).split())
 
 
-def test_moving_a_slider_changes_the_figure_and_the_text():
+def test_moving_a_streamlit_slider_recomputes_the_grid():
     at = page()
     before = paths(spec(at))
-    slider(at, "rho").set_value(0.05)
+    slider(at, "lr").set_value(0.05)
     rerun(at)
     after = paths(spec(at))
-    assert after["SAM"]["x"] != before["SAM"]["x"]
-    assert after["GD"]["x"] == before["GD"]["x"]  # GD does not use rho
-    # with a small rho SAM no longer leaves the sharp bowl, and the text says so
-    assert "GD, SAM, ASAM and SAM-ON end in the **sharp minimum**'s bowl" in texts(at)
+    assert after["SAM"]["x"] != before["SAM"]["x"] and after["GD"]["x"] != before["GD"]["x"]
+    assert shown_rho(spec(at)) == toy.minima.suggested.rho  # rho stays where it was
 
 
-def test_url_parameters_set_the_controls_and_reproduce_the_picture():
+def test_the_chart_sliders_round_trip_through_the_url():
+    """Item 15: what the URL says about the chart's sliders is what the chart shows, and it
+    survives the reruns other controls cause (the link still holds every setting)."""
+    at = page(rho="0.55", step="10", steps="40")
+    sp = spec(at)
+    assert shown_rho(sp) == 0.55 and sliders(sp)["step"]["active"] == 10
+    assert len(sp["frames"]) == 41
+    at.button_group(key=pg.param("methods")).set_value(["GD", "SAM-ON"])
+    rerun(at)
+    slider(at, "lr").set_value(0.05)
+    rerun(at)
+    # (a widget writes its own parameter from the browser, which AppTest has not)
+    for name, value in (("rho", "0.55"), ("step", "10"), ("steps", "40")):
+        assert at.query_params[pg.param(name)] == value, name
+    sp = spec(at)
+    assert shown_rho(sp) == 0.55 and sliders(sp)["step"]["active"] == 10
+    assert list(paths(sp)) == ["GD", "SAM-ON"]
+    # what the browser's script writes after an in-chart move is read on the next run
+    at.query_params[pg.param("rho")] = "0.2"
+    at.query_params[pg.param("step")] = "3"
+    rerun(at)
+    assert shown_rho(spec(at)) == 0.2 and sliders(spec(at))["step"]["active"] == 3
+
+
+def test_the_step_is_clamped_to_steps():
+    at = page(step="200", steps="80")  # 'Step shown reads 200 when Steps is 80'
+    step = sliders(spec(at))["step"]
+    assert step["active"] == 80 and step["steps"][step["active"]]["value"] == "80"
+    slider(at, "steps").set_value(30)
+    rerun(at)
+    assert sliders(spec(at))["step"]["active"] == 30 and len(spec(at)["frames"]) == 31
+
+
+def test_url_parameters_reproduce_the_picture():
     query = {"surface": "Valley", "methods": ["GD", "SAM-ON"], "rho": "0.55", "steps": "40",
              "step": "10", "x0": "1.5"}
     linked = page(**query)
-    assert slider(linked, "rho").value == 0.55 and slider(linked, "steps").value == 40
-    assert slider(linked, "x0").value == 1.5
+    assert slider(linked, "steps").value == 40 and slider(linked, "x0").value == 1.5
     assert linked.button_group(key=pg.param("surface")).value == "Valley"
     sp = spec(linked)
-    assert list(paths(sp)) == ["GD", "SAM-ON"] and len(sp["frames"]) == 41
-    assert sp["layout"]["sliders"][0]["active"] == 10
-    # the same settings made by hand give the same figure (the link reproduces the picture)
+    # the same settings made by hand (the chart's sliders as the browser's script writes them)
     by_hand = page()
     by_hand.button_group(key=pg.param("surface")).set_value("Valley")
     rerun(by_hand)
     by_hand.button_group(key=pg.param("methods")).set_value(["GD", "SAM-ON"])
-    for name, value in (("rho", 0.55), ("steps", 40), ("step", 10), ("x0", 1.5)):
+    for name, value in (("steps", 40), ("x0", 1.5)):
         slider(by_hand, name).set_value(value)
+    by_hand.query_params[pg.param("rho")] = "0.55"
+    by_hand.query_params[pg.param("step")] = "10"
     rerun(by_hand)
     assert spec(by_hand) == sp
-    # ... and every control tells the browser to keep its value in the URL
-    for name in pg.KNOBS:
+    for name in pg.KNOBS:  # ... and every widget tells the browser to keep it in the URL
         assert slider(linked, name).proto.query_param_key == pg.param(name)
 
 
@@ -125,26 +184,35 @@ def test_bad_url_values_fall_back_to_the_defaults_with_a_note():
     at = page(rho="abc", steps="9999", x0="nan", step="-3", surface="Nope",
               methods=["GD", "XYZ"])
     s = toy.minima.suggested
-    assert slider(at, "rho").value == s.rho and slider(at, "steps").value == s.steps
-    assert slider(at, "x0").value == s.start[0] and slider(at, "step").value == pg.STEPS_MAX
+    sp = spec(at)
+    assert shown_rho(sp) == s.rho and slider(at, "steps").value == s.steps
+    assert slider(at, "x0").value == s.start[0] and sliders(sp)["step"]["active"] == s.steps
     notes = "\n".join(w.value for w in at.warning)
     for bad in ("pg_rho=abc", "pg_steps=9999", "pg_x0=nan", "pg_step=-3", "pg_surface=Nope",
                 "`XYZ`"):
         assert bad in notes
-    assert "using 0.30" in notes and "using 80" in notes
-    assert list(paths(spec(at))) == ["GD"]  # the valid part of the link is kept
+    assert "using 0.30" in notes and "using 80" in notes and "using the end" in notes
+    assert list(paths(sp)) == ["GD"]  # the valid part of the link is kept
+
+
+def test_a_rho_between_grid_points_is_snapped_with_a_note():
+    at = page(rho="0.33")
+    assert shown_rho(spec(at)) == 0.35
+    assert "steps of 0.05: showing ρ = 0.35" in "\n".join(w.value for w in at.warning)
 
 
 def test_switching_the_surface_loads_its_settings():
-    at = page()
-    slider(at, "rho").set_value(0.9)
-    rerun(at)
+    at = page(rho="0.9", step="5")
     at.button_group(key=pg.param("surface")).set_value("Rescaling")
     rerun(at)
     s = toy.rescaling.suggested
-    assert slider(at, "rho").value == s.rho and slider(at, "steps").value == s.steps
-    assert spec(at)["layout"]["xaxis"]["range"] == list(toy.rescaling.bounds[:2])
-    assert "Smallest γ at the end: **GD**" in texts(at) and "largest: **SAM-ON**" in texts(at)
+    sp = spec(at)
+    assert shown_rho(sp) == s.rho and slider(at, "steps").value == s.steps
+    assert sliders(sp)["step"]["active"] == s.steps
+    assert pg.param("rho") not in at.query_params and pg.param("step") not in at.query_params
+    assert sp["layout"]["xaxis"]["range"] == list(toy.rescaling.bounds[:2])
+    text = " ".join(chart_text(sp).split())
+    assert "Smallest γ at the end: GD" in text and "largest: SAM-ON" in text
     slider(at, "lr").set_value(0.2)
     rerun(at)
     assert slider(at, "lr").value == 0.2
@@ -158,45 +226,147 @@ def test_no_method_chosen_is_explained():
     at.button_group(key=pg.param("methods")).set_value([])
     rerun(at)
     assert any("Choose at least one method" in i.value for i in at.info)
-    assert paths(spec(at)) == {}
+    assert paths(spec(at)) == {} and "sliders" not in spec(at)["layout"]
+
+
+def test_the_share_box_and_the_script_are_on_the_page():
+    at = page(rho="0.4")
+    body = "\n".join(h.proto.body for h in at.get("html"))
+    assert f'id="{link.BOX_ID}"' in body and "pg_rho=0.4" in body
+    assert "setInterval" in body and f".st-key-{link.CHART_KEY}" in body
+    # nothing fetched from anywhere: no address, no request, no import
+    assert not re.search(r"://|fetch\(|XMLHttpRequest|import|src=", link.link_script())
 
 
 # ---------------------------------------------------------------------------------------------
-# the pure builders
+# the grid: every radius's sentences, table and frames come from its own trajectories
 # ---------------------------------------------------------------------------------------------
+
+
+def _figure(surface: toy.Surface, settings: toy.Settings, methods=toy.METHODS, rho_i=0,
+            step=None) -> tuple[list[pg.GridPoint], dict[str, Any]]:
+    grid = pg.precompute(surface, settings, list(methods))
+    pos = pg.ChartPosition(rho_i, settings.steps if step is None else step)
+    return grid, chart.playground_figure(surface, grid, pos, settings.steps,
+                                         settings.start).to_dict()
+
+
+def _visible_at(fig: dict[str, Any], j: int) -> list[dict[str, Any]]:
+    vis = sliders(fig)["rho"]["steps"][j]["args"][0]["visible"]
+    return [t for t, v in zip(fig["data"], vis, strict=True) if v]
+
+
+@pytest.mark.parametrize("surface", list(toy.SURFACES.values()), ids=lambda s: s.key)
+def test_every_grid_point_shows_the_sentences_of_its_own_trajectories(surface):
+    """Item 3: for each ρ of the slider, the sentences the chart shows (the ρ slider's layout
+    update) and its table are those computed from a run with that ρ alone, and its visible
+    paths end where those runs end."""
+    settings = replace(surface.suggested, lr=0.2, steps=60)  # some runs diverge here
+    grid, fig = _figure(surface, settings)
+    steps = sliders(fig)["rho"]["steps"]
+    assert [float(s["value"]) for s in steps] == list(pg.RHO_GRID)
+    seen = set()
+    for j, rho in enumerate(pg.RHO_GRID):
+        alone = toy.run_methods(surface, replace(settings, rho=rho))
+        oc = toy.outcomes(surface, alone, rho)
+        expected = pg.outcome_sentences(surface, oc)
+        shown = chart.plotly_to_text(steps[j]["args"][1]["annotations"][0]["text"])
+        assert shown.startswith(f"With ρ = {rho:.2f}:")
+        assert " ".join(shown.split()) == " ".join(
+            [f"With ρ = {rho:.2f}:"] + [f"• {plain(s)}" for s in expected])
+        visible = _visible_at(fig, j)
+        table = [t for t in visible if t["type"] == "table"]
+        rows = pg.outcome_rows(oc)
+        assert len(table) == 1 and table[0]["cells"]["values"][0] == [r["method"] for r in rows]
+        assert table[0]["cells"]["values"][3] == [str(r["loss"]) for r in rows]
+        ends = {t["name"]: (t["x"][-1], t["y"][-1]) for t in visible
+                if t.get("opacity") and t.get("name") in pg.KEYS}
+        for key, t in alone.items():
+            np.testing.assert_allclose(ends[pg.LABELS[key]], t.end, atol=6e-5)
+        seen.add(tuple(expected))
+    assert len(seen) > 3  # the sentences do change along the grid
+
+
+def test_the_sentences_and_the_outcomes_agree_in_sign_and_rounding():
+    """The sentences name the methods whose numbers are smallest / largest, with the numbers
+    the table shows (rounded the same way)."""
+    surface = toy.rescaling
+    grid, _ = _figure(surface, surface.suggested)
+    for point in grid:
+        for line in point.sentences:
+            m = re.match(r"Smallest γ at the end: \*\*(.+?)\*\* \(([-\d.]+)\); largest: "
+                         r"\*\*(.+?)\*\* \(([-\d.]+)\)\.", line)
+            if not m:
+                continue
+            gammas = {pg.LABELS[k]: o.end[1] for k, o in point.outcomes.items()}
+            assert float(m[2]) == round(min(gammas.values()), 2) < float(m[4])
+            assert float(m[4]) == round(max(gammas.values()), 2)
+            assert all(gammas[n] == min(gammas.values()) or
+                       np.isclose(gammas[n], min(gammas.values()), rtol=0.02, atol=1e-3)
+                       for n in m[1].replace(" and ", ", ").split(", "))
+
+
+def test_frames_draw_w_and_its_ascent_point_for_every_radius():
+    s = toy.minima.suggested
+    grid, fig = _figure(toy.minima, s, ["gd", "sam", "samon"], rho_i=3, step=7)
+    frames = fig["frames"]
+    assert len(frames) == s.steps + 1
+    for k in (0, 7, s.steps):
+        by_trace = dict(zip(frames[k]["traces"], frames[k]["data"], strict=True))
+        for j in (0, 3, 20):
+            markers = [i for i, t in enumerate(fig["data"]) if i in by_trace
+                       and t.get("mode") == "lines+markers"
+                       and sliders(fig)["rho"]["steps"][j]["args"][0]["visible"][i]]
+            assert len(markers) == 3  # one per method (GD's shared by all radii)
+            for i, key in zip(markers, ["gd", "sam", "samon"], strict=True):
+                t = grid[j].trajs[key]
+                np.testing.assert_allclose(by_trace[i]["x"], [t.points[k, 0], t.ascent[k, 0]],
+                                           atol=6e-5)
+                np.testing.assert_allclose(by_trace[i]["y"], [t.points[k, 1], t.ascent[k, 1]],
+                                           atol=6e-5)
+    samon = grid[3].trajs["samon"]
+    assert np.allclose(samon.points[:, 0], samon.ascent[:, 0])  # SAM-ON moves gamma only
+    assert sliders(fig)["step"]["active"] == 7 and sliders(fig)["rho"]["active"] == 3
 
 
 @pytest.mark.parametrize("surface", list(toy.SURFACES.values()), ids=lambda s: s.key)
 def test_figures_are_valid_plotly(surface):
-    trajs = toy.run_methods(surface, surface.suggested)
-    fig = pg.build_figure(surface, trajs, 5, surface.suggested.start)
-    go.Figure(fig.to_dict())  # plotly's validation of data, layout and frames: raises if invalid
-    go.Figure(pg.loss_figure(trajs, 5).to_dict())
+    _, fig = _figure(surface, replace(surface.suggested, steps=20))
+    go.Figure(fig)  # plotly's validation of data, layout and frames: raises if invalid
 
 
-def test_frames_draw_w_and_its_ascent_point():
-    s = toy.minima.suggested
-    trajs = toy.run_methods(toy.minima, s, ["sam", "samon"])
-    frames = pg.build_figure(toy.minima, trajs, 0, s.start).to_dict()["frames"]
-    assert len(frames) == s.steps + 1
-    for k in (0, 7, s.steps):
-        for trace, t in zip(frames[k]["data"], trajs.values(), strict=True):
-            np.testing.assert_allclose(trace["x"], [t.points[k, 0], t.ascent[k, 0]])
-            np.testing.assert_allclose(trace["y"], [t.points[k, 1], t.ascent[k, 1]])
-    samon = trajs["samon"]
-    assert np.allclose(samon.points[:, 0], samon.ascent[:, 0])  # SAM-ON moves gamma only
+def test_wrapping_keeps_the_words_and_balances_bold():
+    text = ("With these settings **GD** ends in the **sharp minimum**'s bowl; **SAM, ASAM and "
+            "SAM-ON** end in the **flat minimum**'s bowl & more.")
+    wrapped = chart.wrap(chart.md_to_plotly(text), 20)
+    assert chart.plotly_to_text(wrapped) == plain(text)
+    for line in wrapped.split("<br>"):
+        assert len(chart.plotly_to_text(line)) <= 20 or " " not in chart.plotly_to_text(line)
+        assert line.count("<b>") == line.count("</b>")
+    assert "&amp;" in wrapped and "<b>SAM,</b><br><b>ASAM and SAM-ON</b>" in wrapped
 
 
-def test_url_notes_only_for_values_the_widgets_reject():
+def test_url_notes_only_for_values_that_are_not_used_as_given():
     p = pg.param
     good = {p("rho"): ["0.5"], p("steps"): ["12"], p("surface"): ["Valley"],
             p("methods"): ["GD", "SAM"], p("step"): ["0"]}
     assert pg.url_notes(good, toy.valley) == []
-    bad = {p("rho"): ["1.5"], p("lr"): ["0.1", "0.2"], p("y0"): ["inf"]}
+    bad = {p("rho"): ["1.5"], p("lr"): ["0.1", "0.2"], p("y0"): ["inf"], p("step"): ["2.5"]}
     notes = pg.url_notes(bad, toy.valley)
-    assert len(notes) == 3
-    assert "from 0.00 to 1.00" in notes[0] and "using 0.40" in notes[0]  # valley's rho
-    assert "more than once" in notes[1]
+    assert len(notes) == 4
+    assert any("from 0.00 to 1.00" in n and "using 0.40" in n for n in notes)  # valley's rho
+    assert any("more than once" in n for n in notes)
+    assert any("pg_step=2.5` is not a whole number: using the end" in n for n in notes)
+    pos = pg.chart_position(bad, toy.valley, 30)
+    assert pos.rho == toy.valley.suggested.rho and pos.step == 30
+
+
+def test_rho_index_is_the_nearest_grid_point():
+    assert [pg.RHO_GRID[pg.rho_index(r)] for r in (0.0, 0.024, 0.025, 0.33, 1.0)] == [
+        0.0, 0.0, 0.05, 0.35, 1.0]
+    for key in ("minima", "valley", "rescaling"):  # every surface's default is on the grid
+        rho = toy.get_surface(key).suggested.rho
+        assert pg.RHO_GRID[pg.rho_index(rho)] == rho
 
 
 def _outcome(method: str, basin: str | None, sharpness: float, gamma: float = 0.5,
@@ -221,24 +391,25 @@ def test_outcome_sentences_follow_the_numbers():
 
 def test_landscape_picture_is_a_png_of_the_surface():
     z = np.add.outer(np.linspace(0, 1, 5), np.linspace(0, 2, 7))  # (5, 7), min 0 at [0, 0]
-    rgb = pg.landscape_rgb(z, zmax=2.0)
-    png = pg._png(rgb)
+    rgb = land.landscape_rgb(z, zmax=2.0)
+    png = land._png(rgb)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     idat = png[png.index(b"IDAT") + 4: png.index(b"IEND") - 8]
     raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(5, 1 + 7 * 3)
     np.testing.assert_array_equal(raw[:, 1:].reshape(5, 7, 3), rgb)
-    assert tuple(rgb[0, 0]) == tuple(pg._colour(np.array([0.5 / pg.BANDS]))[0])  # low loss
-    assert tuple(rgb[-1, -1]) == tuple(pg._colour(np.array([1.0 - 0.5 / pg.BANDS]))[0])
+    assert tuple(rgb[0, 0]) == tuple(land._colour(np.array([0.5 / land.BANDS]))[0])  # low loss
+    assert tuple(rgb[-1, -1]) == tuple(land._colour(np.array([1.0 - 0.5 / land.BANDS]))[0])
 
 
 @pytest.mark.parametrize("lr", [0.03, 0.1])
 def test_the_bounce_the_text_states_is_what_sam_does(lr):
     """The teaching text says SAM ends up bouncing lr λ ρ / (2 - lr λ) from the bottom of a
-    quadratic bowl: run toy's SAM on one and measure it."""
-    lam, rho = 12.0, 0.2
-    bowl = toy.quadratic(np.diag([lam, 1.0]))
-    end = toy.trajectory(bowl, "sam", toy.Settings((0.5, 0.0), lr, rho, 400)).points[-2:, 0]
-    q = lr * lam
-    np.testing.assert_allclose(np.abs(end), q * rho / (2 - q), rtol=1e-6)
-    assert f"SAM bounces {q * rho / (2 - q):.2f} from the bottom" == pg._bounce(lr, lam, rho)
-    assert "even GD's steps grow" in pg._bounce(0.2, lam, rho)  # lr λ = 2.4
+    quadratic bowl, stated as a multiple of ρ: run toy's SAM on one and measure it."""
+    lam = 12.0
+    factor = pg.bounce_factor(lr, lam)
+    for rho in (0.1, 0.3):
+        bowl = toy.quadratic(np.diag([lam, 1.0]))
+        end = toy.trajectory(bowl, "sam", toy.Settings((0.5, 0.0), lr, rho, 400)).points[-2:, 0]
+        np.testing.assert_allclose(np.abs(end), factor * rho, rtol=1e-6)
+    assert f"SAM bounces {factor:.2f}·ρ from the bottom" == pg._bounce(lr, lam)
+    assert "even GD's steps grow" in pg._bounce(0.2, lam)  # lr λ = 2.4
