@@ -2,7 +2,10 @@
 
 Every file a reader may open while it is being written (``status.json``, ``summary.json``,
 ``config.json``, checkpoints) is written to a temporary file in the same folder and moved into
-place with ``os.replace``, so a reader sees the old or the new content, never a mix.
+place with ``os.replace``, so a reader sees the old or the new content, never a mix. A temporary
+file's name says who writes it (``.status.json.<host>~<pid>~<random>.tmp``, ``temp_prefix``): one
+left behind by a killed writer is removed by the next worker on that host at once when its
+process is gone (service/leftovers.py), and never while it lives.
 
 Reading is defensive: a file that is not a regular file (a FIFO, a device, a folder), larger than
 ``MAX_JSON_BYTES`` or unreadable raises ``DamagedFile`` (a ``ValueError``) at once instead of
@@ -17,15 +20,20 @@ ends 'failed' with its reason on a full disk.
 Cross-process locks (a run's status, a run's claim by a worker, submissions, the app's worker
 pool) all go through ``file_lock``: an exclusive ``flock`` (via ``filelock``) that the kernel
 drops when its process dies, even by SIGKILL; that is what lets a free claim lock mean "no live
-worker trains this run".
+worker trains this run". A waiting ``file_lock`` gives up after ``LOCK_TIMEOUT_S`` with
+``LockTimeout``: every lock is held for milliseconds, so a holder that keeps one for seconds is
+stuck (stopped, hung on a network file system), and it must not block every submission forever.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
+import platform
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -39,8 +47,12 @@ from samon_core.runs.messages import clip
 # A blocking ``file_lock`` polls (filelock retries a non-blocking flock); our locks are held for
 # milliseconds, so a waiter should look again soon rather than after filelock's default 50 ms.
 _LOCK_POLL_S = 0.002
+# How long a blocking ``file_lock`` waits by default (read at each call: tests may lower it).
+LOCK_TIMEOUT_S = 10.0
 # The store's JSON files hold a few kilobytes; anything this large is not one of them.
 MAX_JSON_BYTES = 8 * 1024 * 1024
+# This host in temporary file names: no '.' or '~', which separate the name's parts.
+THIS_HOST_TAG = re.sub(r"[^A-Za-z0-9_-]", "_", platform.node() or "localhost")[:40]
 # errno values that mean "the store cannot be written here", not "a bug".
 _STORE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
                  errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
@@ -56,6 +68,10 @@ class StoreUnavailable(RuntimeError):
     """The run store cannot be written (disk full, read-only, permissions): one clear line."""
 
 
+class LockTimeout(StoreUnavailable):
+    """A lock of the store stayed taken by another process for longer than the caller waits."""
+
+
 def describe_os_error(exc: OSError, action: str = "write to the run store") -> str:
     """One line for an ``OSError``: ``cannot <action>: <why> (<file>)``."""
     why = _STORE_ERRNOS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
@@ -69,11 +85,28 @@ def store_error(exc: OSError, action: str = "write to the run store") -> StoreUn
     return StoreUnavailable(describe_os_error(exc, action))
 
 
+def temp_prefix(target: str | os.PathLike[str]) -> str:
+    """The start of a temporary file name for ``target``, naming its writer:
+    ``.<name>.<host>~<pid>~`` (a random part and ``.tmp`` follow)."""
+    return f".{Path(target).name}.{THIS_HOST_TAG}~{os.getpid()}~"
+
+
+def temp_owner(name: str) -> tuple[str, int] | None:
+    """``(host tag, pid)`` of the writer of a temporary file named by ``temp_prefix``; None
+    for any other name (those of older versions included)."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return None
+    parts = name[:-4].rpartition(".")[2].split("~")
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdecimal()):
+        return None
+    return parts[0], int(parts[1])
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = True) -> None:
     """Write ``text`` to ``path`` atomically: a temporary file in the same folder, then
     ``os.replace``. Readers see the old or the new content, never a mix."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target), suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -132,21 +165,42 @@ def disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-def read_bytes_safely(path: str | os.PathLike[str], max_bytes: int = MAX_JSON_BYTES) -> bytes:
-    """The bytes of the regular file ``path``, at most ``max_bytes``. Opened non-blocking and
-    checked with ``fstat`` first, so a FIFO or a device never hangs the reader. Raises
-    ``FileNotFoundError`` when missing, ``DamagedFile`` for anything else that is wrong."""
+def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: int = 0o644
+                 ) -> int:
+    """A descriptor of the regular file ``path`` opened with ``flags``. Opened non-blocking
+    and checked with ``fstat`` before anything is read or written, so a FIFO (which blocks an
+    ``open`` for writing until a reader comes, and a read until a writer does) or a device never
+    hangs the caller; the descriptor is blocking again when returned. ``FileNotFoundError``
+    when missing (without ``O_CREAT``), ``DamagedFile`` for a folder, a FIFO, a device or a file
+    that cannot be opened."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, flags | os.O_NONBLOCK, mode)
     except FileNotFoundError:
         raise
-    except OSError as exc:  # a folder, permissions, I/O error, ...
-        raise DamagedFile(f"cannot read {clip(os.fspath(path))}: "
+    except OSError as exc:  # a folder opened for writing, a FIFO without reader, permissions
+        if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+            raise  # the disk, not the file: callers say so (describe_os_error)
+        if exc.errno in (errno.EISDIR, errno.ENXIO):  # a folder; a FIFO without a reader
+            raise DamagedFile(f"{clip(os.fspath(path))} is not a regular file") from None
+        raise DamagedFile(f"cannot open {clip(os.fspath(path))}: "
                           f"{exc.strerror or type(exc).__name__}") from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):  # a folder, a FIFO, a device (/dev/zero)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a FIFO, a device (/dev/zero)
             raise DamagedFile(f"{clip(os.fspath(path))} is not a regular file")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_bytes_safely(path: str | os.PathLike[str], max_bytes: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes`` (``open_regular``: a FIFO
+    or a device never hangs the reader). Raises ``FileNotFoundError`` when missing,
+    ``DamagedFile`` for anything else that is wrong."""
+    fd = open_regular(path)
+    try:
+        st = os.fstat(fd)
         if st.st_size > max_bytes:
             raise DamagedFile(f"{clip(os.fspath(path))} is too large ({st.st_size:,} bytes; "
                               f"at most {max_bytes:,})")
@@ -219,11 +273,14 @@ def read_json_dict_or_none(path: str | os.PathLike[str]) -> dict[str, Any] | Non
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike[str], *, blocking: bool = True) -> Iterator[bool]:
+def file_lock(path: str | os.PathLike[str], *, blocking: bool = True,
+              timeout: float | None = None) -> Iterator[bool]:
     """Hold an exclusive lock on the file ``path`` (created if missing) while the block runs.
 
     Yields True when the lock is held. With ``blocking=False`` it makes one attempt and yields
-    False if another holder has it (the block then runs without the lock). The folder must
+    False if another holder has it (the block then runs without the lock). A blocking lock
+    waits at most ``timeout`` seconds (default ``LOCK_TIMEOUT_S``; ``math.inf``: for ever),
+    then raises ``LockTimeout`` naming the lock. The folder must
     exist: ``FileNotFoundError`` otherwise, because filelock would create it, and a lock must not
     bring back a run folder that was just deleted. Not re-entrant: taking a lock this thread
     already holds raises ``RuntimeError`` (it would wait for itself).
@@ -234,9 +291,16 @@ def file_lock(path: str | os.PathLike[str], *, blocking: bool = True) -> Iterato
     # thread_local=False: a lock may be released by another thread than the one that took it
     # (the app's pool lock is taken on a page's thread and released at exit).
     lock = FileLock(target, thread_local=False)
+    wait = LOCK_TIMEOUT_S if timeout is None else timeout
     try:
-        lock.acquire(blocking=blocking, poll_interval=_LOCK_POLL_S)
+        lock.acquire(blocking=blocking, poll_interval=_LOCK_POLL_S,
+                     timeout=-1 if wait == float("inf") else wait)
     except Timeout:
+        if blocking:
+            raise LockTimeout(
+                f"the lock {clip(str(target))} has been taken by another process for over "
+                f"{wait:g} s (a stuck process?); try again, and if it stays taken, stop the "
+                f"process that holds it (`fuser {clip(str(target))}` names it)") from None
         yield False
         return
     try:
