@@ -57,6 +57,7 @@ from samon_core.service.control import Requeue, requeue
 from samon_core.service.devices import device_label
 from samon_core.service.fairness import fair_candidates
 from samon_core.service.hosts import this_host
+from samon_core.service.leftovers import sweep_leftovers
 from samon_core.service.limits import check_config_limits
 from samon_core.service.lockstep import claim_group_mates
 from samon_core.service.outage import QueueOutage
@@ -158,6 +159,7 @@ class Worker:
             # before the first click, so the first run does not wait for the import.
             threading.Thread(target=self._preload, name="samon-preload", daemon=True).start()
         try:
+            self._sweep()
             self._recover()
             self._serve()
         finally:
@@ -209,6 +211,12 @@ class Worker:
         }
         with contextlib.suppress(OSError):
             atomic_write_text(self._record_path, json.dumps(record) + "\n", fsync=False)
+
+    def _sweep(self) -> None:  # once at start: what killed writers left (leftovers.py)
+        try:
+            sweep_leftovers(self.store)
+        except Exception:  # a sweep must never take a worker down
+            log.exception("worker %s: sweeping leftovers failed", self.id)
 
     def _recover(self) -> None:
         try:
@@ -490,8 +498,3 @@ def _free_accelerator_memory() -> None:
         with contextlib.suppress(Exception):
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-
-
-# ---------------------------------------------------------------------------------------------
-# command line
-# ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import math
 import os
 import pickle
 import random
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from samon_core.runs.config import RunConfig
+from samon_core.runs.io import temp_prefix
 from samon_core.train.context import TrainState
 
 
@@ -35,10 +37,12 @@ class CheckpointRefused(ValueError):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write to a temporary file in the same folder, then rename: never a half-written file.
+    The temporary name says which process writes it (``runs.io.temp_prefix``), so that the
+    next worker removes one left by a kill mid-write, and only then."""
+    tmp = path.with_name(f"{temp_prefix(path)}{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "wb") as fh:  # a Python file: the disk's own error is kept (below)
+        with open(tmp, "xb") as fh:  # a Python file: the disk's own error is kept (below)
             torch.save(obj, fh)
         os.replace(tmp, path)
     except BaseException as exc:  # e.g. ENOSPC: no half-written temporary file stays behind
