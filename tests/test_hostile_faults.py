@@ -249,6 +249,9 @@ def test_status_fifo_neither_blocks_readers_nor_the_recovery(store):
     path.unlink()
     os.mkfifo(path)
     assert within(10, lambda: store.read_status(rid))["damaged"]
+    # a run's last word on a full disk is written in place: not into a FIFO, which would block
+    with pytest.raises(store_io.DamagedFile, match="not a regular file"):
+        within(10, lambda: store_io.overwrite_in_place(path, "{}"))
     report = within(10, lambda: service.recover(store, force=True, settings=s))
     assert report["interrupted"] == [rid] and report["skipped"] == []
     assert store.read_status(rid)["state"] == "interrupted"

@@ -144,7 +144,7 @@ def overwrite_in_place(path: str | os.PathLike[str], text: str) -> None:
     """Overwrite an existing small file from its start, then cut it to the new length (not
     atomic: only for a last word on a full disk, where a new temporary file cannot be made)."""
     data = text.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY)
+    fd = open_regular(path, os.O_WRONLY)  # a FIFO put there must not block a run's last word
     try:
         view = memoryview(data)
         offset = 0
