@@ -15,7 +15,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import common
+from samon_app.estimates import estimate_text
 from samon_app.formatting import seeds_text
+from samon_app.progress import colored_bars_css, is_active, method_bar_color
 from samon_app.verdicts import VERDICT_ICON
 from samon_core import claims, service
 from samon_core.claims.chart import ChartData, chart_data
@@ -77,8 +79,10 @@ def launch_ui(claim: claims.Claim, size: str, seeds: int) -> bool:
     st.caption("Runs: " + ", ".join(dict.fromkeys(label for label, _ in runs))
                + f", {seeds_text(0, seeds)} ({len(runs)} runs; finished identical runs are "
                "reused)")
+    st.caption(estimate_text(common.preset_estimate(claim.runs(size), seeds)))
+    blocked = common.launch_block()
     return st.button(f"Launch these {len(runs)} runs", key=f"launch_{claim.id}",
-                     icon=":material/rocket_launch:")
+                     icon=":material/rocket_launch:", disabled=blocked is not None, help=blocked)
 
 
 def launch(claim: claims.Claim, size: str, seeds: int) -> list[str] | None:
@@ -110,14 +114,22 @@ def launch(claim: claims.Claim, size: str, seeds: int) -> list[str] | None:
 
 
 def progress_ui(got: Collected) -> bool:
-    """One progress bar per run of the card; True while any run is queued or training."""
+    """One progress bar per run of the card, in its method's colour (grey for a run that stopped
+    before it finished); True while any run is queued or training."""
     active = False
+    colors = {}
     for (method, seed), run in got.runs.items():
         done = got.epochs_done.get((method, seed), 0)
         total = run.config.epochs
-        st.progress(min(1.0, done / total) if total else 0.0,
-                    text=f"{method_name(method)}, seed {seed}: {run.state}, epoch {done}/{total}")
+        key = f"claimbar_{got.claim}_{method}_{seed}"
+        colors[key] = method_bar_color(method, run.state)
+        with st.container(key=key):
+            st.progress(min(1.0, done / total) if total else 0.0,
+                        text=f"{method_name(method)}, seed {seed}: {run.state}, "
+                        f"epoch {done}/{total}")
         active = active or run.state in ACTIVE
+    if colors:
+        st.html(colored_bars_css(colors))
     if got.missing:
         st.caption(f"Not launched yet: {', '.join(got.missing)}.")
     return active
@@ -141,13 +153,22 @@ def figure(data: ChartData) -> Any:
     return fig
 
 
-def verdict_ui(claim: claims.Claim, verdict: claims.Verdict | None) -> None:
+def verdict_label(verdict: claims.Verdict, training: bool) -> str:
+    """The verdict's word, with 'so far' while some of its runs still train (the one-seed
+    case keeps the verdict's own word: ``provisional``)."""
+    if training:
+        return f"{verdict.verdict} (so far: runs still training)"
+    return verdict.verdict + (" (provisional)" if verdict.provisional else "")
+
+
+def verdict_ui(claim: claims.Claim, verdict: claims.Verdict | None,
+               training: bool = False) -> None:
     """The verdict, its sentence, what would settle it, and the chart of its evidence."""
     if verdict is None:
         st.info("No verdict yet: launch the runs above (or wait for their first epoch).",
                 icon=":material/hourglass_empty:")
         return
-    head = verdict.verdict.upper() + (" (provisional)" if verdict.provisional else "")
+    head = verdict_label(verdict, training).upper()
     VERDICT_BOX[verdict.verdict](f"**{head}.** {verdict.sentence}",
                                  icon=VERDICT_ICON[verdict.verdict])
     if verdict.settle:
@@ -163,7 +184,7 @@ def status_ui(claim: claims.Claim, size: str, seeds: int) -> None:
     """Progress and verdict of a card (a fragment: polls while its runs train)."""
     got = collected(claim.id, size, seeds)
     progress_ui(got)
-    verdict_ui(claim, got.verdict)
+    verdict_ui(claim, got.verdict, any(is_active(r.state) for r in got.runs.values()))
 
 
 def card_ui(claim: claims.Claim) -> tuple[str, int]:
@@ -199,12 +220,13 @@ def summary_ui(choices: dict[str, tuple[str, int]]) -> list[dict[str, str]]:
     rows = []
     for claim in claims.CLAIMS:
         size, seeds = choices[claim.id]
-        v = collected(claim.id, size, seeds).verdict
+        got = collected(claim.id, size, seeds)
+        v = got.verdict
+        training = any(is_active(r.state) for r in got.runs.values())
         rows.append({
             "claim": claim.title,
             "size": f"{size}, {seeds} seed{'s' if seeds != 1 else ''}",
-            "verdict": "not run yet" if v is None else
-            v.verdict + (" (provisional)" if v.provisional else ""),
+            "verdict": "not run yet" if v is None else verdict_label(v, training),
             "in one sentence": "" if v is None else v.sentence,
         })
     st.dataframe(rows, hide_index=True, width="stretch", key="claims_summary")

@@ -37,7 +37,8 @@ from app_pages.identity import (  # noqa: F401 - the pages use them as common.*
 )
 from samon_app import urlparams
 from samon_app.charts import plotly_config
-from samon_app.estimates import calibration, device_kind, estimate_group
+from samon_app.estimates import Calibration, calibration, device_kind, estimate_group
+from samon_app.identity_view import launch_refusal
 from samon_app.markup import color_dot, md_escape  # noqa: F401 - the pages use them as common.*
 from samon_app.progress import workers_line
 from samon_app.reader import RunData, RunInfo, RunReader, chart_signature, run_infos
@@ -182,21 +183,23 @@ def run_data(run_ids: list[str] | tuple[str, ...]) -> dict[str, RunData]:
 
 
 @st.cache_resource(ttl=30.0, show_spinner=False, max_entries=4)
-def _calibration(root_dir: str) -> dict[str, tuple[float, int]]:
+def _calibration(root_dir: str) -> dict[str, Calibration]:
     df, _ = _snapshot(root_dir)
     finished = df.loc[df["state"] == "finished", "run_id"].head(60).tolist()
     return calibration(_run_rows(root_dir, tuple(sorted(finished))))
 
 
 def preset_estimate(configs: Mapping[str, Any], seeds: int = 1) -> dict[str, Any]:
-    """The estimate of a preset's runs on this machine's workers: the one Home and Launch show."""
+    """The estimate of a request's runs on this machine's workers: the one Home, Launch, Claims
+    and Live's "train my own" show (``estimates.estimate_text``), so one request reads the
+    same everywhere."""
     workers = workers_status()
     n_workers = max(1, len([w for w in workers if w.get("alive", True)]))
     kind = device_kind("auto", worker_devices(workers))
     return estimate_group(configs, seeds, kind, n_workers, estimate_factors())
 
 
-def estimate_factors() -> dict[str, tuple[float, int]]:
+def estimate_factors() -> dict[str, Calibration]:
     """Measured / estimated time of the finished runs here, per device kind (for estimates)."""
     return _calibration(root())
 
@@ -476,6 +479,17 @@ def damaged_runs_ui(run_ids: Iterable[str] | None = None, *, key: str = "damaged
 # ---------------------------------------------------------------------------------------------
 # launching (shared by Home's quick-demo button and the Launch page)
 # ---------------------------------------------------------------------------------------------
+
+
+def launch_block() -> str | None:
+    """Why this session can launch nothing (an invalid name; a taken or reserved name without
+    its key), for the help of every launch button, which is then disabled: said before the
+    click, not refused after it. None when it may launch (a guest or a new name is registered
+    at the launch: ``identity.launch_owner``)."""
+    problem = owner_error()
+    if problem:
+        return f"Not possible: {problem.split(';')[0]}. Correct your name in the sidebar."
+    return launch_refusal(identity.current_standing(), identity.typed_name())
 
 
 def launch_group(configs: dict, *, preset: str | None, seeds: int = 1) -> str | None:

@@ -11,10 +11,12 @@ from samon_app.forms import QUICK_DEMO
 from samon_app.paper_tables import (
     STEP_COST_METRIC,
     accuracy_metrics,
+    perturbed_text,
     rho_ratio_text,
     sharpness_table,
     sparsity_help,
     sparsity_note,
+    sparsity_sentence,
     sparsity_table,
     step_cost_help,
     step_cost_text,
@@ -26,13 +28,16 @@ from samon_core.runs.presets import get_preset
 
 
 def quick_demo_ui(key: str) -> bool:
-    """The quick-demo button; True when clicked."""
+    """The quick-demo button; True when clicked. Disabled, with the reason as its help, when
+    this session can launch nothing (``common.launch_block``)."""
+    who = common.launch_block()
     return st.button(
         "Run the quick demo: SGD vs SAM-all vs SAM-ON",
         key=key,
         type="primary",
         icon=":material/play_arrow:",
-        help=get_preset(QUICK_DEMO).description,
+        help=who or get_preset(QUICK_DEMO).description,
+        disabled=who is not None,
     )
 
 
@@ -73,7 +78,7 @@ def message_ui() -> None:
     cols = st.columns(5)
     for col, (label, value, delta, help_text) in zip(cols, accuracy_metrics(), strict=False):
         col.metric(label, value, delta, help=help_text)
-    cols[3].metric("Perturbed by SAM-ON", "≈ 0.1%", help=sparsity_help())
+    cols[3].metric("Perturbed by SAM-ON", perturbed_text(), help=sparsity_help())
     cols[4].metric(STEP_COST_METRIC, step_cost_text(), help=step_cost_help())
     st.caption(table_settings_note())
 
@@ -119,7 +124,8 @@ def samon_ui() -> None:
         st.latex(r"\mathrm{Norm}(x) = \gamma \cdot \frac{x - \mu}{\sigma} + \beta")
         st.markdown(
             "**SAM-ON** (*SAM on the normalization layers*) computes the same ascent step but "
-            "perturbs **only** $\\gamma$ and $\\beta$, typically 0.1% of all parameters. With "
+            f"perturbs **only** $\\gamma$ and $\\beta$ ({perturbed_text()} of all parameters in "
+            "the paper's WRN-28-10). With "
             "$g = \\nabla_w \\mathcal{L}(w)$ and $N$ the set of norm parameters:"
         )
         st.latex(
@@ -167,7 +173,7 @@ def tables_ui() -> None:
     with right:
         st.markdown(
             "Other sparse perturbations, same WRN-28-10 on CIFAR-100 (sparsity = share of "
-            "parameters *not* perturbed):"
+            f"parameters *not* perturbed). {sparsity_sentence()}"
         )
         st.markdown(sparsity_table())
         st.caption(sparsity_note())
@@ -184,7 +190,11 @@ def lab_ui() -> bool:
         "sharpness, the distribution of gamma per method, and the speed of each method.\n"
         "3. **Compare** puts any finished runs side by side, averages seeds into mean ± std "
         "bands, builds a results table in the paper's format and exports everything as CSV or "
-        "JSON."
+        "JSON.\n"
+        "4. **Claims** checks the paper's six claims one by one against runs you launch from "
+        "each claim's card, with a verdict from your own numbers and what would settle it.\n"
+        "5. **Playground** shows GD, SAM, ASAM and SAM-ON on 2D loss surfaces: no training, "
+        "every slider answers at once."
     )
     st.warning(SYNTHETIC_NOTE + " A few CPU minutes are too little for the paper's accuracy "
                "gaps (those need CIFAR-100, a WRN-28-10 and 200 epochs on a GPU): under every "

@@ -1,9 +1,13 @@
 """How long a comparison will take, and what the Launch page lists before launching.
 
-``config.estimate_seconds`` gives a table-based estimate per run; ``calibration`` measures how
-far it is off on this machine (finished runs' measured / estimated time per device kind) and
-``estimate_group`` scales it, then spreads the runs over the workers. ``runs_overview`` is the
-table of runs about to be launched.
+``config.estimate_seconds`` gives a table-based estimate per run (its CPU figures measured on a
+quiet 2-core machine, ``catalog.models``); ``calibration`` measures how far it is off here
+(finished runs' measured / estimated time per device kind) and ``estimate_group`` scales it,
+spreads the runs over the workers and gives the range it is likely in: the spread of the
+calibrating runs' ratios, or a factor of ``UNCALIBRATED_SPREAD`` either way before any run has
+finished. ``estimate_text`` is the one sentence every page (Home, Launch, Claims, Live's "train
+my own") shows for a request, so the same request reads the same everywhere. ``runs_overview``
+is the table of runs about to be launched.
 """
 
 from __future__ import annotations
@@ -33,9 +37,21 @@ def device_kind(device: str, worker_devices: Iterable[str] = ()) -> str:
     return "cpu"
 
 
-def calibration(finished: Iterable[Mapping[str, Any]]) -> dict[str, tuple[float, int]]:
+# Before any run has finished here, the table's figure may be off by this factor either way
+# (another CPU, a machine that is busy with other work).
+UNCALIBRATED_SPREAD = 2.0
+# A calibrated range is never narrower than this factor either way: the next run shares the
+# machine with whatever runs then.
+MIN_SPREAD = 1.25
+
+
+Calibration = tuple[float, int, float, float]  # median ratio, runs, lowest and highest ratio
+
+
+def calibration(finished: Iterable[Mapping[str, Any]]) -> dict[str, Calibration]:
     """How far ``config.estimate_seconds`` is off on this machine, per device kind: the median
-    of measured / estimated training time over finished runs, and how many runs that is.
+    of measured / estimated training time over finished runs, how many runs that is, and the
+    smallest and largest of those ratios (the range an estimate is given with).
     ``finished`` holds rows with ``config`` (dict) and ``summary`` (with ``train_time_s`` and
     ``device``) as the app reads them."""
     ratios: dict[str, list[float]] = {}
@@ -56,39 +72,71 @@ def calibration(finished: Iterable[Mapping[str, Any]]) -> dict[str, tuple[float,
             continue
         if estimate > 0 and measured > 0:
             ratios.setdefault(kind, []).append(float(measured) / estimate)
-    return {k: (statistics.median(v), len(v)) for k, v in ratios.items()}
+    return {k: (statistics.median(v), len(v), min(v), max(v)) for k, v in ratios.items()}
+
+
+def likely_range(wall_s: float, factor: float, n: int, low: float, high: float
+                 ) -> tuple[float, float]:
+    """(shortest, longest) likely wall time around ``wall_s`` (estimated with ``factor``, the
+    median ratio of ``n`` calibrating runs whose ratios went from ``low`` to ``high``): the
+    calibrating runs' spread, at least ``MIN_SPREAD`` either way; ``UNCALIBRATED_SPREAD``
+    either way without calibration."""
+    if n <= 0 or factor <= 0:
+        return wall_s / UNCALIBRATED_SPREAD, wall_s * UNCALIBRATED_SPREAD
+    return (wall_s * min(low / factor, 1 / MIN_SPREAD), wall_s * max(high / factor, MIN_SPREAD))
 
 
 def estimate_group(
     configs: Mapping[str, RunConfig], seeds: int = 1, kind: str = "cpu", workers: int = 1,
-    factors: Mapping[str, tuple[float, int]] | None = None, lockstep_max: int = 6,
+    factors: Mapping[str, tuple[float, ...]] | None = None, lockstep_max: int = 6,
 ) -> dict[str, Any]:
     """Rough time estimate of a comparison group: per label (one seed), the total of all runs,
-    and the wall time. ``factors`` (from ``calibration``) scale the table-based estimate to what
-    finished runs took here. A worker trains up to ``lockstep_max`` runs of a comparison together
-    (interleaved: their times add up), so only that many-run chunks spread over ``workers``."""
-    factor, n_cal = (factors or {}).get(kind, (1.0, 0))
+    the wall time and its likely range (``low_s``, ``high_s``: ``likely_range``). ``factors``
+    (from ``calibration``) scale the table-based estimate to what finished runs took here. A
+    worker trains up to ``lockstep_max`` runs of a comparison together (interleaved: their
+    times add up), so only that many-run chunks spread over ``workers``."""
+    cal = (factors or {}).get(kind) or (1.0, 0)
+    factor, n_cal = float(cal[0]), int(cal[1])
+    low, high = (float(cal[2]), float(cal[3])) if len(cal) >= 4 else (factor, factor)
     per = {label: factor * estimate_seconds(cfg, kind) for label, cfg in configs.items()}
     total = sum(per.values()) * max(1, seeds)
     n = len(per) * max(1, seeds)
     chunks = -(-n // max(1, lockstep_max)) if n else 1
     parallel = max(1, min(workers, chunks))
-    return {"per_run": per, "total_s": total, "wall_s": total / parallel, "kind": kind, "runs": n,
-            "calibrated_on": n_cal}
+    wall = total / parallel
+    low_s, high_s = likely_range(wall, factor, n_cal, low, high)
+    return {"per_run": per, "total_s": total, "wall_s": wall, "low_s": low_s, "high_s": high_s,
+            "kind": kind, "runs": n, "calibrated_on": n_cal}
 
 
 def estimate_note(est: Mapping[str, Any]) -> str:
-    """Where an estimate comes from: calibrated on finished runs here, or a rough guess."""
+    """Where an estimate comes from: calibrated on finished runs here, or the table's figures
+    (measured on a quiet 2-core CPU)."""
     n = est.get("calibrated_on", 0)
     if n:
         return f"scaled to the {n} run{'s' if n != 1 else ''} that finished here"
-    return "rough: no run has finished here yet to calibrate it"
+    return "from figures measured on a quiet 2-core CPU: no run has finished here yet"
+
+
+def range_text(est: Mapping[str, Any]) -> str:
+    """'likely 45 s to 3 min': the estimate's range, in words."""
+    low, high = format_duration(est.get("low_s")), format_duration(est.get("high_s"))
+    return f"likely {low} to {high}" if low != high else f"likely {low}"
+
+
+def duration_text(est: Mapping[str, Any]) -> str:
+    """'about 2 min (likely 45 s to 3 min)': the wall time with its range, the part of
+    ``estimate_text`` the README quotes for the quick demo."""
+    return f"about {format_duration(est['wall_s'])} ({range_text(est)})"
 
 
 def estimate_text(est: Mapping[str, Any]) -> str:
-    """One sentence for an estimate, the same on Home, on the preset card and under the form."""
-    return (f"Estimated time on {est['kind'].upper()}: about **{format_duration(est['wall_s'])}** "
-            f"for the {est['runs']} runs ({estimate_note(est)}).")
+    """One sentence for an estimate, the same on Home, on the preset card, under the form and
+    on the Claims page's cards."""
+    n = est["runs"]
+    return (f"Estimated time on {est['kind'].upper()}: about **{format_duration(est['wall_s'])}**"
+            f" ({range_text(est)}) for the {n} run{'s' if n != 1 else ''} "
+            f"({estimate_note(est)}).")
 
 
 def runs_overview(configs: Mapping[str, RunConfig], seeds: int = 1, kind: str = "cpu",

@@ -45,10 +45,35 @@ def step_cost_help() -> str:
             f"gradients, about {f['SAM-ON']:g}F in all.")
 
 
+def _samon_sparsity() -> float:
+    return next(c for c in paper.SPARSE_PERTURBATION if c.method == "SAM-ON").sparsity
+
+
+def perturbed_text() -> str:
+    """The share of the WRN-28-10's weights SAM-ON perturbs ('0.05%'), from the same row of
+    ``paper.SPARSE_PERTURBATION`` as the sparsity table beside it (99.95% not perturbed)."""
+    return _pct(1 - _samon_sparsity())
+
+
 def sparsity_help() -> str:
-    samon = next(c for c in paper.SPARSE_PERTURBATION if c.method == "SAM-ON")
-    return (f"gamma and beta of the norm layers: {samon.sparsity:.2%} of the weights are left "
-            "alone")
+    return (f"gamma and beta of the norm layers: SAM-ON perturbs {perturbed_text()} of the "
+            f"WRN-28-10's weights and leaves {_pct(_samon_sparsity())} alone (its sparsity)")
+
+
+def sparsity_sentence() -> str:
+    """What the sparsities of the table are: SAM-ON's follows from the network (its norm layers'
+    share), the other methods' are settings chosen to match it (or not)."""
+    s = _samon_sparsity()
+    others = list(dict.fromkeys(c.method for c in paper.SPARSE_PERTURBATION
+                                if c.method not in ("SAM", "SAM-ON") and c.sparsity == s))
+    return (f"SAM-ON's {_pct(s)} is no setting: it is the share of the WRN-28-10's weights that "
+            f"are not gamma or beta ({perturbed_text()} are). For {' and '.join(others)} the "
+            "sparsity is a setting of the method, chosen here to match SAM-ON's.")
+
+
+def _pct(fraction: float) -> str:
+    """'0.05%', '99.95%', '50%': percent with the digits the paper's sparsities need."""
+    return f"{100 * fraction:.2f}".rstrip("0").rstrip(".") + "%"
 
 
 def sharpness_table() -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from samon_app.formatting import finite, format_duration
 from samon_app.reader import RunData, RunInfo
 from samon_core.catalog import DATASET_SIZES
+from samon_core.catalog.methods import method_color
 
 # At most this many seconds are counted down after a run's last status write: beyond that (a
 # long evaluation, or a worker whose clock differs from this server's) the time left waits for
@@ -167,15 +168,35 @@ def bar_key(info: RunInfo) -> str:
     return "bar_" + re.sub(r"[^A-Za-z0-9_-]", "_", info.run_id)
 
 
-def bar_css(infos: Sequence[RunInfo]) -> str:
-    """A <style> block that draws each run's progress bar in its method's colour (Streamlit's
-    bar takes the theme colour otherwise: every bar SAM-ON orange)."""
+def colored_bars_css(colors: dict[str, str]) -> str:
+    """A <style> block that draws the progress bar inside each container key of ``colors`` in
+    its colour (Streamlit's bar takes the theme colour otherwise: every bar SAM-ON orange).
+    Keys must be container keys as Streamlit writes them (letters, digits, '-', '_'); colours
+    that are not '#rgb'-style hex are left out."""
     rules = [
-        f".st-key-{bar_key(i)} [data-testid='stProgressBarTrack'] > div "
-        f"{{ background-color: {i.color} !important; }}"
-        for i in infos if re.fullmatch(r"#[0-9a-fA-F]{3,8}", i.color or "")
+        f".st-key-{key} [data-testid='stProgressBarTrack'] > div "
+        f"{{ background-color: {color} !important; }}"
+        for key, color in colors.items()
+        if re.fullmatch(r"[A-Za-z0-9_-]+", key) and re.fullmatch(r"#[0-9a-fA-F]{3,8}",
+                                                                 color or "")
     ]
     return "<style>\n" + "\n".join(rules) + "\n</style>"
+
+
+def bar_css(infos: Sequence[RunInfo]) -> str:
+    """``colored_bars_css`` for the runs' bars (``bar_key``), each in its method's colour."""
+    return colored_bars_css({bar_key(i): i.color for i in infos})
+
+
+STOPPED_COLOR = "#adb5bd"  # a run that ended without finishing: grey, whatever its method
+
+
+def method_bar_color(method: str, state: str) -> str:
+    """The colour of a run's progress bar: its method family's (``method``: 'base', 'all',
+    'norm', ...), grey once it stopped without finishing."""
+    if state in ("failed", "diverged", "cancelled", "interrupted", "unknown"):
+        return STOPPED_COLOR
+    return method_color(method)
 
 
 PER_EPOCH, PER_STEP = "per epoch", "per step"

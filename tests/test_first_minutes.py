@@ -237,3 +237,155 @@ def walk(node) -> list[str]:
             out.append(f"header:{child.value}")
         out.extend(walk(child))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# one estimate everywhere
+# ---------------------------------------------------------------------------------------------
+
+
+def estimate_sentences(at) -> list[str]:
+    """Every 'Estimated time on ...' sentence a page shows (captions and markdown)."""
+    out = []
+    for text in [m.value for m in at.markdown] + [c.value for c in at.caption]:
+        start = text.find("Estimated time on ")
+        if start >= 0:
+            out.append(text[start:text.index(").", start) + 2])
+    return out
+
+
+def quick_demo_estimate() -> str:
+    from samon_app.estimates import estimate_group, estimate_text
+    from samon_core.runs.presets import get_preset
+
+    return estimate_text(estimate_group(get_preset("cpu-quick-demo").configs))
+
+
+def test_home_launch_and_claims_say_the_same_estimate(runs):
+    """The quick demo's estimate reads the same on Home and on Launch's preset card, and a
+    claim card's the same as that function gives for its runs; before any run finished it is
+    the table's figure with its range, after one finished both pages scale it alike."""
+    from samon_app.estimates import estimate_group, estimate_text
+    from samon_core.claims import get_claim
+
+    expected = quick_demo_estimate()
+    assert "about **2 min** (likely 45 s to 3 min) for the 3 runs" in expected, expected
+    home = page(app(), "app_pages/home.py")
+    launch = page(app(), "app_pages/launch.py")
+    assert estimate_sentences(home) == [expected]
+    assert expected in estimate_sentences(launch)
+    claims = page(app(), "app_pages/claims.py")
+    claim = get_claim("accuracy")
+    card = estimate_text(estimate_group(claim.runs("cpu"), 3))  # the card's 3 seeds
+    assert card in estimate_sentences(claims), estimate_sentences(claims)
+    # a finished run took 3x the table's time: both pages now say the scaled estimate
+    from samon_core.runs.estimate import estimate_seconds
+
+    cfg = CFG.replace(method="base")
+    rid = fake_run(runs, cfg)
+    runs.write_summary(rid, {"state": "finished", "final_test_acc": 0.4, "epochs_done": 6,
+                             "train_time_s": 3 * estimate_seconds(cfg, "cpu"), "device": "cpu"})
+    from app_pages import common
+
+    common._calibration.clear()  # read again at once (the app reads it every 30 s)
+    home, launch = page(app(), "app_pages/home.py"), page(app(), "app_pages/launch.py")
+    scaled = estimate_sentences(home)
+    assert len(scaled) == 1 and "scaled to the 1 run that finished here" in scaled[0]
+    assert scaled[0] in estimate_sentences(launch)
+    assert scaled[0] != expected
+
+
+def test_the_readme_quotes_the_apps_quick_demo_estimate():
+    from pathlib import Path
+
+    from samon_app.estimates import duration_text, estimate_group
+    from samon_core.runs.presets import get_preset
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    said = duration_text(estimate_group(get_preset("cpu-quick-demo").configs))
+    assert said in " ".join(readme.split()), said
+
+
+def test_an_estimate_says_its_range():
+    from samon_app.estimates import calibration, estimate_group, likely_range
+
+    assert likely_range(100.0, 1.0, 0, 1.0, 1.0) == (50.0, 200.0)  # no calibration: x/2 .. x2
+    # calibrated on runs that took 0.5x .. 2x the table (median 1x): that spread
+    assert likely_range(100.0, 1.0, 5, 0.5, 2.0) == (50.0, 200.0)
+    lo, hi = likely_range(100.0, 1.0, 5, 0.99, 1.01)  # never narrower than 1.25x either way
+    assert (lo, hi) == (80.0, 125.0)
+    cfg = CFG.replace(method="base")
+    from samon_core.runs.estimate import estimate_seconds
+
+    base = estimate_seconds(cfg, "cpu")
+    rows = [{"config": cfg.to_dict(), "summary": {"train_time_s": k * base, "device": "cpu"}}
+            for k in (1.0, 2.0, 4.0)]
+    factors = calibration(rows)
+    assert factors["cpu"] == (2.0, 3, 1.0, 4.0)
+    est = estimate_group({"SGD": cfg}, 1, "cpu", 1, factors)
+    assert est["wall_s"] == 2 * base and est["low_s"] < est["wall_s"] < est["high_s"]
+    assert est["low_s"] == base and est["high_s"] == 4 * base
+
+
+# ---------------------------------------------------------------------------------------------
+# Home, Claims and the launch buttons
+# ---------------------------------------------------------------------------------------------
+
+
+def test_home_lists_every_page_and_its_sparsity_numbers_agree(runs):
+    from samon_core import paper
+
+    at = page(app(), "app_pages/home.py")
+    body = texts(at)
+    for name in ("Launch", "Live", "Compare", "Claims", "Playground"):
+        assert f"**{name}**" in body, name
+    perturbed = next(m for m in at.metric if m.label == "Perturbed by SAM-ON").value
+    samon = next(c for c in paper.SPARSE_PERTURBATION if c.method == "SAM-ON")
+    assert float(perturbed.rstrip("%")) == round(100 * (1 - samon.sparsity), 2)  # 0.05%
+    assert f"({perturbed} of all parameters" in body
+    assert "is a setting of the method" in body and "0.1%" not in body
+
+
+def test_launch_buttons_are_disabled_with_the_reason_under_a_taken_name(runs):
+    runs.register_owner("alice")  # alice has a key; this session types her name without it
+    for path, keys in (("app_pages/launch.py", ("launch_preset", "launch_form")),
+                       ("app_pages/home.py", ("demo_top", "demo_bottom")),
+                       ("app_pages/claims.py", ("launch_accuracy", "launch_cost"))):
+        at = page(app(owner="alice"), path)
+        for key in keys:
+            button = at.button(key=key)
+            assert button.disabled and "alice" in (button.help or ""), (path, key, button.help)
+    free = page(app(owner="bob"), "app_pages/launch.py")  # a new name registers at launch
+    assert not free.button(key="launch_preset").disabled
+
+
+def test_claims_bars_take_the_method_colours(runs):
+    from test_claims import fake_claim_runs
+
+    from samon_app.progress import STOPPED_COLOR
+    from samon_core.catalog.methods import method_color
+
+    ids = fake_claim_runs(runs, "accuracy", {"base": [50.0], "all": [53.0], "norm": [54.0]},
+                          state="queued", epochs_done=0)
+    runs.write_status(ids[0], "interrupted", message="worker stopped")
+    at = page(app(), "app_pages/claims.py")
+    css = "\n".join(h.proto.body for h in at.get("html"))
+    for key, color in (("base", STOPPED_COLOR), ("all", method_color("all")),
+                       ("norm", method_color("norm"))):
+        rule = next(line for line in css.splitlines()
+                    if f".st-key-claimbar_accuracy_{key}_0 " in line)
+        assert color in rule, (key, rule)
+    assert len({method_color(k) for k in ("base", "all", "norm")}) == 3
+
+
+def test_a_verdict_of_runs_still_training_says_so_far():
+    """'so far' while runs train; a finished one-seed verdict keeps the verdict's own word."""
+    from types import SimpleNamespace
+
+    from app_pages.claims import verdict_label  # noqa: I001 - the page module, outside a run
+
+    v = SimpleNamespace(verdict="inconclusive", provisional=True)
+    assert verdict_label(v, training=True) == "inconclusive (so far: runs still training)"
+    assert verdict_label(v, training=False) == "inconclusive (provisional)"
+    assert verdict_label(SimpleNamespace(verdict="consistent", provisional=False), False) == \
+        "consistent"

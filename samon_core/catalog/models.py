@@ -20,11 +20,13 @@ class ModelSpec:
     """Facts about one registered model.
 
     ``cpu_s_per_image`` / ``cuda_s_per_image``: ROUGH seconds per training image (one forward +
-    backward at batch 128, plain SGD), used by ``samon_core.runs.estimate``. CPU: calibrated on a
-    2-core AMD EPYC (torch 2.14.1): tiny_resnet fwd+bwd alone 7e-4 s (1.2e-3 with eval and probes
-    in the quick demo), ResNet-20 5.6e-3 quiet; the larger models are scaled from ResNet-20 by
-    their FLOPs. CUDA: not measured (no GPU was available); FLOP-based guesses for an A100/H100-
-    class card with bf16 autocast (small models are launch-bound, hence not a flat speed-up).
+    backward at batch 128, plain SGD), used by ``samon_core.runs.estimate``. CPU: tiny_resnet
+    5e-4 s, from the quick demo measured on a quiet 2-core Intel Xeon (torch 2.14.1, the three
+    runs in lockstep: 91 s, evaluations, probes and slices included; its SGD steps alone took
+    4.2e-4 s per image; bench/README.md); ResNet-20 5.6e-3 quiet on a 2-core AMD EPYC; the
+    larger models are scaled from ResNet-20 by their FLOPs. CUDA: not measured (no GPU was
+    available); FLOP-based guesses for an A100/H100-class card with bf16 autocast (small models
+    are launch-bound, hence not a flat speed-up).
     """
 
     name: str
@@ -69,7 +71,7 @@ MODELS: dict[str, ModelSpec] = {
             default_norm="batchnorm",
             cpu_friendly=True,
             num_params=22_924,
-            cpu_s_per_image=1.2e-3,
+            cpu_s_per_image=5e-4,
             cuda_s_per_image=2e-5,
         ),
         ModelSpec(

@@ -85,8 +85,8 @@ def _cpu_quick_demo() -> Preset:
         description=(
             "Trains a tiny ResNet on a small synthetic image set three times: plain SGD, SAM on "
             "all parameters and SAM on the normalization layers only. Runs on a laptop CPU; all "
-            "three runs train together (in lockstep): 1.5 minutes were measured on a 2-core "
-            "machine that nothing else used (bench/README.md). A first look at cost per step, "
+            "three runs train together (in lockstep; the app's estimate says how long on your "
+            "machine). A first look at cost per step, "
             "sharpness and the gamma distribution; too short and too small for the paper's "
             "accuracy gaps: the Claims page says what your runs show."
         ),
