@@ -31,6 +31,7 @@ from samon_app.forms import (
     preset_form_values,
     rho_hint,
 )
+from samon_app.paper_tables import rho_ratio_text
 from samon_app.room_view import (
     FormLocks,
     binding_room,
@@ -132,12 +133,11 @@ def preset_ui(kind: str, workers: int, room: Room) -> tuple[str, bool]:
     for line in locked:
         st.caption(f":material/lock: {line[:1].upper()}{line[1:]}: ask the teacher.")
     blocked = checks.data_warning_ui(cfg.dataset for cfg in preset.configs.values())
-    who = common.launch_block()  # a taken name without its key: said before the click
     left, right = st.columns(2)
     with left:
         launch = st.button(f"Launch this preset ({len(preset.configs)} runs)", type="primary",
                            icon=":material/rocket_launch:", key="launch_preset",
-                           disabled=bool(locked) or blocked or who is not None, help=who)
+                           disabled=bool(locked) or blocked)
     with right:
         st.button("Copy it into the form below to change it", key="edit_preset",
                   icon=":material/edit:", on_click=_load_preset, args=(name,),
@@ -187,7 +187,7 @@ def _methods_ui(slot: Callable[[str], None]) -> dict[str, Any]:
                     step=0.05,
                     format="%g",
                     help="Radius of the perturbation. Empty = the paper's best value for this "
-                    "variant. SAM-ON wants about 5-10x SAM-all's rho.",
+                    f"variant. {rho_ratio_text()}.",
                     **({} if key in st.session_state else {"value": None}),
                 )
                 st.caption(f"paper's best: **{best:g}** ({where})")
@@ -378,10 +378,9 @@ def summary_ui(result, est: dict[str, Any], ahead: int, workers: int, room: Room
     if locked:
         st.error(f"Not allowed in this room: {'; '.join(locked)}.", icon=":material/lock:")
     blocked = checks.data_warning_ui(cfg.dataset for cfg in result.configs.values())
-    who = common.launch_block()
     return st.button(f"Launch {result.n_runs} run{'s' if result.n_runs != 1 else ''}",
                      type="primary", icon=":material/rocket_launch:", key="launch_form",
-                     disabled=bool(locked) or blocked or who is not None, help=who)
+                     disabled=bool(locked) or blocked)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -66,6 +66,9 @@ CONFIG_FILENAME = "config.json"
 #    bias keeps PyTorch's default init as the reference's (it was zeroed).
 HASH_SCHEMA = 4
 
+# SAM-ON's best rho over SAM-all's per variant on the paper's figure (the rho field's help).
+_RHO_RATIOS = tuple(paper.rho_ratios().values())
+
 # Upper bounds shared by several fields.
 MAX_EPOCHS = 400
 MAX_BATCH = 4096
@@ -220,7 +223,8 @@ class RunConfig(BaseModel):
     rho: float | None = _f(
         None,
         "Perturbation radius; empty/None = the paper's best value for this variant and scope "
-        "(SAM-ON wants 5-10x more than SAM-all).",
+        f"(SAM-ON's is {min(_RHO_RATIOS):g} to {max(_RHO_RATIOS):g} times SAM-all's on the "
+        "paper's figure).",
         ge=0.0,
         le=100.0,  # 10x the largest radius the paper uses (ASAM SAM-ON, rho 10)
         sam=True,

@@ -83,9 +83,8 @@ def make_synthetic(
     per-sample coarse distractor that belongs to no class, gain ~ 1 + N(0, gain_std^2) and offset
     ~ N(0, offset_std^2) per channel, i.i.d. N(0, 1) pixel noise; rounded and clipped to uint8.
     Training labels are then replaced by a uniformly drawn *other* class with probability
-    ``label_noise`` (test labels stay clean; the drawn classes stay in ``train_y_clean``):
-    something for a network to overfit. Deterministic
-    in ``seed`` (one CPU generator, fixed chunking); ~1 s for 12,000 images on one free core.
+    ``label_noise`` (test labels clean; ``train_y_clean`` keeps the drawn classes), to overfit.
+    Deterministic in ``seed`` (one CPU generator, fixed chunking); ~1 s for 12,000 images.
     """
     spec = spec or SyntheticSpec()
     g = torch.Generator().manual_seed(seed)
@@ -135,14 +134,13 @@ def make_synthetic(
     test_x, test_y, _ = sample(n_test, 0.0)
     mean, std = channel_stats(train_x)
     return DatasetTensors(
-        train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+        train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, train_y_clean=train_clean,
         num_classes=num_classes, mean=mean, std=std, name=name, synthetic=True,
         source=(
             f"SYNTHETIC (generated, seed {seed}): {num_classes} classes of smooth random "
             f"patterns, {spec.label_noise:.0%} training label noise; not CIFAR"
         ),
         class_names=tuple(f"pattern_{i:03d}" for i in range(num_classes)),
-        train_y_clean=train_clean,  # the classes drawn, before the label noise
     )
 
 
