@@ -133,11 +133,12 @@ def preset_ui(kind: str, workers: int, room: Room) -> tuple[str, bool]:
     for line in locked:
         st.caption(f":material/lock: {line[:1].upper()}{line[1:]}: ask the teacher.")
     blocked = checks.data_warning_ui(cfg.dataset for cfg in preset.configs.values())
+    who = common.launch_block()  # a taken name without its key: said before the click
     left, right = st.columns(2)
     with left:
         launch = st.button(f"Launch this preset ({len(preset.configs)} runs)", type="primary",
                            icon=":material/rocket_launch:", key="launch_preset",
-                           disabled=bool(locked) or blocked)
+                           disabled=bool(locked) or blocked or who is not None, help=who)
     with right:
         st.button("Copy it into the form below to change it", key="edit_preset",
                   icon=":material/edit:", on_click=_load_preset, args=(name,),
@@ -378,9 +379,10 @@ def summary_ui(result, est: dict[str, Any], ahead: int, workers: int, room: Room
     if locked:
         st.error(f"Not allowed in this room: {'; '.join(locked)}.", icon=":material/lock:")
     blocked = checks.data_warning_ui(cfg.dataset for cfg in result.configs.values())
+    who = common.launch_block()
     return st.button(f"Launch {result.n_runs} run{'s' if result.n_runs != 1 else ''}",
                      type="primary", icon=":material/rocket_launch:", key="launch_form",
-                     disabled=bool(locked) or blocked)
+                     disabled=bool(locked) or blocked or who is not None, help=who)
 
 
 # ---------------------------------------------------------------------------------------------
