@@ -6,7 +6,8 @@
     export   one run's metrics as CSV or JSON
     presets  the named presets
     claim    the paper's claims: list, run (train a claim's runs), verdict (samon_core.claims)
-    landscape  loss-landscape slices of a finished run (samon_core.train.slice_run)
+    landscape  loss-landscape slices of a finished run (samon_core.train.slice_run); like the
+             app's request, it needs a requester's --owner-key or the teacher token
     owner    register an owner name: prints its owner key once (samon_core.owner_cli)
     cancel   cancel a run with its requester's owner key or as the teacher
     worker   a queue worker (trains what the app enqueues; see samon_core.service.worker)
@@ -30,10 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from samon_core.claims.commands import add_claim_parser, cmd_claim
-from samon_core.owner_cli import add_owner_options, add_owner_parsers, cmd_cancel, cmd_owner
+from samon_core.owner_cli import (
+    add_acting_options,
+    add_owner_options,
+    add_owner_parsers,
+    cmd_cancel,
+    cmd_owner,
+)
 from samon_core.runs.config import RunConfig, field_help
 from samon_core.runs.io import StoreUnavailable, describe_os_error, read_text_safely
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
+from samon_core.runs.owners import owner_name_or_raw
 from samon_core.runs.presets import get_preset, list_presets
 from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore
@@ -127,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--radius", type=float, default=1.0, help="half-width (0 < r <= 10)")
     ls.add_argument("--plane", action="store_true",
                     help="also a 2D slice (points x points losses, test images)")
+    add_acting_options(ls, "add the slices")
 
     wk = sub.add_parser(
         "worker", help="run a queue worker (see python -m samon_core worker --help)", add_help=False
@@ -263,7 +272,8 @@ def cmd_list(args, store: RunStore) -> int:
     states = [st.value for st in RunState]
     if args.status is not None and args.status not in states:
         raise CliError(f"unknown status {clip(args.status)}; the states are {', '.join(states)}")
-    df = store.list_runs(owner=args.owner, group=args.group, status=args.status)
+    owner = owner_name_or_raw(args.owner) if args.owner is not None else None  # 'Ann' is 'ann'
+    df = store.list_runs(owner=owner, group=args.group, status=args.status)
     if df.empty:
         print("no runs")
         return 0
@@ -382,9 +392,19 @@ def cmd_export(args, store: RunStore) -> int:
 
 
 def cmd_landscape(args, store: RunStore) -> int:
-    from samon_core.train.slice_run import slice_finished_run  # torch only for this command
+    """Slices of a finished run, for one of its requesters (``--owner-key``) or the teacher,
+    as ``service.request_slices`` asks: they are appended to the run's own metrics."""
+    from samon_core.service.credentials import acting_credentials
+    from samon_core.service.settings import load_settings
+    from samon_core.service.slices import check_slices_allowed
 
     run_id = _existing(store, args.run_id)
+    settings = load_settings()
+    key, token = acting_credentials(args, settings, "landscape")
+    check_slices_allowed(run_id, owner_key=key, teacher_token=token, store=store,
+                         settings=settings)
+    from samon_core.train.slice_run import slice_finished_run  # torch only for this command
+
     n = slice_finished_run(store, run_id, points=args.points, radius=args.radius,
                            data_dir=os.environ.get("SAMON_DATA_DIR", "data"), two_d=args.plane)
     print(f"{run_id}: {n} landscape slices appended to metrics.jsonl")

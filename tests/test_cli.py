@@ -186,7 +186,8 @@ def test_owner_register_prints_a_key_that_cancels(tmp_path, capsys, clean_env):
     assert main(["owner", "register", "alice b", "--runs-dir", runs]) == 0
     out = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     key = out["key"]
-    assert out["owner"] == "alice b" and out["link"] == f"?owner=alice+b&key={key}"
+    # the name as registered, in normal form: a blank inside becomes '-'
+    assert out["owner"] == "alice-b" and out["link"] == f"?owner=alice-b&key={key}"
     rid = _queued_run(runs, "alice b", key)
     assert main(["owner", "register", "alice b", "--runs-dir", runs]) == 2
     assert "already has an owner key" in _error_line(capsys)

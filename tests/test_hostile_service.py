@@ -299,13 +299,13 @@ def _never_called(*args, **kwargs):
 
 
 def test_ownership_of_cancel_and_delete(seeded):
-    store, ids = seeded
+    store, ids = seeded  # alice and bob own runs without keys: new names act here
     s = settings(teacher_token=TEACHER)
-    key = {name: service.register_owner(name, store=store) for name in ("alice", "bob", "mallory")}
-    rid = service.submit(TINY.replace(seed=99), owner="alice", store=store, settings=s,
-                         owner_key=key["alice"])
-    assert service.submit(TINY.replace(seed=99), owner="bob", store=store, settings=s,
-                          owner_key=key["bob"]) == rid
+    key = {name: service.register_owner(name, store=store) for name in ("carol", "dave", "mallory")}
+    rid = service.submit(TINY.replace(seed=99), owner="carol", store=store, settings=s,
+                         owner_key=key["carol"])
+    assert service.submit(TINY.replace(seed=99), owner="dave", store=store, settings=s,
+                          owner_key=key["dave"]) == rid
     for who, credential in (("mallory", key["mallory"]), ("", ""), (LONG, LONG)):
         with pytest.raises(service.NotAllowed) as info:
             service.cancel(rid, owner_key=credential, store=store, settings=s)
@@ -314,14 +314,14 @@ def test_ownership_of_cancel_and_delete(seeded):
             store.delete_run(rid, owner=who)
     with pytest.raises(service.NotAllowed, match="needs its owner's key"):
         service.cancel(rid, store=store, settings=s)
-    # the creator leaves a shared run: bob keeps it (and becomes its owner)
-    assert service.delete_run(rid, owner_key=key["alice"], store=store,
+    # the creator leaves a shared run: dave keeps it (and becomes its owner)
+    assert service.delete_run(rid, owner_key=key["carol"], store=store,
                               settings=s) == service.DETACHED
     assert store.read_status(rid)["state"] == "queued"
-    assert store.read_meta(rid)["owner"] == "bob"
+    assert store.read_meta(rid)["owner"] == "dave"
     with pytest.raises(service.NotAllowed):
-        service.cancel(rid, owner_key=key["alice"], store=store, settings=s)
-    assert service.delete_run(rid, owner_key=key["bob"], store=store, settings=s) == "deleted"
+        service.cancel(rid, owner_key=key["carol"], store=store, settings=s)
+    assert service.delete_run(rid, owner_key=key["dave"], store=store, settings=s) == "deleted"
     assert not store.run_dir(rid).exists()
     # a teacher acts on the whole run at once; finished runs stay untouched by strangers
     with pytest.raises(service.NotAllowed):

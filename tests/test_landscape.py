@@ -120,18 +120,23 @@ def test_trainer_records_landscape_slices_after_the_last_epoch(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_landscape_slices_a_finished_run_later(tmp_path, capsys):
-    """A run trained without slices gets them from its checkpoint; bad input is one line."""
+def test_cli_landscape_slices_a_finished_run_later(tmp_path, capsys, clean_env):
+    """A run trained without slices gets them from its checkpoint; bad input is one line. The
+    run has no meta.json (no requester), so only the teacher may add them."""
     import json
 
     from support.configs import tiny_config
+    from support.teacher import TEACHER_TOKEN
 
     from samon_core.cli import main
     from samon_core.train.trainer import train
 
+    clean_env.setenv("SAMON_TEACHER_TOKEN", TEACHER_TOKEN)
     runs = tmp_path / "runs"
     train(tiny_config(epochs=1, sharpness_samples=64, sharpness_m=32), runs / "r1")
-    assert main(["landscape", "r1", "--points", "3", "--plane", "--runs-dir", str(runs)]) == 0
+    assert main(["landscape", "r1", "--points", "3", "--runs-dir", str(runs)]) == 2  # no key
+    assert main(["landscape", "r1", "--points", "3", "--plane", "--owner", "teacher",
+                 "--runs-dir", str(runs)]) == 0
     lines = (runs / "r1" / "metrics.jsonl").read_text().splitlines()
     slices = [json.loads(s) for s in lines if '"landscape"' in s]
     assert len(slices) == 4 and all(len(s["losses"]) == 3 for s in slices)
@@ -140,8 +145,9 @@ def test_cli_landscape_slices_a_finished_run_later(tmp_path, capsys):
     test_random = next(s for s in slices if s["split"] == "test" and s["direction"] == "random")
     # the centre of the plane is the trained weights: the same loss as the 1D slice's centre
     assert plane["losses"][1][1] == pytest.approx(test_random["losses"][1], rel=1e-6)
-    assert main(["landscape", "r1", "--points", "1", "--runs-dir", str(runs)]) == 2
-    assert main(["landscape", "nope", "--runs-dir", str(runs)]) == 2
+    teacher = ["--owner", "teacher", "--runs-dir", str(runs)]
+    assert main(["landscape", "r1", "--points", "1", *teacher]) == 2
+    assert main(["landscape", "nope", *teacher]) == 2
     assert "Traceback" not in capsys.readouterr().err
 
 

@@ -257,8 +257,8 @@ def test_delete_refuses_running(store):
 
 
 def test_owner_keys_live_beside_the_runs_and_are_never_listed(store):
+    key = store.register_owner("alice")  # before her run: a name with runs is not registered
     rid = store.create_run(RunConfig(), {"owner": "alice"})
-    key = store.register_owner("alice")
     assert (store.root / ".owner_keys.json").is_file()
     assert store.run_ids() == [rid] and list(store.list_runs()["run_id"]) == [rid]
     assert store.owner_of_key(key) == "alice" and store.is_registered("alice")

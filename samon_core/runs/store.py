@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from samon_core.runs import keyfile, owners
 from samon_core.runs.config import RunConfig
+from samon_core.runs.freetext import check_meta_text, check_text
 from samon_core.runs.io import (
     disk_full,
     dumps,
@@ -205,6 +206,8 @@ class RunStore:
         info.update(meta or {})
         if not info.get("label"):
             info["label"] = config.method_label()
+        info["owner"] = owners.owner_name_or_raw(info["owner"])  # one name is one person
+        check_meta_text(info)  # a huge label would make this very file unreadable
         info["config_hash"] = config.config_hash()
         for _attempt in range(50):
             rid = run_id if run_id is not None else new_run_id()
@@ -414,6 +417,9 @@ class RunStore:
 
     def add_requester(self, run_id: str, owner: str, group: str = "") -> None:
         """Record ``owner`` as one more requester of a shared or reused run."""
+        if group:
+            check_text("group", group)
+        owner = owners.owner_name_or_raw(owner) or ""
         path = self._existing_dir(run_id)
         with self._status_lock(path):
             meta = read_json_dict(path / META_FILE)
@@ -444,18 +450,21 @@ class RunStore:
 
     # --- owner keys (keyfile.py) ---------------------------------------------------------------
 
-    def register_owner(self, name: str) -> str:
+    def register_owner(self, name: str, *, max_per_hour: int = 0) -> str:
         """A new owner key for ``name``, returned this once (only its digest is kept).
-        ``NameTaken`` when the name has a key already or is the teacher's."""
-        return keyfile.register(self.root, name, self.clock)
+        ``NameTaken`` when the name has a key already, is reserved or owns runs already;
+        ``keyfile.TooManyNewNames`` past ``max_per_hour`` new names (keyfile.py)."""
+        return keyfile.register(self.root, name, self.clock, has_runs=self.owns_runs,
+                                max_per_hour=max_per_hour)
+
+    def owns_runs(self, name: str) -> bool:
+        """Whether ``name`` (normal form) requested any run of the store (damaged meta skipped)."""
+        return any(name in owners.requesters(meta) for rid in self.run_ids()
+                   if (meta := self._meta_or_none(self.root / rid)) is not None)
 
     def unregister_owner(self, key: str) -> str | None:
         """Give back the name ``key`` proves unless it owns runs (``keyfile.unregister``)."""
-        return keyfile.unregister(self.root, key, has_runs=self._has_runs)
-
-    def _has_runs(self, name: str) -> bool:
-        return any(name in owners.requesters(meta) for rid in self.run_ids()
-                   if (meta := self._meta_or_none(self.root / rid)) is not None)
+        return keyfile.unregister(self.root, key, has_runs=self.owns_runs)
 
     def owner_of_key(self, key: str) -> str | None:
         """The registered owner of ``key``, or None (``BadKey`` for text that is no key)."""

@@ -1,6 +1,6 @@
 """Credentials given on a command line: ``--owner-key KEY``, ``--teacher-token-file PATH`` and
-``--owner teacher``, for ``samon run``, ``samon claim run`` and ``samon cancel`` (the options
-themselves: ``samon_core.owner_cli.add_credential_options``).
+``--owner teacher``, for ``samon run``, ``samon claim run``, ``samon cancel`` and ``samon
+landscape`` (the options themselves: ``samon_core.owner_cli.add_credential_options``).
 
 The teacher token is never an option value: a command line shows in ``ps`` to every user of the
 machine and stays in the shell history. It comes from a file (``--teacher-token-file``) or, for
@@ -52,11 +52,23 @@ def teacher_token(args: argparse.Namespace, settings: Settings) -> str | SecretS
     return None
 
 
+def acting_credentials(args: argparse.Namespace, settings: Settings,
+                       action: str) -> tuple[str | None, str | SecretStr | None]:
+    """(owner key, teacher token) of a command that acts on an existing run (``cancel``,
+    ``landscape``); ``ValueError`` naming the options when neither was given."""
+    token = teacher_token(args, settings)
+    if args.owner_key is None and token is None:
+        raise ValueError(f"{action} needs --owner-key KEY (a requester of the run), "
+                         f"--teacher-token-file PATH or --owner {TEACHER_OWNER}")
+    return args.owner_key, token
+
+
 def check_cli_request(args: argparse.Namespace, configs: Iterable[RunConfig],
                       preset: str | None, store: RunStore, settings: Settings) -> Identity:
-    """Whether the command may train ``configs`` under ``--owner`` (its key, or the teacher
-    token) within the room's locks (the teacher is exempt); ``ValueError`` with one line if
-    not, before any run folder exists."""
+    """Whether the command may train ``configs`` under ``--owner`` (in normal form; its key,
+    or the teacher token) within the room's locks (the teacher is exempt); ``ValueError`` with
+    one line if not, before any run folder exists. ``--owner`` defaults to ``cli``, a reserved
+    name: nobody can register it, so only the teacher manages those runs."""
     ident = authorize_owner(args.owner, args.owner_key, teacher_token(args, settings),
                             store=store, settings=settings)
     if not ident.is_teacher:

@@ -11,8 +11,13 @@ student's name could cancel their runs. Now a caller proves who they are:
 Acting on a run (cancel, delete, resume, slices) needs one of the two. Submitting records a name
 (``owner=``): a registered name needs its key, the name ``teacher`` needs the token, and an
 unregistered name needs nothing (the CLI, scripts), but its runs can then be cancelled only by
-the teacher. The token is compared with ``hmac.compare_digest`` and never appears in a message,
-a repr or a log.
+the teacher, and the name can no longer be registered (keyfile.py says why). The token is
+compared with ``hmac.compare_digest`` and never appears in a message, a repr or a log.
+
+Every name is taken in its normal form (``runs.owners.normalize_owner_name``): ``Alice``,
+``alice `` and full-width ``Ａlice`` are ``alice``; a name with an invisible character or a
+letter of another alphabet is refused. New names per hour are bounded by the
+``max_new_names_per_hour`` setting (``register_owner``).
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from samon_core.runs.io import store_error
+from samon_core.runs.keyfile import TooManyNewNames
 from samon_core.runs.keys import BadKey
 from samon_core.runs.messages import clip
-from samon_core.runs.owners import TEACHER_OWNER, NotAllowed
+from samon_core.runs.owners import TEACHER_OWNER, NotAllowed, normalize_owner_name
 from samon_core.runs.store import RunStore, store_or_default
+from samon_core.service.limits import LimitExceeded
 from samon_core.service.settings import Settings, env_name, load_settings
 
 
@@ -93,10 +101,24 @@ def identify(owner_key: str | None = None, teacher_token: str | SecretStr | None
     return Identity(owner=owner, is_teacher=token is not None)
 
 
-def register_owner(name: str, *, store: RunStore | None = None) -> str:
-    """Register the owner name ``name`` and return its key, this once (only its digest is
-    stored). ``NameTaken`` when the name already has a key or is the teacher's."""
-    return store_or_default(store).register_owner(name)
+def register_owner(name: str, *, store: RunStore | None = None,
+                   settings: Settings | None = None) -> str:
+    """Register the owner name ``name`` (in normal form) and return its key, this once (only its
+    digest is stored). ``ValueError`` for an invalid name; ``NameTaken`` when the name already
+    has a key, is reserved, or already owns runs; ``LimitExceeded`` past the
+    ``max_new_names_per_hour`` setting; ``StoreUnavailable`` (one line) when the store cannot be
+    written."""
+    s = settings or load_settings()
+    try:
+        return store_or_default(store).register_owner(
+            name, max_per_hour=s.max_new_names_per_hour)
+    except TooManyNewNames as exc:
+        raise LimitExceeded("max_new_names_per_hour", exc.limit, str(exc),
+                            outcome="no name was registered") from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # disk full, read-only folder, permissions: one line
+        raise store_error(exc, "register the name") from exc
 
 
 def require_someone(ident: Identity, run_id: str, action: str) -> None:
@@ -109,14 +131,16 @@ def require_someone(ident: Identity, run_id: str, action: str) -> None:
 def authorize_owner(owner: str, owner_key: str | None = None,
                     teacher_token: str | SecretStr | None = None, *,
                     store: RunStore | None = None, settings: Settings | None = None) -> Identity:
-    """The caller, if they may act under the name ``owner`` (submit, train from the CLI):
-    the teacher may use any name; ``teacher`` needs the teacher token; a registered name needs
-    its key; an unregistered name needs nothing, but a key given must be that name's."""
+    """The caller, if they may act under the name ``owner`` (submit, train from the CLI; taken
+    in normal form, ``ValueError`` for an invalid one): the teacher may use any name; ``teacher``
+    needs the teacher token; a registered name needs its key; an unregistered name needs
+    nothing, but a key given must be that name's."""
     store = store_or_default(store)
+    owner = normalize_owner_name(owner)
     ident = identify(owner_key, teacher_token, store=store, settings=settings)
     if ident.is_teacher:
         return ident
-    if owner.strip().casefold() == TEACHER_OWNER:
+    if owner == TEACHER_OWNER:
         raise NotAllowed(f"the owner name {clip(owner)} needs the teacher token")
     if ident.owner is not None and ident.owner != owner:
         raise NotAllowed(f"this owner key belongs to another name than {clip(owner)}")

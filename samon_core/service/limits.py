@@ -18,6 +18,8 @@ from samon_core.runs.states import ACTIVE_STATES, RunState
 from samon_core.service.scan import RunRow
 from samon_core.service.settings import DevicePolicy, Settings, env_name, load_settings
 
+MAX_RUNS_PER_REQUEST = 1000  # one comparison: a few methods times a few seeds, never thousands
+
 
 class LimitExceeded(ValueError):
     """A request over a server limit. ``limit`` is the setting's name, ``value`` its value; the
@@ -83,6 +85,22 @@ def check_config_limits(config: RunConfig, settings: Settings | None = None, *,
     problems = _problems(config, s)
     if problems:
         raise LimitExceeded(*problems[0], outcome=outcome)
+
+
+def check_request_size(n_configs: int, seeds: int, existing_runs: int, s: Settings) -> None:
+    """Refuse at once, before a config is built or hashed, a request that no queue limit can let
+    through: ``seeds`` seeds of one config are ``seeds`` different runs, of which at most
+    ``existing_runs`` (the store's runs) can be reused, so at least ``seeds - existing_runs`` are
+    new. Whatever the limits, a request holds at most ``MAX_RUNS_PER_REQUEST`` runs."""
+    least_new = seeds - existing_runs
+    for limit in ("max_queue", "max_queued_per_owner"):
+        value = getattr(s, limit)
+        if value and least_new > value:
+            raise LimitExceeded(limit, value, f"this request asks for {seeds:,} seeds, so at "
+                                f"least {least_new:,} new runs")
+    if n_configs * seeds > MAX_RUNS_PER_REQUEST:
+        raise ValueError(f"this request asks for {n_configs * seeds:,} runs; at most "
+                         f"{MAX_RUNS_PER_REQUEST:,} per request; nothing was queued")
 
 
 def check_queue_limits(rows: list[RunRow], owner: str, n_new: int, s: Settings) -> None:

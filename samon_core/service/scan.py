@@ -11,6 +11,7 @@ from typing import Any
 
 from samon_core.runs.io import read_json_dict_or_none
 from samon_core.runs.listing import is_run_folder
+from samon_core.runs.owners import owner_name_or_raw
 from samon_core.runs.states import UNKNOWN_STATE, RunState
 from samon_core.runs.store import META_FILE, STATUS_FILE, RunStore, status_or_damaged
 
@@ -34,7 +35,9 @@ class RunRow:
 
     @property
     def owner(self) -> str:
-        return str(self.meta.get("owner") or "")
+        """In normal form (``Lim`` stored before names were normalised is ``lim``), so limits
+        and the fair queue count one name once."""
+        return owner_name_or_raw(self.meta.get("owner")) or ""
 
     @property
     def config_hash(self) -> str | None:

@@ -6,7 +6,8 @@ who asked) and puts the run id in the queue. A worker that gets a message for a 
 with that file (``worker.py``) computes the slices from the run's checkpoint
 (``samon_core.train.slice_run``), appends them to its metrics, and removes the file. Only the
 run's requesters (proven by their owner key) or the teacher (the teacher token) may ask; one
-request at a time per run.
+request at a time per run. ``samon landscape RUN``, which computes the slices in its own process,
+asks the same (``check_slices_allowed``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,23 @@ from samon_core.runs.owners import TEACHER_OWNER
 from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
 from samon_core.service.backend import get_queue
-from samon_core.service.identity import identify, require_someone
+from samon_core.service.identity import Identity, identify, require_someone
 from samon_core.service.settings import Settings, load_settings
 
 SLICES_FILE = "landscape_requested"
+
+
+def check_slices_allowed(run_id: str, *, owner_key: str | None,
+                         teacher_token: str | SecretStr | None, store: RunStore,
+                         settings: Settings) -> Identity:
+    """The caller, if they may add slices to the run: one of its requesters (``owner_key``) or
+    the teacher; ``NotAllowed`` otherwise (``ValueError`` for a bad run id)."""
+    store.run_dir(run_id)
+    ident = identify(owner_key, teacher_token, store=store, settings=settings)
+    require_someone(ident, run_id, "adding slices")
+    store.check_requester(run_id, ident.owner, is_teacher=ident.is_teacher,
+                          action="add slices to")
+    return ident
 
 
 def request_slices(run_id: str, *, owner_key: str | None = None,
@@ -38,11 +52,8 @@ def request_slices(run_id: str, *, owner_key: str | None = None,
     asked). ``NotAllowed`` for anyone else."""
     store = store_or_default(store)
     settings = settings or load_settings()
-    store.run_dir(run_id)
-    ident = identify(owner_key, teacher_token, store=store, settings=settings)
-    require_someone(ident, run_id, "adding slices")
-    store.check_requester(run_id, ident.owner, is_teacher=ident.is_teacher,
-                          action="add slices to")
+    ident = check_slices_allowed(run_id, owner_key=owner_key, teacher_token=teacher_token,
+                                 store=store, settings=settings)
     if not 2 <= int(points) <= 101 or not 0 < float(radius) <= 10:
         raise ValueError("slices need 2..101 points and a radius in (0, 10]")
     if store.read_status(run_id).get("state") != RunState.FINISHED:

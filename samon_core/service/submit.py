@@ -6,10 +6,16 @@
   thirty students clicking the same preset at once queue it once. Every requester is recorded in
   ``meta.json["requesters"]``, and a requester's ``cancel`` only detaches that owner while
   others still wait for the run.
-* **Who.** ``owner=`` is the name recorded with the runs. A registered name needs its key
-  (``owner_key=``) or the teacher token; the name ``teacher`` needs the token; an unregistered
-  name needs nothing (scripts), but then only the teacher can cancel its runs (identity.py).
-  The teacher's room locks (room.py) bind everyone but the teacher.
+* **Who.** ``owner=`` is the name recorded with the runs, in normal form (``Alice`` is
+  ``alice``; runs/owners.py). A registered name needs its key (``owner_key=``) or the teacher
+  token; the name ``teacher`` needs the token; an unregistered name needs nothing (scripts), but
+  then only the teacher can cancel its runs, and nobody can register the name later
+  (identity.py, keyfile.py). A submit under an unregistered name holds the key file's lock, so
+  the name cannot be registered between the check and the runs. ``group=`` joins a comparison
+  only if it is new or the caller's own (a group belongs to its creator; the teacher may join
+  any). The teacher's room locks (room.py) bind everyone but the teacher.
+* **Bounds.** Label, group and preset are bounded lines of text (runs/freetext.py); a request
+  too large for the queue limits is refused before a config is built (``check_request_size``).
 * **Checks before anything is created**: the limits (limits.py) and what can be known about the
   run without training it (preflight.py: model, subset sizes, and with ``local_checks`` the device
   and the data files of this machine). Submissions of one run store are
@@ -32,13 +38,21 @@ from typing import Any
 from pydantic import SecretStr
 
 from samon_core.runs.config import RunConfig
+from samon_core.runs.freetext import check_text
 from samon_core.runs.io import file_lock, store_error
+from samon_core.runs.keyfile import names_lock
+from samon_core.runs.messages import clip
+from samon_core.runs.owners import NotAllowed, groups_of, normalize_owner_name
 from samon_core.runs.states import ACTIVE_STATES, RunState
 from samon_core.runs.store import RunStore, store_or_default
 from samon_core.service.backend import QUEUE_DIR, Queue, get_queue
 from samon_core.service.claims import cancel_pending
-from samon_core.service.identity import authorize_owner
-from samon_core.service.limits import check_config_limits, check_queue_limits
+from samon_core.service.identity import Identity, authorize_owner
+from samon_core.service.limits import (
+    check_config_limits,
+    check_queue_limits,
+    check_request_size,
+)
 from samon_core.service.preflight import check_runnable
 from samon_core.service.room import check_room, read_room
 from samon_core.service.scan import RunRow, scan_runs
@@ -97,18 +111,43 @@ class _Credentials:
 
 
 def _check_requests(requests: list[_Request], owner: str, preset: str | None,
-                    who: _Credentials, store: RunStore, s: Settings) -> None:
-    if not isinstance(owner, str):
-        raise TypeError(f"owner must be a string, got {type(owner).__name__}")
+                    who: _Credentials, store: RunStore, s: Settings) -> tuple[str, Identity]:
+    """Everything that can be checked before the submit lock, cheapest first; returns the owner
+    in normal form and the caller."""
+    owner = normalize_owner_name(owner)  # ValueError for a name that is none
+    if preset is not None:
+        check_text("preset", preset)
     for req in requests:
         if not isinstance(req.config, RunConfig):
             raise TypeError(f"config must be a RunConfig, got {type(req.config).__name__}")
+        check_text("label", req.label)
+        if req.group:
+            check_text("group", req.group)
     ident = authorize_owner(owner, who.owner_key, who.teacher_token, store=store, settings=s)
     if not ident.is_teacher:  # the teacher's locks bind the students, not the teacher
         check_room(read_room(store), [req.config for req in requests], preset)
     for req in requests:  # every request is checked before anything is created
         check_config_limits(req.config, s)
         check_runnable(req.config, here=s.checks_here)
+    return owner, ident
+
+
+def _check_under_lock(requests: list[_Request], rows: list[RunRow], owner: str,
+                      ident: Identity, store: RunStore) -> None:
+    """What may have changed since ``_check_requests``: a name registered meanwhile (the key
+    file's lock is held, so it cannot be registered now), and whose the groups are."""
+    if ident.is_teacher:
+        return
+    if ident.owner is None and store.is_registered(owner):
+        raise NotAllowed(f"the name {clip(owner)} was registered just now: acting under it "
+                         "needs its owner key")
+    asked = {req.group for req in requests if req.group}
+    for row in rows if asked else ():
+        for who, group in groups_of(row.meta):
+            if group in asked and who != owner:
+                raise NotAllowed(f"the comparison {clip(group)} is another owner's: runs join "
+                                 "only their owner's comparisons; leave group empty to start "
+                                 "your own")
 
 
 def _plan(requests: list[_Request], rows: list[RunRow], reuse: bool, store: RunStore,
@@ -161,12 +200,14 @@ def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, re
                  who: _Credentials) -> list[dict[str, Any]]:
     store = store_or_default(store)
     s = settings or load_settings()
-    _check_requests(requests, owner, preset, who, store, s)
+    owner, ident = _check_requests(requests, owner, preset, who, store, s)
+    unproven = ident.owner is None and not ident.is_teacher  # an unregistered name
     created: list[str] = []
     try:
         queue = get_queue(store, s)
-        with submit_lock(store):
+        with submit_lock(store), (names_lock(store.root) if unproven else contextlib.nullcontext()):
             rows = scan_runs(store)
+            _check_under_lock(requests, rows, owner, ident, store)
             plan, n_new = _plan(requests, rows, reuse, store, s)
             check_queue_limits(rows, owner, n_new, s)
             return _carry_out(plan, store, queue, owner, preset, created)
@@ -220,6 +261,9 @@ def submit_group(configs: Mapping[str, RunConfig], *, owner: str, preset: str | 
         raise ValueError("submit_group needs at least one config")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a positive integer; got {seeds!r}")
+    store = store_or_default(store)
+    settings = settings or load_settings()
+    check_request_size(len(configs), seeds, len(store.run_ids()), settings)  # before any work
     group = new_group_id()
     requests = []
     for label, config in configs.items():
