@@ -11,7 +11,13 @@ and the crash recovery).
   only detach the caller (``DETACHED``); the run is cancelled or deleted when no requester is
   left (runs/owners.py). The teacher acts on the whole run, even one whose meta.json is damaged.
 * **Resume / requeue.** The run goes back to the queue (state 'queued'); the worker that takes it
-  continues from its last checkpoint, or from the start if it has none.
+  continues from its last checkpoint, or from the start if it has none. ``resume`` is a new
+  admission: the run's config is checked against the server's limits and (for a student) the
+  room's locks as they are *now*, so a 5-epoch run cannot come back after the teacher set
+  ``max_epochs=1``.
+* **Faults.** A run that does not exist is ``FileNotFoundError`` before anything is touched (no
+  folder is created for a store that is not there); a store that cannot be written (read-only,
+  full, permissions) is one ``StoreUnavailable`` line, never a raw ``OSError``.
 """
 
 from __future__ import annotations
@@ -19,16 +25,20 @@ from __future__ import annotations
 import contextlib
 import enum
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import SecretStr
 
+from samon_core.runs.io import store_error
 from samon_core.runs.owners import DETACHED
 from samon_core.runs.states import ACTIVE_STATES, RESUMABLE_STATES, RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
 from samon_core.service.backend import Queue, get_queue
 from samon_core.service.claims import cancel_path, claim_lock, request_cancel_flag
 from samon_core.service.identity import Identity, identify, require_someone
+from samon_core.service.limits import check_config_limits
+from samon_core.service.room import check_room, read_room
 from samon_core.service.settings import Settings, load_settings
 from samon_core.service.submit import submit_lock
 
@@ -38,6 +48,26 @@ CANCELLING = "cancelling"
 # States ``cancel`` acts on (the others are returned unchanged).
 _CANCELLABLE = frozenset({RunState.QUEUED, RunState.RUNNING, RunState.INTERRUPTED})
 _NOT_STARTED = frozenset({RunState.QUEUED, RunState.INTERRUPTED})
+
+
+@contextlib.contextmanager
+def store_errors(action: str) -> Iterator[None]:
+    """An ``OSError`` of the store (read-only, full disk, permissions) as one
+    ``StoreUnavailable`` line; ``FileNotFoundError`` (no such run) passes as it is."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise store_error(exc, action) from exc
+
+
+def existing_run(store: RunStore, run_id: str) -> str:
+    """``run_id`` if its folder exists: ``ValueError`` for a bad id, ``FileNotFoundError`` for
+    no such run (checked first, so that nothing is created in a store that is not there)."""
+    if not store.run_dir(run_id).is_dir():
+        raise FileNotFoundError(f"no run {run_id!r} in {store.root}")
+    return run_id
 
 
 class Requeue(enum.Enum):
@@ -117,9 +147,10 @@ def cancel(run_id: str, *, owner_key: str | None = None,
     """
     store = store_or_default(store)
     s = settings or load_settings()
-    store.run_dir(run_id)  # a bad run id is refused before anything else
+    existing_run(store, run_id)  # a bad run id is refused before anything else
     ident = identify(owner_key, teacher_token, store=store, settings=s)
-    return _cancel_as(run_id, ident, store, s)
+    with store_errors("cancel the run"):
+        return _cancel_as(run_id, ident, store, s)
 
 
 def delete_run(run_id: str, *, owner_key: str | None = None,
@@ -131,12 +162,13 @@ def delete_run(run_id: str, *, owner_key: str | None = None,
     within a step; delete it again then). ``NotAllowed`` for anyone else."""
     store = store_or_default(store)
     s = settings or load_settings()
-    store.run_dir(run_id)
+    existing_run(store, run_id)
     ident = identify(owner_key, teacher_token, store=store, settings=s)
-    answer = _cancel_as(run_id, ident, store, s)
-    if answer in (DETACHED, CANCELLING):
-        return answer
-    return store.delete_run(run_id, owner=ident.owner, is_teacher=ident.is_teacher)
+    with store_errors("delete the run"):
+        answer = _cancel_as(run_id, ident, store, s)
+        if answer in (DETACHED, CANCELLING):
+            return answer
+        return store.delete_run(run_id, owner=ident.owner, is_teacher=ident.is_teacher)
 
 
 def requeue(store: RunStore, run_id: str, why: Requeue, *, settings: Settings | None = None,
@@ -164,22 +196,40 @@ def requeue(store: RunStore, run_id: str, why: Requeue, *, settings: Settings | 
     queue.enqueue(task)
 
 
+def _check_admission(store: RunStore, run_id: str, ident: Identity, s: Settings) -> None:
+    """The limits and (for a student) the room's locks of today for the run's stored config,
+    as at submit: ``LimitExceeded`` / ``RoomLocked`` saying that the run was not resumed."""
+    outcome = "the run was not resumed"
+    config = store.read_config(run_id)  # ValueError for a damaged config: not resumable
+    check_config_limits(config, s, outcome=outcome)
+    if not ident.is_teacher:
+        try:
+            preset = store.read_meta(run_id).get("preset")
+        except ValueError:  # a damaged meta.json: no preset is proven
+            preset = None
+        check_room(read_room(store), [config], preset if isinstance(preset, str) else None,
+                   outcome=outcome)
+
+
 def resume(run_id: str, *, owner_key: str | None = None,
            teacher_token: str | SecretStr | None = None, store: RunStore | None = None,
            settings: Settings | None = None) -> None:
     """Re-queue an interrupted (or cancelled) run for one of its requesters (``owner_key``) or
     the teacher (``teacher_token``); it continues from its last checkpoint (or from the start if
-    it has none). Not subject to the queue limits: the run was admitted before. Raises
+    it has none). Not subject to the queue limits (the run was admitted before), but to the
+    server's limits and the room's locks as they are now (``LimitExceeded``: a 5-epoch run is
+    not resumed under ``max_epochs=1``; the teacher is exempt from the locks only). Raises
     ``NotAllowed`` for anyone else, ``ValueError`` for runs in other states,
     ``QueueUnavailable`` if the queue is down (the run is then 'queued' in the store and the
-    crash recovery enqueues it later)."""
+    crash recovery enqueues it later), ``StoreUnavailable`` if the store cannot be written."""
     store = store_or_default(store)
     s = settings or load_settings()
-    store.run_dir(run_id)
+    existing_run(store, run_id)
     ident = identify(owner_key, teacher_token, store=store, settings=s)
     require_someone(ident, run_id, "resume")
     store.check_requester(run_id, ident.owner, is_teacher=ident.is_teacher, action="resume")
-    with claim_lock(store.run_dir(run_id)) as free:
+    _check_admission(store, run_id, ident, s)
+    with store_errors("resume the run"), claim_lock(store.run_dir(run_id)) as free:
         state = store.read_status(run_id).get("state")
         if not free or state not in RESUMABLE_STATES:
             allowed = " or ".join(sorted(s.value for s in RESUMABLE_STATES))

@@ -6,7 +6,12 @@ anyone may read it. The locks bind students, not the teacher, and are enforced w
 created (``submit``, and ``samon run`` / ``samon claim run``), not only in a page:
 
 * ``presets_only``: a request must name a preset (its configs unchanged, seeds aside) or a claim
-  (``preset="claim:<id>"``, as the Claims page and ``claim run`` pass);
+  (``preset="claim:<id>"``, as the Claims page and ``claim run`` pass) *and be its runs*: every
+  config must be one of that preset's or that claim's (at some size), seeds aside. The name
+  alone proves nothing: any config could be sent with ``preset="claim:accuracy"``. This is the
+  one place the service reads the claims layer (``samon_core.claims.data``, imported in the
+  function): the claims' run sets are data built from the runs layer, and claims.data imports
+  nothing of the service;
 * ``max_epochs``: at most this many epochs per run (at most the server's ``max_epochs``);
 * ``models``: only these models of the catalog.
 
@@ -149,16 +154,30 @@ def _preset_problem(configs: list[RunConfig], preset: str | None) -> str | None:
     """Why the request is not a preset's or a claim's runs (None when it is)."""
     if preset is None or not isinstance(preset, str):
         return "the teacher allows only presets and claims"
-    if preset.startswith(CLAIM_PREFIX):
-        ok = _CLAIM_ID_RE.fullmatch(preset[len(CLAIM_PREFIX):]) is not None
-        return None if ok else f"the teacher allows only presets and claims ({clip(preset)} " \
-                               "is neither)"
-    if preset not in list_presets():
+    offered = _offered(preset)
+    if offered is None:
         return f"the teacher allows only presets and claims ({clip(preset)} is neither)"
-    offered = list(get_preset(preset).configs.values())
     if any(not any(_same_ignoring_seed(c, p) for p in offered) for c in configs):
         return f"the teacher allows only presets and claims, unchanged ({preset!r} was changed)"
     return None
+
+
+def _offered(preset: str) -> list[RunConfig] | None:
+    """The configs (any seed) the preset or claim ``preset`` runs, or None when it is neither."""
+    if preset.startswith(CLAIM_PREFIX):
+        claim_id = preset[len(CLAIM_PREFIX):]
+        if _CLAIM_ID_RE.fullmatch(claim_id) is None:
+            return None
+        from samon_core.claims.data import BY_ID  # data only; see the module docstring
+        from samon_core.claims.runsets import SIZES
+
+        claim = BY_ID.get(claim_id)
+        if claim is None:
+            return None
+        return [c for size in SIZES for c in claim.runs(size).values()]
+    if preset not in list_presets():
+        return None
+    return list(get_preset(preset).configs.values())
 
 
 def room_problems(room: Room, configs: Iterable[RunConfig], preset: str | None
