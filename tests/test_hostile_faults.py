@@ -104,7 +104,7 @@ def running(store: RunStore, rid: str, **fields) -> None:
 def test_recovery_skips_a_bad_status_and_recovers_the_others(store, caplog):
     s = settings(heartbeat_timeout_s=1.0, auto_resume=True, max_auto_resumes=3)
     names = ["healthy", "interruptions_list", "auto_resumes_text", "status_folder",
-             "status_list", "heartbeat_huge", "epoch_huge", "lost"]
+             "status_list", "heartbeat_huge", "epoch_huge", "lost", "lost_queued_at_huge"]
     rid = {name: store.create_run(TINY.replace(seed=i)) for i, name in enumerate(names)}
     running(store, rid["healthy"])
     running(store, rid["interruptions_list"], interruptions=[1])
@@ -115,17 +115,20 @@ def test_recovery_skips_a_bad_status_and_recovers_the_others(store, caplog):
     (store.run_dir(rid["status_list"]) / "status.json").write_text("[1]")
     running(store, rid["heartbeat_huge"], host="elsewhere", heartbeat=10**400)
     running(store, rid["epoch_huge"], epoch=10**4000)
-    # a queued run whose message was lost (never enqueued)
+    # queued runs whose message was lost (never enqueued), one with an absurd queued_at
+    write_json(store.run_dir(rid["lost_queued_at_huge"]) / "status.json",
+               {"state": "queued", "created": time.time(), "queued_at": 10**400})
     later = time.time() + 60
     report = within(30, lambda: service.recover(store, force=True, settings=s, now=later))
     assert report["skipped"] == [rid["status_folder"]]
     assert any("skipped" in r.getMessage() and rid["status_folder"] in r.getMessage()
                for r in caplog.records)
     back = [rid[n] for n in names if n != "status_folder"]
-    resumed = [r for r in back if r != rid["lost"]]
+    lost = [rid["lost"], rid["lost_queued_at_huge"]]
+    resumed = [r for r in back if r not in lost]
     assert sorted(report["interrupted"]) == sorted(resumed)
     assert sorted(report["requeued"]) == sorted(resumed)
-    assert report["lost"] == [rid["lost"]]
+    assert sorted(report["lost"]) == sorted(lost)
     assert sorted(get_queue(store, s).pending_run_ids()) == sorted(back)
     for r in back:
         assert store.read_status(r)["state"] == "queued"
@@ -475,6 +478,18 @@ def test_a_slices_request_that_keeps_losing_its_worker_is_dropped(store, finishe
     assert sent[2] == ([], [finished])  # three messages in all: dropped, with a log line
     assert service.pending_slices(store, finished) is None
     assert sent[3:] == [([], []), ([], [])]
+
+
+def test_a_fifo_as_slices_request_blocks_no_worker(store, finished):
+    s = settings(heartbeat_timeout_s=1.0)
+    os.mkfifo(store.run_dir(finished) / "landscape_requested")
+    queue = get_queue(store, s)
+    queue.enqueue(queue.new_task(finished))
+    within(30, Worker(store, s, exit_when_idle=True, trainer=_metrics_writing_trainer).run)
+    report = within(10, lambda: service.recover(store, force=True, settings=s,
+                                                now=time.time() + 60))
+    assert report["slices_dropped"] == [finished]
+    assert not (store.run_dir(finished) / "landscape_requested").exists()
 
 
 def test_an_unreadable_slices_request_is_dropped(store, finished):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Mapping
@@ -42,7 +41,7 @@ from samon_core.service.claims import cancel_pending, claim_lock
 from samon_core.service.control import Requeue, requeue
 from samon_core.service.hosts import pid_alive, this_host
 from samon_core.service.redact import redact
-from samon_core.service.scan import scan_runs
+from samon_core.service.scan import scan_runs, time_stamp
 from samon_core.service.settings import Settings, load_settings
 from samon_core.service.slices import SLICES_FILE, clear_request, pending_slices
 from samon_core.service.worker_records import prune_worker_records
@@ -63,17 +62,6 @@ def _count(status: Mapping[str, Any], key: str) -> int:
     return value if ok else 0
 
 
-def _seconds(value: Any) -> float | None:
-    """A time stamp of status.json as a finite float, or None (missing, text, 1e400, NaN)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        value = float(value)
-    except OverflowError:  # a 4,000-digit integer
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _dead_reason(status: Mapping[str, Any], now: float, s: Settings, host: str) -> str | None:
     """Why the process of a 'running' run is dead, or None if it may be alive. Called while
     holding the run's claim lock, i.e. no process on this host trains the run."""
@@ -86,7 +74,7 @@ def _dead_reason(status: Mapping[str, Any], now: float, s: Settings, host: str) 
             return f"its worker process (pid {pid}) on {host} {gone}"
         if isinstance(pid, int):  # a run trained outside a worker (e.g. `samon run`)
             return None if pid_alive(pid) else f"its process (pid {pid}) on {host} is gone"
-    heartbeat = _seconds(status.get("heartbeat"))
+    heartbeat = time_stamp(status.get("heartbeat"))
     if heartbeat is None:
         return "it has no heartbeat"
     age = now - heartbeat
@@ -191,7 +179,7 @@ def _resend_slices(store: RunStore, run_id: str, now: float, grace: float, s: Se
                 clear_request(store, run_id)
                 report["slices_dropped"].append(run_id)
             return
-        sent_at = _seconds(request.get("sent_at", request.get("time")))
+        sent_at = time_stamp(request.get("sent_at", request.get("time")))
         if sent_at is not None and now - sent_at < grace:
             return  # its message may be on its way to a worker
         sends = _count(request, "sends") or 1

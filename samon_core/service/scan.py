@@ -6,6 +6,7 @@ files; they never read configs or metrics in a scan.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,16 +46,28 @@ class RunRow:
 
     @property
     def created(self) -> float:
-        created = self.meta.get("created")
-        return float(created) if isinstance(created, (int, float)) else 0.0
+        return time_stamp(self.meta.get("created")) or 0.0
 
     @property
     def queued_at(self) -> float:
         for key in ("queued_at", "created"):
-            value = self.status.get(key)
-            if isinstance(value, (int, float)):
-                return float(value)
+            value = time_stamp(self.status.get(key))
+            if value is not None:
+                return value
         return self.created
+
+
+def time_stamp(value: Any) -> float | None:
+    """A time stamp of meta.json or status.json as a finite float, or None: missing, text,
+    ``true``, a 4,000-digit integer (``float()`` of it raises), NaN or infinity never reach
+    the arithmetic of the limits, the queue order or the recovery."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def scan_runs(store: RunStore) -> list[RunRow]:

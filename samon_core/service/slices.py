@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from samon_core.runs.io import atomic_write_text
+from samon_core.runs.io import atomic_write_text, read_json_dict
 from samon_core.runs.owners import TEACHER_OWNER
 from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
@@ -73,9 +73,11 @@ def request_slices(run_id: str, *, owner_key: str | None = None,
 
 
 def pending_slices(store: RunStore, run_id: str) -> dict[str, Any] | None:
-    """The request waiting for a worker, or None."""
+    """The request waiting for a worker, or None (none, or a file that is not one: read with
+    ``read_json_dict``, so a FIFO put there never blocks the worker that reads it). The crash
+    recovery sends a request again whose message was lost (recovery.py)."""
     try:
-        return json.loads((store.run_dir(run_id) / SLICES_FILE).read_text())
+        return read_json_dict(store.run_dir(run_id) / SLICES_FILE)
     except (OSError, ValueError):
         return None
 
