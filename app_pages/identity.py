@@ -224,7 +224,7 @@ def _register(name: str) -> bool:
     the URL); the link is shown once the launch went through (``launch_succeeded``)."""
     try:
         key = service.register_owner(name, store=_store())
-    except (ValueError, OSError) as exc:  # NameTaken (someone was quicker), an unwritable store
+    except (ValueError, OSError, service.StoreUnavailable) as exc:  # NameTaken, a full disk
         st.error(f"Not launched: {md_escape(exc, 300)}", icon=":material/error:")
         return False
     st.session_state[KEY_STATE] = key

@@ -208,6 +208,23 @@ def test_new_names_per_hour_are_bounded(tmp_path):
     assert settings().max_new_names_per_hour > 0  # on by default
 
 
+def test_a_guest_over_the_bound_of_new_names_launches_nothing(runs, monkeypatch):
+    """The app's side: a guest's first launch registers a visitor name; over the bound it is
+    one line on the page, and nothing is queued."""
+    from streamlit.testing.v1 import AppTest
+    from test_app_pages import APP, TIMEOUT
+
+    monkeypatch.setenv("SAMON_MAX_NEW_NAMES_PER_HOUR", "1")
+    runs.register_owner("someone")  # the hour's one new name
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("app_pages/launch.py").run()
+    next(b for b in at.button if b.key == "launch_preset").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Not launched" in e.value and "1 new name was registered in the last hour"
+               in e.value for e in at.error)
+    assert runs.list_runs().empty and not runs.is_registered("guest")
+
+
 def test_a_huge_request_is_refused_before_any_work(store):
     """The audit: 200,000 seeds with max_queue=5 took 67 s before the refusal."""
     t0 = time.perf_counter()

@@ -132,7 +132,8 @@ def register(root: Path, name: str, clock: Callable[[], float], *,
                             "that key (or their link), or pick another name")
         now = clock()
         if max_per_hour and _recent(owners, now) >= max_per_hour:
-            raise TooManyNewNames(max_per_hour, f"{max_per_hour} names were registered in the "
+            were = "name was" if max_per_hour == 1 else "names were"
+            raise TooManyNewNames(max_per_hour, f"{max_per_hour} new {were} registered in the "
                                   "last hour, as many as this server allows; use a name you "
                                   "have (your link), try again later, or ask the teacher")
         if has_runs is not None and has_runs(name):
