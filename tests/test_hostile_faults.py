@@ -162,9 +162,9 @@ def test_a_worker_serves_the_queue_past_a_run_with_a_bad_status(store):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_stuck_submit_lock_gives_a_clear_error_not_a_hang(store, monkeypatch):
-    monkeypatch.setattr(store_io, "LOCK_TIMEOUT_S", 0.5, raising=False)
-    s = settings()
+def test_stuck_submit_lock_gives_a_clear_error_not_a_hang(store):
+    assert settings().lock_timeout_s == 10.0  # the default: a stuck holder costs 10 s, once
+    s = settings(lock_timeout_s=0.5)
     (store.root / ".queue").mkdir(parents=True)
     lock = store.root / ".queue" / "submit.lock"
     holder = subprocess.Popen(

@@ -60,11 +60,13 @@ from samon_core.service.settings import Settings, load_settings
 
 
 @contextlib.contextmanager
-def submit_lock(store: RunStore) -> Iterator[None]:
-    """Serialises submissions (and requester changes) of one run store across processes."""
+def submit_lock(store: RunStore, timeout: float | None = None) -> Iterator[None]:
+    """Serialises submissions (and requester changes) of one run store across processes; waits
+    at most ``timeout`` seconds (setting ``lock_timeout_s``; default ``runs.io.LOCK_TIMEOUT_S``)
+    for a holder, then raises ``LockTimeout``."""
     folder = store.root / QUEUE_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    with file_lock(folder / "submit.lock"):
+    with file_lock(folder / "submit.lock", timeout=timeout):
         yield
 
 
@@ -205,7 +207,8 @@ def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, re
     created: list[str] = []
     try:
         queue = get_queue(store, s)
-        with submit_lock(store), (names_lock(store.root) if unproven else contextlib.nullcontext()):
+        names = names_lock(store.root) if unproven else contextlib.nullcontext()
+        with submit_lock(store, s.lock_timeout_s), names:
             rows = scan_runs(store)
             _check_under_lock(requests, rows, owner, ident, store)
             plan, n_new = _plan(requests, rows, reuse, store, s)
