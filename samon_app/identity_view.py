@@ -19,7 +19,13 @@ from urllib.parse import urlencode
 
 from samon_app.markup import md_escape
 from samon_app.urlparams import IDENTITY_PARAMS, RESERVED, looks_secret
-from samon_core.runs.owners import GUEST_OWNER, is_reserved, requesters
+from samon_core.runs.owners import (
+    GUEST_OWNER,
+    is_reserved,
+    is_teacher_name,
+    requesters,
+    why_reserved,
+)
 
 KEEP_LINK = ("Keep this link to come back: it is your key to cancel or delete your runs, shown "
              "only now and never in the address bar. Anyone with it can act as you: do not "
@@ -31,7 +37,7 @@ NO_TOKEN = "No teacher token is set on this server (docs/deployment.md)."
 class Standing(enum.Enum):
     TEACHER = "teacher"  # signed in with the teacher token: acts on every run
     GUEST = "guest"  # the shared default name: browses only
-    RESERVED = "reserved"  # 'teacher' typed without the token
+    RESERVED = "reserved"  # 'teacher' without the token, or 'cli' (runs/owners.RESERVED_NAMES)
     OWN = "own"  # a name with its key: acts on its runs
     TAKEN = "taken"  # a registered name without its key: read-only
     NEW = "new"  # an unregistered name: the first launch registers it
@@ -51,14 +57,20 @@ def standing(name: str, *, teacher: bool, has_key: bool, registered: bool) -> St
     return Standing.TAKEN if registered else Standing.NEW
 
 
+def _reserved_note(name: str) -> str:
+    """Why a reserved name cannot be used (the reason is the library's: ``why_reserved``)."""
+    then = ("Sign in as the teacher, or pick another name." if is_teacher_name(name)
+            else "Pick another name.")
+    return f"{md_escape(name, 60)} is reserved: {why_reserved(name)}. {then}"
+
+
 def sidebar_note(s: Standing, name: str) -> str | None:
     """The sidebar's line under the name (None: nothing to say)."""
     n = md_escape(name, 60)
     return {
         Standing.GUEST: "You browse as guest: your first launch gives you a name of your own "
                         "and its link (or type a name now).",
-        Standing.RESERVED: f"{n} is the teacher's name: sign in as the teacher, or pick another "
-                           "name.",
+        Standing.RESERVED: _reserved_note(name),
         Standing.TAKEN: f"{n} is taken: you see {n}'s runs read-only. Open your own link, or "
                         "pick another name.",
         Standing.NEW: f"{n} is free: your first launch registers it and gives you your link.",

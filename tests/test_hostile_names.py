@@ -206,3 +206,17 @@ def test_the_cli_records_the_normal_form(store, capsys):
     assert cli.main(["owner", "register", "  Bob ", "--runs-dir", str(store.root)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("owner: bob\n") and "?owner=bob&key=" in out
+
+
+def test_the_app_says_why_a_reserved_name_is_reserved():
+    """'cli' typed in the sidebar is reserved for the command line's runs, not 'the teacher's
+    name': the sentence comes from the library's reason."""
+    from samon_app.identity_view import Standing, sidebar_note, standing
+    from samon_core.runs.owners import why_reserved
+
+    for name, then in (("cli", "Pick another name."),
+                       ("teacher", "Sign in as the teacher, or pick another name.")):
+        s = standing(name, teacher=False, has_key=False, registered=False)
+        note = sidebar_note(s, name)
+        assert s is Standing.RESERVED and note.endswith(then) and why_reserved(name) in note
+    assert "teacher" not in sidebar_note(Standing.RESERVED, "cli").split(":")[0]
