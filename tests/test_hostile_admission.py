@@ -297,7 +297,7 @@ def tmpfs(path: Path, size: str):
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def test_read_only_store_cancel_delete_resume_register_are_one_line(tmp_path, capsys):
+def test_read_only_store_cancel_delete_resume_register_slices_are_one_line(tmp_path, capsys):
     s = settings()
     with tmpfs(tmp_path / "fs", "1m") as fs:
         store = RunStore(fs / "runs")
@@ -306,13 +306,18 @@ def test_read_only_store_cancel_delete_resume_register_are_one_line(tmp_path, ca
         queued, stopped = (store.create_run(TINY.replace(seed=i), {"owner": "ann"})
                            for i in (1, 2))
         store.write_status(stopped, "cancelled")
+        finished = store.create_run(TINY.replace(seed=3), {"owner": "ann"})
+        store.write_status(finished, "finished")
+        store.checkpoint_path(finished).write_bytes(b"weights")
         for lock_file in fs.rglob("*.lock"):  # as after a reboot: the locks must be created
             lock_file.unlink()
         subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
         calls = [lambda: service.cancel(queued, owner_key=key, store=store, settings=s),
                  lambda: service.delete_run(queued, owner_key=key, store=store, settings=s),
                  lambda: service.resume(stopped, owner_key=key, store=store, settings=s),
-                 lambda: service.register_owner("bea", store=store, settings=s)]
+                 lambda: service.register_owner("bea", store=store, settings=s),
+                 lambda: service.request_slices(finished, owner_key=key, store=store,
+                                                settings=s)]
         for call in calls:
             with pytest.raises(service.StoreUnavailable, match="read-only") as info:
                 call()

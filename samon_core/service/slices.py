@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from samon_core.runs.io import atomic_write_text, read_json_dict
+from samon_core.runs.io import atomic_write_text, read_json_dict, store_error
 from samon_core.runs.owners import TEACHER_OWNER
 from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
@@ -49,7 +49,8 @@ def request_slices(run_id: str, *, owner_key: str | None = None,
                    settings: Settings | None = None) -> str:
     """Queue the slices of a finished run (``plane``: a 2D slice too) for one of its requesters
     (``owner_key``) or the teacher (``teacher_token``); returns "queued" or "pending" (already
-    asked). ``NotAllowed`` for anyone else."""
+    asked). ``NotAllowed`` for anyone else; ``StoreUnavailable`` (one line) when the request
+    cannot be written."""
     store = store_or_default(store)
     settings = settings or load_settings()
     ident = check_slices_allowed(run_id, owner_key=owner_key, teacher_token=teacher_token,
@@ -66,7 +67,12 @@ def request_slices(run_id: str, *, owner_key: str | None = None,
     request = {"points": int(points), "radius": float(radius), "plane": bool(plane),
                "owner": ident.owner if ident.owner is not None else TEACHER_OWNER,
                "time": time.time()}
-    atomic_write_text(run_dir / SLICES_FILE, json.dumps(request) + "\n")
+    try:
+        atomic_write_text(run_dir / SLICES_FILE, json.dumps(request) + "\n")
+    except FileNotFoundError:  # deleted meanwhile: "no run"
+        raise
+    except OSError as exc:  # read-only, full disk: one line for the page
+        raise store_error(exc, "ask for the slices") from exc
     queue = get_queue(store, settings)
     queue.enqueue(queue.new_task(run_id))
     return "queued"
