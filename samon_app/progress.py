@@ -117,7 +117,9 @@ def run_progress(info: RunInfo, data: RunData | None = None,
         "interrupted": f"interrupted after {epoch} of {epochs} epochs",
     }.get(state, state)
     live = step_eta(info, data, now) if state == "running" else None
-    if live is not None:
+    if live is not None and live[0] >= live[1]:  # every step done: the last evaluation runs
+        text += f" · step {live[0]:,} of {live[1]:,} · evaluating the last epoch"
+    elif live is not None:
         step, total, eta = live
         text += f" · step {step:,} of {total:,} · about {format_left(eta)} left"
     elif state == "running" and isinstance(eta, (int, float)) and math.isfinite(eta):

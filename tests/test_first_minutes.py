@@ -130,6 +130,10 @@ def test_the_time_left_moves_every_few_seconds_and_agrees_with_the_steps(runs):
     no_steps = run_infos([{"run_id": "x", "config": CFG.to_dict(), "meta": {},
                            "status": {"state": "running", "epoch": 0}, "summary": None}])[0]
     assert "starting" in run_progress(no_steps, None)["text"]
+    last = {"kind": "step", "epoch": 6, "step": 24, "time": 60.0, "loss": 4.0, "acc": 0.1,
+            "lr": 0.1, "step_time": 0.5, "images_per_s": 128.0}
+    done = build_run_data(info.run_id, [*d.records, last], version=len(d.records) + 1)
+    assert run_progress(info, done)["text"].endswith("step 24 of 24 · evaluating the last epoch")
     assert format_left(44) == "45 s" and format_left(205) == "3 min 25 s"
     assert format_left(7200) == "2 h"
 
