@@ -2,10 +2,12 @@
 
 A session ends on a conclusion a teacher can point at. The card reads the group's own runs: every
 claim of ``samon_core.claims`` whose methods the group contains gets its verdict (by the claim's
-own verdict function, as under Live's charts), and a claim the runs do not confirm gets one line
-on why these runs may differ from the paper, built from what is true of them (seeds, epochs,
-data, model, lockstep) and the claim's own hint. The headline only counts the verdicts: nothing
-here says what the runs ought to show. Pure (no streamlit, no torch).
+own verdict function, as under Live's charts), and every claim gets one line on how these runs
+differ from the paper's, built from what is true of them (seeds, epochs, data, model, lockstep),
+whatever the verdict (a consistent one from 6 epochs of synthetic data has the same caveats), and
+the claim's own hint where it does not hold. The headline only counts the verdicts: nothing here
+says what the runs ought to show, and with one seed it says there is no verdict, only a
+direction (never "agree" or "disagree"). Pure (no streamlit, no torch).
 """
 
 from __future__ import annotations
@@ -15,19 +17,28 @@ from dataclasses import dataclass
 
 from samon_app.progress import is_active
 from samon_app.reader import RunData, RunInfo
-from samon_app.verdicts import run_results
+from samon_app.verdicts import run_results, runs_size
 from samon_core import paper
 from samon_core.catalog.datasets import DATASETS
 from samon_core.catalog.models import MODELS
-from samon_core.claims import CLAIMS, CONSISTENT, INCONCLUSIVE, NOT_CONSISTENT, Claim, Verdict
+from samon_core.claims import (
+    CLAIMS,
+    CONSISTENT,
+    INCONCLUSIVE,
+    NO_VERDICT,
+    NOT_CONSISTENT,
+    Claim,
+    Verdict,
+)
 
 _PAPER = paper.TRAINING_SETUP
 
 
 @dataclass(frozen=True)
 class CardRow:
-    """One claim on the card: its verdict on these runs, and why they may differ from the paper
-    (empty when the verdict is consistent); ``note``: what the lab measured at its CPU size."""
+    """One claim on the card: its verdict on these runs, and how they differ from the paper's
+    (for every verdict; empty only when records are missing); ``note``: what the lab measured
+    at its CPU size."""
 
     claim: Claim
     verdict: Verdict
@@ -57,7 +68,7 @@ def _short(label: str) -> str:
 
 
 def seeds_fact(infos: Sequence[RunInfo], verdict: Verdict) -> str:
-    """'one seed' when a method of the claim has a single seed: only a huge gap counts then."""
+    """'one seed' when a method of the claim has a single seed: no verdict then."""
     seeds: dict[str, set] = {}
     for info in infos:
         seeds.setdefault(info.key, set()).add(info.seed)
@@ -106,16 +117,19 @@ DEFAULT_FACTS: tuple[Fact, ...] = (seeds_fact, epochs_fact, data_fact, model_fac
 
 
 def why_line(claim: Claim, verdict: Verdict, infos: Sequence[RunInfo]) -> str:
-    """Why these runs may not show the claim: what differs from the paper, and the claim's hint
-    (an inconclusive verdict already says what would settle it, hint included). Nothing when
-    the verdict holds, or lacks records: then the records, not the paper's setup, are missing."""
-    if verdict.verdict == CONSISTENT or verdict.evidence.get("missing"):
+    """How these runs differ from the paper's (the caveats of every verdict: a consistent one
+    from a tiny net on synthetic data is no less caveated), and the claim's hint where it is not
+    consistent (an inconclusive verdict already says what would settle it, hint included).
+    Nothing when records are missing: then the records, not the paper's setup, are missing."""
+    if verdict.evidence.get("missing"):
         return ""
     runs = [i for i in infos if i.key in claim.methods]
     facts = [f for fact in FACTS.get(claim.id, DEFAULT_FACTS) if (f := fact(runs, verdict))]
     parts = []
     if facts:
-        parts.append(f"Why your runs may differ from the paper: {'; '.join(facts)}.")
+        lead = ("Caveats, as these runs differ from the paper's" if verdict.verdict == CONSISTENT
+                else "Why your runs may differ from the paper")
+        parts.append(f"{lead}: {'; '.join(facts)}.")
     if claim.hint and verdict.verdict == NOT_CONSISTENT:
         parts.append(claim.hint)
     return " ".join(parts)
@@ -152,32 +166,41 @@ def _unfinished(infos: Sequence[RunInfo]) -> str:
     return " and ".join(parts)
 
 
+def _count_text(verdicts: Sequence[Verdict]) -> str:
+    """'consistent with the paper on 2 of 4 claims; 1 inconclusive, 1 not consistent' (no
+    verdict counted apart)."""
+    n = len(verdicts)
+    count = {v: sum(x.verdict == v for x in verdicts) for v in
+             (CONSISTENT, INCONCLUSIVE, NOT_CONSISTENT, NO_VERDICT)}
+    judged = n - count[NO_VERDICT]
+    parts = []
+    if judged:
+        on = f"{count[CONSISTENT]} of {judged} {_plural(judged, 'claim', 'claims')}"
+        if count[CONSISTENT] == judged and judged > 1:
+            on = f"all {judged} claims"
+        parts.append(f"consistent with the paper on {on}")
+        rest = [f"{count[v]} {v}" for v in (INCONCLUSIVE, NOT_CONSISTENT) if count[v]]
+        if rest:
+            parts[-1] += f" ({', '.join(rest)})"
+    if count[NO_VERDICT]:
+        parts.append(f"no verdict on {count[NO_VERDICT]} of {n} "
+                     f"{_plural(n, 'claim', 'claims')}: one seed shows a direction, not a result")
+    return "; ".join(parts)
+
+
 def headline(verdicts: Sequence[Verdict], infos: Sequence[RunInfo]) -> str:
-    """'Your 3 runs agree with the paper on 2 of 4 claims; 1 is inconclusive, 1 disagrees.',
-    marked provisional while some run has not finished, or when it rests on one seed."""
+    """'Your 9 runs: consistent with the paper on 2 of 4 claims (1 inconclusive, 1 not
+    consistent).', with one seed 'no verdict on 3 of 4 claims: one seed shows a direction, not a
+    result'; marked provisional while some run has not finished."""
     n_runs = len(infos)
     runs = f"Your {n_runs} {_plural(n_runs, 'run', 'runs')}"
-    n = len(verdicts)
-    if not n:
+    if not verdicts:
         text = (f"{runs}: none of the paper's claims compares just these methods; the Claims "
                 "page lists the runs each one needs.")
     else:
-        count = {v: sum(x.verdict == v for x in verdicts) for v in
-                 (CONSISTENT, INCONCLUSIVE, NOT_CONSISTENT)}
-        on = f"{count[CONSISTENT]} of {n} {_plural(n, 'claim', 'claims')}"
-        if count[CONSISTENT] == n and n > 1:
-            on = f"all {n} claims"
-        rest = []
-        if count[INCONCLUSIVE]:
-            rest.append(f"{count[INCONCLUSIVE]} {_plural(count[INCONCLUSIVE], 'is', 'are')} "
-                        "inconclusive")
-        if count[NOT_CONSISTENT]:
-            rest.append(f"{count[NOT_CONSISTENT]} "
-                        f"{_plural(count[NOT_CONSISTENT], 'disagrees', 'disagree')}")
-        text = (f"{runs} {_plural(n_runs, 'agrees', 'agree')} with the paper on {on}"
-                f"{'; ' + ', '.join(rest) if rest else ''}.")
-    if n and seeds_fact(infos, verdicts[0]):
-        text += " With one seed a verdict is provisional: more seeds settle it."
+        text = f"{runs}: {_count_text(verdicts)}."
+    if verdicts and seeds_fact(infos, verdicts[0]):
+        text += " Run 3 or more seeds for a verdict."
     unfinished = _unfinished(infos)
     return f"Provisional: {unfinished}. {text}" if unfinished else text
 
@@ -185,9 +208,10 @@ def headline(verdicts: Sequence[Verdict], infos: Sequence[RunInfo]) -> str:
 def verdict_card(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Card:
     """The card of the group ``infos`` (with their records ``data``)."""
     results = run_results(infos, data)
+    size = runs_size(infos)
     rows = []
     for claim in card_claims(i.key for i in infos):
-        verdict = claim.verdict(results)
+        verdict = claim.verdict(results, size)
         why = why_line(claim, verdict, infos)
         rows.append(CardRow(claim, verdict, why, claim.cpu_note if why else ""))
     provisional = any(i.state != "finished" for i in infos)

@@ -14,19 +14,28 @@ from samon_app.reader import RunData, RunInfo
 from samon_core.claims import (
     CONSISTENT,
     INCONCLUSIVE,
+    NO_VERDICT,
     NOT_CONSISTENT,
     RunResult,
     Verdict,
     get_claim,
 )
+from samon_core.claims.results import pair_key
+from samon_core.claims.runsets import size_of
 
 # How a verdict is marked beside its claim: a Material icon in the verdict's colour (the word
 # itself is in the verdict's sentence, so the colour is never the only sign).
 # VERDICT_ICON is the plain icon (for a widget's ``icon=``), VERDICT_ICONS the coloured markdown.
 VERDICT_ICON = {CONSISTENT: ":material/check_circle:",
                 NOT_CONSISTENT: ":material/cancel:",
-                INCONCLUSIVE: ":material/help:"}
-_VERDICT_COLOUR = {CONSISTENT: "green", NOT_CONSISTENT: "red", INCONCLUSIVE: "orange"}
+                INCONCLUSIVE: ":material/help:",
+                NO_VERDICT: ":material/explore:"}  # one seed: a direction, not a result
+_VERDICT_COLOUR = {CONSISTENT: "green", NOT_CONSISTENT: "red", INCONCLUSIVE: "orange",
+                   NO_VERDICT: "gray"}
+VERDICT_LABEL = {CONSISTENT: "consistent with the paper",
+                 NOT_CONSISTENT: "not consistent with the paper",
+                 INCONCLUSIVE: "inconclusive",
+                 NO_VERDICT: "no verdict (one seed: the direction only)"}
 VERDICT_ICONS = {v: f":{_VERDICT_COLOUR[v]}[{icon}]" for v, icon in VERDICT_ICON.items()}
 
 # The claim each Live view can be judged by.
@@ -45,28 +54,33 @@ def run_results(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> list[R
             run_id=info.run_id, method=info.key, seed=int(seed) if isinstance(seed, int) else 0,
             state=info.state, records=tuple(d.records) if d else (), lockstep=lockstep,
             group=str(info.meta.get("group") or ""), epochs=int(info.config.get("epochs") or 0),
+            pair_key=pair_key(info.config) if info.config else "",
         ))
     return out
+
+
+def runs_size(infos: Sequence[RunInfo]) -> str | None:
+    """The claim size all the runs were trained at (``runsets.size_of``), else None."""
+    sizes = {size_of(dict(i.config)) for i in infos}
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def view_verdict(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Verdict:
     """The verdict of the claim behind ``view`` on the runs shown."""
     claim = get_claim(VIEW_CLAIMS[view])
-    return claim.verdict(run_results(infos, data))
+    return claim.verdict(run_results(infos, data), runs_size(infos))
 
 
 def verdict_sentence(v: Verdict) -> str:
-    """The verdict's sentence, and what would settle it when it is inconclusive (a consistent or
-    refuted claim needs no settling)."""
-    if v.settle and v.verdict == INCONCLUSIVE:
+    """The verdict's sentence, and what would settle it when it is inconclusive or there is no
+    verdict (a consistent or refuted claim needs no settling)."""
+    if v.settle and v.verdict in (INCONCLUSIVE, NO_VERDICT):
         return f"{v.sentence} {v.settle}"
     return v.sentence
 
 
 def verdict_text(v: Verdict) -> str:
     """One line for under a chart: the verdict, its sentence and what would settle it."""
-    label = {CONSISTENT: "consistent with the paper",
-             NOT_CONSISTENT: "not consistent with the paper",
-             INCONCLUSIVE: "inconclusive"}.get(v.verdict, v.verdict)
+    label = VERDICT_LABEL.get(v.verdict, v.verdict)
     return (f"**Your runs: {label}{' (provisional)' if v.provisional else ''}.** "
             f"{verdict_sentence(v)}")

@@ -32,7 +32,9 @@ def test_a_finished_group_ends_on_the_verdict_card(runs):
         assert any(BY_ID[claim_id].statement in row for row in rows)
     for absent in ("no-norm", "sparsity"):  # their methods are not in the group
         assert BY_ID[absent].statement not in body
-    assert "Your 3 runs agree with the paper on" in body
+    # one seed: no verdict on the seed-judged claims, never "agree" / "disagree"
+    assert "Your 3 runs: " in body and "no verdict on 2 of 4 claims" in body
+    assert " agree" not in body and "disagree" not in body
     links = [link.value for link in at.page_link]
     assert any("more seeds" in label for label in links), links
     assert "Your runs:" in body  # the verdict line under the chart stays

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samon_core.claims.data import Claim, get_claim
-from samon_core.claims.results import RunResult, method_name
-from samon_core.claims.runsets import check_size, method_config
+from samon_core.claims.results import RunResult, method_name, pair_key
+from samon_core.claims.runsets import check_size
 from samon_core.claims.verdicts import Verdict
 from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
@@ -85,7 +85,7 @@ def _rank(run: StoredRun) -> tuple[int, float, str]:
 def match(index: Sequence[StoredRun], claim: Claim, size: str,
           seeds: int | None = None) -> dict[tuple[str, int], StoredRun]:
     """(method, seed) -> the run used (module doc); ``seeds``: only seeds ``0 .. seeds-1``."""
-    targets = {_identity(method_config(check_size(size), m)): m for m in claim.methods}
+    targets = {_identity(cfg): m for m, cfg in claim.method_configs(check_size(size)).items()}
     chosen: dict[tuple[str, int], StoredRun] = {}
     for run in index:
         if run.state != "finished" and run.state not in PARTIAL_STATES:
@@ -110,7 +110,7 @@ def results_of(store: RunStore, runs: dict[tuple[str, int], StoredRun]) -> list[
         except (OSError, ValueError):
             records = ()
         out.append(RunResult(run.run_id, method, seed, run.state, records, run.lockstep,
-                             run.group, run.config.epochs))
+                             run.group, run.config.epochs, pair_key(run.config.to_dict())))
     return out
 
 
@@ -122,7 +122,7 @@ def collect(store: RunStore, claim_id: str, size: str = "cpu", seeds: int | None
     have = {m for m, _ in runs}
     missing = tuple(method_name(m) for m in claim.methods if m not in have)
     results = results_of(store, runs)
-    verdict = claim.verdict(results) if runs else None
+    verdict = claim.verdict(results, size) if runs else None
     done = {(r.method, r.seed): r.epochs_done for r in results}
     return Collected(claim.id, size, runs, missing, verdict, done)
 

@@ -7,7 +7,6 @@ provisional); a run without the record a claim needs yet contributes nothing.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,9 @@ class RunResult:
     lockstep: tuple[str, ...] = ()
     group: str = ""
     epochs: int = 0  # the run's planned epochs (0 = unknown)
+    # what the run shares with the other methods' runs of its seed (seed, data draw, data, model,
+    # schedule: ``pair_key``); equal keys = paired by seed. "" = unknown (its group decides).
+    pair_key: str = ""
 
     @property
     def finished(self) -> bool:
@@ -86,9 +88,23 @@ def final_sharpness(records: Sequence[Mapping[str, Any]], steps: int = 1) -> flo
     return _number(rec.get("value")) if rec else None
 
 
-def gamma_means(records: Sequence[Mapping[str, Any]]) -> tuple[float, float] | None:
-    """(mean of all gammas at initialisation (epoch 0), at the latest epoch), None without both."""
-    stats = [r for r in records if r.get("kind") == "norm_stats" and r.get("param") == "gamma"]
+# The config fields a method's runs share with the other methods' runs of the same seed when the
+# comparison is paired: the same initialisation, batch order and data draw.
+PAIR_FIELDS: tuple[str, ...] = ("seed", "data_seed", "dataset", "train_subset", "test_subset",
+                                "label_noise", "model", "norm_layer", "epochs", "batch_size",
+                                "augment")
+
+
+def pair_key(config: Mapping[str, Any]) -> str:
+    """The run's share of randomness with the other methods' runs (``PAIR_FIELDS``)."""
+    return "|".join(f"{k}={config.get(k)!r}" for k in PAIR_FIELDS)
+
+
+def gamma_means(records: Sequence[Mapping[str, Any]],
+                param: str = "gamma") -> tuple[float, float] | None:
+    """(mean of all gammas (``param``: or betas) at initialisation (epoch 0), at the latest
+    epoch), None without both."""
+    stats = [r for r in records if r.get("kind") == "norm_stats" and r.get("param") == param]
     first = next((r for r in stats if r.get("epoch") == 0), None)
     last = _latest(stats, "norm_stats")
     if first is None or last is None or last is first or not last.get("epoch"):
@@ -97,21 +113,28 @@ def gamma_means(records: Sequence[Mapping[str, Any]]) -> tuple[float, float] | N
     return None if start is None or end is None else (start, end)
 
 
-def gamma_shift(records: Sequence[Mapping[str, Any]], epoch: int | None = None) -> float | None:
-    """How far the mean gamma moved from initialisation to ``epoch`` (default: the latest),
-    None without both."""
+def gamma_shift(records: Sequence[Mapping[str, Any]], epoch: int | None = None,
+                param: str = "gamma") -> float | None:
+    """How far the mean gamma (``param``: or beta) moved from initialisation to ``epoch``
+    (default: the latest), None without both."""
     if epoch is not None:
         records = [r for r in records if r.get("kind") != "norm_stats"
                    or (r.get("epoch") or 0) <= epoch]
-    means = gamma_means(records)
+    means = gamma_means(records, param)
     return None if means is None else means[1] - means[0]
 
 
-def median_step_time(records: Sequence[Mapping[str, Any]]) -> float | None:
-    """Median ``step_time`` (s) of the step records (robust to the first, warm-up windows)."""
-    times = [t for r in records if r.get("kind") == "step"
-             and (t := _number(r.get("step_time"))) is not None and t > 0]
-    return statistics.median(times) if times else None
+def step_windows(records: Sequence[Mapping[str, Any]]) -> list[tuple[int, float, int]]:
+    """(global step at the window's end, mean step time (s), steps in the window) of every step
+    record, in step order; a window's steps are the steps since the previous record's."""
+    rows = sorted((int(r.get("step") or 0), t) for r in records if r.get("kind") == "step"
+                  and (t := _number(r.get("step_time"))) is not None and t > 0)
+    out, last = [], 0
+    for step, t in rows:
+        if step > last:
+            out.append((step, t, step - last))
+            last = step
+    return out
 
 
 @dataclass(frozen=True)
@@ -121,12 +144,14 @@ class Values:
     method: str
     by_seed: dict[int, float] = field(default_factory=dict)
     partial_seeds: tuple[int, ...] = ()
+    keys: dict[int, str] = field(default_factory=dict)  # seed -> what pairs it (``pair_key``)
 
 
 def values_of(results: Sequence[RunResult], method: str,
               extract: Callable[[Sequence[Mapping[str, Any]]], float | None]) -> Values:
     """``extract(records)`` of every run of ``method`` that has it, by seed."""
     by_seed: dict[int, float] = {}
+    keys: dict[int, str] = {}
     partial: list[int] = []
     for r in results:
         if r.method != method:
@@ -135,6 +160,7 @@ def values_of(results: Sequence[RunResult], method: str,
         if value is None:
             continue
         by_seed[r.seed] = value
+        keys[r.seed] = r.pair_key or (f"group={r.group}|seed={r.seed}" if r.group else "")
         if not r.finished:
             partial.append(r.seed)
-    return Values(method, by_seed, tuple(sorted(partial)))
+    return Values(method, by_seed, tuple(sorted(partial)), keys)

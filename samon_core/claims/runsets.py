@@ -22,6 +22,11 @@ Three sizes (``SIZES``):
   its SGD / SAM-all / SAM-ON runs are those of the ``cifar100-wrn-paper`` preset, so either
   launch reuses the other's finished runs.
 
+The no-norm claim trains its runs at the gpu and paper sizes as ASAM elementwise with the
+authors' settings (``VARIANTS['asam']``: l2 ball, T_w on the biases, the paper's rho per scope:
+5 for SAM-all and no-norm, 10 for SAM-ON), where the paper shows the harm (81.4% vs 83.8%); plain
+SAM's gap is ~0.2 points. At the cpu size it shares the plain SAM runs.
+
 Every claim's methods are taken from ONE base config per size, so the runs are shared between
 claims (accuracy, sharper, gamma-shift and cost need the same three runs; the store reuses a
 finished run of identical config). Seeds are ``0 .. n-1`` (``submit_group``'s ``seed + i``).
@@ -83,6 +88,16 @@ PAPER_BASE = RunConfig(
 
 BASES: dict[str, RunConfig] = {"cpu": CPU_BASE, "gpu": GPU_BASE, "paper": PAPER_BASE}
 
+# The SAM variants a claim's runs may use (RunConfig values on top of a SAM run; rho stays None:
+# the paper's best value for the variant and scope). "asam": the authors' ASAM command.
+VARIANTS: dict[str, dict] = {
+    "sam": {},
+    "asam": {"adaptive": "elementwise", "ball": "l2", **paper.ADAPTIVE_COMMAND_SETTINGS},
+}
+# What makes a run one of a size's (the rest: method, its variant, seed, device, probes).
+SIZE_FIELDS: tuple[str, ...] = ("model", "dataset", "train_subset", "label_noise", "epochs",
+                                "batch_size", "augment")
+
 
 def check_size(size: str) -> str:
     """``size`` if it is one of ``SIZES``; ``ValueError`` naming them otherwise."""
@@ -91,22 +106,35 @@ def check_size(size: str) -> str:
     return size
 
 
-def method_config(size: str, method: str) -> RunConfig:
+def method_config(size: str, method: str, variant: str = "sam") -> RunConfig:
     """The run of method family ``method`` (``base``, ``all``, ``norm``, ``no-norm``, ``random``)
-    at ``size``, seed 0; SAM runs take the paper's best rho for their scope (rho None)."""
+    at ``size``, seed 0; SAM runs are of ``variant`` (``VARIANTS``) and take the paper's best rho
+    for it and their scope (rho None)."""
     base = BASES[check_size(size)]
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}; got {variant!r}")
     if method == "base":
         return base.replace(method="base")
     if method not in methods.SCOPE_NAMES:
         scopes = ", ".join(methods.SCOPE_NAMES)
         raise ValueError(f"unknown method {method!r}; one of base, {scopes}")
-    return base.replace(method="sam", scope=method, rho=None)
+    return base.replace(method="sam", scope=method, rho=None, **VARIANTS[variant])
 
 
-def run_set(method_keys: tuple[str, ...], size: str) -> dict[str, RunConfig]:
+def run_set(method_keys: tuple[str, ...], size: str, variant: str = "sam") -> dict[str, RunConfig]:
     """Label (``method_label()``) -> config of each method, in the order given (seed 0)."""
-    configs = [method_config(size, m) for m in method_keys]
+    configs = [method_config(size, m, variant) for m in method_keys]
     return {c.method_label(): c for c in configs}
+
+
+def size_of(config: dict) -> str | None:
+    """The claim size a run's config (a ``to_dict()``) was trained at, by ``SIZE_FIELDS``; None
+    for a run of no claim size (the quick demo, a run of one's own)."""
+    for size, base in BASES.items():
+        want = base.to_dict()
+        if all(config.get(k) == want[k] for k in SIZE_FIELDS):
+            return size
+    return None
 
 
 def with_seeds(configs: dict[str, RunConfig], seeds: int) -> list[tuple[str, RunConfig]]:

@@ -1,21 +1,33 @@
-"""The statistics behind every verdict, in one place: per-method summaries over seeds and the
-comparison of two methods. Pure functions on plain numbers (no torch, no numpy).
+"""The statistics behind every verdict, in one place: the estimate of a comparison, its 95%
+interval, the decision of one part of a claim and the combination of a claim's parts. Every
+function takes numpy arrays (one row per simulated experiment, or a single row for the user's
+runs), so ``bench/verdict_calibration.py`` simulates exactly the rule the verdicts apply.
 
-The rule (a two-sample t-test at 95%, stated so a student can check it by hand):
+The rule, stated so a student can check it by hand:
 
-* Each method's value per seed (e.g. final test accuracy in points) gives a mean and a sample
-  standard deviation ``s`` (n - 1 in the denominator).
-* The **effect** of A over B is ``mean_A - mean_B``.
-* The **noise** it is compared with is the pooled standard error of that difference,
-  ``s_p * sqrt(1/n_A + 1/n_B)`` with ``s_p^2 = ((n_A-1) s_A^2 + (n_B-1) s_B^2) / (n_A+n_B-2)``,
-  never below the metric's ``floor`` (identical seeds would otherwise make any gap "real").
-* The gap is **real** when ``|effect| > t * noise``, ``t`` the 97.5% quantile of Student's t with
-  ``n_A + n_B - 2`` degrees of freedom (4.30 for 2+2 seeds, 2.78 for 3+3, 1.96 for many): A is
-  then ``better`` or ``worse``; otherwise it is a ``tie`` (within the noise).
-* With **one seed** of either method there is no spread to compare with: the gap counts only when
-  it is at least the metric's ``huge`` threshold (e.g. 5 accuracy points, far beyond the 1-2
-  points seeds of a small run differ by), and the verdict stays provisional; smaller gaps are
-  ``unknown`` (more seeds would settle them).
+* **The effect** of a part is ``A - B`` on its metric (e.g. SAM-ON's minus SAM-all's final test
+  accuracy, in points). Where the runs of A and B share seed and data draw (a claim's runs at one
+  size do: same initialisation, same batch order, same noisy labels), the seeds are **paired**:
+  the effect is the mean of the per-seed differences ``d_i``, its standard error ``sd(d) /
+  sqrt(n)`` with ``n - 1`` degrees of freedom (the paired t-test). Otherwise the **Welch
+  two-sample** test: ``mean_A - mean_B`` with ``sqrt(s_A^2/n_A + s_B^2/n_B)`` and the
+  Welch-Satterthwaite degrees of freedom.
+* A standard deviation is never taken below the metric's **floor** at that size (a tenth of the
+  seed spread measured there, ``claims.calibration``): identical seeds cannot make a gap real.
+* **The 95% interval** is ``effect +/- t(0.975, df) x se``.
+* A part **holds** when the interval's lower end is above ``-margin``: ``margin = 0`` for
+  "A beats B" (superiority), ``margin = delta`` for "A is at least as good as B" (non-inferiority:
+  A may be worse by less than delta). Noise alone passes it at most 2.5% of the time.
+* A part is **refuted** when the interval's upper end is below ``-margin`` at the Bonferroni level
+  ``1 - 0.05 / k`` (``k`` the claim's parts): noise alone refutes some part of a claim at most
+  2.5% of the time. Otherwise the part is **open**; with fewer than two seeds (paired) or two
+  values a side (Welch) it is **untested**: the direction only, no verdict.
+* A claim is **consistent** when every part holds (an intersection-union test: still at most 2.5%
+  by chance), **not consistent** when some part is refuted, **inconclusive** otherwise, and gets
+  **no verdict** when no part could be tested (one seed).
+* **Chance alone**: the one-sided p-value of what was observed, i.e. how often noise alone, with
+  the effect at the claim's boundary (0, or -delta), gives a gap at least this far in the
+  observed direction.
 """
 
 from __future__ import annotations
@@ -24,34 +36,138 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# 97.5% quantiles of Student's t (two-sided 95%) by degrees of freedom; 1.96 beyond the table.
-_T975: dict[int, float] = {
-    1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23,
-    12: 2.18, 15: 2.13, 20: 2.09, 30: 2.04,
-}
+import numpy as np
+from scipy.special import stdtr, stdtrit
 
-BETTER, WORSE, TIE, UNKNOWN = "better", "worse", "tie", "unknown"
+LEVEL = 0.95  # the interval shown with every effect
+ALPHA_SIDE = (1 - LEVEL) / 2  # one side of it: the most a part holds (or is refuted) by chance
+
+HOLDS, REFUTED, OPEN, UNTESTED = "holds", "refuted", "open", "untested"
+CONSISTENT, NOT_CONSISTENT, INCONCLUSIVE, NO_VERDICT = (
+    "consistent", "not consistent", "inconclusive", "no verdict")
+PAIRED, WELCH = "paired t-test", "Welch two-sample t-test"
+SUPERIORITY, NON_INFERIORITY = "superiority", "non-inferiority"
 
 
-def t_critical(df: int) -> float:
-    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (table, rounded down to
-    the nearest tabulated df: conservative); 1.96 above 30."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1; got {df}")
-    if df > 30:
-        return 1.96
-    return _T975[max(k for k in _T975 if k <= df)]
+def t_quantile(p: float | np.ndarray, df: float | np.ndarray) -> np.ndarray:
+    """The ``p`` quantile of Student's t with ``df`` (real, > 0) degrees of freedom."""
+    return stdtrit(np.asarray(df, dtype=float), np.asarray(p, dtype=float))
+
+
+def t_sf(x: float | np.ndarray, df: float | np.ndarray) -> np.ndarray:
+    """P(T > x) for Student's t with ``df`` degrees of freedom."""
+    return stdtr(np.asarray(df, dtype=float), -np.asarray(x, dtype=float))
+
+
+# ---------------------------------------------------------------------------------------------
+# estimates (arrays: the last axis holds the seeds)
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Metric:
-    """What a comparison measures: name, unit, the noise floor and the one-seed threshold."""
+class Estimates:
+    """Effects with standard errors and degrees of freedom (arrays of one shape); ``df`` is NaN
+    where the data cannot give an interval (too few values)."""
 
-    name: str
-    unit: str
-    floor: float  # the smallest noise assumed (the measurement's own resolution)
-    huge: float  # with one seed, a gap this large counts (provisionally)
-    digits: int = 1
+    effect: np.ndarray
+    se: np.ndarray
+    df: np.ndarray
+    spread: np.ndarray  # the sd behind ``se`` (of the differences, or the pooled one)
+
+
+def _sd(x: np.ndarray) -> np.ndarray:
+    n = x.shape[-1]
+    if n < 2:
+        return np.full(x.shape[:-1], np.nan)
+    return x.std(axis=-1, ddof=1)
+
+
+def paired(diffs: np.ndarray, floor: float) -> Estimates:
+    """The paired estimate from per-seed differences ``diffs`` (..., n)."""
+    d = np.asarray(diffs, dtype=float)
+    n = d.shape[-1]
+    sd = np.maximum(_sd(d), floor)
+    df = np.full(d.shape[:-1], float(n - 1) if n >= 2 else np.nan)
+    return Estimates(d.mean(axis=-1), sd / math.sqrt(max(n, 1)), df, sd)
+
+
+def welch(a: np.ndarray, b: np.ndarray, floor: float) -> Estimates:
+    """The Welch estimate from A's values (..., n_a) and B's (..., n_b)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    na, nb = a.shape[-1], b.shape[-1]
+    effect = a.mean(axis=-1) - b.mean(axis=-1)
+    va = np.maximum(_sd(a), floor) ** 2 / na
+    vb = np.maximum(_sd(b), floor) ** 2 / nb
+    se = np.sqrt(va + vb)
+    if min(na, nb) < 2:
+        nan = np.full(effect.shape, np.nan)
+        return Estimates(effect, nan, nan, nan)
+    df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+    return Estimates(effect, se, df, se / math.sqrt(1 / na + 1 / nb))
+
+
+# ---------------------------------------------------------------------------------------------
+# one part, and a claim's parts
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What the rule makes of estimates (arrays of their shape)."""
+
+    low: np.ndarray  # the 95% interval
+    high: np.ndarray
+    status: np.ndarray  # HOLDS / REFUTED / OPEN / UNTESTED
+    p_hold: np.ndarray  # chance alone of a gap this far in the claim's direction
+    p_refute: np.ndarray  # ... in the opposite direction (Bonferroni: times k, at most 1)
+
+
+def decide(est: Estimates, margin: float = 0.0, parts: int = 1) -> Decisions:
+    """The status of one part (module doc): holds when the 95% interval's lower end is above
+    ``-margin``; refuted when the upper end at level 1 - 0.05/``parts`` is below it."""
+    df = np.asarray(est.df, dtype=float)
+    tested = np.isfinite(df) & np.isfinite(est.se) & (est.se > 0)
+    safe_df = np.where(tested, df, 1.0)
+    safe_se = np.where(tested, est.se, 1.0)
+    t_half = t_quantile(1 - ALPHA_SIDE, safe_df)
+    t_refute = t_quantile(1 - ALPHA_SIDE / parts, safe_df)
+    low = est.effect - t_half * safe_se
+    high = est.effect + t_half * safe_se
+    holds = low > -margin
+    refuted = est.effect + t_refute * safe_se < -margin
+    status = np.where(holds, HOLDS, np.where(refuted, REFUTED, OPEN)).astype(object)
+    status = np.where(tested, status, UNTESTED)
+    z = (est.effect + margin) / safe_se
+    p_hold = np.where(tested, t_sf(z, safe_df), np.nan)
+    p_refute = np.where(tested, np.minimum(1.0, parts * t_sf(-z, safe_df)), np.nan)
+    return Decisions(np.where(tested, low, np.nan), np.where(tested, high, np.nan), status,
+                     p_hold, p_refute)
+
+
+def combine(statuses: Sequence[np.ndarray]) -> np.ndarray:
+    """The claim's verdict from its deciding parts' statuses (module doc)."""
+    s = np.stack([np.asarray(x, dtype=object) for x in statuses])
+    all_hold = (s == HOLDS).all(axis=0)
+    any_refuted = (s == REFUTED).any(axis=0)
+    none_tested = (s == UNTESTED).all(axis=0)
+    out = np.where(any_refuted, NOT_CONSISTENT, np.where(all_hold, CONSISTENT, INCONCLUSIVE))
+    return np.where(none_tested, NO_VERDICT, out).astype(object)
+
+
+def chance_alone(verdict: str, decisions: Sequence[Decisions]) -> float | None:
+    """How often noise alone gives this verdict's evidence: for consistent the largest one-sided
+    p-value of the parts (each had to pass), for not consistent the smallest Bonferroni p-value
+    of a refuted part; None for inconclusive and no verdict (nothing was concluded)."""
+    if verdict == CONSISTENT:
+        return max(float(d.p_hold) for d in decisions)
+    if verdict == NOT_CONSISTENT:
+        return min(float(d.p_refute) for d in decisions if d.status == REFUTED)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# per-method summaries and the numbers in sentences
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -81,76 +197,24 @@ class Summary:
         return {"mean": self.mean, "std": self.std, "n": self.n, "values": list(self.values)}
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """A against B on one metric: effect, noise, threshold and the outcome for A."""
-
-    a: str
-    b: str
-    effect: float  # mean_A - mean_B
-    noise: float  # pooled standard error of the difference (0 with one seed)
-    threshold: float  # |effect| must exceed this for a real gap
-    outcome: str  # better / worse / tie / unknown (A relative to B)
-    n_a: int
-    n_b: int
-    spread: float = 0.0  # the seed-to-seed standard deviation (pooled; 0 with one seed)
-
-    @property
-    def one_seed(self) -> bool:
-        return min(self.n_a, self.n_b) < 2
-
-    def as_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "effect": self.effect, "noise": self.noise,
-                "threshold": self.threshold, "outcome": self.outcome, "spread": self.spread,
-                "seeds": [self.n_a, self.n_b]}
-
-
-def pooled_se(a: Summary, b: Summary) -> float:
-    """Pooled standard error of ``mean_a - mean_b`` (needs two values on each side)."""
-    df = a.n + b.n - 2
-    var = ((a.n - 1) * a.std ** 2 + (b.n - 1) * b.std ** 2) / df
-    return math.sqrt(var) * math.sqrt(1 / a.n + 1 / b.n)
-
-
-def compare(a: Summary, b: Summary, metric: Metric) -> Comparison:
-    """A against B by the module's rule (``better`` = A's mean is really higher)."""
-    if not a.n or not b.n:
-        raise ValueError("compare needs at least one value of each method")
-    effect = a.mean - b.mean
-    if min(a.n, b.n) < 2:
-        return _one_seed(a.method, b.method, effect, metric, a.n, b.n)
-    se = pooled_se(a, b)
-    noise = max(se, metric.floor)
-    threshold = t_critical(a.n + b.n - 2) * noise
-    outcome = (BETTER if effect > 0 else WORSE) if abs(effect) > threshold else TIE
-    spread = se / math.sqrt(1 / a.n + 1 / b.n)
-    return Comparison(a.method, b.method, effect, noise, threshold, outcome, a.n, b.n, spread)
-
-
-def compare_to(a: Summary, reference: float, metric: Metric, name: str = "reference") -> Comparison:
-    """A's mean against a fixed ``reference`` (a one-sample t-test: noise = s / sqrt(n), t with
-    n - 1 degrees of freedom; the one-seed rule as in ``compare``)."""
-    if not a.n:
-        raise ValueError("compare_to needs at least one value")
-    effect = a.mean - reference
-    if a.n < 2:
-        return _one_seed(a.method, name, effect, metric, a.n, a.n)
-    noise = max(a.std / math.sqrt(a.n), metric.floor)
-    threshold = t_critical(a.n - 1) * noise
-    outcome = (BETTER if effect > 0 else WORSE) if abs(effect) > threshold else TIE
-    return Comparison(a.method, name, effect, noise, threshold, outcome, a.n, a.n, a.std)
-
-
-def _one_seed(a: str, b: str, effect: float, metric: Metric, n_a: int, n_b: int) -> Comparison:
-    """No spread to compare with: only a gap of at least ``metric.huge`` counts."""
-    real = abs(effect) >= metric.huge
-    outcome = (BETTER if effect > 0 else WORSE) if real else UNKNOWN
-    return Comparison(a, b, effect, 0.0, metric.huge, outcome, n_a, n_b)
-
-
 def summarize(method: str, values: Sequence[float]) -> Summary:
     return Summary(method, tuple(float(v) for v in values if math.isfinite(v)))
 
 
-def fmt(value: float, metric: Metric) -> str:
-    return f"{value:.{metric.digits}f}"
+def fmt_side(value: float, bound: float, digits: int) -> str:
+    """``value`` rounded to ``digits`` decimals, or more where that rounding would land on or
+    across ``bound`` (so "0.9996 < 1" never reads "1.00"): the printed number is always on
+    the same side of ``bound`` as the value (equal only when it is equal)."""
+    for d in range(digits, digits + 8):
+        text = f"{value:.{d}f}"
+        shown = float(text)
+        if (shown > bound) == (value > bound) and (shown < bound) == (value < bound):
+            return text
+    return repr(value)
+
+
+def fmt_percent(p: float) -> str:
+    """A chance in percent, never rounded to 0 ('< 0.1%')."""
+    if p < 0.001:
+        return "< 0.1%"
+    return f"{100 * p:.1f}%" if p < 0.1 else f"{100 * p:.0f}%"

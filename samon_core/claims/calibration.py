@@ -1,0 +1,177 @@
+"""The seed-to-seed spread of every metric at every size, with how it was measured (or why it is
+assumed), and the paper's effect per comparison: the data that the verdicts' floors, the error
+rates of ``bench/verdict_calibration.py`` and the "needs about N seeds" of the Claims page come
+from. Plain data; no torch.
+
+Sources, per entry (``Spread.source``):
+
+* ``measured``: the lab's own runs, with the command and what was kept. The cpu size's figures are
+  the 3-seed measurement of issue 12 (`python -m samon_core claim run ID --size cpu --seeds 3`,
+  one data draw, 2 cores; bench/README.md "A CPU setting for the claims"): per-method mean and
+  standard deviation over the 3 seeds. The per-seed values were not kept, so the spread of a
+  *paired* difference is not known there (see ``paired_sd``).
+* ``paper``: the standard deviation the paper reports over its 3 seeds (WRN-28-10, CIFAR-100).
+* ``assumed``: neither exists; the reason is stated. No GPU run has been made for the gpu size yet.
+
+A metric's **floor** at a size (``floor``) is ``FLOOR_SHARE`` of its largest per-method spread
+there: a spread estimated from a few seeds below it is taken as the floor, so identical seeds
+never make a gap real, and the floor is in the metric's own units at that size (0.5 points of
+accuracy at the cpu size, 0.0004 of sharpness), never one constant for every size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from samon_core import paper
+
+FLOOR_SHARE = 0.1
+MEASURED, PAPER, ASSUMED = "measured", "paper", "assumed"
+
+_CPU_HOW = ("3 seeds on one data draw (claim run ID --size cpu --seeds 3, 2 cores; bench/README "
+            "'A CPU setting for the claims'): the per-method standard deviation over the seeds")
+_NO_GPU = "no GPU run of the gpu size has been made yet"
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The seed-to-seed standard deviation of one metric at one size, per method family key;
+    ``typical`` a typical value of the metric there (sharpness effects scale with it)."""
+
+    sd: Mapping[str, float]
+    source: str
+    how: str
+    typical: float | None = None
+
+    def of(self, method: str) -> float:
+        """The spread of ``method`` (the largest of the others where it has none of its own)."""
+        return self.sd.get(method, max(self.sd.values()))
+
+    def as_dict(self) -> dict:
+        return {"sd": dict(self.sd), "source": self.source, "how": self.how,
+                "typical": self.typical}
+
+
+@dataclass(frozen=True)
+class CostSpread:
+    """The noise of the cost ratio: its step-window samples and its seeds."""
+
+    window_cv: float  # relative sd of one step-window's mean step time around its run's mean
+    windows: int  # step windows a run of the size records (one per log_every_s, one per epoch)
+    seed_sd: float  # sd of the per-seed ratio SAM-ON / SAM-all over lockstep seeds
+    source: str
+    how: str
+
+    def as_dict(self) -> dict:
+        return {"window_cv": self.window_cv, "windows": self.windows, "seed_sd": self.seed_sd,
+                "source": self.source, "how": self.how}
+
+
+def _acc(sd: dict[str, float], source: str, how: str) -> Spread:
+    return Spread(sd, source, how)
+
+
+_P = paper.TEST_ACCURACY
+_S1, _S20 = paper.SHARPNESS[(1, 0.01)], paper.SHARPNESS[(20, 0.003)]
+_PAPER_KEYS = {"base": "SGD", "all": "SAM-all", "norm": "SAM-ON"}
+_PAPER_SHARP_HOW = ("the paper's standard deviation over 3 seeds (WRN-28-10, CIFAR-100, "
+                    "sharpness table)")
+
+SPREADS: dict[str, dict[str, Spread]] = {
+    "cpu": {
+        "accuracy": _acc({"base": 0.8, "all": 3.5, "norm": 5.0, "no-norm": 3.1, "random": 2.6},
+                         MEASURED, _CPU_HOW + ", final test accuracy in points"),
+        "sharpness@1": Spread({"base": 0.004, "all": 0.004, "norm": 0.004}, MEASURED,
+                              _CPU_HOW + ": 'seeds differ by 0.004' (SAM-ON and SAM-all "
+                              "pooled; SGD not reported, taken the same) on values ~0.008",
+                              typical=0.008),
+        "gamma": Spread({"base": 0.008, "all": 0.008, "norm": 0.008}, MEASURED,
+                        _CPU_HOW + ": 'seeds differ by 0.008' in the mean gamma's shift "
+                        "(pooled over the methods)"),
+    },
+    "gpu": {
+        "accuracy": _acc(dict.fromkeys(("base", "all", "norm", "no-norm", "random"), 0.5), ASSUMED,
+                         f"{_NO_GPU}; 0.5 points assumed: short ResNet-20 runs on CIFAR-100 "
+                         "spread more than the paper's 200-epoch WRN-28-10 (0.2-0.3 points)"),
+        "sharpness@1": Spread({k: _S1[v].std for k, v in _PAPER_KEYS.items()}, ASSUMED,
+                              f"{_NO_GPU}; the paper's WRN-28-10 spreads and values taken as "
+                              "they are", typical=_S1["SAM-all"].mean),
+        "sharpness@20": Spread({k: max(_S20[v].std, 0.001) for k, v in _PAPER_KEYS.items()},
+                               ASSUMED, f"{_NO_GPU}; the paper's WRN-28-10 spreads (0.000 "
+                               "printed for SGD, taken as 0.001) and values",
+                               typical=_S20["SAM-all"].mean),
+        "gamma": Spread({"base": 0.008, "all": 0.008, "norm": 0.008}, ASSUMED,
+                        f"{_NO_GPU}; the cpu size's measured 0.008 (the paper prints no gamma "
+                        "numbers)"),
+    },
+    "paper": {
+        "accuracy": _acc({"base": _P["SGD"].std, "all": _P["SAM-all"].std,
+                          "norm": _P["SAM-ON"].std, "no-norm": 0.3,
+                          "random": paper.SPARSE_PERTURBATION[2].accuracy.std}, PAPER,
+                         "the paper's standard deviation over 3 seeds (Table: SGD 0.2, SAM-all "
+                         "0.3, SAM-ON 0.2; random mask 0.2); no-norm and the ASAM runs have "
+                         "none printed: 0.3 assumed (SAM-all's)"),
+        "sharpness@1": Spread({k: _S1[v].std for k, v in _PAPER_KEYS.items()}, PAPER,
+                              _PAPER_SHARP_HOW, typical=_S1["SAM-all"].mean),
+        "sharpness@20": Spread({k: max(_S20[v].std, 0.001) for k, v in _PAPER_KEYS.items()},
+                               PAPER, _PAPER_SHARP_HOW + " (0.000 printed for SGD: taken as "
+                               "0.001)", typical=_S20["SAM-all"].mean),
+        "gamma": Spread({"base": 0.008, "all": 0.008, "norm": 0.008}, ASSUMED,
+                        "the paper prints no gamma numbers; the cpu size's measured 0.008"),
+    },
+}
+# beta is reported beside gamma, never decides: its spread is taken as gamma's.
+for _size in SPREADS.values():
+    _size["beta"] = _size["gamma"]
+
+COST_SPREADS: dict[str, CostSpread] = {
+    "cpu": CostSpread(
+        window_cv=0.10, windows=110, seed_sd=0.03, source=MEASURED,
+        how="per-seed ratio: 3 lockstep seeds (issue 12, 'seeds differ by 0.03'); windows: a "
+            "4-epoch lockstep run of the cpu size's three runs (log_every_s 2 s, shared 2-core "
+            "machine), the relative sd of the step-window times; 30 epochs record about 110 "
+            "windows per run"),
+    "gpu": CostSpread(
+        window_cv=0.03, windows=150, seed_sd=0.02, source=ASSUMED,
+        how=f"{_NO_GPU}; a GPU's step times are steadier than a shared CPU's: 3% per window "
+            "and 0.02 between seeds assumed"),
+    "paper": CostSpread(
+        window_cv=0.03, windows=2000, seed_sd=0.02, source=ASSUMED,
+        how="the poster prints no timing spread; as the gpu size, with 200 epochs of windows"),
+}
+
+
+def spread(size: str, metric: str) -> Spread | None:
+    """The spread of ``metric`` at ``size`` (None where the size does not record it)."""
+    return SPREADS.get(size, {}).get(metric)
+
+
+def floor(size: str | None, metric: str) -> float:
+    """The smallest standard deviation a verdict uses for ``metric`` at ``size`` (module doc);
+    for runs of no known size, the largest floor of the sizes (the most careful)."""
+    sizes = [size] if size in SPREADS and metric in SPREADS[size] else \
+        [s for s in SPREADS if metric in SPREADS[s]]
+    return max(FLOOR_SHARE * max(SPREADS[s][metric].sd.values()) for s in sizes)
+
+
+def paired_sd(size: str, metric: str, a: str, b: str, correlation: float = 0.0) -> float:
+    """The standard deviation of a per-seed difference A - B at ``size``: from the per-method
+    spreads with the seeds' ``correlation`` (not measured at any size: 0, as if the methods'
+    seed effects were independent; the paired design's real spread is smaller when they move
+    together, so the seeds needed are an upper bound)."""
+    s = SPREADS[size][metric]
+    sa, sb = s.of(a), s.of(b)
+    return math.sqrt(max(sa * sa + sb * sb - 2 * correlation * sa * sb, 0.0))
+
+
+@dataclass(frozen=True)
+class Effect:
+    """The paper's effect on one metric at one size: the mean per method family (in the size's
+    units), with where it comes from."""
+
+    means: Mapping[str, float]
+    how: str
+    source: str = PAPER
+    extra: Mapping[str, float] = field(default_factory=dict)

@@ -1,0 +1,139 @@
+"""Each claim's rule as data: the comparisons the paper makes (``PartSpec``), on which metric,
+which test (superiority or non-inferiority with its margin), whether the part decides the verdict
+or is shown for information, and the paper's numbers for it. ``verdicts.py`` judges the user's
+runs by these parts and ``claims.power`` simulates the very same parts, so the error rates and
+the seeds needed belong to the rule that is applied. No torch.
+
+The parts, per claim (A - B; the claim is that A is higher):
+
+* accuracy: SAM-ON at least as good as SAM-all (non-inferiority, margin ``MARGINS['accuracy']``),
+  SAM-all above SGD, SAM-ON above SGD;
+* no-norm: SAM-all above no-norm (the harm of leaving the norm layers out, judged against the
+  method it is a variant of); SAM-ON above no-norm is shown, never decides;
+* sharper: SAM-ON sharper than SAM-all and than SGD, on each sharpness probe the runs recorded
+  (1 step; 20 steps where recorded), and SAM-ON at least as accurate as SAM-all (the sharper
+  method does not generalize worse; "better" is the accuracy claim's part);
+* sparsity: SAM-ON above the random mask;
+* gamma-shift: SAM-ON's mean gamma shifts further up than SGD's (the paper's comparison); SAM-ON
+  against SAM-all and the betas are shown, never decide.
+
+The cost claim is judged from step times (``cost.py``), not from seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from samon_core import paper
+from samon_core.claims.stats import NON_INFERIORITY, SUPERIORITY
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a part measures, and the words for A's value being higher or lower than B's."""
+
+    key: str
+    name: str
+    unit: str
+    digits: int
+    up: str
+    down: str
+
+
+METRICS: dict[str, MetricSpec] = {m.key: m for m in (
+    MetricSpec("accuracy", "final test accuracy", "points", 1, "ended ahead of", "ended behind"),
+    MetricSpec("sharpness@1", "1-step adaptive m-sharpness", "", 4, "ended sharper than",
+               "ended flatter than"),
+    MetricSpec("sharpness@20", "20-step adaptive m-sharpness", "", 4, "ended sharper than",
+               "ended flatter than"),
+    MetricSpec("gamma", "shift of the mean gamma since initialisation", "", 3,
+               "shifted its mean gamma further up than", "shifted its mean gamma less far up than"),
+    MetricSpec("beta", "shift of the mean beta since initialisation", "", 3,
+               "shifted its mean beta further up than", "shifted its mean beta less far up than"),
+)}
+SHARPNESS_STEPS: dict[str, int] = {"sharpness@1": 1, "sharpness@20": 20}
+
+# The non-inferiority margin per metric, in its unit: "at least as good" means "worse by less
+# than this" (0.5 points: half the paper's SAM-ON - SAM-all gap of 1.08, twice its seeds' spread).
+MARGINS: dict[str, float] = {"accuracy": 0.5}
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """One comparison of a claim: A - B on ``metric`` by ``test``; ``decides`` False = shown
+    for information only; ``paper`` the paper's comparison in words, with its numbers."""
+
+    metric: str
+    a: str
+    b: str
+    test: str = SUPERIORITY
+    decides: bool = True
+    paper: str = ""
+
+    @property
+    def margin(self) -> float:
+        return MARGINS[self.metric] if self.test == NON_INFERIORITY else 0.0
+
+    @property
+    def spec(self) -> MetricSpec:
+        return METRICS[self.metric]
+
+
+_ACC = paper.TEST_ACCURACY
+_WRN = "WRN-28-10, CIFAR-100, 3 seeds"
+
+
+def _acc(a: str, b: str) -> str:
+    return f"{a} {_ACC[a].mean}±{_ACC[a].std}% vs {b} {_ACC[b].mean}±{_ACC[b].std}% ({_WRN})"
+
+
+def _sharp(steps: int, rho: float) -> str:
+    s = paper.SHARPNESS[(steps, rho)]
+    return (f"{steps}-step probe at rho {rho}: SGD {s['SGD'].mean}, SAM-all {s['SAM-all'].mean}, "
+            f"SAM-ON {s['SAM-ON'].mean} (higher = sharper; {_WRN})")
+
+
+_FIG = paper.FIGURE_ACCURACY[("none", "l2")]
+_FIG_ASAM = paper.FIGURE_ACCURACY[("elementwise", "l2")]
+_NO_NORM = (f"figure (WRN-28-10, CIFAR-100): ASAM elementwise SAM-all {_FIG_ASAM['all']}% vs "
+            f"no-norm {_FIG_ASAM['no-norm']}%; plain SAM {_FIG['all']}% vs {_FIG['no-norm']}%")
+_RANDOM = next(r for r in paper.SPARSE_PERTURBATION if r.method == "random mask")
+_GAMMA = ("poster figure: SAM-ON's gamma histogram moves to larger values than under SGD "
+          "(no number printed)")
+
+RULES: dict[str, tuple[PartSpec, ...]] = {
+    "accuracy": (
+        PartSpec("accuracy", "norm", "all", NON_INFERIORITY, paper=_acc("SAM-ON", "SAM-all")),
+        PartSpec("accuracy", "all", "base", paper=_acc("SAM-all", "SGD")),
+        PartSpec("accuracy", "norm", "base", paper=_acc("SAM-ON", "SGD")),
+    ),
+    "no-norm": (
+        PartSpec("accuracy", "all", "no-norm", paper=_NO_NORM),
+        PartSpec("accuracy", "norm", "no-norm", decides=False,
+                 paper=f"ASAM elementwise: SAM-ON {_FIG_ASAM['norm']}% vs no-norm "
+                       f"{_FIG_ASAM['no-norm']}%"),
+    ),
+    "sharper": (
+        PartSpec("sharpness@1", "norm", "all", paper=_sharp(1, 0.01)),
+        PartSpec("sharpness@1", "norm", "base", paper=_sharp(1, 0.01)),
+        PartSpec("sharpness@20", "norm", "all", paper=_sharp(20, 0.003)),
+        PartSpec("sharpness@20", "norm", "base", paper=_sharp(20, 0.003)),
+        PartSpec("accuracy", "norm", "all", NON_INFERIORITY, paper=_acc("SAM-ON", "SAM-all")),
+    ),
+    "sparsity": (
+        PartSpec("accuracy", "norm", "random",
+                 paper=f"SAM-ON {_ACC['SAM-ON'].mean}±{_ACC['SAM-ON'].std}% vs random mask "
+                       f"{_RANDOM.accuracy.mean}±{_RANDOM.accuracy.std}% at 99.95% sparsity "
+                       f"({_WRN})"),
+    ),
+    "gamma-shift": (
+        PartSpec("gamma", "norm", "base", paper=_GAMMA),
+        PartSpec("gamma", "norm", "all", decides=False, paper="not compared in the paper"),
+        PartSpec("beta", "norm", "base", decides=False, paper="not reported in the paper"),
+    ),
+}
+
+
+def deciding(claim_id: str) -> tuple[PartSpec, ...]:
+    """The parts of a claim that decide its verdict."""
+    return tuple(p for p in RULES[claim_id] if p.decides)
