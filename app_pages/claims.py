@@ -20,6 +20,7 @@ from samon_app.formatting import seeds_text
 from samon_app.progress import colored_bars_css, is_active, method_bar_color
 from samon_app.verdicts import VERDICT_ICON
 from samon_core import claims, service
+from samon_core.claims import calibration, power
 from samon_core.claims.chart import ChartData, chart_data
 from samon_core.claims.collect import Collected
 from samon_core.claims.results import method_name
@@ -31,7 +32,7 @@ DEFAULT_SEEDS = 3
 ACTIVE = ("queued", "running", "interrupted")
 _QUEUED = "_claims_queued"  # (claim id, runs, owner) of the launch the page was run again for
 VERDICT_BOX = {claims.CONSISTENT: st.success, claims.NOT_CONSISTENT: st.error,
-               claims.INCONCLUSIVE: st.warning}
+               claims.INCONCLUSIVE: st.warning, claims.NO_VERDICT: st.info}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,11 +67,23 @@ def choice_ui(claim: claims.Claim) -> tuple[str, int]:
                         format_func=lambda s: s, help="\n\n".join(
                             f"**{k}**: {v}" for k, v in claims.SIZE_TEXT.items()))
         st.caption(claims.SIZE_TEXT[size])
+        st.caption(power_text(claim, size))
     with c2:
         seeds = st.number_input("Seeds", 1, MAX_SEEDS, DEFAULT_SEEDS, key=f"seeds_{claim.id}",
-                                help="Seeds 0..N-1. With one seed a verdict is at most "
-                                "provisional: only a huge gap counts.")
+                                help="Seeds 0..N-1. With one seed there is no verdict: the "
+                                "card shows the direction only.")
     return size, int(seeds)
+
+
+def power_text(claim: claims.Claim, size: str) -> str:
+    """'Seeds: the accuracy claim needs about N seeds for 80% power ...' with where the spread
+    behind it comes from (``claims.power``, the same simulation as bench/verdict_calibration)."""
+    sources = sorted({s.source for metric in power.parts_metrics(claim.id, size)
+                      if (s := calibration.spread(size, metric)) is not None})
+    if claim.id == "cost":
+        sources = [calibration.COST_SPREADS[size].source]
+    where = f" (seed spread: {', '.join(sources)}; see the Verdicts section of docs/fidelity.md)"
+    return f"**Seeds:** the {claim.id} claim {power.seeds_needed_text(claim.id, size)}{where}."
 
 
 def launch_ui(claim: claims.Claim, size: str, seeds: int) -> bool:
@@ -241,11 +254,14 @@ st.title("Claims")
 st.markdown(
     "The paper makes six claims. Here you check each against **your own runs**: a card lists "
     "the runs a claim needs, launches them, and says whether your results are *consistent* "
-    "with the claim, *not consistent*, or *inconclusive* (the gap is smaller than the "
-    "seed-to-seed noise), with the numbers behind the verdict. A gap counts as real when it is "
-    "larger than about 2-4 times its standard error over the seeds (a t-test at 95%); with one "
-    "seed only a huge gap counts. Small CPU runs often cannot show what 200 epochs on CIFAR-100 "
-    "show: then the honest verdict is *inconclusive*, and the card says what would settle it."
+    "with the claim, *not consistent*, or *inconclusive*, with the numbers behind the verdict. "
+    "Each comparison the paper makes is tested on its own: the per-seed differences of runs "
+    "that share seed and data (a paired t-test), with a 95% interval; 'beats' needs the whole "
+    "interval above 0, 'at least as good' above a stated margin. Noise alone gives a "
+    "*consistent* (or *not consistent*) verdict at most 2.5% of the time; with one seed there "
+    "is no verdict, only a direction. Small CPU runs often cannot show what 200 epochs on "
+    "CIFAR-100 show: then the honest verdict is *inconclusive*, and each card says how many "
+    "seeds the paper's effect would need at its size."
 )
 chosen = {claim.id: card_ui(claim) for claim in claims.CLAIMS}
 st.header("All six verdicts")

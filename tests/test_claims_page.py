@@ -55,6 +55,30 @@ def test_a_finished_fake_set_shows_its_verdict(runs):
     fake_claim_runs(runs, "accuracy", {"base": [50.0, 50.5, 49.5], "all": [53.0, 53.5, 52.5],
                                        "norm": [54.0, 54.4, 53.6]})
     at = page()
-    assert any("CONSISTENT." in s.value and "In your 3 seeds" in s.value for s in at.success)
+    assert any("CONSISTENT." in s.value and "paired t-test over seeds 0, 1, 2" in s.value
+               and "Noise alone gives this in" in s.value for s in at.success)
     table = at.dataframe[0].value.set_index("claim")
     assert table.loc[claims.get_claim("accuracy").title, "verdict"] == "consistent"
+
+
+def test_each_card_says_how_many_seeds_its_size_needs(runs):
+    from samon_core.claims import power
+
+    at = page()
+    captions = [c.value for c in at.caption]
+    for claim in claims.CLAIMS:
+        want = f"the {claim.id} claim {power.seeds_needed_text(claim.id, 'cpu')}"
+        assert any(want in c for c in captions), claim.id
+    assert any("the accuracy claim needs about" in c and "(seed spread: measured" in c
+               for c in captions)
+    at.radio(key="size_accuracy").set_value("gpu").run()
+    assert any("the accuracy claim needs about 4 seeds" in c and "assumed" in c
+               for c in (c.value for c in at.caption))
+
+
+def test_one_seed_shows_no_verdict(runs):
+    fake_claim_runs(runs, "accuracy", {"base": [40.0], "all": [50.0], "norm": [60.0]})
+    at = page()
+    at.number_input(key="seeds_accuracy").set_value(1).run()
+    assert any(i.value.startswith("**NO VERDICT.** No verdict: one seed shows a direction")
+               for i in at.info)
