@@ -128,11 +128,13 @@ for _size in SPREADS.values():
 
 COST_SPREADS: dict[str, CostSpread] = {
     "cpu": CostSpread(
-        window_cv=0.10, windows=110, seed_sd=0.03, source=MEASURED,
-        how="per-seed ratio: 3 lockstep seeds (issue 12, 'seeds differ by 0.03'); windows: a "
-            "4-epoch lockstep run of the cpu size's three runs (log_every_s 2 s, shared 2-core "
-            "machine), the relative sd of the step-window times; 30 epochs record about 110 "
-            "windows per run"),
+        window_cv=0.10, windows=110, seed_sd=0.03, source=f"{MEASURED} (seeds), {ASSUMED} "
+        "(windows)",
+        how="per-seed ratio measured: 3 lockstep seeds (issue 12, 'seeds differ by 0.03'); the "
+            "noise of one step window assumed 10%: a 4-epoch lockstep run of the cpu size on "
+            "this shared 2-core machine under load 6-7 (other jobs) had its step times jump "
+            "from 0.05 s to 1-3 s, a measurement of the load, not kept; 30 epochs record "
+            "about 110 windows per run (one per log_every_s = 2 s, one per epoch)"),
     "gpu": CostSpread(
         window_cv=0.03, windows=150, seed_sd=0.02, source=ASSUMED,
         how=f"{_NO_GPU}; a GPU's step times are steadier than a shared CPU's: 3% per window "
