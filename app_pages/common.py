@@ -487,9 +487,10 @@ def launch_block() -> str | None:
     click, not refused after it. None when it may launch (a guest or a new name is registered
     at the launch: ``identity.launch_owner``)."""
     problem = owner_error()
-    if problem:
-        return f"Not possible: {problem.split(';')[0]}. Correct your name in the sidebar."
-    return launch_refusal(identity.current_standing(), identity.typed_name())
+    if problem:  # it says why and that nothing can be launched until the name is corrected
+        return f"{problem} Correct it in the sidebar."
+    refusal = launch_refusal(identity.current_standing(), identity.typed_name())
+    return refusal.removeprefix("Not launched: ") if refusal else None
 
 
 def launch_group(configs: dict, *, preset: str | None, seeds: int = 1) -> str | None:
