@@ -138,8 +138,8 @@ def test_a_taken_name_without_its_key_cannot_launch(runs):
     at = visit(LAUNCH, owner="alice")
     taken = "alice is taken: you see alice's runs read-only"
     assert any(taken in c.value for c in at.sidebar.caption)
-    launch_preset(at)
-    assert taken in errors(at)
+    button = at.button(key="launch_preset")  # refused before the click, with the reason
+    assert button.disabled and taken in button.help
     assert runs.list_runs().empty
 
 
