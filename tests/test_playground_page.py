@@ -55,6 +55,10 @@ def spec(at: AppTest) -> dict[str, Any]:
     return json.loads(at.get("plotly_chart")[0].proto.spec)
 
 
+def step_frames(sp: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for f in sp["frames"] if f["group"] == "step"]
+
+
 def sliders(sp: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in sp["layout"].get("sliders", [])}
 
@@ -65,14 +69,18 @@ def shown_rho(sp: dict[str, Any]) -> float:
 
 
 def paths(sp: dict[str, Any]) -> dict[str, Any]:
-    """Method label -> its visible path trace (the map's lines of the ρ shown)."""
+    """Method label -> its path trace on the map (the ρ shown)."""
     return {t["name"]: t for t in sp["data"] if t.get("name") in pg.KEYS
-            and t.get("mode") == "lines+markers" and t.get("visible") and "xaxis" not in t
-            and t.get("opacity")}
+            and t.get("mode") == "lines+markers" and "xaxis" not in t}
+
+
+def named(sp: dict[str, Any], name: str) -> tuple[int, dict[str, Any]]:
+    return next((i, t) for i, t in enumerate(sp["data"]) if t.get("name") == name)
 
 
 def chart_text(sp: dict[str, Any]) -> str:
-    return "\n".join(chart.plotly_to_text(a["text"]) for a in sp["layout"].get("annotations", []))
+    """The sentences the chart shows now."""
+    return chart.plotly_to_text(named(sp, "what happened")[1]["text"][0])
 
 
 def slider(at: AppTest, name: str):
@@ -99,7 +107,7 @@ def test_the_page_renders_the_default_picture():
     sp = spec(at)
     s = toy.minima.suggested
     assert list(paths(sp)) == ["GD", "SAM", "ASAM", "SAM-ON"]
-    assert len(sp["frames"]) == s.steps + 1
+    assert len(step_frames(sp)) == s.steps + 1 and len(sp["frames"]) == s.steps + 22
     assert sp["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
     assert slider(at, "steps").value == s.steps and shown_rho(sp) == s.rho
     assert sliders(sp)["step"]["active"] == s.steps  # the step shown defaults to the end
@@ -131,7 +139,7 @@ def test_the_chart_sliders_round_trip_through_the_url():
     at = page(rho="0.55", step="10", steps="40")
     sp = spec(at)
     assert shown_rho(sp) == 0.55 and sliders(sp)["step"]["active"] == 10
-    assert len(sp["frames"]) == 41
+    assert len(step_frames(sp)) == 41
     at.button_group(key=pg.param("methods")).set_value(["GD", "SAM-ON"])
     rerun(at)
     slider(at, "lr").set_value(0.05)
@@ -155,7 +163,7 @@ def test_the_step_is_clamped_to_steps():
     assert step["active"] == 80 and step["steps"][step["active"]]["value"] == "80"
     slider(at, "steps").set_value(30)
     rerun(at)
-    assert sliders(spec(at))["step"]["active"] == 30 and len(spec(at)["frames"]) == 31
+    assert sliders(spec(at))["step"]["active"] == 30 and len(step_frames(spec(at))) == 31
 
 
 def test_url_parameters_reproduce_the_picture():
@@ -251,36 +259,40 @@ def _figure(surface: toy.Surface, settings: toy.Settings, methods=toy.METHODS, r
                                          settings.start).to_dict()
 
 
-def _visible_at(fig: dict[str, Any], j: int) -> list[dict[str, Any]]:
-    vis = sliders(fig)["rho"]["steps"][j]["args"][0]["visible"]
-    return [t for t, v in zip(fig["data"], vis, strict=True) if v]
+def _frame(fig: dict[str, Any], name: str) -> dict[int, dict[str, Any]]:
+    """Trace index -> what frame ``name`` sets on it."""
+    frame = next(f for f in fig["frames"] if f["name"] == name)
+    return dict(zip(frame["traces"], frame["data"], strict=True))
 
 
 @pytest.mark.parametrize("surface", list(toy.SURFACES.values()), ids=lambda s: s.key)
 def test_every_grid_point_shows_the_sentences_of_its_own_trajectories(surface):
-    """Item 3: for each ρ of the slider, the sentences the chart shows (the ρ slider's layout
-    update) and its table are those computed from a run with that ρ alone, and its visible
-    paths end where those runs end."""
+    """Item 3: for each ρ of the slider, the sentences and the table the chart shows (set by
+    that ρ's frame) are those computed from a run with that ρ alone, and its paths end where
+    those runs end."""
     settings = replace(surface.suggested, lr=0.2, steps=60)  # some runs diverge here
     grid, fig = _figure(surface, settings)
     steps = sliders(fig)["rho"]["steps"]
     assert [float(s["value"]) for s in steps] == list(pg.RHO_GRID)
+    text_i, cells_i = named(fig, "what happened")[0], named(fig, "end points")[0]
     seen = set()
     for j, rho in enumerate(pg.RHO_GRID):
+        assert steps[j]["args"][0] == [f"r{j}"]
+        frame = _frame(fig, f"r{j}")
         alone = toy.run_methods(surface, replace(settings, rho=rho))
         oc = toy.outcomes(surface, alone, rho)
         expected = pg.outcome_sentences(surface, oc)
-        shown = chart.plotly_to_text(steps[j]["args"][1]["annotations"][0]["text"])
-        assert shown.startswith(f"With ρ = {rho:.2f}:")
+        shown = chart.plotly_to_text(frame[text_i]["text"][0])
         assert " ".join(shown.split()) == " ".join(
             [f"With ρ = {rho:.2f}:"] + [f"• {plain(s)}" for s in expected])
-        visible = _visible_at(fig, j)
-        table = [t for t in visible if t["type"] == "table"]
         rows = pg.outcome_rows(oc)
-        assert len(table) == 1 and table[0]["cells"]["values"][0] == [r["method"] for r in rows]
-        assert table[0]["cells"]["values"][3] == [str(r["loss"]) for r in rows]
-        ends = {t["name"]: (t["x"][-1], t["y"][-1]) for t in visible
-                if t.get("opacity") and t.get("name") in pg.KEYS}
+        cells = frame[cells_i]["text"]
+        width = len(cells) // (len(rows) + 1)
+        body = [cells[width * (r + 1): width * (r + 2)] for r in range(len(rows))]
+        assert [b[0] for b in body] == [r["method"] for r in rows]
+        assert [b[3] for b in body] == [str(r["loss"]) for r in rows]
+        ends = {fig["data"][i]["name"]: (d["x"][-1], d["y"][-1]) for i, d in frame.items()
+                if fig["data"][i].get("mode") == "lines+markers"}
         for key, t in alone.items():
             np.testing.assert_allclose(ends[pg.LABELS[key]], t.end, atol=6e-5)
         seen.add(tuple(expected))
@@ -292,6 +304,7 @@ def test_the_sentences_and_the_outcomes_agree_in_sign_and_rounding():
     the table shows (rounded the same way)."""
     surface = toy.rescaling
     grid, _ = _figure(surface, surface.suggested)
+    checked = 0
     for point in grid:
         for line in point.sentences:
             m = re.match(r"Smallest γ at the end: \*\*(.+?)\*\* \(([-\d.]+)\); largest: "
@@ -299,40 +312,65 @@ def test_the_sentences_and_the_outcomes_agree_in_sign_and_rounding():
             if not m:
                 continue
             gammas = {pg.LABELS[k]: o.end[1] for k, o in point.outcomes.items()}
-            assert float(m[2]) == round(min(gammas.values()), 2) < float(m[4])
-            assert float(m[4]) == round(max(gammas.values()), 2)
-            assert all(gammas[n] == min(gammas.values()) or
-                       np.isclose(gammas[n], min(gammas.values()), rtol=0.02, atol=1e-3)
-                       for n in m[1].replace(" and ", ", ").split(", "))
+            lo, hi = min(gammas.values()), max(gammas.values())
+            assert float(m[2]) == round(lo, 2) < float(m[4]) == round(hi, 2)
+            for name in m[1].replace(" and ", ", ").split(", "):
+                assert np.isclose(gammas[name], lo, rtol=0.02, atol=1e-3)
+            for name in m[3].replace(" and ", ", ").split(", "):
+                assert np.isclose(gammas[name], hi, rtol=0.02, atol=1e-3)
+            checked += 1
+    assert checked > 10
 
 
 def test_frames_draw_w_and_its_ascent_point_for_every_radius():
+    """A step frame moves the (w_k, w_k + eps_k) pair of every radius; a ρ frame selects
+    radius j's pair: together they show radius j at step k, whichever moved last."""
     s = toy.minima.suggested
-    grid, fig = _figure(toy.minima, s, ["gd", "sam", "samon"], rho_i=3, step=7)
-    frames = fig["frames"]
-    assert len(frames) == s.steps + 1
+    methods = ["gd", "sam", "samon"]
+    grid, fig = _figure(toy.minima, s, methods, rho_i=3, step=7)
+    pairs = [i for i, t in enumerate(fig["data"]) if str(t.get("name")).endswith("step shown")]
+    assert len(pairs) == 3 and sum(f["group"] == "step" for f in fig["frames"]) == s.steps + 1
+    for i in pairs:
+        assert fig["data"][i]["selectedpoints"] == [6, 7]  # radius 3 at the start
     for k in (0, 7, s.steps):
-        by_trace = dict(zip(frames[k]["traces"], frames[k]["data"], strict=True))
-        for j in (0, 3, 20):
-            markers = [i for i, t in enumerate(fig["data"]) if i in by_trace
-                       and t.get("mode") == "lines+markers"
-                       and sliders(fig)["rho"]["steps"][j]["args"][0]["visible"][i]]
-            assert len(markers) == 3  # one per method (GD's shared by all radii)
-            for i, key in zip(markers, ["gd", "sam", "samon"], strict=True):
+        frame = _frame(fig, str(k))
+        for i, key in zip(pairs, methods, strict=True):
+            for j in (0, 3, 20):
                 t = grid[j].trajs[key]
-                np.testing.assert_allclose(by_trace[i]["x"], [t.points[k, 0], t.ascent[k, 0]],
-                                           atol=6e-5)
-                np.testing.assert_allclose(by_trace[i]["y"], [t.points[k, 1], t.ascent[k, 1]],
-                                           atol=6e-5)
+                np.testing.assert_allclose(frame[i]["x"][2 * j: 2 * j + 2],
+                                           [t.points[k, 0], t.ascent[k, 0]], atol=6e-5)
+                np.testing.assert_allclose(frame[i]["y"][2 * j: 2 * j + 2],
+                                           [t.points[k, 1], t.ascent[k, 1]], atol=6e-5)
+    for j in (0, 20):
+        frame = _frame(fig, f"r{j}")
+        assert all(frame[i] == {"selectedpoints": [2 * j, 2 * j + 1]} for i in pairs)
+        assert not set(_frame(fig, "7")) & {named(fig, "what happened")[0]}  # step keeps text
     samon = grid[3].trajs["samon"]
     assert np.allclose(samon.points[:, 0], samon.ascent[:, 0])  # SAM-ON moves gamma only
     assert sliders(fig)["step"]["active"] == 7 and sliders(fig)["rho"]["active"] == 3
+
+
+def test_a_run_that_diverged_stays_at_its_last_point():
+    s = replace(toy.rescaling.suggested, lr=0.3, steps=60)  # ASAM diverges at rho 1
+    grid, fig = _figure(toy.rescaling, s, ["sam", "asam"], rho_i=20)
+    asam = grid[20].trajs["asam"]
+    assert asam.diverged_at is not None
+    i = named(fig, "ASAM at the step shown")[0]
+    last = _frame(fig, str(s.steps))[i]
+    np.testing.assert_allclose(last["x"][40], asam.end[0], atol=6e-5)
+    dots = named(fig, "ASAM")  # the path; its loss dots are the trace after the pairs
+    loss_dots = _frame(fig, str(s.steps))[i + 1]
+    assert loss_dots["y"][20] is None and loss_dots["x0"] == s.steps  # no loss after it
+    assert dots[1]["x"][-1] == pytest.approx(asam.end[0], abs=6e-5)
+    assert "ASAM** diverged" in " ".join(grid[20].sentences)
 
 
 @pytest.mark.parametrize("surface", list(toy.SURFACES.values()), ids=lambda s: s.key)
 def test_figures_are_valid_plotly(surface):
     _, fig = _figure(surface, replace(surface.suggested, steps=20))
     go.Figure(fig)  # plotly's validation of data, layout and frames: raises if invalid
+    _, fig = _figure(surface, replace(surface.suggested, steps=5), methods=[])
+    go.Figure(fig)
 
 
 def test_wrapping_keeps_the_words_and_balances_bold():

@@ -1,20 +1,24 @@
-"""The Playground's figure: the loss landscape with every method's path for every ρ of the slider
-grid, the loss per step, the outcome sentences and the end-point table, and two sliders of
-plotly's own (ρ and the step shown) that switch between them in the browser.
+"""The Playground's figure: the loss landscape with every method's path, the loss per step,
+the outcome sentences and the end-point table, and two sliders of plotly's own (ρ and the step
+shown) that switch between precomputed trajectories in the browser, with no server round trip.
 
-How the two sliders combine without a server round trip. Each radius j of the grid owns its own
-traces (path, loss curve, current-step marker per method; GD ignores ρ, so its traces are shared
-by all radii); only radius j's are visible.
+Per method four traces: its path and its loss curve (radius j's data), the pairs
+(w_k, w_k + eps_k) of *every* radius at step k, and L(w_k) of every radius (a dot on the loss
+plot); then two text traces, the sentences and the table. Both sliders animate to frames
+without a redraw (plotly.js's transition path: only the traces a frame names are redrawn),
+and the two kinds of frame set different attributes, so each keeps what the other set:
 
-* The ρ slider's steps use plotly's ``update`` method: trace visibility for radius j, and the
-  layout's annotations (the sentences of radius j). Plotly.js runs it in the browser.
-* The step slider's steps ``animate`` to frame k, which moves the current-step markers of
-  *every* radius (the visible ones show it) and the step line on the loss plot. So a step move
-  keeps the ρ chosen, and a ρ move keeps the step.
+* ρ frame ``r<j>``: x / y of the paths and loss curves at radius j, ``selectedpoints`` of the
+  pairs and the loss dots (radius j's are drawn, the others' are transparent), the text of the
+  sentences and of the table.
+* step frame ``<k>`` (group ``step``; ▶ plays it): x / y of the pairs and loss dots, step k
+  of every radius. A run that diverged stays at its last point (its loss: no dot).
 
+Measured in headless Chromium (``bench/browser_latency.py``; figures in bench/README.md): a first
+design kept each radius's traces and toggled their visibility (about 200 traces) and moved ρ in
+about 270 ms; a table trace or annotations in a frame force a full redraw (about 6x slower).
 The sentences and the table of radius j are those of ``samon_app.playground.GridPoint`` j,
-generated from its trajectories. Coordinates are rounded to 4 decimals (the figure's size: about
-0.6 MB for 200 steps, 4 methods and 21 radii).
+generated from its trajectories. Coordinates are rounded to 4 decimals.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,6 +47,7 @@ WRAP = 58  # characters per line of the sentences (the column is about 400 px wi
 MARGIN = {"l": 56, "r": 12, "t": 34, "b": 150}  # the bottom holds the two sliders
 SLIDERS_PX = (52, 118)  # the tops of the ρ and the step slider, below the plot area
 SPLIT = 0.5  # the map's share of the width
+RHO_GROUP, STEP_GROUP = "rho", "step"  # the frames' groups (▶ plays the step group)
 RIGHT = 0.58  # where the right-hand column starts
 
 
@@ -55,7 +60,7 @@ def md_to_plotly(text: str) -> str:
 
 
 def plotly_to_text(text: str) -> str:
-    """The words an annotation shows: tags and line breaks out, entities decoded."""
+    """The words a plotly text shows: tags and line breaks out, entities decoded."""
     return html.unescape(re.sub(r"<[^>]+>", "", text.replace("<br>", " ")))
 
 
@@ -78,29 +83,13 @@ def wrap(text: str, width: int = WRAP) -> str:
 
 
 def sentences_text(rho: float, sentences: Sequence[str]) -> str:
-    """The sentences of one radius as one annotation: the radius, then a bullet each."""
+    """The sentences of one radius as one text: the radius, then a bullet each."""
     return "<br>".join([f"<b>With ρ = {rho:.2f}:</b>"]
                        + ["• " + wrap(md_to_plotly(s), WRAP - 2).replace("<br>", "<br>   ")
                           for s in sentences])
 
 
-@dataclass
-class _Traces:
-    """The figure's traces, each with the grid index that owns it (None: every radius)."""
-
-    data: list[dict[str, Any]] = field(default_factory=list)
-    owner: list[int | None] = field(default_factory=list)
-
-    def add(self, trace: dict[str, Any], owner: int | None = None) -> int:
-        self.data.append(trace)
-        self.owner.append(owner)
-        return len(self.data) - 1
-
-    def visible(self, j: int) -> list[bool]:
-        return [o is None or o == j for o in self.owner]
-
-
-def _r(a: np.ndarray) -> list[float]:
+def _r(a: Any) -> list[float]:
     return np.round(np.asarray(a, dtype=float), 4).tolist()
 
 
@@ -122,74 +111,148 @@ def _surface_traces(surface: toy.Surface) -> list[dict[str, Any]]:
     return traces
 
 
-def _path(key: str, t: toy.Trajectory, rho: float | None) -> dict[str, Any]:
-    at = "" if rho is None else f" (ρ = {rho:.2f})"
-    return {"type": "scatter", "x": _r(t.points[:, 0]), "y": _r(t.points[:, 1]),
-            "mode": "lines+markers", "name": LABELS[key], "legendgroup": key,
-            "line": {"color": COLORS[key], "width": 2}, "opacity": 0.65,
-            "marker": {"size": 4, "color": COLORS[key]},
-            "hovertemplate": f"{LABELS[key]}{at}, step %{{pointNumber}}<br>"
-            "(%{x:.3f}, %{y:.3f})<extra></extra>"}
+def _padded(a: np.ndarray, n: int, fill: float | None = None) -> np.ndarray:
+    """``a`` (length m <= n + 1 along axis 0) padded to n + 1 rows: with its last row, or with
+    ``fill`` (NaN: a gap in a line)."""
+    a = np.asarray(a, dtype=float)[: n + 1]
+    pad = np.repeat(a[-1:], n + 1 - len(a), axis=0)
+    if fill is not None:
+        pad[:] = fill
+    return np.concatenate([a, pad])
 
 
-def _loss(key: str, t: toy.Trajectory) -> dict[str, Any]:
-    return {"type": "scatter", "x": list(range(len(t.loss))),
-            "y": [float(f"{v:.5g}") for v in t.loss], "mode": "lines", "xaxis": "x2",
-            "yaxis": "y2", "name": LABELS[key], "legendgroup": key, "showlegend": False,
-            "line": {"color": COLORS[key], "width": 2},
-            "hovertemplate": f"{LABELS[key]}, step %{{x}}: L = %{{y:.4f}}<extra></extra>"}
+def _ys(values: Any) -> list[float | None]:
+    """Losses for plotly: 5 significant digits, None (a gap) for NaN."""
+    return [float(f"{v:.5g}") if np.isfinite(v) else None for v in values]
 
 
-def _current_xy(t: toy.Trajectory, step: int) -> dict[str, Any]:
-    """w_k and w_k + eps_k at ``step`` (a run that diverged stays at its last point)."""
-    i = min(step, t.n_steps)
-    return {"x": _r([t.points[i, 0], t.ascent[i, 0]]), "y": _r([t.points[i, 1], t.ascent[i, 1]])}
+@dataclass(frozen=True)
+class _Arrays:
+    """One method's numbers on the whole grid: path points (radius, step, 2), ascent points
+    (same) and losses (radius, step; NaN after a divergence), each padded to steps + 1."""
+
+    points: np.ndarray
+    ascent: np.ndarray
+    loss: np.ndarray
+
+    @classmethod
+    def of(cls, grid: Sequence[GridPoint], key: str, steps: int) -> _Arrays:
+        ts = [p.trajs[key] for p in grid]
+        return cls(np.round([_padded(t.points, steps) for t in ts], 4),
+                   np.round([_padded(t.ascent, steps) for t in ts], 4),
+                   np.array([_padded(t.loss, steps, np.nan) for t in ts]))
+
+    def rho_data(self, j: int) -> list[dict[str, Any]]:
+        """x / y of the path and the loss curve at radius j."""
+        return [{"x": self.points[j, :, 0].tolist(), "y": self.points[j, :, 1].tolist()},
+                {"x": list(range(self.loss.shape[1])), "y": _ys(self.loss[j])}]
+
+    def step_data(self, k: int) -> list[dict[str, Any]]:
+        """x / y at step k of every radius: (w_k, w_k + eps_k) pairs, and L(w_k)."""
+        pairs = np.stack([self.points[:, k], self.ascent[:, k]], axis=1).reshape(-1, 2)
+        return [{"x": pairs[:, 0].tolist(), "y": pairs[:, 1].tolist()},
+                {"x0": k, "y": _ys(self.loss[:, k])}]
 
 
-def _frames(markers: Sequence[tuple[int, str, toy.Trajectory]], line: int, steps: int
-            ) -> list[dict[str, Any]]:
-    """Frame k: every marker trace at step k (``_current_xy``, rounded once per trajectory:
-    13k markers for 200 steps and 64 traces) and the loss plot's step line at k."""
-    ends = []
-    for _, _, t in markers:
-        w, a = np.round(t.points, 4).tolist(), np.round(t.ascent, 4).tolist()
-        ends.append([{"x": [w[i][0], a[i][0]], "y": [w[i][1], a[i][1]]}
-                     for i in range(t.n_steps + 1)])
-    index = [i for i, _, _ in markers] + [line]
-    return [{"name": str(k), "traces": index,
-             "data": [e[min(k, len(e) - 1)] for e in ends] + [{"x": [k, k]}]}
-            for k in range(steps + 1)]
+def _traces(key: str, arrays: _Arrays, j: int, k: int) -> list[dict[str, Any]]:
+    """One method's four traces at radius j and step k: its path and its loss curve (data of
+    radius j); w_k and w_k + eps_k of *every* radius, of which only radius j's pair is
+    selected (drawn); L(w_k) of every radius on the loss plot, radius j's selected."""
+    c, name = COLORS[key], LABELS[key]
+    path_xy, loss_xy = arrays.rho_data(j)
+    pairs, dots = arrays.step_data(k)
+    hidden = {"marker": {"opacity": 0.0}}
+    n = arrays.points.shape[0]
+    return [
+        {"type": "scatter", **path_xy, "mode": "lines+markers", "name": name,
+         "legendgroup": key, "line": {"color": c, "width": 2}, "opacity": 0.65,
+         "marker": {"size": 4, "color": c},
+         "hovertemplate": f"{name}, step %{{pointNumber}}<br>(%{{x:.3f}}, %{{y:.3f}})"
+         "<extra></extra>"},
+        {"type": "scatter", **loss_xy, "mode": "lines", "xaxis": "x2", "yaxis": "y2",
+         "name": name, "legendgroup": key, "showlegend": False,
+         "line": {"color": c, "width": 2},
+         "hovertemplate": f"{name}, step %{{x}}: L = %{{y:.4f}}<extra></extra>"},
+        {"type": "scatter", **pairs, "mode": "markers", "name": f"{name} at the step shown",
+         "legendgroup": key, "showlegend": False, "selectedpoints": [2 * j, 2 * j + 1],
+         "unselected": hidden,
+         "marker": {"color": c, "size": [12, 11] * n, "symbol": ["circle", "circle-open"] * n,
+                    "line": {"width": 2, "color": c}},
+         "hovertext": [f"{name}: w at the step shown", f"{name}: w + ε"] * n,
+         "hovertemplate": "%{hovertext}<br>(%{x:.3f}, %{y:.3f})<extra></extra>"},
+        {"type": "scatter", **dots, "dx": 0, "mode": "markers", "xaxis": "x2", "yaxis": "y2",
+         "name": name, "legendgroup": key, "showlegend": False, "selectedpoints": [j],
+         "unselected": hidden, "marker": {"color": c, "size": 9}, "hoverinfo": "skip"},
+    ]
 
 
-def _current(key: str, t: toy.Trajectory, step: int) -> dict[str, Any]:
-    """w_k and w_k + eps_k as one segment: a filled dot at w, an open one at the ascent point."""
-    return {
-        "type": "scatter", **_current_xy(t, step), "mode": "lines+markers",
-        "line": {"color": COLORS[key], "width": 2, "dash": "dot"},
-        "marker": {"color": COLORS[key], "size": [12, 11], "symbol": ["circle", "circle-open"],
-                   "line": {"width": 2, "color": COLORS[key]}},
-        "legendgroup": key, "showlegend": False,
-        "hovertext": [f"{LABELS[key]}: w at the step shown", f"{LABELS[key]}: w + ε"],
-        "hovertemplate": "%{hovertext}<br>(%{x:.3f}, %{y:.3f})<extra></extra>",
-    }
+def _columns(grid: Sequence[GridPoint]) -> list[str]:
+    """The table's columns: those of every radius's rows, in their order ('diverged' appears
+    where some radius has a run that diverged)."""
+    cols: list[str] = []
+    for c in (c for p in grid for r in p.rows for c in r):
+        if c not in cols:
+            cols.append(c)
+    return cols
 
 
-def _table(point: GridPoint, domain: dict[str, list[float]]) -> dict[str, Any]:
-    cols = list(point.rows[0]) if point.rows else []
-    return {"type": "table", "domain": domain, "columnwidth": [1.3] + [1.0] * (len(cols) - 1),
-            "header": {"values": [f"<b>{c}</b>" for c in cols], "height": HEADER_PX,
-                       "fill": {"color": "#e9ecef"}, "font": {"size": 11}},
-            "cells": {"values": [[str(r[c]) for r in point.rows] for c in cols],
-                      "height": ROW_PX, "font": {"size": 11.5}, "fill": {"color": "white"}}}
+@dataclass(frozen=True)
+class _Notes:
+    """The right-hand column under the loss plot, drawn as text traces on an invisible axis
+    pair (x3, y3; y in pixels from the bottom): the sentences of the radius shown, then the
+    end-point table. Text traces, not annotations and a table trace: plotly.js changes their
+    text in an animation frame without redrawing the figure (annotations and tables need a
+    full redraw: about 6x the time)."""
+
+    columns: list[str]
+    rows: int
+    height: float  # pixels
+
+    def sentences(self, point: GridPoint) -> dict[str, Any]:
+        return {"text": [sentences_text(point.rho, point.sentences)]}
+
+    def cells(self, point: GridPoint) -> dict[str, Any]:
+        header = [f"<b>{wrap(c, 9)}</b>".replace("<br>", "</b><br><b>") for c in self.columns]
+        body = [str(r.get(c, "")) for r in point.rows for c in self.columns]
+        return {"text": header + body}
+
+    def x(self) -> list[float]:
+        """Column centres in [0, 1] (the method column a bit wider)."""
+        w = np.array([1.3] + [1.0] * (len(self.columns) - 1))
+        return ((np.cumsum(w) - w / 2) / w.sum()).round(4).tolist()
+
+    def traces(self, point: GridPoint) -> list[dict[str, Any]]:
+        xs, n = self.x(), len(self.columns)
+        ys = [self.rows * ROW_PX + HEADER_PX / 2] * n + [
+            (self.rows - r - 0.5) * ROW_PX for r in range(self.rows) for _ in range(n)]
+        common = {"type": "scatter", "mode": "text", "xaxis": "x3", "yaxis": "y3",
+                  "showlegend": False, "hoverinfo": "skip", "cliponaxis": False}
+        return [
+            {**common, "name": "what happened", "x": [0.0], "y": [self.height],
+             **self.sentences(point), "textposition": "bottom right",
+             "textfont": {"size": 12, "color": "#212529"}},
+            {**common, "name": "end points", "x": [x for _ in range(self.rows + 1) for x in xs],
+             "y": ys, **self.cells(point), "textposition": "middle center",
+             "textfont": {"size": 11.5, "color": "#212529"}},
+        ]
+
+    def shapes(self) -> list[dict[str, Any]]:
+        """The table's header band and its rules."""
+        top = self.rows * ROW_PX + HEADER_PX
+        line = {"type": "line", "xref": "x3", "yref": "y3", "x0": 0, "x1": 1,
+                "line": {"color": "#ced4da", "width": 1}, "layer": "below"}
+        return [{"type": "rect", "xref": "x3", "yref": "y3", "x0": 0, "x1": 1,
+                 "y0": self.rows * ROW_PX, "y1": top, "fillcolor": "#e9ecef",
+                 "line": {"width": 0}, "layer": "below"},
+                *({**line, "y0": y, "y1": y} for y in (0, self.rows * ROW_PX, top))]
 
 
-def _frame_args(duration: int) -> dict[str, Any]:
-    return {"mode": "immediate", "frame": {"duration": duration, "redraw": False},
+def _frame_args(duration: int, redraw: bool = False) -> dict[str, Any]:
+    return {"mode": "immediate", "frame": {"duration": duration, "redraw": redraw},
             "transition": {"duration": 0}, "fromcurrent": False}
 
 
-def _rho_slider(grid: Sequence[GridPoint], traces: _Traces, annotations: list[list[dict]],
-                active: int, y: float) -> dict[str, Any]:
+def _rho_slider(grid: Sequence[GridPoint], active: int, y: float) -> dict[str, Any]:
     return {
         "name": "rho", "active": active, "x": 0.1, "len": SPLIT - 0.1, "y": y,
         "yanchor": "top", "pad": {"t": 0},
@@ -197,9 +260,8 @@ def _rho_slider(grid: Sequence[GridPoint], traces: _Traces, annotations: list[li
                          "font": {"size": 14, "color": "#212529"}},
         # the value shows above the slider; 21 labels under it would overlap
         "font": {"color": "rgba(0,0,0,0)", "size": 1}, "ticklen": 3,
-        "steps": [{"label": f"{p.rho:.2f}", "value": f"{p.rho:.2f}",
-                   "method": "update",
-                   "args": [{"visible": traces.visible(j)}, {"annotations": annotations[j]}]}
+        "steps": [{"label": f"{p.rho:.2f}", "value": f"{p.rho:.2f}", "method": "animate",
+                   "args": [[f"r{j}"], _frame_args(0)]}
                   for j, p in enumerate(grid)],
     }
 
@@ -221,14 +283,9 @@ def _buttons(y: float) -> dict[str, Any]:
              "transition": {"duration": 0}}
     return {"type": "buttons", "direction": "left", "x": 0.0, "y": y, "xanchor": "left",
             "yanchor": "top", "pad": {"t": 24}, "showactive": False,
-            "buttons": [{"label": "▶", "method": "animate", "args": [None, _frame_args(70)]},
+            "buttons": [{"label": "▶", "method": "animate",
+                         "args": [STEP_GROUP, _frame_args(70)]},
                         {"label": "❚❚", "method": "animate", "args": [[None], pause]}]}
-
-
-def _annotation(text: str, y: float) -> dict[str, Any]:
-    return {"text": text, "xref": "paper", "yref": "paper", "x": RIGHT, "y": y,
-            "xanchor": "left", "yanchor": "top", "align": "left", "showarrow": False,
-            "font": {"size": 12, "color": "#212529"}}
 
 
 def _layout(surface: toy.Surface, height: int, domains: dict[str, Any]) -> dict[str, Any]:
@@ -247,18 +304,21 @@ def _layout(surface: toy.Surface, height: int, domains: dict[str, Any]) -> dict[
                    "anchor": "y2", "zeroline": False},
         "yaxis2": {"title": {"text": "loss L(w)"}, "domain": domains["loss"], "anchor": "x2",
                    "zeroline": False},
-        "yaxis3": {"domain": domains["loss"], "overlaying": "y2", "range": [0, 1],
-                   "visible": False, "fixedrange": True},
+        "xaxis3": {"domain": [RIGHT, 1.0], "range": [0, 1], "visible": False,
+                   "fixedrange": True, "anchor": "y3"},
+        "yaxis3": {"domain": [0, domains["notes"]], "range": [0, domains["notes_px"]],
+                   "visible": False, "fixedrange": True, "anchor": "x3"},
     }
 
 
 class PlainFigure(go.Figure):
     """A plotly figure kept as the plain dicts it was built from (data, layout, frames).
 
-    Plotly's objects cost about 0.5 s to build and again to copy (``to_dict``) for the 200-odd
-    traces of a grid, even unvalidated; Streamlit and ``plotly.io`` read a figure only through
-    ``to_dict()``, which returns these dicts as they are (do not mutate them). The tests rebuild
-    the figure with validation (``go.Figure(fig.to_dict())``) to keep the dicts honest.
+    Plotly's objects cost a good part of a second to build and again to copy (``to_dict``)
+    for a grid's 200 frames, even unvalidated; Streamlit and ``plotly.io`` read a figure only
+    through ``to_dict()``, which returns these dicts as they are (do not mutate them). The tests
+    rebuild the figure with validation (``go.Figure(fig.to_dict())``) to keep the dicts
+    honest.
     """
 
     def __init__(self, fig: dict[str, Any]) -> None:
@@ -271,67 +331,65 @@ class PlainFigure(go.Figure):
 
 
 def _heights(grid: Sequence[GridPoint]) -> tuple[int, dict[str, Any]]:
-    """The plot area's height (pixels) and the right-hand column's parts as fractions of it:
-    room for the longest sentences of any radius."""
+    """The plot area's height (pixels) and its parts: the loss plot's domain, and the notes'
+    (sentences and table) top as a fraction and in pixels, with room for the longest
+    sentences of any radius."""
     lines = max((sentences_text(p.rho, p.sentences).count("<br>") + 1 for p in grid),
                 default=0)
     rows = max((len(p.rows) for p in grid), default=0)
-    text_px = lines * LINE_PX + 16
-    table_px = HEADER_PX + rows * ROW_PX + 8 if rows else 0
-    plot = max(MAP_PX, LOSS_PX + 48 + text_px + table_px)
+    notes_px = lines * LINE_PX + 24 + (HEADER_PX + rows * ROW_PX if rows else 0)
+    plot = max(MAP_PX, LOSS_PX + 48 + notes_px)
     loss_lo = 1 - LOSS_PX / plot
-    return plot, {
-        "loss": [loss_lo, 1.0], "text_top": loss_lo - 48 / plot,
-        "table": {"x": [RIGHT, 1.0], "y": [0.0, table_px / plot]},
-    }
+    notes = loss_lo - 48 / plot
+    return plot, {"loss": [loss_lo, 1.0], "notes": notes, "notes_px": notes * plot}
+
+
+def _frames(grid: Sequence[GridPoint], arrays: Sequence[_Arrays], first: int,
+            notes: _Notes, steps: int) -> list[dict[str, Any]]:
+    """The ρ frames and the step frames: see the module's docstring. Trace order from
+    ``first``: per method its path, loss curve, step pairs and loss dots; then the sentences
+    and the table."""
+    per = [first + 4 * i for i in range(len(arrays))]
+    text = first + 4 * len(arrays)
+    rho_traces = [i + d for i in per for d in range(4)] + [text, text + 1]
+    step_traces = [i + d for i in per for d in (2, 3)]
+    rho = [{"name": f"r{j}", "group": RHO_GROUP, "traces": rho_traces,
+            "data": [d for a in arrays for d in (*a.rho_data(j),
+                                                 {"selectedpoints": [2 * j, 2 * j + 1]},
+                                                 {"selectedpoints": [j]})]
+            + [notes.sentences(p), notes.cells(p)]}
+           for j, p in enumerate(grid)]
+    step = [{"name": str(k), "group": STEP_GROUP, "traces": step_traces,
+             "data": [d for a in arrays for d in a.step_data(k)]} for k in range(steps + 1)]
+    return rho + step
 
 
 def playground_figure(surface: toy.Surface, grid: Sequence[GridPoint], position: ChartPosition,
                       steps: int, start: tuple[float, float]) -> go.Figure:
     """The Playground's figure for a slider grid (``samon_app.playground.precompute``), its
     sliders at ``position``. Without methods: the landscape alone."""
-    traces = _Traces()
-    for t in _surface_traces(surface):
-        traces.add(t)
-    traces.add({"type": "scatter", "x": [start[0]], "y": [start[1]], "mode": "markers",
-                "name": "start", "showlegend": False, "hoverinfo": "skip",
-                "marker": {"symbol": "x", "size": 10, "color": "#212529"}})
+    traces = _surface_traces(surface)
+    traces.append({"type": "scatter", "x": [start[0]], "y": [start[1]], "mode": "markers",
+                   "name": "start", "showlegend": False, "hoverinfo": "skip",
+                   "marker": {"symbol": "x", "size": 10, "color": "#212529"}})
     methods = list(grid[0].trajs) if grid else []
     plot, domains = _heights(grid)
     layout = _layout(surface, plot + MARGIN["t"] + MARGIN["b"], domains)
     if not methods:
-        return PlainFigure({"data": traces.data, "layout": layout})
-
-    def per_rho(make: Any) -> list[tuple[int, str, toy.Trajectory]]:
-        """One trace per method and radius (GD's once): (trace index, method, trajectory)."""
-        out = []
-        for key in methods:
-            owners = [None] if key == "gd" else list(range(len(grid)))
-            for j in owners:
-                t = grid[0 if j is None else j].trajs[key]
-                out.append((traces.add(make(key, t, j), j), key, t))
-        return out
-
-    per_rho(lambda key, t, j: _path(key, t, None if j is None else grid[j].rho))
-    per_rho(lambda key, t, j: _loss(key, t))
-    markers = per_rho(lambda key, t, j: _current(key, t, position.step))
-    line = traces.add({"type": "scatter", "x": [position.step] * 2, "y": [0, 1],
-                       "xaxis": "x2", "yaxis": "y3", "mode": "lines", "showlegend": False,
-                       "hoverinfo": "skip", "line": {"color": "#868e96", "width": 1,
-                                                     "dash": "dot"}})
-    for j, point in enumerate(grid):
-        traces.add(_table(point, domains["table"]), j)
-    for i, trace in enumerate(traces.data):
-        trace["visible"] = traces.owner[i] in (None, position.rho_index)
-    annotations = [[_annotation(sentences_text(p.rho, p.sentences), domains["text_top"])]
-                   for p in grid]
-    layout["annotations"] = annotations[position.rho_index]
+        return PlainFigure({"data": traces, "layout": layout})
+    arrays = [_Arrays.of(grid, key, steps) for key in methods]
+    first = len(traces)
+    j0 = position.rho_index
+    for key, a in zip(methods, arrays, strict=True):
+        traces += _traces(key, a, j0, position.step)
+    notes = _Notes(_columns(grid), len(methods), domains["notes_px"])
+    traces += notes.traces(grid[j0])
+    layout["shapes"] = notes.shapes()
     top = -SLIDERS_PX[0] / plot  # below the x axis' title
     low = -SLIDERS_PX[1] / plot
-    layout["sliders"] = [_rho_slider(grid, traces, annotations, position.rho_index, top),
-                         _step_slider(steps, position.step, low)]
+    layout["sliders"] = [_rho_slider(grid, j0, top), _step_slider(steps, position.step, low)]
     layout["updatemenus"] = [_buttons(low)]
     layout["meta"] = {"url_defaults": {"rho": f"{defaults(surface)['rho']:.2f}",
                                        "step": str(steps)}}
-    return PlainFigure({"data": traces.data, "layout": layout,
-                        "frames": _frames(markers, line, steps)})
+    return PlainFigure({"data": traces, "layout": layout,
+                        "frames": _frames(grid, arrays, first, notes, steps)})
