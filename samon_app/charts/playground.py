@@ -352,7 +352,9 @@ def _frames(grid: Sequence[GridPoint], arrays: Sequence[_Arrays], first: int,
     per = [first + 4 * i for i in range(len(arrays))]
     text = first + 4 * len(arrays)
     rho_traces = [i + d for i in per for d in range(4)] + [text, text + 1]
-    step_traces = [i + d for i in per for d in (2, 3)]
+    # The text traces ride along unchanged ({}): plotly.js (4.2) clears a subplot none of whose
+    # traces is in the frame (tests/test_browser_playground.py saw the sentences vanish).
+    step_traces = [i + d for i in per for d in (2, 3)] + [text, text + 1]
     rho = [{"name": f"r{j}", "group": RHO_GROUP, "traces": rho_traces,
             "data": [d for a in arrays for d in (*a.rho_data(j),
                                                  {"selectedpoints": [2 * j, 2 * j + 1]},
@@ -360,7 +362,8 @@ def _frames(grid: Sequence[GridPoint], arrays: Sequence[_Arrays], first: int,
             + [notes.sentences(p), notes.cells(p)]}
            for j, p in enumerate(grid)]
     step = [{"name": str(k), "group": STEP_GROUP, "traces": step_traces,
-             "data": [d for a in arrays for d in a.step_data(k)]} for k in range(steps + 1)]
+             "data": [d for a in arrays for d in a.step_data(k)] + [{}, {}]}
+            for k in range(steps + 1)]
     return rho + step
 
 

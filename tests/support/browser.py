@@ -170,3 +170,101 @@ def screenshot(driver: Any, path: Path) -> Path:
     driver.save_screenshot(str(path))
     driver.set_window_size(1400, 1000)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# plotly's own sliders, and proof that a move stays in the browser
+# ---------------------------------------------------------------------------------------------
+
+# Counts the messages the page sends over its websocket (a Streamlit rerun is one): installed
+# before any page script runs, for every page the driver opens (``count_websocket_sends``).
+WS_COUNTER_JS = """
+(() => {
+  const send = WebSocket.prototype.send;
+  window.__samonWsSent = 0;
+  WebSocket.prototype.send = function (...args) {
+    window.__samonWsSent += 1;
+    return send.apply(this, args);
+  };
+})();
+"""
+
+# The chart's sliders: [{name, active, value}] for the plotly chart with Streamlit key
+# arguments[0] (empty while the chart is missing).
+SLIDERS_JS = """
+const el = document.querySelector('.st-key-' + arguments[0] + ' .js-plotly-plot');
+if (!el || !el.layout || !el.layout.sliders) { return []; }
+return el.layout.sliders.map(s => ({name: s.name, active: s.active || 0,
+                                   value: s.steps[s.active || 0].value}));
+"""
+
+# Where to click on step arguments[2] of the slider named arguments[1] of the chart with key
+# arguments[0]: the middle of its tick, scrolled into view (viewport coordinates).
+SLIDER_TICK_JS = """
+const el = document.querySelector('.st-key-' + arguments[0] + ' .js-plotly-plot');
+const group = [...el.querySelectorAll('g.slider-group')]
+  .find(g => g.__data__ && g.__data__.name === arguments[1]);
+group.scrollIntoView({block: 'center'});
+const tick = group.querySelectorAll('rect.slider-tick-rect')[arguments[2]].getBoundingClientRect();
+const rail = group.querySelector('rect.slider-rail-touch-rect').getBoundingClientRect();
+return [tick.x + tick.width / 2, rail.y + rail.height / 2];
+"""
+
+# Times a move of the chart's sliders in the page: from the mousedown (the event's own time
+# stamp) to the first frame painted after plotly has finished the animation the move started
+# ('plotly_animated'; a requestAnimationFrame callback, then a task: the frame is on screen).
+# Installed once per chart element; ``window.__samonMove`` = {t0, t1} of the last move.
+MOVE_TIMER_JS = """
+const el = document.querySelector('.st-key-' + arguments[0] + ' .js-plotly-plot');
+window.__samonMove = {t0: null, t1: null};
+if (!window.__samonMouse) {
+  window.__samonMouse = true;
+  window.addEventListener('mousedown', e => {
+    window.__samonMove = {t0: e.timeStamp, t1: null};
+  }, true);
+}
+if (!el.__samonTimed) {
+  el.__samonTimed = true;
+  el.on('plotly_animated', () => requestAnimationFrame(() => setTimeout(() => {
+    const m = window.__samonMove;
+    if (m.t0 !== null && m.t1 === null) { m.t1 = performance.now(); }
+  }, 0)));
+}
+return true;
+"""
+
+
+def count_websocket_sends(driver: Any) -> None:
+    """From the next page load on, count what the page sends over its websocket."""
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WS_COUNTER_JS})
+
+
+def websocket_sends(driver: Any) -> int:
+    """Messages sent over the websocket since the page loaded (``count_websocket_sends``)."""
+    return int(driver.execute_script("return window.__samonWsSent || 0"))
+
+
+def plotly_sliders(driver: Any, key: str) -> dict[str, dict[str, Any]]:
+    """Name -> {active, value} of the sliders of the plotly chart with Streamlit key ``key``."""
+    return {s["name"]: s for s in driver.execute_script(SLIDERS_JS, key) or []}
+
+
+def click_plotly_slider(driver: Any, key: str, name: str, index: int) -> None:
+    """A real mouse click (press and release, through the DevTools protocol) on step ``index``
+    of the slider named ``name`` of the plotly chart with Streamlit key ``key``."""
+    x, y = driver.execute_script(SLIDER_TICK_JS, key, name, index)
+    for kind in ("mousePressed", "mouseReleased"):
+        driver.execute_cdp_cmd("Input.dispatchMouseEvent", {
+            "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+
+
+def time_slider_move(driver: Any, key: str, name: str, index: int,
+                     timeout: float = 10.0) -> float:
+    """Milliseconds from the mousedown on step ``index`` of the slider ``name`` to the first
+    frame painted after the chart's animation (``MOVE_TIMER_JS``)."""
+    driver.execute_script(MOVE_TIMER_JS, key)
+    click_plotly_slider(driver, key, name, index)
+    move = wait_until(lambda: driver.execute_script(
+        "const m = window.__samonMove; return m.t1 !== null && m"), timeout, 0.01,
+        f"the chart to repaint after moving {name!r}")
+    return float(move["t1"] - move["t0"])
