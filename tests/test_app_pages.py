@@ -388,9 +388,9 @@ def test_live_follows_the_group_in_the_url(runs):
 def test_live_shows_progress_eta_and_cancels_own_runs(runs):
     from samon_core import service
 
+    key = runs.register_owner("alice")  # before her runs: a name that owns runs is not registered
     running = fake_run(runs, TINY.replace(epochs=4, method="sam", scope="norm"), state="running",
                        epochs_done=1, owner="alice")
-    key = runs.register_owner("alice")
     queued = service.submit(TINY.replace(method="base", seed=3), owner="alice", group="g1",
                             store=runs, owner_key=key)
     fake_run(runs, TINY.replace(method="sam", scope="all"), state="running", epochs_done=1,
@@ -502,8 +502,9 @@ def test_compare_export_contains_the_runs(runs, monkeypatch):
 
 
 def test_compare_deletes_only_own_selected_runs(runs):
+    key = runs.register_owner("alice")  # before her runs, as a student's first launch does
     ids = _seeded_runs(runs)
-    at = page(app(owner="alice", key=runs.register_owner("alice")), "app_pages/compare.py")
+    at = page(app(owner="alice", key=key), "app_pages/compare.py")
     table = at.dataframe[0].value
     at.session_state["compare_table"] = {"selection": {"rows": list(range(len(table))),
                                                        "columns": [], "cells": []}}

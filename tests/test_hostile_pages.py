@@ -331,18 +331,20 @@ def test_damaged_run_is_shown_on_every_page(runs, how):
 
 @pytest.mark.parametrize("how", ["config_dir", "bad_config_label"])
 def test_damaged_run_can_be_deleted_by_its_owner(runs, how):
+    key = runs.register_owner("alice")  # before her run: a name that owns runs is not registered
     rid = _damage(runs, how)
     at = visit(COMPARE, owner="bob")
     assert next(b for b in at.button if b.key == f"compare_damaged_delete_{rid}").disabled
-    at = visit(COMPARE, owner="alice", key=runs.register_owner("alice"))  # alice's link
+    at = visit(COMPARE, owner="alice", key=key)  # alice's link
     assert any("is damaged" in e.value for e in at.error)
     click(at, f"compare_damaged_delete_{rid}")
     assert rid not in set(runs.list_runs()["run_id"])
 
 
 def test_damaged_run_in_a_live_group_is_shown_with_its_problem(runs):
+    key = runs.register_owner("alice")  # before her run, as a student's first launch does
     rid = _damage(runs, "config_dir")
-    at = visit(LIVE, group="g1", owner="alice", key=runs.register_owner("alice"))
+    at = visit(LIVE, group="g1", owner="alice", key=key)
     assert any(rid in e.value and "damaged" in e.value for e in at.error)
     assert not next(b for b in at.button if b.key == f"live_damaged_delete_{rid}").disabled
 

@@ -198,21 +198,23 @@ def test_retrain_text_says_what_and_how_long():
 # ---------------------------------------------------------------------------------------------
 
 
-def teacher_then_student(store, configs=None) -> tuple[str, list[str], float]:
-    """Finished runs of 'teacher', then 'student' asking for the same comparison: the
-    student's group, its run ids and when the teacher's last run ended."""
+def teacher_then_student(store, configs=None) -> tuple[str, list[str], float, str]:
+    """Finished runs of 'teacher', then 'student' (registered, as a first launch does) asking for
+    the same comparison: the student's group, its run ids, when the teacher's last run ended
+    and the student's owner key."""
     from samon_core import service
 
     configs = configs or three_methods()
     for cfg in configs.values():
         rid = fake_run(store, cfg, owner="teacher", group="gteacher")
         ended = store.read_status(rid)["ended"]
-    group, ids = service.submit_group(configs, owner="student", store=store)
-    return group, ids, ended
+    key = service.register_owner("student", store=store)
+    group, ids = service.submit_group(configs, owner="student", owner_key=key, store=store)
+    return group, ids, ended, key
 
 
 def test_live_says_who_trained_the_reused_runs(runs):
-    group, ids, ended = teacher_then_student(runs)
+    group, ids, ended, _key = teacher_then_student(runs)
     assert {runs.read_meta(r)["owner"] for r in ids} == {"teacher"}  # all reused
     body = texts(page(app(group=group, owner="student"), "app_pages/live.py"))
     assert "SGD, SAM-all and SAM-ON were trained by teacher at" in body
@@ -260,9 +262,9 @@ def test_live_replays_recorded_runs(runs):
 
 
 def test_train_my_own_queues_new_runs_with_a_fresh_seed(runs):
-    group, old_ids, _ = teacher_then_student(runs)
+    group, old_ids, _, key = teacher_then_student(runs)
     fake_run(runs, three_methods()["SGD"].replace(seed=1), owner="bob", group="gbob")
-    at = page(app(group=group, owner="student"), "app_pages/live.py")
+    at = page(app(group=group, owner="student", key=key), "app_pages/live.py")
     assert "Trains SGD, SAM-all and SAM-ON again with seed 2" in texts(at)
     at.button(key="live_train_own").click().run()
     assert not at.exception, [e.message for e in at.exception]
