@@ -209,7 +209,7 @@ def _value_problem(spec: Param, values: Sequence[str]) -> str | None:
         return f"no {spec.what} {quote(text, 40)}{hint}"
     if spec.kind == "owner":
         _, error = clean_owner(text)
-        return error and "it is not a valid user name (1-40 letters, digits, blanks or _ . @ -)"
+        return error and "it is not a valid user name (1-40 letters a-z, digits and . _ @ -)"
     return _number_problem(spec, text)
 
 
