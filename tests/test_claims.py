@@ -162,6 +162,8 @@ def test_fmt_side_never_rounds_across_the_bound():
             assert (float(text) < bound) == (value < bound)
     assert stats.fmt_side(0.851, 1.0, 2) == "0.85" and stats.fmt_side(0.9996, 1.0, 2) == "0.9996"
     assert stats.fmt_percent(0.0004) == "< 0.1%" and stats.fmt_percent(0.012) == "1.2%"
+    assert stats.fmt_interval(0.8512, 0.8538, 1.0, 2) == ("0.851", "0.854")
+    assert stats.fmt_interval(0.84, 0.86, 1.0, 2) == ("0.84", "0.86")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -164,8 +164,7 @@ def _sentence(est: stats.Estimates, dec: stats.Decisions | None, fair: dict) -> 
             f"step ({share}% {what}; the FLOP estimate is {FLOP_RATIO:.2f}x)")
     if dec is None:
         return f"{base}: too few step windows for an interval (at least two blocks of steps)."
-    lo = stats.fmt_side(1 - float(dec.high), 1.0, 2)
-    hi = stats.fmt_side(1 - float(dec.low), 1.0, 2)
+    lo, hi = stats.fmt_interval(1 - float(dec.high), 1 - float(dec.low), 1.0, 2)
     status = {stats.HOLDS: "below 1: holds", stats.REFUTED: "above 1: refuted"}.get(
         str(dec.status), "it includes 1: open")
     return (f"{base}; {TEST}, {blocks} blocks: 95% interval of the ratio {lo} to {hi}, "

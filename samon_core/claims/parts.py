@@ -166,8 +166,7 @@ def _interval(r: PartResult) -> str:
     d, m = r.decisions, r.spec.spec
     assert d is not None
     bound = -r.spec.margin
-    lo = stats.fmt_side(float(d.low), bound, m.digits)
-    hi = stats.fmt_side(float(d.high), bound, m.digits)
+    lo, hi = stats.fmt_interval(float(d.low), float(d.high), bound, m.digits)
     how = (f"{r.test} over seeds {', '.join(map(str, r.seeds))}" if r.test == stats.PAIRED
            else f"{r.test}, {r.n[0]} and {r.n[1]} seeds")
     return f"{how}; 95% interval {lo} to {hi}"

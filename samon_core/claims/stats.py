@@ -213,6 +213,16 @@ def fmt_side(value: float, bound: float, digits: int) -> str:
     return repr(value)
 
 
+def fmt_interval(low: float, high: float, bound: float, digits: int) -> tuple[str, str]:
+    """An interval's ends by ``fmt_side`` against ``bound``, with more decimals where the two
+    would otherwise print alike ('0.85 to 0.85' reads as no interval at all)."""
+    for d in range(digits, digits + 4):
+        lo, hi = fmt_side(low, bound, d), fmt_side(high, bound, d)
+        if lo != hi or low == high:
+            break
+    return lo, hi
+
+
 def fmt_percent(p: float) -> str:
     """A chance in percent, never rounded to 0 ('< 0.1%')."""
     if p < 0.001:
