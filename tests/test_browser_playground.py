@@ -68,6 +68,22 @@ def test_the_chart_sliders_move_without_a_rerun_and_the_link_follows(tmp_path):
         assert plotly_sliders(driver, KEY)["rho"]["value"] == "0.10"
         # no rerun: nothing went to the server, and Streamlit never said "Running"
         assert browser.websocket_sends(driver) == sent and not stepped["running"]
+        time.sleep(1.0)  # the address is written within 150 ms; still no message after it
+        assert browser.websocket_sends(driver) == sent
+
+        # ▶ plays the steps from 0 at the ρ shown, and ❚❚ stops it
+        buttons = driver.find_elements("css selector", f".st-key-{KEY} g.updatemenu-button")
+        buttons[0].click()
+        wait_until(lambda: 5 < int(plotly_sliders(driver, KEY)["step"]["value"]) < 60, 5,
+                   0.02, "the step slider to follow the animation from 0")
+        time.sleep(0.5)
+        buttons[1].click()
+        played = state(driver)
+        assert played["sam"] == moved["sam"] and "With ρ = 0.10:" in played["text"]
+        assert plotly_sliders(driver, KEY)["rho"]["value"] == "0.10"
+        browser.click_plotly_slider(driver, KEY, "step", 10)
+        wait_until(lambda: plotly_sliders(driver, KEY)["step"]["value"] == "10", 5, 0.05,
+                   "the step back at 10")
 
         # the link follows the chart (the address bar and the share box), and a reload of it
         # draws the chart where it was left

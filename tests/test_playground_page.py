@@ -71,7 +71,7 @@ def shown_rho(sp: dict[str, Any]) -> float:
 def paths(sp: dict[str, Any]) -> dict[str, Any]:
     """Method label -> its path trace on the map (the ρ shown)."""
     return {t["name"]: t for t in sp["data"] if t.get("name") in pg.KEYS
-            and t.get("mode") == "lines+markers" and "xaxis" not in t}
+            and t.get("mode") == "lines" and "xaxis" not in t}
 
 
 def named(sp: dict[str, Any], name: str) -> tuple[int, dict[str, Any]]:
@@ -292,7 +292,7 @@ def test_every_grid_point_shows_the_sentences_of_its_own_trajectories(surface):
         assert [b[0] for b in body] == [r["method"] for r in rows]
         assert [b[3] for b in body] == [str(r["loss"]) for r in rows]
         ends = {fig["data"][i]["name"]: (d["x"][-1], d["y"][-1]) for i, d in frame.items()
-                if fig["data"][i].get("mode") == "lines+markers"}
+                if fig["data"][i].get("mode") == "lines" and "xaxis" not in fig["data"][i]}
         for key, t in alone.items():
             np.testing.assert_allclose(ends[pg.LABELS[key]], t.end, atol=6e-5)
         seen.add(tuple(expected))
