@@ -8,7 +8,9 @@ while signed in as the teacher. Pages through app.py with AppTest and the real j
 
 from __future__ import annotations
 
+import html
 import importlib
+import re
 from collections.abc import Callable
 
 import pytest
@@ -125,6 +127,13 @@ def test_the_one_time_box_is_the_only_place_a_key_appears(runs):
 # ---------------------------------------------------------------------------------------------
 
 
+def share_links(at: AppTest) -> list[str]:
+    """The share links a page shows: in ``st.code`` (Launch) or in the Playground's box."""
+    boxes = [html.unescape(m) for el in at.get("html")
+             for m in re.findall(r'data-base="([^"]*)"', el.proto.body)]
+    return [c.value for c in at.code] + boxes
+
+
 @pytest.mark.parametrize(("path", "query", "kept"), [
     (LAUNCH, {"epochs": "3", "seed": "7"}, ("epochs=3", "seed=7")),
     (PLAYGROUND, {"pg_lr": "0.05"}, ("pg_lr=0.05",)),
@@ -132,7 +141,7 @@ def test_the_one_time_box_is_the_only_place_a_key_appears(runs):
 def test_share_links_hold_the_settings_without_the_name_or_key(runs, path, query, kept):
     key, _ = alice_with_a_run(runs)
     at = visit(path, owner="alice", key=key, token="S3CRET-token", **query)
-    links = [c.value for c in at.code]
+    links = share_links(at)
     assert len(links) == 1, links
     for part in kept:
         assert part in links[0], links[0]
