@@ -250,7 +250,7 @@ def _workers_panel() -> None:
     """The sidebar's line about the workers (``progress.workers_line``), or why there is none."""
     info = ensure_workers()
     if info.get("error"):
-        st.warning(f"Workers: {info['error']}")
+        st.warning(f"Workers: {md_escape(info['error'], 300)}")
         return
     alive = [w for w in workers_status() if w.get("alive", True)]
     df = list_runs()
