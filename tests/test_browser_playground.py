@@ -59,6 +59,11 @@ def test_the_chart_sliders_move_without_a_rerun_and_the_link_follows(tmp_path):
         assert "With ρ = 0.10:" in moved["text"] and "ρ = 0.30" not in moved["text"]
         sliders = plotly_sliders(driver, KEY)
         assert sliders["rho"]["value"] == "0.10" and sliders["step"]["value"] == "60"
+        ranges = driver.execute_script(  # the loss axis follows ρ (no autorange in a frame)
+            "const el = document.querySelector('.st-key-' + arguments[0] + ' .js-plotly-plot');"
+            "const f = el._transitionData._frames.find(f => f.name === 'r2');"
+            "return [el._fullLayout.yaxis2.range, f.layout.yaxis2.range];", KEY)
+        assert ranges[0] == pytest.approx(ranges[1])
 
         browser.click_plotly_slider(driver, KEY, "step", 10)
         stepped = wait_until(lambda: (s := state(driver))["pairs"] != moved["pairs"] and s, 5,
