@@ -97,6 +97,21 @@ def test_the_chart_sliders_move_without_a_rerun_and_the_link_follows(tmp_path):
                          3, 0.05, "the address to follow the chart")
         box = driver.execute_script("return document.getElementById('samon-pg-share').value")
         assert "pg_rho=0.10" in box and "pg_step=10" in box and "pg_steps=60" in box
+        # a Streamlit control's rerun reads the moved ρ and step from the address: the chart
+        # is redrawn (without ASAM) where the user left it, not where the page began
+        pill = next(b for b in driver.find_elements("css selector",
+                                                    ".st-key-pg_methods button")
+                    if b.text.strip() == "ASAM")
+        pill.click()
+        wait_until(lambda: "ASAM" not in driver.execute_script(
+            "const el = document.querySelector('.st-key-' + arguments[0] + ' .js-plotly-plot');"
+            "return el.data.map(t => t.name);", KEY), 60, 0.1, "the chart without ASAM")
+        sliders = plotly_sliders(driver, KEY)
+        assert sliders["rho"]["value"] == "0.10" and sliders["step"]["value"] == "10"
+        assert "With ρ = 0.10:" in state(driver)["text"]
+        url = driver.current_url
+        assert "pg_rho=0.10" in url and "pg_methods" in url
+
         driver.get(url)
         wait_until(lambda: plotly_sliders(driver, KEY).get("rho", {}).get("value") == "0.10",
                    60, what="the reloaded chart at ρ = 0.10")
