@@ -14,8 +14,11 @@ import zipfile
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 from support.teacher import TEACHER_TOKEN, teacher_settings
+from test_app_pages import APP
 
+from samon_app.class_verdict import class_verdict, for_viewer, power_status, seed_ranges
 from samon_core import service
 from samon_core.claims import collect, get_claim, index_runs
 from samon_core.claims.class_replay import (
@@ -371,3 +374,144 @@ def test_a_bad_replay_file_is_refused_in_one_line_and_writes_nothing(store, tmp_
         import_experiment(b"PK-not-really", store=target, teacher_token=TOKEN,
                           settings=settings())
     assert target.run_ids() == []
+
+
+# ---------------------------------------------------------------------------------------------
+# the view model
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_class_verdict_says_what_it_rests_on_and_marks_only_the_viewers_seed(store):
+    fake_class(store, 6, owner_of=lambda s: "alice" if s == 4 else f"student{s:02d}")
+    configs = get_claim("accuracy").method_configs("cpu")
+    fake_run(store, configs["norm"].replace(seed=6), 70.0, owner="zoe", state="running",
+             epochs_done=3)
+    cv = class_verdict(store, experiment(), viewer="alice")
+    assert cv.seeds == 6 and cv.students == 6 and cv.mine == (4,)
+    assert "rests on 6 seeds (0-5) from 6 students, at the cpu size" in cv.rests_on
+    assert "finished runs only" in cv.rests_on and "1 seed still training (6)" in cv.rests_on
+    assert [d.seed for d in cv.dots if d.mine] == [4, 4, 4]  # one dot per method
+    assert {d.method for d in cv.dots} == {"SGD", "SAM-all", "SAM-ON"}
+    assert len(cv.dots) == 18
+    assert not any(d.mine for d in for_viewer(cv, None).dots)  # the projector: nobody's
+    # the history's last point is the verdict's own interval
+    last = {h.comparison: h.steps[-1] for h in cv.history}
+    for part in cv.verdict.parts:
+        step = last[part["comparison"]]
+        assert step.seeds == 6 and (step.low, step.high) == tuple(part["ci95"])
+    widths = [s.high - s.low for s in cv.history[1].steps]
+    assert widths[-1] < widths[0]  # the interval narrows as seeds arrive
+
+
+@pytest.mark.parametrize("seeds", [0, 3, 30, 500])
+def test_the_power_sentence_agrees_with_its_numbers(seeds):
+    ps = power_status("accuracy", "cpu", seeds)
+    if ps.reached is None:
+        assert seeds == 0 and "No seed yet" in ps.text
+        return
+    assert f"{ps.reached:.0%} power" in ps.text
+    if ps.reached >= 0.8:
+        assert ps.more == 0 and "80% reached" in ps.text
+    elif ps.needed is not None:
+        assert ps.more >= 1 and f"{ps.more} more seed" in ps.text
+        assert f"({seeds + ps.more} in all)" in ps.text
+    assert power_status("gamma-shift", "cpu", seeds).needed == 0  # no paper number
+
+
+def test_seed_ranges():
+    assert seed_ranges([0, 1, 2, 3, 4, 7, 9, 10]) == "0-4, 7, 9-10"
+    assert seed_ranges([]) == "" and seed_ranges([5]) == "5"
+
+
+# ---------------------------------------------------------------------------------------------
+# the pages
+# ---------------------------------------------------------------------------------------------
+
+ROOM = "app_pages/room.py"
+CLASS_VIEW = "app_pages/class_view.py"
+
+
+@pytest.fixture
+def page_env(clean_env, runs, monkeypatch):
+    """The app's store (conftest.runs) on a server with the tests' teacher token."""
+    monkeypatch.setenv("SAMON_TEACHER_TOKEN", TOKEN)
+    return runs
+
+
+def session(token: str | None = None, **query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for name, value in query.items():
+        at.query_params[name] = value
+    if token is not None:
+        at.session_state["teacher_token"] = token
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def goto(at: AppTest, path: str) -> AppTest:
+    at.switch_page(path).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def all_text(at: AppTest) -> str:
+    """Every element the page sent (its protobufs as text, charts' data included) and its URL."""
+    out: list[str] = [repr(dict(at.query_params))]
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            out.append(str(proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(out)
+
+
+def test_the_teacher_starts_it_on_the_room_page_and_students_add_seeds(page_env):
+    teacher = goto(session(TOKEN), ROOM)
+    assert teacher.button(key="class_start")
+    teacher.selectbox(key="class_claim").select("accuracy")
+    teacher.button(key="class_start").click().run()
+    e = read_room(page_env).experiment
+    assert e is not None and (e.claim, e.size, e.provisional) == ("accuracy", "cpu", False)
+    assert teacher.button(key="class_stop")
+    key = service.register_owner("alice", store=page_env)
+    student = goto(session(owner="alice", key=key), "app_pages/home.py")
+    student.button(key="class_add_seed_home").click().run()
+    assert any("Added seed 0 for alice" in s.value for s in student.success)
+    goto(student, "app_pages/claims.py").button(key="class_add_seed_claims").click().run()
+    seeds = sorted((page_env.read_meta(r)["owner"], page_env.read_config(r).seed)
+                   for r in page_env.run_ids())
+    assert seeds == [("alice", 0)] * 3 + [("alice", 1)] * 3
+    goto(teacher, ROOM).button(key="class_stop").click().run()
+    assert read_room(page_env).experiment.stopped_at is not None
+    goto(student, "app_pages/home.py")  # stopped: no more seeds
+    assert "class_add_seed_home" not in [b.key for b in student.button]
+
+
+def test_students_cannot_start_it_from_the_room_page(page_env):
+    at = goto(session(owner="bob"), ROOM)
+    assert not [b for b in at.button if b.key and b.key.startswith("class_")]
+    assert read_room(page_env).experiment is None
+
+
+def test_the_projector_page_shows_the_class_verdict_and_no_key(page_env):
+    key = service.register_owner("alice", store=page_env)
+    fake_class(page_env, 5, owner_of=lambda s: "alice" if s == 2 else f"student{s:02d}")
+    start(page_env)
+    for at, mine in ((session(owner="alice", key=key), True), (session(), False)):
+        at = goto(at, CLASS_VIEW)
+        assert [m.value for m in at.metric][:2] == ["5", "5"]  # seeds, students
+        cv = class_verdict(page_env, read_room(page_env).experiment)
+        boxes = [b.value for b in (*at.success, *at.warning, *at.error, *at.info)]
+        assert any(cv.verdict.sentence in b for b in boxes)
+        assert any(cv.rests_on in c.value for c in at.caption)
+        assert any("Your seed: 2" in c.value for c in at.caption) == mine
+        assert len(at.get("plotly_chart")) >= 2
+        text = all_text(at)
+        assert ("seed 2 (yours)" in text) == mine  # the chart's data are in the text
+        assert key not in text and TOKEN not in text
+        assert "student01" not in text  # no other student's name
