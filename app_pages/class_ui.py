@@ -206,8 +206,7 @@ def _provisional() -> None:
 
 
 def _controls_ui(e: ClassExperiment | None) -> None:
-    if e is not None and e.running:
-        st.markdown(describe(e) + ".")
+    if e is not None and e.running:  # what it is: the class verdict below says
         st.toggle("Count runs still training (provisional verdict)", key="class_provisional",
                   value=e.provisional, on_change=_provisional)
         st.button("Stop the class experiment", key="class_stop", icon=":material/stop_circle:",
