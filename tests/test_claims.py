@@ -249,7 +249,7 @@ def test_pairing_is_more_powerful_when_seeds_move_together():
 def test_partial_runs_give_a_provisional_verdict_from_their_latest_epoch():
     rs = results(GOOD_ACC, state="running")
     v = verdict("accuracy", rs)
-    assert v.provisional and v.sentence.startswith("Provisional (runs still training;")
+    assert v.provisional and v.sentence.startswith("So far (runs still training;")
     assert v.evidence["methods"]["SAM-ON"]["partial_seeds"] == [0, 1, 2]
     behind = [RunResult("slow", "norm", 3, "running", tuple(records(54.0, epochs=1)))]
     v = verdict("accuracy", results(GOOD_ACC) + behind)

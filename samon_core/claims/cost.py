@@ -205,7 +205,7 @@ def cost_verdict(results: Sequence[RunResult], hint: str = "", size: str | None 
     if chance is not None:
         lead += f" Noise alone gives this in {stats.fmt_percent(chance)} of repeats."
     if partial:
-        lead = f"Provisional (runs still training): {lead}"
+        lead = f"So far (runs still training): {lead}"
     sentence = f"{lead} {part['sentence']}"
     if unfair:
         sentence += f" Seeds {unfair} were left out: not trained in lockstep."

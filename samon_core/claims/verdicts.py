@@ -11,7 +11,8 @@ interval against 0, or against -delta for "at least as good"), and the deciding 
   a result.
 
 Every sentence is generated from the numbers it states (``parts.py``), the verdict says how often
-noise alone would have given it, and a verdict from runs still training is ``provisional``.
+noise alone would have given it, and a verdict from runs still training is ``provisional``
+(its sentence says "so far").
 The cost claim is judged from step times (``cost.py``). No torch.
 """
 
@@ -126,7 +127,7 @@ def _provisional(text: str, partial: bool, epoch: int) -> str:
     if not partial:
         return text
     at = f"; compared at epoch {epoch}, the latest all have reached" if epoch else ""
-    return f"Provisional (runs still training{at}): {text}"
+    return f"So far (runs still training{at}): {text}"
 
 
 def _missing(claim: str, values: Mapping[tuple[str, str], Values],
