@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, live_card
 from samon_app import charts
 from samon_app.export import export_csv, export_json
 from samon_app.formatting import format_pct
@@ -18,7 +18,6 @@ from samon_app.progress import is_active
 from samon_app.series import seed_groups
 from samon_app.tables import ROW_COST, results_table
 from samon_app.urlparams import COMPARE_FILTERS, COMPARE_METRICS
-from samon_app.verdicts import verdict_text, view_verdict
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
 
@@ -283,7 +282,7 @@ common.look_for(
     "between methods counts when their bands do not overlap. In the paper, SAM-ON's test "
     "accuracy ends above SAM-all's, and both above SGD."
 )
-st.markdown(verdict_text(view_verdict("accuracy", infos, data)))
+live_card.view_verdict_ui("accuracy", infos, data, key="compare_verdict")
 if any(i.synthetic for i in infos):
     st.caption(":material/science: " + SYNTHETIC_NOTE)
 if any(is_active(i.state) for i in infos):

@@ -29,7 +29,6 @@ from samon_app.reader import RunInfo, chart_signature
 from samon_app.speed import cost_ratios, expected_help, expected_ratio
 from samon_app.tables import speed_summary
 from samon_app.urlparams import LIVE_VIEWS
-from samon_app.verdicts import verdict_text, view_verdict
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
 
@@ -260,8 +259,9 @@ def sharpness_charts_ui(infos: list, data: dict) -> None:
 
 
 def verdict_ui(view: str, infos: list, data: dict) -> None:
-    """What the user's own runs show about the claim behind ``view`` (samon_app.verdicts)."""
-    st.markdown(verdict_text(view_verdict(view, infos, data)))
+    """What the user's own runs show about the claim behind ``view`` (samon_app.verdicts): one
+    line, the details behind an expander."""
+    live_card.view_verdict_ui(view, infos, data, key=f"live_verdict_{view}")
 
 
 def landscape_options_ui() -> tuple[str, str]:
