@@ -29,8 +29,8 @@ from samon_core.service.room import ClassExperiment
 
 CLASS_PAGE = "app_pages/class_view.py"
 CLAIM_SIZES = ("cpu", "gpu")  # the paper size takes days: not for one sitting
-CACHE_TTL_S = 2.0
-POLL_S = 3.0  # while seeds train, the class verdict refreshes this often
+CACHE_TTL_S = 4.0  # one computation (about a second for 30 seeds) serves every session
+POLL_S = 5.0  # while seeds train, the class verdict refreshes this often
 _NOTICE = "_class_notice"  # (where, ok, text) of the last button, shown once
 _EXPORT = "_class_export"  # (experiment json, zip bytes) prepared for the download button
 VERDICT_BOX = {claims.CONSISTENT: st.success, claims.NOT_CONSISTENT: st.error,
