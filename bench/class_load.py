@@ -187,7 +187,8 @@ def report(r: ClassResult) -> list[str]:
     lines = ["class experiment load test", *_environment()]
     lines += [
         f"  setup    : {s.students} students x one seed of claim {s.claim} at the {s.size} size "
-        f"({shrunk}), {s.workers} CPU workers x 1 thread, SQLite queue",
+        f"({shrunk}), {s.workers} CPU worker{'' if s.workers == 1 else 's'} x 1 thread, "
+        "SQLite queue",
         f"  add seed : all at once; latency median {submit[len(submit) // 2]:.0f} ms, max "
         f"{submit[-1]:.0f} ms; seeds {sorted(c.seed for c in r.clicks if c.seed is not None)}"
         if submit else "  add seed : nobody could add a seed",
@@ -205,7 +206,8 @@ def report(r: ClassResult) -> list[str]:
     lines.append(f"             {r.final[2][:600]}")
     counts = [(round(t), n, v) for t, n, v, _ in r.timeline]
     changes = [c for i, c in enumerate(counts) if i == 0 or c[1:] != counts[i - 1][1:]]
-    lines.append("  timeline : " + "; ".join(f"{t} s: {n} seeds, {v}" for t, n, v in changes))
+    lines.append("  timeline : " + "; ".join(f"{t} s: {n} seed{'' if n == 1 else 's'}, {v}"
+                                         for t, n, v in changes))
     done = len(r.runs.get("train_s", []))
     start, end, _ = r.workers
     lines += [f"  runs     : {done} finished of {sum(len(c.run_ids) for c in r.clicks)}; workers "
