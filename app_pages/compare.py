@@ -1,6 +1,6 @@
 """Compare: all runs in one table (filters), any of them overlaid with smoothing and mean ± std
-bands across seeds, a results table in the paper's format, CSV / JSON export, and deleting your
-own runs."""
+bands across seeds, a results table in the paper's format, loss landscapes, robustness, CSV / JSON
+export, and deleting your own runs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from app_pages import common, live_card
+from app_pages.robustness_view import robustness_ui
 from samon_app import charts
 from samon_app.export import export_csv, export_json
 from samon_app.formatting import format_pct
@@ -304,6 +305,9 @@ else:
 
 st.header("Loss landscapes", divider="gray")
 landscape_ui(infos, data)
+
+st.header("Robustness", divider="gray")
+robustness_ui(infos, data, key="compare")
 
 st.header("Export and clean up", divider="gray")
 c1, c2 = st.columns(2)

@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from app_pages import common, live_card, live_reuse
+from app_pages.robustness_view import robustness_ui
 from samon_app import charts
 from samon_app.landscape import flatness_sentence, slices
 from samon_app.progress import (
@@ -174,6 +175,7 @@ def chart_kinds(view: str, per: str) -> tuple[str, ...]:
         VIEWS[2]: ("norm_stats",),
         VIEWS[3]: ("step",),
         VIEWS[4]: ("landscape",),
+        VIEWS[5]: ("robustness",),
     }[view]
 
 
@@ -364,8 +366,10 @@ def charts_panel(infos: list, data: dict, view: str, per: str, smoothing: float)
         gamma_charts_ui(infos, data)
     elif view == VIEWS[3]:
         speed_charts_ui(infos, data)
-    else:
+    elif view == VIEWS[4]:
         landscape_charts_ui(infos, data)
+    else:
+        robustness_ui(infos, data, key="live")
 
 
 def _group_ids(group: str) -> list[str]:

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from samon_core.paper import VIT_ROBUSTNESS_BUDGETS
+
 # Test images the suite uses by default: the first N of the run's test set.
 DEFAULT_IMAGES = 512
 
@@ -48,15 +50,14 @@ class Budget(NamedTuple):
     poster: bool
 
 
-ATTACKS: tuple[Budget, ...] = (
-    Budget("linf", 0.25 / 255, "0.25/255", True),
-    Budget("linf", 0.5 / 255, "0.5/255", True),
-    Budget("linf", 1 / 255, "1/255", False),
-    Budget("linf", 2 / 255, "2/255", False),
-    Budget("l2", 0.25, "0.25", True),
-    Budget("l2", 0.5, "0.5", True),
-)
 NORMS: tuple[str, ...] = ("linf", "l2")
+# The poster's budgets (from paper.py) and the ones that suit 32x32 inputs, l_inf first, each
+# norm's in increasing eps.
+ATTACKS: tuple[Budget, ...] = tuple(sorted(
+    [Budget(norm, eps, label, True) for norm, eps, label in VIT_ROBUSTNESS_BUDGETS.values()]
+    + [Budget("linf", 1 / 255, "1/255", False), Budget("linf", 2 / 255, "2/255", False)],
+    key=lambda b: (NORMS.index(b.norm), b.eps),
+))
 NORM_LABELS: dict[str, str] = {"linf": "l∞", "l2": "l2"}
 
 PGD_STEPS = 10
