@@ -101,9 +101,10 @@ def add_seed_ui(where: str) -> None:
                    "seed nobody has used yet, under your name. "
                    + estimate_text(common.preset_estimate(runs, 1)))
         blocked = common.launch_block()
+        no_data = checks.data_warning_ui(cfg.dataset for cfg in runs.values())  # gpu: CIFAR
         left, right = st.columns([1, 2])
         if left.button("Add my seed", key=f"class_add_seed_{where}", type="primary",
-                       icon=":material/add_circle:", disabled=blocked is not None,
+                       icon=":material/add_circle:", disabled=blocked is not None or no_data,
                        help=blocked):
             _add_seed(where)
         right.page_link(CLASS_PAGE, label="See the class verdict", icon=":material/groups:")
