@@ -145,7 +145,7 @@ def verdict_body_ui(cv: ClassVerdict, key: str) -> None:
         st.info("No verdict yet: no seed has every method's run finished.",
                 icon=":material/hourglass_empty:")
     else:
-        head = v.verdict.upper() + (" (provisional)" if v.provisional else "")
+        head = v.verdict.upper() + (" (so far: runs still training)" if v.provisional else "")
         VERDICT_BOX[v.verdict](f"**{head}.** {v.sentence}", icon=VERDICT_ICON[v.verdict])
     st.caption(cv.rests_on)
     st.caption(f"**Power:** {cv.power.text}")
