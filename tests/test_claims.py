@@ -453,6 +453,19 @@ def test_every_part_sentence_matches_its_numbers(claim_id):
             assert (lo > bound) == (p["status"] == stats.HOLDS)
             if p["status"] == stats.REFUTED:
                 assert hi < bound or "Bonferroni" in text
+            if p["status"] == stats.OPEN:
+                assert (hi >= bound) == ("the interval reaches" in text)
+
+
+def test_an_interval_below_the_margin_that_bonferroni_leaves_open_says_so():
+    """The 95% interval printed lies wholly below -0.5, but refuting takes the wider Bonferroni
+    interval: the sentence must not claim 'the interval reaches -0.5' (it does not)."""
+    accs = {"base": [40, 41, 40.5], "all": [52.0, 52.6, 51.4], "norm": [50.0, 50.0, 50.0]}
+    p = part(verdict("accuracy", results(accs), "paper"), "SAM-ON", "SAM-all")
+    assert p["status"] == stats.OPEN and p["ci95"][1] < -0.5
+    assert "the interval reaches" not in p["sentence"]
+    assert "lies below -0.5" in p["sentence"] and "Bonferroni over 3 parts) reaches it" in \
+        p["sentence"]
 
 
 # ---------------------------------------------------------------------------------------------
