@@ -22,7 +22,7 @@ from samon_app.verdict_card import CardRow, verdict_card
 from samon_app.verdicts import VERDICT_ICONS, line_text, view_line
 
 TITLE = "What your comparison shows"
-DETAILS = "Details: the rule, the numbers, why your runs may differ"
+DETAILS = "Details: the test, the numbers, the caveats"
 
 
 def claim_line_ui(line: ClaimLine, key: str) -> None:

@@ -368,6 +368,18 @@ def claim_line(claim: str, v: Verdict, results: Sequence[RunResult], training: b
 # ---------------------------------------------------------------------------------------------
 
 
+def _comparison(p: Mapping[str, Any]) -> str:
+    """What a part tests, once ('SAM-ON at least as good as SAM-all in final test accuracy,
+    within 0.5 points (non-inferiority)')."""
+    if p.get("kind") == stats.NON_INFERIORITY:
+        unit = f" {p['unit']}" if p.get("unit") else ""
+        return (f"{p['a']} at least as good as {p['b']} in {p['metric']}, within "
+                f"{float(p['margin']):g}{unit} (non-inferiority)")
+    if p.get("kind") == stats.SUPERIORITY and p.get("metric") in {m.name for m in METRICS.values()}:
+        return f"{p['a']} above {p['b']} in {p['metric']} (superiority)"
+    return str(p.get("comparison") or "")
+
+
 def details(v: Verdict, caveats: str = "", note: str = "", statement: str = "") -> tuple[str, ...]:
     """Markdown paragraphs: the claim's ``statement``, the verdict's own lead (with how often
     noise alone gives it), each comparison (its test, interval and status, and the paper's
@@ -379,7 +391,7 @@ def details(v: Verdict, caveats: str = "", note: str = "", statement: str = "") 
     for p in v.parts:
         role = "" if p.get("decides", True) else " (shown for information, does not decide)"
         paper = f" Paper: {p['paper']}." if p.get("paper") else ""
-        out.append(f"- **{p['comparison']}**{role}: {p['sentence']}{paper}")
+        out.append(f"- **{_comparison(p)}**{role}: {p['sentence']}{paper}")
     out += [f"{n[0].upper()}{n[1:]}." for n in v.evidence.get("not_recorded") or ()]
     if v.settle:
         out.append(f"**What would settle it:** {v.settle}")

@@ -340,8 +340,10 @@ def test_gamma_shift_is_decided_by_sgd_with_sam_all_and_beta_shown():
         "decides"] is False
     beta = part(up, "SAM-ON", "SGD", "shift of the mean beta since initialisation")
     assert beta["decides"] is False and beta["effect"] == pytest.approx(0.02)
-    assert "SAM-ON shifted its mean gamma further up than SGD by 0.150" in up.sentence
-    assert "SAM-ON shifted its mean gamma less far up than SAM-all" in up.sentence
+    assert ("SAM-ON ended with a higher mean gamma, relative to its start, than SGD by 0.150"
+            in up.sentence)
+    assert "SAM-ON ended with a lower mean gamma, relative to its start, than SAM-all" in \
+        up.sentence
     down = verdict("gamma-shift", results(
         acc, norm=[{"gamma_end": g} for g in (0.90, 0.91, 0.89)],
         all=[{"gamma_end": g} for g in (1.02, 1.03, 1.01)], base=base))
@@ -440,9 +442,9 @@ def test_every_part_sentence_matches_its_numbers(claim_id):
         for p in v.parts:
             text = p["sentence"]
             if p["effect"] > 0:
-                assert any(w in text for w in ("ahead of", "sharper than", "further up than"))
+                assert any(w in text for w in ("ahead of", "sharper than", "higher mean"))
             elif p["effect"] < 0:
-                assert any(w in text for w in ("behind", "flatter than", "less far up than"))
+                assert any(w in text for w in ("behind", "flatter than", "lower mean"))
             if p["status"] == stats.UNTESTED:
                 assert text.startswith("From one seed:")
                 continue
