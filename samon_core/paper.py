@@ -343,3 +343,19 @@ def vit_robustness(optimizer: str) -> dict[str, list[tuple[str, float, Stat]]]:
                  for row, (norm, eps, _) in VIT_ROBUSTNESS_BUDGETS.items()]
         for method in rows[VIT_EVAL_SETS[0]]
     }
+
+
+# The poster's out-of-distribution rows (its table's "OOD" block): the lab's corruption claim
+# compares the methods by their mean over these five, the order the poster reports.
+VIT_OOD_SETS: tuple[str, ...] = (
+    "ImageNetV2", "ImageNetR", "ImageNetA", "ImageNetSketch", "ObjectNet",
+)
+
+
+def vit_ood_mean(optimizer: str) -> dict[str, float]:
+    """The mean test accuracy (%) of ViT-S/32 over ``VIT_OOD_SETS`` with base ``optimizer``
+    ("AdamW" or "Lion"), per method (vanilla, SAM-all, SAM-ON): computed from the poster's
+    table, not printed there."""
+    rows = VIT_S32_IMAGENET[optimizer]
+    return {method: sum(rows[s][method].mean for s in VIT_OOD_SETS) / len(VIT_OOD_SETS)
+            for method in rows[VIT_EVAL_SETS[0]]}

@@ -43,10 +43,13 @@ def norm_record(epoch: int, mean: float, param: str = "gamma") -> dict:
 
 def records(acc: float, *, epochs: int = 3, sharp: float | None = 0.2, gamma_end: float = 1.0,
             step_time: float | list = 0.05, sharp20: float | None = None,
-            beta_end: float | None = None, windows: int = 1) -> list[dict]:
+            beta_end: float | None = None, windows: int = 1, robust: float | None = None,
+            corruption: float | None = None) -> list[dict]:
     """A run's records: gammas at init, ``windows`` step records per epoch (``step_time`` one
     value, or one per window of the run), gamma (and beta) and epoch records per epoch (the final
-    test accuracy ``acc`` in %, earlier epochs lower), the sharpness probes at the end."""
+    test accuracy ``acc`` in %, earlier epochs lower), the sharpness probes at the end, and a
+    robustness record (accuracy ``robust`` % under l2 eps 0.25, corruptions averaging
+    ``corruption`` %) when either is given."""
     out = [norm_record(0, 1.0)] + ([norm_record(0, 0.0, "beta")] if beta_end is not None else [])
     times = step_time if isinstance(step_time, list) else [step_time] * (epochs * windows)
     for e in range(1, epochs + 1):
@@ -64,7 +67,27 @@ def records(acc: float, *, epochs: int = 3, sharp: float | None = 0.2, gamma_end
         if value is not None:
             out.append({"kind": "sharpness", "epoch": epochs, "step": 10 * epochs, "time": 9.0,
                         "steps": steps, "rho": rho, "value": value, "m": 128, "n": 256})
+    if robust is not None or corruption is not None:
+        out.append(robustness_record(epochs, robust, corruption))
     return out
+
+
+def robustness_record(epoch: int, robust: float | None, corruption: float | None) -> dict:
+    """A ``robustness`` record (samon_core.records.RobustnessRecord): l2 eps 0.25 at ``robust``
+    %, the other attacks lower; corruptions at severities 1-3 whose mean is ``corruption`` %."""
+    r = 50.0 if robust is None else robust
+    attacks = [{"norm": "linf", "eps": 1 / 255, "label": "1/255", "poster": False,
+                "acc": max(r - 10, 0) / 100},
+               {"norm": "l2", "eps": 0.25, "label": "0.25", "poster": True, "acc": r / 100},
+               {"norm": "l2", "eps": 0.5, "label": "0.5", "poster": True,
+                "acc": max(r - 20, 0) / 100}]
+    c = 60.0 if corruption is None else corruption
+    corruptions = [{"name": "contrast", "severity": k, "level": 0.5, "acc": (c + d) / 100}
+                   for k, d in ((1, 2.0), (2, 0.0), (3, -2.0))]
+    return {"kind": "robustness", "epoch": epoch, "step": 10 * epoch, "time": 9.5,
+            "suite": "standard", "images": 2000, "clean_acc": 0.7, "attacks": attacks,
+            "corruptions": corruptions if corruption is not None else [], "pgd_steps": 10,
+            "pgd_step_factor": 2.5, "seed": 0, "seconds": 1.0}
 
 
 def results(values: dict[str, list[float]], *, state: str = "finished", paired: bool = True,

@@ -16,8 +16,16 @@ The parts, per claim (A - B; the claim is that A is higher):
 * sparsity: SAM-ON above the random mask;
 * gamma-shift: SAM-ON's mean gamma shifts further up than SGD's (the paper's comparison); SAM-ON
   against SAM-all and the betas are shown, never decide.
+* robustness: accuracy under an l2 PGD attack of radius 0.25 (the poster's budget): SAM-ON at
+  least as robust as SAM-all (margin ``MARGINS['robust-l2']``), SAM-all and SAM-ON above the base
+  optimizer (the poster's AdamW column: its smaller SAM-ON lead);
+* corruption: the mean accuracy under the robustness suite's corruptions, the same three parts
+  (the poster's OOD rows averaged);
+* vit-adamw: SAM-ON above AdamW, at least as good as SAM-all; vit-lion: SAM-ON above SAM-all and
+  above Lion (the poster's words for each optimizer);
+* variants: SAM-ON above SAM-all in each of the figure's four variants.
 
-The cost claim is judged from step times (``cost.py``), not from seeds.
+The cost and blocks claims are judged from step times (``cost.py``), not from seeds.
 """
 
 from __future__ import annotations
@@ -54,6 +62,10 @@ METRICS: dict[str, MetricSpec] = {m.key: m for m in (
     MetricSpec("beta", "shift of the mean beta since initialisation", "", 3,
                "ended with a higher mean beta, relative to its start, than",
                "ended with a lower mean beta, relative to its start, than"),
+    MetricSpec("robust-l2", "accuracy under an l2 PGD attack of radius 0.25", "points", 1,
+               "ended ahead of", "ended behind"),
+    MetricSpec("corruption", "mean accuracy under the corruptions", "points", 1,
+               "ended ahead of", "ended behind"),
 )}
 SHARPNESS_STEPS: dict[str, int] = {"sharpness@1": 1, "sharpness@20": 20}
 # The attack a robust-accuracy metric reads from a run's robustness record: the poster's l2

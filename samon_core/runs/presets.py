@@ -183,10 +183,9 @@ def _wrn_paper_text(augment_text: str) -> str:
 
 def _wrn_paper_configs(settings: dict) -> dict[str, RunConfig]:
     epochs = paper.TRAINING_SETUP["epochs"]
-    # robustness off until the claims' paper size, whose runs are this preset's (tested), asks
-    # for it too: both change together
-    base = _paper_base(paper.TRAINING_SETUP["model"], epochs=epochs, probe_every=20,
-                       robustness="off")
+    # with the robustness suite, as the claims' paper size, whose runs are this preset's
+    # (tested): both change together
+    base = _paper_base(paper.TRAINING_SETUP["model"], epochs=epochs, probe_every=20)
     return _by_label(_with(settings, c) for c in _three_methods(base).values())
 
 
