@@ -38,7 +38,9 @@ MAX_WORDS = 25  # the line before its expander: read in a few seconds
 
 # The claim in a word or two (the line's first words; the Claims page has the full statement).
 TOPIC = {"accuracy": "Accuracy", "no-norm": "No-norm", "sharper": "Sharpness",
-         "sparsity": "Sparsity", "gamma-shift": "Gammas", "cost": "Cost"}
+         "sparsity": "Sparsity", "gamma-shift": "Gammas", "cost": "Cost",
+         "robustness": "Robustness", "corruption": "Corruptions", "vit-adamw": "ViT with AdamW",
+         "vit-lion": "ViT with Lion", "variants": "SAM variants", "blocks": "Selected blocks"}
 # Said after the numbers of a part that is not on the claim's main metric (the sharper claim's
 # accuracy part, its 20-step probe).
 QUALIFIER = {"accuracy": " in accuracy", "sharpness@20": " on the 20-step probe"}
@@ -52,6 +54,8 @@ ONE_SEED = "one seed shows a direction, not a result"
 # Where the noise a verdict is judged against comes from.
 SEED_NOISE, STEP_NOISE = "the seed-to-seed noise", "the step-time noise"
 # Per metric: the word for "A's value is higher", and how a value is named on the line.
+# Metrics in points of accuracy (clean, under attack, under corruptions): told as a gap in points.
+_POINTS = frozenset(k for k, m in METRICS.items() if m.unit == "points")
 _UP = {"accuracy": "ahead of", "sharpness@1": "sharper than", "sharpness@20": "sharper than",
        "gamma": "higher than", "beta": "higher than"}
 
@@ -104,7 +108,7 @@ def gap_phrase(a: str, b: str, effect: float, margin: float = 0.0,
     first, second = (a, b) if effect > 0 else (b, a)
     gap = stats.fmt_side(abs(effect), 0.0, METRICS[metric].digits)
     against = effect < -margin
-    if metric == "accuracy":
+    if metric in _POINTS:
         text = f"{first} ended {gap} points ahead of {second}"
         if margin and -margin <= effect < 0:
             text += f", within the {margin:g}-point margin"
@@ -234,8 +238,8 @@ def part_phrase(spec: PartSpec, part: Mapping[str, Any], values: Mapping,
     a, b = method_name(spec.a), method_name(spec.b)
     effect = part.get("effect")
     effect = math.nan if effect is None else float(effect)
-    if spec.metric == "accuracy" or not math.isfinite(effect):
-        return gap_phrase(a, b, effect, spec.margin)
+    if spec.metric in _POINTS or not math.isfinite(effect):
+        return gap_phrase(a, b, effect, spec.margin, spec.metric)
     if spec.metric in ("gamma", "beta"):
         ends = _end_means(results, spec, epoch, part)
         if _same_sign(ends[0] - ends[1], effect):

@@ -232,6 +232,9 @@ def verdict_card(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Card:
     training = any(is_active(i.state) for i in infos)
     rows = []
     for claim in card_claims(i.key for i in infos):
+        if not all(claim.recorded_by(i.config, data[i.run_id].records if i.run_id in data else ())
+                   for i in infos if i.key in claim.methods):
+            continue  # runs that never measure what it reads (robustness off): not on the card
         verdict = claim.verdict(results, size)
         why = why_line(claim, verdict, infos)
         note = claim.cpu_note if why else ""

@@ -240,3 +240,49 @@ def test_method_names_of_unknown_keys_are_shown_as_they_are():
         "SAM-ON (ASAM elementwise)"
     assert method_name("x@y") == "x@y" and method_name("norm@y") == "norm@y"
     assert RunResult("r", "norm@b3", 0, "finished").method == "norm@b3"
+
+
+# ---------------------------------------------------------------------------------------------
+# the verdict card (samon_app.verdict_card): robustness rows where the runs measure it
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_card_judges_robustness_only_for_runs_that_measure_it():
+    from test_verdict_card import GOOD, group
+
+    from samon_app.claim_lines import MAX_WORDS, word_count
+    from samon_app.verdict_card import verdict_card
+
+    plain = verdict_card(*group(GOOD))
+    assert "robustness" not in [r.claim.id for r in plain.rows]  # robustness off: left out
+    levels = {"base": (5.0, 40.0), "all": (50.0, 44.0), "norm": (51.0, 44.5)}
+    robust = {m: (accs, [{**opts, "robust": levels[m][0] + d, "corruption": levels[m][1] + d}
+                         for d in (0.0, 0.4, -0.3)])
+              for m, (accs, opts) in GOOD.items()}
+    infos, data = _group_per_seed(robust, {"robustness": "standard"})
+    card = verdict_card(infos, data)
+    rows = {r.claim.id: r for r in card.rows}
+    assert {"robustness", "corruption"} <= set(rows)
+    line = rows["robustness"].line
+    assert line.topic == "Robustness" and rows["robustness"].verdict.verdict == "consistent"
+    assert "points ahead of" in line.text() and word_count(line.text()) <= MAX_WORDS
+    assert rows["corruption"].line.topic == "Corruptions"
+
+
+def _group_per_seed(spec: dict, config: dict):
+    """``test_verdict_card.group`` with record options per seed."""
+    from test_claims import records as recs
+
+    from samon_app.reader import RunInfo, build_run_data
+
+    infos, data = [], {}
+    for method, (accs, opts) in spec.items():
+        for seed, acc in enumerate(accs):
+            rid = f"{method}-{seed}"
+            mates = [f"{m}-{seed}" for m in spec]
+            infos.append(RunInfo(rid, method, method, method, "#000000", "finished",
+                                 {"model": "tiny_resnet", "dataset": "synthetic", "epochs": 3,
+                                  **config, "seed": seed},
+                                 {"group": "g"}, {"state": "finished"}, {"lockstep": mates}))
+            data[rid] = build_run_data(rid, recs(acc, **opts[seed]))
+    return infos, data

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from samon_core import paper
 from samon_core.claims import cost, verdicts
@@ -63,6 +64,17 @@ class Claim:
     verdict_fn: Callable[..., verdicts.Verdict] | None = None
     # the SAM variant of the claim's runs per size (runsets.VARIANTS; "sam" where not named)
     variants: Mapping[str, str] = field(default_factory=dict)
+    # a record kind the claim reads beyond the training records ("robustness": measured after the
+    # last epoch only when the run's config asks for it, or later by `robustness RUN`)
+    record: str = ""
+
+    def recorded_by(self, config: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether a run (its config dict and records) has, or will have, what the claim reads:
+        a page leaves the claim out for runs that never measure it."""
+        if self.record != "robustness":
+            return True
+        return config.get("robustness", "off") != "off" or \
+            any(r.get("kind") == self.record for r in records)
 
     def variant(self, size: str) -> str:
         return self.variants.get(check_size(size), "sam")
@@ -221,6 +233,7 @@ CLAIMS += (
         hint="A finished run without a robustness record gets one from `python -m samon_core "
              "robustness RUN`.",
         verdict_fn=verdicts.robustness_verdict,
+        record="robustness",
     ),
     Claim(
         "corruption", "SAM-ON is at least as accurate on corrupted images as SAM-all, and both "
@@ -240,6 +253,7 @@ CLAIMS += (
         hint="A finished run without a robustness record gets one from `python -m samon_core "
              "robustness RUN`.",
         verdict_fn=verdicts.corruption_verdict,
+        record="robustness",
     ),
     Claim(
         "vit-adamw", "With AdamW on a ViT, SAM-ON beats the vanilla optimizer and matches SAM-all",
