@@ -41,6 +41,19 @@ TOPIC = {"accuracy": "Accuracy", "no-norm": "No-norm", "sharper": "Sharpness",
          "sparsity": "Sparsity", "gamma-shift": "Gammas", "cost": "Cost",
          "robustness": "Robustness", "corruption": "Corruptions", "vit-adamw": "ViT with AdamW",
          "vit-lion": "ViT with Lion", "variants": "SAM variants", "blocks": "Selected blocks"}
+
+
+def from_step_times(claim: str) -> bool:
+    """Whether ``claim`` is judged from lockstep step times (cost, blocks), not from seeds (one
+    seed can then have a verdict)."""
+    return claim not in RULES
+
+
+def topic(claim: str) -> str:
+    """The claim in a word or two (its id where ``TOPIC`` has none)."""
+    return TOPIC.get(claim) or claim.replace("-", " ").capitalize()
+
+
 # Said after the numbers of a part that is not on the claim's main metric (the sharper claim's
 # accuracy part, its 20-step probe).
 QUALIFIER = {"accuracy": " in accuracy", "sharpness@20": " on the 20-step probe"}
@@ -99,8 +112,9 @@ class Phrase:
 def gap_phrase(a: str, b: str, effect: float, margin: float = 0.0,
                metric: str = "accuracy") -> Phrase:
     """'SGD ended 2.6 points ahead of SAM-ON' from ``effect`` = A - B (accuracy in points; other
-    metrics: 'SAM-all ended sharper than SAM-ON by 0.0002', "SAM-ON's gammas rose 0.047 more
-    than SGD's"); the claim is that A is higher (by more than -``margin``)."""
+    metrics: 'SAM-all ended sharper than SAM-ON by 0.0002', "SAM-ON's mean gamma ended 0.047
+    higher, relative to its start, than SGD's"); the claim is that A is higher (by more than
+    -``margin``)."""
     if not math.isfinite(effect):
         return Phrase(f"{a} and {b}: nothing to compare yet")
     if effect == 0:
@@ -113,11 +127,12 @@ def gap_phrase(a: str, b: str, effect: float, margin: float = 0.0,
         if margin and -margin <= effect < 0:
             text += f", within the {margin:g}-point margin"
         return Phrase(text, first, second, "ahead of", gap=gap, against=against)
-    if metric in ("gamma", "beta"):
-        param = "betas" if metric == "beta" else "gammas"
-        return Phrase(f"{_possessive(first)} {param} rose {gap} more than {_possessive(second)}",
-                      first, second, "more than", gap=gap, against=against)
-    return Phrase(f"{first} ended {_UP[metric]} {second} by {gap}", first, second, _UP[metric],
+    if metric in ("gamma", "beta"):  # "rose" would be wrong where every mean fell
+        return Phrase(f"{_possessive(first)} mean {metric} ended {gap} higher, relative to its "
+                      f"start, than {_possessive(second)}", first, second, "higher than",
+                      gap=gap, against=against)
+    up = _UP.get(metric, "higher than")
+    return Phrase(f"{first} ended {up} {second} by {gap}", first, second, up,
                   gap=gap, against=against)
 
 
@@ -138,24 +153,24 @@ def values_phrase(metric: str, a: str, b: str, mean_a: float, mean_b: float) -> 
                 f"{shown[0]} vs {shown[1]}")
         rel = "higher than"
     else:
-        rel = _UP[metric]
+        rel = _UP.get(metric, "higher than")
         text = f"{hi} ended {rel} {lo}, {shown[0]} vs {shown[1]}"
     return Phrase(text, hi, lo, rel, shown, against=mean_a < mean_b)
 
 
-def cost_phrase(ratio: float) -> Phrase:
-    """"SAM-ON's steps took 15% less time than SAM-all's (0.85x)" from ``ratio`` = SAM-ON's
-    mean step time / SAM-all's; the claim is that it is below 1."""
+def cost_phrase(ratio: float, a: str = "SAM-ON", b: str = "SAM-all") -> Phrase:
+    """"SAM-ON's steps took 15% less time than SAM-all's (0.85x)" from ``ratio`` = A's mean step
+    time / B's; the claim is that it is below 1."""
     if not math.isfinite(ratio):
         return Phrase("no step times to compare yet")
     shown = stats.fmt_side(ratio, 1.0, 2)
     if ratio == 1:
-        return Phrase(f"SAM-ON's steps took as long as SAM-all's ({shown}x)", "SAM-ON",
-                      "SAM-all", "level", (shown, "1"))
+        return Phrase(f"{_possessive(a)} steps took as long as {_possessive(b)} ({shown}x)", a,
+                      b, "level", (shown, "1"))
     what = "less" if ratio < 1 else "more"
     share = stats.fmt_side(abs(1 - ratio) * 100, 0.0, 0)
-    return Phrase(f"SAM-ON's steps took {share}% {what} time than SAM-all's ({shown}x)",
-                  "SAM-ON", "SAM-all", what, (shown, "1"), gap=share, against=ratio > 1)
+    return Phrase(f"{_possessive(a)} steps took {share}% {what} time than {_possessive(b)} "
+                  f"({shown}x)", a, b, what, (shown, "1"), gap=share, against=ratio > 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,6 +255,8 @@ def part_phrase(spec: PartSpec, part: Mapping[str, Any], values: Mapping,
     effect = math.nan if effect is None else float(effect)
     if spec.metric in _POINTS or not math.isfinite(effect):
         return gap_phrase(a, b, effect, spec.margin, spec.metric)
+    if spec.metric not in _UP:  # a metric with no words of its own: its gap, by name
+        return gap_phrase(a, b, effect, spec.margin, spec.metric)
     if spec.metric in ("gamma", "beta"):
         ends = _end_means(results, spec, epoch, part)
         if _same_sign(ends[0] - ends[1], effect):
@@ -320,22 +337,24 @@ def _missing_line(claim: str, v: Verdict, training: bool) -> ClaimLine:
     names = list(dict.fromkeys(v.evidence.get("missing") or ()))
     who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     what = f"not measured yet for {who}" if training else f"not recorded for {who}"
-    return ClaimLine(claim, v.verdict, TOPIC[claim], Phrase(what), _word(v.verdict, training),
+    return ClaimLine(claim, v.verdict, topic(claim), Phrase(what), _word(v.verdict, training),
                      "nothing to compare yet" if training else "nothing to compare")
 
 
-def _cost_line(v: Verdict, training: bool) -> ClaimLine:
+def _step_time_line(claim: str, v: Verdict, training: bool) -> ClaimLine:
+    """The line of a claim judged from lockstep step times (cost, blocks: ``claims.cost``)."""
     if not v.parts:
+        a, b = (str(v.evidence.get("metric") or "step time A / B").removeprefix("step time ")
+                .split(" / ", 1) + ["B"])[:2]
         unfair = bool(v.evidence.get("not_lockstep_seeds"))
-        phrase = Phrase("SAM-ON and SAM-all were not timed side by side" if unfair
-                        else "no step times of SAM-ON and SAM-all"
-                        + (" yet" if training else ""))
+        phrase = Phrase(f"{a} and {b} were not timed side by side" if unfair
+                        else f"no step times of {a} and {b}" + (" yet" if training else ""))
         why = "step times under different loads do not compare" if unfair else \
             "nothing to compare yet" if training else "nothing to compare"
-        return ClaimLine("cost", v.verdict, TOPIC["cost"], phrase, _word(v.verdict, training), why)
+        return ClaimLine(claim, v.verdict, topic(claim), phrase, _word(v.verdict, training), why)
     part = v.parts[0]
-    phrase = cost_phrase(float(part["effect"]))
-    return ClaimLine("cost", v.verdict, TOPIC["cost"], phrase, _word(v.verdict, training),
+    phrase = cost_phrase(float(part["effect"]), str(part["a"]), str(part["b"]))
+    return ClaimLine(claim, v.verdict, topic(claim), phrase, _word(v.verdict, training),
                      reason(v.verdict, part, int(part["status"] == stats.HOLDS), 1,
                             STEP_NOISE), part=part)
 
@@ -344,8 +363,8 @@ def claim_line(claim: str, v: Verdict, results: Sequence[RunResult], training: b
                details: Sequence[str] = ()) -> ClaimLine:
     """The line of ``claim``'s verdict ``v`` on ``results`` (the runs it was judged on);
     ``training``: some of them still train ("so far"); ``details`` for the expander."""
-    if claim == "cost":
-        line = _cost_line(v, training)
+    if from_step_times(claim):
+        line = _step_time_line(claim, v, training)
     elif v.evidence.get("missing") or not v.parts:
         line = _missing_line(claim, v, training)
     else:
@@ -360,7 +379,7 @@ def claim_line(claim: str, v: Verdict, results: Sequence[RunResult], training: b
             phrase = part_phrase(spec, part, values, results, epoch)
             if spec.metric != RULES[claim][0].metric and phrase.first:
                 phrase = replace(phrase, text=phrase.text + QUALIFIER.get(spec.metric, ""))
-            line = ClaimLine(claim, v.verdict, TOPIC[claim], phrase,
+            line = ClaimLine(claim, v.verdict, topic(claim), phrase,
                              _word(v.verdict, training),
                              reason(v.verdict, part, held, len(deciding), SEED_NOISE),
                              part=part)

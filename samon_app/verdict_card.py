@@ -195,8 +195,8 @@ def _direction_text(rows: Sequence[CardRow]) -> str:
             f"{_plural(none, 'shows', 'show')} a direction, not a verdict (one seed)")
     judged = [r for r in rows if r.verdict.verdict != NO_VERDICT]
     for r in judged:
-        topic = claim_lines.TOPIC[r.claim.id].lower()
-        basis = ", judged from its step times" if r.claim.id == "cost" else ""
+        topic = claim_lines.topic(r.claim.id).lower()
+        basis = ", judged from its step times" if claim_lines.from_step_times(r.claim.id) else ""
         text += f"; {topic}{basis}: {claim_lines.WORD[r.verdict.verdict].lower()}"
     return text
 

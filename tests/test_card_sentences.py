@@ -26,6 +26,7 @@ from samon_app.claim_lines import (
     ClaimLine,
     cost_phrase,
     fmt_pair,
+    from_step_times,
     gap_phrase,
     values_phrase,
     word_count,
@@ -53,11 +54,11 @@ def _numbers_ok(text: str) -> list[str]:
         a, b = float(m[2]), float(m[3])
         if not (a > b if m[1] in ("sharper", "higher") else a < b):
             bad.append(f"'{m[0]}': the numbers do not say {m[1]}")
-    for m in re.finditer(rf"(?:ended (?:sharper|higher) than|rose) .*?by ({NUM})|rose ({NUM})",
+    for m in re.finditer(rf"ended (?:sharper|higher) than .*?by ({NUM})|ended ({NUM}) higher",
                          text):
         if not float(m[1] or m[2]) > 0:
             bad.append(f"'{m[0]}': a gap printed as 0")
-    for m in re.finditer(rf"took ({NUM})% (less|more) time than SAM-all's \(({NUM})x\)",
+    for m in re.finditer(rf"took ({NUM})% (less|more) time than [^(]+'s? \(({NUM})x\)",
                          text):
         ratio = float(m[3])
         if not (float(m[1]) > 0 and (ratio < 1 if m[2] == "less" else ratio > 1)):
@@ -105,7 +106,7 @@ def _focus(line: ClaimLine, v: Verdict) -> tuple[float, bool] | None:
     if part is None or part.get("effect") is None:
         return None
     assert any(part is p for p in v.parts) and part.get("decides")  # one of the verdict's own
-    if line.claim == "cost":  # the effect is the ratio; the claim: below 1
+    if from_step_times(line.claim):  # the effect is the ratio; the claim: below 1
         return 1 - float(part["effect"]), float(part["effect"]) > 1
     effect = float(part["effect"])
     return effect, effect < -float(part.get("margin") or 0.0)
@@ -123,7 +124,7 @@ def check_line(line: ClaimLine, v: Verdict, one_seed: bool = False) -> list[str]
     if part is not None:  # the reason names the part's own status
         status, ci = part["status"], part.get("ci95")
         margin = float(part.get("margin") or 0.0)
-        if line.claim == "cost" and ci:  # the ratio's interval; the boundary is 1
+        if from_step_times(line.claim) and ci:  # the ratio's interval; the boundary is 1
             ci, margin = [1 - ci[1], 1 - ci[0]], 0.0
         want = {CONSISTENT: "holds", NOT_CONSISTENT: "refuted"}.get(v.verdict)
         if want and status != want:
@@ -137,7 +138,7 @@ def check_line(line: ClaimLine, v: Verdict, one_seed: bool = False) -> list[str]
     if found is None or p.relation in ("", "level"):
         return bad
     effect, against = found
-    if line.claim == "cost":
+    if from_step_times(line.claim):
         ok = (effect > 0) == (p.relation == "less")
     else:
         ok = {p.first, p.second} == {line.part["a"], line.part["b"]} and \
@@ -370,3 +371,27 @@ def test_gammas_that_fell_are_said_to_end_higher_not_to_shift_more():
     line = next(r for r in verdict_card(infos, data).rows if r.claim.id == "gamma-shift").line
     assert "SAM-ON's gammas ended higher than SGD's, 0.998 vs 0.951." in line.text()
     assert "shift" not in line.text().split(". ")[0]
+
+
+def test_every_claim_has_a_topic_and_step_time_claims_name_their_methods():
+    """A claim added to the catalog gets its words on the card, and a claim judged from step
+    times (the blocks claim) names its own two methods, not SAM-ON and SAM-all."""
+    from samon_app.claim_lines import TOPIC, claim_line
+    from samon_core.claims import CLAIM_IDS, RunResult, get_claim
+    from samon_core.claims.results import method_name
+
+    assert set(CLAIM_IDS) <= set(TOPIC)
+    rng = random.Random(4)
+    results = []
+    for seed in range(2):
+        mates = (f"norm-{seed}", f"norm@b3-{seed}")
+        for method, step in (("norm", 0.040), ("norm@b3", 0.034)):
+            times = [step * (1 + rng.gauss(0, 0.02)) for _ in range(30)]
+            results.append(RunResult(f"{method}-{seed}", method, seed, "finished",
+                                     tuple(records(50.0, step_time=times, windows=10)),
+                                     lockstep=mates, group="g"))
+    v = get_claim("blocks").verdict(results)
+    line = claim_line("blocks", v, results)
+    assert from_step_times("blocks") and not check_line(line, v), line.text()
+    assert "SAM-all" not in line.text() and f"{method_name('norm@b3')}'" in line.text()
+    assert line.text().startswith(f"{TOPIC['blocks']}: ") and "less time" in line.text()
