@@ -228,8 +228,12 @@ def test_quick_demo_from_the_click_to_its_card(tmp_path):
               f"{', '.join(f'{g:.1f}' for g in gaps)} s (max {max(gaps, default=0):.1f} s)")
         print(f"verdict card {card_at - t_click:.1f} s after the click")
         assert latency <= FIRST_POINT_S, f"first curve point {latency:.1f} s after the first step"
-        assert len(watch.lefts) >= 3, watch.lefts  # the runs trained long enough to watch
-        assert max(gaps) <= LEFT_EVERY_S, (gaps, watch.lefts)
+        assert watch.lefts, "no time left shown while the runs trained"
+        # On a quiet machine the shrunk demo trains for ~20 s: the time left need only have
+        # moved within every 10 s it was on screen, however few sightings that makes.
+        shown_for = watch.left_ended - watch.lefts[0][0]
+        assert shown_for <= LEFT_EVERY_S or len(watch.lefts) >= 2, (shown_for, watch.lefts)
+        assert max(gaps, default=0.0) <= LEFT_EVERY_S, (gaps, watch.lefts)
 
         # the card: one line per claim, read in seconds, never contradicting its verdict
         wait_until(lambda: set(store.list_runs()["state"]) == {"finished"}, 30,
