@@ -77,6 +77,18 @@ def step_eta(info: RunInfo, data: RunData | None, now: float | None = None
     return step, total, max(0.0, left)
 
 
+def overdue_s(info: RunInfo, data: RunData | None, now: float | None = None) -> float:
+    """Seconds a training run is past the time left it was estimated to have when its status
+    was last written (0 when it is not): an epoch's evaluation or a slow step. Said in words
+    then, so the bar keeps moving instead of resting on its last '5 s'."""
+    updated = info.status.get("updated")
+    at_update = step_eta(info, data, now=float(updated)) if finite(updated) else None
+    if at_update is None:
+        return 0.0
+    now = time.time() if now is None else now
+    return max(0.0, now - float(updated) - at_update[2])
+
+
 def format_left(seconds: float) -> str:
     """Time left, fine enough to move while one watches: '40 s', '3 min 25 s' (5-second
     steps) under an hour, ``format_duration`` above."""
@@ -121,7 +133,10 @@ def run_progress(info: RunInfo, data: RunData | None = None,
         text += f" · step {live[0]:,} of {live[1]:,} · evaluating the last epoch"
     elif live is not None:
         step, total, eta = live
-        text += f" · step {step:,} of {total:,} · about {format_left(eta)} left"
+        late = overdue_s(info, data, now)
+        text += (f" · step {step:,} of {total:,} · "
+                 + (f"{format_left(late)} past its estimate" if late >= 5
+                    else f"about {format_left(eta)} left"))
     elif state == "running" and isinstance(eta, (int, float)) and math.isfinite(eta):
         text += f" · about {format_duration(eta)} left"
     elif state == "running":

@@ -78,7 +78,8 @@ if (!card) { return null; }
 return [...card.querySelectorAll('[data-testid=stMarkdownContainer]')]
   .filter(e => !e.closest('[data-testid=stExpander]')).map(e => e.innerText);
 """
-LEFT_RE = re.compile(r"about (.+?) left")
+# The time left, or how far past its estimate a run is (an epoch's evaluation): both move.
+LEFT_RE = re.compile(r"(about .+? left|[^·]+? past its estimate)")
 
 
 def first_step_start(store) -> float | None:

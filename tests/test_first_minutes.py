@@ -127,6 +127,12 @@ def test_the_time_left_moves_every_few_seconds_and_agrees_with_the_steps(runs):
     assert len(set(texts_)) == len(texts_), texts_  # a new text every 5 s
     assert "about 45 s left" in texts_[0] or "about 40 s left" in texts_[0], texts_[0]
     assert "0 of 6 epochs done · step 2 of 24" in texts_[0]
+    # past the estimate (an epoch's evaluation, a slow step): the text says so and keeps moving
+    late = [run_progress(info, d, now=updated + t)["text"] for t in range(50, 80, 5)]
+    assert all("past its estimate" in t and "left" not in t for t in late), late
+    assert len(set(late)) == len(late), late
+    assert "10 s past its estimate" in late[1], late[1]  # 55 s since the record, 44 s estimated
+    assert "about" in run_progress(info, d, now=updated + 48)["text"]  # 4 s late: still 'left'
     no_steps = run_infos([{"run_id": "x", "config": CFG.to_dict(), "meta": {},
                            "status": {"state": "running", "epoch": 0}, "summary": None}])[0]
     assert "starting" in run_progress(no_steps, None)["text"]
