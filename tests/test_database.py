@@ -1,0 +1,302 @@
+"""The job service's database (service/database.py, service/importer.py) on SQLite and on a real
+PostgreSQL server: admission with limits in one transaction, the fair-share claim with lockstep
+groups, two workers never holding one run, dead workers, cancel, outages, and a run store
+written by today's files-era code opening with every run, owner and key intact."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+from support import postgres_server
+from support.configs import tiny_config
+from support.teacher import TEACHER_TOKEN, teacher_settings
+
+from samon_core.runs.keys import matches
+from samon_core.runs.states import RunState
+from samon_core.service import database as db
+from samon_core.service.importer import import_store
+from samon_core.service.limits import LimitExceeded
+
+WINDOW = 3600.0
+CPU = ("auto", "cpu")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    why = postgres_server.why_unavailable()
+    if why:
+        pytest.skip(why)
+    server = postgres_server.PostgresServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    """A fresh, empty database of each engine."""
+    if request.param == "sqlite":
+        return db.database_url(tmp_path)
+    return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture
+def engine(url):
+    eng = db.open_database(url)
+    yield eng
+    eng.dispose()
+
+
+def queue(engine, owner, *names, group=None, device="cpu", limits=None, now=None):
+    """Admit runs named ``names`` (their config hash is the name: all different)."""
+    new = [db.NewRun(n, config_hash=n, device=device, group=group) for n in names]
+    return db.admit(engine, owner, new, limits or db.QueueLimits(), now=now)
+
+
+def state_of(engine, run_id):
+    return {r["run_id"]: r for r in db.run_rows(engine)}[run_id]
+
+
+# --- admission ----------------------------------------------------------------------------
+
+
+def test_admission_inserts_reuses_and_counts_requesters(engine):
+    first = queue(engine, "ann", "r1", "r2", now=1.0)
+    assert first.inserted == ["r1", "r2"]
+    again = db.admit(engine, "bob", [db.NewRun("r9", config_hash="r1")], db.QueueLimits())
+    assert again.inserted == [] and again.reused == {"r9": "r1"}
+    rows = {r["run_id"]: r for r in db.run_rows(engine)}
+    assert rows["r1"]["requesters"] == ["ann", "bob"] and rows["r2"]["requesters"] == ["ann"]
+    assert rows["r1"]["state"] == RunState.QUEUED and rows["r1"]["owner"] == "ann"
+
+
+def test_a_refused_admission_inserts_nothing(engine):
+    queue(engine, "ann", "r1", "r2")
+    with pytest.raises(LimitExceeded, match="max_queued_per_owner"):
+        queue(engine, "ann", "r3", "r4", limits=db.QueueLimits(max_queued_per_owner=3))
+    with pytest.raises(LimitExceeded, match="max_queue"):
+        queue(engine, "bob", "b1", "b2", limits=db.QueueLimits(max_queue=3))
+
+    def closed(body):
+        raise LimitExceeded("room", "locked", "the teacher closed the queue")
+
+    with pytest.raises(LimitExceeded, match="closed the queue"):
+        db.admit(engine, "bob", [db.NewRun("b1", "b1")], db.QueueLimits(), check_room=closed)
+    assert [r["run_id"] for r in db.run_rows(engine)] == ["r1", "r2"]
+
+
+def _admit_one(url, i, barrier, results):
+    engine = db.open_database(url)
+    barrier.wait()
+    try:
+        queue(engine, "ann", f"run{i}", limits=db.QueueLimits(max_queue=5,
+                                                               max_queued_per_owner=3))
+        results.put("in")
+    except LimitExceeded as exc:
+        results.put(exc.limit)
+    finally:
+        engine.dispose()
+
+
+def _race(target, url, n=10):
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(url, i, barrier, results)) for i in range(n)]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    return out
+
+
+def test_limits_hold_under_ten_racing_processes(url):
+    db.open_database(url).dispose()
+    out = _race(_admit_one, url)
+    assert sorted(out) == ["in"] * 3 + ["max_queued_per_owner"] * 7
+    engine = db.open_database(url)
+    assert len(db.run_rows(engine)) == 3
+    engine.dispose()
+
+
+# --- the claim ------------------------------------------------------------------------------
+
+
+def test_owners_take_turns(engine):
+    """Ann's nine queued runs do not make Bob's single run, queued after them, wait."""
+    queue(engine, "ann", *[f"a{i}" for i in range(9)], now=100.0)
+    queue(engine, "bob", "b0", now=101.0)
+    got = [db.claim_next(engine, f"w{i}", CPU, window_s=WINDOW, now=200.0 + i)
+           for i in range(3)]
+    assert got == [["a0"], ["b0"], ["a1"]]
+
+
+def test_device_time_in_the_window_decides_the_turn(engine):
+    queue(engine, "ann", "a0", "a1", now=0.0)
+    queue(engine, "bob", "b0", "b1", now=1.0)
+    assert db.claim_next(engine, "w1", CPU, window_s=WINDOW, now=10.0) == ["a0"]
+    assert db.claim_next(engine, "w2", CPU, window_s=WINDOW, now=11.0) == ["b0"]
+    # bob's run ends after 5 s, ann's trains on: ann has used more, bob goes first
+    assert db.finish(engine, "b0", "w2", RunState.FINISHED, now=16.0)
+    assert db.fair_order(engine, CPU, window_s=WINDOW, now=500.0) == ["b1", "a1"]
+    # outside the window nothing counts: the one who waits longest goes first
+    assert db.finish(engine, "a0", "w1", RunState.FINISHED, now=20.0)
+    assert db.fair_order(engine, CPU, window_s=5.0, now=10_000.0) == ["a1", "b1"]
+
+
+def test_a_lockstep_group_is_claimed_together(engine):
+    queue(engine, "ann", "g1", "g2", "g3", group="cmp", now=1.0)
+    queue(engine, "ann", "g4", group="cmp", device="cuda", now=2.0)  # another device: stays
+    assert db.claim_next(engine, "w", CPU, window_s=WINDOW, group_max=8) == ["g1", "g2", "g3"]
+    assert db.claim_next(engine, "w2", ("cuda",), window_s=WINDOW, group_max=8) == ["g4"]
+    assert db.claim_next(engine, "w3", CPU, window_s=WINDOW) == []
+    shares = {r["run_id"]: r["share"] for r in db.run_rows(engine)}
+    assert shares["g1"] == pytest.approx(1 / 3) and shares["g4"] == 1.0
+
+
+def _claim_all(url, i, barrier, results):
+    engine = db.open_database(url)
+    barrier.wait()
+    mine = []
+    while True:
+        got = db.claim_next(engine, f"w{i}", CPU, window_s=WINDOW)
+        if not got:
+            break
+        mine += got
+    results.put(mine)
+    engine.dispose()
+
+
+def test_two_workers_never_claim_one_run(url):
+    engine = db.open_database(url)
+    for owner in ("ann", "bob", "cy"):
+        queue(engine, owner, *[f"{owner}{i}" for i in range(8)])
+    out = _race(_claim_all, url)
+    claimed = [rid for mine in out for rid in mine]
+    assert sorted(claimed) == sorted(r["run_id"] for r in db.run_rows(engine))
+    assert len(set(claimed)) == len(claimed) == 24
+    engine.dispose()
+
+
+# --- workers: heartbeats, dead workers, cancel ---------------------------------------------
+
+
+def test_a_dead_workers_runs_go_back_to_the_queue(engine):
+    queue(engine, "ann", "r1", "r2", now=0.0)
+    db.heartbeat(engine, "alive", host="h", pid=1, device="cpu", now=100.0)
+    db.heartbeat(engine, "dead", host="h", pid=2, device="cpu", now=50.0)
+    assert db.claim_next(engine, "alive", CPU, window_s=WINDOW, now=100.0) == ["r1"]
+    assert db.claim_next(engine, "dead", CPU, window_s=WINDOW, now=100.0) == ["r2"]
+    assert db.reclaim_dead(engine, stale_s=30.0, now=101.0) == ["r2"]
+    row = state_of(engine, "r2")
+    assert row["state"] == RunState.QUEUED and row["worker"] is None and row["auto_resumes"] == 1
+    # the dead worker's late write changes nothing; the run trains again once
+    assert not db.finish(engine, "r2", "dead", RunState.FAILED, reason="late")
+    assert db.claim_next(engine, "alive", CPU, window_s=WINDOW, now=102.0) == ["r2"]
+    assert db.finish(engine, "r2", "alive", RunState.FINISHED, now=103.0)
+    assert state_of(engine, "r2")["state"] == RunState.FINISHED
+    assert state_of(engine, "r1")["state"] == RunState.RUNNING  # its worker is alive
+
+
+def test_cancel_is_a_column_the_stop_check_reads(engine):
+    queue(engine, "ann", "q", "r")
+    db.claim_next(engine, "w", CPU, window_s=WINDOW)  # takes "q"
+    assert not db.should_stop(engine, "q")
+    assert db.request_cancel(engine, "q") == RunState.RUNNING
+    assert db.should_stop(engine, "q")
+    assert db.request_cancel(engine, "r") == RunState.CANCELLED  # queued: cancelled at once
+    assert db.claim_next(engine, "w", CPU, window_s=WINDOW) == []
+    assert db.request_cancel(engine, "nope") is None
+
+
+# --- outages ----------------------------------------------------------------------------------
+
+
+def test_a_postgres_outage_is_waited_out_and_loses_nothing(postgres):
+    engine = db.open_database(postgres.new_database())
+    queue(engine, "ann", "before")
+    postgres.stop()
+    done = {}
+
+    def during():
+        done["got"] = db.retrying(lambda: queue(engine, "ann", "during"), wait_s=0.2,
+                                  give_up_s=60)
+
+    thread = threading.Thread(target=during)
+    thread.start()
+    time.sleep(1.5)
+    assert thread.is_alive()  # waiting, not failed
+    postgres.start()
+    thread.join(60)
+    assert done["got"].inserted == ["during"]
+    assert sorted(r["run_id"] for r in db.run_rows(engine)) == ["before", "during"]
+    engine.dispose()
+
+
+def test_a_busy_sqlite_writer_is_waited_for(tmp_path):
+    url = db.database_url(tmp_path)
+    engine = db.open_database(url)
+    other = db.open_database(url)
+    with db.writing(other) as conn:  # holds the write lock for a while
+        conn.execute(sa.text("UPDATE samon SET value = value"))
+        threading.Timer(0.5, lambda: None).start()
+        waiter = threading.Thread(target=lambda: queue(engine, "ann", "late"))
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive()
+    waiter.join(20)
+    assert [r["run_id"] for r in db.run_rows(engine)] == ["late"]
+
+
+def test_retrying_gives_up_with_the_error():
+    calls = []
+
+    def down():
+        calls.append(1)
+        raise sa.exc.OperationalError("connect", {}, ConnectionRefusedError())
+
+    with pytest.raises(sa.exc.OperationalError):
+        db.retrying(down, wait_s=0.01, give_up_s=0.05)
+    assert len(calls) >= 2
+
+
+# --- a store written by today's files-era code -------------------------------------------
+
+
+def test_a_files_era_store_opens_with_every_run_owner_and_key(runs, url, monkeypatch):
+    from samon_core import service
+    from samon_core.service.room import Room, set_room
+
+    s = teacher_settings()
+    key = service.register_owner("Ann", store=runs, settings=s)
+    ids = [service.submit(tiny_config(seed=i), owner="ann", owner_key=key, store=runs,
+                          settings=s) for i in range(3)]
+    shared = service.submit(tiny_config(seed=0), owner="bob", store=runs, settings=s)
+    assert shared == ids[0]  # reused: bob is a requester of ann's run
+    runs.write_status(ids[1], RunState.RUNNING, worker="old-worker", started=5.0)
+    runs.write_status(ids[2], RunState.FINISHED, started=1.0, ended=2.0)
+    set_room(Room(message="Quiet please", max_epochs=2), teacher_token=TEACHER_TOKEN,
+             store=runs, settings=s)
+    (runs.root / "broken").mkdir()  # a run folder whose files cannot be read
+
+    engine = db.open_database(url)
+    report = import_store(engine, runs)
+    assert sorted(report.runs) == sorted(ids) and report.owners == ["ann"] and report.room
+    assert "broken" in report.skipped
+    rows = {r["run_id"]: r for r in db.run_rows(engine)}
+    assert rows[ids[0]]["requesters"] == ["ann", "bob"] and rows[ids[0]]["owner"] == "ann"
+    assert rows[ids[0]]["state"] == RunState.QUEUED
+    assert rows[ids[2]]["state"] == RunState.FINISHED and rows[ids[2]]["ended"] == 2.0
+    assert rows[ids[0]]["config_hash"] == tiny_config(seed=0).config_hash()
+    assert matches(key, db.owner_digests(engine)["ann"])
+    assert Room.model_validate(db.read_room_body(engine)).message == "Quiet please"
+    # the running run's old worker has no heartbeat here: it is queued again, to resume
+    assert db.reclaim_dead(engine, stale_s=60.0) == [ids[1]]
+    assert import_store(engine, runs).already  # once per database
+    assert len(db.run_rows(engine)) == 3
+    engine.dispose()
