@@ -253,16 +253,46 @@ def test_a_busy_sqlite_writer_is_waited_for(tmp_path):
     assert [r["run_id"] for r in db.run_rows(engine)] == ["late"]
 
 
-def test_retrying_gives_up_with_the_error():
+def test_retrying_gives_up_with_one_line_and_no_password():
     calls = []
+    url = "postgresql+psycopg://lab:s3cret-pw@127.0.0.1:1/samon"
 
     def down():
         calls.append(1)
-        raise sa.exc.OperationalError("connect", {}, ConnectionRefusedError())
+        raise sa.exc.OperationalError("connect", {}, ConnectionRefusedError(
+            f"connection to {url} refused (password s3cret-pw)"))
 
-    with pytest.raises(sa.exc.OperationalError):
-        db.retrying(down, wait_s=0.01, give_up_s=0.05)
-    assert len(calls) >= 2
+    with pytest.raises(db.DatabaseUnavailable) as caught:
+        db.retrying(down, url=url, wait_s=0.01, give_up_s=0.05)
+    message = str(caught.value)
+    assert len(calls) >= 2 and "\n" not in message
+    assert "s3cret" not in message and "lab:***@127.0.0.1:1/samon" in message
+
+
+def _hold_a_claim(url, ready):
+    engine = db.open_database(url)
+    with db.writing(engine) as conn:  # a claim half done: the run is running, not committed
+        conn.execute(db.runs.update().values(state="running", worker="doomed"))
+        ready.set()
+        time.sleep(600)
+
+
+def test_a_worker_killed_in_its_claim_transaction_changes_nothing(url):
+    import os
+    import signal
+
+    engine = db.open_database(url)
+    queue(engine, "ann", "r1")
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_hold_a_claim, args=(url, ready))
+    proc.start()
+    assert ready.wait(60)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(10)
+    assert state_of(engine, "r1")["state"] == RunState.QUEUED  # rolled back by the engine
+    assert db.claim_next(engine, "w", CPU, window_s=WINDOW) == ["r1"]
+    engine.dispose()
 
 
 # --- a store written by today's files-era code -------------------------------------------

@@ -42,6 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from samon_core.runs.states import ACTIVE_STATES, RunState
 from samon_core.service.limits import LimitExceeded
+from samon_core.service.redact import display_url, redact
 
 DB_FILE = "samon.db"
 BUSY_TIMEOUT_MS = 10_000  # a waiter for SQLite's write lock gives up after 10 s (LOCK_TIMEOUT_S)
@@ -179,18 +180,28 @@ def serialize(conn: Connection) -> None:
 T = TypeVar("T")
 
 
-def retrying(operation: Callable[[], T], *, wait_s: float = 0.5, give_up_s: float = 300.0,
-             sleep: Callable[[float], None] = time.sleep) -> T:
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached for ``give_up_s``: one line, its URL without password."""
+
+
+def retrying(operation: Callable[[], T], *, url: str | Any = "", wait_s: float = 0.5,
+             give_up_s: float = 300.0, sleep: Callable[[float], None] = time.sleep) -> T:
     """``operation()``, tried again while the database cannot be reached (an outage: a server
-    restarting, a network cut) for up to ``give_up_s``; then its error. Each operation is one
-    transaction, so a failed try changed nothing and the retry loses nothing."""
+    restarting, a network cut) for up to ``give_up_s``; then ``DatabaseUnavailable``, naming
+    ``url`` as ``redact.display_url`` shows it (the driver's message too is redacted). Each
+    operation is one transaction, so a failed try changed nothing and the retry loses nothing."""
     deadline = time.monotonic() + give_up_s
     while True:
         try:
             return operation()
-        except sa.exc.OperationalError:
+        except sa.exc.OperationalError as exc:
             if time.monotonic() >= deadline:
-                raise
+                plain = url.render_as_string(hide_password=False) if isinstance(url, sa.URL) \
+                    else str(url)
+                why = redact(str(exc.orig or exc).splitlines()[0], plain)
+                raise DatabaseUnavailable(
+                    f"database {display_url(plain)} cannot be reached after {give_up_s:g} s: "
+                    f"{why}") from None
             sleep(wait_s)
             wait_s = min(wait_s * 2, 5.0)
 
