@@ -330,3 +330,39 @@ def test_a_files_era_store_opens_with_every_run_owner_and_key(runs, url, monkeyp
     assert import_store(engine, runs).already  # once per database
     assert len(db.run_rows(engine)) == 3
     engine.dispose()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_sql_fair_order_is_todays_fair_queue(engine, seed):
+    """The order claim_next takes runs in is the files-era fair queue's (service/fairness.py)
+    on the same runs: owners by device seconds, then runs started, in the window, then who
+    waits longest; each owner's runs oldest first (one run per worker, so no shares)."""
+    import random
+
+    from samon_core.service.fairness import fair_order
+    from samon_core.service.scan import RunRow
+
+    rng = random.Random(seed)
+    now, window = 10_000.0, 3_000.0
+    rows, records = [], []
+    for i in range(40):
+        owner = rng.choice(["ann", "bob", "cy", "dee", "eve"])
+        state = rng.choice(["queued", "queued", "running", "finished", "cancelled",
+                            "interrupted"])
+        created = float(rng.randrange(0, 9_000))
+        started = None if state == "queued" and rng.random() < 0.7 else \
+            created + rng.randrange(0, 500)
+        ended = started + rng.randrange(1, 4_000) if started is not None and state in (
+            "finished", "cancelled") else None
+        updated = started + rng.randrange(0, 300) if started is not None else created
+        status = {"state": state, "queued_at": created, "started": started, "ended": ended,
+                  "updated": updated, "worker": f"w{i}"}
+        rows.append(RunRow(f"r{i:02d}", {"owner": owner, "created": created}, status))
+        records.append(dict(run_id=f"r{i:02d}", config_hash=str(i), owner=owner, device="cpu",
+                            state=state, created=created, queued_at=created, started=started,
+                            ended=ended, updated=updated, worker=f"w{i}"))
+    with db.writing(engine) as conn:
+        conn.execute(db.runs.insert(), records)
+    expected = fair_order(rows, now, window)
+    assert len(expected) > 5
+    assert db.fair_order(engine, CPU, window_s=window, now=now) == expected
