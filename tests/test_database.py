@@ -176,6 +176,7 @@ def test_two_workers_never_claim_one_run(url):
     engine = db.open_database(url)
     for owner in ("ann", "bob", "cy"):
         queue(engine, owner, *[f"{owner}{i}" for i in range(8)])
+    engine.dispose()  # no open connection crosses the fork
     out = _race(_claim_all, url)
     claimed = [rid for mine in out for rid in mine]
     assert sorted(claimed) == sorted(r["run_id"] for r in db.run_rows(engine))
@@ -189,16 +190,18 @@ def test_two_workers_never_claim_one_run(url):
 def test_a_dead_workers_runs_go_back_to_the_queue(engine):
     queue(engine, "ann", "r1", "r2", now=0.0)
     db.heartbeat(engine, "alive", host="h", pid=1, device="cpu", now=100.0)
-    db.heartbeat(engine, "dead", host="h", pid=2, device="cpu", now=50.0)
+    db.heartbeat(engine, "dead", host="h", pid=2, device="cpu", now=99.0)
     assert db.claim_next(engine, "alive", CPU, window_s=WINDOW, now=100.0) == ["r1"]
     assert db.claim_next(engine, "dead", CPU, window_s=WINDOW, now=100.0) == ["r2"]
-    assert db.reclaim_dead(engine, stale_s=30.0, now=101.0) == ["r2"]
+    assert db.reclaim_dead(engine, stale_s=30.0, now=101.0) == []  # just claimed: grace
+    db.heartbeat(engine, "alive", host="h", pid=1, device="cpu", now=130.0)
+    assert db.reclaim_dead(engine, stale_s=30.0, now=131.0) == ["r2"]
     row = state_of(engine, "r2")
     assert row["state"] == RunState.QUEUED and row["worker"] is None and row["auto_resumes"] == 1
     # the dead worker's late write changes nothing; the run trains again once
     assert not db.finish(engine, "r2", "dead", RunState.FAILED, reason="late")
-    assert db.claim_next(engine, "alive", CPU, window_s=WINDOW, now=102.0) == ["r2"]
-    assert db.finish(engine, "r2", "alive", RunState.FINISHED, now=103.0)
+    assert db.claim_next(engine, "alive", CPU, window_s=WINDOW, now=132.0) == ["r2"]
+    assert db.finish(engine, "r2", "alive", RunState.FINISHED, now=133.0)
     assert state_of(engine, "r2")["state"] == RunState.FINISHED
     assert state_of(engine, "r1")["state"] == RunState.RUNNING  # its worker is alive
 
@@ -326,7 +329,7 @@ def test_a_files_era_store_opens_with_every_run_owner_and_key(runs, url, monkeyp
     assert matches(key, db.owner_digests(engine)["ann"])
     assert Room.model_validate(db.read_room_body(engine)).message == "Quiet please"
     # the running run's old worker has no heartbeat here: it is queued again, to resume
-    assert db.reclaim_dead(engine, stale_s=60.0) == [ids[1]]
+    assert db.reclaim_dead(engine, stale_s=60.0, now=time.time() + 120) == [ids[1]]
     assert import_store(engine, runs).already  # once per database
     assert len(db.run_rows(engine)) == 3
     engine.dispose()

@@ -429,14 +429,17 @@ def request_cancel(engine: Engine, run_id: str, *, now: float | None = None) -> 
 
 def reclaim_dead(engine: Engine, *, stale_s: float, now: float | None = None) -> list[str]:
     """Runs held by a worker whose heartbeat is older than ``stale_s`` (or that has none) go
-    back to ``queued`` (they resume from their checkpoint); the dead workers' rows go."""
+    back to ``queued`` (they resume from their checkpoint); the dead workers' rows go. A run
+    claimed or updated within ``stale_s`` stays: its worker may not have sent a heartbeat yet."""
     now = time.time() if now is None else now
     with writing(engine) as conn:
         alive = sa.select(workers.c.worker_id).where(workers.c.heartbeat >= now - stale_s)
         orphaned = list(conn.scalars(
             sa.select(runs.c.run_id).where(runs.c.state == RunState.RUNNING,
                                            sa.or_(runs.c.worker.is_(None),
-                                                  runs.c.worker.not_in(alive)))
+                                                  runs.c.worker.not_in(alive)),
+                                           sa.func.coalesce(runs.c.updated, 0.0)
+                                           < now - stale_s)
             .with_for_update(skip_locked=True)))
         if orphaned:
             conn.execute(runs.update().where(runs.c.run_id.in_(orphaned)).values(
