@@ -28,10 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from samon_core.service import admission  # noqa: E402
 from samon_core.service import database as db  # noqa: E402
 from samon_core.service.limits import LimitExceeded  # noqa: E402
 
-LIMITS = db.QueueLimits(max_queue=0, max_queued_per_owner=3)
+LIMITS = admission.QueueLimits(max_queue=0, max_queued_per_owner=3)
 
 
 def _burst(url: str, students: int) -> dict[str, object]:
@@ -41,14 +42,14 @@ def _burst(url: str, students: int) -> dict[str, object]:
     refused: list[str] = []
 
     def student(i: int) -> None:
-        runs = [db.NewRun(f"s{i}-{m}", config_hash=f"s{i}-{m}", device="cpu", group=f"g{i}")
+        runs = [admission.NewRun(f"s{i}-{m}", config_hash=f"s{i}-{m}", device="cpu", group=f"g{i}")
                 for m in ("sgd", "sam", "samon")]
         start.wait()
         t0 = time.perf_counter()
-        db.admit(engine, f"student{i}", runs, LIMITS, check_room=lambda body: None)
+        admission.admit(engine, f"student{i}", runs, LIMITS, check_room=lambda body: None)
         took.append(time.perf_counter() - t0)
         try:
-            db.admit(engine, f"student{i}", [db.NewRun(f"s{i}-x", f"s{i}-x")], LIMITS)
+            admission.admit(engine, f"student{i}", [admission.NewRun(f"s{i}-x", f"s{i}-x")], LIMITS)
         except LimitExceeded as exc:
             refused.append(exc.limit)
 

@@ -17,6 +17,7 @@ from support.teacher import TEACHER_TOKEN, teacher_settings
 
 from samon_core.runs.keys import matches
 from samon_core.runs.states import RunState
+from samon_core.service import admission, scheduler
 from samon_core.service import database as db
 from samon_core.service.importer import import_store
 from samon_core.service.limits import LimitExceeded
@@ -53,8 +54,8 @@ def engine(url):
 
 def queue(engine, owner, *names, group=None, device="cpu", limits=None, now=None):
     """Admit runs named ``names`` (their config hash is the name: all different)."""
-    new = [db.NewRun(n, config_hash=n, device=device, group=group) for n in names]
-    return db.admit(engine, owner, new, limits or db.QueueLimits(), now=now)
+    new = [admission.NewRun(n, config_hash=n, device=device, group=group) for n in names]
+    return admission.admit(engine, owner, new, limits or admission.QueueLimits(), now=now)
 
 
 def state_of(engine, run_id):
@@ -67,7 +68,8 @@ def state_of(engine, run_id):
 def test_admission_inserts_reuses_and_counts_requesters(engine):
     first = queue(engine, "ann", "r1", "r2", now=1.0)
     assert first.inserted == ["r1", "r2"]
-    again = db.admit(engine, "bob", [db.NewRun("r9", config_hash="r1")], db.QueueLimits())
+    again = admission.admit(engine, "bob", [admission.NewRun("r9", config_hash="r1")],
+                            admission.QueueLimits())
     assert again.inserted == [] and again.reused == {"r9": "r1"}
     rows = {r["run_id"]: r for r in db.run_rows(engine)}
     assert rows["r1"]["requesters"] == ["ann", "bob"] and rows["r2"]["requesters"] == ["ann"]
@@ -77,15 +79,16 @@ def test_admission_inserts_reuses_and_counts_requesters(engine):
 def test_a_refused_admission_inserts_nothing(engine):
     queue(engine, "ann", "r1", "r2")
     with pytest.raises(LimitExceeded, match="max_queued_per_owner"):
-        queue(engine, "ann", "r3", "r4", limits=db.QueueLimits(max_queued_per_owner=3))
+        queue(engine, "ann", "r3", "r4", limits=admission.QueueLimits(max_queued_per_owner=3))
     with pytest.raises(LimitExceeded, match="max_queue"):
-        queue(engine, "bob", "b1", "b2", limits=db.QueueLimits(max_queue=3))
+        queue(engine, "bob", "b1", "b2", limits=admission.QueueLimits(max_queue=3))
 
     def closed(body):
         raise LimitExceeded("room", "locked", "the teacher closed the queue")
 
     with pytest.raises(LimitExceeded, match="closed the queue"):
-        db.admit(engine, "bob", [db.NewRun("b1", "b1")], db.QueueLimits(), check_room=closed)
+        admission.admit(engine, "bob", [admission.NewRun("b1", "b1")], admission.QueueLimits(),
+                        check_room=closed)
     assert [r["run_id"] for r in db.run_rows(engine)] == ["r1", "r2"]
 
 
@@ -93,7 +96,7 @@ def _admit_one(url, i, barrier, results):
     engine = db.open_database(url)
     barrier.wait()
     try:
-        queue(engine, "ann", f"run{i}", limits=db.QueueLimits(max_queue=5,
+        queue(engine, "ann", f"run{i}", limits=admission.QueueLimits(max_queue=5,
                                                                max_queued_per_owner=3))
         results.put("in")
     except LimitExceeded as exc:
@@ -131,7 +134,7 @@ def test_owners_take_turns(engine):
     """Ann's nine queued runs do not make Bob's single run, queued after them, wait."""
     queue(engine, "ann", *[f"a{i}" for i in range(9)], now=100.0)
     queue(engine, "bob", "b0", now=101.0)
-    got = [db.claim_next(engine, f"w{i}", CPU, window_s=WINDOW, now=200.0 + i)
+    got = [scheduler.claim_next(engine, f"w{i}", CPU, window_s=WINDOW, now=200.0 + i)
            for i in range(3)]
     assert got == [["a0"], ["b0"], ["a1"]]
 
@@ -139,22 +142,23 @@ def test_owners_take_turns(engine):
 def test_device_time_in_the_window_decides_the_turn(engine):
     queue(engine, "ann", "a0", "a1", now=0.0)
     queue(engine, "bob", "b0", "b1", now=1.0)
-    assert db.claim_next(engine, "w1", CPU, window_s=WINDOW, now=10.0) == ["a0"]
-    assert db.claim_next(engine, "w2", CPU, window_s=WINDOW, now=11.0) == ["b0"]
+    assert scheduler.claim_next(engine, "w1", CPU, window_s=WINDOW, now=10.0) == ["a0"]
+    assert scheduler.claim_next(engine, "w2", CPU, window_s=WINDOW, now=11.0) == ["b0"]
     # bob's run ends after 5 s, ann's trains on: ann has used more, bob goes first
-    assert db.finish(engine, "b0", "w2", RunState.FINISHED, now=16.0)
-    assert db.fair_order(engine, CPU, window_s=WINDOW, now=500.0) == ["b1", "a1"]
+    assert scheduler.finish(engine, "b0", "w2", RunState.FINISHED, now=16.0)
+    assert scheduler.fair_order(engine, CPU, window_s=WINDOW, now=500.0) == ["b1", "a1"]
     # outside the window nothing counts: the one who waits longest goes first
-    assert db.finish(engine, "a0", "w1", RunState.FINISHED, now=20.0)
-    assert db.fair_order(engine, CPU, window_s=5.0, now=10_000.0) == ["a1", "b1"]
+    assert scheduler.finish(engine, "a0", "w1", RunState.FINISHED, now=20.0)
+    assert scheduler.fair_order(engine, CPU, window_s=5.0, now=10_000.0) == ["a1", "b1"]
 
 
 def test_a_lockstep_group_is_claimed_together(engine):
     queue(engine, "ann", "g1", "g2", "g3", group="cmp", now=1.0)
     queue(engine, "ann", "g4", group="cmp", device="cuda", now=2.0)  # another device: stays
-    assert db.claim_next(engine, "w", CPU, window_s=WINDOW, group_max=8) == ["g1", "g2", "g3"]
-    assert db.claim_next(engine, "w2", ("cuda",), window_s=WINDOW, group_max=8) == ["g4"]
-    assert db.claim_next(engine, "w3", CPU, window_s=WINDOW) == []
+    together = scheduler.claim_next(engine, "w", CPU, window_s=WINDOW, group_max=8)
+    assert together == ["g1", "g2", "g3"]
+    assert scheduler.claim_next(engine, "w2", ("cuda",), window_s=WINDOW, group_max=8) == ["g4"]
+    assert scheduler.claim_next(engine, "w3", CPU, window_s=WINDOW) == []
     shares = {r["run_id"]: r["share"] for r in db.run_rows(engine)}
     assert shares["g1"] == pytest.approx(1 / 3) and shares["g4"] == 1.0
 
@@ -164,7 +168,7 @@ def _claim_all(url, i, barrier, results):
     barrier.wait()
     mine = []
     while True:
-        got = db.claim_next(engine, f"w{i}", CPU, window_s=WINDOW)
+        got = scheduler.claim_next(engine, f"w{i}", CPU, window_s=WINDOW)
         if not got:
             break
         mine += got
@@ -184,37 +188,117 @@ def test_two_workers_never_claim_one_run(url):
     engine.dispose()
 
 
+# --- names --------------------------------------------------------------------------------
+
+
+def test_a_name_is_registered_once_and_its_key_proves_it(engine):
+    from samon_core.runs.keyfile import TooManyNewNames
+    from samon_core.runs.owners import NameTaken
+
+    key = admission.register_owner(engine, " Ann", now=0.0)  # normal form: "ann"
+    assert admission.owner_of_key(engine, key) == "ann"
+    assert matches(key, db.owner_digests(engine)["ann"])
+    with pytest.raises(NameTaken, match="already has an owner key"):
+        admission.register_owner(engine, "ANN")
+    with pytest.raises(NameTaken, match="reserved"):
+        admission.register_owner(engine, "teacher")
+    queue(engine, "cli-user", "r1")  # runs started without a key
+    with pytest.raises(NameTaken, match="already owns runs"):
+        admission.register_owner(engine, "cli-user")
+    admission.register_owner(engine, "bo", max_per_hour=2, now=10.0)
+    with pytest.raises(TooManyNewNames):
+        admission.register_owner(engine, "cy", max_per_hour=2, now=20.0)
+    assert admission.register_owner(engine, "cy", max_per_hour=2, now=3_700.0)
+    from samon_core.runs.keys import BadKey, new_key
+
+    assert admission.owner_of_key(engine, new_key()) is None
+    with pytest.raises(BadKey):
+        admission.owner_of_key(engine, "not a key")
+
+
+def _register(url, i, barrier, results):
+    from samon_core.runs.owners import NameTaken
+
+    engine = db.open_database(url)
+    barrier.wait()
+    try:
+        admission.register_owner(engine, "dana")
+        results.put("key")
+    except NameTaken:
+        results.put("taken")
+    finally:
+        engine.dispose()
+
+
+def test_ten_racing_registrations_of_one_name_give_one_key(url):
+    db.open_database(url).dispose()
+    assert sorted(_race(_register, url)) == ["key"] + ["taken"] * 9
+
+
+def test_a_submit_under_an_unregistered_name_rechecks_it_in_its_transaction(engine):
+    """The files era held the key file's lock around such a submit; here the check runs in
+    the admission's own transaction, ordered with registrations."""
+    from samon_core.runs.owners import NotAllowed
+
+    def unregistered(stored):
+        if stored is not None:
+            raise NotAllowed("the name was registered meanwhile; its key is needed")
+
+    admission.admit(engine, "eve", [admission.NewRun("e1", "e1")], admission.QueueLimits(),
+                    check_owner=unregistered)
+    admission.register_owner(engine, "fay")
+    with pytest.raises(NotAllowed):
+        admission.admit(engine, "fay", [admission.NewRun("f1", "f1")],
+                        admission.QueueLimits(), check_owner=unregistered)
+    assert [r["run_id"] for r in db.run_rows(engine)] == ["e1"]
+
+
+def test_slices_are_asked_once_for_a_finished_run(engine):
+    queue(engine, "ann", "r1")
+    with pytest.raises(ValueError, match="not finished"):
+        admission.request_slices(engine, "r1", {"points": 5})
+    scheduler.claim_next(engine, "w", CPU, window_s=WINDOW)
+    scheduler.finish(engine, "r1", "w", RunState.FINISHED)
+    rid = admission.request_slices(engine, "r1", {"points": 5})
+    with pytest.raises(ValueError, match="already"):
+        admission.request_slices(engine, "r1", {"points": 7})
+    assert scheduler.next_request(engine) == (rid, "r1", {"points": 5})
+    scheduler.complete_request(engine, rid)
+    assert scheduler.next_request(engine) is None
+    assert admission.request_slices(engine, "r1", {"points": 7}) != rid
+
+
 # --- workers: heartbeats, dead workers, cancel ---------------------------------------------
 
 
 def test_a_dead_workers_runs_go_back_to_the_queue(engine):
     queue(engine, "ann", "r1", "r2", now=0.0)
-    db.heartbeat(engine, "alive", host="h", pid=1, device="cpu", now=100.0)
-    db.heartbeat(engine, "dead", host="h", pid=2, device="cpu", now=99.0)
-    assert db.claim_next(engine, "alive", CPU, window_s=WINDOW, now=100.0) == ["r1"]
-    assert db.claim_next(engine, "dead", CPU, window_s=WINDOW, now=100.0) == ["r2"]
-    assert db.reclaim_dead(engine, stale_s=30.0, now=101.0) == []  # just claimed: grace
-    db.heartbeat(engine, "alive", host="h", pid=1, device="cpu", now=130.0)
-    assert db.reclaim_dead(engine, stale_s=30.0, now=131.0) == ["r2"]
+    scheduler.heartbeat(engine, "alive", host="h", pid=1, device="cpu", now=100.0)
+    scheduler.heartbeat(engine, "dead", host="h", pid=2, device="cpu", now=99.0)
+    assert scheduler.claim_next(engine, "alive", CPU, window_s=WINDOW, now=100.0) == ["r1"]
+    assert scheduler.claim_next(engine, "dead", CPU, window_s=WINDOW, now=100.0) == ["r2"]
+    assert scheduler.reclaim_dead(engine, stale_s=30.0, now=101.0) == []  # just claimed: grace
+    scheduler.heartbeat(engine, "alive", host="h", pid=1, device="cpu", now=130.0)
+    assert scheduler.reclaim_dead(engine, stale_s=30.0, now=131.0) == ["r2"]
     row = state_of(engine, "r2")
     assert row["state"] == RunState.QUEUED and row["worker"] is None and row["auto_resumes"] == 1
     # the dead worker's late write changes nothing; the run trains again once
-    assert not db.finish(engine, "r2", "dead", RunState.FAILED, reason="late")
-    assert db.claim_next(engine, "alive", CPU, window_s=WINDOW, now=132.0) == ["r2"]
-    assert db.finish(engine, "r2", "alive", RunState.FINISHED, now=133.0)
+    assert not scheduler.finish(engine, "r2", "dead", RunState.FAILED, reason="late")
+    assert scheduler.claim_next(engine, "alive", CPU, window_s=WINDOW, now=132.0) == ["r2"]
+    assert scheduler.finish(engine, "r2", "alive", RunState.FINISHED, now=133.0)
     assert state_of(engine, "r2")["state"] == RunState.FINISHED
     assert state_of(engine, "r1")["state"] == RunState.RUNNING  # its worker is alive
 
 
 def test_cancel_is_a_column_the_stop_check_reads(engine):
     queue(engine, "ann", "q", "r")
-    db.claim_next(engine, "w", CPU, window_s=WINDOW)  # takes "q"
-    assert not db.should_stop(engine, "q")
-    assert db.request_cancel(engine, "q") == RunState.RUNNING
-    assert db.should_stop(engine, "q")
-    assert db.request_cancel(engine, "r") == RunState.CANCELLED  # queued: cancelled at once
-    assert db.claim_next(engine, "w", CPU, window_s=WINDOW) == []
-    assert db.request_cancel(engine, "nope") is None
+    scheduler.claim_next(engine, "w", CPU, window_s=WINDOW)  # takes "q"
+    assert not scheduler.should_stop(engine, "q")
+    assert scheduler.request_cancel(engine, "q") == RunState.RUNNING
+    assert scheduler.should_stop(engine, "q")
+    assert scheduler.request_cancel(engine, "r") == RunState.CANCELLED  # queued: cancelled at once
+    assert scheduler.claim_next(engine, "w", CPU, window_s=WINDOW) == []
+    assert scheduler.request_cancel(engine, "nope") is None
 
 
 # --- outages ----------------------------------------------------------------------------------
@@ -294,7 +378,7 @@ def test_a_worker_killed_in_its_claim_transaction_changes_nothing(url):
     os.kill(proc.pid, signal.SIGKILL)
     proc.join(10)
     assert state_of(engine, "r1")["state"] == RunState.QUEUED  # rolled back by the engine
-    assert db.claim_next(engine, "w", CPU, window_s=WINDOW) == ["r1"]
+    assert scheduler.claim_next(engine, "w", CPU, window_s=WINDOW) == ["r1"]
     engine.dispose()
 
 
@@ -329,7 +413,7 @@ def test_a_files_era_store_opens_with_every_run_owner_and_key(runs, url, monkeyp
     assert matches(key, db.owner_digests(engine)["ann"])
     assert Room.model_validate(db.read_room_body(engine)).message == "Quiet please"
     # the running run's old worker has no heartbeat here: it is queued again, to resume
-    assert db.reclaim_dead(engine, stale_s=60.0, now=time.time() + 120) == [ids[1]]
+    assert scheduler.reclaim_dead(engine, stale_s=60.0, now=time.time() + 120) == [ids[1]]
     assert import_store(engine, runs).already  # once per database
     assert len(db.run_rows(engine)) == 3
     engine.dispose()
@@ -368,4 +452,4 @@ def test_the_sql_fair_order_is_todays_fair_queue(engine, seed):
         conn.execute(db.runs.insert(), records)
     expected = fair_order(rows, now, window)
     assert len(expected) > 5
-    assert db.fair_order(engine, CPU, window_s=window, now=now) == expected
+    assert scheduler.fair_order(engine, CPU, window_s=window, now=now) == expected

@@ -107,7 +107,7 @@ def _import_owners(conn: sa.Connection, store: RunStore, report: ImportReport) -
 
 def _import_room(conn: sa.Connection, store: RunStore, report: ImportReport) -> None:
     path = store.root / ROOM_FILE
-    if not path.exists() or db._room_body(conn) is not None:
+    if not path.exists() or db.room_body(conn) is not None:
         return
     try:
         body = read_json_dict(path)
