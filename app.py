@@ -67,6 +67,9 @@ pages = [
             url_path="playground"),
     st.Page("app_pages/claims.py", title="Claims", icon=":material/fact_check:",
             url_path="claims"),
+    # The class experiment's verdict, for the projector: read-only, no key, in everyone's menu.
+    st.Page("app_pages/class_view.py", title="Class verdict", icon=":material/groups:",
+            url_path="class"),
     # Always registered, so that its address answers "only the teacher..." instead of falling
     # back to Home; listed in the menu only for the teacher.
     st.Page("app_pages/room.py", title="Room", icon=":material/co_present:", url_path="room",

@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages import common
+from app_pages import class_ui, common
 from samon_app.estimates import estimate_text
 from samon_app.formatting import seeds_text
 from samon_app.progress import colored_bars_css, is_active, method_bar_color
@@ -263,6 +263,7 @@ st.markdown(
     "CIFAR-100 show: then the honest verdict is *inconclusive*, and each card says how many "
     "seeds the paper's effect would need at its size."
 )
+class_ui.add_seed_ui("claims")
 chosen = {claim.id: card_ui(claim) for claim in claims.CLAIMS}
 st.header("All six verdicts")
 summary_ui(chosen)

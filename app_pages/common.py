@@ -44,6 +44,7 @@ from samon_app.progress import workers_line
 from samon_app.reader import RunData, RunInfo, RunReader, chart_signature, run_infos
 from samon_app.tables import group_members, group_table
 from samon_core import service
+from samon_core.runs.messages import clip_message
 from samon_core.runs.presets import list_presets
 from samon_core.runs.store import RunStore
 
@@ -249,7 +250,7 @@ def _workers_panel() -> None:
     """The sidebar's line about the workers (``progress.workers_line``), or why there is none."""
     info = ensure_workers()
     if info.get("error"):
-        st.warning(f"Workers: {info['error']}")
+        st.warning(f"Workers: {md_escape(info['error'], 300)}")
         return
     alive = [w for w in workers_status() if w.get("alive", True)]
     df = list_runs()
@@ -396,7 +397,8 @@ def _note(root_dir: str, run_id: str, state: str, updated: Any) -> str | None:
     if summary and summary.get("warning"):
         return str(summary["warning"])
     if state in ("failed", "diverged", "interrupted", "cancelled") or status.get("damaged"):
-        return str(status.get("message") or state)
+        # one line for everyone (the traceback is its owner's, on Live)
+        return clip_message(" ".join(str(status.get("message") or state).split()), 300)
     return None
 
 
@@ -435,6 +437,21 @@ def run_notes(df: Any) -> list[str]:
             updated = row.updated if row.updated == row.updated else None  # NaN -> None
             out.append(_note(root(), str(row.run_id), str(row.state), updated) or "")
     return out
+
+
+def record_problems_ui(infos: Iterable[RunInfo], data: Mapping[str, RunData]) -> int:
+    """One warning per run whose metric records are damaged: what was left out and why (the
+    rest of the run is shown; ``fieldcheck`` decides). Returns how many runs were named."""
+    named = 0
+    for info in infos:
+        d = data.get(info.run_id)
+        if d is None or not d.problems:
+            continue
+        named += 1
+        st.warning(f"**{md_escape(info.label, 80)}** (run {md_escape(info.run_id, 80)}): "
+                   f"damaged records left out: {md_escape('; '.join(d.problems), 600)}",
+                   icon=":material/broken_image:")
+    return named
 
 
 def _delete_damaged(run_id: str) -> None:

@@ -266,6 +266,7 @@ if not overlay_ids:
 
 infos = common.infos(overlay_ids)
 data = common.run_data([i.run_id for i in infos])
+common.record_problems_ui(infos, data)
 groups = seed_groups(infos)
 
 st.header("Curves", divider="gray")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import class_ui, common
 from samon_app.estimates import estimate_text
 from samon_app.forms import QUICK_DEMO
 from samon_app.paper_tables import (
@@ -204,6 +204,7 @@ def lab_ui() -> bool:
 
 
 clicked = hero_ui()
+class_ui.add_seed_ui("home")
 message_ui()
 sam_ui()
 samon_ui()

@@ -180,7 +180,8 @@ def launch_owner() -> str | None:
     st.session_state.pop(_REGISTERING, None)
     problem = owner_error()
     if problem:
-        st.error(f"Not launched: {problem.split(';')[0]}. Correct your name in the sidebar.",
+        st.error(f"Not launched: {md_escape(problem.split(';')[0], 300)}. Correct your name in "
+                 "the sidebar.",
                  icon=":material/error:")
         return None
     name = typed_name()

@@ -95,7 +95,7 @@ def run_row_ui(info: RunInfo, prog: dict[str, Any], position: int | None,
         box = st.error if info.state in ("failed", "diverged", "unknown") else st.warning
         box(f"**{common.md_escape(info.label)}:** {common.md_escape(prog['problem'], 1000)}",
             icon=":material/report:")
-        if prog.get("traceback"):
+        if prog.get("traceback") and why_not is None:  # its owner or the teacher only
             with st.expander("Details (traceback)"):
                 st.code(prog["traceback"], language=None)
     return action
@@ -186,8 +186,9 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
     ids = _group_ids(group)
     infos = common.infos(ids)
     data = common.run_data(ids)
-    readable = {i.run_id for i in infos}  # damaged runs are shown, with their problem
-    common.damaged_runs_ui([r for r in ids if r not in readable], key="live_damaged")
+    # every damaged run of the group with its problem (one with a bad field is shown below too)
+    common.damaged_runs_ui(ids, key="live_damaged")
+    common.record_problems_ui(infos, data)
     if not infos:
         st.info("This comparison has no runs (any more).")
         return

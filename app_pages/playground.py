@@ -100,13 +100,13 @@ def controls_ui(surface: toy.Surface) -> toy.Settings:
         with col:
             values[key] = knob_ui(KNOBS[key], fallback[key])
     with cols[-1]:
-        st.button("Reset to this surface's settings", on_click=_apply_defaults,
-                  icon=":material/restart_alt:", key=param("reset"))
+        st.button("Reset", on_click=_apply_defaults, icon=":material/restart_alt:",
+                  key=param("reset"), help="Back to this surface's suggested settings.")
     return toy.Settings(start=(values["x0"], values["y0"]), lr=values["lr"],
                         rho=fallback["rho"], steps=int(values["steps"]))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=32, show_spinner=False)
 def _grid(surface_key: str, settings: toy.Settings, methods: tuple[str, ...]
           ) -> list[GridPoint]:
     """The whole ρ grid (shared by all sessions: the same settings give the same grid)."""

@@ -1,6 +1,7 @@
 """Room: the teacher's page for a workshop. Pin a message every page shows, lock what students
-may launch, see who is using the workers, and queue a preset or a claim ahead of the class so
-that students who launch it later get finished runs at once.
+may launch, see who is using the workers, run a class experiment (every student adds a seed;
+``class_ui``), and queue a preset or a claim ahead of the class so that students who launch it
+later get finished runs at once.
 
 Listed in the menu only for the teacher (app.py); anyone else who opens its address is told
 that only the teacher can open it. Every change goes through ``service.set_room`` /
@@ -14,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import checks, common
+from app_pages import checks, class_ui, common
 from samon_app.forms import MAX_SEEDS
 from samon_app.markup import md_escape
 from samon_app.room_view import (
@@ -254,5 +255,7 @@ with st.container(border=True):
     locks_ui(current, server)
 with st.container(border=True):
     glance_ui(server)
+with st.container(border=True):
+    class_ui.teacher_ui()
 with st.container(border=True):
     precompute_ui()

@@ -22,6 +22,7 @@ from samon_app.formatting import finite
 from samon_core.catalog.datasets import is_synthetic
 from samon_core.catalog.methods import method_color, method_key, method_sort_key
 from samon_core.runs.config import RunConfig
+from samon_core.runs.listing import records_or_damaged
 from samon_core.runs.metrics import (
     epochs_frame,
     norm_stats_records,
@@ -49,6 +50,8 @@ class RunData:
     gamma: list[dict[str, Any]]
     beta: list[dict[str, Any]]
     counts: dict[str, int] = field(default_factory=dict)  # records per kind
+    # what was wrong with the records read (skipped or cleaned: ``fieldcheck``), for the pages
+    problems: tuple[str, ...] = ()
     _series: dict[tuple[str, str, str], tuple[list[float], list[float]]] = field(
         default_factory=dict, repr=False
     )
@@ -85,7 +88,8 @@ class RunData:
         return sharpness_frame(self.records)
 
 
-def build_run_data(run_id: str, records: list[dict[str, Any]], version: int = 0) -> RunData:
+def build_run_data(run_id: str, records: list[dict[str, Any]], version: int = 0,
+                   problems: Iterable[str] = ()) -> RunData:
     """``RunData`` of a run's raw records (resumed runs' repeated epochs resolved)."""
     resolved = resolve_resumes(records)
     counts: dict[str, int] = {}
@@ -99,13 +103,18 @@ def build_run_data(run_id: str, records: list[dict[str, Any]], version: int = 0)
         gamma=norm_stats_records(resolved, "gamma"),
         beta=norm_stats_records(resolved, "beta"),
         counts=counts,
+        problems=tuple(problems),
     )
+
+
+MAX_PROBLEMS = 10  # problems of one run's records kept (a run of bad lines names a few)
 
 
 @dataclass
 class _Entry:
     lock: threading.Lock
     raw: list[dict[str, Any]] = field(default_factory=list)
+    problems: dict[str, None] = field(default_factory=dict)  # ordered, each once
     offset: int = 0
     checked: float = 0.0
     data: RunData | None = None
@@ -146,15 +155,22 @@ class RunReader:
             now = time.monotonic()
             if entry.data is not None and now - entry.checked < max_age:
                 return entry.data
-            records, offset = self.store.read_records_since(run_id, entry.offset)
+            try:
+                records, offset, problems = records_or_damaged(
+                    self.store.metrics_path(run_id), entry.offset)
+            except (OSError, ValueError) as exc:  # a metrics file no reader can open: said
+                records, offset, problems = [], entry.offset, [f"metrics.jsonl: {exc}"]
             self.reads += 1
             entry.checked = now
             if offset < entry.offset:  # the file was replaced: start again
-                entry.raw = []
-            if entry.data is None or records or offset != entry.offset:
+                entry.raw, entry.problems = [], {}
+            new_problems = [p for p in problems if p not in entry.problems
+                            ][: max(0, MAX_PROBLEMS - len(entry.problems))]
+            entry.problems.update(dict.fromkeys(new_problems))
+            if entry.data is None or records or offset != entry.offset or new_problems:
                 entry.raw.extend(records)
                 entry.offset = offset
-                entry.data = build_run_data(run_id, entry.raw, offset)
+                entry.data = build_run_data(run_id, entry.raw, offset, entry.problems)
             return entry.data
 
     def forget(self, run_id: str) -> None:

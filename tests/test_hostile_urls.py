@@ -8,7 +8,9 @@ while signed in as the teacher. Pages through app.py with AppTest and the real j
 
 from __future__ import annotations
 
+import html
 import importlib
+import re
 from collections.abc import Callable
 
 import pytest
@@ -26,6 +28,7 @@ from samon_core.runs.store import RunStore
 HOME, LAUNCH, LIVE, COMPARE, PLAYGROUND, CLAIMS = (
     f"app_pages/{p}.py" for p in ("home", "launch", "live", "compare", "playground", "claims"))
 ALL_PAGES = (HOME, LAUNCH, LIVE, COMPARE, PLAYGROUND, CLAIMS)
+ROOM = "app_pages/room.py"  # the teacher's page: anyone else's link may still point at it
 RAW_HTML = ("<script", "<img", "<b>")
 
 
@@ -84,7 +87,7 @@ def test_the_key_leaves_the_address_and_no_page_shows_it(runs):
 
 def test_a_key_entered_directly_on_any_page_is_removed_there(runs):
     key, _ = alice_with_a_run(runs)
-    for path in ALL_PAGES:
+    for path in (*ALL_PAGES, ROOM):
         at = visit(path, owner="alice", key=key, group="g1")
         assert_nowhere(at, key, path)
         assert any("You act as alice" in c.value for c in at.sidebar.caption), path
@@ -125,6 +128,13 @@ def test_the_one_time_box_is_the_only_place_a_key_appears(runs):
 # ---------------------------------------------------------------------------------------------
 
 
+def share_links(at: AppTest) -> list[str]:
+    """The share links a page shows: in ``st.code`` (Launch) or in the Playground's box."""
+    boxes = [html.unescape(m) for el in at.get("html")
+             for m in re.findall(r'data-base="([^"]*)"', el.proto.body)]
+    return [c.value for c in at.code] + boxes
+
+
 @pytest.mark.parametrize(("path", "query", "kept"), [
     (LAUNCH, {"epochs": "3", "seed": "7"}, ("epochs=3", "seed=7")),
     (PLAYGROUND, {"pg_lr": "0.05"}, ("pg_lr=0.05",)),
@@ -132,7 +142,7 @@ def test_the_one_time_box_is_the_only_place_a_key_appears(runs):
 def test_share_links_hold_the_settings_without_the_name_or_key(runs, path, query, kept):
     key, _ = alice_with_a_run(runs)
     at = visit(path, owner="alice", key=key, token="S3CRET-token", **query)
-    links = [c.value for c in at.code]
+    links = share_links(at)
     assert len(links) == 1, links
     for part in kept:
         assert part in links[0], links[0]
@@ -305,3 +315,15 @@ def test_seeds_text():
     assert seeds_text(0, 1) == "seed 0" and seeds_text(0, 3) == "seeds 0-2"
     assert seeds_text(4, 2) == "seeds 4-5"
     assert claims.CLAIMS  # the page's card text uses it (test above)
+
+
+def test_a_hostile_worker_error_is_shown_as_text(runs, monkeypatch):
+    def broken(**_kw):
+        raise RuntimeError("<img src=x onerror=alert(1)> [x](javascript:alert(1))")
+
+    monkeypatch.setenv("SAMON_START_WORKERS", "1")
+    monkeypatch.setattr(service, "ensure_workers", broken)
+    at = visit(HOME)
+    shown = " ".join(w.value for w in at.sidebar.warning)
+    assert "Workers:" in shown and "&lt;img" in shown and "\\[x\\]" in shown
+    assert not any(n in shown for n in RAW_HTML)

@@ -147,6 +147,9 @@ class _Arrays:
         return [{"x": self.points[j, :, 0].tolist(), "y": self.points[j, :, 1].tolist()},
                 {"x": list(range(self.loss.shape[1])), "y": _ys(self.loss[j])}]
 
+    def finite_losses(self, j: int) -> np.ndarray:
+        return self.loss[j][np.isfinite(self.loss[j])]
+
     def step_data(self, k: int) -> list[dict[str, Any]]:
         """x / y at step k of every radius: (w_k, w_k + eps_k) pairs, and L(w_k)."""
         pairs = np.stack([self.points[:, k], self.ascent[:, k]], axis=1).reshape(-1, 2)
@@ -164,9 +167,9 @@ def _traces(key: str, arrays: _Arrays, j: int, k: int) -> list[dict[str, Any]]:
     hidden = {"marker": {"opacity": 0.0}}
     n = arrays.points.shape[0]
     return [
-        {"type": "scatter", **path_xy, "mode": "lines+markers", "name": name,
-         "legendgroup": key, "line": {"color": c, "width": 2}, "opacity": 0.65,
-         "marker": {"size": 4, "color": c},
+        # lines only: a dot per step (800 more SVG nodes) costs 40% of a ρ move's CPU
+        {"type": "scatter", **path_xy, "mode": "lines", "name": name,
+         "legendgroup": key, "line": {"color": c, "width": 2}, "opacity": 0.7,
          "hovertemplate": f"{name}, step %{{pointNumber}}<br>(%{{x:.3f}}, %{{y:.3f}})"
          "<extra></extra>"},
         {"type": "scatter", **loss_xy, "mode": "lines", "xaxis": "x2", "yaxis": "y2",
@@ -184,6 +187,25 @@ def _traces(key: str, arrays: _Arrays, j: int, k: int) -> list[dict[str, Any]]:
          "name": name, "legendgroup": key, "showlegend": False, "selectedpoints": [j],
          "unselected": hidden, "marker": {"color": c, "size": 9}, "hoverinfo": "skip"},
     ]
+
+
+def cell(value: Any) -> str:
+    """A table cell: a number to 4 significant digits (a diverged run's 722719.6 as
+    '7.227e+05', not 11 characters in a 50-pixel column), True as 'yes', False as ''."""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def row_cells(row: dict[str, Any], columns: Sequence[str]) -> list[str]:
+    """One row of the table: its cells in ``columns``; a run that diverged shows only its
+    name and 'yes' (its numbers, 1e23 and the like, say nothing)."""
+    if row.get("diverged"):
+        return [row["method"] if c == "method" else "yes" if c == "diverged" else "—"
+                for c in columns]
+    return [cell(row.get(c, "")) for c in columns]
 
 
 def _columns(grid: Sequence[GridPoint]) -> list[str]:
@@ -205,20 +227,32 @@ class _Notes:
     full redraw: about 6x the time)."""
 
     columns: list[str]
+    widths: list[float]  # relative column widths
     rows: int
     height: float  # pixels
+
+    @classmethod
+    def of(cls, grid: Sequence[GridPoint], height: float) -> _Notes:
+        """Columns as wide as their longest header word or cell on any radius."""
+        cols = _columns(grid)
+        texts = [[*wrap(c, 9).split("<br>"), *(row_cells(r, cols)[i] for p in grid
+                                                for r in p.rows)] for i, c in enumerate(cols)]
+        widths = [max(map(len, t)) + (3.0 if i == 0 else 2.0) for i, t in enumerate(texts)]
+        return cls(cols, widths, max(len(p.rows) for p in grid), height)
+
+    def header(self) -> list[str]:
+        return [f"<b>{wrap(c, 9)}</b>".replace("<br>", "</b><br><b>") for c in self.columns]
 
     def sentences(self, point: GridPoint) -> dict[str, Any]:
         return {"text": [sentences_text(point.rho, point.sentences)]}
 
     def cells(self, point: GridPoint) -> dict[str, Any]:
-        header = [f"<b>{wrap(c, 9)}</b>".replace("<br>", "</b><br><b>") for c in self.columns]
-        body = [str(r.get(c, "")) for r in point.rows for c in self.columns]
-        return {"text": header + body}
+        body = [t for r in point.rows for t in row_cells(r, self.columns)]
+        return {"text": self.header() + body}
 
     def x(self) -> list[float]:
-        """Column centres in [0, 1] (the method column a bit wider)."""
-        w = np.array([1.3] + [1.0] * (len(self.columns) - 1))
+        """Column centres in [0, 1]."""
+        w = np.array(self.widths)
         return ((np.cumsum(w) - w / 2) / w.sum()).round(4).tolist()
 
     def traces(self, point: GridPoint) -> list[dict[str, Any]]:
@@ -344,6 +378,19 @@ def _heights(grid: Sequence[GridPoint]) -> tuple[int, dict[str, Any]]:
     return plot, {"loss": [loss_lo, 1.0], "notes": notes, "notes_px": notes * plot}
 
 
+def _loss_range(grid: Sequence[GridPoint], arrays: Sequence[_Arrays], j: int) -> list[float]:
+    """The loss axis at radius j: the losses of the runs that did not diverge (a diverged
+    run's 1e23 would flatten every other curve), with a margin. Set by every ρ frame: an
+    animation without a redraw does not autorange."""
+    keys = list(grid[j].trajs)
+    ok = [a.finite_losses(j) for key, a in zip(keys, arrays, strict=True)
+          if not grid[j].outcomes[key].diverged]
+    values = np.concatenate(ok or [a.finite_losses(j) for a in arrays])
+    lo, hi = float(values.min()), float(values.max())
+    pad = 0.06 * (hi - lo) or 0.1 * max(abs(hi), 1.0)
+    return [round(lo - pad, 6), round(hi + pad, 6)]
+
+
 def _frames(grid: Sequence[GridPoint], arrays: Sequence[_Arrays], first: int,
             notes: _Notes, steps: int) -> list[dict[str, Any]]:
     """The ρ frames and the step frames: see the module's docstring. Trace order from
@@ -359,7 +406,8 @@ def _frames(grid: Sequence[GridPoint], arrays: Sequence[_Arrays], first: int,
             "data": [d for a in arrays for d in (*a.rho_data(j),
                                                  {"selectedpoints": [2 * j, 2 * j + 1]},
                                                  {"selectedpoints": [j]})]
-            + [notes.sentences(p), notes.cells(p)]}
+            + [notes.sentences(p), notes.cells(p)],
+            "layout": {"yaxis2": {"range": _loss_range(grid, arrays, j)}}}
            for j, p in enumerate(grid)]
     step = [{"name": str(k), "group": STEP_GROUP, "traces": step_traces,
              "data": [d for a in arrays for d in a.step_data(k)] + [{}, {}]}
@@ -385,7 +433,9 @@ def playground_figure(surface: toy.Surface, grid: Sequence[GridPoint], position:
     j0 = position.rho_index
     for key, a in zip(methods, arrays, strict=True):
         traces += _traces(key, a, j0, position.step)
-    notes = _Notes(_columns(grid), len(methods), domains["notes_px"])
+    layout["xaxis2"]["range"] = [0, steps]
+    layout["yaxis2"]["range"] = _loss_range(grid, arrays, j0)
+    notes = _Notes.of(grid, domains["notes_px"])
     traces += notes.traces(grid[j0])
     layout["shapes"] = notes.shapes()
     top = -SLIDERS_PX[0] / plot  # below the x axis' title

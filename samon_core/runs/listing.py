@@ -2,20 +2,25 @@
 makes of a damaged ``status.json``. No torch; pandas is not needed here.
 
 A damaged run is never hidden: what can be read is shown and the rest is named in the row's
-``problem``, so one bad folder neither breaks a listing nor escapes deletion.
+``problem``, so one bad folder neither breaks a listing nor escapes deletion. A field of the wrong
+type is left out and named the same way (``fieldcheck``: the one check of the fields readers use).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from samon_core.runs.config import RunConfig
+from samon_core.runs.fieldcheck import check_fields, check_records, summarize
 from samon_core.runs.io import read_json_dict
 from samon_core.runs.messages import clip
+from samon_core.runs.metrics import read_records_since
 from samon_core.runs.states import RunState
 
 log = logging.getLogger("samon.store")
@@ -71,17 +76,41 @@ def status_or_damaged(path: Path) -> dict[str, Any]:
     """status.json at ``path``; if it is missing, empty, malformed or holds no known state,
     ``{"state": "interrupted", "damaged": True, "message": ...}``. status.json is replaced
     without fsync (it changes every few seconds), so a power loss may leave it empty; the run is
-    then resumable like one whose worker died."""
+    then resumable like one whose worker died. Fields of the wrong type are left out
+    (``checked_status``)."""
+    return checked_status(path)[0]
+
+
+def checked_status(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """``status_or_damaged`` and the damaged fields it left out (``fieldcheck``)."""
     try:
-        status = read_json_dict(path)
+        status, problems = check_fields(STATUS_FILE, read_json_dict(path))
         state = status.get("state")
         if isinstance(state, str) and state in RunState._value2member_map_:
-            return status
+            return status, problems
         problem = f"it holds no known state ({clip(state)})"
     except (FileNotFoundError, ValueError) as exc:
         problem = str(exc)
     return {"state": RunState.INTERRUPTED.value, "damaged": True,
-            "message": f"status.json is damaged ({problem}); resume the run to continue it"}
+            "message": f"status.json is damaged ({problem}); resume the run to continue it"}, []
+
+
+def checked_file(path: Path) -> dict[str, Any]:
+    """A run's JSON file (meta.json, summary.json, ...) without its fields of the wrong type
+    (``fieldcheck``; the listing names them in the run's ``problem``)."""
+    return check_fields(path.name, read_json_dict(path))[0]
+
+
+def records_or_damaged(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int, list[str]]:
+    """The metric records after byte ``offset`` of ``path`` (``metrics.read_records_since``)
+    without damaged ones (``fieldcheck.check_records``), the next offset, and what was damaged.
+    A folder or a FIFO in place of the file is named, never opened."""
+    with contextlib.suppress(OSError):  # missing: no records yet; unreadable: the reader says
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return [], 0, [f"{path.name} is not a regular file: its records cannot be read"]
+    records, offset = read_records_since(path, offset)
+    clean, problems = check_records(records)
+    return clean, offset, problems
 
 
 def _row(path: Path, now: float) -> dict[str, Any]:
@@ -89,9 +118,14 @@ def _row(path: Path, now: float) -> dict[str, Any]:
     run_id = path.name
     problems: list[str] = []
 
+    raw: dict[str, dict[str, Any]] = {}
+
     def part(name: str) -> dict[str, Any]:
         try:
-            return read_json_dict(path / name)
+            raw[name] = read_json_dict(path / name)
+            data, damaged = check_fields(name, raw[name])
+            problems.extend(damaged)
+            return data
         except FileNotFoundError:
             if name != SUMMARY_FILE:
                 problems.append(f"{name} is missing")
@@ -100,11 +134,13 @@ def _row(path: Path, now: float) -> dict[str, Any]:
         return {}
 
     config, meta, summary = part(CONFIG_FILE), part(META_FILE), part(SUMMARY_FILE)
-    status = status_or_damaged(path / STATUS_FILE)
+    status, damaged = checked_status(path / STATUS_FILE)
+    problems.extend(damaged)
     if status.get("damaged"):
         problems.append(str(status["message"]))
     try:
-        method_label = RunConfig.from_dict(config).method_label() if config else None
+        method_label = (RunConfig.from_dict(raw[CONFIG_FILE]).method_label()
+                        if raw.get(CONFIG_FILE) else None)
     except ValueError:  # a config from another version of RunConfig
         method_label = None
     heartbeat = status.get("heartbeat")
@@ -129,7 +165,7 @@ def _row(path: Path, now: float) -> dict[str, Any]:
         "heartbeat_age_s": now - heartbeat if isinstance(heartbeat, (int, float)) else None,
         "updated": status.get("updated"),
         "config_hash": meta.get("config_hash"),
-        "problem": "; ".join(clip(p, 300)[1:-1] for p in problems) or None,
+        "problem": "; ".join(clip(p, 300)[1:-1] for p in summarize(problems)) or None,
     }
 
 def listing_row(path: Path, now: float) -> dict[str, Any] | None:

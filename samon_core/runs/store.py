@@ -47,7 +47,9 @@ from samon_core.runs.listing import (  # noqa: F401 - file names re-exported
     META_FILE,
     STATUS_FILE,
     SUMMARY_FILE,
+    checked_file,
     listing_row,
+    records_or_damaged,
     status_or_damaged,
 )
 from samon_core.runs.messages import clip
@@ -56,7 +58,6 @@ from samon_core.runs.metrics import (
     MetricsWriter,
     epochs_frame,
     norm_stats_records,
-    read_records_since,
     resolve_resumes,
     sharpness_frame,
     steps_frame,
@@ -309,7 +310,8 @@ class RunStore:
         return read_json_dict(self._existing_dir(run_id) / CONFIG_FILE)
 
     def read_meta(self, run_id: str) -> dict[str, Any]:
-        return read_json_dict(self._existing_dir(run_id) / META_FILE)
+        """meta.json without its fields of the wrong type (``listing.checked_file``)."""
+        return checked_file(self._existing_dir(run_id) / META_FILE)
 
     def update_meta(self, run_id: str, **fields: Any) -> dict[str, Any]:
         """Change meta fields (e.g. the label); ``config_hash`` and ``run_id`` are fixed."""
@@ -327,9 +329,9 @@ class RunStore:
         write_json(self._existing_dir(run_id) / SUMMARY_FILE, dict(summary))
 
     def read_summary(self, run_id: str) -> dict[str, Any] | None:
-        """summary.json, or None while the run has none."""
+        """summary.json (without fields of the wrong type), or None while the run has none."""
         try:
-            return read_json_dict(self._existing_dir(run_id) / SUMMARY_FILE)
+            return checked_file(self._existing_dir(run_id) / SUMMARY_FILE)
         except FileNotFoundError:
             return None
 
@@ -344,8 +346,8 @@ class RunStore:
         Raw records: resume markers are NOT applied; keep the records you have and pass them all
         to ``resolve_resumes`` (cheap). A returned offset smaller than the one given means that the
         file was replaced: start again from the records returned. A missing file gives
-        ``([], 0)``."""
-        return read_records_since(self.run_dir(run_id) / METRICS_FILE, offset)
+        ``([], 0)``. Damaged records are skipped or cleaned (``listing.records_or_damaged``)."""
+        return records_or_damaged(self.run_dir(run_id) / METRICS_FILE, offset)[:2]
 
     def read_records(self, run_id: str, *, resolve: bool = True) -> list[dict[str, Any]]:
         """All complete records of metrics.jsonl (a trailing line without newline is ignored),

@@ -15,6 +15,11 @@ created (``submit``, and ``samon run`` / ``samon claim run``), not only in a pag
 * ``max_epochs``: at most this many epochs per run (at most the server's ``max_epochs``);
 * ``models``: only these models of the catalog.
 
+The room also holds the **class experiment** (``ClassExperiment``: a claim and a size; what
+starting, stopping and "add my seed" do is ``samon_core.claims.classroom``) and the **replay**
+of one loaded from a file (its runs in the run store ``REPLAY_DIR`` under the root), changed
+through ``set_room`` like the rest: only the teacher starts or stops them.
+
 A request that breaks a lock raises ``RoomLocked`` (a ``LimitExceeded``) with one line naming
 the lock. A damaged room file reads as the default room (no message, no locks) with a logged
 warning: a broken file must not stop a class.
@@ -42,6 +47,7 @@ from samon_core.service.limits import LimitExceeded
 from samon_core.service.settings import Settings, load_settings
 
 ROOM_FILE = ".room.json"
+REPLAY_DIR = ".replay"  # the runs of a loaded class experiment: a run store of their own
 _LOCK_FILE = ".room.lock"
 MESSAGE_MAX_CHARS = 500
 CLAIM_PREFIX = "claim:"  # preset of a claim's runs: "claim:<claim id>"
@@ -50,6 +56,61 @@ _CLAIM_ID_RE = re.compile(r"[a-z0-9_-]{1,40}")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 log = logging.getLogger(__name__)
+
+
+def _time_value(value: Any, name: str) -> Any:
+    """A time from JSON (strict mode refuses an int for a float; a hand-written file may hold
+    one); ``ValueError`` for one that is no time."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a time (seconds since 1970)")
+    return value
+
+
+class ClassExperiment(BaseModel):
+    """The class experiment the teacher started: every student adds one seed of a claim's runs
+    at one size, and the class verdict pools every seed of exactly those configs
+    (``samon_core.claims.classroom``). ``stopped_at`` set: no more seeds are added (the verdict
+    still shows, from the runs created before it); ``provisional``: runs still training count
+    with their latest epoch; ``exported_at``: a replay loaded from a file exported then."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    claim: str = Field(description="The claim's id (samon_core.claims.CLAIM_IDS).")
+    size: str = Field(description="The claim's size (cpu, gpu or paper).")
+    started_at: float = Field(description="When the teacher started it (unix time).")
+    stopped_at: float | None = Field(None, description="When the teacher stopped it.")
+    provisional: bool = Field(False, description="Runs still training count (provisionally).")
+    exported_at: float | None = Field(None, description="A replay: when it was exported.")
+
+    @field_validator("claim")
+    @classmethod
+    def _claim(cls, value: str) -> str:
+        from samon_core.claims.data import BY_ID  # data only; see the module docstring
+
+        if _CLAIM_ID_RE.fullmatch(value) is None or value not in BY_ID:
+            raise ValueError(f"unknown claim {clip(value)}; one of {', '.join(BY_ID)}")
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        from samon_core.claims.runsets import SIZES  # data only
+
+        if value not in SIZES:
+            raise ValueError(f"size must be one of {', '.join(SIZES)}; got {clip(value)}")
+        return value
+
+    @field_validator("started_at", "stopped_at", "exported_at", mode="before")
+    @classmethod
+    def _times(cls, value: Any, info: Any) -> Any:
+        return _time_value(value, info.field_name)
+
+    @property
+    def running(self) -> bool:
+        """Students may add seeds (started, not stopped, not a replay)."""
+        return self.stopped_at is None and self.exported_at is None
 
 
 class Room(BaseModel):
@@ -64,6 +125,10 @@ class Room(BaseModel):
     max_epochs: int | None = Field(None, ge=1, description="Most epochs per run (None: any).")
     models: tuple[str, ...] | None = Field(
         None, description="Models students may train (None: every model the server allows).")
+    experiment: ClassExperiment | None = Field(
+        None, description="The class experiment (None: none started).")
+    replay: ClassExperiment | None = Field(
+        None, description="A class experiment loaded from a file (its runs: REPLAY_DIR).")
 
     @field_validator("message")
     @classmethod
@@ -75,12 +140,7 @@ class Room(BaseModel):
     @field_validator("pinned_at", mode="before")
     @classmethod
     def _time(cls, value: Any) -> Any:
-        # strict mode refuses an int for a float; JSON written by hand may hold one
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
-            raise ValueError("pinned_at must be a time (seconds since 1970)")
-        return value
+        return _time_value(value, "pinned_at")
 
     @field_validator("models", mode="before")
     @classmethod

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,9 +197,18 @@ def _carry_out(plan: list[tuple[_Request, RunRow | None, int | None]], store: Ru
     return results
 
 
+def _reseeded(requests: list[_Request], pick_seed: Callable[[list[RunRow]], int],
+              rows: list[RunRow]) -> list[_Request]:
+    """The requests with the seed ``pick_seed(rows)`` chosen under the submit lock (each
+    config's seed replaced; the checks before the lock do not depend on the seed)."""
+    seed = pick_seed(rows)
+    return [_Request(req.config.replace(seed=seed), req.label, req.group) for req in requests]
+
+
 def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, reuse: bool,
                  store: RunStore | None, settings: Settings | None,
-                 who: _Credentials) -> list[dict[str, Any]]:
+                 who: _Credentials,
+                 pick_seed: Callable[[list[RunRow]], int] | None = None) -> list[dict[str, Any]]:
     store = store_or_default(store)
     s = settings or load_settings()
     owner, ident = _check_requests(requests, owner, preset, who, store, s)
@@ -210,6 +219,8 @@ def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, re
         names = names_lock(store.root) if unproven else contextlib.nullcontext()
         with submit_lock(store, s.lock_timeout_s), names:
             rows = scan_runs(store)
+            if pick_seed is not None:  # chosen here, so two callers never get one seed
+                requests = _reseeded(requests, pick_seed, rows)
             _check_under_lock(requests, rows, owner, ident, store)
             plan, n_new = _plan(requests, rows, reuse, store, s)
             check_queue_limits(rows, owner, n_new, s)
@@ -255,15 +266,20 @@ def submit(config: RunConfig, *, owner: str, group: str = "", label: str = "",
 def submit_group(configs: Mapping[str, RunConfig], *, owner: str, preset: str | None = None,
                  seeds: int = 1, store: RunStore | None = None, reuse: bool = True,
                  settings: Settings | None = None, owner_key: str | None = None,
-                 teacher_token: str | SecretStr | None = None) -> tuple[str, list[str]]:
+                 teacher_token: str | SecretStr | None = None,
+                 pick_seed: Callable[[list[RunRow]], int] | None = None) -> tuple[str, list[str]]:
     """Queue a comparison: every config (label -> config, e.g. a preset's) with ``seeds`` seeds
     (``seed``, ``seed + 1``, ...). Returns the group id and the run ids (configs in order, seeds
     inner). All or nothing: if any run is over a limit, none is queued. Who may submit under
-    ``owner``: see ``submit_info``."""
+    ``owner``: see ``submit_info``. ``pick_seed`` (one seed only): called with the store's rows
+    under the submit lock, it gives the seed of every config, so that concurrent callers that
+    pick "the next unused seed" get different ones (the class experiment's "add my seed")."""
     if not configs:
         raise ValueError("submit_group needs at least one config")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a positive integer; got {seeds!r}")
+    if pick_seed is not None and seeds != 1:
+        raise ValueError("pick_seed chooses one seed: seeds must be 1")
     store = store_or_default(store)
     settings = settings or load_settings()
     check_request_size(len(configs), seeds, len(store.run_ids()), settings)  # before any work
@@ -277,5 +293,6 @@ def submit_group(configs: Mapping[str, RunConfig], *, owner: str, preset: str | 
             name = label if seeds == 1 else f"{label} (seed {cfg.seed})"
             requests.append(_Request(cfg, name, group))
     results = _submit_many(requests, owner=owner, preset=preset, reuse=reuse, store=store,
-                           settings=settings, who=_Credentials(owner_key, teacher_token))
+                           settings=settings, who=_Credentials(owner_key, teacher_token),
+                           pick_seed=pick_seed)
     return group, [r["run_id"] for r in results]
