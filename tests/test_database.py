@@ -331,7 +331,6 @@ def test_a_busy_sqlite_writer_is_waited_for(tmp_path):
     other = db.open_database(url)
     with db.writing(other) as conn:  # holds the write lock for a while
         conn.execute(sa.text("UPDATE samon SET value = value"))
-        threading.Timer(0.5, lambda: None).start()
         waiter = threading.Thread(target=lambda: queue(engine, "ann", "late"))
         waiter.start()
         time.sleep(0.5)
@@ -453,3 +452,21 @@ def test_the_sql_fair_order_is_todays_fair_queue(engine, seed):
     expected = fair_order(rows, now, window)
     assert len(expected) > 5
     assert scheduler.fair_order(engine, CPU, window_s=window, now=now) == expected
+
+
+def test_a_writer_of_this_process_waits_its_turn_and_gives_up_with_one_line(tmp_path,
+                                                                           monkeypatch):
+    from samon_core.runs.io import LockTimeout
+
+    engine = db.open_database(db.database_url(tmp_path))
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 300)
+    with db.writing(engine):
+        failed = []
+        waiter = threading.Thread(target=lambda: failed.append(
+            pytest.raises(LockTimeout, queue, engine, "ann", "r1")))
+        waiter.start()
+        waiter.join(10)
+    assert failed and "write lock" in str(failed[0].value)
+    queue(engine, "ann", "r1")  # its turn has come
+    assert [r["run_id"] for r in db.run_rows(engine)] == ["r1"]
+    engine.dispose()

@@ -24,7 +24,9 @@ the run. This module holds the tables and the transactions; ``admission`` (what 
 from __future__ import annotations
 
 import json
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +35,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from samon_core.runs.io import LockTimeout
 from samon_core.service.redact import display_url, redact
 
 DB_FILE = "samon.db"
@@ -117,6 +120,7 @@ def open_database(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _sqlite_transactions(engine)
+        _TURNS[engine] = threading.Lock()
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)
     with writing(engine) as conn:
@@ -142,11 +146,27 @@ def _sqlite_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+# SQLite: the writers of one process (the app's sessions are its threads) take turns on a
+# thread lock before BEGIN IMMEDIATE. Without it they would all poll SQLite's busy handler, which
+# sleeps up to 100 ms between tries and serves nobody in order: a burst of 30 submits then had a
+# p95 several times its median (bench/db_admission.py).
+_TURNS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """One writing transaction: committed at the end, rolled back on an exception."""
-    with engine.connect().execution_options(samon_write=True) as conn, conn.begin():
-        yield conn
+    """One writing transaction: committed at the end, rolled back on an exception. A writer
+    that waits ``BUSY_TIMEOUT_MS`` for its turn gives up with ``LockTimeout``."""
+    turn = _TURNS.get(engine)
+    if turn is not None and not turn.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+        raise LockTimeout(f"the database's write lock stayed taken for "
+                          f"{BUSY_TIMEOUT_MS / 1000:g} s in this process; nothing was written")
+    try:
+        with engine.connect().execution_options(samon_write=True) as conn, conn.begin():
+            yield conn
+    finally:
+        if turn is not None:
+            turn.release()
 
 
 @contextmanager
