@@ -355,6 +355,15 @@ def test_retrying_gives_up_with_one_line_and_no_password():
     assert "s3cret" not in message and "lab:***@127.0.0.1:1/samon" in message
 
 
+@pytest.mark.parametrize("url", ["postgresql+psycopg://lab:s3cret-pw@db:notaport/samon",
+                                 "nosuchdriver://lab:s3cret-pw@db/samon"])
+def test_a_bad_database_url_is_named_without_its_password(url):
+    with pytest.raises(ValueError) as caught:
+        db.open_database(url)
+    message = str(caught.value)
+    assert "s3cret" not in message and "lab:***@db" in message and "\n" not in message
+
+
 def _hold_a_claim(url, ready):
     engine = db.open_database(url)
     with db.writing(engine) as conn:  # a claim half done: the run is running, not committed

@@ -114,15 +114,28 @@ def database_url(runs_dir: Path, configured: str | None = None) -> str:
     return configured or f"sqlite:///{Path(runs_dir).resolve() / DB_FILE}"
 
 
+def _engine(url: str) -> Engine:
+    """The engine, or ``ValueError`` naming the URL without its password (SQLAlchemy's own
+    message for an unparsable URL quotes all of it)."""
+    try:
+        if url.startswith("sqlite"):
+            engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+            _sqlite_transactions(engine)
+            _TURNS[engine] = threading.Lock()
+            return engine
+        # lock_timeout: a PostgreSQL lock waited for longer than LOCK_TIMEOUT_S is an error
+        # (retried like an outage by ``retrying``), never a wait for ever.
+        return sa.create_engine(url, pool_pre_ping=True, connect_args={
+            "options": f"-c lock_timeout={int(BUSY_TIMEOUT_MS)}"})
+    except (sa.exc.ArgumentError, ValueError, ImportError) as exc:
+        raise ValueError(f"cannot use the database URL {display_url(url)}: "
+                         f"{redact(str(exc).splitlines()[0], url)}") from None
+
+
 def open_database(url: str) -> Engine:
     """An engine for ``url`` with the tables created (idempotent, safe from several processes:
-    on PostgreSQL under the admission lock, on SQLite inside ``BEGIN IMMEDIATE``)."""
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
-        _sqlite_transactions(engine)
-        _TURNS[engine] = threading.Lock()
-    else:
-        engine = sa.create_engine(url, pool_pre_ping=True)
+    ``serialize`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite)."""
+    engine = _engine(url)
     with writing(engine) as conn:
         serialize(conn)
         metadata.create_all(conn)
