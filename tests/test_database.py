@@ -74,6 +74,13 @@ def test_admission_inserts_reuses_and_counts_requesters(engine):
     rows = {r["run_id"]: r for r in db.run_rows(engine)}
     assert rows["r1"]["requesters"] == ["ann", "bob"] and rows["r2"]["requesters"] == ["ann"]
     assert rows["r1"]["state"] == RunState.QUEUED and rows["r1"]["owner"] == "ann"
+    twice = admission.admit(engine, " Cy", [admission.NewRun("c1", "same"),
+                                            admission.NewRun("c2", "same")],
+                            admission.QueueLimits())
+    assert twice.inserted == ["c1"] and twice.reused == {"c2": "c1"}
+    assert state_of(engine, "c1")["owner"] == "cy"  # normal form
+    # bob joined ann's run: his own quota is untouched (he owns no run)
+    queue(engine, "bob", "b1", "b2", limits=admission.QueueLimits(max_queued_per_owner=2))
 
 
 def test_a_refused_admission_inserts_nothing(engine):

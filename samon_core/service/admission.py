@@ -74,9 +74,10 @@ def _check_queue(conn: Connection, owner: str, n_new: int, limits: QueueLimits) 
             raise LimitExceeded("max_queue", limits.max_queue,
                                 f"{waiting} runs are waiting and this request adds {n_new}")
     if limits.max_queued_per_owner:
-        active = conn.scalar(sa.select(sa.func.count()).select_from(
-            runs.join(requesters, requesters.c.run_id == runs.c.run_id)).where(
-            requesters.c.owner == owner, runs.c.state.in_([s.value for s in ACTIVE_STATES])))
+        # the runs it owns (first requester), as the files-era limit counted them: joining a
+        # run someone else queued adds no work to the queue
+        active = conn.scalar(sa.select(sa.func.count()).where(
+            runs.c.owner == owner, runs.c.state.in_([s.value for s in ACTIVE_STATES])))
         if active + n_new > limits.max_queued_per_owner:
             raise LimitExceeded("max_queued_per_owner", limits.max_queued_per_owner,
                                 f"{owner} has {active} runs queued or running and this request "
@@ -99,9 +100,11 @@ def admit(engine: Engine, owner: str, new: Sequence[NewRun], limits: QueueLimits
     gets the name's stored key digest, None for a name nobody registered, and raises when the
     caller's proof no longer holds), the room's locks (``check_room`` gets the stored room body,
     raises to refuse) and the queue limits are checked against the rows this transaction sees,
-    identical runs are reused, the rest inserted. Concurrent
+    identical runs are reused (also within the request), the rest inserted. Concurrent
     admissions are serialised (SQLite's write lock; PostgreSQL's advisory lock), so ten racing
-    submitters can never overfill a limit. A refusal raises and inserts nothing."""
+    submitters can never overfill a limit. A refusal raises and inserts nothing. ``owner`` is
+    taken in normal form (``ValueError`` for a text that is no name)."""
+    owner = normalize_owner_name(owner)
     now = time.time() if now is None else now
     out = Admission()
     with writing(engine) as conn:
@@ -111,10 +114,13 @@ def admit(engine: Engine, owner: str, new: Sequence[NewRun], limits: QueueLimits
         if check_room is not None:
             check_room(room_body(conn))
         fresh: list[NewRun] = []
+        first: dict[str, str] = {}  # config hash -> the run of this request that has it
         for run in new:
-            existing = _reusable(conn, run.config_hash) if reuse else None
+            existing = first.get(run.config_hash) or (
+                _reusable(conn, run.config_hash) if reuse else None)
             if existing is None:
                 fresh.append(run)
+                first[run.config_hash] = run.run_id
             else:
                 out.reused[run.run_id] = existing
         _check_queue(conn, owner, len(fresh), limits)
