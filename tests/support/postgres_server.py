@@ -75,10 +75,17 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://samon@127.0.0.1:{self.port}/{database}"
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server and wait until it accepts connections; a failure says why (the last
+        lines of the server's log)."""
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(["pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-w",
-                   "-t", str(int(timeout)), "-o", options, "start"], timeout=timeout + 10)
+        log = self.folder / "log"
+        try:
+            self._run(["pg_ctl", "-D", str(self.data), "-l", str(log), "-w",
+                       "-t", str(int(timeout)), "-o", options, "start"], timeout=timeout + 10)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+            raise RuntimeError(f"PostgreSQL did not start: {exc}; log: {tail}") from None
 
     def stop(self) -> None:
         # immediate: an outage, not a shutdown (clients get no goodbye)
