@@ -292,6 +292,7 @@ def test_home_launch_and_claims_say_the_same_estimate(runs):
     from app_pages import common
 
     common._calibration.clear()  # read again at once (the app reads it every 30 s)
+    common.clear_caches()  # and the listing it reads, which may be under 1 s old (LIST_TTL_S)
     home, launch = page(app(), "app_pages/home.py"), page(app(), "app_pages/launch.py")
     scaled = estimate_sentences(home)
     assert len(scaled) == 1 and "scaled to the 1 run that finished here" in scaled[0]
