@@ -59,6 +59,13 @@ def test_a_key_is_random_and_its_digest_is_not_the_key():
     assert keys.matches(key, digest) and not keys.matches(keys.new_key(), digest)
 
 
+def test_no_key_starts_with_a_dash_the_command_line_would_take_for_an_option():
+    # 1 in 64 random keys would; 3,000 keys miss that bug with probability (63/64)**3000 ~ 3e-21
+    drawn = [keys.new_key() for _ in range(3000)]
+    assert not [k for k in drawn if k.startswith("-")]
+    assert any("-" in k for k in drawn)  # '-' still occurs inside keys: the alphabet is intact
+
+
 @pytest.mark.parametrize("bad", ["short", "x" * 65, "has space in it!!", "ab/cdefghijklmnopq",
                                  "é" * 20, None, 12345678901234567])
 def test_text_that_is_no_key_is_refused_without_being_quoted(bad):

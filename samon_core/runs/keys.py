@@ -31,8 +31,11 @@ class BadKey(ValueError):
 
 
 def new_key() -> str:
-    """A fresh owner key: 16 random bytes, URL-safe base64 (22 characters)."""
-    return secrets.token_urlsafe(KEY_BYTES)
+    """A fresh owner key: 16 random bytes, URL-safe base64 (22 characters), never starting with
+    '-': the command line would read ``--owner-key -abc...`` as an option (1 key in 64)."""
+    while (key := secrets.token_urlsafe(KEY_BYTES)).startswith("-"):
+        pass
+    return key
 
 
 def check_key(key: object) -> str:
