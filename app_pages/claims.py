@@ -80,8 +80,10 @@ def power_text(claim: claims.Claim, size: str) -> str:
     behind it comes from (``claims.power``, the same simulation as bench/verdict_calibration)."""
     sources = sorted({s.source for metric in power.parts_metrics(claim.id, size)
                       if (s := calibration.spread(size, metric)) is not None})
-    if claim.id == "cost":
-        sources = [calibration.COST_SPREADS[size].source]
+    if claim.id in power.COST_CLAIMS:  # step times, not seeds
+        spreads = calibration.BLOCKS_COST_SPREADS if claim.id == "blocks" else \
+            calibration.COST_SPREADS
+        sources = [spreads[size].source]
     where = f" (seed spread: {', '.join(sources)}; see the Verdicts section of docs/fidelity.md)"
     return f"**Seeds:** the {claim.id} claim {power.seeds_needed_text(claim.id, size)}{where}."
 

@@ -29,8 +29,8 @@ from samon_core.service.room import ClassExperiment
 
 CLASS_PAGE = "app_pages/class_view.py"
 CLAIM_SIZES = ("cpu", "gpu")  # the paper size takes days: not for one sitting
-CACHE_TTL_S = 2.0
-POLL_S = 3.0  # while seeds train, the class verdict refreshes this often
+CACHE_TTL_S = 4.0  # one computation (about a second for 30 seeds) serves every session
+POLL_S = 5.0  # while seeds train, the class verdict refreshes this often
 _NOTICE = "_class_notice"  # (where, ok, text) of the last button, shown once
 _EXPORT = "_class_export"  # (experiment json, zip bytes) prepared for the download button
 VERDICT_BOX = {claims.CONSISTENT: st.success, claims.NOT_CONSISTENT: st.error,
@@ -101,9 +101,10 @@ def add_seed_ui(where: str) -> None:
                    "seed nobody has used yet, under your name. "
                    + estimate_text(common.preset_estimate(runs, 1)))
         blocked = common.launch_block()
+        no_data = checks.data_warning_ui(cfg.dataset for cfg in runs.values())  # gpu: CIFAR
         left, right = st.columns([1, 2])
         if left.button("Add my seed", key=f"class_add_seed_{where}", type="primary",
-                       icon=":material/add_circle:", disabled=blocked is not None,
+                       icon=":material/add_circle:", disabled=blocked is not None or no_data,
                        help=blocked):
             _add_seed(where)
         right.page_link(CLASS_PAGE, label="See the class verdict", icon=":material/groups:")
@@ -144,7 +145,7 @@ def verdict_body_ui(cv: ClassVerdict, key: str) -> None:
         st.info("No verdict yet: no seed has every method's run finished.",
                 icon=":material/hourglass_empty:")
     else:
-        head = v.verdict.upper() + (" (provisional)" if v.provisional else "")
+        head = v.verdict.upper() + (" (so far: runs still training)" if v.provisional else "")
         VERDICT_BOX[v.verdict](f"**{head}.** {v.sentence}", icon=VERDICT_ICON[v.verdict])
     st.caption(cv.rests_on)
     st.caption(f"**Power:** {cv.power.text}")
@@ -206,8 +207,7 @@ def _provisional() -> None:
 
 
 def _controls_ui(e: ClassExperiment | None) -> None:
-    if e is not None and e.running:
-        st.markdown(describe(e) + ".")
+    if e is not None and e.running:  # what it is: the class verdict below says
         st.toggle("Count runs still training (provisional verdict)", key="class_provisional",
                   value=e.provisional, on_change=_provisional)
         st.button("Stop the class experiment", key="class_stop", icon=":material/stop_circle:",

@@ -1,6 +1,6 @@
 """Compare: all runs in one table (filters), any of them overlaid with smoothing and mean ± std
-bands across seeds, a results table in the paper's format, CSV / JSON export, and deleting your
-own runs."""
+bands across seeds, a results table in the paper's format, loss landscapes, robustness, CSV / JSON
+export, and deleting your own runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, live_card
+from app_pages.robustness_view import robustness_ui
 from samon_app import charts
 from samon_app.export import export_csv, export_json
 from samon_app.formatting import format_pct
@@ -18,7 +19,6 @@ from samon_app.progress import is_active
 from samon_app.series import seed_groups
 from samon_app.tables import ROW_COST, results_table
 from samon_app.urlparams import COMPARE_FILTERS, COMPARE_METRICS
-from samon_app.verdicts import verdict_text, view_verdict
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
 
@@ -283,7 +283,7 @@ common.look_for(
     "between methods counts when their bands do not overlap. In the paper, SAM-ON's test "
     "accuracy ends above SAM-all's, and both above SGD."
 )
-st.markdown(verdict_text(view_verdict("accuracy", infos, data)))
+live_card.view_verdict_ui("accuracy", infos, data, key="compare_verdict")
 if any(i.synthetic for i in infos):
     st.caption(":material/science: " + SYNTHETIC_NOTE)
 if any(is_active(i.state) for i in infos):
@@ -305,6 +305,9 @@ else:
 
 st.header("Loss landscapes", divider="gray")
 landscape_ui(infos, data)
+
+st.header("Robustness", divider="gray")
+robustness_ui(infos, data, key="compare")
 
 st.header("Export and clean up", divider="gray")
 c1, c2 = st.columns(2)

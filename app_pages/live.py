@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from app_pages import common, live_card, live_reuse
+from app_pages.robustness_view import robustness_ui
 from samon_app import charts
 from samon_app.landscape import flatness_sentence, slices
 from samon_app.progress import (
@@ -29,7 +30,6 @@ from samon_app.reader import RunInfo, chart_signature
 from samon_app.speed import cost_ratios, expected_help, expected_ratio
 from samon_app.tables import speed_summary
 from samon_app.urlparams import LIVE_VIEWS
-from samon_app.verdicts import verdict_text, view_verdict
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
 
@@ -175,6 +175,7 @@ def chart_kinds(view: str, per: str) -> tuple[str, ...]:
         VIEWS[2]: ("norm_stats",),
         VIEWS[3]: ("step",),
         VIEWS[4]: ("landscape",),
+        VIEWS[5]: ("robustness",),
     }[view]
 
 
@@ -260,8 +261,9 @@ def sharpness_charts_ui(infos: list, data: dict) -> None:
 
 
 def verdict_ui(view: str, infos: list, data: dict) -> None:
-    """What the user's own runs show about the claim behind ``view`` (samon_app.verdicts)."""
-    st.markdown(verdict_text(view_verdict(view, infos, data)))
+    """What the user's own runs show about the claim behind ``view`` (samon_app.verdicts): one
+    line, the details behind an expander."""
+    live_card.view_verdict_ui(view, infos, data, key=f"live_verdict_{view}")
 
 
 def landscape_options_ui() -> tuple[str, str]:
@@ -364,8 +366,10 @@ def charts_panel(infos: list, data: dict, view: str, per: str, smoothing: float)
         gamma_charts_ui(infos, data)
     elif view == VIEWS[3]:
         speed_charts_ui(infos, data)
-    else:
+    elif view == VIEWS[4]:
         landscape_charts_ui(infos, data)
+    else:
+        robustness_ui(infos, data, key="live")
 
 
 def _group_ids(group: str) -> list[str]:

@@ -1,8 +1,12 @@
 """Live's closing card: once every run of a comparison has finished, what it shows about the
-paper's claims, on one bordered card a teacher can end a session with.
+paper's claims, on one bordered card a teacher can end a session with and a student reads in ten
+seconds.
 
-The rows come from ``samon_app.verdict_card`` (the claims' own verdicts on these runs); this
-module lays them out and links to the Claims page, where a claim can be run with more seeds.
+The rows come from ``samon_app.verdict_card`` (the claims' own verdicts on these runs): one line
+per claim (icon, claim, the numbers in words, the verdict and its reason), and the rule, the
+tests, the intervals and why these runs may differ from the paper's behind an expander per
+claim. This module lays them out and links to the Claims page, where a claim can be run with
+more seeds. ``claim_line_ui`` draws the same line and expander under Live's and Compare's charts.
 """
 
 from __future__ import annotations
@@ -12,22 +16,38 @@ from collections.abc import Mapping, Sequence
 import streamlit as st
 
 from app_pages import common
+from samon_app.claim_lines import ClaimLine
 from samon_app.reader import RunData, RunInfo
 from samon_app.verdict_card import CardRow, verdict_card
-from samon_app.verdicts import VERDICT_ICONS, verdict_sentence
+from samon_app.verdicts import VERDICT_ICONS, line_text, view_line
 
-# The Claims page as app.py registers it (common.py has no constant for it yet).
 TITLE = "What your comparison shows"
+DETAILS = "Details: the test, the numbers, the caveats"
+
+
+def claim_line_ui(line: ClaimLine, key: str) -> None:
+    """One claim: its verdict's icon and line, then its details behind an expander."""
+    st.markdown(f"{VERDICT_ICONS[line.verdict]} {line.markdown()}")
+    if line.details:
+        with st.expander(DETAILS, key=key):
+            st.markdown("\n\n".join(line.details))
+
+
+def view_verdict_ui(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData],
+                    key: str) -> None:
+    """Under a chart: what the user's own runs show about the claim behind ``view``, in one
+    line ('Your runs: ...', "so far" while they train), the details behind an expander."""
+    line = view_line(view, infos, data)
+    st.markdown(line_text(line))
+    if line.details:
+        with st.expander(DETAILS, key=key):
+            st.markdown("\n\n".join(line.details))
 
 
 def card_row_ui(row: CardRow) -> None:
-    """One claim: its verdict's icon and statement, the verdict sentence, and why these runs
-    may differ from the paper (what the lab measured at its CPU size behind the help icon)."""
-    st.markdown(f"{VERDICT_ICONS[row.verdict.verdict]} **{row.claim.statement}**")
-    st.markdown(verdict_sentence(row.verdict))
-    if row.why:
-        help_text = f"What the lab measured at its CPU size: {row.note}" if row.note else None
-        st.caption(row.why, help=help_text)
+    """One claim of the card (its line, and the details behind the expander)."""
+    assert row.line is not None
+    claim_line_ui(row.line, key=f"card_details_{row.claim.id}")
 
 
 def verdict_card_ui(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> int:

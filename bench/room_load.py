@@ -26,6 +26,10 @@ processes, record checks); ``tests/test_room_load.py`` runs it small with bench/
 
 Usage: python bench/room_load.py [--students 30] [--viewers 10] [--workers 2] [--limit 3]
        [--timeout 1800] [--keep]
+       python bench/room_load.py --class-experiment [--students 30] [--workers 2]
+       [--claim accuracy] [--size cpu] [--epochs E] [--timeout 7200] [--keep]
+       (``--class-experiment``: every student adds one seed of a class experiment and the wall
+       time to a decided class verdict is reported; bench/class_load.py)
 Not part of the test suite (it takes minutes).
 """
 
@@ -442,15 +446,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--viewers", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, default=3, help="max_queued_per_owner (at least 3)")
-    ap.add_argument("--timeout", type=float, default=1800.0, help="give up after this many s")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="give up after this many s (1800; 7200 with --class-experiment)")
     ap.add_argument("--keep", action="store_true", help="keep the run store (printed)")
+    ap.add_argument("--class-experiment", action="store_true",
+                    help="every student adds a seed of a class experiment (bench/class_load.py)")
+    ap.add_argument("--claim", default="accuracy", help="the class experiment's claim")
+    ap.add_argument("--size", default="cpu", help="the class experiment's size")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="the class experiment's runs shrunk to this many epochs")
     args = ap.parse_args(argv)
+    if args.class_experiment:
+        return class_main(args)
     if args.limit < 3 or min(args.students, args.viewers, args.workers) < 1:
         ap.error("--limit must be at least 3 (one comparison) and the counts at least 1")
-    size = RoomSize(args.students, args.viewers, args.workers, args.limit, args.timeout)
+    size = RoomSize(args.students, args.viewers, args.workers, args.limit, args.timeout or 1800.0)
     base = Path(tempfile.mkdtemp(prefix="samon-room-load-"))
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     result = run_room(size, base)
+    print("\n".join(report(result)))
+    if args.keep:
+        print(f"  run store: {base / 'runs'}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+    return 1 if result.problems else 0
+
+
+def class_main(args: argparse.Namespace) -> int:
+    """``--class-experiment``: the class as one experiment (bench/class_load.py)."""
+    from class_load import ClassSize, report, run_class
+
+    if args.students < 1 or args.workers < 1 or (args.epochs is not None and args.epochs < 1):
+        raise SystemExit("--students, --workers and --epochs must be at least 1")
+    size = ClassSize(args.students, args.workers, args.claim, args.size, args.epochs,
+                     args.timeout or 7200.0)
+    base = Path(tempfile.mkdtemp(prefix="samon-class-load-"))
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    result = run_class(size, base)
     print("\n".join(report(result)))
     if args.keep:
         print(f"  run store: {base / 'runs'}")

@@ -67,6 +67,7 @@ class History:
     where the interval lies on the ``holds`` side ('above' / 'below') of ``bound``."""
 
     comparison: str
+    label: str  # short, for a legend: 'SAM-ON - SAM-all (margin 0.5)'
     metric: str
     unit: str
     bound: float
@@ -224,11 +225,19 @@ def _counts(n: int) -> list[int]:
     return sorted(set(int(k) for k in picked) | {n})
 
 
+def _label(claim: str, part: Mapping[str, Any]) -> str:
+    a, b = part.get("a", "A"), part.get("b", "B")
+    if claim == "cost":
+        return f"{a} / {b}"
+    margin = float(part.get("margin") or 0.0)
+    return f"{a} - {b}" + (f" (margin {margin:g})" if margin else "")
+
+
 def _history(claim: str, size: str, seeds: Sequence[int],
              results: Sequence[RunResult]) -> tuple[History, ...]:
     judge = get_claim(claim)
     rows: dict[str, list[Step]] = {}
-    meta: dict[str, tuple[str, str, float, str]] = {}
+    meta: dict[str, tuple[str, str, str, float, str]] = {}
     for k in _counts(len(seeds)):
         first = set(seeds[:k])
         v = judge.verdict([r for r in results if r.seed in first], size)
@@ -239,8 +248,8 @@ def _history(claim: str, size: str, seeds: Sequence[int],
             name = str(part.get("comparison", ""))
             bound, holds = (1.0, "below") if claim == "cost" else \
                 (0.0 - float(part.get("margin") or 0.0), "above")
-            meta[name] = (str(part.get("metric") or ""), str(part.get("unit") or ""), bound,
-                          holds)
+            meta[name] = (_label(claim, part), str(part.get("metric") or ""),
+                          str(part.get("unit") or ""), bound, holds)
             rows.setdefault(name, []).append(
                 Step(k, float(part["effect"]), float(ci[0]), float(ci[1])))
     return tuple(History(name, *meta[name], tuple(steps)) for name, steps in rows.items())

@@ -117,8 +117,8 @@ class ResultsTable:
     """The paper's results table: columns = methods (seed groups, named by method; ``details``
     holds the settings that tell groups of one method apart), rows = test accuracy, cost per
     step, final mean gamma and the sharpness probes. ``cells`` are display strings; ``best``
-    marks the bold cell of a row (highest accuracy, lowest sharpness); ``n`` the runs per
-    column."""
+    marks the bold cell of a row (highest accuracy, lowest sharpness, as printed: none on a
+    tie); ``n`` the runs per column."""
 
     columns: list[str]
     rows: list[str]
@@ -202,16 +202,39 @@ def _column_values(runs: Sequence[RunInfo], data: Mapping[str, RunData]) -> dict
     return {"acc": accs, "cost": costs, "gamma": gammas, "sharp": sharp}
 
 
-def _best_marks(means: list[list[float | None]], higher: list[bool]) -> list[list[bool]]:
+def _shown(cell: str) -> float | None:
+    """The mean a cell prints ('84.19 ± 0.20' -> 84.19; None for '-' or text)."""
+    try:
+        return float(cell.split(" ± ")[0])
+    except ValueError:
+        return None
+
+
+def _best_marks(cells: list[list[str]], higher: list) -> list[list[bool]]:
+    """The bold cell of each row: the best mean as printed, so two cells that read alike are
+    never told apart by a digit nobody sees; a best shared by two printed values is no best
+    (nothing bold)."""
     best = []
-    for row, hi in zip(means, higher, strict=True):
-        vals = [m for m in row if m is not None]
+    for row, hi in zip(cells, higher, strict=True):
+        shown = [_shown(c) for c in row]
+        vals = [m for m in shown if m is not None]
         if len(vals) < 2 or hi is None:
             best.append([False] * len(row))
             continue
         target = max(vals) if hi else min(vals)
-        best.append([m is not None and m == target for m in row])
+        tied = vals.count(target) > 1
+        best.append([not tied and m is not None and m == target for m in shown])
     return best
+
+
+def _sharp_digits(means: Sequence[float | None], least: int = 3) -> int:
+    """Decimals for a sharpness row: at least ``least``, and as many more (up to 6) as it takes
+    for different means to print differently (values near 0.008 read '0.0081' vs '0.0079')."""
+    vals = sorted({m for m in means if m is not None})
+    for d in range(least, 7):
+        if len({f"{m:.{d}f}" for m in vals}) == len(vals):
+            return d
+    return 6
 
 
 def results_table(
@@ -234,23 +257,20 @@ def results_table(
     probe_keys = sorted({k for c in cols for k in c["sharp"]}, key=lambda k: (-k[0], k[1]))
     rows = [ROW_N] + ([ROW_SETTINGS] if any(details) else []) + [ROW_ACC, ROW_COST, ROW_GAMMA]
     cells: list[list[str]] = [[str(n) for n in n_runs]]
-    means: list[list[float | None]] = [[None] * len(cols)]
     higher: list = [None]
     if any(details):
         cells.append([d or "" for d in details])
-        means.append([None] * len(cols))
         higher.append(None)
     for key, factor, digits, hi in (("acc", 100.0, 2, True), ("cost", 1000.0, 1, None),
                                     ("gamma", 1.0, 4, None)):
         cells.append([mean_std_text(c[key], factor, digits) for c in cols])
-        means.append([_mean(c[key]) for c in cols])
         higher.append(hi)
     for k in probe_keys:
         rows.append(_sharp_row_name(*k))
-        cells.append([mean_std_text(c["sharp"].get(k, []), 1.0, 3) for c in cols])
-        means.append([_mean(c["sharp"].get(k, [])) for c in cols])
+        digits = _sharp_digits([_mean(c["sharp"].get(k, [])) for c in cols])
+        cells.append([mean_std_text(c["sharp"].get(k, []), 1.0, digits) for c in cols])
         higher.append(False)
-    return ResultsTable(columns, rows, cells, _best_marks(means, higher), n_runs,
+    return ResultsTable(columns, rows, cells, _best_marks(cells, higher), n_runs,
                         finished_only, details)
 
 

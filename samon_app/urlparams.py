@@ -33,7 +33,8 @@ MAX_VALUE_CHARS = 200  # longer values are refused before any parsing
 MAX_SHOWN = 10  # ignored parameters listed in the warning; the rest are counted
 
 # What the pages Live and Compare offer: declared here once, read by those pages and by the checks.
-LIVE_VIEWS = ("Accuracy & loss", "Sharpness", "γ distribution", "Speed", "Landscape")
+LIVE_VIEWS = ("Accuracy & loss", "Sharpness", "γ distribution", "Speed", "Landscape",
+              "Robustness")
 # Compare's metric -> (its label, the record kind it comes from)
 COMPARE_METRICS: dict[str, tuple[str, str]] = {
     "test_acc": ("Test accuracy", "epoch"),

@@ -1,13 +1,16 @@
 """The verdict card: what one comparison shows about the paper's claims, on one card.
 
-A session ends on a conclusion a teacher can point at. The card reads the group's own runs: every
-claim of ``samon_core.claims`` whose methods the group contains gets its verdict (by the claim's
-own verdict function, as under Live's charts), and every claim gets one line on how these runs
-differ from the paper's, built from what is true of them (seeds, epochs, data, model, lockstep),
-whatever the verdict (a consistent one from 6 epochs of synthetic data has the same caveats), and
-the claim's own hint where it does not hold. The headline only counts the verdicts: nothing here
-says what the runs ought to show, and with one seed it says there is no verdict, only a
-direction (never "agree" or "disagree"). Pure (no streamlit, no torch).
+A session ends on a conclusion a teacher can point at, read in ten seconds. The card reads the
+group's own runs: every claim of ``samon_core.claims`` whose methods the group contains gets its
+verdict (by the claim's own verdict function, as under Live's charts) told in one line
+(``samon_app.claim_lines``: the numbers in words, the verdict, its reason), and details for an
+expander, among them how these runs differ from the paper's, built from what is true of them
+(seeds, epochs, data, model, lockstep), whatever the verdict (a consistent one from 6 epochs of
+synthetic data has the same caveats), and the claim's own hint where it does not hold. The
+headline only counts the verdicts: nothing here says what the runs ought to show, and with one
+seed it says there is no verdict, only a direction (never "agree" or "disagree"; only the cost
+claim, judged from blocks of step times rather than seeds, can have one). Pure (no streamlit,
+no torch).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from samon_app import claim_lines
+from samon_app.claim_lines import ClaimLine
 from samon_app.progress import is_active
 from samon_app.reader import RunData, RunInfo
 from samon_app.verdicts import run_results, runs_size
@@ -36,14 +41,15 @@ _PAPER = paper.TRAINING_SETUP
 
 @dataclass(frozen=True)
 class CardRow:
-    """One claim on the card: its verdict on these runs, and how they differ from the paper's
-    (for every verdict; empty only when records are missing); ``note``: what the lab measured
-    at its CPU size."""
+    """One claim on the card: its verdict on these runs, its line (``line.details`` for the
+    expander), and how the runs differ from the paper's (for every verdict; empty only when
+    records are missing); ``note``: what the lab measured at its CPU size."""
 
     claim: Claim
     verdict: Verdict
     why: str = ""
     note: str = ""
+    line: ClaimLine | None = None
 
 
 @dataclass(frozen=True)
@@ -167,52 +173,73 @@ def _unfinished(infos: Sequence[RunInfo]) -> str:
 
 
 def _count_text(verdicts: Sequence[Verdict]) -> str:
-    """'consistent with the paper on 2 of 4 claims; 1 inconclusive, 1 not consistent' (no
-    verdict counted apart)."""
-    n = len(verdicts)
+    """'consistent with the paper on 2 of 4 claims (1 inconclusive, 1 not consistent)' (no
+    verdict told apart, first: ``_direction_text``)."""
     count = {v: sum(x.verdict == v for x in verdicts) for v in
-             (CONSISTENT, INCONCLUSIVE, NOT_CONSISTENT, NO_VERDICT)}
-    judged = n - count[NO_VERDICT]
-    parts = []
-    if judged:
-        on = f"{count[CONSISTENT]} of {judged} {_plural(judged, 'claim', 'claims')}"
-        if count[CONSISTENT] == judged and judged > 1:
-            on = f"all {judged} claims"
-        parts.append(f"consistent with the paper on {on}")
-        rest = [f"{count[v]} {v}" for v in (INCONCLUSIVE, NOT_CONSISTENT) if count[v]]
-        if rest:
-            parts[-1] += f" ({', '.join(rest)})"
-    if count[NO_VERDICT]:
-        parts.append(f"no verdict on {count[NO_VERDICT]} of {n} "
-                     f"{_plural(n, 'claim', 'claims')}: one seed shows a direction, not a result")
-    return "; ".join(parts)
+             (CONSISTENT, INCONCLUSIVE, NOT_CONSISTENT)}
+    judged = sum(count.values())
+    on = f"{count[CONSISTENT]} of {judged} {_plural(judged, 'claim', 'claims')}"
+    if count[CONSISTENT] == judged and judged > 1:
+        on = f"all {judged} claims"
+    rest = [f"{count[v]} {v}" for v in (INCONCLUSIVE, NOT_CONSISTENT) if count[v]]
+    return f"consistent with the paper on {on}" + (f" ({', '.join(rest)})" if rest else "")
 
 
-def headline(verdicts: Sequence[Verdict], infos: Sequence[RunInfo]) -> str:
+def _direction_text(rows: Sequence[CardRow]) -> str:
+    """With one seed: '3 of 4 claims show a direction, not a verdict (one seed); cost per step,
+    judged from its step times: consistent with the paper' (each claim that has a verdict
+    named, with what it was judged from, so "consistent" never seems to come from one seed)."""
+    n = len(rows)
+    none = sum(r.verdict.verdict == NO_VERDICT for r in rows)
+    text = (f"{none} of {n} {_plural(n, 'claim', 'claims')} "
+            f"{_plural(none, 'shows', 'show')} a direction, not a verdict (one seed)")
+    judged = [r for r in rows if r.verdict.verdict != NO_VERDICT]
+    for r in judged:
+        topic = claim_lines.topic(r.claim.id).lower()
+        basis = ", judged from its step times" if claim_lines.from_step_times(r.claim.id) else ""
+        text += f"; {topic}{basis}: {claim_lines.WORD[r.verdict.verdict].lower()}"
+    return text
+
+
+def headline(rows: Sequence[CardRow], infos: Sequence[RunInfo]) -> str:
     """'Your 9 runs: consistent with the paper on 2 of 4 claims (1 inconclusive, 1 not
-    consistent).', with one seed 'no verdict on 3 of 4 claims: one seed shows a direction, not a
-    result'; marked provisional while some run has not finished."""
+    consistent).'; with one seed '3 of 4 claims show a direction, not a verdict (one seed); ...'
+    and never a count of agreements; 'So far, 2 of 3 runs are still training.' before it while
+    runs train."""
     n_runs = len(infos)
     runs = f"Your {n_runs} {_plural(n_runs, 'run', 'runs')}"
+    verdicts = [r.verdict for r in rows]
     if not verdicts:
         text = (f"{runs}: none of the paper's claims compares just these methods; the Claims "
                 "page lists the runs each one needs.")
+    elif any(v.verdict == NO_VERDICT for v in verdicts):
+        text = f"{runs}: {_direction_text(rows)}."
     else:
         text = f"{runs}: {_count_text(verdicts)}."
     if verdicts and seeds_fact(infos, verdicts[0]):
         text += " Run 3 or more seeds for a verdict."
     unfinished = _unfinished(infos)
-    return f"Provisional: {unfinished}. {text}" if unfinished else text
+    if not unfinished:
+        return text
+    lead = "So far, " if any(is_active(i.state) for i in infos) else ""
+    return f"{lead}{unfinished}. {text}"
 
 
 def verdict_card(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Card:
     """The card of the group ``infos`` (with their records ``data``)."""
     results = run_results(infos, data)
     size = runs_size(infos)
+    training = any(is_active(i.state) for i in infos)
     rows = []
     for claim in card_claims(i.key for i in infos):
+        if not all(claim.recorded_by(i.config, data[i.run_id].records if i.run_id in data else ())
+                   for i in infos if i.key in claim.methods):
+            continue  # runs that never measure what it reads (robustness off): not on the card
         verdict = claim.verdict(results, size)
         why = why_line(claim, verdict, infos)
-        rows.append(CardRow(claim, verdict, why, claim.cpu_note if why else ""))
+        note = claim.cpu_note if why else ""
+        line = claim_lines.claim_line(claim.id, verdict, results, training,
+                                      claim_lines.details(verdict, why, note, claim.statement))
+        rows.append(CardRow(claim, verdict, why, note, line))
     provisional = any(i.state != "finished" for i in infos)
-    return Card(headline([r.verdict for r in rows], infos), tuple(rows), provisional)
+    return Card(headline(rows, infos), tuple(rows), provisional)

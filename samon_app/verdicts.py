@@ -3,13 +3,17 @@
 The Live page's "What to look for" lines must not assert the paper's result: they say what the
 user's own runs show. This module turns the runs on the page (``RunInfo`` + ``RunData``) into the
 ``RunResult``s of ``samon_core.claims`` and asks the claim's own verdict function, so Live and
-the Claims page judge by the same rule (``samon_core.claims.stats``).
+the Claims page judge by the same rule (``samon_core.claims.stats``); ``view_line`` tells the
+verdict in one line (``samon_app.claim_lines``), "so far" while runs still train.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from samon_app import claim_lines
+from samon_app.claim_lines import ClaimLine
+from samon_app.progress import is_active
 from samon_app.reader import RunData, RunInfo
 from samon_core.claims import (
     CONSISTENT,
@@ -71,6 +75,25 @@ def view_verdict(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData
     return claim.verdict(run_results(infos, data), runs_size(infos))
 
 
+def view_line(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> ClaimLine:
+    """The verdict of the claim behind ``view`` on the runs shown, in one line with its
+    details; "so far" while some of them train."""
+    claim = get_claim(VIEW_CLAIMS[view])
+    results = run_results(infos, data)
+    v = claim.verdict(results, runs_size(infos))
+    return claim_lines.claim_line(claim.id, v, results, any(is_active(i.state) for i in infos),
+                                  claim_lines.details(v, statement=claim.statement))
+
+
+def line_text(line: ClaimLine) -> str:
+    """The line for under a chart: '**Your runs: not consistent with the paper.** SGD ended 2.6
+    points ahead of SAM-ON, the paper's opposite; larger than the seed-to-seed noise.'"""
+    numbers = line.numbers.text
+    opposite = f", {claim_lines.OPPOSITE}" if line.numbers.against else ""
+    return (f"**Your runs: {line.word[0].lower()}{line.word[1:]}.** "
+            f"{numbers[0].upper()}{numbers[1:]}{opposite}; {line.why}.")
+
+
 def verdict_sentence(v: Verdict) -> str:
     """The verdict's sentence, and what would settle it when it is inconclusive or there is no
     verdict (a consistent or refuted claim needs no settling)."""
@@ -80,7 +103,8 @@ def verdict_sentence(v: Verdict) -> str:
 
 
 def verdict_text(v: Verdict) -> str:
-    """One line for under a chart: the verdict, its sentence and what would settle it."""
+    """The verdict, its sentence and what would settle it, in full (``line_text`` is the short
+    line); "so far" while its runs still train."""
     label = VERDICT_LABEL.get(v.verdict, v.verdict)
-    return (f"**Your runs: {label}{' (provisional)' if v.provisional else ''}.** "
+    return (f"**Your runs: {label}{' ' + claim_lines.SO_FAR if v.provisional else ''}.** "
             f"{verdict_sentence(v)}")

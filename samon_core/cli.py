@@ -8,6 +8,8 @@
     claim    the paper's claims: list, run (train a claim's runs), verdict (samon_core.claims)
     landscape  loss-landscape slices of a finished run (samon_core.train.slice_run); like the
              app's request, it needs a requester's --owner-key or the teacher token
+    robustness  accuracy under PGD attacks and corruptions of a finished run
+             (samon_core.robustness_cli); a requester's --owner-key or the teacher token
     owner    register an owner name: prints its owner key once (samon_core.owner_cli)
     cancel   cancel a run with its requester's owner key or as the teacher
     worker   a queue worker (trains what the app enqueues; see samon_core.service.worker)
@@ -38,6 +40,7 @@ from samon_core.owner_cli import (
     cmd_cancel,
     cmd_owner,
 )
+from samon_core.robustness_cli import add_robustness_parser, cmd_robustness
 from samon_core.runs.config import RunConfig, field_help
 from samon_core.runs.io import StoreUnavailable, describe_os_error, read_text_safely
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
@@ -136,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--plane", action="store_true",
                     help="also a 2D slice (points x points losses, test images)")
     add_acting_options(ls, "add the slices")
+    add_robustness_parser(sub, common)
 
     wk = sub.add_parser(
         "worker", help="run a queue worker (see python -m samon_core worker --help)", add_help=False
@@ -443,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             "presets": cmd_presets,
             "claim": cmd_claim,
             "landscape": cmd_landscape,
+            "robustness": cmd_robustness,
             "owner": cmd_owner,
             "cancel": cmd_cancel,
         }[args.command]

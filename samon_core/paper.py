@@ -16,8 +16,10 @@ field help and the pages quote the same values:
   ``rho_source`` which says how far a run's default rho is the paper's;
 * ``TEST_ACCURACY``, ``SHARPNESS``, ``SPARSE_PERTURBATION``, ``VIT_S32_IMAGENET``: the results
   the Home page reports (WRN-28-10 on CIFAR-100, mean +/- std of three seeds; ViT-S/32 on
-  ImageNet), as printed in the poster; ``TABLE_RHO_NOTE`` (the poster does not say which rho its
-  table used) and ``SSAM_F_INFERRED_NOTE`` (one column label is inferred) say what it leaves open.
+  ImageNet), as printed in the poster; ``VIT_ROBUSTNESS_BUDGETS`` / ``vit_robustness``: its
+  adversarial-robustness rows by attack budget (the Robustness tab's reference);
+  ``TABLE_RHO_NOTE`` (the poster does not say which rho its table used) and
+  ``SSAM_F_INFERRED_NOTE`` (one column label is inferred) say what it leaves open.
 
 The cost of a step in forward-pass units is the lab's own FLOP estimate, not the paper's number:
 it lives in ``samon_core.runs.estimate`` (``STEP_COST_F``).
@@ -314,3 +316,46 @@ VIT_S32_IMAGENET_LION: dict[str, float] = {
     "Lion" if method == "vanilla" else method: stat.mean
     for method, stat in VIT_S32_IMAGENET["Lion"]["ImageNet"].items()
 }
+
+# The poster's four adversarial-robustness rows: (norm, eps, eps as printed), eps in pixel units
+# of images in [0, 1] ("l2, eps = 0.25", "l_inf, eps = 0.25/255"). The lab attacks its own runs
+# at these budgets too (samon_core.catalog.robustness); the poster does not say which attack.
+VIT_ROBUSTNESS_BUDGETS: dict[str, tuple[str, float, str]] = {
+    "linf eps=0.25/255": ("linf", 0.25 / 255, "0.25/255"),
+    "linf eps=0.5/255": ("linf", 0.5 / 255, "0.5/255"),
+    "l2 eps=0.25": ("l2", 0.25, "0.25"),
+    "l2 eps=0.50": ("l2", 0.5, "0.5"),
+}
+VIT_ROBUSTNESS_NOTE = (
+    "The poster's robust accuracies are of a ViT-S/32 trained on ImageNet (224x224 images) "
+    "with AdamW or Lion, mean ± std of its seeds; it does not say which attack. A different "
+    "model and dataset than a run of this lab: compare the order of the methods, not the levels."
+)
+
+
+def vit_robustness(optimizer: str) -> dict[str, list[tuple[str, float, Stat]]]:
+    """The poster's robust accuracy (%) of ViT-S/32 on ImageNet with base ``optimizer``
+    ("AdamW" or "Lion"): method (vanilla, SAM-all, SAM-ON) -> [(norm, eps, Stat)] in the order
+    of ``VIT_ROBUSTNESS_BUDGETS``."""
+    rows = VIT_S32_IMAGENET[optimizer]
+    return {
+        method: [(norm, eps, rows[row][method])
+                 for row, (norm, eps, _) in VIT_ROBUSTNESS_BUDGETS.items()]
+        for method in rows[VIT_EVAL_SETS[0]]
+    }
+
+
+# The poster's out-of-distribution rows (its table's "OOD" block): the lab's corruption claim
+# compares the methods by their mean over these five, the order the poster reports.
+VIT_OOD_SETS: tuple[str, ...] = (
+    "ImageNetV2", "ImageNetR", "ImageNetA", "ImageNetSketch", "ObjectNet",
+)
+
+
+def vit_ood_mean(optimizer: str) -> dict[str, float]:
+    """The mean test accuracy (%) of ViT-S/32 over ``VIT_OOD_SETS`` with base ``optimizer``
+    ("AdamW" or "Lion"), per method (vanilla, SAM-all, SAM-ON): computed from the poster's
+    table, not printed there."""
+    rows = VIT_S32_IMAGENET[optimizer]
+    return {method: sum(rows[s][method].mean for s in VIT_OOD_SETS) / len(VIT_OOD_SETS)
+            for method in rows[VIT_EVAL_SETS[0]]}

@@ -139,7 +139,46 @@ class PlaneRecord(TypedDict):
     seeds: list[int]  # of the two random directions
 
 
+class AttackResult(TypedDict):
+    """Robust accuracy under one PGD attack (samon_core/train/robustness.py)."""
+
+    norm: Literal["linf", "l2"]
+    eps: float  # the ball's radius in pixel units (images in [0, 1])
+    label: str  # the radius as printed, e.g. "1/255"
+    poster: bool  # one of the poster's budgets (else one that suits 32x32 images)
+    acc: float  # share of the images classified correctly unperturbed and at every iterate
+
+
+class CorruptionResult(TypedDict):
+    """Accuracy under one corruption at one severity (catalog/robustness.py)."""
+
+    name: str  # "gaussian_noise" | "gaussian_blur" | "contrast" | "jpeg"
+    severity: int  # 1..3 (CIFAR-10-C's severities 1, 3, 5)
+    level: float  # the corruption's parameter at that severity (sigma, factor, JPEG quality)
+    acc: float
+
+
+class RobustnessRecord(TypedDict):
+    """The robustness suite on the final weights (after the last epoch, or later by
+    ``samon_core robustness RUN``); the same fields but kind, epoch, step and time are the
+    ``robustness`` dict of summary.json. Accuracies are fractions in [0, 1] of ``images``."""
+
+    kind: Literal["robustness"]
+    epoch: int
+    step: int
+    time: float
+    suite: str  # RunConfig.robustness, e.g. "standard"
+    images: int  # the first N test images
+    clean_acc: float  # on the same images, the same forward pass (fp32, eval mode)
+    attacks: list[AttackResult]
+    corruptions: list[CorruptionResult]
+    pgd_steps: int
+    pgd_step_factor: float  # alpha = factor * eps / steps
+    seed: int  # of the random starts
+    seconds: float  # wall time of the suite
+
+
 Record = (
     StepRecord | EpochRecord | SharpnessRecord | NormStatsRecord | ResumeRecord | LandscapeRecord
-    | PlaneRecord
+    | PlaneRecord | RobustnessRecord
 )

@@ -43,10 +43,13 @@ def norm_record(epoch: int, mean: float, param: str = "gamma") -> dict:
 
 def records(acc: float, *, epochs: int = 3, sharp: float | None = 0.2, gamma_end: float = 1.0,
             step_time: float | list = 0.05, sharp20: float | None = None,
-            beta_end: float | None = None, windows: int = 1) -> list[dict]:
+            beta_end: float | None = None, windows: int = 1, robust: float | None = None,
+            corruption: float | None = None) -> list[dict]:
     """A run's records: gammas at init, ``windows`` step records per epoch (``step_time`` one
     value, or one per window of the run), gamma (and beta) and epoch records per epoch (the final
-    test accuracy ``acc`` in %, earlier epochs lower), the sharpness probes at the end."""
+    test accuracy ``acc`` in %, earlier epochs lower), the sharpness probes at the end, and a
+    robustness record (accuracy ``robust`` % under l2 eps 0.25, corruptions averaging
+    ``corruption`` %) when either is given."""
     out = [norm_record(0, 1.0)] + ([norm_record(0, 0.0, "beta")] if beta_end is not None else [])
     times = step_time if isinstance(step_time, list) else [step_time] * (epochs * windows)
     for e in range(1, epochs + 1):
@@ -64,7 +67,27 @@ def records(acc: float, *, epochs: int = 3, sharp: float | None = 0.2, gamma_end
         if value is not None:
             out.append({"kind": "sharpness", "epoch": epochs, "step": 10 * epochs, "time": 9.0,
                         "steps": steps, "rho": rho, "value": value, "m": 128, "n": 256})
+    if robust is not None or corruption is not None:
+        out.append(robustness_record(epochs, robust, corruption))
     return out
+
+
+def robustness_record(epoch: int, robust: float | None, corruption: float | None) -> dict:
+    """A ``robustness`` record (samon_core.records.RobustnessRecord): l2 eps 0.25 at ``robust``
+    %, the other attacks lower; corruptions at severities 1-3 whose mean is ``corruption`` %."""
+    r = 50.0 if robust is None else robust
+    attacks = [{"norm": "linf", "eps": 1 / 255, "label": "1/255", "poster": False,
+                "acc": max(r - 10, 0) / 100},
+               {"norm": "l2", "eps": 0.25, "label": "0.25", "poster": True, "acc": r / 100},
+               {"norm": "l2", "eps": 0.5, "label": "0.5", "poster": True,
+                "acc": max(r - 20, 0) / 100}]
+    c = 60.0 if corruption is None else corruption
+    corruptions = [{"name": "contrast", "severity": k, "level": 0.5, "acc": (c + d) / 100}
+                   for k, d in ((1, 2.0), (2, 0.0), (3, -2.0))]
+    return {"kind": "robustness", "epoch": epoch, "step": 10 * epoch, "time": 9.5,
+            "suite": "standard", "images": 2000, "clean_acc": 0.7, "attacks": attacks,
+            "corruptions": corruptions if corruption is not None else [], "pgd_steps": 10,
+            "pgd_step_factor": 2.5, "seed": 0, "seconds": 1.0}
 
 
 def results(values: dict[str, list[float]], *, state: str = "finished", paired: bool = True,
@@ -249,7 +272,7 @@ def test_pairing_is_more_powerful_when_seeds_move_together():
 def test_partial_runs_give_a_provisional_verdict_from_their_latest_epoch():
     rs = results(GOOD_ACC, state="running")
     v = verdict("accuracy", rs)
-    assert v.provisional and v.sentence.startswith("Provisional (runs still training;")
+    assert v.provisional and v.sentence.startswith("So far (runs still training;")
     assert v.evidence["methods"]["SAM-ON"]["partial_seeds"] == [0, 1, 2]
     behind = [RunResult("slow", "norm", 3, "running", tuple(records(54.0, epochs=1)))]
     v = verdict("accuracy", results(GOOD_ACC) + behind)
@@ -340,8 +363,10 @@ def test_gamma_shift_is_decided_by_sgd_with_sam_all_and_beta_shown():
         "decides"] is False
     beta = part(up, "SAM-ON", "SGD", "shift of the mean beta since initialisation")
     assert beta["decides"] is False and beta["effect"] == pytest.approx(0.02)
-    assert "SAM-ON shifted its mean gamma further up than SGD by 0.150" in up.sentence
-    assert "SAM-ON shifted its mean gamma less far up than SAM-all" in up.sentence
+    assert ("SAM-ON ended with a higher mean gamma, relative to its start, than SGD by 0.150"
+            in up.sentence)
+    assert "SAM-ON ended with a lower mean gamma, relative to its start, than SAM-all" in \
+        up.sentence
     down = verdict("gamma-shift", results(
         acc, norm=[{"gamma_end": g} for g in (0.90, 0.91, 0.89)],
         all=[{"gamma_end": g} for g in (1.02, 1.03, 1.01)], base=base))
@@ -440,9 +465,9 @@ def test_every_part_sentence_matches_its_numbers(claim_id):
         for p in v.parts:
             text = p["sentence"]
             if p["effect"] > 0:
-                assert any(w in text for w in ("ahead of", "sharper than", "further up than"))
+                assert any(w in text for w in ("ahead of", "sharper than", "higher mean"))
             elif p["effect"] < 0:
-                assert any(w in text for w in ("behind", "flatter than", "less far up than"))
+                assert any(w in text for w in ("behind", "flatter than", "lower mean"))
             if p["status"] == stats.UNTESTED:
                 assert text.startswith("From one seed:")
                 continue
@@ -453,6 +478,19 @@ def test_every_part_sentence_matches_its_numbers(claim_id):
             assert (lo > bound) == (p["status"] == stats.HOLDS)
             if p["status"] == stats.REFUTED:
                 assert hi < bound or "Bonferroni" in text
+            if p["status"] == stats.OPEN:
+                assert (hi >= bound) == ("the interval reaches" in text)
+
+
+def test_an_interval_below_the_margin_that_bonferroni_leaves_open_says_so():
+    """The 95% interval printed lies wholly below -0.5, but refuting takes the wider Bonferroni
+    interval: the sentence must not claim 'the interval reaches -0.5' (it does not)."""
+    accs = {"base": [40, 41, 40.5], "all": [52.0, 52.6, 51.4], "norm": [50.0, 50.0, 50.0]}
+    p = part(verdict("accuracy", results(accs), "paper"), "SAM-ON", "SAM-all")
+    assert p["status"] == stats.OPEN and p["ci95"][1] < -0.5
+    assert "the interval reaches" not in p["sentence"]
+    assert "lies below -0.5" in p["sentence"] and "Bonferroni over 3 parts) reaches it" in \
+        p["sentence"]
 
 
 # ---------------------------------------------------------------------------------------------

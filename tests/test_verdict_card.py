@@ -1,12 +1,14 @@
 """samon_app.verdict_card: the card that ends a comparison counts the verdicts of the group's own
-runs (never "agree" / "disagree" from one seed: no verdict there), gives every verdict its
-caveats (how the runs differ from the paper's), and stays provisional while runs train
-(constructed records, no store, no streamlit)."""
+runs (never "agree" / "disagree" from one seed: no verdict there), tells each in one line of at
+most 25 words with the details behind it, gives every verdict its caveats (how the runs differ
+from the paper's), and says "so far" while runs train (constructed records, no store, no
+streamlit). ``test_card_sentences`` checks the lines against their verdicts."""
 
 from __future__ import annotations
 
 from test_claims import records
 
+from samon_app.claim_lines import MAX_WORDS, word_count
 from samon_app.reader import RunInfo, build_run_data
 from samon_app.verdict_card import card_claims, verdict_card
 from samon_core.claims import CONSISTENT, NO_VERDICT, NOT_CONSISTENT
@@ -49,6 +51,13 @@ def test_all_consistent_runs_still_show_their_caveats():
     assert card.headline == "Your 9 runs: consistent with the paper on all 4 claims."
     assert all("Noise alone gives this in" in r.verdict.sentence for r in card.rows)
     assert not card.provisional
+    # one line per claim, the rest behind its expander: the caveats, the rule, the chance
+    for r in card.rows:
+        assert word_count(r.line.text()) <= MAX_WORDS and r.line.text().count(". ") == 1
+        details = "\n".join(r.line.details)
+        assert r.why in details and "Noise alone gives this in" in details
+        assert r.why not in r.line.text()
+    assert [r.line.topic for r in card.rows] == ["Accuracy", "Sharpness", "Gammas", "Cost"]
 
 
 def test_one_seed_never_agrees_or_disagrees():
@@ -67,10 +76,13 @@ def test_one_seed_never_agrees_or_disagrees():
                  "tiny ResNet, not WRN-28-10"):
         assert fact in row.why
     assert row.note == row.claim.cpu_note
+    assert row.line.text() == ("Accuracy: SGD ended 15.0 points ahead of SAM-all, the paper's "
+                               "opposite. No verdict: one seed shows a direction, not a result.")
     head = card.headline
-    assert "agree" not in head and "disagree" not in head
-    assert "no verdict on 3 of 4 claims: one seed shows a direction, not a result" in head
-    assert head.endswith("Run 3 or more seeds for a verdict.")
+    assert "agree" not in head and "consistent with the paper on" not in head
+    assert head == ("Your 3 runs: 3 of 4 claims show a direction, not a verdict (one seed); cost, "
+                    "judged from its step times: consistent with the paper. Run 3 or more seeds "
+                    "for a verdict.")
 
 
 def test_sgd_ahead_over_three_seeds_is_not_consistent_and_says_why():
@@ -110,8 +122,12 @@ def test_cost_not_in_lockstep_says_so_and_not_the_epochs():
 def test_runs_still_training_give_a_provisional_card():
     card = verdict_card(*group(GOOD, state="running", lockstep=False))
     assert card.provisional
-    assert card.headline.startswith("Provisional: 9 of 9 runs are still training. Your 9 runs")
+    assert card.headline.startswith("So far, 9 of 9 runs are still training. Your 9 runs")
     assert all(r.verdict.provisional for r in card.rows)
+    # "so far", as the Claims page says it; "provisional" is no longer a word on the card
+    assert all("so far (runs still training)" in r.line.text() for r in card.rows)
+    assert not any("rovisional" in " ".join((r.line.text(), *r.line.details))
+                   for r in card.rows)
 
 
 def test_a_group_without_sam_on_lists_no_sam_on_claim():
@@ -133,10 +149,12 @@ def test_missing_records_are_not_blamed_on_the_setup():
         d.records[:] = [r for r in d.records if r.get("kind") != "norm_stats"]
     row = next(r for r in verdict_card(infos, data).rows if r.claim.id == "gamma-shift")
     assert "no gamma statistics" in row.verdict.sentence and row.why == ""
+    assert row.line.text() == ("Gammas: not recorded for SAM-ON and SGD. "
+                               "Inconclusive: nothing to compare.")
 
 
 def test_runs_that_ended_unfinished_are_named():
     infos, data = group(GOOD)
     infos[0].state = "cancelled"
     assert verdict_card(infos, data).headline.startswith(
-        "Provisional: 1 run did not finish (cancelled). Your 9 runs")
+        "1 run did not finish (cancelled). Your 9 runs")

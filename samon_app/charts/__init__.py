@@ -10,6 +10,7 @@ curves solid.
 * ``gamma``:   the gamma distribution (animated), its mean, the layers' means
 * ``compare``: the Compare page's overlay with mean ± std bands
 * ``landscape``: the loss-landscape slices of the runs
+* ``robustness``: robust accuracy against eps, accuracy under corruptions
 """
 
 from samon_app.charts.base import FONT, HEIGHT, METRIC_TITLES, empty_figure, plotly_config
@@ -22,12 +23,14 @@ from samon_app.charts.gamma import (
     layer_gamma_figure,
 )
 from samon_app.charts.landscape import landscape_figure, plane_figure
+from samon_app.charts.robustness import corruption_figure, robustness_figure
 
 __all__ = [
     "FONT",
     "HEIGHT",
     "METRIC_TITLES",
     "compare_figure",
+    "corruption_figure",
     "empty_figure",
     "gamma_animation",
     "gamma_mean_figure",
@@ -36,6 +39,7 @@ __all__ = [
     "layer_gamma_figure",
     "plane_figure",
     "plotly_config",
+    "robustness_figure",
     "run_curves_figure",
     "sharpness_figure",
     "speed_figure",

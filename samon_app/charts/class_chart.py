@@ -61,10 +61,11 @@ def _interval_figure(cv: ClassVerdict, histories: list) -> Any:
         color = palette[i % len(palette)]
         x = [s.seeds for s in h.steps]
         fig.add_scatter(x=x + x[::-1], y=[s.high for s in h.steps] + [s.low for s in h.steps][::-1],
-                        fill="toself", fillcolor=color, opacity=0.18, line={"width": 0},
-                        hoverinfo="skip", showlegend=False, name=f"{h.comparison} 95%")
+                        mode="lines", fill="toself", fillcolor=color, opacity=0.18,
+                        line={"width": 0},
+                        hoverinfo="skip", showlegend=False, name=f"{h.label} 95%")
         fig.add_scatter(x=x, y=[s.effect for s in h.steps], mode="lines+markers",
-                        name=h.comparison, line={"color": color},
+                        name=h.label, line={"color": color},
                         customdata=[[s.low, s.high] for s in h.steps],
                         hovertemplate="%{y:.3g} (95%: %{customdata[0]:.3g} to "
                                       "%{customdata[1]:.3g})")
@@ -75,6 +76,9 @@ def _interval_figure(cv: ClassVerdict, histories: list) -> Any:
     y_title = "ratio SAM-ON / SAM-all" if cv.experiment.claim == "cost" else \
         f"{h0.metric}: A - B{unit}"
     layout(fig, title=f"The effect and its 95% interval as seeds arrived: {h0.metric}",
-           x_title="seeds pooled", y_title=y_title)
+           x_title="seeds pooled", y_title=y_title, height=420)
+    # the comparisons' names are long: the legend goes under the plot, not over the title
+    fig.update_layout(legend={"yanchor": "top", "y": -0.22}, margin={"t": 48, "b": 96},
+                      hovermode="x")
     fig.update_xaxes(dtick=1 if cv.seeds <= 12 else None)
     return fig

@@ -49,14 +49,18 @@ def _cost_chart(v: Verdict) -> ChartData:
         mean = sum(ratios) / len(ratios)
         std = (sum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1)) ** 0.5 \
             if len(ratios) > 1 else 0.0
-        bars = (Bar("SAM-ON / SAM-all", mean, std, tuple(ratios), _color("SAM-ON")),)
-    return ChartData("Step time of SAM-ON relative to SAM-all (lockstep runs)", "ratio", bars,
-                     v.evidence.get("flop_ratio"), "FLOP estimate")
+    # "step time SAM-ON / SAM-all" (the blocks claim: SAM-ON (B3 only) / SAM-ON)
+    a, _, b = str(v.evidence.get("metric", "")).removeprefix("step time ").partition(" / ")
+    if ratios:
+        bars = (Bar(f"{a} / {b}", mean, std, tuple(ratios), _color("SAM-ON")),)
+    flop = v.evidence.get("flop_ratio")
+    return ChartData(f"Step time of {a} relative to {b} (lockstep runs)", "ratio", bars,
+                     flop, "FLOP estimate" if flop is not None else "")
 
 
 def chart_data(v: Verdict) -> ChartData:
     """The chart of a verdict's evidence (empty bars while nothing was measured)."""
-    if v.claim == "cost":
+    if v.claim in ("cost", "blocks"):  # step times (cost.py)
         return _cost_chart(v)
     metric = str(v.evidence.get("metric", ""))
     unit = str(v.evidence.get("unit", ""))

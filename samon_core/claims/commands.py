@@ -1,6 +1,6 @@
 """``python -m samon_core claim ...``: list the claims, train a claim's runs, print a verdict.
 
-    claim list                                   the six claims and the runs each needs
+    claim list                                   the claims and the runs each needs
     claim run ID --size cpu [--seeds N]          train what is missing (finished identical runs
                                                  are reused), one lockstep group per seed, then
                                                  print the verdict (--owner NAME, with
@@ -23,6 +23,7 @@ from typing import Any
 
 from samon_core.claims.collect import collect, index_runs, require_runs
 from samon_core.claims.data import CLAIM_IDS, CLAIMS, Claim, get_claim
+from samon_core.claims.power import COST_CLAIMS
 from samon_core.claims.runsets import SIZE_TEXT, SIZES, with_seeds
 from samon_core.claims.verdicts import Verdict
 from samon_core.owner_cli import add_owner_options
@@ -131,8 +132,8 @@ def _check(claim: Claim, configs: list[tuple[str, RunConfig]], args: argparse.Na
 def plan_seed(claim: Claim, configs: list[tuple[str, RunConfig]],
               store: RunStore) -> tuple[list[tuple[str, RunConfig]], list[str]]:
     """What to train for one seed's configs: (label, config) of the missing runs, and the ids of
-    the finished identical runs reused. For ``cost`` a seed whose finished runs did not train in
-    one lockstep group is trained again in full (fair step times need it)."""
+    the finished identical runs reused. For ``cost`` and ``blocks`` a seed whose finished runs
+    did not train in one lockstep group is trained again in full (fair step times need it)."""
     finished: dict[str, tuple[float, str, tuple[str, ...]]] = {}
     for run in index_runs(store):
         if run.state == "finished":
@@ -141,7 +142,7 @@ def plan_seed(claim: Claim, configs: list[tuple[str, RunConfig]],
                 finished[h] = (run.created, run.run_id, run.lockstep)
     found = {label: finished.get(cfg.config_hash()) for label, cfg in configs}
     reused = [f[1] for f in found.values() if f is not None]
-    if claim.id == "cost" and reused:
+    if claim.id in COST_CLAIMS and reused:
         ids = set(reused)
         if len(reused) < len(configs) or any(not ids <= set(f[2]) | {f[1]}
                                              for f in found.values() if f):

@@ -111,17 +111,19 @@ def ratio_estimates(y: np.ndarray, x: np.ndarray) -> stats.Estimates:
     return stats.Estimates(1 - ratio, se, df, se)
 
 
-def _seeds(results: Sequence[RunResult]) -> tuple[dict, list[int], bool, list]:
-    """Per lockstep seed its ratio and block means; seeds left out; any partial run."""
+def _seeds(results: Sequence[RunResult], a: str = "norm",
+           b: str = "all") -> tuple[dict, list[int], bool, list]:
+    """Per lockstep seed its ratio (``a``'s step time over ``b``'s: SAM-ON / SAM-all by
+    default) and block means; seeds left out; any partial run."""
     fair: dict[int, dict] = {}
     unfair: list[int] = []
     blocks: list[tuple[np.ndarray, np.ndarray]] = []
     partial = False
     for seed in sorted({r.seed for r in results}):
         runs = {r.method: r for r in results if r.seed == seed}
-        if "norm" not in runs or "all" not in runs:
+        if a not in runs or b not in runs:
             continue
-        y, x = paired_blocks(runs["norm"], runs["all"])
+        y, x = paired_blocks(runs[a], runs[b])
         if not y.size:
             continue
         if not in_lockstep(list(runs.values())):
@@ -129,7 +131,7 @@ def _seeds(results: Sequence[RunResult]) -> tuple[dict, list[int], bool, list]:
             continue
         partial = partial or not all(r.finished for r in runs.values())
         blocks.append((y, x))
-        fair[seed] = {"step_time_s": {"norm": float(y.mean()), "all": float(x.mean())},
+        fair[seed] = {"step_time_s": {a: float(y.mean()), b: float(x.mean())},
                       "ratio": float(y.mean() / x.mean()), "blocks": int(y.size)}
     return fair, unfair, partial, blocks
 
@@ -153,15 +155,17 @@ def _rebin(v: np.ndarray, b: int) -> np.ndarray:
     return np.array([c.mean() for c in np.array_split(v, b)])
 
 
-def _sentence(est: stats.Estimates, dec: stats.Decisions | None, fair: dict) -> str:
+def _sentence(est: stats.Estimates, dec: stats.Decisions | None, fair: dict,
+              names: tuple[str, str] = ("SAM-ON", "SAM-all"), flop: bool = True) -> str:
     ratio = 1 - float(est.effect)
     n = len(fair)
     blocks = sum(s["blocks"] for s in fair.values())
     shown = stats.fmt_side(ratio, 1.0, 2)
     what = "less" if ratio < 1 else "more"
     share = stats.fmt_side(abs(1 - ratio) * 100, 0.0, 0)
-    base = (f"In {n} lockstep seed{'s' if n != 1 else ''} a SAM-ON step took {shown}x a SAM-all "
-            f"step ({share}% {what}; the FLOP estimate is {FLOP_RATIO:.2f}x)")
+    estimate = f"; the FLOP estimate is {FLOP_RATIO:.2f}x" if flop else ""
+    base = (f"In {n} lockstep seed{'s' if n != 1 else ''} a {names[0]} step took {shown}x a "
+            f"{names[1]} step ({share}% {what}{estimate})")
     if dec is None:
         return f"{base}: too few step windows for an interval (at least two blocks of steps)."
     lo, hi = stats.fmt_interval(1 - float(dec.high), 1 - float(dec.low), 1.0, 2)
@@ -173,22 +177,49 @@ def _sentence(est: stats.Estimates, dec: stats.Decisions | None, fair: dict) -> 
 
 def cost_verdict(results: Sequence[RunResult], hint: str = "", size: str | None = None) -> Verdict:
     """SAM-ON's step is cheaper than SAM-all's (module doc for the rule)."""
-    fair, unfair, partial, blocks = _seeds(results)
-    evidence = {"metric": "step time SAM-ON / SAM-all", "flop_ratio": FLOP_RATIO,
-                "paper_step_cost_f": dict(STEP_COST_F), "seeds": fair,
+    return step_time_verdict(results, hint, size)
+
+
+# The blocks claim: SAM-ON on the norm layers of the last stage only against SAM-ON on all.
+BLOCKS_A, BLOCKS_B = "norm@b3", "norm"
+BLOCKS_PAPER = ("the poster: 'further gains might be achieved by perturbing the normalization "
+                "layers of selected blocks (B1-B3)', a figure without a printed ratio")
+
+
+def blocks_verdict(results: Sequence[RunResult], hint: str = "",
+                   size: str | None = None) -> Verdict:
+    """SAM-ON on B3's norm layers steps faster than SAM-ON on all of them (the cost rule)."""
+    return step_time_verdict(results, hint, size, claim="blocks", a=BLOCKS_A, b=BLOCKS_B)
+
+
+def step_time_verdict(results: Sequence[RunResult], hint: str = "", size: str | None = None, *,
+                      claim: str = "cost", a: str = "norm", b: str = "all") -> Verdict:
+    """``a``'s step is cheaper than ``b``'s, from lockstep step times (module doc)."""
+    from samon_core.claims.results import method_name
+
+    names = (method_name(a), method_name(b))
+    is_cost = claim == "cost"
+    fair, unfair, partial, blocks = _seeds(results, a, b)
+    evidence = {"metric": f"step time {names[0]} / {names[1]}", "seeds": fair,
                 "not_lockstep_seeds": unfair, "size": size}
+    if is_cost:
+        evidence |= {"flop_ratio": FLOP_RATIO, "paper_step_cost_f": dict(STEP_COST_F)}
     if not fair:
-        why = NOT_LOCKSTEP if unfair else "No step times of SAM-ON and SAM-all yet."
-        return Verdict("cost", INCONCLUSIVE, f"Inconclusive. {why}", evidence, provisional=True,
-                       settle=LOCKSTEP_HINT if unfair else "Launch (or wait for) the runs.")
+        why = (NOT_LOCKSTEP.replace("SAM-ON and SAM-all", f"{names[0]} and {names[1]}")
+               if unfair else f"No step times of {names[0]} and {names[1]} yet.")
+        return Verdict(claim, INCONCLUSIVE, f"Inconclusive. {why}", evidence, provisional=True,
+                       settle=LOCKSTEP_HINT.replace(" cost`", f" {claim}`") if unfair
+                       else "Launch (or wait for) the runs.")
     est, dec = _estimate(blocks)
     status = stats.UNTESTED if dec is None else str(dec.status)
     verdict = str(stats.combine([np.array(status, dtype=object)])[()])
     chance = stats.chance_alone(verdict, [dec] if dec is not None else [])
     evidence["mean_ratio"] = 1 - float(est.effect)
     part = {
-        "comparison": "SAM-ON's step cheaper than SAM-all's (superiority: ratio below 1)",
-        "paper": PAPER, "a": "SAM-ON", "b": "SAM-all", "metric": evidence["metric"], "unit": "",
+        "comparison": f"{names[0]}'s step cheaper than {names[1]}'s (superiority: ratio below "
+                      "1)",
+        "paper": PAPER if is_cost else BLOCKS_PAPER, "a": names[0], "b": names[1],
+        "metric": evidence["metric"], "unit": "",
         "test": TEST, "kind": stats.SUPERIORITY, "margin": 0.0, "decides": True,
         "seeds": [len(fair), len(fair)], "paired_seeds": sorted(fair),
         "effect": 1 - float(est.effect),
@@ -196,7 +227,7 @@ def cost_verdict(results: Sequence[RunResult], hint: str = "", size: str | None 
         "se": float(est.se), "df": float(est.df) if np.isfinite(est.df) else None,
         "status": status, "chance_alone": None if dec is None else
         float(dec.p_refute if status == stats.REFUTED else dec.p_hold),
-        "sentence": _sentence(est, dec, fair),
+        "sentence": _sentence(est, dec, fair, names, flop=is_cost),
     }
     lead = {CONSISTENT: "Consistent with the paper.",
             NO_VERDICT: "No verdict: too few step windows."}.get(
@@ -205,10 +236,10 @@ def cost_verdict(results: Sequence[RunResult], hint: str = "", size: str | None 
     if chance is not None:
         lead += f" Noise alone gives this in {stats.fmt_percent(chance)} of repeats."
     if partial:
-        lead = f"Provisional (runs still training): {lead}"
+        lead = f"So far (runs still training): {lead}"
     sentence = f"{lead} {part['sentence']}"
     if unfair:
         sentence += f" Seeds {unfair} were left out: not trained in lockstep."
     settle = "" if verdict == CONSISTENT or verdict == stats.NOT_CONSISTENT else \
         f"More lockstep seeds or longer runs. {hint}".strip()
-    return Verdict("cost", verdict, sentence, evidence, partial, settle, (part,), chance)
+    return Verdict(claim, verdict, sentence, evidence, partial, settle, (part,), chance)

@@ -183,13 +183,24 @@ def _status_text(r: PartResult) -> str:
     if r.status == stats.REFUTED:
         if r.parts == 1:
             return f"the interval lies below {bound}{allowed}: refuted"
-        level = 100 * (1 - 2 * stats.ALPHA_SIDE / r.parts)
-        t = stats.t_quantile(1 - stats.ALPHA_SIDE / r.parts, float(r.estimates.df))
-        top = float(r.estimates.effect + t * r.estimates.se)
-        shown = stats.fmt_side(top, -r.spec.margin, digits)
-        return (f"even the {level:.3g}% interval (Bonferroni over {r.parts} parts) ends below "
+        level, shown = _bonferroni_top(r)
+        return (f"even the {level} interval (Bonferroni over {r.parts} parts) ends below "
                 f"{bound}{allowed}, at {shown}: refuted")
+    if r.parts > 1 and float(d.high) < -r.spec.margin:
+        # The 95% interval shown lies below the bound, yet refuting needs the wider Bonferroni
+        # interval: say so, or the sentence would contradict the interval it prints.
+        level, shown = _bonferroni_top(r)
+        return (f"the interval lies below {bound}{allowed}, but the {level} interval (Bonferroni "
+                f"over {r.parts} parts) reaches it, at {shown}: open")
     return f"the interval reaches {bound}{allowed}: open"
+
+
+def _bonferroni_top(r: PartResult) -> tuple[str, str]:
+    """The Bonferroni level of a part's refutation ('98.3%') and that interval's upper end."""
+    level = 100 * (1 - 2 * stats.ALPHA_SIDE / r.parts)
+    t = stats.t_quantile(1 - stats.ALPHA_SIDE / r.parts, float(r.estimates.df))
+    top = float(r.estimates.effect + t * r.estimates.se)
+    return f"{level:.3g}%", stats.fmt_side(top, -r.spec.margin, r.spec.spec.digits)
 
 
 def sentence(r: PartResult) -> str:

@@ -27,7 +27,13 @@ import numpy as np
 
 from samon_core import paper
 from samon_core.claims import calibration, cost, stats
-from samon_core.claims.rules import PartSpec, deciding
+from samon_core.claims.rules import (
+    ROBUST_OPTIMIZER,
+    ROBUST_ROW,
+    VARIANT_FIGURE,
+    PartSpec,
+    deciding,
+)
 from samon_core.claims.runsets import BASES
 
 SEED_COUNTS: tuple[int, ...] = (1, 2, 3, 5, 10)
@@ -37,6 +43,10 @@ POWER = 0.8
 SEARCH: tuple[int, ...] = (*range(1, 11), 12, 15, 20, 25, 30, 40, 50, 70, 100, 150, 200)
 
 _PAPER_KEYS = {"base": "SGD", "all": "SAM-all", "norm": "SAM-ON"}
+_VIT_KEYS = {"base": "vanilla", "all": "SAM-all", "norm": "SAM-ON"}
+_VIT_CLAIMS = {"vit-adamw": "AdamW", "vit-lion": "Lion"}
+# Claims judged from lockstep step times (cost.py), not from seeds' values.
+COST_CLAIMS = ("cost", "blocks")
 _RANDOM = next(r for r in paper.SPARSE_PERTURBATION if r.method == "random mask")
 
 
@@ -48,6 +58,15 @@ def parts_at(claim: str, size: str) -> tuple[PartSpec, ...]:
 
 
 def _accuracy_means(claim: str, size: str) -> dict[str, float]:
+    if claim in _VIT_CLAIMS:  # the poster's ImageNet row, on the claim's method keys
+        row = paper.VIT_S32_IMAGENET[_VIT_CLAIMS[claim]]["ImageNet"]
+        return {f"{k}@{claim}": row[v].mean for k, v in _VIT_KEYS.items()}
+    if claim == "variants":
+        out = {}
+        for tag, variant in VARIANT_FIGURE.items():
+            for k in ("all", "norm"):
+                out[f"{k}@{tag}" if tag else k] = paper.FIGURE_ACCURACY[variant][k]
+        return out
     if claim == "no-norm":
         variant = ("elementwise", "l2") if size in ("gpu", "paper") else ("none", "l2")
         return dict(paper.FIGURE_ACCURACY[variant])
@@ -60,6 +79,12 @@ def paper_means(claim: str, size: str, metric: str) -> dict[str, float] | None:
     gives no number)."""
     if metric == "accuracy":
         return _accuracy_means(claim, size)
+    if metric == "robust-l2":  # the poster's ViT numbers, in points as they are
+        row = paper.VIT_S32_IMAGENET[ROBUST_OPTIMIZER][ROBUST_ROW]
+        return {k: row[v].mean for k, v in _VIT_KEYS.items()}
+    if metric == "corruption":  # the poster's OOD mean (the lab's analogue: corruptions)
+        ood = paper.vit_ood_mean(ROBUST_OPTIMIZER)
+        return {k: ood[v] for k, v in _VIT_KEYS.items()}
     if metric.startswith("sharpness@"):
         steps = int(metric.split("@")[1])
         table = paper.SHARPNESS[(steps, paper.SHARPNESS_RHOS_1STEP[0] if steps == 1
@@ -101,8 +126,8 @@ def _rates(verdicts: np.ndarray) -> dict[str, float]:
 def simulate(claim: str, size: str, n: int, means: Mapping[str, Mapping[str, float]],
              sims: int, rng: np.random.Generator, sd_scale: float = 1.0) -> dict[str, float]:
     """The share of each verdict over ``sims`` experiments of ``n`` seeds with ``means``."""
-    if claim == "cost":
-        return _simulate_cost(size, n, means, sims, rng)
+    if claim in COST_CLAIMS:
+        return _simulate_cost(size, n, means, sims, rng, claim)
     parts = parts_at(claim, size)
     draws: dict[tuple[str, str], np.ndarray] = {}
     for metric, per_method in means.items():
@@ -117,18 +142,20 @@ def simulate(claim: str, size: str, n: int, means: Mapping[str, Mapping[str, flo
     return _rates(stats.combine(statuses))
 
 
-def cost_means(size: str, scenario: str) -> dict[str, dict[str, float]] | None:
-    """The cost claim's 'means': the true ratio SAM-ON / SAM-all."""
-    if scenario == "boundary":
+def cost_means(size: str, scenario: str,
+               claim: str = "cost") -> dict[str, dict[str, float]] | None:
+    """The cost claims' 'means': the true ratio of the step times (SAM-ON / SAM-all; for blocks
+    SAM-ON on B3 / SAM-ON, for which the poster prints no number: no paper scenario)."""
+    if scenario == "boundary" or (scenario == "paper" and claim != "cost"):
         return None
     return {"cost": {"ratio": 1.0 if scenario == "null" else cost.FLOP_RATIO}}
 
 
 def _simulate_cost(size: str, n: int, means: Mapping, sims: int,
-                   rng: np.random.Generator) -> dict[str, float]:
+                   rng: np.random.Generator, claim: str = "cost") -> dict[str, float]:
     """Lockstep seeds of ``cost.BLOCKS`` paired blocks: a shared load per block, the windows'
     own noise averaged over a block's windows, and (away from the null) the seeds' own ratio."""
-    c = calibration.COST_SPREADS[size]
+    c = (calibration.BLOCKS_COST_SPREADS if claim == "blocks" else calibration.COST_SPREADS)[size]
     ratio = means["cost"]["ratio"]
     b = cost.BLOCKS
     block_sd = c.window_cv / np.sqrt(max(c.windows / b, 1.0))
@@ -142,7 +169,7 @@ def _simulate_cost(size: str, n: int, means: Mapping, sims: int,
 
 
 def claim_scenario(claim: str, size: str, scenario: str):
-    return cost_means(size, scenario) if claim == "cost" else \
+    return cost_means(size, scenario, claim) if claim in COST_CLAIMS else \
         scenario_means(claim, size, scenario)
 
 
@@ -210,6 +237,6 @@ def seeds_needed_text(claim: str, size: str) -> str:
 
 def parts_metrics(claim: str, size: str) -> list[str]:
     """The metrics of the claim's deciding parts at ``size`` (none for cost: step times)."""
-    if claim == "cost":
+    if claim in COST_CLAIMS:
         return []
     return list(dict.fromkeys(p.metric for p in parts_at(claim, size)))

@@ -43,9 +43,20 @@ class RunResult:
 
 
 def method_name(key: str) -> str:
-    """The display name of a method family ('SAM-ON' for 'norm')."""
-    spec = methods.BY_KEY.get(key)
-    return spec.name if spec else key
+    """The display name of a claim's method key: 'SAM-ON' for 'norm'; with a variant or setting
+    (``runsets.split_key``) 'SAM-ON (ASAM elementwise)' for 'norm@asam', 'AdamW' for
+    'base@vit-adamw', 'SAM-all (Lion)' for 'all@vit-lion'."""
+    from samon_core.claims.runsets import SETTING_NAMES, VARIANT_NAMES  # data; no cycle
+
+    family, _, tag = key.partition("@")
+    spec = methods.BY_KEY.get(family)
+    if spec is None or (tag and tag not in SETTING_NAMES and tag not in VARIANT_NAMES):
+        return key
+    if not tag:
+        return spec.name
+    if tag in SETTING_NAMES:
+        return SETTING_NAMES[tag] if family == "base" else f"{spec.name} ({SETTING_NAMES[tag]})"
+    return f"{spec.name} ({VARIANT_NAMES[tag]})"
 
 
 def _latest(records: Sequence[Mapping[str, Any]], kind: str,
@@ -86,6 +97,33 @@ def final_sharpness(records: Sequence[Mapping[str, Any]], steps: int = 1) -> flo
     rho 0.01 by default), None before the first probe."""
     rec = _latest(records, "sharpness", lambda r: r.get("steps") == steps)
     return _number(rec.get("value")) if rec else None
+
+
+def _robustness(records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The last ``robustness`` record in file order (``robustness RUN`` appends a newer one with
+    the same epoch and step)."""
+    return next((r for r in reversed(records) if r.get("kind") == "robustness"), None)
+
+
+def robust_acc(records: Sequence[Mapping[str, Any]], norm: str, eps: float) -> float | None:
+    """Accuracy in percent under the PGD attack ``norm`` / ``eps`` (pixel units) of the latest
+    ``robustness`` record (None without one, or without that attack)."""
+    rec = _robustness(records)
+    for attack in (rec or {}).get("attacks") or ():
+        if isinstance(attack, Mapping) and attack.get("norm") == norm and \
+                isinstance(e := _number(attack.get("eps")), float) and abs(e - eps) < 1e-9:
+            acc = _number(attack.get("acc"))
+            return None if acc is None else 100.0 * acc
+    return None
+
+
+def corruption_acc(records: Sequence[Mapping[str, Any]]) -> float | None:
+    """Mean accuracy in percent over every corruption and severity of the latest ``robustness``
+    record (CIFAR-10-C's summary figure; None without one)."""
+    rec = _robustness(records)
+    accs = [a for c in (rec or {}).get("corruptions") or ()
+            if isinstance(c, Mapping) and (a := _number(c.get("acc"))) is not None]
+    return 100.0 * sum(accs) / len(accs) if accs else None
 
 
 # The config fields a method's runs share with the other methods' runs of the same seed when the

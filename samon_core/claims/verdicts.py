@@ -11,7 +11,8 @@ interval against 0, or against -delta for "at least as good"), and the deciding 
   a result.
 
 Every sentence is generated from the numbers it states (``parts.py``), the verdict says how often
-noise alone would have given it, and a verdict from runs still training is ``provisional``.
+noise alone would have given it, and a verdict from runs still training is ``provisional``
+(its sentence says "so far").
 The cost claim is judged from step times (``cost.py``). No torch.
 """
 
@@ -27,13 +28,15 @@ from samon_core.claims.results import (
     RunResult,
     Values,
     common_epoch,
+    corruption_acc,
     final_sharpness,
     gamma_shift,
     method_name,
+    robust_acc,
     test_acc_at,
     values_of,
 )
-from samon_core.claims.rules import METRICS, RULES, SHARPNESS_STEPS, PartSpec
+from samon_core.claims.rules import METRICS, ROBUST_ATTACKS, RULES, SHARPNESS_STEPS, PartSpec
 from samon_core.claims.stats import CONSISTENT, INCONCLUSIVE, NO_VERDICT, NOT_CONSISTENT
 
 VERDICTS = (CONSISTENT, NOT_CONSISTENT, INCONCLUSIVE, NO_VERDICT)
@@ -81,6 +84,10 @@ def _extractor(metric: str, epoch: int) -> Callable[[Sequence[Mapping[str, Any]]
         return lambda recs: test_acc_at(recs, epoch)
     if metric in SHARPNESS_STEPS:
         return lambda recs: final_sharpness(recs, SHARPNESS_STEPS[metric])
+    if metric in ROBUST_ATTACKS:  # measured once, on the final weights
+        return lambda recs: robust_acc(recs, *ROBUST_ATTACKS[metric])
+    if metric == "corruption":
+        return corruption_acc
     return lambda recs: gamma_shift(recs, epoch, metric)  # gamma / beta
 
 
@@ -126,7 +133,7 @@ def _provisional(text: str, partial: bool, epoch: int) -> str:
     if not partial:
         return text
     at = f"; compared at epoch {epoch}, the latest all have reached" if epoch else ""
-    return f"Provisional (runs still training{at}): {text}"
+    return f"So far (runs still training{at}): {text}"
 
 
 def _missing(claim: str, values: Mapping[tuple[str, str], Values],
@@ -136,7 +143,8 @@ def _missing(claim: str, values: Mapping[tuple[str, str], Values],
     empty = list(dict.fromkeys(k for k in need if not values[k].by_seed))
     if not empty:
         return None
-    what = {"accuracy": "test accuracy", "gamma": "gamma statistics", "beta": "beta statistics"}
+    what = {"accuracy": "test accuracy", "gamma": "gamma statistics", "beta": "beta statistics",
+            "robust-l2": "robustness measurement", "corruption": "robustness measurement"}
     text = "; ".join(f"no {what.get(metric, METRICS[metric].name + ' measurement')} yet for "
                      f"{method_name(m)}" for metric, m in empty)
     return Verdict(claim, INCONCLUSIVE, f"Inconclusive: {text}.",
@@ -221,3 +229,8 @@ no_norm_verdict = _verdict_fn("no-norm")
 sharper_verdict = _verdict_fn("sharper")
 sparsity_verdict = _verdict_fn("sparsity")
 gamma_shift_verdict = _verdict_fn("gamma-shift")
+robustness_verdict = _verdict_fn("robustness")
+corruption_verdict = _verdict_fn("corruption")
+vit_adamw_verdict = _verdict_fn("vit-adamw")
+vit_lion_verdict = _verdict_fn("vit-lion")
+variants_verdict = _verdict_fn("variants")

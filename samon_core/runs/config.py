@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from samon_core import paper
 from samon_core.catalog import DATASET_SIZES, MODELS, choices, methods
+from samon_core.catalog import robustness as robust_suite
 from samon_core.catalog.stages import FIRST_STAGE, LAST_STAGE  # the paper's blocks B1-B3
 from samon_core.runs.fieldspec import (
     ConfigError,
@@ -68,6 +69,14 @@ HASH_SCHEMA = 4
 
 # SAM-ON's best rho over SAM-all's per variant on the paper's figure (the rho field's help).
 _RHO_RATIOS = tuple(paper.rho_ratios().values())
+
+# The robustness suite in the help of the robustness field.
+_ATTACKS_TEXT = "; ".join(
+    f"{robust_suite.NORM_LABELS[norm]} eps "
+    + ", ".join(b.label for b in robust_suite.ATTACKS if b.norm == norm)
+    for norm in robust_suite.NORMS
+)
+_CORRUPTIONS_TEXT = ", ".join(robust_suite.CORRUPTION_LABELS.values()).lower()
 
 # Upper bounds shared by several fields.
 MAX_EPOCHS = 400
@@ -358,6 +367,20 @@ class RunConfig(BaseModel):
         gt=0.0,
         le=10.0,
     )
+    robustness: Literal[choices.ROBUSTNESS] = _f(
+        "off",
+        "Robust accuracy measured after the last epoch: off, or standard = PGD attacks "
+        f"({_ATTACKS_TEXT}; pixel units, images in [0, 1]) and "
+        f"{len(robust_suite.CORRUPTIONS)} corruptions ({_CORRUPTIONS_TEXT}) at "
+        f"{len(robust_suite.SEVERITIES)} severities, on the first robustness_images test images.",
+    )
+    robustness_images: int = _f(
+        robust_suite.DEFAULT_IMAGES,
+        "Test images of the robustness suite: the first N of the test set (fewer if it has "
+        "fewer).",
+        ge=1,
+        le=MAX_TEST_IMAGES,
+    )
 
     # -----------------------------------------------------------------------------------------
     # validation
@@ -594,6 +617,9 @@ class RunConfig(BaseModel):
         if not self.landscape_points:  # added later (and measures only): the same run
             d.pop("landscape_points")
             d.pop("landscape_radius")
+        if self.robustness == "off":  # added later (and measures only): the same run
+            d.pop("robustness")
+            d.pop("robustness_images")
         if self.method == "base":
             for spec in _SPECS:
                 if spec.sam:

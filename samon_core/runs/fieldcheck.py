@@ -83,6 +83,13 @@ def _layers(v: Any) -> bool:
         and _optional_real(x.get("mean")) and _optional_real(x.get("std")) for x in v)
 
 
+def _rows(**checks: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """A list of mappings, each with every field of ``checks`` passing its check."""
+    return lambda v: isinstance(v, list) and all(
+        isinstance(x, Mapping) and all(check(x.get(k)) for k, check in checks.items())
+        for x in v)
+
+
 TIME = _finite_in(0.0, MAX_TIME)
 SECONDS = _finite_in(0.0, MAX_SECONDS)
 TEXT: Callable[[Any], bool] = lambda v: isinstance(v, str)  # noqa: E731 - a table of checks
@@ -96,6 +103,11 @@ _WHAT: dict[Callable[[Any], bool], str] = {
     _requesters: "a list of requests (owner, group, time)", _edges: "a list of numbers",
     _layers: "a list of layers (name, mean, std)",
 }
+# a robustness record's results (samon_core/records.py: AttackResult, CorruptionResult)
+_ATTACKS = _rows(norm=TEXT, eps=_finite_in(0.0, 1e3), label=TEXT, acc=_fraction)
+_CORRUPTIONS = _rows(name=TEXT, severity=_count, acc=_fraction)
+_WHAT[_ATTACKS] = "a list of attacks (norm, eps, label, acc)"
+_WHAT[_CORRUPTIONS] = "a list of corruptions (name, severity, acc)"
 
 # file -> field -> check (the fields some reader uses)
 FILE_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
@@ -135,6 +147,7 @@ _RECORD_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "sharpness": {"rho": _real, "value": _optional_real, "m": _count, "n": _count},
     "norm_stats": {"below": _count, "above": _count, "mean": _optional_real,
                    "std": _optional_real, "layers": _layers},
+    "robustness": {"images": _count, "corruptions": _CORRUPTIONS, "seconds": SECONDS},
 }
 _RECORD_TIME = SECONDS  # a record's ``time``: seconds of training (dropped when damaged)
 # Fields without which a record of a kind means nothing (damaged or missing: skipped).
@@ -142,6 +155,7 @@ _RECORD_NEEDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "sharpness": {"steps": _count, "rho": _real},
     "norm_stats": {"param": TEXT, "bin_edges": _edges},
     "resume": {"epoch": _count},
+    "robustness": {"clean_acc": _fraction, "attacks": _ATTACKS},
 }
 
 

@@ -74,6 +74,8 @@ _CPU_SMALL = RunConfig(
     # 1D loss-landscape slices after the last epoch (random and gradient direction, train and
     # test images): 11 points each, a few seconds on a CPU
     landscape_points=11,
+    # robust accuracy after the last epoch (PGD and corruptions on 512 test images): seconds
+    robustness="standard",
     device="auto",
 )
 
@@ -102,6 +104,7 @@ def _cifar100_resnet20_cpu() -> Preset:
         epochs=10,
         batch_size=128,
         sharpness_every=2,  # the Sharpness tab fills while the runs train
+        robustness="standard",
         device="auto",
     )
     return Preset(
@@ -117,11 +120,12 @@ def _cifar100_resnet20_cpu() -> Preset:
     )
 
 
-def _paper_base(model: str, epochs: int, probe_every: int) -> RunConfig:
+def _paper_base(model: str, epochs: int, probe_every: int,
+                robustness: str = "standard") -> RunConfig:
     """The paper's training setup (``samon_core.paper.TRAINING_SETUP``: SGD lr 0.1, momentum 0.9,
     wd 5e-4, cosine, label smoothing 0.1, batch 128, crop+flip) and its sharpness probes (1 step
     at rho 0.01, 20 steps at rho 0.003) on ``model`` for ``epochs``, probing every
-    ``probe_every`` epochs."""
+    ``probe_every`` epochs, with the ``robustness`` suite after the last epoch."""
     return RunConfig(
         **{
             **paper.TRAINING_SETUP,
@@ -130,6 +134,7 @@ def _paper_base(model: str, epochs: int, probe_every: int) -> RunConfig:
             "epochs": epochs,
             "sharpness_every": probe_every,
             "sharpness_multi_every": probe_every,
+            "robustness": robustness,
             "device": "auto",
         }
     )
@@ -178,6 +183,8 @@ def _wrn_paper_text(augment_text: str) -> str:
 
 def _wrn_paper_configs(settings: dict) -> dict[str, RunConfig]:
     epochs = paper.TRAINING_SETUP["epochs"]
+    # with the robustness suite, as the claims' paper size, whose runs are this preset's
+    # (tested): both change together
     base = _paper_base(paper.TRAINING_SETUP["model"], epochs=epochs, probe_every=20)
     return _by_label(_with(settings, c) for c in _three_methods(base).values())
 

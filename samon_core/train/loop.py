@@ -138,7 +138,22 @@ class TrainingLoop:
             last_test = yield from self._epoch(epoch)
         if self.config.landscape_points:
             self._landscape()
+        robustness = self._robustness() if self.config.robustness != "off" else None
         self.result = self._summary(last_test)
+        if robustness is not None:
+            self.result["robustness"] = robustness
+
+    def _robustness(self) -> dict:
+        """Accuracy under PGD attacks and corruptions at the final weights (robustness.py), on
+        the first ``robustness_images`` test images; a cancel lands between two attacks."""
+        ctx = self.ctx
+
+        def tick() -> None:
+            ctx.heartbeat()
+            ctx.check_stop()
+
+        return self.telemetry.robustness(self.setup.model, self.setup.test_loader,
+                                         step=ctx.state.step, tick=tick)
 
     def _landscape(self) -> None:
         """1D slices around the final weights (landscape.py): a random filter-normalised

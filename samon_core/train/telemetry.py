@@ -9,6 +9,7 @@
     norm_stats  gamma / beta histograms on fixed bins and per-layer mean/std (normstats.py);
                 epoch 0 = at initialisation
     resume      the run continued from its checkpoint
+    robustness  accuracy under PGD attacks and corruptions after the last epoch (robustness.py)
 
 Loss and accuracy are summed on the device (0-d tensors) and read once per record, so a GPU run
 does not wait for the device after every step.
@@ -29,12 +30,15 @@ from samon_core.records import (
     LandscapeRecord,
     Record,
     ResumeRecord,
+    RobustnessRecord,
     SharpnessRecord,
     StepRecord,
 )
 from samon_core.runs.config import RunConfig
+from samon_core.train.data import DeviceLoader
 from samon_core.train.landscape import gradient_direction, loss_slice, offsets, random_direction
 from samon_core.train.normstats import fixed_bins, norm_stats_records
+from samon_core.train.robustness import measure
 from samon_core.train.sharpness import m_sharpness
 
 # The random landscape direction's seed: fixed, so that every run of a comparison (any seed) is
@@ -219,6 +223,18 @@ class Telemetry:
             direction=direction, split=split, offsets=grid, losses=losses, n=len(y),
             seed=LANDSCAPE_SEED,
         ))
+
+    def robustness(self, model: nn.Module, loader: DeviceLoader, *, step: int,
+                   tick: Callable[[], None] | None = None) -> dict:
+        """Run the config's robustness suite (robustness.py) on the first test images of
+        ``loader``, emit the ``robustness`` record and return its result (for the summary).
+        ``tick`` runs between attacks (default: the heartbeat)."""
+        config = self.config
+        result = measure(model, loader, config.robustness_images, config.robustness,
+                         tick=tick or self.heartbeat)
+        self.emit(RobustnessRecord(kind="robustness", epoch=config.epochs, step=step,
+                                   time=self.clock(), **result))
+        return result
 
     def sharpness(
         self,

@@ -1,0 +1,169 @@
+"""The Robustness tab of Live and Compare, its view model and the sentence that reads the runs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from support.configs import tiny_config
+from test_app_pages import app, fake_run, page, texts
+
+from samon_app.reader import RunData, RunInfo
+from samon_app.robustness import (
+    corruption_bars,
+    curves,
+    poster_rows,
+    reading_sentence,
+    standard_error,
+)
+from samon_core import paper
+from samon_core.catalog import methods
+from samon_core.catalog import robustness as suite
+
+
+def _result(clean: float, drop: float, images: int = 512) -> dict:
+    """A robustness record whose accuracy falls by ``drop`` per budget step."""
+    attacks = []
+    for norm in suite.NORMS:
+        budgets = [b for b in suite.ATTACKS if b.norm == norm]
+        for i, b in enumerate(budgets, start=1):
+            attacks.append({"norm": b.norm, "eps": b.eps, "label": b.label, "poster": b.poster,
+                            "acc": max(clean - drop * i, 0.0)})
+    corruptions = [{"name": name, "severity": s, "level": level, "acc": clean - 0.05 * s}
+                   for name, levels in suite.CORRUPTIONS.items()
+                   for s, level in enumerate(levels, start=1)]
+    return {"kind": "robustness", "epoch": 2, "step": 8, "time": 3.0, "suite": "standard",
+            "images": images, "clean_acc": clean, "attacks": attacks,
+            "corruptions": corruptions, "pgd_steps": 10, "pgd_step_factor": 2.5, "seed": 0,
+            "seconds": 2.0}
+
+
+def _info(run_id: str, key: str, config: dict) -> RunInfo:
+    spec = methods.BY_KEY[key]
+    return RunInfo(run_id, spec.name, spec.name, key, spec.color, "finished", config)
+
+
+def _data(run_id: str, *records: dict) -> RunData:
+    return RunData(run_id, 1, list(records), [], [])
+
+
+def test_curves_average_seeds_per_method_in_the_method_colour():
+    sgd = tiny_config(method="base")
+    infos = [_info("a", "base", sgd.to_dict()), _info("b", "base", sgd.replace(seed=1).to_dict()),
+             _info("c", "norm", tiny_config().to_dict())]
+    data = {"a": _data("a", _result(0.70, 0.20)), "b": _data("b", _result(0.60, 0.10)),
+            "c": _data("c", _result(0.66, 0.02))}
+    linf = curves(infos, data, "linf")
+    assert [c.label for c in linf] == ["SGD", "SAM-ON"]
+    sgd_curve, on_curve = linf
+    assert sgd_curve.color == methods.BY_KEY["base"].color and on_curve.runs == 1
+    assert sgd_curve.eps[0] == 0.0 and len(sgd_curve.eps) == 5  # clean + four l_inf budgets
+    assert sgd_curve.acc[0] == pytest.approx(0.65) and sgd_curve.acc[1] == pytest.approx(0.5)
+    assert sgd_curve.acc[2] == pytest.approx(0.35) and on_curve.std[2] == 0.0
+    assert sgd_curve.std[2] == pytest.approx(0.0707107, rel=1e-5)  # sample std of 0.3, 0.4
+    assert [len(c.eps) for c in curves(infos, data, "l2")] == [3, 3]
+    bars = corruption_bars(infos, data)
+    assert len(bars) == 2 * 4 * 3 and {b.color for b in bars} == {sgd_curve.color, on_curve.color}
+
+
+def test_a_record_measured_again_counts_with_its_latest():
+    info = _info("a", "norm", tiny_config().to_dict())
+    (curve,) = curves([info], {"a": _data("a", _result(0.2, 0.1), _result(0.8, 0.1))}, "l2")
+    assert curve.acc[0] == 0.8
+
+
+def test_the_sentence_follows_the_numbers_it_reads():
+    """Highest first, each number the curve's own, rounded as shown; the noise of one run."""
+    infos = [_info("a", "base", tiny_config(method="base").to_dict()),
+             _info("c", "norm", tiny_config().to_dict())]
+    for sgd_drop, on_drop in ((0.2, 0.02), (0.01, 0.15)):  # either order
+        data = {"a": _data("a", _result(0.70, sgd_drop)), "c": _data("c", _result(0.66, on_drop))}
+        found = curves(infos, data, "linf")
+        text = reading_sentence(found)
+        named = re.findall(r"(SGD|SAM-ON) (\d+\.\d)% \(clean (\d+\.\d)%", text)
+        at_top = {c.label: c.acc[-1] for c in found}
+        assert [n for n, _, _ in named] == sorted(at_top, key=lambda k: -at_top[k])
+        for name, robust, clean in named:
+            curve = next(c for c in found if c.label == name)
+            assert robust == f"{100 * curve.acc[-1]:.1f}" and clean == f"{100 * curve.acc[0]:.1f}"
+        assert "eps 2/255" in text
+        worst = max(standard_error(a, 512) for a in at_top.values())
+        assert f"±{100 * worst:.1f} points" in text
+    assert "No robustness results yet" in reading_sentence([])
+    assert standard_error(0.5, 400) == pytest.approx(0.025)
+
+
+def test_poster_rows_are_the_posters_table():
+    rows = poster_rows()
+    assert [r["attack"] for r in rows] == ["l∞, eps 0.25/255", "l∞, eps 0.5/255", "l2, eps 0.25",
+                                           "l2, eps 0.5"]
+    assert rows[2]["Lion SAM-ON"] == "43.12 ± 0.97" and rows[0]["AdamW vanilla"] == "33.45 ± 0.80"
+    stat = paper.VIT_S32_IMAGENET["AdamW"]["l2 eps=0.50"]["SAM-all"]
+    assert rows[3]["AdamW SAM-all"] == f"{stat.mean:.2f} ± {stat.std:.2f}"
+    poster = [(b.norm, b.eps) for b in suite.ATTACKS if b.poster]
+    assert sorted(poster) == sorted((n, e) for n, e, _ in paper.VIT_ROBUSTNESS_BUDGETS.values())
+
+
+def _add(store, rid, record):
+    with store.metrics_writer(rid) as w:
+        w.write(record)
+
+
+def _chart(at, key):
+    found = [c for c in at.get("plotly_chart") if key in (c.proto.id or "")]
+    assert found, f"no chart {key}"
+    return json.loads(found[0].proto.spec)
+
+
+def test_live_robustness_view_draws_each_method_in_its_colour(runs):
+    cfg = tiny_config()
+    sgd = fake_run(runs, cfg.replace(method="base"), group="gr")
+    on = fake_run(runs, cfg, group="gr")
+    _add(runs, sgd, _result(0.6, 0.15))
+    _add(runs, on, _result(0.62, 0.03))
+    at = page(app(group="gr"), "app_pages/live.py")
+    at.segmented_control(key="view").set_value("Robustness").run()
+    assert not at.exception, [e.message for e in at.exception]
+    spec = _chart(at, "live_robust")
+    colors = {t["name"]: t["line"]["color"] for t in spec["data"]}
+    assert colors == {"SGD": methods.BY_KEY["base"].color, "SAM-ON": methods.BY_KEY["norm"].color}
+    body = texts(at)
+    assert "Your runs, under l∞ PGD at eps 2/255: SAM-ON 50.0% (clean 62.0%)" in body
+    assert "ViT-S/32 on ImageNet" in body and "not the levels" in body
+    bars = _chart(at, "live_corrupt")
+    assert {t["marker"]["color"] for t in bars["data"]} == set(colors.values())
+    at.segmented_control(key="live_norm").set_value("l2").run()
+    assert not at.exception
+    assert "under l2 PGD at eps 0.5" in texts(at)
+
+
+def test_live_and_compare_without_robustness_say_how_to_get_it(runs):
+    cfg = tiny_config()
+    rid = fake_run(runs, cfg, group="gn")
+    bad = fake_run(runs, cfg.replace(method="base"), group="gn")
+    _add(runs, bad, {**_result(0.5, 0.1), "attacks": "x"})  # damaged: skipped by the reader
+    at = page(app(group="gn"), "app_pages/live.py")
+    at.segmented_control(key="view").set_value("Robustness").run()
+    assert not at.exception, [e.message for e in at.exception]
+    body = texts(at)
+    assert "No robustness results yet" in body
+    assert f"python -m samon_core robustness {rid}" in body or \
+        f"python -m samon_core robustness {bad}" in body
+    assert "ViT-S/32 on ImageNet" in body  # the poster's reference stands on its own
+    at = page(app(group="gn"), "app_pages/compare.py")
+    assert not at.exception, [e.message for e in at.exception]
+    assert "No robustness results yet" in texts(at)
+
+
+def test_compare_shows_the_robustness_of_the_shown_runs(runs):
+    cfg = tiny_config()
+    for seed in (0, 1):
+        rid = fake_run(runs, cfg.replace(seed=seed), group="gc")
+        _add(runs, rid, _result(0.6 + 0.02 * seed, 0.05))
+    at = page(app(group="gc"), "app_pages/compare.py")
+    assert not at.exception, [e.message for e in at.exception]
+    spec = _chart(at, "compare_robust")
+    (trace,) = spec["data"]
+    assert trace["name"] == "SAM-ON" and trace["error_y"]["visible"] is True  # two seeds
+    assert "2 seeds" in texts(at)
