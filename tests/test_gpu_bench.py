@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 # Import names whose distribution is not the import name with '_' as '-'.
-DISTRIBUTION = {"yaml": "pyyaml", "dotenv": "python-dotenv"}
+DISTRIBUTION = {"yaml": "pyyaml", "dotenv": "python-dotenv", "PIL": "pillow"}
 
 
 def _preflight():
