@@ -1,6 +1,7 @@
-"""Claims: the paper's six claims, each checked against runs you launch from its card, with a
+"""Claims: the paper's claims (``claims.CLAIMS``), each checked against runs you launch from its
+card, with a
 verdict (consistent / not consistent / inconclusive) and the numbers behind it; at the end the
-six verdicts on one screen, to close a session.
+verdicts on one screen, to close a session.
 
 Everything computed comes from ``samon_core.claims`` (no torch here); this page lays it out.
 Launching goes through ``service.submit_group`` with the sidebar's owner, so finished identical
@@ -231,7 +232,7 @@ def card_ui(claim: claims.Claim) -> tuple[str, int]:
 
 
 def summary_ui(choices: dict[str, tuple[str, int]]) -> list[dict[str, str]]:
-    """The six verdicts on one screen (each at its card's size and seeds); the rows shown."""
+    """Every verdict on one screen (each at its card's size and seeds); the rows shown."""
     rows = []
     for claim in claims.CLAIMS:
         size, seeds = choices[claim.id]
@@ -254,7 +255,8 @@ def summary_ui(choices: dict[str, tuple[str, int]]) -> list[dict[str, str]]:
 
 st.title("Claims")
 st.markdown(
-    "The paper makes six claims. Here you check each against **your own runs**: a card lists "
+    f"The lab tests {len(claims.CLAIMS)} of the paper's claims. Here you check each against "
+    "**your own runs**: a card lists "
     "the runs a claim needs, launches them, and says whether your results are *consistent* "
     "with the claim, *not consistent*, or *inconclusive*, with the numbers behind the verdict. "
     "Each comparison the paper makes is tested on its own: the per-seed differences of runs "
@@ -267,5 +269,5 @@ st.markdown(
 )
 class_ui.add_seed_ui("claims")
 chosen = {claim.id: card_ui(claim) for claim in claims.CLAIMS}
-st.header("All six verdicts")
+st.header(f"All {len(claims.CLAIMS)} verdicts")
 summary_ui(chosen)

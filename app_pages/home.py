@@ -24,6 +24,7 @@ from samon_app.paper_tables import (
     vit_sentence,
 )
 from samon_app.vocabulary import SYNTHETIC_NOTE
+from samon_core.claims import CLAIMS
 from samon_core.runs.presets import get_preset
 
 
@@ -191,7 +192,8 @@ def lab_ui() -> bool:
         "3. **Compare** puts any finished runs side by side, averages seeds into mean ± std "
         "bands, builds a results table in the paper's format and exports everything as CSV or "
         "JSON.\n"
-        "4. **Claims** checks the paper's six claims one by one against runs you launch from "
+        f"4. **Claims** checks {len(CLAIMS)} of the paper's claims one by one against runs you "
+        "launch from "
         "each claim's card, with a verdict from your own numbers and what would settle it.\n"
         "5. **Playground** shows GD, SAM, ASAM and SAM-ON on 2D loss surfaces: no training, "
         "every slider answers at once."

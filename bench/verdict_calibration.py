@@ -30,20 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from samon_core.claims import CLAIM_IDS, calibration, power  # noqa: E402
 from samon_core.claims.runsets import SIZES  # noqa: E402
+from samon_core.train.hardware import cpu_model  # noqa: E402
 
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def table(claim_ids: list[str], sims: int, seed: int) -> list[str]:
@@ -98,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown claims {unknown}" if unknown else "--sims must be at least 100")
     start = time.time()
     print(f"Command: python bench/verdict_calibration.py --sims {args.sims} --seed {args.seed}")
-    print(f"Machine: {_cpu()}, Python {platform.python_version()}, numpy {np.__version__}; "
+    print(f"Machine: {cpu_model()}, Python {platform.python_version()}, numpy {np.__version__}; "
           f"{args.sims} simulated experiments per row\n")
     print("\n".join(table(claim_ids, args.sims, args.seed)))
     print("\nSeeds needed for 80% power at the paper's effect (2,000 experiments per count):\n")

@@ -31,7 +31,9 @@ from samon_core.claims.results import (
     method_name,
     test_acc_at,
 )
+from samon_core.claims.rules import METRICS, RULES
 from samon_core.claims.runsets import SIZE_TEXT
+from samon_core.claims.verdicts import metric_reader
 from samon_core.runs.store import RunStore
 from samon_core.service.room import ClassExperiment
 
@@ -261,11 +263,15 @@ def _value(claim: str, records: Sequence[Any], epoch: int) -> float | None:
         return final_sharpness(records, 1)
     if claim == "gamma-shift":
         return gamma_shift(records, epoch or None)
+    if claim in RULES and (metric := RULES[claim][0].metric) in ("robust-l2", "corruption"):
+        return metric_reader(metric, epoch)(records)  # measured once, after the last epoch
     return test_acc_at(records, epoch) if epoch else None
 
 
 METRIC_NAMES = {"sharper": "1-step adaptive m-sharpness", "gamma-shift": "shift of the mean gamma",
-                "cost": "step time SAM-ON / SAM-all"}
+                "cost": "step time SAM-ON / SAM-all",
+                **{c: f"{METRICS[p[0].metric].name} (%)" for c, p in RULES.items()
+                   if p[0].metric in ("robust-l2", "corruption")}}
 
 
 def _dots(v: Verdict, results: Sequence[RunResult], mine: set[int]) -> tuple[Dot, ...]:

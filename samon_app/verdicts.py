@@ -21,7 +21,6 @@ from samon_core.claims import (
     NO_VERDICT,
     NOT_CONSISTENT,
     RunResult,
-    Verdict,
     get_claim,
 )
 from samon_core.claims.results import pair_key
@@ -36,10 +35,6 @@ VERDICT_ICON = {CONSISTENT: ":material/check_circle:",
                 NO_VERDICT: ":material/explore:"}  # one seed: a direction, not a result
 _VERDICT_COLOUR = {CONSISTENT: "green", NOT_CONSISTENT: "red", INCONCLUSIVE: "orange",
                    NO_VERDICT: "gray"}
-VERDICT_LABEL = {CONSISTENT: "consistent with the paper",
-                 NOT_CONSISTENT: "not consistent with the paper",
-                 INCONCLUSIVE: "inconclusive",
-                 NO_VERDICT: "no verdict (one seed: the direction only)"}
 VERDICT_ICONS = {v: f":{_VERDICT_COLOUR[v]}[{icon}]" for v, icon in VERDICT_ICON.items()}
 
 # The claim each Live view can be judged by.
@@ -69,12 +64,6 @@ def runs_size(infos: Sequence[RunInfo]) -> str | None:
     return sizes.pop() if len(sizes) == 1 else None
 
 
-def view_verdict(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Verdict:
-    """The verdict of the claim behind ``view`` on the runs shown."""
-    claim = get_claim(VIEW_CLAIMS[view])
-    return claim.verdict(run_results(infos, data), runs_size(infos))
-
-
 def view_line(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> ClaimLine:
     """The verdict of the claim behind ``view`` on the runs shown, in one line with its
     details; "so far" while some of them train."""
@@ -92,19 +81,3 @@ def line_text(line: ClaimLine) -> str:
     opposite = f", {claim_lines.OPPOSITE}" if line.numbers.against else ""
     return (f"**Your runs: {line.word[0].lower()}{line.word[1:]}.** "
             f"{numbers[0].upper()}{numbers[1:]}{opposite}; {line.why}.")
-
-
-def verdict_sentence(v: Verdict) -> str:
-    """The verdict's sentence, and what would settle it when it is inconclusive or there is no
-    verdict (a consistent or refuted claim needs no settling)."""
-    if v.settle and v.verdict in (INCONCLUSIVE, NO_VERDICT):
-        return f"{v.sentence} {v.settle}"
-    return v.sentence
-
-
-def verdict_text(v: Verdict) -> str:
-    """The verdict, its sentence and what would settle it, in full (``line_text`` is the short
-    line); "so far" while its runs still train."""
-    label = VERDICT_LABEL.get(v.verdict, v.verdict)
-    return (f"**Your runs: {label}{' ' + claim_lines.SO_FAR if v.provisional else ''}.** "
-            f"{verdict_sentence(v)}")

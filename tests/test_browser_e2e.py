@@ -1,17 +1,29 @@
 """End to end in a real headless Chromium (Debian's ``chromium`` + ``chromedriver``, Selenium).
 
 Starts ``streamlit run app.py`` on a free port with a fresh run store and real local workers,
-clicks the quick demo on Home (the trainer runs on the synthetic dataset), watches the accuracy
-chart of the Live page gain points (two epoch records), waits for the runs to finish and the
-verdict card to close the page, takes screenshots, then cancels what is left and stops the app
-and its workers. Skipped, saying why, when chromium, chromedriver or selenium
-is missing (``support.browser`` drives the browser and the server).
+clicks the quick demo's Launch button (the trainer runs on the synthetic dataset), and follows
+it from the click to its verdict card, as a student would see it:
+
+* **something to watch from the first second**: the accuracy chart shows a curve point within
+  ``FIRST_POINT_S`` of the first training step (when it began: its step record's file time less
+  the record's own training seconds, read from the store while the page is watched);
+* the **time left** on the progress bars changes at least every ``LEFT_EVERY_S`` while the runs
+  train;
+* **the card reads in ten seconds**: each claim's line (the text before its expander) has at
+  most ``MAX_WORDS`` words and never contradicts its verdict (``test_card_sentences``'s checks on
+  the rendered text, and on the card's view model built from the same runs).
+
+Screenshots (``SAMON_SHOTS_DIR``, default /tmp/samon_shots): Live 10 s after the click, the
+card, the Playground, and the other pages. The measured times are printed. Then cancels what is
+left and stops the app and its workers. Skipped, saying why, when chromium, chromedriver or
+selenium is missing (``support.browser`` drives the browser and the server).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -19,8 +31,13 @@ from pathlib import Path
 import pytest
 from support import browser
 from support.browser import chart_points, wait_until
+from test_card_sentences import VERDICT_RE, check_line, check_line_text
+
+from samon_app.claim_lines import MAX_WORDS, word_count
 
 SHOTS = Path(os.environ.get("SAMON_SHOTS_DIR", "/tmp/samon_shots"))
+FIRST_POINT_S = 10.0  # a curve point at most this long after the first training step
+LEFT_EVERY_S = 10.0  # the time left changes at least this often while the runs train
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -46,12 +63,102 @@ def kill_workers(runs_dir: Path) -> None:
 
 
 # The quick demo as the Launch form has it by default (tiny ResNet, synthetic data, SGD vs
-# SAM-all vs SAM-ON), shrunk through the URL (the form is bound to it) so that CI sees two epochs
-# within a minute or so even on a busy 2-core machine.
+# SAM-all vs SAM-ON), shrunk through the URL (the form is bound to it) so that CI sees it end
+# within a few minutes even on a busy 2-core machine.
 TINY_DEMO_QUERY = "epochs=3&train_subset=512&test_subset=256&sharpness_samples=128&owner=e2e"
 
+# The text of every progress bar on the page (one per run).
+BARS_JS = """
+return [...document.querySelectorAll('[data-testid=stProgress]')].map(e => e.innerText);
+"""
+# The card's markdown blocks outside its expanders, as the browser renders them (icons as text).
+CARD_LINES_JS = """
+const card = document.querySelector('.st-key-live_verdict_card');
+if (!card) { return null; }
+return [...card.querySelectorAll('[data-testid=stMarkdownContainer]')]
+  .filter(e => !e.closest('[data-testid=stExpander]')).map(e => e.innerText);
+"""
+LEFT_RE = re.compile(r"about (.+?) left")
 
-def test_quick_demo_trains_and_live_chart_gains_points(tmp_path):
+
+def first_step_start(store) -> float | None:
+    """When the first training step began (wall clock), from the first step record in the store:
+    the time its file was written (while it is the file's last record; else now) less the
+    record's own ``time`` (seconds of training when it was written). None before any."""
+    now = time.time()
+    for run_id in store.run_ids():
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            records = store.read_records(run_id)
+            steps = [r for r in records if r.get("kind") == "step"]
+            if steps:
+                written = store.metrics_path(run_id).stat().st_mtime if records[-1] is steps[0] \
+                    else now
+                return min(written, now) - float(steps[0].get("time") or 0.0)
+    return None
+
+
+class Watch:
+    """What the test saw while the runs trained, with the wall-clock time of each sighting."""
+
+    def __init__(self) -> None:
+        self.step_at: float | None = None  # the first training step (its record in the store)
+        self.seen_at: float | None = None  # when the test first found that record
+        self.point_at: float | None = None  # the first point on the accuracy chart
+        self.lefts: list[tuple[float, tuple[str, ...]]] = []  # time-left texts when they change
+        self.left_ended: float | None = None  # the last sighting of a time left
+
+    def see(self, driver, store) -> None:
+        now = time.time()
+        if self.step_at is None and (start := first_step_start(store)) is not None:
+            self.step_at, self.seen_at = start, now
+        if self.point_at is None and chart_points(driver, "live_acc_chart") >= 1:
+            self.point_at = now
+        lefts = tuple(m[1] for bar in (driver.execute_script(BARS_JS) or [])
+                      if (m := LEFT_RE.search(bar)))
+        if lefts:
+            self.left_ended = now
+            if not self.lefts or self.lefts[-1][1] != lefts:
+                self.lefts.append((now, lefts))
+
+    def left_gaps(self) -> list[float]:
+        """Seconds between changes of the time-left texts, the last up to the last sighting."""
+        times = [t for t, _ in self.lefts] + ([self.left_ended] if self.left_ended else [])
+        return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+def card_view_model(store):
+    """The verdict card built from the store's runs, as the Live page builds it."""
+    from samon_app.reader import build_run_data, run_infos
+    from samon_app.verdict_card import verdict_card
+
+    rows = []
+    for run_id in store.run_ids():
+        rows.append({"run_id": run_id, "config": store.read_config(run_id).to_dict(),
+                     "meta": store.read_meta(run_id), "status": store.read_status(run_id),
+                     "summary": store.read_summary(run_id)})
+    infos = run_infos(rows)
+    data = {i.run_id: build_run_data(i.run_id, store.read_records(i.run_id)) for i in infos}
+    return verdict_card(infos, data)
+
+
+def check_card(lines: list[str], store) -> list[tuple[int, str]]:
+    """Every claim line of the rendered card against its verdict; (words, text) per line."""
+    card = card_view_model(store)
+    rows = [" ".join(t.split()) for t in lines if VERDICT_RE.search(" ".join(t.split()))]
+    assert len(rows) == len(card.rows), (rows, [r.line.text() for r in card.rows])
+    out = []
+    for text, row in zip(rows, card.rows, strict=True):
+        one_seed = row.claim.id != "cost" and len(store.run_ids()) == 3  # one seed each
+        assert text.endswith(row.line.text()), (text, row.line.text())  # what the page rendered
+        assert not check_line_text(text, row.verdict.verdict, one_seed), text
+        assert not check_line(row.line, row.verdict, one_seed), row.line.text()
+        words = word_count(row.line.text())
+        assert words <= MAX_WORDS, text
+        out.append((words, text))
+    return out
+
+
+def test_quick_demo_from_the_click_to_its_card(tmp_path):
     from selenium.webdriver.common.by import By
 
     from samon_core import service
@@ -87,52 +194,67 @@ def test_quick_demo_trains_and_live_chart_gains_points(tmp_path):
         epochs = driver.find_element(By.CSS_SELECTOR, ".st-key-epochs input")
         assert epochs.get_attribute("value") == "3"
         launch.click()
-        t_launch = time.monotonic()
+        t_click = time.time()
         wait_until(lambda: "/live" in driver.current_url, 30, what="the Live page")
-        print("Live page URL:", driver.current_url)
         wait_until(lambda: len(store.list_runs()) == 3, 30, what="three queued runs")
         runs = store.list_runs()
         assert set(runs["owner"]) == {"e2e"}, runs[["owner", "run_id"]]
         assert set(runs["dataset"]) == {"synthetic"} and set(runs["epochs"]) == {3}
         assert sorted(runs["method_label"]) == ["SAM-ON", "SAM-all", "SGD"]
 
-        wait_until(lambda: chart_points(driver, "live_acc_chart") >= 1,
-                   110, 0.25, "the first epoch point on the accuracy chart")
-        t_first = time.monotonic()
-        # lockstep: the three runs train side by side, so all three curves have points soon
-        # after the first one (within 30 s), not one method after the other
-        wait_until(lambda: {"SGD", "SAM-all", "SAM-ON"} <= set(
-            browser.traces_with_points(driver, "live_acc_chart")), 30, 0.25,
-            "points on all three methods' curves")
-        print(f"all three curves have points {time.monotonic() - t_first:.1f} s after the first")
-        wait_until(lambda: chart_points(driver, "live_acc_chart") >= 2,
-                   60, 0.25, "a second epoch point on the accuracy chart")
-        t_second = time.monotonic()
-        print(f"first epoch point {t_first - t_launch:.1f} s after launching, the second "
-              f"{t_second - t_first:.1f} s later")
-        main = driver.find_element(By.CSS_SELECTOR, "[data-testid=stMain]").text
-        assert "SGD" in main and "SAM-ON" in main and "Synthetic data" in main
-        assert "Your runs:" in main  # the verdict under the chart reads these runs
-        screenshot(driver, "e2e_live")
-        for tab in driver.find_elements(By.CSS_SELECTOR, "[role=tab]"):
-            if "distribution" in tab.text:
-                tab.click()
-                wait_until(lambda: chart_points(driver, "live_gamma_anim") > 0, 30,
-                           what="the gamma histogram")
-                screenshot(driver, "e2e_live_gamma")
+        # watch the page from the click until the card closes it
+        watch, shot_10s = Watch(), False
+        card_at = None
+        end = time.time() + 540
+        while time.time() < end:
+            with contextlib.suppress(Exception):
+                watch.see(driver, store)
+            if not shot_10s and time.time() - t_click >= 10:
+                screenshot(driver, "live_10s")  # what a student sees 10 s after the click
+                shot_10s = True
+            if driver.find_elements(By.CSS_SELECTOR, ".st-key-live_verdict_card"):
+                card_at = time.time()
+                break
+            time.sleep(0.25)
+        assert card_at is not None, "no verdict card within 9 minutes of the click"
+        assert watch.step_at is not None and watch.point_at is not None, vars(watch)
+        latency = watch.point_at - watch.step_at
+        gaps = watch.left_gaps()
+        print(f"first training step {watch.step_at - t_click:.1f} s after the click (its record "
+              f"found {watch.seen_at - t_click:.1f} s after); first curve point "
+              f"{watch.point_at - t_click:.1f} s after the click = {latency:+.1f} s after the "
+              f"first training step")
+        print(f"time left seen {len(watch.lefts)} times, changes every "
+              f"{', '.join(f'{g:.1f}' for g in gaps)} s (max {max(gaps, default=0):.1f} s)")
+        print(f"verdict card {card_at - t_click:.1f} s after the click")
+        assert latency <= FIRST_POINT_S, f"first curve point {latency:.1f} s after the first step"
+        assert len(watch.lefts) >= 3, watch.lefts  # the runs trained long enough to watch
+        assert max(gaps) <= LEFT_EVERY_S, (gaps, watch.lefts)
 
-        # once every run has ended, the page ends on the verdict card (read from these runs)
-        card = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR,
-                                                       ".st-key-live_verdict_card"),
-                          180, 0.5, "the verdict card after the runs finished")[0]
-        print(f"verdict card {time.monotonic() - t_second:.1f} s after the second epoch point")
-        assert set(store.list_runs()["state"]) == {"finished"}
-        assert "What your comparison shows" in card.text and "Your 3 runs agree" in card.text
+        # the card: one line per claim, read in seconds, never contradicting its verdict
+        wait_until(lambda: set(store.list_runs()["state"]) == {"finished"}, 30,
+                   what="every run finished")
+        card = driver.find_element(By.CSS_SELECTOR, ".st-key-live_verdict_card")
+        assert "What your comparison shows" in card.text and "Your 3 runs" in card.text
+        assert " agree" not in card.text and "disagree" not in card.text
         assert "more seeds" in card.text  # the link to the Claims page
+        lines = driver.execute_script(CARD_LINES_JS)
+        checked = check_card(lines, store)
+        for words, text in checked:
+            print(f"card line, {words} words: {text}")
+        expanders = card.find_elements(By.CSS_SELECTOR, "[data-testid=stExpander]")
+        assert len(expanders) == len(checked)  # the details of each claim behind its own
+        main = driver.find_element(By.CSS_SELECTOR, "[data-testid=stMain]").text
+        assert "Your runs:" in main  # the verdict under the chart reads these runs
         card.location_once_scrolled_into_view  # noqa: B018 - scrolls the card into the shot
-        screenshot(driver, "e2e_live_card")
+        screenshot(driver, "card")
 
         # the other pages render in the browser too (a screenshot of each)
+        driver.get(f"{base}/playground?owner=e2e")
+        wait_until(lambda: chart_points(driver, "playground_map") > 0, 60,
+                   what="the Playground's chart")
+        time.sleep(1.5)
+        screenshot(driver, "playground")
         for path, key in (("launch", "launch_preset"), ("compare", "compare_table")):
             driver.get(f"{base}/{path}?owner=e2e")
             wait_until(lambda key=key: driver.find_elements(By.CSS_SELECTOR, f".st-key-{key}"),

@@ -286,3 +286,13 @@ def _group_per_seed(spec: dict, config: dict):
                                  {"group": "g"}, {"state": "finished"}, {"lockstep": mates}))
             data[rid] = build_run_data(rid, recs(acc, **opts[seed]))
     return infos, data
+
+
+def test_the_class_verdict_plots_the_metric_its_claim_compares():
+    from samon_app.class_verdict import METRIC_NAMES, _value
+
+    recs = records(70.0, robust=30.0, corruption=55.0)
+    assert _value("robustness", recs, 3) == pytest.approx(30.0)
+    assert _value("corruption", recs, 3) == pytest.approx(55.0)
+    assert _value("accuracy", recs, 3) == pytest.approx(70.0)
+    assert METRIC_NAMES["robustness"].startswith("accuracy under an l2 PGD attack")

@@ -15,8 +15,8 @@ import zipfile
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.apptest import goto, session
 from support.teacher import TEACHER_TOKEN, teacher_settings
-from test_app_pages import APP
 
 from samon_app.class_verdict import class_verdict, for_viewer, power_status, seed_ranges
 from samon_core import service
@@ -436,23 +436,6 @@ def page_env(clean_env, runs, monkeypatch):
     """The app's store (conftest.runs) on a server with the tests' teacher token."""
     monkeypatch.setenv("SAMON_TEACHER_TOKEN", TOKEN)
     return runs
-
-
-def session(token: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for name, value in query.items():
-        at.query_params[name] = value
-    if token is not None:
-        at.session_state["teacher_token"] = token
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def goto(at: AppTest, path: str) -> AppTest:
-    at.switch_page(path).run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def all_text(at: AppTest) -> str:

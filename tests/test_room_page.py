@@ -9,9 +9,9 @@ import time
 import pytest
 import streamlit
 from streamlit.testing.v1 import AppTest
+from support.apptest import goto, session
 from support.configs import tiny_config
 from support.teacher import TEACHER_TOKEN
-from test_app_pages import APP, TIMEOUT
 
 from samon_app.room_view import (
     FormLocks,
@@ -42,24 +42,6 @@ def room_env(runs, monkeypatch):
     """The app's store (conftest.runs) on a server with a teacher token."""
     monkeypatch.setenv("SAMON_TEACHER_TOKEN", TOKEN)
     return runs
-
-
-def session(token: str | None = None, **query: str) -> AppTest:
-    """One browser session (the teacher's when ``token`` is given), run once."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in query.items():
-        at.query_params[key] = value
-    if token is not None:
-        at.session_state["teacher_token"] = token
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def goto(at: AppTest, path: str) -> AppTest:
-    at.switch_page(path).run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def banners(at: AppTest) -> list[str]:

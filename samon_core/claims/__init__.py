@@ -1,12 +1,14 @@
 """The paper's claims, checked against your own runs: verdicts, not assertions.
 
 Mueller, Vlaar, Rolnick & Hein, "Normalization Layers Are All That Sharpness-Aware Minimization
-Needs" (NeurIPS 2023) makes six claims the lab can test (``CLAIMS``): accuracy, no-norm, sharper,
-sparsity, gamma-shift, cost. Each is data (``data.Claim``: statement, the paper's numbers, the
-runs it needs per size ``cpu`` / ``gpu`` / ``paper``) with a pure verdict function from run
-results to a ``Verdict``: ``consistent``, ``not consistent`` or ``inconclusive``, the evidence in
-numbers and one plain sentence (``no verdict`` from one seed). The statistical rule is in
-``stats``, each claim's comparisons in ``rules``, their measured error rates in ``power``.
+Needs" (NeurIPS 2023) makes the claims the lab tests (``CLAIMS``, in ``data.py``): accuracy,
+no-norm, sharper, sparsity, gamma-shift, cost, and the poster's robustness, corruption,
+base-optimizer, variant and selected-block claims. Each is data (``data.Claim``: statement, the
+paper's numbers, the runs it needs per size ``cpu`` / ``gpu`` / ``paper``) with a pure verdict
+function from run results to a ``Verdict``: ``consistent``, ``not consistent`` or
+``inconclusive``, the evidence in numbers and one plain sentence (``no verdict`` from one seed).
+The statistical rule is in ``stats``, each claim's comparisons in ``rules``, their measured error
+rates in ``power``.
 
     runsets.py     the runs per size (valid RunConfigs, shared between claims)
     stats.py       the rule: paired / Welch t-tests, 95% intervals, superiority and
@@ -17,7 +19,7 @@ numbers and one plain sentence (``no verdict`` from one seed). The statistical r
     power.py       the rule simulated: error rates, power, seeds needed
     results.py     RunResult and the numbers read from metric records
     verdicts.py    Verdict and five verdict functions; cost.py the cost verdict (step samples)
-    data.py     the six claims
+    data.py     the claims
     collect.py  a claim's runs in the store, and their verdict
     commands.py the ``python -m samon_core claim ...`` commands
 

@@ -79,6 +79,13 @@ class Verdict:
 # ---------------------------------------------------------------------------------------------
 
 
+def metric_reader(metric: str,
+                  epoch: int) -> Callable[[Sequence[Mapping[str, Any]]], float | None]:
+    """The function that reads a run's value on ``metric`` (``rules.METRICS``) from its records,
+    compared at ``epoch`` where the metric has one (accuracy, gamma, beta)."""
+    return _extractor(metric, epoch)
+
+
 def _extractor(metric: str, epoch: int) -> Callable[[Sequence[Mapping[str, Any]]], float | None]:
     if metric == "accuracy":
         return lambda recs: test_acc_at(recs, epoch)
