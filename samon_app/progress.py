@@ -70,18 +70,25 @@ def step_eta(info: RunInfo, data: RunData | None, now: float | None = None
         return None
     step = int(steps[-1])
     left = max(0, total - step) * times[-1] / step
-    updated = info.status.get("updated")
+    updated = _step_written(info)
     if finite(updated):
         now = time.time() if now is None else now
         left -= min(COUNTDOWN_MAX_S, max(0.0, now - float(updated)))
     return step, total, max(0.0, left)
 
 
+def _step_written(info: RunInfo):
+    """When the status of the run's latest step was written: ``step_at`` (an epoch's end
+    rewrites ``updated`` but not it), else ``updated`` (runs trained before it existed)."""
+    step_at = info.status.get("step_at")
+    return step_at if finite(step_at) else info.status.get("updated")
+
+
 def overdue_s(info: RunInfo, data: RunData | None, now: float | None = None) -> float:
     """Seconds a training run is past the time left it was estimated to have when its status
     was last written (0 when it is not): an epoch's evaluation or a slow step. Said in words
     then, so the bar keeps moving instead of resting on its last '5 s'."""
-    updated = info.status.get("updated")
+    updated = _step_written(info)
     at_update = step_eta(info, data, now=float(updated)) if finite(updated) else None
     if at_update is None:
         return 0.0

@@ -100,6 +100,20 @@ def test_a_resolution_the_user_picked_stays(runs):
     assert at.get("segmented_control")[1].value == PER_EPOCH  # not switched back to per step
 
 
+def test_an_epochs_status_write_does_not_restart_the_time_left(runs):
+    """The countdown runs from when the latest step's status was written (``step_at``), so an
+    epoch's end, which rewrites ``updated`` during its evaluation, cannot hold it at one value."""
+    ids = first_epoch_group(runs)
+    step_at = time.time() - 100.0
+    for rid in ids:  # the step's write 100 s ago; the epoch's end rewrote 'updated' just now
+        runs.write_status(rid, "running", step_at=step_at)
+    infos, data = infos_and_data(runs, ids)
+    info, d = infos[0], data[infos[0].run_id]
+    assert step_eta(info, d, now=step_at + 10)[2] == 34.0  # 44 s at the step, 10 s later
+    text = run_progress(info, d, now=step_at + 100)["text"]
+    assert "55 s past its estimate" in text, text  # 100 s since the step, 44 s estimated
+
+
 def test_default_resolution_follows_the_first_epoch(runs):
     ids = first_epoch_group(runs)
     infos, data = infos_and_data(runs, ids)

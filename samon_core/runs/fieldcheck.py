@@ -118,7 +118,8 @@ FILE_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "status.json": {
         "epoch": _count, "epoch_in_progress": _count, "step": _count, "progress": _fraction,
         "test_acc": _fraction, "best_test_acc": _fraction, "eta_s": SECONDS,
-        "heartbeat": TIME, "updated": TIME, "created": TIME, "started": TIME, "ended": TIME,
+        "heartbeat": TIME, "updated": TIME, "step_at": TIME, "created": TIME, "started": TIME,
+        "ended": TIME,
         "queued_at": TIME, "interrupted_at": TIME, "cancel_requested": TIME,
         "message": TEXT, "error": TEXT, "traceback": TEXT, "worker": TEXT, "task_id": TEXT,
         "interruptions": _count, "auto_resumes": _count, "manual_resumes": _count,

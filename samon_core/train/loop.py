@@ -25,6 +25,7 @@ like with like and the plain CE stays available.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Generator, Iterator
 from time import monotonic
 
@@ -249,8 +250,11 @@ class TrainingLoop:
         self.telemetry.step(window, epoch=epoch + 1, step=state.step, lr=lr)
         epoch_images = len(self.setup.train_loader) * config.batch_size
         progress = (epoch + images_done / epoch_images) / config.epochs
+        # step_at: when this step's status was written; later writes (an epoch's end) refresh
+        # 'updated' but not this, so Live's time left keeps counting through an evaluation.
         self.ctx.write_status(
-            "running", epoch_in_progress=epoch + 1, step=state.step, progress=round(progress, 4)
+            "running", epoch_in_progress=epoch + 1, step=state.step, progress=round(progress, 4),
+            step_at=time.time(),
         )
         window.reset()
 
