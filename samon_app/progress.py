@@ -20,10 +20,6 @@ from samon_app.reader import RunData, RunInfo
 from samon_core.catalog import DATASET_SIZES
 from samon_core.catalog.methods import method_color
 
-# At most this many seconds are counted down after a run's last status write: beyond that (a
-# long evaluation, or a worker whose clock differs from this server's) the time left waits for
-# the next step record instead of running on.
-COUNTDOWN_MAX_S = 30.0
 # The status key ``replay.replay_infos`` sets on the finished runs it redraws as if live.
 REPLAY_FLAG = "replay"
 
@@ -60,7 +56,8 @@ def step_eta(info: RunInfo, data: RunData | None, now: float | None = None
     """(step, total steps, seconds left) of a training run from its latest step record: the
     seconds it has trained per step so far (evaluations and probes of the epochs done
     included; in lockstep the group's clock, so the mates' steps too) times the steps to go,
-    less the seconds since its status was written (at most ``COUNTDOWN_MAX_S``). None without
+    less the seconds since that step's status was written (down to 0; then ``overdue_s``
+    counts on, so the text never rests on one value while the run works). None without
     a step record or a known number of steps."""
     if data is None:
         return None
@@ -73,7 +70,7 @@ def step_eta(info: RunInfo, data: RunData | None, now: float | None = None
     updated = _step_written(info)
     if finite(updated):
         now = time.time() if now is None else now
-        left -= min(COUNTDOWN_MAX_S, max(0.0, now - float(updated)))
+        left -= max(0.0, now - float(updated))
     return step, total, max(0.0, left)
 
 
@@ -141,9 +138,12 @@ def run_progress(info: RunInfo, data: RunData | None = None,
     elif live is not None:
         step, total, eta = live
         late = overdue_s(info, data, now)
-        text += (f" · step {step:,} of {total:,} · "
-                 + (f"{format_left(late)} past its estimate" if late >= 5
-                    else f"about {format_left(eta)} left"))
+        if late <= 0:
+            when = f"about {format_left(eta)} left"
+        else:  # the estimate ran out: count on, so the bar never rests (5-second steps)
+            when = ("just past its estimate" if late < 2.5
+                    else f"{format_left(late)} past its estimate")
+        text += f" · step {step:,} of {total:,} · {when}"
     elif state == "running" and isinstance(eta, (int, float)) and math.isfinite(eta):
         text += f" · about {format_duration(eta)} left"
     elif state == "running":
