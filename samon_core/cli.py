@@ -241,6 +241,7 @@ def cmd_run(args, store: RunStore) -> int:
     step (``train_group``), so their curves and step times are measured side by side."""
     configs = _configs_to_run(args)  # validated before anything is created
     _check_before_creating(configs, args, store)
+    from samon_core.service.claims import cancel_flag_check
     from samon_core.train.lockstep import GroupJob, train_group  # torch only for training
 
     jobs, bars, ids = [], [], []
@@ -250,7 +251,8 @@ def cmd_run(args, store: RunStore) -> int:
         )
         print(f"{label}: run {run_id} in {store.run_dir(run_id)}", file=sys.stderr)
         bar = _Progress(label, config.epochs, args.progress == "bar", position=i)
-        jobs.append(GroupJob(config, store.run_dir(run_id), callback=bar, data_dir=args.data_dir))
+        jobs.append(GroupJob(config, store.run_dir(run_id), callback=bar, data_dir=args.data_dir,
+                             should_stop=cancel_flag_check(store.run_dir(run_id))))
         bars.append(bar)
         ids.append(run_id)
     try:

@@ -245,3 +245,26 @@ def test_every_command_prints_its_help(argv, capsys):
         main([*argv, "--help"])
     assert exc.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_a_cancel_stops_a_run_the_cli_trains_itself(tmp_path, monkeypatch):
+    """`samon run` trains in its own process, not a worker: a cancel (the flag the app and
+    `samon cancel` write) must stop it all the same. Here the flag appears as the run is made."""
+    from samon_core.service.claims import CANCEL_FILE
+
+    create = RunStore.create_run
+
+    def create_and_cancel(self, *args, **kwargs):
+        run_id = create(self, *args, **kwargs)
+        (self.run_dir(run_id) / CANCEL_FILE).write_text("")
+        return run_id
+
+    monkeypatch.setattr(RunStore, "create_run", create_and_cancel)
+    cfg = tmp_path / "cfg.json"
+    RunConfig(model="tiny_resnet", dataset="synthetic", method="sam", scope="norm").save(cfg)
+    runs = str(tmp_path / "runs")
+    main(["run", "--config", str(cfg), "--runs-dir", runs, "--progress", "none", *TINY_SET,
+          "--set", "epochs=3"])
+    store = RunStore(runs)
+    (run_id,) = store.run_ids()
+    assert store.read_status(run_id)["state"] == "cancelled"

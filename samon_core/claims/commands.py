@@ -169,6 +169,7 @@ def _progress(label: str, seed: int, epochs: int, enabled: bool):
 def _train_seed(claim: Claim, size: str, seed: int, todo: list[tuple[str, RunConfig]],
                 store: RunStore, args: argparse.Namespace) -> int:
     """Train ``todo`` as one lockstep group; the number of runs that did not finish."""
+    from samon_core.service.claims import cancel_flag_check
     from samon_core.train.lockstep import GroupJob, train_group  # torch: only to train
 
     jobs = []
@@ -178,7 +179,8 @@ def _train_seed(claim: Claim, size: str, seed: int, todo: list[tuple[str, RunCon
                                      "preset": claim_preset(claim)})
         jobs.append(GroupJob(cfg, store.run_dir(rid), data_dir=args.data_dir,
                              callback=_progress(label, seed, cfg.epochs,
-                                                args.progress == "lines")))
+                                                args.progress == "lines"),
+                             should_stop=cancel_flag_check(store.run_dir(rid))))
     summaries = train_group(jobs)
     return sum(1 for s in summaries if s.get("state") != "finished")
 

@@ -26,6 +26,14 @@ CANCEL_FILE = "cancel_requested"  # inside a run folder: the running trainer sto
 CLAIM_FILE = ".claim.lock"  # inside a run folder: locked by the worker training the run
 
 
+def cancel_flag_check(run_dir: str | Path):
+    """``should_stop`` for a run trained outside a worker (``samon run``, ``claim run``): true
+    once someone cancels it (the flag file; one stat per step), so a cancel from the app or
+    ``samon cancel`` stops it as it stops a worker's run."""
+    flag = Path(run_dir) / CANCEL_FILE
+    return flag.exists
+
+
 @contextlib.contextmanager
 def claim_lock(run_dir: Path) -> Iterator[bool]:
     """Try to take the run's claim lock without waiting; yields whether it was taken (False
