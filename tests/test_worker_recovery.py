@@ -211,7 +211,10 @@ def test_restarting_the_worker_pool_loses_no_run(tmp_path):
         given_back = [m for m in messages if "its worker stopped" in m]
         assert given_back, states
         queued = [r for r in ids if state(store, r) == "queued"]
-        assert sorted(get_queue(store, s).pending_run_ids()) == sorted(queued)
+        # Every queued run keeps a message and no other run has one. A run may hold two (the
+        # fair queue puts a message back for a run it passed over while the first is pending);
+        # the claim lock and the state check make the spare one a no-op, so that is no loss.
+        assert set(get_queue(store, s).pending_run_ids()) == set(queued)
         assert service.workers_status(store=store, settings=s) == []
 
         assert service.ensure_workers(store=store, settings=s)["started"] == 2  # the app restarts
