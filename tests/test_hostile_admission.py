@@ -18,10 +18,10 @@ import subprocess
 import sys
 import time
 import types
-from pathlib import Path
 
 import pytest
 from support.configs import tiny_config
+from support.faults import tmpfs
 from support.teacher import TEACHER_TOKEN, teacher_settings
 
 from samon_core import cli, service
@@ -282,19 +282,6 @@ def test_acting_on_a_run_of_a_missing_store_creates_nothing(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # item 6: a read-only or full store is one line, never a raw OSError
 # ---------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str):
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root outside a locked-down container)")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def test_read_only_store_cancel_delete_resume_register_slices_are_one_line(tmp_path, capsys):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 from support.configs import tiny_config
+from support.faults import within
 
 from samon_core import service
 from samon_core.runs import io as store_io
@@ -69,25 +70,6 @@ def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
-
-
-def within(seconds: float, fn):
-    """``fn()`` in a thread; fails (instead of hanging the suite) if it blocks."""
-    result: dict = {}
-
-    def target():
-        try:
-            result["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still blocked after {seconds} s"
-    if "error" in result:
-        raise result["error"]
-    return result.get("value")
 
 
 def running(store: RunStore, rid: str, **fields) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from support.configs import tiny_config
+from support.faults import tmpfs, within
 from support.redis_server import REDIS_SERVER, RedisServer
 
 from samon_core import cli, service
@@ -375,22 +376,7 @@ DAMAGE = ["corrupt meta", "config is a folder", "config is a fifo", "status is a
 
 
 def _within(seconds: float, fn):
-    """``fn()`` in a thread; fails (instead of hanging the suite) if it blocks."""
-    result: dict = {}
-
-    def target():
-        try:
-            result["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), "blocked (a FIFO opened without O_NONBLOCK?)"
-    if "error" in result:
-        raise result["error"]
-    return result.get("value")
+    return within(seconds, fn, "blocked (a FIFO opened without O_NONBLOCK?)")
 
 
 @pytest.mark.parametrize("how", DAMAGE)
@@ -491,19 +477,6 @@ def test_worker_with_corrupt_queue_database_starts(seeded, capsys):
 # ---------------------------------------------------------------------------------------------
 # faults: a full disk and a read-only store (a tiny tmpfs), temporary files removed
 # ---------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str):
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root outside a locked-down container)")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def fill(folder: Path) -> None:

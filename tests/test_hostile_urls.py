@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.apptest import goto
 from support.teacher import TEACHER_TOKEN
 from test_app_pages import APP, TIMEOUT, TINY
 from test_owner_links import cancel_button, link_key, rendered_text
@@ -38,12 +39,6 @@ def visit(path: str, **query: str | list[str]) -> AppTest:
         at.query_params[name] = value
     at.switch_page(path).run()
     assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def goto(at: AppTest, path: str) -> AppTest:
-    at.switch_page(path).run()
-    assert not at.exception, (path, [e.message for e in at.exception])
     return at
 
 
