@@ -18,8 +18,8 @@ from support.teacher import TEACHER_TOKEN, teacher_settings
 from samon_core.runs.keys import matches
 from samon_core.runs.states import RunState
 from samon_core.service import admission, scheduler
-from samon_core.service import database as db
-from samon_core.service.importer import import_store
+from samon_core.runs import database as db
+from samon_core.runs.importer import import_store
 from samon_core.service.limits import LimitExceeded
 
 WINDOW = 3600.0

@@ -29,7 +29,7 @@ from samon_core import service
 from samon_core.runs.store import RunStore
 from samon_core.service.backend import get_queue
 from samon_core.service.pool import WorkerPool
-from samon_core.service.redact import display_url, redact, url_secrets
+from samon_core.runs.redact import display_url, redact, url_secrets
 from samon_core.service.settings import QueueBackend, load_settings
 
 # Letters and digits only: Markdown escaping cannot hide a leak from the search.

@@ -113,8 +113,9 @@ def records_or_damaged(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]
     return clean, offset, problems
 
 
-def _row(path: Path, now: float) -> dict[str, Any]:
-    """One listing row; parts that cannot be read are None and named in ``problem``."""
+def _row(path: Path, now: float, status: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One listing row of the run folder ``path`` and its ``status`` (the database's; None for
+    a folder without a row); parts that cannot be read are None and named in ``problem``."""
     run_id = path.name
     problems: list[str] = []
 
@@ -134,10 +135,10 @@ def _row(path: Path, now: float) -> dict[str, Any]:
         return {}
 
     config, meta, summary = part(CONFIG_FILE), part(META_FILE), part(SUMMARY_FILE)
-    status, damaged = checked_status(path / STATUS_FILE)
-    problems.extend(damaged)
-    if status.get("damaged"):
-        problems.append(str(status["message"]))
+    if status is None:
+        status = {"state": RunState.INTERRUPTED.value}
+        problems.append("the run is not in the database (a submit that did not finish); "
+                        "delete it")
     try:
         method_label = (RunConfig.from_dict(raw[CONFIG_FILE]).method_label()
                         if raw.get(CONFIG_FILE) else None)
@@ -168,13 +169,14 @@ def _row(path: Path, now: float) -> dict[str, Any]:
         "problem": "; ".join(clip(p, 300)[1:-1] for p in summarize(problems)) or None,
     }
 
-def listing_row(path: Path, now: float) -> dict[str, Any] | None:
+def listing_row(path: Path, now: float,
+                status: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """``_row``, or None for a folder deleted meanwhile; any other failure becomes a row
     with its ``problem``: one damaged run never breaks a listing."""
     if not is_run_folder(path):
         return None
     try:
-        return _row(path, now)
+        return _row(path, now, status)
     except Exception as exc:  # noqa: BLE001 - reported in the row, never fatal
         log.warning("run %s: cannot be read: %s", path.name, exc)
         row: dict[str, Any] = dict.fromkeys(LIST_COLUMNS)

@@ -1,46 +1,47 @@
-"""The run store: one folder per run under a root folder, plain files only. No torch.
+"""The run store: a database row per run (its state) and a folder per run (its files). No torch.
 
-Layout of ``<root>/<run_id>/`` (see ARCHITECTURE.md): ``config.json`` and ``meta.json`` (written
-once, at creation), ``status.json`` (atomically replaced, with a heartbeat), ``metrics.jsonl``
-(append-only, one JSON record per line; ``samon_core.runs.metrics``), ``summary.json``
-(atomically, at the end) and the trainer's ``checkpoint.pt``.
+**The database** (``database.py``; SQLite in ``<root>/samon.db``, or PostgreSQL with
+``SAMON_DATABASE_URL``) holds what several processes change: each run's state, times, worker,
+progress and the rest of what its trainer reports (``write_status`` / ``read_status``), its
+requesters, the registered owners' key digests (ownerkeys.py). Every change is one transaction.
 
-Concurrency: the trainer writes while Streamlit pages read. JSON files are only ever replaced
-atomically (temporary file + ``os.replace``), so a reader sees the old or the new file; a
-read-modify-write of status.json or meta.json holds the run's ``.status.lock``. The metrics file
-is only appended to, a whole line per ``write()``; readers ignore a last line without its newline
-(a record being written) and skip malformed lines, so they never fail on a live run.
+**The folder** ``<root>/<run_id>/`` holds what is big or streamed, written by the one process
+that trains the run (see ARCHITECTURE.md): ``config.json`` and ``meta.json`` (written once, at
+creation: label, preset, owner, group), ``metrics.jsonl`` (append-only, one JSON record per line;
+``samon_core.runs.metrics``), ``summary.json`` (atomically, at the end) and ``checkpoint.pt``.
+JSON files are only ever replaced atomically, so a reader sees the old or the new file; readers
+ignore a last metrics line without its newline (a record being written) and skip malformed
+lines, so they never fail on a live run.
 
-Damage (see ARCHITECTURE.md, "What the store promises"): a missing, empty or malformed
-``status.json`` reads as 'interrupted' with ``damaged: true`` (resumable); a damaged ``meta.json``
-or ``config.json`` never hides a run: ``list_runs`` shows it with a ``problem``. Who may cancel or
-delete a run: owners.py; the owners' registered keys (``.owner_keys.json``): keyfile.py.
+A store of the files era (``status.json`` in each folder, ``.owner_keys.json``, ``.room.json``)
+is imported into the database the first time a process opens it (importer.py); a run folder
+with a ``status.json`` but no row (copied in by hand) is adopted the same way when read.
+Damage (ARCHITECTURE.md, "What the store promises"): a damaged ``meta.json`` or ``config.json``
+never hides a run: ``list_runs`` shows it with a ``problem``. Who may cancel or delete a run:
+owners.py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from samon_core.runs import keyfile, owners
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from samon_core.runs import database as db
+from samon_core.runs import importer, ownerkeys, owners
 from samon_core.runs.config import RunConfig
 from samon_core.runs.freetext import check_meta_text, check_text
-from samon_core.runs.io import (
-    disk_full,
-    dumps,
-    file_lock,
-    overwrite_in_place,
-    read_json_dict,
-    write_json,
-)
+from samon_core.runs.io import read_json_dict, write_json
 from samon_core.runs.listing import (  # noqa: F401 - file names re-exported
     CONFIG_FILE,
     LIST_COLUMNS,
@@ -71,7 +72,13 @@ if TYPE_CHECKING:  # pandas is imported lazily (list_runs)
 RUNS_DIR_ENV = "SAMON_RUNS_DIR"
 
 CHECKPOINT_FILE = "checkpoint.pt"
-_STATUS_LOCK_FILE = ".status.lock"
+# A folder without a database row younger than this is a submit between its folders and its
+# admission (not listed); an older one is a leftover, listed with its problem so it can go.
+_UNADMITTED_GRACE_S = 60.0
+# status fields kept in a column of their own (queried by the scheduler); ``message`` is the
+# ``reason`` column, ``heartbeat`` is ``updated``; every other field is JSON in ``status``
+_COLUMN_FIELDS = ("state", "created", "updated", "started", "ended", "queued_at", "worker",
+                  "progress", "auto_resumes", "cancel_requested")
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
@@ -113,6 +120,50 @@ def _as_state(state: RunState | str) -> RunState:
         raise ValueError(f"state must be one of {allowed}; got {clip(state)}") from None
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _values(row: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The column values of ``fields`` merged into ``row``: a field with a column of its own
+    goes there (``message`` to ``reason``), the rest into the row's ``status`` JSON."""
+    extra = json.loads(row.status or "{}")
+    values: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in ("state", "heartbeat", "updated"):
+            continue  # set by the caller
+        if key == "message":
+            values["reason"] = None if value is None else str(value)
+        elif key == "worker":
+            values["worker"] = value if isinstance(value, str) else None
+        elif key == "cancel_requested":
+            values["cancel_requested"] = bool(value)
+        elif key == "auto_resumes":
+            values["auto_resumes"] = int(_number(value) or 0)
+        elif key in _COLUMN_FIELDS:
+            values[key] = _number(value)
+        else:
+            extra[key] = value
+    values["status"] = json.dumps(extra, default=str)
+    return values
+
+
+def _status(row: Any) -> dict[str, Any]:
+    """A row as the status dict readers know (status.json's fields of the files era)."""
+    out = dict(json.loads(row.status or "{}"))
+    out.update(state=row.state, created=row.created, updated=row.updated, heartbeat=row.updated)
+    for key in ("started", "ended", "queued_at", "worker", "progress"):
+        if getattr(row, key) is not None:
+            out[key] = getattr(row, key)
+    if row.reason is not None:
+        out["message"] = row.reason
+    if row.auto_resumes:
+        out["auto_resumes"] = row.auto_resumes
+    if row.cancel_requested:
+        out["cancel_requested"] = True
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # the store
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +173,8 @@ class RunStore:
     """All runs under ``root`` (default: ``$SAMON_RUNS_DIR`` or ``./runs``).
 
     ``clock`` gives the unix time written as ``created``, ``updated``, ``heartbeat`` and
-    ``ended`` (tests pass a fake one instead of sleeping).
+    ``ended`` (tests pass a fake one instead of sleeping). ``database_url``: the database of
+    its runs' state (default: ``SAMON_DATABASE_URL``, else SQLite in ``<root>/samon.db``).
     """
 
     def __init__(
@@ -130,14 +182,29 @@ class RunStore:
         root: str | os.PathLike[str] | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        database_url: str | None = None,
     ):
         self.root = Path(root if root is not None else default_root()).expanduser().resolve()
         self.clock = clock
-        # Threads of this process that share the store take turns before the file lock.
-        self._lock = threading.Lock()
+        self._url = database_url
+        self._engine: Engine | None = None
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The database of this store (opened on first use: tables created, a files-era store
+        imported once; ``database.shared_engine``)."""
+        if self._engine is None:
+            url = db.database_url(self.root, self._url)
+            if url.startswith("sqlite"):
+                self.root.mkdir(parents=True, exist_ok=True)
+            root = self.root
+            self._engine = db.shared_engine(
+                url, on_create=lambda engine: importer.import_store(engine, root,
+                                                                    self.run_ids()))
+        return self._engine
 
     # --- paths --------------------------------------------------------------------------------
 
@@ -187,12 +254,15 @@ class RunStore:
         meta: Mapping[str, Any] | None = None,
         *,
         run_id: str | None = None,
+        admit: bool = True,
     ) -> str:
-        """Create a run folder (config.json, meta.json, status.json with state 'queued') and
-        return its id. The folder is assembled under a hidden name and renamed into place, so
-        readers never see a half-created run. ``meta`` adds to / overrides owner, group, label
-        (default ``config.method_label()``), preset, created; ``config_hash`` is always the
-        config's. ``run_id`` (optional) must be new."""
+        """Create a run folder (config.json, meta.json) and its database row (state 'queued',
+        its owner as requester) and return its id. The folder is assembled under a hidden name
+        and renamed into place, so readers never see a half-created run. ``meta`` adds to /
+        overrides owner, group, label (default ``config.method_label()``), preset, created;
+        ``config_hash`` is always the config's. ``run_id`` (optional) must be new. ``admit=False``
+        makes the folder only: the job service's admission inserts the rows of a request in one
+        transaction with its limits (service/admission.py)."""
         if not isinstance(config, RunConfig):
             raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -222,11 +292,6 @@ class RunStore:
             try:
                 config.save(tmp / CONFIG_FILE)
                 write_json(tmp / META_FILE, {"run_id": rid, **info})
-                write_json(
-                    tmp / STATUS_FILE,
-                    {"state": RunState.QUEUED.value, "created": now, "updated": now,
-                     "heartbeat": now},
-                )
                 os.rename(tmp, final)  # fails if ``final`` appeared meanwhile (non-empty)
             except OSError:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -236,68 +301,93 @@ class RunStore:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            if admit:
+                try:
+                    self._insert_row(rid, config, info, now)
+                except BaseException:
+                    shutil.rmtree(final, ignore_errors=True)
+                    raise
             return rid
         raise RuntimeError("could not find a free run id")  # pragma: no cover
 
-    # --- status -------------------------------------------------------------------------------
+    def _insert_row(self, run_id: str, config: RunConfig, info: Mapping[str, Any],
+                    now: float) -> None:
+        who = [(entry.get("owner") or "", entry.get("group") or "")
+               for entry in info.get("requesters") or () if isinstance(entry, Mapping)]
+        if not who and info.get("owner"):
+            who = [(info["owner"], info.get("group") or "")]
+        row = {"run_id": run_id, "config_hash": info["config_hash"],
+               "owner": info.get("owner") or "", "run_group": info.get("group") or None,
+               "device": config.device, "state": RunState.QUEUED.value, "created": now,
+               "queued_at": now, "updated": now}
+        with db.writing(self.engine) as conn:
+            importer.insert_run(conn, row, list(dict.fromkeys(who)))
 
-    @contextlib.contextmanager
-    def _status_lock(self, run_dir: Path) -> Iterator[None]:
-        """Serialises read-modify-writes of status.json and meta.json across processes."""
-        with self._lock, file_lock(run_dir / _STATUS_LOCK_FILE):
-            yield
+    # --- status (the database's row) -----------------------------------------------------------
+
+    def _row(self, conn: Connection, run_id: str, *, lock: bool = False) -> Any:
+        """The run's row; a folder without one that holds a files-era status.json is adopted
+        (imported) now. ``FileNotFoundError`` for a run that is in neither."""
+        query = sa.select(db.runs).where(db.runs.c.run_id == run_id)
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        if row is not None:
+            return row
+        path = self._existing_dir(run_id)
+        if not (path / STATUS_FILE).exists():
+            raise FileNotFoundError(f"run {run_id!r} has a folder but is not in the database "
+                                    "(a submit that did not finish); delete it")
+        importer.insert_run(conn, *importer.run_row(path))
+        return conn.execute(query).first()
 
     def write_status(self, run_id: str, state: RunState | str, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into status.json and set ``state``, ``updated`` and ``heartbeat`` (unix
-        time). Also sets ``started`` the first time the state is 'running' and ``ended`` when a
-        terminal state is written. Returns the new status."""
+        """Set ``state`` and merge ``fields`` into the run's status, in one transaction; sets
+        ``updated`` (= ``heartbeat``), ``started`` the first time the state is 'running' and
+        ``ended`` when a terminal state is written. Returns the new status."""
         state = _as_state(state)
-        path = self._existing_dir(run_id)
-        with self._status_lock(path):
-            status = self._status_or_damaged(path)
-            if status.pop("damaged", None):
-                status.pop("message", None)
-            status.update(fields)
-            now = self.clock()
-            status["state"] = state.value
-            status["updated"] = now
-            status["heartbeat"] = now
-            if state is RunState.RUNNING:
-                status.setdefault("started", now)
+        validate_run_id(run_id)
+        now = self.clock()
+        with db.writing(self.engine) as conn:
+            row = self._row(conn, run_id, lock=True)
+            values = _values(row, fields)
+            values.update(state=state.value, updated=now)
+            if state is RunState.RUNNING and row.started is None:
+                values.setdefault("started", now)
             if state not in TERMINAL_STATES:
-                status.pop("ended", None)
+                values["ended"] = None
             elif "ended" not in fields:
-                status["ended"] = now
-            try:
-                write_json(path / STATUS_FILE, status, fsync=False)
-            except OSError as exc:
-                # A run's last word (failed, cancelled, ...) must land even on a full disk: over
-                # the old file, in place and compact (no new block needed), without a traceback.
-                if state not in TERMINAL_STATES or not disk_full(exc):
-                    raise
-                last_word = {k: v for k, v in status.items() if k != "traceback"}
-                overwrite_in_place(path / STATUS_FILE, dumps(last_word) + "\n")
-        return status
+                values["ended"] = now
+            conn.execute(db.runs.update().where(db.runs.c.run_id == run_id).values(**values))
+            return _status(conn.execute(sa.select(db.runs)
+                                        .where(db.runs.c.run_id == run_id)).first())
 
     def heartbeat(self, run_id: str, **fields: Any) -> dict[str, Any]:
         """Refresh ``heartbeat`` (and merge ``fields``, e.g. progress) without changing the
         state."""
-        path = self._existing_dir(run_id)
-        with self._status_lock(path):
-            status = self._status_or_damaged(path)
-            status.update(fields)
-            status["heartbeat"] = self.clock()
-            write_json(path / STATUS_FILE, status, fsync=False)
-        return status
-
-    @staticmethod
-    def _status_or_damaged(run_dir: Path) -> dict[str, Any]:
-        return status_or_damaged(run_dir / STATUS_FILE)
+        validate_run_id(run_id)
+        with db.writing(self.engine) as conn:
+            row = self._row(conn, run_id, lock=True)
+            values = _values(row, fields)
+            values["updated"] = self.clock()
+            conn.execute(db.runs.update().where(db.runs.c.run_id == run_id).values(**values))
+            return _status(conn.execute(sa.select(db.runs)
+                                        .where(db.runs.c.run_id == run_id)).first())
 
     def read_status(self, run_id: str) -> dict[str, Any]:
-        """status.json as a dict (``FileNotFoundError`` if the run does not exist). A missing,
-        empty or malformed file reads as 'interrupted' with ``damaged: True``: it can be resumed."""
-        return self._status_or_damaged(self._existing_dir(run_id))
+        """The run's status as a dict: ``state``, its times (``heartbeat`` is ``updated``),
+        ``worker``, ``message``, ``progress``, ``cancel_requested`` and whatever else its trainer
+        reported. ``FileNotFoundError`` if the run does not exist."""
+        validate_run_id(run_id)
+        with db.reading(self.engine) as conn:
+            row = conn.execute(sa.select(db.runs).where(db.runs.c.run_id == run_id)).first()
+        if row is None:
+            with db.writing(self.engine) as conn:  # a files-era folder: adopted
+                row = self._row(conn, run_id)
+        return _status(row)
+
+    def read_statuses(self) -> dict[str, dict[str, Any]]:
+        """Every run's status (``read_status``) by run id, in one read."""
+        with db.reading(self.engine) as conn:
+            return {row.run_id: _status(row) for row in conn.execute(sa.select(db.runs))}
 
     # --- config, meta, summary ----------------------------------------------------------------
 
@@ -310,8 +400,14 @@ class RunStore:
         return read_json_dict(self._existing_dir(run_id) / CONFIG_FILE)
 
     def read_meta(self, run_id: str) -> dict[str, Any]:
-        """meta.json without its fields of the wrong type (``listing.checked_file``)."""
-        return checked_file(self._existing_dir(run_id) / META_FILE)
+        """meta.json without its fields of the wrong type (``listing.checked_file``), with
+        ``requesters`` (owner, group, time) from the database."""
+        meta = checked_file(self._existing_dir(run_id) / META_FILE)
+        with db.reading(self.engine) as conn:
+            asked = _requesters(conn, [run_id]).get(run_id)
+        if asked is not None:
+            meta["requesters"] = asked
+        return meta
 
     def update_meta(self, run_id: str, **fields: Any) -> dict[str, Any]:
         """Change meta fields (e.g. the label); ``config_hash`` and ``run_id`` are fixed."""
@@ -319,10 +415,9 @@ class RunStore:
             if key in fields:
                 raise ValueError(f"meta field {key!r} cannot be changed")
         path = self._existing_dir(run_id)
-        with self._status_lock(path):
-            meta = read_json_dict(path / META_FILE)
-            meta.update(fields)
-            write_json(path / META_FILE, meta)
+        meta = read_json_dict(path / META_FILE)
+        meta.update(fields)
+        write_json(path / META_FILE, meta)
         return meta
 
     def write_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
@@ -388,9 +483,17 @@ class RunStore:
 
         states = {status} if isinstance(status, str) else set(status) if status else None
         now = self.clock()
+        statuses = self.read_statuses()
         rows = []
         for run_id in self.run_ids():
-            row = listing_row(self.root / run_id, now)
+            path = self.root / run_id
+            run_status = statuses.get(run_id)
+            if run_status is None and (path / STATUS_FILE).exists():
+                with contextlib.suppress(Exception):  # a files-era folder: adopted
+                    run_status = self.read_status(run_id)
+            if run_status is None and _age(path, now) < _UNADMITTED_GRACE_S:
+                continue  # a submit between its folders and its admission
+            row = listing_row(path, now, run_status)
             if row is None:
                 continue
             if owner is not None and row["owner"] != owner:
@@ -409,71 +512,82 @@ class RunStore:
         )
         return pd.DataFrame(rows, columns=list(LIST_COLUMNS))
 
-    # --- requesters -----------------------------------------------------------------------------
-
-    def _meta_or_none(self, path: Path) -> dict[str, Any] | None:
-        try:
-            return read_json_dict(path / META_FILE)
-        except (FileNotFoundError, ValueError):
-            return None
+    # --- requesters (the database's ``requesters``) ----------------------------------------------
 
     def add_requester(self, run_id: str, owner: str, group: str = "") -> None:
         """Record ``owner`` as one more requester of a shared or reused run."""
         if group:
             check_text("group", group)
         owner = owners.owner_name_or_raw(owner) or ""
-        path = self._existing_dir(run_id)
-        with self._status_lock(path):
-            meta = read_json_dict(path / META_FILE)
-            entries = list(meta.get("requesters") or [])
-            entries.append({"owner": owner, "group": group, "time": self.clock()})
-            meta["requesters"] = entries
-            write_json(path / META_FILE, meta)
+        validate_run_id(run_id)
+        with db.writing(self.engine) as conn:
+            self._row(conn, run_id)
+            have = conn.scalar(sa.select(db.requesters.c.owner).where(
+                db.requesters.c.run_id == run_id, db.requesters.c.owner == owner,
+                db.requesters.c.run_group == group))
+            if have is None:
+                conn.execute(db.requesters.insert().values(run_id=run_id, owner=owner,
+                                                           run_group=group, time=self.clock()))
+
+    def _meta_or_none(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return self.read_meta(run_id)
+        except (FileNotFoundError, ValueError):
+            return None
 
     def check_requester(self, run_id: str, owner: str | None, *, is_teacher: bool = False,
                         action: str = "change") -> None:
         """``NotAllowed`` unless ``owner`` requested the run (or ``is_teacher``); no change."""
-        path = self._existing_dir(run_id)
-        owners.check(self._meta_or_none(path), run_id, owner, is_teacher, action)
+        self._existing_dir(run_id)
+        owners.check(self._meta_or_none(run_id), run_id, owner, is_teacher, action)
 
     def release_request(self, run_id: str, owner: str | None, *, is_teacher: bool = False,
                         action: str = "cancel") -> bool:
         """``owner`` gives up the run (see owners.py): True when the caller may now act on the
         whole run (a teacher, or its last requester); False when only ``owner`` was detached
         because others still want it. ``NotAllowed`` for anyone else."""
-        path = self._existing_dir(run_id)
-        with self._status_lock(path):
-            new_meta = owners.release(self._meta_or_none(path), run_id, owner, is_teacher,
-                                      action)
+        self._existing_dir(run_id)
+        with db.writing(self.engine) as conn:
+            meta = self._meta_or_none(run_id)
+            if meta is not None:
+                meta["requesters"] = _requesters(conn, [run_id]).get(run_id,
+                                                                     meta.get("requesters"))
+            new_meta = owners.release(meta, run_id, owner, is_teacher, action)
             if new_meta is None:
                 return True
-            write_json(path / META_FILE, new_meta)
+            kept = {(e.get("owner"), e.get("group") or "") for e in new_meta["requesters"]}
+            for who, group in conn.execute(sa.select(db.requesters.c.owner,
+                                                     db.requesters.c.run_group)
+                                           .where(db.requesters.c.run_id == run_id)).all():
+                if (who, group) not in kept:
+                    conn.execute(db.requesters.delete().where(
+                        db.requesters.c.run_id == run_id, db.requesters.c.owner == who,
+                        db.requesters.c.run_group == group))
             return False
 
-    # --- owner keys (keyfile.py) ---------------------------------------------------------------
+    # --- owner keys (ownerkeys.py) --------------------------------------------------------------
 
     def register_owner(self, name: str, *, max_per_hour: int = 0) -> str:
         """A new owner key for ``name``, returned this once (only its digest is kept).
         ``NameTaken`` when the name has a key already, is reserved or owns runs already;
-        ``keyfile.TooManyNewNames`` past ``max_per_hour`` new names (keyfile.py)."""
-        return keyfile.register(self.root, name, self.clock, has_runs=self.owns_runs,
-                                max_per_hour=max_per_hour)
+        ``ownerkeys.TooManyNewNames`` past ``max_per_hour`` new names."""
+        return ownerkeys.register(self.engine, name, self.clock(), max_per_hour=max_per_hour)
 
     def owns_runs(self, name: str) -> bool:
-        """Whether ``name`` (normal form) requested any run of the store (damaged meta skipped)."""
-        return any(name in owners.requesters(meta) for rid in self.run_ids()
-                   if (meta := self._meta_or_none(self.root / rid)) is not None)
+        """Whether ``name`` (normal form) requested any run of the store."""
+        with db.reading(self.engine) as conn:
+            return ownerkeys.owns_runs(conn, name)
 
     def unregister_owner(self, key: str) -> str | None:
-        """Give back the name ``key`` proves unless it owns runs (``keyfile.unregister``)."""
-        return keyfile.unregister(self.root, key, has_runs=self.owns_runs)
+        """Give back the name ``key`` proves unless it owns runs (``ownerkeys.unregister``)."""
+        return ownerkeys.unregister(self.engine, key)
 
     def owner_of_key(self, key: str) -> str | None:
         """The registered owner of ``key``, or None (``BadKey`` for text that is no key)."""
-        return keyfile.owner_of_key(self.root, key)
+        return ownerkeys.owner_of_key(self.engine, key)
 
     def is_registered(self, name: str) -> bool:
-        return keyfile.is_registered(self.root, name)
+        return ownerkeys.is_registered(self.engine, name)
 
     # --- deletion -----------------------------------------------------------------------------
 
@@ -487,11 +601,33 @@ class RunStore:
         path = self._existing_dir(run_id)
         if not force:
             self.check_requester(run_id, owner, is_teacher=is_teacher, action="delete")
-            if self._status_or_damaged(path).get("state") == RunState.RUNNING:
-                raise ValueError(f"run {run_id!r} is running; cancel it before deleting it")
+            with contextlib.suppress(FileNotFoundError):
+                if self.read_status(run_id).get("state") == RunState.RUNNING:
+                    raise ValueError(f"run {run_id!r} is running; cancel it before deleting it")
         if not self.release_request(run_id, owner, is_teacher=is_teacher, action="delete"):
             return owners.DETACHED
+        with db.writing(self.engine) as conn:  # the row first: the run is gone for every reader
+            conn.execute(db.runs.delete().where(db.runs.c.run_id == run_id))
+            conn.execute(db.requesters.delete().where(db.requesters.c.run_id == run_id))
         trash = self.root / f".deleting-{run_id}-{secrets.token_hex(4)}"
         os.rename(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
         return "deleted"
+
+
+def _age(path: Path, now: float) -> float:
+    try:
+        return now - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def _requesters(conn: Connection, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """run id -> its requesters as meta.json listed them (owner, group, time), oldest first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    query = (sa.select(db.requesters).where(db.requesters.c.run_id.in_(run_ids))
+             .order_by(sa.func.coalesce(db.requesters.c.time, 0.0), db.requesters.c.owner))
+    for row in conn.execute(query):
+        out.setdefault(row.run_id, []).append(
+            {"owner": row.owner, "group": row.run_group, "time": row.time})
+    return out

@@ -24,7 +24,7 @@ from samon_core.runs.keys import check_key, digest, matches, new_key
 from samon_core.runs.messages import clip
 from samon_core.runs.owners import NameTaken, normalize_owner_name, why_reserved
 from samon_core.runs.states import ACTIVE_STATES, RunState
-from samon_core.service.database import (
+from samon_core.runs.database import (
     owners,
     reading,
     requesters,

@@ -32,7 +32,7 @@ from pydantic import SecretStr
 from samon_core.runs.io import describe_os_error
 from samon_core.runs.messages import clip
 from samon_core.runs.store import RunStore, store_or_default
-from samon_core.service.redact import display_url, redact
+from samon_core.runs.redact import display_url, redact
 from samon_core.service.settings import QueueBackend, Settings, load_settings
 
 log = logging.getLogger("samon.queue")

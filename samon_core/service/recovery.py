@@ -40,7 +40,7 @@ from samon_core.service.backend import QueueUnavailable, get_queue
 from samon_core.service.claims import cancel_pending, claim_lock
 from samon_core.service.control import Requeue, requeue
 from samon_core.service.hosts import pid_alive, this_host
-from samon_core.service.redact import redact
+from samon_core.runs.redact import redact
 from samon_core.service.scan import scan_runs, time_stamp
 from samon_core.service.settings import Settings, load_settings
 from samon_core.service.slices import SLICES_FILE, clear_request, pending_slices

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from samon_core.runs.states import RunState
-from samon_core.service.database import reading, requests, runs, workers, writing
+from samon_core.runs.database import reading, requests, runs, workers, writing
 
 
 def _span() -> Any:

@@ -49,7 +49,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from samon_core.runs.messages import clip
-from samon_core.service.redact import display_url
+from samon_core.runs.redact import display_url
 
 SETTINGS_ENV = "SAMON_SETTINGS"
 DEFAULT_SETTINGS_FILE = "samon.toml"

@@ -22,19 +22,31 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from samon_core.runs import keyfile, owners
-from samon_core.runs.io import read_json_dict
+from samon_core.runs import database as db
+from samon_core.runs import owners
+from samon_core.runs.config import RunConfig
+from samon_core.runs.io import DamagedFile, read_json_dict
+from samon_core.runs.keys import is_digest
+from samon_core.runs.listing import (
+    CONFIG_FILE,
+    META_FILE,
+    STATUS_FILE,
+    checked_file,
+    status_or_damaged,
+)
+from samon_core.runs.messages import clip
+from samon_core.runs.owners import BadOwnerName, normalize_owner_name
 from samon_core.runs.states import RunState
-from samon_core.runs.store import RunStore
-from samon_core.service import database as db
 
 _DONE_KEY = "imported_store"
-ROOM_FILE = ".room.json"  # the files era's room (room.py's ROOM_FILE)
+ROOM_FILE = ".room.json"  # the files era's room
+KEYS_FILE = ".owner_keys.json"  # the files era's owner keys: {"owners": {name: {digest, created}}}
 
 
 @dataclass
@@ -52,21 +64,75 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _config_hash(store: RunStore, run_id: str) -> tuple[str, str]:
-    """(hash, device) of the run's config; a config of another version is hashed as stored."""
-    raw = store.read_config_dict(run_id)
+# --- the files era's owner key file ---------------------------------------------------------
+
+
+def _damaged(root: Path, why: str) -> DamagedFile:
+    return DamagedFile(f"the owner key file {root / KEYS_FILE} is damaged ({why}); restore it "
+                       "from a backup, or remove it and let every owner register again")
+
+
+def _read_owners(root: Path) -> dict[str, dict[str, Any]]:
+    """The file's ``owners`` table, checked entry by entry; {} when there is no file yet."""
     try:
-        return store.read_config(run_id).config_hash(), str(raw.get("device") or "auto")
+        data = read_json_dict(root / KEYS_FILE)
+    except FileNotFoundError:
+        return {}
+    except DamagedFile as exc:
+        raise _damaged(root, str(exc)) from None
+    owners = data.get("owners")
+    if not isinstance(owners, dict):
+        raise _damaged(root, "no 'owners' table")
+    for name, entry in owners.items():
+        if not isinstance(entry, dict) or not is_digest(entry.get("digest")):
+            raise _damaged(root, f"the entry of {clip(name)} has no valid digest")
+    return owners
+
+
+def _normal_view(owners: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The table by normal name: old spellings normalised, the earlier of two that collide
+    kept, names without a normal form left out (they prove nothing)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in owners.items():
+        try:
+            norm = normalize_owner_name(name)
+        except BadOwnerName:
+            continue
+        if norm not in out or _created(entry) < _created(out[norm]):
+            out[norm] = entry
+    return out
+
+
+def _created(entry: dict[str, Any]) -> float:
+    t = entry.get("created")
+    return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else 0.0
+
+
+def read_digests(root: Path) -> dict[str, str]:
+    """Registered owner name (normal form) -> digest of its key, from ``.owner_keys.json``."""
+    return {name: entry["digest"] for name, entry in _normal_view(_read_owners(root)).items()}
+
+
+# --- run folders ----------------------------------------------------------------------------
+
+
+def _config_hash(run_dir: Path) -> tuple[str, str]:
+    """(hash, device) of the run's config; a config of another version is hashed as stored."""
+    raw = read_json_dict(run_dir / CONFIG_FILE)
+    try:
+        return RunConfig.from_dict(raw).config_hash(), str(raw.get("device") or "auto")
     except (ValueError, TypeError):
         text = json.dumps(raw, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest(), str(raw.get("device") or "auto")
 
 
-def _run_row(store: RunStore, run_id: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The runs row and the requesters of one run folder (raises on unreadable meta/config)."""
-    meta = store.read_meta(run_id)
-    status = store.read_status(run_id)
-    config_hash, device = _config_hash(store, run_id)
+def run_row(run_dir: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The runs row and the requesters of one files-era run folder (its status.json and
+    meta.json; raises on an unreadable meta.json or config.json)."""
+    run_id = run_dir.name
+    meta = checked_file(run_dir / META_FILE)
+    status = status_or_damaged(run_dir / STATUS_FILE)
+    config_hash, device = _config_hash(run_dir)
     owner = owners.owner_name_or_raw(meta.get("owner"))
     if not owner:
         raise ValueError("meta.json names no owner")
@@ -86,14 +152,29 @@ def _run_row(store: RunStore, run_id: str) -> tuple[dict[str, Any], list[tuple[s
         "reason": status.get("message") if isinstance(status.get("message"), str) else None,
         "auto_resumes": int(_number(status.get("auto_resumes")) or 0),
         "cancel_requested": bool(status.get("cancel_requested"))
-        or (store.run_dir(run_id) / "cancel_requested").exists(),
+        or (run_dir / "cancel_requested").exists(),
+        "status": json.dumps({k: v for k, v in status.items() if k not in _COLUMNS}),
     }
     return row, who
 
 
-def _import_owners(conn: sa.Connection, store: RunStore, report: ImportReport) -> None:
-    digests = keyfile.read_digests(store.root)
-    raw = read_json_dict(store.root / keyfile.KEYS_FILE).get("owners", {}) if digests else {}
+# status.json's fields that have a column of their own (the rest goes to ``status`` as JSON)
+_COLUMNS = {"state", "created", "updated", "heartbeat", "started", "ended", "queued_at",
+            "worker", "message", "progress", "auto_resumes", "cancel_requested"}
+
+
+def insert_run(conn: sa.Connection, row: dict[str, Any], who: list[tuple[str, str]]) -> None:
+    """Insert one imported run and its requesters."""
+    conn.execute(db.runs.insert().values(**row))
+    if who:
+        conn.execute(db.requesters.insert(),
+                     [{"run_id": row["run_id"], "owner": o, "run_group": g,
+                       "time": row["created"]} for o, g in who])
+
+
+def _import_owners(conn: sa.Connection, root: Path, report: ImportReport) -> None:
+    digests = read_digests(root)
+    raw = read_json_dict(root / KEYS_FILE).get("owners", {}) if digests else {}
     have = set(conn.scalars(sa.select(db.owners.c.name)))
     for name, digest in sorted(digests.items()):
         if name in have:
@@ -105,8 +186,8 @@ def _import_owners(conn: sa.Connection, store: RunStore, report: ImportReport) -
         report.owners.append(name)
 
 
-def _import_room(conn: sa.Connection, store: RunStore, report: ImportReport) -> None:
-    path = store.root / ROOM_FILE
+def _import_room(conn: sa.Connection, root: Path, report: ImportReport) -> None:
+    path = root / ROOM_FILE
     if not path.exists() or db.room_body(conn) is not None:
         return
     try:
@@ -119,8 +200,9 @@ def _import_room(conn: sa.Connection, store: RunStore, report: ImportReport) -> 
     report.room = True
 
 
-def import_store(engine: Engine, store: RunStore) -> ImportReport:
-    """Copy the files era's runs, owners and room into the database, once (module doc)."""
+def import_store(engine: Engine, root: Path, run_ids: list[str]) -> ImportReport:
+    """Copy the files era's runs (the folders ``run_ids`` under ``root``), owners and room into
+    the database, once (module doc)."""
     report = ImportReport()
     with db.writing(engine) as conn:
         db.serialize(conn)
@@ -129,20 +211,18 @@ def import_store(engine: Engine, store: RunStore) -> ImportReport:
             report.already = True
             return report
         have = set(conn.scalars(sa.select(db.runs.c.run_id)))
-        for run_id in store.run_ids():
-            if run_id in have:
+        for run_id in run_ids:
+            if run_id in have or not (root / run_id / STATUS_FILE).exists():
                 continue
             try:
-                row, who = _run_row(store, run_id)
+                row, who = run_row(root / run_id)
             except (OSError, ValueError) as exc:
                 report.skipped[run_id] = str(exc).splitlines()[0][:300] if str(exc) else \
                     type(exc).__name__
                 continue
-            conn.execute(db.runs.insert().values(**row))
-            conn.execute(db.requesters.insert(),
-                         [{"run_id": run_id, "owner": o, "run_group": g} for o, g in who])
+            insert_run(conn, row, who)
             report.runs.append(run_id)
-        _import_owners(conn, store, report)
-        _import_room(conn, store, report)
+        _import_owners(conn, root, report)
+        _import_room(conn, root, report)
         conn.execute(db.settings_kv.insert().values(key=_DONE_KEY, value=str(time.time())))
     return report

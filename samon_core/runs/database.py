@@ -24,6 +24,7 @@ the run. This module holds the tables and the transactions; ``admission`` (what 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import weakref
@@ -36,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from samon_core.runs.io import LockTimeout
-from samon_core.service.redact import display_url, redact
+from samon_core.runs.redact import display_url, redact
 
 DB_FILE = "samon.db"
 BUSY_TIMEOUT_MS = 10_000  # a waiter for SQLite's write lock gives up after 10 s (LOCK_TIMEOUT_S)
@@ -63,6 +64,8 @@ runs = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("auto_resumes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    # what else the trainer reports (epoch, accuracy, eta, host, ...) as JSON: shown, never queried
+    sa.Column("status", sa.Text, nullable=False, server_default="{}"),
 )
 requesters = sa.Table(
     "requesters", metadata,
@@ -71,6 +74,7 @@ requesters = sa.Table(
     sa.Column("owner", sa.String(64), primary_key=True),
     # the comparison this owner put the run in ('' for none): a shared run is in several
     sa.Column("run_group", sa.String(200), primary_key=True, server_default=""),
+    sa.Column("time", sa.Float),  # when this owner asked (meta's requesters list is in this order)
 )
 owners = sa.Table(
     "owners", metadata,
@@ -109,8 +113,12 @@ settings_kv = sa.Table(  # facts about the database itself, e.g. when a run stor
 )
 
 
+DATABASE_URL_ENV = "SAMON_DATABASE_URL"
+
+
 def database_url(runs_dir: Path, configured: str | None = None) -> str:
     """The configured URL (``SAMON_DATABASE_URL``), else SQLite in ``<runs_dir>/samon.db``."""
+    configured = configured or os.environ.get(DATABASE_URL_ENV) or None
     return configured or f"sqlite:///{Path(runs_dir).resolve() / DB_FILE}"
 
 
@@ -119,7 +127,10 @@ def _engine(url: str) -> Engine:
     message for an unparsable URL quotes all of it)."""
     try:
         if url.startswith("sqlite"):
-            engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+            # NullPool: a connection per transaction (SQLite opens one in ~0.1 ms), so a process
+            # that opens many stores (tests, the replay of a class) keeps no file handles.
+            engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+                                      poolclass=sa.pool.NullPool)
             _sqlite_transactions(engine)
             _TURNS[engine] = threading.Lock()
             return engine
@@ -140,6 +151,24 @@ def open_database(url: str) -> Engine:
         serialize(conn)
         metadata.create_all(conn)
     return engine
+
+
+_OPEN: dict[str, Engine] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def shared_engine(url: str, on_create: Callable[[Engine], None] | None = None) -> Engine:
+    """One engine per URL in this process (its pool and, on SQLite, its writers' turn lock are
+    shared by every store of that URL); ``on_create(engine)`` runs once, when it is made (the
+    run store's one-time import of a files-era store)."""
+    with _OPEN_LOCK:
+        engine = _OPEN.get(url)
+        if engine is None:
+            engine = open_database(url)
+            if on_create is not None:
+                on_create(engine)
+            _OPEN[url] = engine
+        return engine
 
 
 def _sqlite_transactions(engine: Engine) -> None:
