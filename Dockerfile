@@ -3,7 +3,7 @@
 # One container (the app starts its own worker; add --gpus all to train on the GPUs):
 #   docker build -t samon-lab .
 #   docker run --gpus all -p 8501:8501 -v samon-runs:/app/runs -v samon-data:/app/data samon-lab
-# A workshop server (app + GPU workers + Redis): `docker compose up -d` (compose.yaml).
+# A workshop server (app + GPU workers + PostgreSQL): `docker compose up -d` (compose.yaml).
 # Several machines: docs/deployment.md.
 #
 # torch==2.14.1 from requirements.txt is a CUDA build: with the NVIDIA container toolkit and
@@ -39,7 +39,8 @@ RUN pip install --no-deps -e . \
 
 USER samon
 EXPOSE 8501
-# The run store (queue file, runs, checkpoints) and the datasets outlive the container.
+# The run store (run folders, checkpoints; samon.db, the database, unless SAMON_DATABASE_URL
+# names a PostgreSQL server) and the datasets outlive the container.
 VOLUME ["/app/runs", "/app/data"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"]

@@ -4,7 +4,7 @@
 # generated CIFAR-100-format data: the machine reaches no registry and no dataset) and the queue
 # throughput with 1, 2 and 4 workers per GPU.
 #
-# That machine runs its own image (python3 = Python 3.12, torch 2.11; no pydantic, huey, ...):
+# That machine runs its own image (python3 = Python 3.12, torch 2.11; no pydantic, sqlalchemy, ...):
 # the wheels of .whl/ (bench/gpu_wheels.sh, carried with the call) are installed into a folder of
 # their own and put on PYTHONPATH with this checkout (bench/carried_wheels.sh). Before any step,
 # bench/gpu_preflight.py fails in the first second on a too old torch and, a few seconds later,

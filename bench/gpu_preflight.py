@@ -1,8 +1,8 @@
 """The GPU check's first seconds: is this interpreter able to run every step of bench/gpu_check.sh?
 
-A lent GPU machine runs its own image (Python 3.12, torch 2.11, no pydantic, huey, ...) for a few
-minutes of device time, so a missing package must show at once, all of them together, and not as
-a traceback halfway through the check. Two stages:
+A lent GPU machine runs its own image (Python 3.12, torch 2.11, no pydantic, sqlalchemy, ...) for
+a few minutes of device time, so a missing package must show at once, all of them together, and
+not as a traceback halfway through the check. Two stages:
 
 ``--torch-only``  reads the installed torch version from its metadata (no ``import torch``, so it
                   answers in well under a second) and fails when it is older than ``OLDEST_TORCH``;
@@ -35,7 +35,7 @@ OLDEST_PYTHON = (3, 10)  # pyproject's requires-python
 BENCH_SCRIPTS = ("step_cost.py", "throughput.py", "queue_load.py")
 # Third-party packages whose origin and version the output names (image or carried wheel).
 PACKAGES = ("torch", "torchvision", "numpy", "filelock", "pydantic", "pydantic_core",
-            "pydantic_settings", "typing_extensions", "huey", "redis", "lion_pytorch")
+            "pydantic_settings", "typing_extensions", "sqlalchemy", "lion_pytorch")
 FIX_PACKAGES = ("missing packages: run `bash bench/gpu_wheels.sh` here (after adding them to "
                 "bench/gpu_wheels.txt if they are new), name '.whl' in the device call's carry "
                 "and let bench/gpu_check.sh install them (bench/README.md)")

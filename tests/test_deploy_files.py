@@ -1,7 +1,9 @@
-"""Static checks of the deployment files (Dockerfile, .dockerignore, compose.yaml): what can be
-checked without a Docker engine. They catch a renamed folder the image would miss, a setting
-misspelt in an environment variable (which the app would reject at start), a CMD that drifted
-from the README's app command and a .dockerignore that lets the run store into the image."""
+"""Static checks of the deployment files (Dockerfile, .dockerignore, compose.yaml, the
+requirements, .ci/run): what can be checked without a Docker engine. They catch a renamed folder
+the image would miss, a setting misspelt in an environment variable (which the app would reject at
+start), a CMD that drifted from the README's app command, a .dockerignore that lets the run store
+into the image, and a queue server (huey, Redis) coming back after issue 24 replaced it with the
+database."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from samon_core.runs.database import DATABASE_URL_ENV
 from samon_core.runs.store import RUNS_DIR_ENV
 from samon_core.service.preflight import DATA_DIR_ENV
 from samon_core.service.settings import SETTINGS_ENV, Settings, env_name
@@ -66,9 +69,10 @@ def compose() -> dict:
 
 def known_variables() -> set[str]:
     """Every SAMON_* variable the code reads: the settings (from the Settings model itself) and
-    the three read outside it (settings file, run store, data folder)."""
+    those read outside it (settings file, run store, data folder, the database's URL, which the
+    run store reads when it is opened without settings)."""
     return {env_name(name) for name in Settings.model_fields} | {
-        SETTINGS_ENV, RUNS_DIR_ENV, DATA_DIR_ENV}
+        SETTINGS_ENV, RUNS_DIR_ENV, DATA_DIR_ENV, DATABASE_URL_ENV}
 
 
 def test_every_copy_source_exists_and_is_not_ignored(docker):
@@ -120,31 +124,53 @@ def test_dockerignore_keeps_data_and_environments_out():
 
 def test_every_samon_variable_is_a_setting(compose):
     known = known_variables()
-    assert "SAMON_QUEUE" in known and "SAMON_FAIR_QUEUE" in known
+    assert "SAMON_DATABASE_URL" in known and "SAMON_MAX_QUEUED_PER_OWNER" in known
     for path in (DOCKERFILE, COMPOSE):
         for name in set(SAMON_VAR.findall(path.read_text())):
             assert name in known, f"{path.name}: {name} is no setting (settings.py)"
 
 
-def test_compose_shares_image_queue_and_runs(compose):
+def test_compose_shares_image_database_and_runs(compose):
     services = compose["services"]
-    app, worker, redis = services["app"], services["worker"], services["redis"]
+    app, worker, postgres = services["app"], services["worker"], services["postgres"]
     assert app["image"] == worker["image"] and app.get("build") == worker.get("build") == "."
     for svc in (app, worker):
         env = svc["environment"]
-        assert env["SAMON_QUEUE"] == "redis"
-        assert "${REDIS_PASSWORD" in env["SAMON_REDIS_URL"] and "@redis:6379" in env[
-            "SAMON_REDIS_URL"]
+        url = env["SAMON_DATABASE_URL"]
+        assert url.startswith("postgresql+psycopg://samon:${POSTGRES_PASSWORD")
+        assert url.endswith("@postgres:5432/samon")
         assert "samon-runs:/app/runs" in svc["volumes"]
+        assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert str(app["environment"]["SAMON_START_WORKERS"]) == "0"
     assert worker["command"][:4] == ["python", "-m", "samon_core", "worker"]
     assert worker["command"][4:] == ["--devices", "auto"]
     (gpus,) = worker["deploy"]["resources"]["reservations"]["devices"]
     assert gpus["driver"] == "nvidia" and gpus["count"] == "all" and "gpu" in gpus["capabilities"]
-    command = " ".join(redis["command"])
-    assert "--requirepass ${REDIS_PASSWORD" in command and "--appendonly yes" in command
-    assert "ports" not in redis  # reachable from the compose network only
-    assert set(compose["volumes"]) >= {"samon-runs", "samon-data", "redis-data"}
+    env = postgres["environment"]
+    assert env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")  # no default password
+    assert env["POSTGRES_USER"] == "samon" and env["POSTGRES_DB"] == "samon"
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+    assert "ports" not in postgres  # reachable from the compose network only
+    assert set(compose["volumes"]) >= {"samon-runs", "samon-data", "postgres-data"}
+
+
+def test_no_queue_server_is_left_in_the_deployment():
+    """Issue 24: the database is the queue. huey and Redis are in no requirement, no service of
+    compose.yaml and no install of .ci/run; PostgreSQL's server stays in .ci/run (the database
+    tests start one) and its driver in the requirements."""
+    requirements = "\n".join(
+        line.split("#")[0].strip().lower()
+        for name in ("requirements.txt", "requirements-dev.txt")
+        for line in (ROOT / name).read_text().splitlines())
+    for gone in ("huey", "redis"):
+        assert not re.search(rf"^{gone}\b", requirements, re.M), f"{gone} is still required"
+    assert re.search(r"^sqlalchemy\b", requirements, re.M)
+    assert re.search(r"^psycopg\[binary\]", requirements, re.M)
+    compose = COMPOSE.read_text().lower()
+    assert "redis" not in compose and "huey" not in compose
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "redis" not in ci.lower() and "postgresql" in ci
 
 
 def test_readme_and_deployment_doc_show_both_ways():

@@ -111,8 +111,8 @@ def test_a_torch_older_than_the_oldest_tested_one_is_refused_with_the_versions(m
 def test_the_advice_follows_the_kind_of_failure():
     pre = _preflight()
     missing = ["samon_core.cli: ModuleNotFoundError: No module named 'pydantic'",
-               "samon_core.service: ModuleNotFoundError: No module named 'huey.api'"]
-    assert pre.missing_packages(missing) == ["huey", "pydantic"]
+               "samon_core.runs: ModuleNotFoundError: No module named 'sqlalchemy.engine'"]
+    assert pre.missing_packages(missing) == ["pydantic", "sqlalchemy"]
     assert pre.advice(missing) == [pre.FIX_PACKAGES]
     broken = ["samon_core.cli: AttributeError: module 'x' has no attribute 'y'"]
     assert pre.missing_packages(broken) == []
@@ -130,16 +130,16 @@ def test_the_module_list_is_every_file_of_samon_core_but_main():
 
 
 def test_the_preflight_lists_every_missing_package_at_once_and_fails(tmp_path):
-    """Run as the GPU check runs it, with pydantic and huey hidden: exit 1, both named, and the
-    carried-wheels advice; with nothing hidden (this .venv): exit 0."""
-    for name in ("pydantic", "huey"):
+    """Run as the GPU check runs it, with pydantic and sqlalchemy hidden: exit 1, both named, and
+    the carried-wheels advice; with nothing hidden (this .venv): exit 0."""
+    for name in ("pydantic", "sqlalchemy"):
         (tmp_path / f"{name}.py").write_text(
             f"raise ModuleNotFoundError(\"No module named '{name}'\", name='{name}')\n")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}
     cmd = [sys.executable, str(BENCH / "gpu_preflight.py")]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "missing packages: huey, pydantic" in out.stdout
+    assert "missing packages: pydantic, sqlalchemy" in out.stdout
     assert "bench/gpu_wheels.sh" in out.stdout
     ok = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
                         text=True, timeout=120)
