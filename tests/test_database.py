@@ -1,25 +1,25 @@
-"""The job service's database (service/database.py, service/importer.py) on SQLite and on a real
+"""The job service's database (runs/database.py, runs/importer.py) on SQLite and on a real
 PostgreSQL server: admission with limits in one transaction, the fair-share claim with lockstep
 groups, two workers never holding one run, dead workers, cancel, outages, and a run store
 written by today's files-era code opening with every run, owner and key intact."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from support import postgres_server
-from support.configs import tiny_config
-from support.teacher import TEACHER_TOKEN, teacher_settings
 
+from samon_core.runs import database as db
+from samon_core.runs.importer import import_store
 from samon_core.runs.keys import matches
 from samon_core.runs.states import RunState
 from samon_core.service import admission, scheduler
-from samon_core.runs import database as db
-from samon_core.runs.importer import import_store
 from samon_core.service.limits import LimitExceeded
 
 WINDOW = 3600.0
@@ -400,74 +400,73 @@ def test_a_worker_killed_in_its_claim_transaction_changes_nothing(url):
 # --- a store written by today's files-era code -------------------------------------------
 
 
-def test_a_files_era_store_opens_with_every_run_owner_and_key(runs, url, monkeypatch):
-    from samon_core import service
-    from samon_core.service.room import Room, set_room
+DATA = Path(__file__).parent / "data"
 
-    s = teacher_settings()
-    key = service.register_owner("Ann", store=runs, settings=s)
-    ids = [service.submit(tiny_config(seed=i), owner="ann", owner_key=key, store=runs,
-                          settings=s) for i in range(3)]
-    shared = service.submit(tiny_config(seed=0), owner="bob", store=runs, settings=s)
-    assert shared == ids[0]  # reused: bob is a requester of ann's run
-    runs.write_status(ids[1], RunState.RUNNING, worker="old-worker", started=5.0)
-    runs.write_status(ids[2], RunState.FINISHED, started=1.0, ended=2.0)
-    set_room(Room(message="Quiet please", max_epochs=2), teacher_token=TEACHER_TOKEN,
-             store=runs, settings=s)
-    (runs.root / "broken").mkdir()  # a run folder whose files cannot be read
+
+def test_a_files_era_store_opens_with_every_run_owner_and_key(tmp_path, url):
+    """tests/data/files_era_store was written by main at 021a22d, the last files-era version
+    (ann registered, three runs of hers, bob joined the first, one running with an old worker,
+    one finished, a room): it opens with every run, owner and key intact."""
+    import shutil
+
+    from samon_core.runs.store import RunStore
+    from samon_core.service.room import Room
+
+    expect = json.loads((DATA / "files_era_store.expect.json").read_text())
+    ids, key = expect["ids"], expect["key"]
+    root = tmp_path / "runs"
+    shutil.copytree(DATA / "files_era_store", root)
+    (root / "broken").mkdir()  # a run folder whose files cannot be read
 
     engine = db.open_database(url)
-    report = import_store(engine, runs)
+    report = import_store(engine, root, RunStore(root).run_ids())
     assert sorted(report.runs) == sorted(ids) and report.owners == ["ann"] and report.room
-    assert "broken" in report.skipped
     rows = {r["run_id"]: r for r in db.run_rows(engine)}
     assert rows[ids[0]]["requesters"] == ["ann", "bob"] and rows[ids[0]]["owner"] == "ann"
     assert rows[ids[0]]["state"] == RunState.QUEUED
     assert rows[ids[2]]["state"] == RunState.FINISHED and rows[ids[2]]["ended"] == 2.0
-    assert rows[ids[0]]["config_hash"] == tiny_config(seed=0).config_hash()
+    assert rows[ids[1]]["state"] == RunState.RUNNING and json.loads(
+        rows[ids[1]]["status"])["epoch"] == 3
     assert matches(key, db.owner_digests(engine)["ann"])
     assert Room.model_validate(db.read_room_body(engine)).message == "Quiet please"
     # the running run's old worker has no heartbeat here: it is queued again, to resume
     assert scheduler.reclaim_dead(engine, stale_s=60.0, now=time.time() + 120) == [ids[1]]
-    assert import_store(engine, runs).already  # once per database
+    assert import_store(engine, root, RunStore(root).run_ids()).already  # once per database
     assert len(db.run_rows(engine)) == 3
     engine.dispose()
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_the_sql_fair_order_is_todays_fair_queue(engine, seed):
-    """The order claim_next takes runs in is the files-era fair queue's (service/fairness.py)
-    on the same runs: owners by device seconds, then runs started, in the window, then who
-    waits longest; each owner's runs oldest first (one run per worker, so no shares)."""
-    import random
+def test_a_files_era_store_opens_through_the_store_with_its_keys(tmp_path):
+    """The same store opened the way the app opens it (``RunStore``): imported on first use,
+    the runs listed with their states, ann's key proves ann, bob is a requester."""
+    import shutil
 
-    from samon_core.service.fairness import fair_order
-    from samon_core.service.scan import RunRow
+    from samon_core.runs.store import RunStore
 
-    rng = random.Random(seed)
-    now, window = 10_000.0, 3_000.0
-    rows, records = [], []
-    for i in range(40):
-        owner = rng.choice(["ann", "bob", "cy", "dee", "eve"])
-        state = rng.choice(["queued", "queued", "running", "finished", "cancelled",
-                            "interrupted"])
-        created = float(rng.randrange(0, 9_000))
-        started = None if state == "queued" and rng.random() < 0.7 else \
-            created + rng.randrange(0, 500)
-        ended = started + rng.randrange(1, 4_000) if started is not None and state in (
-            "finished", "cancelled") else None
-        updated = started + rng.randrange(0, 300) if started is not None else created
-        status = {"state": state, "queued_at": created, "started": started, "ended": ended,
-                  "updated": updated, "worker": f"w{i}"}
-        rows.append(RunRow(f"r{i:02d}", {"owner": owner, "created": created}, status))
-        records.append(dict(run_id=f"r{i:02d}", config_hash=str(i), owner=owner, device="cpu",
-                            state=state, created=created, queued_at=created, started=started,
-                            ended=ended, updated=updated, worker=f"w{i}"))
+    expect = json.loads((DATA / "files_era_store.expect.json").read_text())
+    root = tmp_path / "runs"
+    shutil.copytree(DATA / "files_era_store", root)
+    store = RunStore(root)
+    df = store.list_runs()
+    assert sorted(df["run_id"]) == sorted(expect["ids"])
+    assert dict(zip(df["run_id"], df["state"], strict=True))[expect["ids"][2]] == "finished"
+    assert store.owner_of_key(expect["key"]) == "ann" and store.is_registered("Ann")
+    meta = store.read_meta(expect["ids"][0])
+    assert [r["owner"] for r in meta["requesters"]] == ["ann", "bob"]
+
+
+@pytest.mark.parametrize("case", json.loads((DATA / "fair_order_cases.json").read_text()),
+                         ids=lambda c: f"seed{c['seed']}")
+def test_the_sql_fair_order_is_the_files_era_fair_queue(engine, case):
+    """The order claim_next takes runs in is the files-era fair queue's (service/fairness.py
+    at 021a22d, its answers frozen in tests/data/fair_order_cases.json) on the same runs:
+    owners by device seconds, then runs started, in the window, then who waits longest; each
+    owner's runs oldest first (one run per worker, so no shares)."""
     with db.writing(engine) as conn:
-        conn.execute(db.runs.insert(), records)
-    expected = fair_order(rows, now, window)
-    assert len(expected) > 5
-    assert scheduler.fair_order(engine, CPU, window_s=window, now=now) == expected
+        conn.execute(db.runs.insert(), case["runs"])
+    assert len(case["expected"]) > 5
+    assert scheduler.fair_order(engine, CPU, window_s=case["window"],
+                                now=case["now"]) == case["expected"]
 
 
 def test_a_writer_of_this_process_waits_its_turn_and_gives_up_with_one_line(tmp_path,

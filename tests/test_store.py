@@ -123,7 +123,9 @@ def test_create_run_writes_files(store):
     cfg = RunConfig(epochs=3, scope="all")
     rid = store.create_run(cfg, {"owner": "ann", "group": "g1", "preset": "p"})
     d = store.run_dir(rid)
-    assert sorted(p.name for p in d.iterdir()) == ["config.json", "meta.json", "status.json"]
+    # the state is the database's row, not a file
+    assert sorted(p.name for p in d.iterdir()) == ["config.json", "meta.json"]
+    assert RunStore(store.root).read_status(rid)["state"] == "queued"
     assert store.read_config(rid) == cfg
     meta = store.read_meta(rid)
     assert meta["owner"] == "ann" and meta["group"] == "g1" and meta["preset"] == "p"
@@ -157,8 +159,9 @@ def test_status_merge_and_states(tmp_path):
     clock[0] += 5.0
     fin = store.write_status(rid, "finished")
     assert fin["state"] == "finished" and fin["ended"] == clock[0] and fin["epoch"] == 2
-    on_disk = json.loads((store.run_dir(rid) / "status.json").read_text())
-    assert on_disk["state"] == "finished" and type(on_disk["state"]) is str
+    seen = RunStore(store.root).read_status(rid)  # another reader sees the committed row
+    assert seen["state"] == "finished" and type(seen["state"]) is str and seen["epoch"] == 2
+    assert not (store.run_dir(rid) / "status.json").exists()
     with pytest.raises(ValueError, match="state must be one of queued, running, .*; got 'done'"):
         store.write_status(rid, "done")
     with pytest.raises(FileNotFoundError):
@@ -168,16 +171,43 @@ def test_status_merge_and_states(tmp_path):
     assert f"{RunState.QUEUED}" == "queued" and RunState("interrupted") in TERMINAL_STATES
 
 
-def test_unreadable_status_reads_as_interrupted_and_damaged(store):
-    rid = store.create_run(RunConfig())
-    (store.run_dir(rid) / "status.json").write_text("")  # e.g. after a power loss
-    status = store.read_status(rid)
+def _files_era_folder(store, run_id, status_text):
+    """A run folder as the files era wrote it (config, meta, status.json), without a row."""
+    d = store.root / run_id
+    d.mkdir(parents=True)
+    RunConfig().save(d / "config.json")
+    (d / "meta.json").write_text(json.dumps({"run_id": run_id, "owner": "ann", "created": 1.0,
+                                             "label": "x", "config_hash": "h"}))
+    (d / "status.json").write_text(status_text)
+    return d
+
+
+def test_a_files_era_folder_without_a_row_is_adopted_and_a_damaged_status_reads_interrupted(
+        store):
+    store.list_runs()  # the database exists (and imported the then empty store)
+    _files_era_folder(store, "old-run", json.dumps({"state": "finished", "epoch": 7}))
+    _files_era_folder(store, "damaged-run", "")  # e.g. after a power loss in the files era
+    assert store.read_status("old-run")["state"] == "finished"
+    assert store.read_status("old-run")["epoch"] == 7
+    status = store.read_status("damaged-run")
     assert status["state"] == "interrupted" and status["damaged"] is True
     assert "empty file" in status["message"]
+    assert sorted(store.list_runs()["state"]) == ["finished", "interrupted"]
+    status = store.write_status("damaged-run", "queued")
+    assert status["state"] == "queued" and "message" in status  # the import's reason stays
+
+
+def test_a_folder_that_never_got_its_row_is_listed_with_its_problem_once_it_is_old(tmp_path):
+    clock = [time.time()]
+    store = RunStore(tmp_path / "runs", clock=lambda: clock[0])
+    rid = store.create_run(RunConfig(), admit=False)  # a submit between folder and admission
+    assert store.list_runs().empty  # not listed while its admission may still come
+    clock[0] += 120
     df = store.list_runs()
-    assert df["state"].tolist() == ["interrupted"] and "status.json" in df["problem"][0]
-    status = store.write_status(rid, "queued")
-    assert status["state"] == "queued" and "damaged" not in status and "message" not in status
+    assert df["run_id"].tolist() == [rid] and "not in the database" in df["problem"][0]
+    with pytest.raises(FileNotFoundError, match="not in the database"):
+        store.read_status(rid)
+    assert store.delete_run(rid, owner=None, is_teacher=True) == "deleted"
 
 
 def test_summary_round_trip(store):
@@ -245,7 +275,7 @@ def test_delete_refuses_running(store):
     assert store.delete_run(rid, owner="") == "deleted"
     assert not store.run_dir(rid).exists()
     assert len(store.list_runs()) == 0
-    assert list(store.root.iterdir()) == []
+    assert store.run_ids() == []
     with pytest.raises(FileNotFoundError):
         store.delete_run(rid, owner="")
     other = store.create_run(RunConfig())
@@ -256,16 +286,13 @@ def test_delete_refuses_running(store):
         store.delete_run("../x", is_teacher=True)
 
 
-def test_owner_keys_live_beside_the_runs_and_are_never_listed(store):
+def test_owner_keys_live_in_the_database_as_digests_and_are_never_listed(store):
     key = store.register_owner("alice")  # before her run: a name with runs is not registered
     rid = store.create_run(RunConfig(), {"owner": "alice"})
-    assert (store.root / ".owner_keys.json").is_file()
+    assert not (store.root / ".owner_keys.json").exists()
     assert store.run_ids() == [rid] and list(store.list_runs()["run_id"]) == [rid]
     assert store.owner_of_key(key) == "alice" and store.is_registered("alice")
-    (store.root / ".owner_keys.json").write_text("\x00garbage")  # damaged: still listed
-    assert list(store.list_runs()["run_id"]) == [rid]
-    with pytest.raises(ValueError, match="owner key file"):
-        store.is_registered("alice")
+    assert key not in (store.root / "samon.db").read_bytes().decode("latin-1")
 
 
 
