@@ -13,9 +13,10 @@ from support.teacher import TEACHER_TOKEN, teacher_settings
 from samon_core import cli, service
 from samon_core.claims.commands import claim_preset
 from samon_core.claims.data import get_claim
+from samon_core.runs import database as db
 from samon_core.runs.presets import get_preset
 from samon_core.runs.store import RunStore
-from samon_core.service.room import ROOM_FILE, Room, check_room, read_room, set_room
+from samon_core.service.room import Room, check_room, read_room, room_from_body, set_room
 
 TINY = tiny_config()  # tiny_resnet, 2 epochs
 TOKEN = TEACHER_TOKEN
@@ -33,7 +34,7 @@ def lock(store: RunStore, **fields) -> Room:
 
 
 # ---------------------------------------------------------------------------------------------
-# the room file
+# the stored room
 # ---------------------------------------------------------------------------------------------
 
 
@@ -44,10 +45,11 @@ def test_only_the_teacher_sets_the_room(store):
     for token in (None, "", "a-wrong-teacher-token"):
         with pytest.raises(service.NotAllowed):
             set_room(room, teacher_token=token, store=store, settings=settings())
-    assert not (store.root / ROOM_FILE).exists()
+    assert db.read_room_body(store.engine) is None  # nothing was written
     assert set_room(room, teacher_token=TOKEN, store=store, settings=settings()) == room
     assert read_room(store) == room
-    assert store.run_ids() == [] and store.list_runs().empty  # the file is not a run
+    assert read_room(RunStore(store.root)) == room  # another process's store reads it too
+    assert store.run_ids() == [] and store.list_runs().empty  # the room is not a run
 
 
 @pytest.mark.parametrize("fields, why", [
@@ -75,17 +77,51 @@ def test_room_locks_cannot_be_wider_than_the_server(store):
     set_room(Room(max_epochs=5), teacher_token=TOKEN, store=store, settings=s)
 
 
-@pytest.mark.parametrize("damage", ["{not json", '{"max_epochs": "ten"}', "[]", "folder"])
-def test_a_damaged_room_file_reads_as_the_default_room(store, damage, caplog):
-    store.root.mkdir(parents=True)
-    path = store.root / ROOM_FILE
-    if damage == "folder":
-        path.mkdir()
-    else:
-        path.write_text(damage)
+@pytest.mark.parametrize("damage", ["{not json", '{"max_epochs": "ten"}', "[]", "42",
+                                    '{"models": ["tiny_resnet"], "colour": "red"}'])
+def test_a_damaged_stored_room_reads_as_the_default_room(store, damage, caplog):
+    lock(store, max_epochs=3)
+    with db.writing(store.engine) as conn:  # a body edited by hand in the database
+        conn.execute(db.room.update().values(body=damage))
     with caplog.at_level(logging.WARNING):
         assert read_room(store) == Room()
-    assert "room file" in caplog.text and "damaged" in caplog.text
+    assert "stored room is damaged" in caplog.text and "no locks" in caplog.text
+    service.submit(TINY, owner="ann", store=store, settings=settings())  # it binds nobody
+    lock(store, max_epochs=1)  # the teacher's next save replaces it
+    assert read_room(store) == Room(max_epochs=1)
+
+
+def test_room_from_body_is_the_check_the_admission_applies(caplog):
+    assert room_from_body(None) == Room()
+    assert room_from_body({"max_epochs": 2}) == Room(max_epochs=2)
+    with caplog.at_level(logging.WARNING):
+        assert room_from_body({"max_epochs": "ten"}) == Room()
+        assert room_from_body(["x"]) == Room()
+    assert caplog.text.count("stored room is damaged") == 2
+
+
+@pytest.mark.parametrize("text, expected, warns", [
+    ('{"message": "Exam at 3", "max_epochs": 2}', Room(message="Exam at 3", max_epochs=2), False),
+    ('{"max_epochs": "ten"}', Room(), True),  # imported as it was, read as no locks
+    ("{not json", Room(), False),  # not imported (the importer reports it)
+    ("folder", Room(), False),
+])
+def test_a_files_era_room_file_is_imported_once(tmp_path, text, expected, warns, caplog):
+    root = tmp_path / "old"
+    root.mkdir()
+    path = root / ".room.json"
+    if text == "folder":
+        path.mkdir()
+    else:
+        path.write_text(text)
+    store = RunStore(root)
+    with caplog.at_level(logging.WARNING):
+        assert read_room(store) == expected
+    assert ("stored room is damaged" in caplog.text) == warns
+    lock(store, max_epochs=4)
+    if text != "folder":
+        path.write_text('{"max_epochs": 1}')  # the file is not read again
+    assert read_room(RunStore(root)) == Room(max_epochs=4)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The room: what the teacher sets for everyone on this server (a pinned message and locks).
 
-Stored as ``<runs root>/.room.json`` (a dot file: never listed as a run), written atomically
-under ``.room.lock``. Only the teacher may change it (``set_room`` checks the teacher token);
-anyone may read it. The locks bind students, not the teacher, and are enforced where runs are
-created (``submit``, and ``samon run`` / ``samon claim run``), not only in a page:
+Stored in the run store's database (the ``room`` table's one row: the ``Room`` model as JSON,
+``runs/database.py``), so every machine of a room reads the same room and a change is one
+transaction; a files-era ``.room.json`` is imported once (``runs/importer.py``). Only the teacher
+may change it (``set_room`` checks the teacher token); anyone may read it. The locks bind
+students, not the teacher, and are enforced where runs are created (``submit``, and
+``samon run`` / ``samon claim run``), not only in a page:
 
 * ``presets_only``: a request must name a preset (its configs unchanged, seeds aside) or a claim
   (``preset="claim:<id>"``, as the Claims page and ``claim run`` pass) *and be its runs*: every
@@ -21,8 +23,10 @@ of one loaded from a file (its runs in the run store ``REPLAY_DIR`` under the ro
 through ``set_room`` like the rest: only the teacher starts or stops them.
 
 A request that breaks a lock raises ``RoomLocked`` (a ``LimitExceeded``) with one line naming
-the lock. A damaged room file reads as the default room (no message, no locks) with a logged
-warning: a broken file must not stop a class.
+the lock; the admission checks the locks on the body its own transaction reads
+(``room_from_body``). A damaged stored room (a hand edit, or a damaged ``.room.json`` the importer
+copied) reads as the default room (no message, no locks) with a logged warning: a broken room
+must not stop a class.
 """
 
 from __future__ import annotations
@@ -33,11 +37,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from samon_core.catalog import MODELS
 from samon_core.runs.config import RunConfig
-from samon_core.runs.io import file_lock, read_json_dict, write_json
+from samon_core.runs.database import read_room_body, write_room_body
 from samon_core.runs.messages import clip
 from samon_core.runs.owners import NotAllowed
 from samon_core.runs.presets import get_preset, list_presets
@@ -46,9 +50,7 @@ from samon_core.service.identity import identify
 from samon_core.service.limits import LimitExceeded
 from samon_core.service.settings import Settings, load_settings
 
-ROOM_FILE = ".room.json"
 REPLAY_DIR = ".replay"  # the runs of a loaded class experiment: a run store of their own
-_LOCK_FILE = ".room.lock"
 MESSAGE_MAX_CHARS = 500
 CLAIM_PREFIX = "claim:"  # preset of a claim's runs: "claim:<claim id>"
 _CLAIM_ID_RE = re.compile(r"[a-z0-9_-]{1,40}")
@@ -164,18 +166,29 @@ class RoomLocked(LimitExceeded):
         return f"{detail}; {outcome}"
 
 
+def room_from_body(body: Any) -> Room:
+    """The room a stored body (``database.room_body``: a dict, or None when never set) holds;
+    the default room, with a logged warning, for a damaged one."""
+    if body is None:
+        return Room()
+    try:
+        return Room.model_validate(body)
+    except (ValueError, TypeError) as exc:  # ValidationError is a ValueError
+        log.warning("the stored room is damaged, so the room has no message and no locks: %s",
+                    clip(" ".join(str(exc).split()), 300))
+        return Room()
+
+
 def read_room(store: RunStore | None = None) -> Room:
     """The room as the teacher set it; the default room when there is none, or (with a logged
-    warning) when its file is damaged."""
-    path = store_or_default(store).root / ROOM_FILE
+    warning) when the stored one is damaged (not JSON, not a room)."""
     try:
-        return Room.model_validate(read_json_dict(path))
-    except FileNotFoundError:
+        body = read_room_body(store_or_default(store).engine)
+    except (ValueError, RecursionError) as exc:  # json's errors: a body edited by hand
+        log.warning("the stored room is damaged, so the room has no message and no locks: %s",
+                    clip(str(exc), 300))
         return Room()
-    except (ValueError, ValidationError) as exc:  # DamagedFile is a ValueError
-        log.warning("the room file %s is damaged, so the room has no message and no locks: %s",
-                    path, clip(str(exc), 300))
-        return Room()
+    return room_from_body(body)
 
 
 def _check_against_settings(room: Room, s: Settings) -> None:
@@ -200,9 +213,7 @@ def set_room(room: Room, *, teacher_token: str | SecretStr | None,
     if not identify(teacher_token=teacher_token, store=store, settings=s).is_teacher:
         raise NotAllowed("only the teacher (with the teacher token) can change the room")
     _check_against_settings(room, s)
-    store.root.mkdir(parents=True, exist_ok=True)
-    with file_lock(store.root / _LOCK_FILE):
-        write_json(store.root / ROOM_FILE, room.model_dump(mode="json"))
+    write_room_body(store.engine, room.model_dump(mode="json"), now=store.clock())
     return room
 
 
