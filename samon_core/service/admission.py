@@ -1,29 +1,35 @@
 """What gets into the queue, decided in the transaction that inserts it (issue 24).
 
-``admit`` checks the room's locks and the queue limits against the rows its own transaction
-sees, reuses identical runs and inserts the rest, all in one transaction that ``serialize``
-orders after every other admission and registration: ten students clicking at once can never
-overfill a limit, and no submit lock or store scan is needed. ``register_owner`` does the same for
-names: a name is taken once, not when it already owns runs, and at most ``max_per_hour`` new names
-an hour. ``request_slices`` asks a worker for a finished run's landscape slices, once at a time.
+``admit`` checks the caller's proof of their name, the room's locks and the queue limits against
+the rows its own transaction sees, reuses identical runs and inserts the rest, all in one
+transaction that ``serialize`` orders after every other admission and registration: ten
+students clicking at once can never overfill a limit, a name registered a moment ago cannot
+receive runs queued without its key, and no submit lock or store scan is needed.
+``request_slices`` asks a worker for a finished run's landscape slices, once at a time.
+Registering names is ``runs/ownerkeys.py`` (``register_owner`` / ``owner_of_key`` below only
+pass to it).
+
+**Reuse** (``reuse=True``): a request whose config (seed included) equals a run's gets that run
+instead of a new one: the newest finished run; else, with ``share_active``, a running one, else
+the one queued longest; never a run whose cancel is pending (its requester is leaving it). The
+caller joins it as one more requester. Two requests of one call with one config are one run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from samon_core.runs.keyfile import TooManyNewNames
-from samon_core.runs.keys import check_key, digest, matches, new_key
-from samon_core.runs.messages import clip
-from samon_core.runs.owners import NameTaken, normalize_owner_name, why_reserved
-from samon_core.runs.states import ACTIVE_STATES, RunState
+from samon_core.runs import ownerkeys
 from samon_core.runs.database import (
     owners,
     reading,
@@ -34,16 +40,22 @@ from samon_core.runs.database import (
     serialize,
     writing,
 )
+from samon_core.runs.io import store_error
+from samon_core.runs.messages import clip
+from samon_core.runs.owners import NotAllowed, normalize_owner_name
+from samon_core.runs.states import ACTIVE_STATES, RunState
 from samon_core.service.limits import LimitExceeded
 
-_HOUR_S = 3600.0
+_ACTIVE = [s.value for s in ACTIVE_STATES]
 
 
 @dataclass(frozen=True)
 class NewRun:
-    """A run to insert: its id, the config's hash and device, the comparison it belongs to."""
+    """A run to admit: its id, the config's hash and device, the comparison it belongs to.
+    ``run_id=None``: the caller expects an identical run to reuse and made no folder for this
+    one (``NoRunToReuse`` when there is none)."""
 
-    run_id: str
+    run_id: str | None
     config_hash: str
     device: str = "auto"
     group: str | None = None
@@ -59,10 +71,20 @@ class QueueLimits:
 
 @dataclass
 class Admission:
-    """What ``admit`` did: the runs inserted, the identical runs reused (joined as requester)."""
+    """What ``admit`` did: the runs inserted, the identical runs reused (new run id -> the
+    existing run's id), the run each request got (in order) and the state of each run that was
+    reused when it was joined."""
 
     inserted: list[str] = field(default_factory=list)
-    reused: dict[str, str] = field(default_factory=dict)  # new run id -> existing run id
+    reused: dict[str, str] = field(default_factory=dict)
+    run_ids: list[str] = field(default_factory=list)
+    states: dict[str, str] = field(default_factory=dict)
+
+
+class NoRunToReuse(LookupError):
+    """A request sent without a folder (``run_id=None``) found no run to reuse: it was
+    cancelled or deleted since the caller looked. Nothing was admitted; make its folder and
+    admit again."""
 
 
 def _check_queue(conn: Connection, owner: str, n_new: int, limits: QueueLimits) -> None:
@@ -77,30 +99,102 @@ def _check_queue(conn: Connection, owner: str, n_new: int, limits: QueueLimits) 
         # the runs it owns (first requester), as the files-era limit counted them: joining a
         # run someone else queued adds no work to the queue
         active = conn.scalar(sa.select(sa.func.count()).where(
-            runs.c.owner == owner, runs.c.state.in_([s.value for s in ACTIVE_STATES])))
+            runs.c.owner == owner, runs.c.state.in_(_ACTIVE)))
         if active + n_new > limits.max_queued_per_owner:
             raise LimitExceeded("max_queued_per_owner", limits.max_queued_per_owner,
-                                f"{owner} has {active} runs queued or running and this request "
-                                f"adds {n_new}")
+                                f"{clip(owner)} has {active} runs queued or running and this "
+                                f"request adds {n_new}")
 
 
-def _reusable(conn: Connection, config_hash: str) -> str | None:
-    """An existing run of this config that is queued, running or finished (reused, not copied)."""
-    return conn.scalar(sa.select(runs.c.run_id).where(
-        runs.c.config_hash == config_hash,
-        runs.c.state.in_([RunState.QUEUED, RunState.RUNNING, RunState.FINISHED]),
-    ).order_by(runs.c.created).limit(1))
+def reusable(conn: Connection, config_hash: str, *, share_active: bool = True
+             ) -> tuple[str, str] | None:
+    """(run id, state) of the run an identical request gets instead of a new one (see the
+    module docstring), or None."""
+    done = conn.execute(sa.select(runs.c.run_id, runs.c.state).where(
+        runs.c.config_hash == config_hash, runs.c.state == RunState.FINISHED)
+        .order_by(runs.c.created.desc(), runs.c.run_id.desc()).limit(1)).first()
+    if done is not None or not share_active:
+        return None if done is None else (done.run_id, done.state)
+    active = conn.execute(sa.select(runs.c.run_id, runs.c.state).where(
+        runs.c.config_hash == config_hash, runs.c.state.in_(_ACTIVE),
+        runs.c.cancel_requested.is_(False))
+        .order_by(sa.case((runs.c.state == RunState.RUNNING, 0), else_=1),
+                  sa.func.coalesce(runs.c.queued_at, runs.c.created), runs.c.run_id)
+        .limit(1)).first()
+    return None if active is None else (active.run_id, active.state)
 
 
-def admit(engine: Engine, owner: str, new: Sequence[NewRun], limits: QueueLimits, *,
+def reusable_hashes(engine: Engine, hashes: Iterable[str], *, share_active: bool = True
+                    ) -> set[str]:
+    """Which of ``hashes`` have a run to reuse now (a read: the caller makes no folder for
+    those; ``admit`` decides again in its transaction)."""
+    with reading(engine) as conn:
+        return {h for h in set(hashes) if reusable(conn, h, share_active=share_active)}
+
+
+def run_count(engine: Engine) -> int:
+    """How many runs the database holds."""
+    with reading(engine) as conn:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(runs)) or 0)
+
+
+# SQLite's words for a database it cannot write (the driver gives no errno)
+_SQLITE_ERRNOS = (("readonly", errno.EROFS), ("read-only", errno.EROFS),
+                  ("disk is full", errno.ENOSPC), ("unable to open", errno.EACCES))
+
+
+@contextlib.contextmanager
+def store_errors(action: str) -> Iterator[None]:
+    """A store or database that cannot be written (read-only, full disk, permissions) as one
+    ``StoreUnavailable`` line naming ``action``; ``FileNotFoundError`` (no such run) and every
+    other error pass as they are."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise store_error(exc, action) from exc
+    except sa.exc.OperationalError as exc:
+        text = str(exc.orig or exc).lower()
+        code = next((code for words, code in _SQLITE_ERRNOS if words in text), None)
+        if code is None:
+            raise
+        raise store_error(OSError(code, os.strerror(code)), action) from None
+
+
+def _check_groups(conn: Connection, owner: str, new: Sequence[NewRun]) -> None:
+    """``NotAllowed`` when a run would join a comparison another owner put runs in."""
+    asked = {run.group for run in new if run.group}
+    if not asked:
+        return
+    other = conn.execute(sa.select(requesters.c.run_group).where(
+        requesters.c.run_group.in_(sorted(asked)), requesters.c.owner != owner).limit(1)).first()
+    if other is not None:
+        raise NotAllowed(f"the comparison {clip(other.run_group)} is another owner's: runs join "
+                         "only their owner's comparisons; leave group empty to start your own")
+
+
+def taken_configs(conn: Connection) -> list[Any]:
+    """Every run's (run_id, config_hash, state), as this transaction sees them: what a
+    ``choose`` hook picks from (e.g. the next seed no run has used)."""
+    return list(conn.execute(sa.select(runs.c.run_id, runs.c.config_hash, runs.c.state)))
+
+
+def admit(engine: Engine, owner: str,
+          new: Sequence[NewRun] | Callable[[Connection], Sequence[NewRun]],
+          limits: QueueLimits, *,
           check_room: Callable[[dict[str, Any] | None], None] | None = None,
           check_owner: Callable[[str | None], None] | None = None,
-          reuse: bool = True, now: float | None = None) -> Admission:
+          reuse: bool = True, share_active: bool = True, join_any: bool = False,
+          now: float | None = None) -> Admission:
     """Queue ``new`` runs for ``owner`` in ONE transaction: the owner's proof (``check_owner``
     gets the name's stored key digest, None for a name nobody registered, and raises when the
     caller's proof no longer holds), the room's locks (``check_room`` gets the stored room body,
-    raises to refuse) and the queue limits are checked against the rows this transaction sees,
-    identical runs are reused (also within the request), the rest inserted. Concurrent
+    raises to refuse), whose the comparisons are (a run joins only its owner's group, unless
+    ``join_any``: the teacher) and the queue limits are checked against the rows this
+    transaction sees, identical runs are reused (also within the request), the rest inserted.
+    ``new`` may be a function of the transaction's connection, called after the checks of the
+    owner and the room (e.g. to pick a seed nobody has: ``taken_configs``). Concurrent
     admissions are serialised (SQLite's write lock; PostgreSQL's advisory lock), so ten racing
     submitters can never overfill a limit. A refusal raises and inserts nothing. ``owner`` is
     taken in normal form (``ValueError`` for a text that is no name)."""
@@ -113,16 +207,26 @@ def admit(engine: Engine, owner: str, new: Sequence[NewRun], limits: QueueLimits
             check_owner(conn.scalar(sa.select(owners.c.digest).where(owners.c.name == owner)))
         if check_room is not None:
             check_room(room_body(conn))
+        wanted = list(new(conn) if callable(new) else new)
+        if not join_any:
+            _check_groups(conn, owner, wanted)
         fresh: list[NewRun] = []
         first: dict[str, str] = {}  # config hash -> the run of this request that has it
-        for run in new:
-            existing = first.get(run.config_hash) or (
-                _reusable(conn, run.config_hash) if reuse else None)
+        for run in wanted:
+            existing = first.get(run.config_hash) if reuse else None
+            if existing is None and reuse:
+                found = reusable(conn, run.config_hash, share_active=share_active)
+                if found is not None:
+                    existing = found[0]
+                    out.states[existing] = str(found[1])
             if existing is None:
+                if run.run_id is None:
+                    raise NoRunToReuse(run.config_hash)
                 fresh.append(run)
-                first[run.config_hash] = run.run_id
-            else:
+                first[run.config_hash] = existing = run.run_id
+            elif run.run_id is not None and run.run_id != existing:
                 out.reused[run.run_id] = existing
+            out.run_ids.append(existing)
         _check_queue(conn, owner, len(fresh), limits)
         for run in fresh:
             conn.execute(runs.insert().values(
@@ -130,65 +234,32 @@ def admit(engine: Engine, owner: str, new: Sequence[NewRun], limits: QueueLimits
                 device=run.device, state=RunState.QUEUED.value, created=now, queued_at=now,
                 updated=now))
             out.inserted.append(run.run_id)
-        _join(conn, owner, [(run.run_id if run.run_id in out.inserted
-                             else out.reused[run.run_id], run.group or "") for run in new])
+        pairs = zip(out.run_ids, wanted, strict=True)
+        _join(conn, owner, [(rid, run.group or "") for rid, run in pairs], now)
     return out
 
 
-def _join(conn: Connection, owner: str, wanted: list[tuple[str, str]]) -> None:
+def _join(conn: Connection, owner: str, wanted: list[tuple[str, str]], now: float) -> None:
     """Record ``owner`` as a requester of each (run, group) it does not hold yet."""
     ids = {rid for rid, _ in wanted}
     have = set(conn.execute(sa.select(requesters.c.run_id, requesters.c.run_group).where(
         requesters.c.owner == owner, requesters.c.run_id.in_(ids))).all())
     for run_id, group in sorted(set(wanted) - have):
-        conn.execute(requesters.insert().values(run_id=run_id, owner=owner, run_group=group))
+        conn.execute(requesters.insert().values(run_id=run_id, owner=owner, run_group=group,
+                                                time=now))
 
 
-# --- names --------------------------------------------------------------------------------
-
-
-def _owns_runs(conn: Connection, name: str) -> bool:
-    return conn.scalar(sa.select(requesters.c.run_id).where(requesters.c.owner == name)
-                       .limit(1)) is not None
+# --- names: runs/ownerkeys.py is their home ------------------------------------------------
 
 
 def register_owner(engine: Engine, name: str, *, max_per_hour: int = 0,
                    now: float | None = None) -> str:
-    """Register ``name`` (normal form) and return its new key, the only time it is seen (only
-    the digest is stored). ``NameTaken``: reserved, already registered, or already owning runs
-    (a key must not hand over runs started without one); ``TooManyNewNames`` past
-    ``max_per_hour``; ``ValueError`` for a text that is no name."""
-    name = normalize_owner_name(name)
-    if (why := why_reserved(name)) is not None:
-        raise NameTaken(f"{clip(name)} is reserved: {why}")
-    now = time.time() if now is None else now
-    key = new_key()
-    with writing(engine) as conn:
-        serialize(conn)  # the same order as admissions: no run can slip in between
-        if conn.scalar(sa.select(owners.c.name).where(owners.c.name == name)) is not None:
-            raise NameTaken(f"the name {clip(name)} already has an owner key; its owner uses "
-                            "that key (or their link), or pick another name")
-        recent = conn.scalar(sa.select(sa.func.count()).where(owners.c.created > now - _HOUR_S))
-        if max_per_hour and recent >= max_per_hour:
-            raise TooManyNewNames(max_per_hour, f"{max_per_hour} new names were registered in "
-                                  "the last hour, as many as this server allows")
-        if _owns_runs(conn, name):
-            raise NameTaken(f"the name {clip(name)} already owns runs that were started without "
-                            "a key; pick another name (the teacher manages those runs)")
-        conn.execute(owners.insert().values(name=name, digest=digest(key), created=now))
-    return key
+    """``ownerkeys.register`` (the clock defaulting to now)."""
+    return ownerkeys.register(engine, name, time.time() if now is None else now,
+                              max_per_hour=max_per_hour)
 
 
-def owner_of_key(engine: Engine, key: str) -> str | None:
-    """The owner whose key ``key`` is, or None; every digest is compared in constant time, to
-    the end, so the time taken says nothing about the keys. ``BadKey`` for a malformed key."""
-    check_key(key)
-    found = None
-    with reading(engine) as conn:
-        for name, stored in conn.execute(sa.select(owners.c.name, owners.c.digest)):
-            if matches(key, stored) and found is None:
-                found = name
-    return found
+owner_of_key = ownerkeys.owner_of_key
 
 
 # --- requests: landscape slices of a finished run ------------------------------------------

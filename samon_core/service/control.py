@@ -1,20 +1,23 @@
-"""Changing a run on request: ``cancel``, ``resume``, and ``requeue`` (shared with the workers
-and the crash recovery).
+"""Changing a run on request: ``cancel``, ``delete_run``, ``resume``, and ``requeue`` (shared
+with the workers). Each is a change of the run's row in the database (issue 24): no flag file,
+no queue message.
 
-* **Cancel.** A queued run is marked 'cancelled' (and its message revoked in huey); a worker
-  skips it. For a running run ``cancel`` raises the cancel request (claims.py); the worker's
-  ``should_stop`` sees it within one step and the trainer marks the run 'cancelled'. ``cancel``
-  then returns ``CANCELLING``.
+* **Cancel.** A queued (or interrupted) run becomes 'cancelled' at once; no worker claims it
+  any more. A running run gets its ``cancel_requested`` column set: the worker's stop check
+  reads it within one step and the trainer marks the run 'cancelled'; ``cancel`` then returns
+  ``CANCELLING``. Leaving, detaching and cancelling are one transaction, ordered with the
+  admissions (``database.serialize``), so no identical request joins a run between its last
+  requester leaving it and its cancel.
 * **Who.** Cancel, delete and resume act for a requester of the run only, proven by their owner
   key (``owner_key=...``), or for the teacher (``teacher_token=...``); identity.py resolves
   them. Anyone else gets ``NotAllowed``. On a run shared by identical requests cancel and delete
   only detach the caller (``DETACHED``); the run is cancelled or deleted when no requester is
   left (runs/owners.py). The teacher acts on the whole run, even one whose meta.json is damaged.
-* **Resume / requeue.** The run goes back to the queue (state 'queued'); the worker that takes it
-  continues from its last checkpoint, or from the start if it has none. ``resume`` is a new
-  admission: the run's config is checked against the server's limits and (for a student) the
-  room's locks as they are *now*, so a 5-epoch run cannot come back after the teacher set
-  ``max_epochs=1``.
+* **Resume / requeue.** The run goes back to the queue (state 'queued', ``queued_at`` now); the
+  worker that claims it continues from its last checkpoint, or from the start if it has none.
+  ``resume`` is a new admission: the run's config is checked against the server's limits and
+  (for a student) the room's locks as they are *now*, so a 5-epoch run cannot come back after
+  the teacher set ``max_epochs=1``.
 * **Faults.** A run that does not exist is ``FileNotFoundError`` before anything is touched (no
   folder is created for a store that is not there); a store that cannot be written (read-only,
   full, permissions) is one ``StoreUnavailable`` line, never a raw ``OSError``.
@@ -22,44 +25,29 @@ and the crash recovery).
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import time
-from collections.abc import Iterator
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import SecretStr
+from sqlalchemy.engine import Connection
 
-from samon_core.runs.io import store_error
+from samon_core.runs import database as db
+from samon_core.runs import owners
 from samon_core.runs.owners import DETACHED
-from samon_core.runs.states import ACTIVE_STATES, RESUMABLE_STATES, RunState
+from samon_core.runs.states import RESUMABLE_STATES, RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
-from samon_core.service.backend import Queue, get_queue
-from samon_core.service.claims import cancel_path, claim_lock, request_cancel_flag
+from samon_core.service.admission import store_errors
 from samon_core.service.identity import Identity, identify, require_someone
 from samon_core.service.limits import check_config_limits
 from samon_core.service.room import check_room, read_room
 from samon_core.service.settings import Settings, load_settings
-from samon_core.service.submit import submit_lock
 
 # What ``cancel`` returns for a running run: the request is out; the trainer marks the run
 # 'cancelled' within one step.
 CANCELLING = "cancelling"
 # States ``cancel`` acts on (the others are returned unchanged).
 _CANCELLABLE = frozenset({RunState.QUEUED, RunState.RUNNING, RunState.INTERRUPTED})
-_NOT_STARTED = frozenset({RunState.QUEUED, RunState.INTERRUPTED})
-
-
-@contextlib.contextmanager
-def store_errors(action: str) -> Iterator[None]:
-    """An ``OSError`` of the store (read-only, full disk, permissions) as one
-    ``StoreUnavailable`` line; ``FileNotFoundError`` (no such run) passes as it is."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise store_error(exc, action) from exc
 
 
 def existing_run(store: RunStore, run_id: str) -> str:
@@ -76,57 +64,64 @@ class Requeue(enum.Enum):
     MANUAL = "resumed by hand"
     AUTO = "resumed automatically after its worker died"
     SHUTDOWN = "put back in the queue because its worker stopped"
-    LOST_MESSAGE = "queued again: its queue message was lost"
 
 
-def _cancel_queued(store: RunStore, queue: Queue, run_id: str, message: str) -> None:
-    status = store.read_status(run_id)
-    store.write_status(run_id, RunState.CANCELLED, message=message)
-    with contextlib.suppress(Exception):  # the worker skips it anyway
-        task_id = status.get("task_id")
-        if task_id:
-            queue.revoke(task_id)
-        queue.clear_cancel(run_id)  # the state says it all now
+def _meta(store: RunStore, run_id: str, conn: Connection) -> dict[str, Any] | None:
+    """meta.json with the requesters this transaction sees; None when it is damaged."""
+    try:
+        meta = store.read_meta(run_id)
+    except (FileNotFoundError, ValueError):
+        return None
+    meta["requesters"] = [{"owner": who, "group": group} for who, group in conn.execute(
+        sa.select(db.requesters.c.owner, db.requesters.c.run_group)
+        .where(db.requesters.c.run_id == run_id))]
+    return meta
 
 
-def _release_and_flag(store: RunStore, run_id: str, owner: str | None, is_teacher: bool,
-                      s: Settings) -> str | None:
-    """Under the submit lock (so that no identical request joins the run meanwhile): check the
-    caller, detach them from a shared run, or raise the cancel request. Returns the answer for
-    the caller when there is nothing more to do (the state, or ``DETACHED``), else None."""
-    with submit_lock(store):
-        state = store.read_status(run_id).get("state")
-        if state not in _CANCELLABLE:
-            store.check_requester(run_id, owner, is_teacher=is_teacher, action="cancel")
-            return str(state)
-        if not store.release_request(run_id, owner, is_teacher=is_teacher, action="cancel"):
-            return DETACHED
-        # The flag first: a worker that is claiming the run right now, or training it, sees it.
-        request_cancel_flag(store, run_id)
-    with contextlib.suppress(Exception):  # the file is the primary signal; this one is faster
-        get_queue(store, s).set_cancel(run_id)  # on NFS
-    return None
+def _leave_or_cancel(conn: Connection, store: RunStore, run_id: str, ident: Identity,
+                     now: float) -> str:
+    """In one transaction: check the caller, detach them from a shared run (``DETACHED``), or
+    cancel it: queued / interrupted -> 'cancelled', running -> ``CANCELLING`` (the column its
+    trainer's stop check reads). Any other state is returned unchanged."""
+    db.serialize(conn)  # ordered with admissions: nobody joins the run meanwhile
+    row = conn.execute(sa.select(db.runs.c.state, db.runs.c.owner)
+                       .where(db.runs.c.run_id == run_id).with_for_update()).first()
+    if row is None:
+        raise FileNotFoundError(f"run {run_id!r} is not in the database (a submit that did not "
+                                "finish); delete it")
+    meta = _meta(store, run_id, conn)
+    if row.state not in _CANCELLABLE:
+        owners.check(meta, run_id, ident.owner, ident.is_teacher, "cancel")
+        return str(row.state)
+    left = owners.release(meta, run_id, ident.owner, ident.is_teacher, "cancel")
+    this = db.runs.c.run_id == run_id
+    if left is not None:  # others still want it: only the caller leaves
+        conn.execute(db.requesters.delete().where(db.requesters.c.run_id == run_id,
+                                                  db.requesters.c.owner == ident.owner))
+        if row.owner == ident.owner:  # the next requester owns it (limits, the fair queue)
+            conn.execute(db.runs.update().where(this).values(owner=left["owner"]))
+        return DETACHED
+    if row.state == RunState.RUNNING:
+        conn.execute(db.runs.update().where(this).values(cancel_requested=True, updated=now))
+        return CANCELLING
+    why = "cancelled before it started" if row.state == RunState.QUEUED else "cancelled"
+    conn.execute(db.runs.update().where(this).values(
+        state=RunState.CANCELLED.value, cancel_requested=True, ended=now, updated=now,
+        reason=why, worker=None))
+    return RunState.CANCELLED.value
 
 
-def _cancel_as(run_id: str, ident: Identity, store: RunStore, s: Settings) -> str:
+def _cancel_as(run_id: str, ident: Identity, store: RunStore) -> str:
     """``cancel`` for a caller already identified."""
     require_someone(ident, run_id, "cancel")
-    owner, is_teacher = ident.owner, ident.is_teacher
-    answer = _release_and_flag(store, run_id, owner, is_teacher, s)
-    if answer is not None:
-        return answer
-    with claim_lock(store.run_dir(run_id)) as free:
-        state = store.read_status(run_id).get("state")
-        if free and state in _NOT_STARTED:
-            _cancel_queued(store, get_queue(store, s), run_id,
-                           "cancelled before it started" if state == RunState.QUEUED
-                           else "cancelled")
-            return RunState.CANCELLED.value
-    if state in ACTIVE_STATES:  # a worker holds it: it stops (or skips it) on seeing the flag
-        with contextlib.suppress(FileNotFoundError):
-            store.heartbeat(run_id, cancel_requested=time.time())
-        return CANCELLING
-    return str(state)
+    with db.writing(store.engine) as conn:
+        return _leave_or_cancel(conn, store, run_id, ident, store.clock())
+
+
+def _identify(owner_key: str | None, teacher_token: str | SecretStr | None, store: RunStore,
+              s: Settings, action: str) -> Identity:
+    with store_errors(action):
+        return identify(owner_key, teacher_token, store=store, settings=s)
 
 
 def cancel(run_id: str, *, owner_key: str | None = None,
@@ -139,7 +134,7 @@ def cancel(run_id: str, *, owner_key: str | None = None,
       from its requesters and the run goes on for them;
     * queued or interrupted: 'cancelled' (a queued run never starts);
     * running: ``CANCELLING`` ('cancelling'); the trainer stops within one step and marks it
-      'cancelled' (if it did so before ``cancel`` read the state back, 'cancelled' is returned);
+      'cancelled';
     * already finished / failed / diverged / cancelled: that state, unchanged.
 
     ``NotAllowed`` (a ``ValueError``) for an unknown key, a wrong token, no credential at all, or
@@ -148,9 +143,9 @@ def cancel(run_id: str, *, owner_key: str | None = None,
     store = store_or_default(store)
     s = settings or load_settings()
     existing_run(store, run_id)  # a bad run id is refused before anything else
-    ident = identify(owner_key, teacher_token, store=store, settings=s)
+    ident = _identify(owner_key, teacher_token, store, s, "cancel the run")
     with store_errors("cancel the run"):
-        return _cancel_as(run_id, ident, store, s)
+        return _cancel_as(run_id, ident, store)
 
 
 def delete_run(run_id: str, *, owner_key: str | None = None,
@@ -163,9 +158,9 @@ def delete_run(run_id: str, *, owner_key: str | None = None,
     store = store_or_default(store)
     s = settings or load_settings()
     existing_run(store, run_id)
-    ident = identify(owner_key, teacher_token, store=store, settings=s)
+    ident = _identify(owner_key, teacher_token, store, s, "delete the run")
     with store_errors("delete the run"):
-        answer = _cancel_as(run_id, ident, store, s)
+        answer = _cancel_as(run_id, ident, store)
         if answer in (DETACHED, CANCELLING):
             return answer
         return store.delete_run(run_id, owner=ident.owner, is_teacher=ident.is_teacher)
@@ -173,27 +168,28 @@ def delete_run(run_id: str, *, owner_key: str | None = None,
 
 def requeue(store: RunStore, run_id: str, why: Requeue, *, settings: Settings | None = None,
             detail: str = "") -> None:
-    """Put a run back in the queue (state 'queued'); the worker that takes it continues from its
-    checkpoint. The caller holds the run's claim lock or owns the run."""
-    s = settings or load_settings()
-    queue = get_queue(store, s)
-    with contextlib.suppress(FileNotFoundError):
-        cancel_path(store, run_id).unlink()
-    with contextlib.suppress(Exception):  # if the queue is down, enqueue() below says so
-        queue.clear_cancel(run_id)
+    """Put a run back in the queue (state 'queued', ``queued_at`` now, its cancel request
+    cleared); the worker that claims it continues from its checkpoint. The caller owns the run
+    (``resume`` checked its requester) or holds it (a worker giving it back)."""
+    del settings  # the queue is the database: nothing else to reach
     status = store.read_status(run_id)
-    task = queue.new_task(run_id)
     has_ckpt = (store.run_dir(run_id) / CHECKPOINT_FILE).is_file()
     where = "from its last checkpoint" if has_ckpt else "from the start (no checkpoint yet)"
     message = f"{why.value}{': ' + detail if detail else ''}; it continues {where}"
-    fields: dict[str, Any] = {"queued_at": time.time(), "ended": None, "task_id": task.id,
-                              "message": message, "cancel_requested": None}
+    fields: dict[str, Any] = {"queued_at": store.clock(), "message": message, "worker": None,
+                              "cancel_requested": False}
     if why is Requeue.AUTO:
-        fields["auto_resumes"] = int(status.get("auto_resumes") or 0) + 1
+        fields["auto_resumes"] = _count(status.get("auto_resumes")) + 1
     if why is Requeue.MANUAL:
-        fields["manual_resumes"] = int(status.get("manual_resumes") or 0) + 1
+        fields["manual_resumes"] = _count(status.get("manual_resumes")) + 1
     store.write_status(run_id, RunState.QUEUED, **fields)
-    queue.enqueue(task)
+
+
+def _count(value: Any) -> int:
+    """A counter of the status (0 for a damaged one: text, a bool, a negative number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return 0
+    return max(0, int(value))
 
 
 def _check_admission(store: RunStore, run_id: str, ident: Identity, s: Settings) -> None:
@@ -220,19 +216,18 @@ def resume(run_id: str, *, owner_key: str | None = None,
     server's limits and the room's locks as they are now (``LimitExceeded``: a 5-epoch run is
     not resumed under ``max_epochs=1``; the teacher is exempt from the locks only). Raises
     ``NotAllowed`` for anyone else, ``ValueError`` for runs in other states,
-    ``QueueUnavailable`` if the queue is down (the run is then 'queued' in the store and the
-    crash recovery enqueues it later), ``StoreUnavailable`` if the store cannot be written."""
+    ``StoreUnavailable`` if the store cannot be written."""
     store = store_or_default(store)
     s = settings or load_settings()
     existing_run(store, run_id)
-    ident = identify(owner_key, teacher_token, store=store, settings=s)
+    ident = _identify(owner_key, teacher_token, store, s, "resume the run")
     require_someone(ident, run_id, "resume")
-    store.check_requester(run_id, ident.owner, is_teacher=ident.is_teacher, action="resume")
-    _check_admission(store, run_id, ident, s)
-    with store_errors("resume the run"), claim_lock(store.run_dir(run_id)) as free:
+    with store_errors("resume the run"):
+        store.check_requester(run_id, ident.owner, is_teacher=ident.is_teacher, action="resume")
+        _check_admission(store, run_id, ident, s)
         state = store.read_status(run_id).get("state")
-        if not free or state not in RESUMABLE_STATES:
-            allowed = " or ".join(sorted(s.value for s in RESUMABLE_STATES))
-            raise ValueError(f"run {run_id!r} is {state if free else 'being trained'}; only "
-                             f"{allowed} runs can be resumed")
+        if state not in RESUMABLE_STATES:
+            allowed = " or ".join(sorted(st.value for st in RESUMABLE_STATES))
+            raise ValueError(f"run {run_id!r} is {state}; only {allowed} runs can be resumed")
         requeue(store, run_id, Requeue.MANUAL, settings=s)
+

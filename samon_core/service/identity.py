@@ -4,14 +4,15 @@ The job API used to trust a name (``cancel(run_id, owner="alice")``), so anyone 
 student's name could cancel their runs. Now a caller proves who they are:
 
 * an **owner key** (``owner_key=``), given once to whoever registered the name
-  (``register_owner``), resolves to that owner (``RunStore.owner_of_key``);
+  (``register_owner``), resolves to that owner (``RunStore.owner_of_key``: the digests in the
+  database, runs/ownerkeys.py);
 * the **teacher token** (``teacher_token=``; the ``teacher_token`` setting) makes the caller the
   teacher, who may act on every run.
 
 Acting on a run (cancel, delete, resume, slices) needs one of the two. Submitting records a name
 (``owner=``): a registered name needs its key, the name ``teacher`` needs the token, and an
 unregistered name needs nothing (the CLI, scripts), but its runs can then be cancelled only by
-the teacher, and the name can no longer be registered (keyfile.py says why). The token is
+the teacher, and the name can no longer be registered (runs/ownerkeys.py says why). The token is
 compared with ``hmac.compare_digest`` and never appears in a message, a repr or a log.
 
 Every name is taken in its normal form (``runs.owners.normalize_owner_name``): ``Alice``,
@@ -27,12 +28,12 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from samon_core.runs.io import store_error
-from samon_core.runs.keyfile import TooManyNewNames
 from samon_core.runs.keys import BadKey
 from samon_core.runs.messages import clip
+from samon_core.runs.ownerkeys import TooManyNewNames
 from samon_core.runs.owners import TEACHER_OWNER, NotAllowed, normalize_owner_name
 from samon_core.runs.store import RunStore, store_or_default
+from samon_core.service.admission import store_errors
 from samon_core.service.limits import LimitExceeded
 from samon_core.service.settings import Settings, env_name, load_settings
 
@@ -110,15 +111,12 @@ def register_owner(name: str, *, store: RunStore | None = None,
     written."""
     s = settings or load_settings()
     try:
-        return store_or_default(store).register_owner(
-            name, max_per_hour=s.max_new_names_per_hour)
+        with store_errors("register the name"):  # disk full, read-only, permissions: one line
+            return store_or_default(store).register_owner(
+                name, max_per_hour=s.max_new_names_per_hour)
     except TooManyNewNames as exc:
         raise LimitExceeded("max_new_names_per_hour", exc.limit, str(exc),
                             outcome="no name was registered") from None
-    except FileNotFoundError:
-        raise
-    except OSError as exc:  # disk full, read-only folder, permissions: one line
-        raise store_error(exc, "register the name") from exc
 
 
 def require_someone(ident: Identity, run_id: str, action: str) -> None:

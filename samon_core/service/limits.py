@@ -1,6 +1,7 @@
 """The limits of a shared server (settings.py), checked wherever work starts.
 
-``submit`` checks them before anything is created; ``samon run`` before it creates a run folder;
+``submit`` checks them before anything is created (the queue limits in the transaction that
+admits the runs: admission.py); ``samon run`` before it creates a run folder;
 a worker before it trains a run (a run that never passed them, or was queued under laxer
 settings, ends 'failed' with the reason). A request over a limit raises ``LimitExceeded`` naming
 the limit, its value and the environment variable that sets it. No torch: model sizes come from
@@ -14,8 +15,6 @@ from typing import Any
 from samon_core.catalog import DATASET_SIZES, MODELS
 from samon_core.runs.config import RunConfig
 from samon_core.runs.messages import clip
-from samon_core.runs.states import ACTIVE_STATES, RunState
-from samon_core.service.scan import RunRow
 from samon_core.service.settings import DevicePolicy, Settings, env_name, load_settings
 
 MAX_RUNS_PER_REQUEST = 1000  # one comparison: a few methods times a few seeds, never thousands
@@ -80,7 +79,7 @@ def check_config_limits(config: RunConfig, settings: Settings | None = None, *,
                         outcome: str = "nothing was queued") -> None:
     """Raise ``LimitExceeded`` if ``config`` asks for more than this server allows (epochs,
     training images, model, model size, device); ``outcome`` ends its message (what the caller
-    did not do). Queue limits: ``check_queue_limits``."""
+    did not do). The queue limits are counted in the admission's transaction (admission.py)."""
     s = settings or load_settings()
     problems = _problems(config, s)
     if problems:
@@ -101,21 +100,3 @@ def check_request_size(n_configs: int, seeds: int, existing_runs: int, s: Settin
     if n_configs * seeds > MAX_RUNS_PER_REQUEST:
         raise ValueError(f"this request asks for {n_configs * seeds:,} runs; at most "
                          f"{MAX_RUNS_PER_REQUEST:,} per request; nothing was queued")
-
-
-def check_queue_limits(rows: list[RunRow], owner: str, n_new: int, s: Settings) -> None:
-    """Raise ``LimitExceeded`` if ``n_new`` more runs of ``owner`` would overfill the queue
-    (``max_queue``) or the owner's share of it (``max_queued_per_owner``)."""
-    if n_new <= 0:
-        return
-    if s.max_queue:
-        waiting = sum(r.state == RunState.QUEUED for r in rows)
-        if waiting + n_new > s.max_queue:
-            raise LimitExceeded("max_queue", s.max_queue,
-                                f"{waiting} runs are waiting and this request adds {n_new}")
-    if s.max_queued_per_owner:
-        active = sum(r.owner == owner and r.state in ACTIVE_STATES for r in rows)
-        if active + n_new > s.max_queued_per_owner:
-            raise LimitExceeded("max_queued_per_owner", s.max_queued_per_owner,
-                                f"{clip(owner)} has {active} runs queued or running and this "
-                                f"request adds {n_new}")

@@ -1,73 +1,67 @@
 """Submitting runs: ``submit``, ``submit_info``, ``submit_group``, with reuse of identical runs.
 
+* **One transaction** (admission.py): the run folders (config.json, meta.json) are made first,
+  then their rows are admitted in one transaction that re-checks the caller's proof of their
+  name, the room's locks (the room as stored now), whose the comparisons are and the queue
+  limits against the rows it sees, and reuses identical runs. A refusal or any error removes
+  the folders again: all or nothing. Admissions (and registrations) are serialised by the
+  database, so thirty students clicking at once can never overfill a limit or queue one config
+  twice; no lock file, no store scan.
 * **Reuse.** With ``reuse=True`` (the default) a request whose config (seed included) equals that
   of a finished run returns that run instead of training it again. With the ``share_active``
-  setting (default on), an identical request also shares a run that is queued or running, so
-  thirty students clicking the same preset at once queue it once. Every requester is recorded in
-  ``meta.json["requesters"]``, and a requester's ``cancel`` only detaches that owner while
-  others still wait for the run.
+  setting (default on), an identical request also shares a run that is queued or running (not
+  one whose cancel is pending), so thirty students clicking the same preset at once queue it
+  once. Every requester is recorded (the database's ``requesters``), and a requester's
+  ``cancel`` only detaches that owner while others still wait for the run.
 * **Who.** ``owner=`` is the name recorded with the runs, in normal form (``Alice`` is
   ``alice``; runs/owners.py). A registered name needs its key (``owner_key=``) or the teacher
   token; the name ``teacher`` needs the token; an unregistered name needs nothing (scripts), but
   then only the teacher can cancel its runs, and nobody can register the name later
-  (identity.py, keyfile.py). A submit under an unregistered name holds the key file's lock, so
-  the name cannot be registered between the check and the runs. ``group=`` joins a comparison
-  only if it is new or the caller's own (a group belongs to its creator; the teacher may join
-  any). The teacher's room locks (room.py) bind everyone but the teacher.
+  (identity.py, runs/ownerkeys.py). The admission reads the name's key digest again in its own
+  transaction, ordered with registrations, so a name registered (or given back) between the
+  check and the runs gets none. ``group=`` joins a comparison only if it is new or the caller's
+  own (a group belongs to its creator; the teacher may join any). The teacher's room locks
+  (room.py) bind everyone but the teacher.
 * **Bounds.** Label, group and preset are bounded lines of text (runs/freetext.py); a request
   too large for the queue limits is refused before a config is built (``check_request_size``).
-* **Checks before anything is created**: the limits (limits.py) and what can be known about the
-  run without training it (preflight.py: model, subset sizes, and with ``local_checks`` the device
-  and the data files of this machine). Submissions of one run store are
-  serialised by a lock file (``submit_lock``), so concurrent students cannot overshoot a queue
-  limit or queue two copies of one config.
-* **All or nothing.** If the queue cannot be reached or the store cannot be written, the runs of
-  the request disappear again, and the caller gets one clear error: ``QueueUnavailable`` or
-  ``StoreUnavailable`` (disk full, read-only folder, permissions).
+* **Checks before anything is created**: the limits (limits.py), the room's locks, and what can
+  be known about the run without training it (preflight.py: model, subset sizes, and with
+  ``local_checks`` the device and the data files of this machine).
+* **Faults.** A store that cannot be written (disk full, read-only folder, permissions) is one
+  ``StoreUnavailable`` line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
+from sqlalchemy.engine import Connection
 
 from samon_core.runs.config import RunConfig
 from samon_core.runs.freetext import check_text
-from samon_core.runs.io import file_lock, store_error
-from samon_core.runs.keyfile import names_lock
+from samon_core.runs.keys import matches
 from samon_core.runs.messages import clip
-from samon_core.runs.owners import NotAllowed, groups_of, normalize_owner_name
-from samon_core.runs.states import ACTIVE_STATES, RunState
+from samon_core.runs.owners import NotAllowed, normalize_owner_name
 from samon_core.runs.store import RunStore, store_or_default
-from samon_core.service.backend import QUEUE_DIR, Queue, get_queue
-from samon_core.service.claims import cancel_pending
+from samon_core.service import admission
+from samon_core.service.admission import NewRun, QueueLimits
 from samon_core.service.identity import Identity, authorize_owner
-from samon_core.service.limits import (
-    check_config_limits,
-    check_queue_limits,
-    check_request_size,
-)
+from samon_core.service.limits import check_config_limits, check_request_size
 from samon_core.service.preflight import check_runnable
-from samon_core.service.room import check_room, read_room
-from samon_core.service.scan import RunRow, scan_runs
+from samon_core.service.room import check_room, read_room, room_from_body
 from samon_core.service.settings import Settings, load_settings
 
-
-@contextlib.contextmanager
-def submit_lock(store: RunStore, timeout: float | None = None) -> Iterator[None]:
-    """Serialises submissions (and requester changes) of one run store across processes; waits
-    at most ``timeout`` seconds (setting ``lock_timeout_s``; default ``runs.io.LOCK_TIMEOUT_S``)
-    for a holder, then raises ``LockTimeout``."""
-    folder = store.root / QUEUE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    with file_lock(folder / "submit.lock", timeout=timeout):
-        yield
+# pick_seed(rows) -> the seed: rows are every run's (run_id, config_hash, state) as the
+# admission's transaction sees them (admission.taken_configs)
+PickSeed = Callable[[list[Any]], int]
 
 
 @dataclass
@@ -81,29 +75,6 @@ def new_group_id() -> str:
     return f"g{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
-def _reusable(rows: list[RunRow], config_hash: str, store: RunStore,
-              s: Settings) -> RunRow | None:
-    """The run an identical request can use: the newest finished one, else (``share_active``) a
-    running one, else the longest-waiting queued one; never one with a pending cancel."""
-    same = [r for r in rows if r.config_hash == config_hash]
-    finished = [r for r in same if r.state == RunState.FINISHED]
-    if finished:
-        return max(finished, key=lambda r: (r.created, r.run_id))
-    if not s.share_active:
-        return None
-    active = [r for r in same if r.state in ACTIVE_STATES
-              and not cancel_pending(store, r.run_id, s)]
-    if not active:
-        return None
-    return min(active, key=lambda r: (r.state != RunState.RUNNING, r.queued_at, r.run_id))
-
-
-def _enqueue_new(store: RunStore, queue: Queue, run_id: str) -> None:
-    task = queue.new_task(run_id)
-    store.write_status(run_id, RunState.QUEUED, queued_at=time.time(), task_id=task.id)
-    queue.enqueue(task)
-
-
 @dataclass(frozen=True)
 class _Credentials:
     """What the caller gave to prove who they are (identity.py)."""
@@ -114,8 +85,8 @@ class _Credentials:
 
 def _check_requests(requests: list[_Request], owner: str, preset: str | None,
                     who: _Credentials, store: RunStore, s: Settings) -> tuple[str, Identity]:
-    """Everything that can be checked before the submit lock, cheapest first; returns the owner
-    in normal form and the caller."""
+    """Everything that can be checked before a folder is made, cheapest first; returns the
+    owner in normal form and the caller."""
     owner = normalize_owner_name(owner)  # ValueError for a name that is none
     if preset is not None:
         check_text("preset", preset)
@@ -134,106 +105,139 @@ def _check_requests(requests: list[_Request], owner: str, preset: str | None,
     return owner, ident
 
 
-def _check_under_lock(requests: list[_Request], rows: list[RunRow], owner: str,
-                      ident: Identity, store: RunStore) -> None:
-    """What may have changed since ``_check_requests``: a name registered meanwhile (the key
-    file's lock is held, so it cannot be registered now), and whose the groups are."""
+def _owner_proof(owner: str, ident: Identity,
+                 who: _Credentials) -> Callable[[str | None], None] | None:
+    """The admission's re-check of the caller's name against its key digest as stored now."""
     if ident.is_teacher:
-        return
-    if ident.owner is None and store.is_registered(owner):
-        raise NotAllowed(f"the name {clip(owner)} was registered just now: acting under it "
-                         "needs its owner key")
-    asked = {req.group for req in requests if req.group}
-    for row in rows if asked else ():
-        for who, group in groups_of(row.meta):
-            if group in asked and who != owner:
-                raise NotAllowed(f"the comparison {clip(group)} is another owner's: runs join "
-                                 "only their owner's comparisons; leave group empty to start "
-                                 "your own")
+        return None
+    if ident.owner is None:  # a name nobody had registered
+
+        def unregistered(stored: str | None) -> None:
+            if stored is not None:
+                raise NotAllowed(f"the name {clip(owner)} was registered just now: acting under "
+                                 "it needs its owner key")
+
+        return unregistered
+    key = (who.owner_key or "").strip()
+
+    def same_key(stored: str | None) -> None:
+        if stored is None or not matches(key, stored):
+            raise NotAllowed(f"the owner key of {clip(owner)} is no longer registered on this "
+                             "server; nothing was queued")
+
+    return same_key
 
 
-def _plan(requests: list[_Request], rows: list[RunRow], reuse: bool, store: RunStore,
-          s: Settings) -> tuple[list[tuple[_Request, RunRow | None, int | None]], int]:
-    """For each request: the run it reuses, or the earlier request of this call it duplicates,
-    or neither (a new run); and the number of new runs."""
-    plan: list[tuple[_Request, RunRow | None, int | None]] = []
-    first_of_hash: dict[str, int] = {}
-    n_new = 0
-    for i, req in enumerate(requests):
+def _room_lock(ident: Identity, configs: list[RunConfig],
+               preset: str | None) -> Callable[[dict[str, Any] | None], None] | None:
+    """The admission's check of the room's locks, on the room as stored now."""
+    if ident.is_teacher:
+        return None
+    return lambda body: check_room(room_from_body(body), configs, preset)
+
+
+class _Folders:
+    """The run folders this submit made; those not admitted are removed again."""
+
+    def __init__(self, store: RunStore, owner: str, preset: str | None):
+        self.store, self.owner, self.preset = store, owner, preset
+        self.made: list[str] = []
+
+    def make(self, req: _Request, config: RunConfig) -> NewRun:
+        meta = {"owner": self.owner, "group": req.group, "label": req.label,
+                "preset": self.preset}
+        rid = self.store.create_run(config, meta, admit=False)
+        self.made.append(rid)
+        return NewRun(rid, config.config_hash(), config.device, req.group or None)
+
+    def remove(self, keep: Sequence[str] = ()) -> None:
+        for rid in [r for r in self.made if r not in keep]:
+            with contextlib.suppress(OSError, ValueError):
+                _discard(self.store, rid)
+            self.made.remove(rid)
+
+
+def _discard(store: RunStore, run_id: str) -> None:
+    """Remove the folder of a run that was not admitted (it has no row): renamed away first, as
+    the store deletes runs, so no reader sees it half gone."""
+    trash = store.root / f".deleting-{run_id}-{secrets.token_hex(4)}"
+    os.rename(store.run_dir(run_id), trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _plan(requests: list[_Request], folders: _Folders, expected: set[str],
+          reuse: bool) -> list[NewRun]:
+    """A folder for each request that no run will be reused for (as far as a read a moment ago
+    saw: ``expected`` hashes), and for the first of identical requests of this call."""
+    out: list[NewRun] = []
+    seen: set[str] = set()
+    for req in requests:
         h = req.config.config_hash()
-        row = _reusable(rows, h, store, s) if reuse else None
-        dup = first_of_hash.get(h) if reuse and row is None else None
-        if row is None and dup is None:
-            n_new += 1
-            first_of_hash.setdefault(h, i)
-        plan.append((req, row, dup))
-    return plan, n_new
-
-
-def _carry_out(plan: list[tuple[_Request, RunRow | None, int | None]], store: RunStore,
-               queue: Queue, owner: str, preset: str | None,
-               created: list[str]) -> list[dict[str, Any]]:
-    """Create, share or reuse the runs of ``plan``; ids of new runs are added to ``created``."""
-    results: list[dict[str, Any]] = []
-    for req, row, dup in plan:
-        if row is not None:
-            store.add_requester(row.run_id, owner, req.group)
-            results.append({"run_id": row.run_id, "reused": True, "reused_state": row.state})
-        elif dup is not None:
-            rid = results[dup]["run_id"]
-            results.append({"run_id": rid, "reused": True,
-                            "reused_state": RunState.QUEUED.value})
+        if reuse and (h in expected or h in seen):
+            out.append(NewRun(None, h, req.config.device, req.group or None))
         else:
-            now = time.time()
-            meta = {"owner": owner, "group": req.group, "label": req.label, "preset": preset,
-                    "requesters": [{"owner": owner, "group": req.group, "time": now}]}
-            rid = store.create_run(req.config, meta)
-            created.append(rid)
-            results.append({"run_id": rid, "reused": False, "reused_state": None})
-    # Enqueued only once every run of the request exists: a worker that takes the first one
-    # finds its whole comparison and trains it in lockstep (lockstep.py), not a part of it.
-    for rid in created:
-        _enqueue_new(store, queue, rid)
-    return results
+            out.append(folders.make(req, req.config))
+        seen.add(h)
+    return out
 
 
-def _reseeded(requests: list[_Request], pick_seed: Callable[[list[RunRow]], int],
-              rows: list[RunRow]) -> list[_Request]:
-    """The requests with the seed ``pick_seed(rows)`` chosen under the submit lock (each
-    config's seed replaced; the checks before the lock do not depend on the seed)."""
-    seed = pick_seed(rows)
-    return [_Request(req.config.replace(seed=seed), req.label, req.group) for req in requests]
+def _results(adm: admission.Admission, new: Sequence[NewRun]) -> list[dict[str, Any]]:
+    out = []
+    for rid, run in zip(adm.run_ids, new, strict=True):
+        reused = rid != run.run_id
+        out.append({"run_id": rid, "reused": reused,
+                    "reused_state": adm.states.get(rid, "queued") if reused else None})
+    return out
 
 
 def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, reuse: bool,
-                 store: RunStore | None, settings: Settings | None,
-                 who: _Credentials,
-                 pick_seed: Callable[[list[RunRow]], int] | None = None) -> list[dict[str, Any]]:
+                 store: RunStore | None, settings: Settings | None, who: _Credentials,
+                 pick_seed: PickSeed | None = None) -> list[dict[str, Any]]:
     store = store_or_default(store)
     s = settings or load_settings()
     owner, ident = _check_requests(requests, owner, preset, who, store, s)
-    unproven = ident.owner is None and not ident.is_teacher  # an unregistered name
-    created: list[str] = []
+    folders = _Folders(store, owner, preset)
+    admit = {"limits": QueueLimits(s.max_queue, s.max_queued_per_owner),
+             "check_owner": _owner_proof(owner, ident, who),
+             "check_room": _room_lock(ident, [r.config for r in requests], preset),
+             "reuse": reuse, "share_active": s.share_active, "join_any": ident.is_teacher}
     try:
-        queue = get_queue(store, s)
-        names = names_lock(store.root) if unproven else contextlib.nullcontext()
-        with submit_lock(store, s.lock_timeout_s), names:
-            rows = scan_runs(store)
-            if pick_seed is not None:  # chosen here, so two callers never get one seed
-                requests = _reseeded(requests, pick_seed, rows)
-            _check_under_lock(requests, rows, owner, ident, store)
-            plan, n_new = _plan(requests, rows, reuse, store, s)
-            check_queue_limits(rows, owner, n_new, s)
-            return _carry_out(plan, store, queue, owner, preset, created)
-    except BaseException as exc:
-        # All or nothing: the runs of this request disappear again. A message that did get into
-        # the queue is skipped by the worker (its run no longer exists).
-        for rid in created:
-            with contextlib.suppress(Exception):
-                store.delete_run(rid, owner=owner, force=True)
-        if isinstance(exc, OSError):  # disk full, read-only folder, permissions: one line
-            raise store_error(exc) from exc
+        with admission.store_errors("queue the runs"):
+            if pick_seed is not None:
+                return _seeded(requests, pick_seed, store, owner, folders, admit)
+            for attempt in range(2):
+                expected = admission.reusable_hashes(
+                    store.engine, [r.config.config_hash() for r in requests],
+                    share_active=s.share_active) if reuse and attempt == 0 else set()
+                new = _plan(requests, folders, expected, reuse)
+                try:
+                    adm = admission.admit(store.engine, owner, new, now=store.clock(), **admit)
+                except admission.NoRunToReuse:  # cancelled or deleted since: folders for all
+                    folders.remove()
+                    continue
+                folders.remove(keep=adm.inserted)
+                return _results(adm, new)
+            raise AssertionError("unreachable: the second plan has a folder for every request")
+    except BaseException:
+        folders.remove()  # all or nothing
         raise
+
+
+def _seeded(requests: list[_Request], pick_seed: PickSeed, store: RunStore, owner: str,
+            folders: _Folders, admit: dict[str, Any]) -> list[dict[str, Any]]:
+    """The requests with the seed ``pick_seed`` chooses inside the admission's transaction (so
+    two callers never get one seed), their folders made there too (the checks before do not
+    depend on the seed)."""
+    new: list[NewRun] = []
+
+    def choose(conn: Connection) -> list[NewRun]:
+        seed = pick_seed(admission.taken_configs(conn))
+        new[:] = [folders.make(req, req.config.replace(seed=seed)) for req in requests]
+        return new
+
+    adm = admission.admit(store.engine, owner, choose, now=store.clock(), **admit)
+    folders.remove(keep=adm.inserted)
+    return _results(adm, new)
 
 
 def submit_info(config: RunConfig, *, owner: str, group: str = "", label: str = "",
@@ -245,7 +249,7 @@ def submit_info(config: RunConfig, *, owner: str, group: str = "", label: str = 
     ``reused`` is True when an identical run (same config, seed included) was found instead:
     ``reused_state`` is then 'finished', 'running' or 'queued'. Raises ``LimitExceeded`` (nothing
     queued; also for a room lock), ``NotAllowed`` (a registered ``owner`` without its
-    ``owner_key``, or ``teacher`` without the ``teacher_token``) or ``QueueUnavailable``.
+    ``owner_key``, or ``teacher`` without the ``teacher_token``) or ``StoreUnavailable``.
     """
     req = _Request(config, label or config.method_label(), group)
     return _submit_many([req], owner=owner, preset=preset, reuse=reuse, store=store,
@@ -267,13 +271,14 @@ def submit_group(configs: Mapping[str, RunConfig], *, owner: str, preset: str | 
                  seeds: int = 1, store: RunStore | None = None, reuse: bool = True,
                  settings: Settings | None = None, owner_key: str | None = None,
                  teacher_token: str | SecretStr | None = None,
-                 pick_seed: Callable[[list[RunRow]], int] | None = None) -> tuple[str, list[str]]:
+                 pick_seed: PickSeed | None = None) -> tuple[str, list[str]]:
     """Queue a comparison: every config (label -> config, e.g. a preset's) with ``seeds`` seeds
     (``seed``, ``seed + 1``, ...). Returns the group id and the run ids (configs in order, seeds
     inner). All or nothing: if any run is over a limit, none is queued. Who may submit under
-    ``owner``: see ``submit_info``. ``pick_seed`` (one seed only): called with the store's rows
-    under the submit lock, it gives the seed of every config, so that concurrent callers that
-    pick "the next unused seed" get different ones (the class experiment's "add my seed")."""
+    ``owner``: see ``submit_info``. ``pick_seed`` (one seed only): called inside the admission's
+    transaction with every run's (run_id, config_hash, state), it gives the seed of every
+    config, so that concurrent callers that pick "the next unused seed" get different ones (the
+    class experiment's "add my seed")."""
     if not configs:
         raise ValueError("submit_group needs at least one config")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -282,7 +287,12 @@ def submit_group(configs: Mapping[str, RunConfig], *, owner: str, preset: str | 
         raise ValueError("pick_seed chooses one seed: seeds must be 1")
     store = store_or_default(store)
     settings = settings or load_settings()
-    check_request_size(len(configs), seeds, len(store.run_ids()), settings)  # before any work
+    if seeds > 1 and (settings.max_queue or settings.max_queued_per_owner):
+        with admission.store_errors("queue the runs"):
+            existing = admission.run_count(store.engine)
+    else:
+        existing = 0  # no queue limit can refuse it on its size alone
+    check_request_size(len(configs), seeds, existing, settings)  # before any work
     group = new_group_id()
     requests = []
     for label, config in configs.items():
