@@ -24,6 +24,7 @@ from samon_app.estimates import estimate_text
 from samon_app.verdicts import VERDICT_ICON
 from samon_core import claims, service
 from samon_core.claims import class_replay, classroom
+from samon_core.runs.database import DatabaseUnavailable
 from samon_core.runs.store import RunStore
 from samon_core.service.room import ClassExperiment
 
@@ -72,7 +73,7 @@ def _add_seed(where: str) -> None:
     try:
         got = classroom.add_my_seed(owner=me, owner_key=common.owner_key(),
                                     teacher_token=common.teacher_token(), store=common.store())
-    except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
+    except (ValueError, DatabaseUnavailable, service.StoreUnavailable) as exc:
         common.launch_failed()  # a name registered for this launch is given back
         _say(where, False, f"Not added: {common.md_escape(exc, 500)}")
         return
@@ -117,14 +118,17 @@ def add_seed_ui(where: str) -> None:
 
 
 @st.cache_resource(ttl=CACHE_TTL_S, show_spinner=False, max_entries=8)
-def _shared(root_dir: str, experiment_json: str) -> ClassVerdict:
-    return class_verdict(RunStore(root_dir),
+def _shared(root_dir: str, experiment_json: str, replay: bool) -> ClassVerdict:
+    store = RunStore(root_dir)
+    return class_verdict(class_replay.replay_store(store) if replay else store,
                          ClassExperiment.model_validate_json(experiment_json))
 
 
-def verdict_of(root_dir: str, e: ClassExperiment, viewer: str | None) -> ClassVerdict:
-    """The class verdict (shared, at most ``CACHE_TTL_S`` old) with ``viewer``'s seeds marked."""
-    return for_viewer(_shared(root_dir, e.model_dump_json()), viewer)
+def verdict_of(root_dir: str, e: ClassExperiment, viewer: str | None, *,
+               replay: bool = False) -> ClassVerdict:
+    """The class verdict (shared, at most ``CACHE_TTL_S`` old) with ``viewer``'s seeds marked;
+    ``replay``: of the room's replay (``class_replay.replay_store`` under ``root_dir``)."""
+    return for_viewer(_shared(root_dir, e.model_dump_json(), replay), viewer)
 
 
 def _figures_ui(cv: ClassVerdict, key: str) -> None:
@@ -155,14 +159,17 @@ def verdict_body_ui(cv: ClassVerdict, key: str) -> None:
     _figures_ui(cv, key)
 
 
-def class_verdict_ui(root_dir: str, e: ClassExperiment, key: str, viewer: str | None) -> None:
-    """The class verdict of ``e`` on the store at ``root_dir``; polls while seeds may arrive."""
+def class_verdict_ui(root_dir: str, e: ClassExperiment, key: str, viewer: str | None, *,
+                     replay: bool = False) -> None:
+    """The class verdict of ``e`` on the store at ``root_dir`` (``replay``: on its replay
+    store); polls while seeds may arrive."""
     st.markdown(describe(e) + ".")
 
     def body() -> None:
-        verdict_body_ui(verdict_of(root_dir, e, viewer), key)
+        verdict_body_ui(verdict_of(root_dir, e, viewer, replay=replay), key)
 
-    live = e.running or e.provisional or bool(_shared(root_dir, e.model_dump_json()).pool.waiting)
+    live = e.running or e.provisional or bool(
+        _shared(root_dir, e.model_dump_json(), replay).pool.waiting)
     st.fragment(run_every=POLL_S if live else None)(body)()
 
 
@@ -277,5 +284,4 @@ def teacher_ui() -> None:
                  on_click=_clear_replay)
     _notice_ui("replay")
     if room.replay is not None:
-        class_verdict_ui(str(class_replay.replay_store(common.store()).root), room.replay,
-                         "room_replay", None)
+        class_verdict_ui(common.root(), room.replay, "room_replay", None, replay=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import checks, class_ui, common
-from samon_core.claims import class_replay
 
 st.title("Class verdict")
 room = checks.room()
@@ -26,5 +25,5 @@ if room.experiment is not None:
 if room.replay is not None:
     with st.container(border=True, key="class_view_replay"):
         st.subheader("Replay: an earlier class", anchor=False)
-        class_ui.class_verdict_ui(str(class_replay.replay_store(common.store()).root),
-                                  room.replay, "class_view_replay", None)
+        class_ui.class_verdict_ui(common.root(), room.replay, "class_view_replay", None,
+                                  replay=True)

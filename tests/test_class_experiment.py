@@ -346,6 +346,37 @@ def test_export_and_load_give_the_same_class_verdict_without_names_or_checkpoint
     assert read_room(store).replay is None and not replay_store(store).root.exists()
 
 
+@pytest.mark.parametrize("shared_database", [False, True])
+def test_a_replay_keeps_its_rows_beside_its_folders_through_loads_and_removals(
+        tmp_path, monkeypatch, shared_database):
+    """The replay store's rows live in its own SQLite file, even with a shared database for the
+    room (here another SQLite file stands for PostgreSQL): a second load in the same process
+    (a fresh staging store, not a cached database whose file was moved away), a removal and a
+    load again leave no row without its folder and none in the room's database."""
+    if shared_database:
+        monkeypatch.setenv("SAMON_DATABASE_URL", f"sqlite:///{tmp_path / 'room.db'}")
+    room_store, last_week = RunStore(tmp_path / "runs"), RunStore(tmp_path / "last-week")
+    fake_class(last_week, 3)
+    three = export_experiment(last_week, experiment())
+    fake_class(room_store, 5)
+    five = export_experiment(room_store, start(room_store))
+    main_rows = set(room_store.read_statuses())
+    for data, n in ((three, 9), (five, 15), (three, 9)):
+        got = load_replay(data, teacher_token=TOKEN, store=room_store, settings=settings())
+        replay = replay_store(room_store)
+        assert sorted(replay.read_statuses()) == sorted(replay.run_ids()) and \
+            len(replay.run_ids()) == n
+        assert {st["state"] for st in replay.read_statuses().values()} == {"finished"}
+        assert pooled_verdict(replay, got)[0].seeds == tuple(range(n // 3))
+        assert set(room_store.read_statuses()) == main_rows  # the room's database: untouched
+        assert [p.name for p in room_store.root.iterdir() if p.name.startswith(".replay")] \
+            == [".replay"]  # no staging or old folder left
+    clear_replay(teacher_token=TOKEN, store=room_store, settings=settings())
+    assert not replay_store(room_store).root.exists()
+    load_replay(five, teacher_token=TOKEN, store=room_store, settings=settings())
+    assert len(replay_store(room_store).read_statuses()) == 15
+
+
 @pytest.mark.parametrize("mangle, why", [
     (lambda files: {"x.txt": b"hello"}, "experiment.json is missing"),
     (lambda files: {**files, "experiment.json": b"{"}, "not valid JSON"),

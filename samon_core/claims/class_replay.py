@@ -4,7 +4,8 @@ teacher can show last week's thirty-seed verdict at once, without training.
 The file (``export_experiment``) holds ``experiment.json`` (the format, the experiment, when it
 was exported, the run ids) and per run of the class verdict (``classroom.pool``, finished runs
 only, one per method and seed) ``runs/<id>/`` with ``config.json``, ``meta.json``,
-``metrics.jsonl``, ``summary.json`` and ``status.json``. Never a checkpoint, and nothing that
+``metrics.jsonl``, ``summary.json`` and ``status.json`` (its state and last epoch, from the
+database's row: the file's format, not the store's). Never a checkpoint, and nothing that
 names a student: owners and requesters are written as ``student-01``, ``student-02``, ... (the
 teacher stays ``teacher``), comparison groups as ``class-01``, ..., and meta.json keeps only
 label, group, preset and times.
@@ -13,7 +14,12 @@ label, group, preset and times.
 names, every config readable by this version) and writes the runs all or nothing into a store;
 ``load_replay`` puts them in the room's replay store (``service.room.REPLAY_DIR``, a run store
 of its own, so last week's runs never mix with this week's) and pins the replay in the room.
-No torch, no streamlit.
+
+The replay store keeps its rows in its own SQLite file (``.replay/samon.db``) even when the main
+store's database is PostgreSQL: its rows and folders then move and go together (a load is
+written into a fresh staging folder and renamed into place; a removal deletes the folder), no
+row ever points at a folder that is gone, and no worker or queue limit of the room ever sees
+last week's runs. No torch, no streamlit.
 """
 
 from __future__ import annotations
@@ -21,16 +27,20 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import secrets
 import shutil
 import time
 import zipfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
 from samon_core.claims.classroom import pooled_verdict
 from samon_core.runs.config import RunConfig
+from samon_core.runs.database import DB_FILE
 from samon_core.runs.messages import clip
 from samon_core.runs.owners import TEACHER_OWNER, NotAllowed
 from samon_core.runs.store import RUN_ID_RE, RunStore, store_or_default
@@ -44,6 +54,9 @@ RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "summary.json", "statu
 MAX_TOTAL_BYTES = 512 * 2**20  # uncompressed: 90 cpu runs take a few MiB
 MAX_FILE_BYTES = 64 * 2**20
 MAX_RUNS = 3000
+_STAGING_PREFIX = f"{REPLAY_DIR}-loading-"  # a load being written (removed when it fails)
+_OLD_PREFIX = f"{REPLAY_DIR}-old-"  # the previous replay, renamed away before it is removed
+_LEFTOVER_S = 3600.0  # a staging or old folder unchanged this long was left by a crash
 _META_KEYS = ("label", "group", "preset", "created")
 _STATUS_KEYS = ("ended", "epoch", "progress")
 
@@ -231,27 +244,52 @@ def import_experiment(data: bytes, *, store: RunStore, teacher_token: str | Secr
 # ---------------------------------------------------------------------------------------------
 
 
+def _own_store(root: Path) -> RunStore:
+    """A run store with its own SQLite database in its folder (module doc)."""
+    return RunStore(root, database_url=f"sqlite:///{Path(root).resolve() / DB_FILE}")
+
+
 def replay_store(store: RunStore | None = None) -> RunStore:
-    """The run store of the room's replay (under the main store's root, never listed there)."""
-    return RunStore(store_or_default(store).root / REPLAY_DIR)
+    """The run store of the room's replay (under the main store's root, never listed there;
+    its own SQLite database, module doc)."""
+    return _own_store(store_or_default(store).root / REPLAY_DIR)
+
+
+def _sweep(root: Path, now: float) -> None:
+    """Remove staging and old replay folders a crashed load left (unchanged for an hour)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            if entry.name.startswith((_STAGING_PREFIX, _OLD_PREFIX)):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat(follow_symlinks=False).st_mtime > _LEFTOVER_S:
+                        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Put ``staging`` (a whole store: folders and database) in ``target``'s place; the old one
+    is renamed away first, so readers see the old replay or the new one, then removed."""
+    old = target.parent / f"{_OLD_PREFIX}{secrets.token_hex(4)}"
+    with contextlib.suppress(FileNotFoundError):
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_replay(data: bytes, *, teacher_token: str | SecretStr | None,
                 store: RunStore | None = None, settings: Settings | None = None
                 ) -> ClassExperiment:
     """Load an exported class experiment as the room's replay (teacher only): the file is
-    checked in full first, then the previous replay's runs are removed, the new ones written and
-    the room says which experiment they are."""
+    checked in full first, then the new runs are written into a fresh staging store (a new
+    folder each time, so no cached database of an earlier load is reused), which replaces the
+    previous replay's folder, and the room says which experiment they are."""
     store, s = store_or_default(store), settings or load_settings()
-    target = replay_store(store)
-    staging = RunStore(store.root / f"{REPLAY_DIR}-loading")
-    shutil.rmtree(staging.root, ignore_errors=True)
+    _sweep(store.root, time.time())
+    staging = _own_store(store.root / f"{_STAGING_PREFIX}{secrets.token_hex(4)}")
     try:
         experiment = import_experiment(data, store=staging, teacher_token=teacher_token,
                                        settings=s)
-        shutil.rmtree(target.root, ignore_errors=True)
         staging.root.mkdir(parents=True, exist_ok=True)
-        staging.root.rename(target.root)
+        _swap_in(staging.root, replay_store(store).root)
     finally:
         shutil.rmtree(staging.root, ignore_errors=True)
     room = read_room(store)
@@ -262,9 +300,14 @@ def load_replay(data: bytes, *, teacher_token: str | SecretStr | None,
 
 def clear_replay(*, teacher_token: str | SecretStr | None, store: RunStore | None = None,
                  settings: Settings | None = None) -> None:
-    """Take the replay out of the room (teacher only) and remove its runs."""
+    """Take the replay out of the room (teacher only) and remove its runs (folders and
+    database go together)."""
     store, s = store_or_default(store), settings or load_settings()
     room = read_room(store)
     set_room(Room(**{**room.model_dump(), "replay": None}), teacher_token=teacher_token,
              store=store, settings=s)
-    shutil.rmtree(replay_store(store).root, ignore_errors=True)
+    target = replay_store(store).root
+    old = target.parent / f"{_OLD_PREFIX}{secrets.token_hex(4)}"
+    with contextlib.suppress(FileNotFoundError):
+        target.rename(old)
+        shutil.rmtree(old, ignore_errors=True)
