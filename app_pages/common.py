@@ -44,6 +44,7 @@ from samon_app.progress import workers_line
 from samon_app.reader import RunData, RunInfo, RunReader, chart_signature, run_infos
 from samon_app.tables import group_members, group_table
 from samon_core import service
+from samon_core.runs.database import DatabaseUnavailable
 from samon_core.runs.messages import clip_message
 from samon_core.runs.presets import list_presets
 from samon_core.runs.store import RunStore
@@ -458,7 +459,7 @@ def _delete_damaged(run_id: str) -> None:
     try:
         answer = service.delete_run(run_id, owner_key=owner_key(),
                                     teacher_token=teacher_token(), store=store())
-    except (ValueError, FileNotFoundError, service.QueueUnavailable,
+    except (ValueError, FileNotFoundError, DatabaseUnavailable,
             service.StoreUnavailable) as exc:  # NotAllowed is a ValueError
         st.error(f"Not deleted: {md_escape(exc, 500)}", icon=":material/error:")
         return
@@ -523,7 +524,7 @@ def launch_group(configs: dict, *, preset: str | None, seeds: int = 1) -> str | 
             configs, owner=me, preset=preset, seeds=seeds, store=store(),
             owner_key=owner_key(), teacher_token=teacher_token()
         )
-    except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
+    except (ValueError, DatabaseUnavailable, service.StoreUnavailable) as exc:
         # LimitExceeded and NotRunnable are ValueErrors; the two outages carry one-line messages
         identity.launch_failed()  # a name registered for this launch is given back
         st.error(f"Not launched: {md_escape(exc, 500)}", icon=":material/error:")

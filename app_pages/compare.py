@@ -21,6 +21,7 @@ from samon_app.tables import ROW_COST, results_table
 from samon_app.urlparams import COMPARE_FILTERS, COMPARE_METRICS
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
+from samon_core.runs.database import DatabaseUnavailable
 
 MAX_OVERLAY = 30
 METRICS = COMPARE_METRICS
@@ -218,7 +219,7 @@ def slices_button_ui(missing: list[str]) -> None:
             state = service.request_slices(run_id, owner_key=common.owner_key(),
                                            teacher_token=common.teacher_token(), plane=plane,
                                            store=common.store())
-        except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
+        except (ValueError, DatabaseUnavailable, service.StoreUnavailable) as exc:
             state = "refused"
             st.caption(f"{common.md_escape(run_id)}: {common.md_escape(str(exc))}")
         outcome[state] = outcome.get(state, 0) + 1
@@ -333,7 +334,7 @@ with c2:
                 service.delete_run(info.run_id, owner_key=common.owner_key(),
                                    teacher_token=common.teacher_token(), store=common.store())
                 common.reader().forget(info.run_id)
-            except (ValueError, FileNotFoundError, service.QueueUnavailable,
+            except (ValueError, FileNotFoundError, DatabaseUnavailable,
                     service.StoreUnavailable) as exc:
                 problems.append(f"{info.label}: {exc}")
         common.clear_caches()

@@ -32,6 +32,7 @@ from samon_app.tables import speed_summary
 from samon_app.urlparams import LIVE_VIEWS
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
+from samon_core.runs.database import DatabaseUnavailable
 
 # ---------------------------------------------------------------------------------------------
 # UI pieces (each returns plain values)
@@ -155,7 +156,7 @@ def run_action(action: str, run_id: str, me: str) -> None:
         else:
             service.resume(run_id, owner_key=common.owner_key(),
                            teacher_token=common.teacher_token(), store=common.store())
-    except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
+    except (ValueError, DatabaseUnavailable, service.StoreUnavailable) as exc:
         st.error(common.md_escape(exc, 500))  # NotAllowed is a ValueError; outages: one line
         return
     common.clear_caches()

@@ -29,10 +29,11 @@ from samon_app.room_view import (
 from samon_core import service
 from samon_core.catalog import MODELS
 from samon_core.claims import CLAIM_IDS, SIZE_TEXT, get_claim
+from samon_core.runs.database import DatabaseUnavailable, run_rows
 from samon_core.runs.presets import get_preset, list_presets
 from samon_core.runs.store import RunStore
 from samon_core.service.room import MESSAGE_MAX_CHARS
-from samon_core.service.scan import scan_runs
+from samon_core.service.scheduler import owner_usage
 
 CLAIM_SIZES = ("cpu", "gpu")  # the paper size takes days: not something to queue for a class
 CLAIM_SEEDS = 3  # the Claims page's default: a verdict needs more than one seed
@@ -159,16 +160,19 @@ def blocked_ui(saved: service.Room) -> None:
 
 
 @st.cache_resource(ttl=2.0, show_spinner=False, max_entries=4)
-def _scan(root_dir: str) -> list:
-    return scan_runs(RunStore(root_dir))
+def _glance(root_dir: str, window_s: float) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Every run's owner and state, and each owner's device time in the window (the database's
+    rows: one read each, however many runs)."""
+    engine = RunStore(root_dir).engine
+    return run_rows(engine), owner_usage(engine, window_s=window_s)
 
 
 def glance_ui(settings: service.Settings) -> None:
     """Who is using the workers: the queue and one row per owner."""
     st.subheader("The room at a glance", anchor=False)
-    rows = _scan(common.root())
+    rows, usage = _glance(common.root(), settings.fair_window_s)
     queued, running = queue_counts(rows)
-    table = owner_rows(rows, now=time.time(), window_s=settings.fair_window_s)
+    table = owner_rows(rows, usage)
     c1, c2, c3 = st.columns(3)
     c1.metric("Waiting in the queue", queued)
     c2.metric("Training now", running)
@@ -224,11 +228,11 @@ def _precompute(configs: dict, preset: str, seeds: int) -> None:
         group, ids = service.submit_group(configs, owner=service.TEACHER_OWNER, preset=preset,
                                           seeds=seeds, store=common.store(),
                                           teacher_token=common.teacher_token())
-    except (ValueError, service.QueueUnavailable, service.StoreUnavailable) as exc:
+    except (ValueError, DatabaseUnavailable, service.StoreUnavailable) as exc:
         st.error(f"Not queued: {md_escape(exc, 500)}", icon=":material/error:")
         return
     common.clear_caches()
-    _scan.clear()
+    _glance.clear()
     common.ensure_workers()
     st.session_state["room_group"] = group
     st.session_state["room_notice"] = (

@@ -6,9 +6,9 @@ folder, download host reachable) are read by the page (samon_core/service/prefli
 this module decides what they mean:
 
 * files present, or missing but the host answers (the trainer downloads them): nothing to say;
-* missing and offline, with workers on this machine (setting ``local_checks``, by default the
-  SQLite queue): the runs would fail, so the button is disabled;
-* missing and offline, with workers elsewhere (Redis): this machine's check may not be theirs,
+* missing and offline, with workers on this machine (setting ``local_checks``, by default with
+  the SQLite database): the runs would fail, so the button is disabled;
+* missing and offline, with workers elsewhere (PostgreSQL): this machine's check may not be theirs,
   so the page warns without blocking (a worker without the data fails the run).
 """
 

@@ -2,14 +2,15 @@
 which locks hold, what the locks leave of the Launch form, and the Room page's table of owners.
 
 Pure functions of a ``Room`` (samon_core/service/room.py, where the locks are enforced) and of
-the run store's rows; no streamlit, so that each can be tested without a page.
+the database's run rows (owner, state) and device time per owner (``scheduler.owner_usage``, as
+the fair queue counts it); no streamlit, so that each can be tested without a page.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,7 @@ from pydantic import ValidationError
 from samon_app.formatting import format_duration
 from samon_app.markup import md_escape
 from samon_core.runs.config import RunConfig
-from samon_core.service.fairness import device_shares
 from samon_core.service.room import MESSAGE_MAX_CHARS, Room, room_problems
-from samon_core.service.scan import RunRow
 
 # The columns of the owner table: a run's state -> the column that counts it. Diverged runs are
 # failures to a teacher; cancelled and interrupted ones are neither.
@@ -177,18 +176,17 @@ def launch_problems(room: Room, configs: Iterable[RunConfig], preset: str | None
 # ---------------------------------------------------------------------------------------------
 
 
-def owner_rows(rows: Iterable[RunRow], *, now: float, window_s: float) -> list[dict[str, Any]]:
-    """One row per owner: their runs by state and the device time they used in the last
-    ``window_s`` seconds (as the fair queue counts it: runs trained together by one worker
-    count their share of its time, ``device_shares``), the busiest first."""
-    rows = list(rows)
-    shares = device_shares(rows, now, window_s)
+def owner_rows(rows: Iterable[Mapping[str, Any]], usage: Mapping[str, float]
+               ) -> list[dict[str, Any]]:
+    """One row per owner: their runs by state (``rows``: each run's ``owner`` and ``state``, as
+    ``database.run_rows`` gives them) and the device time they used in the fair queue's window
+    (``usage``: owner -> seconds, ``scheduler.owner_usage``: runs trained together by one
+    worker count their share of its time), the busiest first."""
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    seconds: dict[str, float] = defaultdict(float)
     for row in rows:
-        owner = row.owner or UNKNOWN_OWNER
-        counts[owner][STATE_COLUMNS.get(row.state, OTHER_COLUMN)] += 1
-        seconds[owner] += shares.get(row.run_id, 0.0)
+        owner = str(row.get("owner") or "") or UNKNOWN_OWNER
+        counts[owner][STATE_COLUMNS.get(str(row.get("state")), OTHER_COLUMN)] += 1
+    seconds = {owner: float(usage.get(owner, 0.0)) for owner in counts}
     columns = [*dict.fromkeys(STATE_COLUMNS.values()), OTHER_COLUMN]
     order = sorted(counts, key=lambda o: (-seconds[o], o))
     return [{"Owner": owner, **{c: counts[owner][c] for c in columns},
@@ -196,7 +194,7 @@ def owner_rows(rows: Iterable[RunRow], *, now: float, window_s: float) -> list[d
             for owner in order]
 
 
-def queue_counts(rows: Iterable[RunRow]) -> tuple[int, int]:
+def queue_counts(rows: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
     """(runs waiting in the queue, runs training now)."""
-    states = Counter(row.state for row in rows)
+    states = Counter(row.get("state") for row in rows)
     return states["queued"], states["running"]

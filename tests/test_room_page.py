@@ -26,9 +26,12 @@ from samon_app.room_view import (
     refusal_text,
 )
 from samon_core.claims import get_claim
+from samon_core.runs.database import run_rows
 from samon_core.runs.presets import get_preset
+from samon_core.runs.states import RunState
+from samon_core.runs.store import RunStore
 from samon_core.service import Room, read_room
-from samon_core.service.scan import RunRow
+from samon_core.service.scheduler import claim_next, finish, owner_usage
 
 TOKEN = TEACHER_TOKEN
 ROOM = "app_pages/room.py"
@@ -277,38 +280,73 @@ def test_launch_problems_are_the_servers_lines():
     assert launch_problems(Room(presets_only=True), demo.values(), None)
 
 
-def row(owner: str, state: str, **status) -> RunRow:
-    return RunRow(f"r{owner}{state}{len(status)}", {"owner": owner}, {"state": state, **status})
+class Clock:
+    """A store's clock the test moves (``started`` / ``ended`` are written at its time)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_owner_rows_count_states_and_device_time():
+def add_run(store: RunStore, clock: Clock, owner: str, states: list[tuple[float, str]],
+            **meta) -> str:
+    """A run of ``owner`` created at the first time and moved through (time, state) pairs."""
+    clock.now = states[0][0]
+    rid = store.create_run(tiny_config().replace(seed=len(store.run_ids())),
+                           {"owner": owner, **meta})
+    for at, state in states[1:]:
+        clock.now = at
+        store.write_status(rid, state)
+    return rid
+
+
+def test_owner_rows_count_states_and_device_time(tmp_path):
     now = 10_000.0
-    rows = [row("alice", "finished", started=now - 600, ended=now - 300),
-            row("alice", "running", started=now - 60),
-            row("alice", "diverged"), row("bob", "queued"), row("bob", "queued", x=1),
-            row("", "cancelled"),
-            row("carol", "finished", started=now - 9_000, ended=now - 8_000)]
-    table = owner_rows(rows, now=now, window_s=3_600)
+    clock = Clock(now)
+    store = RunStore(tmp_path / "runs", clock=clock)
+    add_run(store, clock, "alice", [(now - 700, "queued"), (now - 600, "running"),
+                                    (now - 300, "finished")])
+    add_run(store, clock, "alice", [(now - 100, "queued"), (now - 60, "running")])
+    add_run(store, clock, "alice", [(now - 50, "queued"), (now - 40, "diverged")])
+    add_run(store, clock, "bob", [(now - 30, "queued")])
+    add_run(store, clock, "bob", [(now - 20, "queued")])
+    add_run(store, clock, "", [(now - 20, "queued"), (now - 10, "cancelled")])
+    add_run(store, clock, "carol", [(now - 9_500, "queued"), (now - 9_000, "running"),
+                                    (now - 8_000, "finished")])
+    rows = run_rows(store.engine)
+    usage = owner_usage(store.engine, window_s=3_600, now=now)
+    assert usage == {"alice": 360.0}  # 300 s + 60 s; carol's run ended before the window
+    table = owner_rows(rows, usage)
     assert [r["Owner"] for r in table] == ["alice", "(unknown)", "bob", "carol"]
     alice = table[0]
     assert (alice["Finished"], alice["Running"], alice["Failed"], alice["Queued"]) == (1, 1, 1, 0)
-    assert alice["Device time"] == "6 min"  # 300 s + 60 s
+    assert alice["Device time"] == "6 min"
     assert table[2]["Queued"] == 2 and table[2]["Device time"] == "-"
     assert table[1]["Stopped"] == 1
     assert table[3]["Finished"] == 1 and table[3]["Device time"] == "-"  # outside the window
     assert queue_counts(rows) == (2, 1)
-    assert owner_rows([], now=now, window_s=1.0) == []
+    assert owner_rows([], {}) == []
 
 
-def test_owner_rows_count_a_lockstep_group_once():
+def test_owner_rows_count_a_lockstep_group_once(tmp_path):
     """A comparison of three runs that held the one worker for 40 minutes shows 40 min of
     device time, not 2 h (each run counts its share of the worker, as the fair queue does)."""
     now = 10_000.0
-    group = [RunRow(f"g{i}", {"owner": "alice"}, {"state": "finished", "started": now - 3000,
-                                                   "ended": now - 600, "worker": "w1"})
-             for i in range(3)]
-    table = owner_rows(group, now=now, window_s=3_600)
-    assert table[0]["Device time"] == "40 min"
+    clock = Clock(now - 3_100)
+    store = RunStore(tmp_path / "runs", clock=clock)
+    ids = [add_run(store, clock, "alice", [(now - 3_100, "queued")], group="g1")
+           for _ in range(3)]
+    device = tiny_config().device
+    claimed = claim_next(store.engine, "w1", [device], window_s=3_600, group_max=3,
+                         now=now - 3_000)
+    assert sorted(claimed) == sorted(ids)
+    for rid in ids:
+        assert finish(store.engine, rid, "w1", RunState.FINISHED, now=now - 600)
+    usage = owner_usage(store.engine, window_s=3_600, now=now)
+    assert usage == pytest.approx({"alice": 2_400.0})
+    assert owner_rows(run_rows(store.engine), usage)[0]["Device time"] == "40 min"
 
 
 def test_the_room_page_names_the_presets_a_lock_takes_away(room_env):
