@@ -1,7 +1,11 @@
 """Queue load test: many tiny runs through the real queue, real worker processes, real trainer.
 
+The queue is the job service's database (issue 24): ``--engine sqlite`` (the default, ``samon.db``
+in a fresh run store) or ``--engine postgres`` (a throw-away PostgreSQL server on this machine,
+``tests/support/postgres_server.py``; needs Debian's ``postgresql``).
+
 Submits ``--runs`` distinct tiny runs (as if ``--owners`` students clicked at once), then starts
-``--workers`` worker processes (``python -m samon_core.service.worker_cli --devices cpu
+``--workers`` worker processes (``python -m samon_core worker --devices cpu
 --exit-when-idle``, one thread each) and waits until every run has ended. Checks that nothing
 was lost: every run finished, with epochs 1..E exactly once, increasing steps and a summary.
 Prints the figures: submit latency, queue-listing latency, total wall time, runs per minute,
@@ -9,14 +13,14 @@ per-run training time and the share of the wall time spent outside training (que
 start, data generation), with the hardware and the versions.
 
 ``--workers-per-device 1,2,4`` measures the worker pool instead, one value after another in this
-one invocation: for each value a fresh run store gets the same runs, and one ``worker_cli
---devices D --workers-per-device N --exit-when-idle`` supervisor trains them (the pool's own
+one invocation: for each value a fresh run store gets the same runs, and one ``samon_core
+worker --devices D --workers-per-device N --exit-when-idle`` supervisor trains them (the pool's own
 thread split on a CPU: ``OMP_NUM_THREADS`` is not passed on). One table: runs per hour, mean
 run time, the share of the wall time in which no run was training (the device idle) and the
 share of worker time outside ``train()``, per value, with the hardware and the versions.
 
-Usage: python bench/queue_load.py [--runs 50] [--workers 2] [--queue sqlite|redis]
-       [--redis-url URL] [--epochs 1] [--train-subset 128] [--keep]
+Usage: python bench/queue_load.py [--runs 50] [--workers 2] [--engine sqlite|postgres]
+       [--epochs 1] [--train-subset 128] [--keep]
        python bench/queue_load.py --workers-per-device 1,2,4 [--device cpu|cuda]
        [--model tiny_resnet] [--runs 12] ...
 Not part of the test suite (it takes minutes).
@@ -25,6 +29,7 @@ Not part of the test suite (it takes minutes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -34,18 +39,63 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from samon_core import service
+from samon_core.runs import database as db
 from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
-from samon_core.service.capacity import cpu_threads_per_worker
-from samon_core.service.settings import QueueBackend, load_settings
+from samon_core.service.pool import cpu_threads_per_worker
+from samon_core.service.settings import load_settings
 from samon_core.train.hardware import cpu_model
 
+REPO = Path(__file__).resolve().parents[1]
 # The worker devices of a sweep for each run device (cuda: every GPU the machine has).
 _WORKER_DEVICES = {"cpu": "cpu", "cuda": "auto"}
+ENGINES = ("sqlite", "postgres")  # the job service's database: embedded, or a server
+
+
+@contextlib.contextmanager
+def database(engine: str) -> Iterator[str | None]:
+    """A bench's database URL: None for SQLite in the run store; for 'postgres' a fresh database
+    on a throw-away PostgreSQL server on this machine, removed afterwards."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if engine == "sqlite":
+        yield None
+        return
+    sys.path.insert(0, str(REPO / "tests"))  # the test support code starts the server
+    from support.postgres_server import PostgresServer, why_unavailable
+
+    why = why_unavailable()
+    if why:
+        raise RuntimeError(f"--engine postgres: {why}")
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server.new_database()
+    finally:
+        server.remove()
+
+
+def database_text(store: RunStore) -> str:
+    """Which database served a bench, for its report."""
+    engine = store.engine
+    if engine.dialect.name == "sqlite":
+        return "SQLite (samon.db in the run store)"
+    version = ".".join(str(v) for v in engine.dialect.server_version_info or ()) or "?"
+    return f"PostgreSQL {version} on this machine"
+
+
+def bench_env(engine_url: str | None, **settings: str) -> dict[str, str]:
+    """The SAMON_* settings of a bench's store: its database (when not the store's SQLite), no
+    automatic resume (a run interrupted by a crash must show as a problem), and ``settings``."""
+    env = {"SAMON_AUTO_RESUME": "0", **settings}
+    if engine_url:
+        env[db.DATABASE_URL_ENV] = engine_url
+    return env
 
 
 def _version(pkg: str) -> str:
@@ -78,8 +128,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="the runs' device (and the sweep's worker devices)")
     ap.add_argument("--model", default="tiny_resnet")
     ap.add_argument("--owners", type=int, default=30, help="distinct owners submitting")
-    ap.add_argument("--queue", choices=[b.value for b in QueueBackend], default="sqlite")
-    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--engine", choices=ENGINES, default="sqlite",
+                    help="the database: SQLite in the run store, or a throw-away PostgreSQL "
+                         "server on this machine (Debian's postgresql)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--train-subset", type=int, default=128)
     ap.add_argument("--test-subset", type=int, default=64)
@@ -126,7 +177,7 @@ def _submit_all(args: argparse.Namespace, store: RunStore, settings: Any) -> dic
 
 
 def _worker_cmd(root: Path, devices: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "samon_core.service.worker_cli", "--devices", devices,
+    return [sys.executable, "-m", "samon_core", "worker", "--devices", devices,
             "--runs-dir", str(root), "--exit-when-idle", *extra]
 
 
@@ -220,7 +271,7 @@ def _environment() -> list[str]:
         f"  hardware : {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} "
         f"{platform.release()}; GPU: {_gpus()}; load average now {os.getloadavg()[0]:.2f}",
         f"  versions : Python {platform.python_version()}, torch {_version('torch')}, "
-        f"huey {_version('huey')}, redis-py {_version('redis')}",
+        f"SQLAlchemy {_version('sqlalchemy')}, psycopg {_version('psycopg')}",
     ]
 
 
@@ -231,14 +282,14 @@ def _runs_text(args: argparse.Namespace) -> str:
 
 
 def _report(args: argparse.Namespace, sub: dict[str, Any], wall: float,
-            res: dict[str, Any]) -> None:
+            res: dict[str, Any], where: str) -> None:
     problems, train_s, fit_s = res["problems"], res["train_s"], res["fit_s"]
     runs_done = len(train_s)
     print("queue load test")
     for line in _environment():
         print(line)
     print(f"  setup    : {_runs_text(args)}, {args.workers} CPU workers x 1 thread, "
-          f"queue {args.queue}")
+          f"database {where}")
     print(
         f"  submit   : {sub['t_submit']:.2f} s for {args.runs} runs; per submit median "
         f"{statistics.median(sub['submit_ms']):.1f} ms, max {max(sub['submit_ms']):.1f} ms"
@@ -285,19 +336,24 @@ def _device_count(device: str) -> int:
     """Devices a sweep's ``--devices`` entry gives the pool (cpu: 1; auto: every GPU)."""
     if device == "cpu":
         return 1
-    from samon_core.service.devices import detect_gpus
+    from samon_core.service.pool import detect_gpus
 
     return max(1, len(detect_gpus()))
 
 
 def _pool_row(args: argparse.Namespace, root: Path, per_device: int) -> dict[str, Any]:
-    """Submit the runs to a fresh store, train them with one pool of ``per_device`` workers
-    per device, and return the table row (the runs' own checks included)."""
-    env_settings = {"SAMON_QUEUE": args.queue, "SAMON_REDIS_URL": args.redis_url,
-                    "SAMON_QUEUE_NAME": f"bench{os.getpid()}w{per_device}",
-                    "SAMON_AUTO_RESUME": "0"}
+    """Submit the runs to a fresh store and database, train them with one pool of
+    ``per_device`` workers per device, and return the table row (the runs' own checks
+    included)."""
+    with database(args.engine) as url:
+        return _pool_row_on(args, root, per_device, url)
+
+
+def _pool_row_on(args: argparse.Namespace, root: Path, per_device: int,
+                 url: str | None) -> dict[str, Any]:
+    env_settings = bench_env(url)
     root.parent.mkdir(parents=True, exist_ok=True)  # the worker logs go there
-    store = RunStore(root)
+    store = RunStore(root, database_url=url)
     submitted = _submit_all(args, store, load_settings(environ=env_settings))
     load_before = os.getloadavg()[0]
     cmd = _worker_cmd(root, _WORKER_DEVICES[args.device], "--workers-per-device",
@@ -318,7 +374,7 @@ def _pool_row(args: argparse.Namespace, root: Path, per_device: int) -> dict[str
         "mean_run": statistics.fmean(res["train_s"]) if done else float("nan"),
         "idle": 1 - covered_seconds(res["spans"], t0, t1) / wall if wall > 0 else 0.0,
         "outside": max(0.0, 1 - sum(res["train_s"]) / (wall * workers)) if wall > 0 else 0.0,
-        "load": (load_before, os.getloadavg()[0]),
+        "load": (load_before, os.getloadavg()[0]), "database": database_text(store),
     }
 
 
@@ -327,8 +383,9 @@ def _print_header(args: argparse.Namespace) -> None:
     for line in _environment():
         print(line)
     print(f"  setup    : {_runs_text(args)}, worker devices "
-          f"'{_WORKER_DEVICES[args.device]}', queue {args.queue}; the values measured one after "
-          "another in this one invocation, each on a fresh run store with the same runs")
+          f"'{_WORKER_DEVICES[args.device]}', database {args.engine}; the values measured one "
+          "after another in this one invocation, each on a fresh run store and database with "
+          "the same runs")
     print()
     print("| workers/device | workers x threads | finished | wall s | runs/hour | mean run s "
           "| wall with no run training | worker time outside train() | load avg before/after |")
@@ -366,17 +423,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers_per_device:
         return sweep(args)
     root = Path(tempfile.mkdtemp(prefix="samon-queue-load-")) / "runs"
-    env_settings = {
-        "SAMON_QUEUE": args.queue,
-        "SAMON_REDIS_URL": args.redis_url,
-        "SAMON_QUEUE_NAME": f"bench{os.getpid()}",
-        "SAMON_AUTO_RESUME": "0",
-    }
-    store = RunStore(root)
-    submitted = _submit_all(args, store, load_settings(environ=env_settings))
-    wall = _run_workers(args, root, env_settings)
-    result = _check_runs(submitted["ids"], store, args.epochs)
-    _report(args, submitted, wall, result)
+    with database(args.engine) as url:
+        env_settings = bench_env(url)
+        store = RunStore(root, database_url=url)
+        submitted = _submit_all(args, store, load_settings(environ=env_settings))
+        wall = _run_workers(args, root, env_settings)
+        result = _check_runs(submitted["ids"], store, args.epochs)
+        _report(args, submitted, wall, result, database_text(store))
     if args.keep:
         print(f"  run store: {root}")
     else:

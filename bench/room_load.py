@@ -9,10 +9,16 @@ as the first comparison is queued, so students submit while runs train. Meanwhil
 ``AppTest`` sessions follow one student's comparison each on the Live page, from that student's
 link (``?owner=..&key=..&group=..``), and rerun every 1-2 s.
 
+The room's server keeps its runs, queue and owners in one database (issue 24): ``--engine sqlite``
+(the default: ``samon.db`` in the room's run store, as on one machine) or ``--engine postgres``
+(a throw-away PostgreSQL server on this machine, ``tests/support/postgres_server.py``, as for a
+room of GPU machines; needs Debian's ``postgresql``). The app's sessions, the students and the
+workers all reach it through ``SAMON_DATABASE_URL``.
+
 Checks (``RoomResult.problems``): every run finished with epochs 1..E once and increasing steps
 (``queue_load._check_runs``); every extra run was refused with ``max_queued_per_owner``, or was
 accepted only after one of the owner's runs had ended; no owner ever had more than the limit
-queued or running (sampled from the store every 0.5 s); the cross-owner cancel was refused; no
+queued or running (sampled from the database every 0.5 s); the cross-owner cancel was refused; no
 session raised, and each one's last render shows its comparison finished, with charts.
 
 Figures: submit latency, Live render time under that load, runs finished per minute, total wall,
@@ -25,7 +31,7 @@ The driver lives here, not in tests/support/, because it reuses ``queue_load``'s
 processes, record checks); ``tests/test_room_load.py`` runs it small with bench/ on sys.path.
 
 Usage: python bench/room_load.py [--students 30] [--viewers 10] [--workers 2] [--limit 3]
-       [--timeout 1800] [--keep]
+       [--engine sqlite|postgres] [--timeout 1800] [--keep]
        python bench/room_load.py --class-experiment [--students 30] [--workers 2]
        [--claim accuracy] [--size cpu] [--epochs E] [--timeout 7200] [--keep]
        (``--class-experiment``: every student adds one seed of a class experiment and the wall
@@ -57,24 +63,27 @@ LIVE_PAGE = "app_pages/live.py"
 sys.path.insert(0, str(REPO))  # run from a checkout
 
 from queue_load import (  # noqa: E402 - bench/ is on sys.path (a script's own folder)
+    ENGINES,
     _check_runs,
     _environment,
     _run_until_exit,
     _version,
     _worker_cmd,
     _worker_env,
+    database,
+    database_text,
 )
 
 from samon_core import service  # noqa: E402
+from samon_core.runs import database as db  # noqa: E402
 from samon_core.runs.config import RunConfig  # noqa: E402
 from samon_core.runs.states import ACTIVE_STATES  # noqa: E402
 from samon_core.runs.store import RunStore  # noqa: E402
-from samon_core.service.scan import scan_runs  # noqa: E402
 from samon_core.service.settings import load_settings  # noqa: E402
 
 EPOCHS = 1
 APPTEST_TIMEOUT_S = 120.0  # one script run on a loaded 2-core machine
-SAMPLE_EVERY_S = 0.5  # how often the store is scanned for runs per owner
+SAMPLE_EVERY_S = 0.5  # how often the database is asked for the runs per owner
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ class RoomSize:
     limit: int = 3  # max_queued_per_owner: exactly one comparison each
     timeout: float = 1800.0
     poll_s: tuple[float, float] = (1.0, 2.0)  # a viewer reruns after a random pause in this
+    engine: str = "sqlite"  # the database of the room's server: one of ENGINES
 
 
 @dataclass
@@ -119,6 +129,7 @@ class RoomResult:
     cross_cancel: str  # what the cross-owner cancel did
     workers: tuple[float, float, bool]  # their start, end (epoch s), whether they timed out
     wall_s: float
+    database: str = ""  # which database served the room, e.g. 'PostgreSQL 15.14 on this machine'
     problems: list[str] = field(default_factory=list)
 
 
@@ -137,13 +148,16 @@ def comparison(seed: int) -> dict[str, RunConfig]:
     return {c.method_label(): c for c in configs}
 
 
-def room_env(root: Path, limit: int) -> dict[str, str]:
-    """The settings of the room's server: its own store and SQLite queue, the per-owner limit,
-    no pool started by the app (the bench's workers train) and no automatic resume (a run
-    interrupted by a crash must show as a problem, not be retried)."""
-    return {"SAMON_RUNS_DIR": str(root), "SAMON_QUEUE": "sqlite",
-            "SAMON_QUEUE_NAME": f"room{os.getpid()}", "SAMON_AUTO_RESUME": "0",
-            "SAMON_MAX_QUEUED_PER_OWNER": str(limit), "SAMON_START_WORKERS": "0"}
+def room_env(root: Path, limit: int, database_url: str | None = None) -> dict[str, str]:
+    """The settings of the room's server: its own store and database (``database_url``, else
+    SQLite in the store), the per-owner limit, no pool started by the app (the bench's workers
+    train) and no automatic resume (a run interrupted by a crash must show as a problem, not be
+    retried)."""
+    env = {"SAMON_RUNS_DIR": str(root), "SAMON_AUTO_RESUME": "0",
+           "SAMON_MAX_QUEUED_PER_OWNER": str(limit), "SAMON_START_WORKERS": "0"}
+    if database_url:
+        env[db.DATABASE_URL_ENV] = database_url
+    return env
 
 
 @contextlib.contextmanager
@@ -204,12 +218,14 @@ def cross_cancel(thief: Student, victim: Student, store: RunStore, settings: Any
 
 
 def sample_owners(store: RunStore, stop: threading.Event, out: dict[str, int]) -> None:
-    """Until ``stop``: the most runs each owner had queued or running in one scan."""
+    """Until ``stop``: the most runs each owner had queued or running in one read of the
+    database (one transaction: a consistent snapshot)."""
+    active = {str(s) for s in ACTIVE_STATES}
     while not stop.is_set():
         counts: dict[str, int] = {}
-        for row in scan_runs(store):
-            if row.state in ACTIVE_STATES:
-                counts[row.owner] = counts.get(row.owner, 0) + 1
+        for row in db.run_rows(store.engine):
+            if str(row["state"]) in active:
+                counts[row["owner"]] = counts.get(row["owner"], 0) + 1
         for owner, n in counts.items():
             out[owner] = max(out.get(owner, 0), n)
         stop.wait(SAMPLE_EVERY_S)
@@ -297,9 +313,15 @@ def _links(students: list[Student], n: int) -> list[dict[str, str]]:
 
 
 def run_room(size: RoomSize, base: Path) -> RoomResult:
-    """The whole room in a fresh run store under ``base`` (worker logs in ``base``)."""
+    """The whole room in a fresh run store under ``base`` (worker logs in ``base``), on a fresh
+    database of ``size.engine``."""
+    with database(size.engine) as url:
+        return _run_room(size, base, url)
+
+
+def _run_room(size: RoomSize, base: Path, url: str | None) -> RoomResult:
     root = base / "runs"
-    store, env = RunStore(root), room_env(root, size.limit)
+    store, env = RunStore(root, database_url=url), room_env(root, size.limit, url)
     settings = load_settings(environ=env)
     workers: list[tuple[float, float, bool]] = []
     done, stop = threading.Event(), threading.Event()
@@ -331,7 +353,7 @@ def run_room(size: RoomSize, base: Path) -> RoomResult:
     ids = [rid for s in students for rid in [*s.run_ids, s.extra_run] if rid]
     runs = _check_runs(ids, store, EPOCHS)
     result = RoomResult(size, students, viewers, runs, max_active, verdict, workers[0],
-                        time.time() - t0)
+                        time.time() - t0, database_text(store))
     result.problems = problems(result, store)
     return result
 
@@ -405,7 +427,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def spread(values: list[float]) -> str:
-    """'median X, p95 Y, max Z' of millisecond values."""
+    """'median X, p95 Y, max Z' of millisecond values (the median is the p50)."""
     if not values:
         return "none measured"
     return (f"median {statistics.median(values):.0f}, p95 {percentile(values, 95):.0f}, "
@@ -424,9 +446,9 @@ def report(r: RoomResult) -> list[str]:
     lines[-1] += f", streamlit {_version('streamlit')}"
     lines += [
         f"  setup    : {s.students} students x 3 tiny runs (tiny_resnet, synthetic, 128 train / "
-        f"64 test images, {EPOCHS} epoch, batch 32), {s.workers} CPU workers x 1 thread, SQLite "
-        f"queue, max_queued_per_owner {s.limit}; {len(r.viewers)} AppTest Live sessions "
-        f"rerunning every {s.poll_s[0]:g}-{s.poll_s[1]:g} s, in turns",
+        f"64 test images, {EPOCHS} epoch, batch 32), {s.workers} CPU workers x 1 thread, "
+        f"database {r.database}, max_queued_per_owner {s.limit}; {len(r.viewers)} AppTest Live "
+        f"sessions rerunning every {s.poll_s[0]:g}-{s.poll_s[1]:g} s, in turns",
         f"  submit   : a 3-run comparison per student, all at once: "
         f"{spread([x.submit_ms for x in r.students if x.submit_ms])}",
         f"  Live     : render under load {spread(renders)}; wait for a turn {spread(waits)}",
@@ -446,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--viewers", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, default=3, help="max_queued_per_owner (at least 3)")
+    ap.add_argument("--engine", choices=ENGINES, default="sqlite",
+                    help="the database: SQLite in the run store, or a throw-away PostgreSQL "
+                         "server on this machine (Debian's postgresql)")
     ap.add_argument("--timeout", type=float, default=None,
                     help="give up after this many s (1800; 7200 with --class-experiment)")
     ap.add_argument("--keep", action="store_true", help="keep the run store (printed)")
@@ -460,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         return class_main(args)
     if args.limit < 3 or min(args.students, args.viewers, args.workers) < 1:
         ap.error("--limit must be at least 3 (one comparison) and the counts at least 1")
-    size = RoomSize(args.students, args.viewers, args.workers, args.limit, args.timeout or 1800.0)
+    size = RoomSize(args.students, args.viewers, args.workers, args.limit, args.timeout or 1800.0,
+                    engine=args.engine)
     base = Path(tempfile.mkdtemp(prefix="samon-room-load-"))
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     result = run_room(size, base)
