@@ -26,7 +26,7 @@ from support.teacher import TEACHER_TOKEN, teacher_settings
 
 from samon_core import cli, service
 from samon_core.claims.data import get_claim
-from samon_core.runs.keyfile import KEYS_FILE
+from samon_core.runs import keys, ownerkeys
 from samon_core.runs.owners import CLI_OWNER
 from samon_core.runs.store import RunStore
 from samon_core.service import preflight
@@ -70,8 +70,14 @@ def test_the_cli_s_runs_belong_to_a_name_nobody_can_register(store, monkeypatch,
     gives the power to delete every CLI run."""
     fake = types.ModuleType("samon_core.train.lockstep")  # no training: only who owns the run
     fake.GroupJob = lambda config, run_dir, **kw: run_dir
-    fake.train_group = lambda jobs: [{"state": "finished", "final_test_acc": 0.5,
-                                      "best_test_acc": 0.5, "total_time_s": 1.0} for _ in jobs]
+
+    def train_group(jobs):  # the trainer ends each run 'finished' in the store
+        for run_dir in jobs:
+            RunStore(run_dir.parent).write_status(run_dir.name, "finished")
+        return [{"state": "finished", "final_test_acc": 0.5, "best_test_acc": 0.5,
+                 "total_time_s": 1.0} for _ in jobs]
+
+    fake.train_group = train_group
     monkeypatch.setitem(sys.modules, "samon_core.train.lockstep", fake)
     cfg = store.root.parent / "cfg.json"
     TINY.save(cfg)
@@ -289,7 +295,7 @@ def test_read_only_store_cancel_delete_resume_register_slices_are_one_line(tmp_p
     with tmpfs(tmp_path / "fs", "1m") as fs:
         store = RunStore(fs / "runs")
         key = service.register_owner("ann", store=store, settings=s)
-        # runs written by the store alone: an open queue file would keep the remount busy
+        # runs written by the store alone (no worker holds a file open)
         queued, stopped = (store.create_run(TINY.replace(seed=i), {"owner": "ann"})
                            for i in (1, 2))
         store.write_status(stopped, "cancelled")
@@ -318,17 +324,21 @@ def test_read_only_store_cancel_delete_resume_register_slices_are_one_line(tmp_p
         assert store.read_status(queued)["state"] == "queued"
 
 
-def test_full_disk_register_is_one_line_and_leaves_the_key_file_whole(tmp_path):
+def test_full_disk_register_and_submit_are_one_line_and_leave_the_database_whole(tmp_path):
     s = settings()
     with tmpfs(tmp_path / "fs", "256k") as fs:
         store = RunStore(fs / "runs")
-        service.register_owner("ann", store=store, settings=s)
+        key = service.register_owner("ann", store=store, settings=s)
         fd = os.open(fs / "filler", os.O_WRONLY | os.O_CREAT)  # unbuffered: nothing left over
         with contextlib.suppress(OSError):
             while True:
                 os.write(fd, b"\0" * 4096)
         os.close(fd)
-        with pytest.raises(service.StoreUnavailable, match="full"):
+        with pytest.raises(service.StoreUnavailable, match="full") as info:
             service.register_owner("bea", store=store, settings=s)
-        assert store.is_registered("ann") and not store.is_registered("bea")
-        assert (store.root / KEYS_FILE).is_file()
+        assert "\n" not in str(info.value)
+        with pytest.raises(service.StoreUnavailable, match="full"):
+            service.submit(TINY, owner="ann", owner_key=key, store=store, settings=s)
+        (fs / "filler").unlink()  # room again: what was there is intact, nothing half-written
+        assert ownerkeys.digests(store.engine) == {"ann": keys.digest(key)}
+        assert store.run_ids() == [] and store.list_runs().empty

@@ -17,12 +17,11 @@ import pytest
 from support.configs import tiny_config
 
 from samon_core import cli, service
-from samon_core.runs import keys
-from samon_core.runs.keyfile import KEYS_FILE
+from samon_core.runs import database as db
+from samon_core.runs import keys, ownerkeys
+from samon_core.runs.importer import KEYS_FILE
 from samon_core.runs.owners import BadOwnerName, normalize_owner_name
 from samon_core.runs.store import RunStore
-from samon_core.service.fairness import owner_usage
-from samon_core.service.scan import scan_runs
 from samon_core.service.settings import load_settings
 
 TINY = tiny_config()
@@ -111,7 +110,7 @@ def test_every_entry_point_refuses_a_hostile_name_and_creates_nothing(store, tex
     if text.strip():
         assert name == "guest" and error is not None and why in error
     assert store.run_ids() == []
-    assert not (store.root / KEYS_FILE).exists()
+    assert ownerkeys.digests(store.engine) == {}
 
 
 def test_spellings_of_a_registered_name_are_that_owner(store):
@@ -135,7 +134,7 @@ def test_spellings_of_a_registered_name_are_that_owner(store):
 def test_reserved_names_cannot_be_registered_in_any_spelling(store, name):
     with pytest.raises(service.NameTaken, match="is reserved"):
         service.register_owner(name, store=store, settings=settings())
-    assert not (store.root / KEYS_FILE).exists()
+    assert ownerkeys.digests(store.engine) == {}
 
 
 def test_lim_LIM_and_lim_blank_are_one_owner_for_the_limit_and_the_queue(store):
@@ -148,48 +147,56 @@ def test_lim_LIM_and_lim_blank_are_one_owner_for_the_limit_and_the_queue(store):
     assert len(store.run_ids()) == 1
 
 
-def _hand_written_run(store: RunStore, owner: str, seed: int, started: float) -> str:
-    """A run whose meta.json was written before names were normalised (owner as typed)."""
-    rid = store.create_run(TINY.replace(seed=seed), {"owner": "placeholder"})
-    meta_path = store.run_dir(rid) / "meta.json"
-    meta = json.loads(meta_path.read_text())
+def _hand_written_run(root, owner: str, seed: int, started: float, state: str = "running"
+                      ) -> str:
+    """A run folder of the files era whose meta.json was written before names were normalised
+    (owner as typed), with its status.json: the database imports it when the store opens."""
+    rid = RunStore(root).create_run(TINY.replace(seed=seed), {"owner": "placeholder"},
+                                    admit=False)  # the folder only: no database yet
+    folder = root / rid
+    meta = json.loads((folder / "meta.json").read_text())
     meta["owner"] = owner
     meta["requesters"] = [{"owner": owner, "group": "", "time": started}]
-    meta_path.write_text(json.dumps(meta))
-    store.write_status(rid, "running", started=started)
+    (folder / "meta.json").write_text(json.dumps(meta))
+    (folder / "status.json").write_text(json.dumps({"state": state, "started": started,
+                                                    "queued_at": started}))
     return rid
 
 
-def test_names_stored_before_normalisation_count_as_one_owner(store):
-    now = store.clock()
+def test_names_stored_before_normalisation_count_as_one_owner(tmp_path, clean_env):
+    root = tmp_path / "runs"
+    now = 1_000_000.0
     for seed, spelling in enumerate(("Lim", "LIM", "lim ")):
-        _hand_written_run(store, spelling, seed, started=now - 100)
-    rows = scan_runs(store)
-    assert {r.owner for r in rows} == {"lim"}
-    usage = owner_usage(rows, now, 3600.0)
-    assert set(usage) == {"lim"} and usage["lim"].runs == 3  # one turn in the fair queue
+        _hand_written_run(root, spelling, seed, started=now - 100)
+    store = RunStore(root)
+    rows = db.run_rows(store.engine)
+    # one owner for the fair queue (it groups runs by this column) and for the limits
+    assert len(rows) == 3 and {r["owner"] for r in rows} == {"lim"}
+    assert {tuple(r["requesters"]) for r in rows} == {("lim",)}
     with pytest.raises(service.LimitExceeded, match="'lim' has 3 runs"):
-        service.submit(TINY.replace(seed=9), owner="lim", store=store,
+        service.submit(TINY.replace(seed=9), owner="LIM", store=store,
                        settings=settings(max_queued_per_owner=3))
 
 
-def test_an_old_key_file_and_old_meta_still_resolve(store):
+def test_an_old_key_file_and_old_meta_still_resolve(tmp_path, clean_env):
     """A key file and a run written before the rule ('Alice'): her key still proves her name,
     in its normal form, and still cancels her run."""
-    store.root.mkdir(parents=True)
+    root = tmp_path / "runs"
+    root.mkdir(parents=True)
     key = keys.new_key()
-    (store.root / KEYS_FILE).write_text(json.dumps({"format": 1, "owners": {
+    (root / KEYS_FILE).write_text(json.dumps({"format": 1, "owners": {
         "Alice": {"digest": keys.digest(key), "created": 1.0},
         "bad\u200bname": {"digest": keys.digest(keys.new_key()), "created": 2.0}}}))
-    rid = _hand_written_run(store, "Alice", 1, started=store.clock())
-    store.write_status(rid, "queued")
+    rid = _hand_written_run(root, "Alice", 1, started=1.0, state="queued")
+    store = RunStore(root)
     assert store.owner_of_key(key) == "alice" and store.is_registered("ALICE")
     with pytest.raises(service.NameTaken):
         service.register_owner("alice", store=store, settings=settings())
     assert service.cancel(rid, owner_key=key, store=store, settings=settings()) == "cancelled"
     # the old file is left as it was; a name without a normal form proves nothing
-    assert "Alice" in json.loads((store.root / KEYS_FILE).read_text())["owners"]
+    assert "Alice" in json.loads((root / KEYS_FILE).read_text())["owners"]
     assert not store.is_registered("bad\u200bname")
+    assert set(ownerkeys.digests(store.engine)) == {"alice"}
 
 
 def test_two_old_spellings_of_one_name_give_it_to_the_earlier(store):

@@ -7,7 +7,6 @@ owner key or the teacher token; a registered name cannot be submitted under with
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import threading
 
@@ -16,9 +15,10 @@ from support.configs import tiny_config
 from support.teacher import TEACHER_TOKEN, teacher_settings
 
 from samon_core import service
-from samon_core.runs import keys
+from samon_core.runs import keys, ownerkeys
+from samon_core.runs.database import DB_FILE
+from samon_core.runs.importer import KEYS_FILE
 from samon_core.runs.io import DamagedFile
-from samon_core.runs.keyfile import KEYS_FILE
 from samon_core.runs.store import RunStore
 from samon_core.service.settings import load_settings
 
@@ -47,7 +47,7 @@ def record_compare_digest(monkeypatch) -> list[tuple]:
 
 
 # ---------------------------------------------------------------------------------------------
-# keys and the key file
+# keys and their digests in the database
 # ---------------------------------------------------------------------------------------------
 
 
@@ -76,11 +76,13 @@ def test_text_that_is_no_key_is_refused_without_being_quoted(bad):
         assert bad not in str(info.value)
 
 
-def test_the_key_file_holds_digests_only(store):
+def test_the_database_holds_digests_only(store):
     alice, bob = store.register_owner("alice"), store.register_owner("bob")
-    text = (store.root / KEYS_FILE).read_text()
-    assert alice not in text and bob not in text
-    assert keys.digest(alice) in text and keys.digest(bob) in text
+    assert ownerkeys.digests(store.engine) == {"alice": keys.digest(alice),
+                                               "bob": keys.digest(bob)}
+    stored = b"".join(p.read_bytes() for p in store.root.glob(DB_FILE + "*"))  # with -wal
+    assert keys.digest(alice).encode() in stored  # the digests are where we looked
+    assert alice.encode() not in stored and bob.encode() not in stored
     assert store.owner_of_key(alice) == "alice" and store.owner_of_key(bob) == "bob"
     assert store.owner_of_key(keys.new_key()) is None
     assert store.is_registered("alice") and not store.is_registered("carol")
@@ -106,7 +108,7 @@ def test_a_name_is_registered_once_and_teacher_never(store):
     with pytest.raises(ValueError, match="invalid owner name"):
         store.register_owner("../alice")
     assert isinstance(service.NameTaken("x"), ValueError)
-    assert list(json.loads((store.root / KEYS_FILE).read_text())["owners"]) == ["alice"]
+    assert list(ownerkeys.digests(store.engine)) == ["alice"]
 
 
 def test_concurrent_registrations_all_count(store):
@@ -121,15 +123,20 @@ def test_concurrent_registrations_all_count(store):
     assert {store.owner_of_key(k) for k in got.values()} == set(names)
 
 
-def test_a_damaged_key_file_fails_closed_with_one_clear_line(store):
-    rid = store.create_run(TINY, {"owner": "alice"})
-    store.root.joinpath(KEYS_FILE).write_text('{"owners": {"alice": {"digest": "nope"}}}')
+def test_a_damaged_key_file_of_the_files_era_fails_closed_with_one_clear_line(tmp_path):
+    """A files-era store whose .owner_keys.json is damaged: its names must not become free to
+    take (that would hand their runs to whoever registers first), and its runs still list."""
+    old = RunStore(tmp_path / "runs")
+    rid = old.create_run(TINY, {"owner": "alice"}, admit=False)  # a folder, as main wrote it
+    (old.run_dir(rid) / "status.json").write_text('{"state": "finished"}')
+    old.root.joinpath(KEYS_FILE).write_text('{"owners": {"alice": {"digest": "nope"}}}')
+    store = RunStore(old.root)
     with pytest.raises(DamagedFile, match="owner key file .* is damaged") as info:
         store.register_owner("bob")
     assert "\n" not in str(info.value)
     with pytest.raises(DamagedFile):
         store.owner_of_key(keys.new_key())
-    assert list(store.list_runs()["run_id"]) == [rid]  # the listing never reads it
+    assert list(store.list_runs()["run_id"]) == [rid]  # one damaged file breaks no page
     assert store.run_ids() == [rid]
 
 

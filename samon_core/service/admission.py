@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -138,15 +139,31 @@ def run_count(engine: Engine) -> int:
         return int(conn.scalar(sa.select(sa.func.count()).select_from(runs)) or 0)
 
 
-# SQLite's words for a database it cannot write (the driver gives no errno)
+# SQLite's words for a database it cannot write (its driver gives no errno)
 _SQLITE_ERRNOS = (("readonly", errno.EROFS), ("read-only", errno.EROFS),
-                  ("disk is full", errno.ENOSPC), ("unable to open", errno.EACCES))
+                  ("disk is full", errno.ENOSPC), ("unable to open", errno.EACCES),
+                  ("disk i/o error", errno.EIO))
+
+
+def _why_not_writable(root: Path | None) -> int | None:
+    """EROFS / ENOSPC when the file system of ``root`` is read-only or full (SQLite reports
+    both as 'unable to open' or 'disk I/O error' at times), else None."""
+    if root is None:
+        return None
+    try:
+        fs = os.statvfs(root)
+    except OSError:
+        return None
+    if fs.f_flag & os.ST_RDONLY:
+        return errno.EROFS
+    return errno.ENOSPC if fs.f_bavail == 0 else None
 
 
 @contextlib.contextmanager
-def store_errors(action: str) -> Iterator[None]:
+def store_errors(action: str, root: Path | None = None) -> Iterator[None]:
     """A store or database that cannot be written (read-only, full disk, permissions) as one
-    ``StoreUnavailable`` line naming ``action``; ``FileNotFoundError`` (no such run) and every
+    ``StoreUnavailable`` line naming ``action`` (``root``: the run store, whose file system is
+    asked when SQLite's own words are vague); ``FileNotFoundError`` (no such run) and every
     other error pass as they are."""
     try:
         yield
@@ -159,6 +176,7 @@ def store_errors(action: str) -> Iterator[None]:
         code = next((code for words, code in _SQLITE_ERRNOS if words in text), None)
         if code is None:
             raise
+        code = _why_not_writable(root) or code
         raise store_error(OSError(code, os.strerror(code)), action) from None
 
 

@@ -120,7 +120,7 @@ def _cancel_as(run_id: str, ident: Identity, store: RunStore) -> str:
 
 def _identify(owner_key: str | None, teacher_token: str | SecretStr | None, store: RunStore,
               s: Settings, action: str) -> Identity:
-    with store_errors(action):
+    with store_errors(action, store.root):
         return identify(owner_key, teacher_token, store=store, settings=s)
 
 
@@ -144,7 +144,7 @@ def cancel(run_id: str, *, owner_key: str | None = None,
     s = settings or load_settings()
     existing_run(store, run_id)  # a bad run id is refused before anything else
     ident = _identify(owner_key, teacher_token, store, s, "cancel the run")
-    with store_errors("cancel the run"):
+    with store_errors("cancel the run", store.root):
         return _cancel_as(run_id, ident, store)
 
 
@@ -159,7 +159,7 @@ def delete_run(run_id: str, *, owner_key: str | None = None,
     s = settings or load_settings()
     existing_run(store, run_id)
     ident = _identify(owner_key, teacher_token, store, s, "delete the run")
-    with store_errors("delete the run"):
+    with store_errors("delete the run", store.root):
         answer = _cancel_as(run_id, ident, store)
         if answer in (DETACHED, CANCELLING):
             return answer
@@ -222,7 +222,7 @@ def resume(run_id: str, *, owner_key: str | None = None,
     existing_run(store, run_id)
     ident = _identify(owner_key, teacher_token, store, s, "resume the run")
     require_someone(ident, run_id, "resume")
-    with store_errors("resume the run"):
+    with store_errors("resume the run", store.root):
         store.check_requester(run_id, ident.owner, is_teacher=ident.is_teacher, action="resume")
         _check_admission(store, run_id, ident, s)
         state = store.read_status(run_id).get("state")

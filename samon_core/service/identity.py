@@ -110,9 +110,10 @@ def register_owner(name: str, *, store: RunStore | None = None,
     ``max_new_names_per_hour`` setting; ``StoreUnavailable`` (one line) when the store cannot be
     written."""
     s = settings or load_settings()
+    store = store_or_default(store)
     try:
-        with store_errors("register the name"):  # disk full, read-only, permissions: one line
-            return store_or_default(store).register_owner(
+        with store_errors("register the name", store.root):  # full, read-only: one line
+            return store.register_owner(
                 name, max_per_hour=s.max_new_names_per_hour)
     except TooManyNewNames as exc:
         raise LimitExceeded("max_new_names_per_hour", exc.limit, str(exc),

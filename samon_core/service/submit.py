@@ -195,32 +195,39 @@ def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, re
                  pick_seed: PickSeed | None = None) -> list[dict[str, Any]]:
     store = store_or_default(store)
     s = settings or load_settings()
-    owner, ident = _check_requests(requests, owner, preset, who, store, s)
-    folders = _Folders(store, owner, preset)
-    admit = {"limits": QueueLimits(s.max_queue, s.max_queued_per_owner),
-             "check_owner": _owner_proof(owner, ident, who),
-             "check_room": _room_lock(ident, [r.config for r in requests], preset),
-             "reuse": reuse, "share_active": s.share_active, "join_any": ident.is_teacher}
-    try:
-        with admission.store_errors("queue the runs"):
+    with admission.store_errors("queue the runs", store.root):
+        owner, ident = _check_requests(requests, owner, preset, who, store, s)
+        folders = _Folders(store, owner, preset)
+        admit = {"limits": QueueLimits(s.max_queue, s.max_queued_per_owner),
+                 "check_owner": _owner_proof(owner, ident, who),
+                 "check_room": _room_lock(ident, [r.config for r in requests], preset),
+                 "reuse": reuse, "share_active": s.share_active, "join_any": ident.is_teacher}
+        try:
             if pick_seed is not None:
                 return _seeded(requests, pick_seed, store, owner, folders, admit)
-            for attempt in range(2):
-                expected = admission.reusable_hashes(
-                    store.engine, [r.config.config_hash() for r in requests],
-                    share_active=s.share_active) if reuse and attempt == 0 else set()
-                new = _plan(requests, folders, expected, reuse)
-                try:
-                    adm = admission.admit(store.engine, owner, new, now=store.clock(), **admit)
-                except admission.NoRunToReuse:  # cancelled or deleted since: folders for all
-                    folders.remove()
-                    continue
-                folders.remove(keep=adm.inserted)
-                return _results(adm, new)
-            raise AssertionError("unreachable: the second plan has a folder for every request")
-    except BaseException:
-        folders.remove()  # all or nothing
-        raise
+            return _planned(requests, store, owner, folders, admit)
+        except BaseException:
+            folders.remove()  # all or nothing
+            raise
+
+
+def _planned(requests: list[_Request], store: RunStore, owner: str, folders: _Folders,
+             admit: dict[str, Any]) -> list[dict[str, Any]]:
+    """Folders for the requests that look new, then their admission; if a run they were to
+    reuse went away meanwhile, once more with a folder for every request."""
+    for attempt in range(2):
+        expected = admission.reusable_hashes(
+            store.engine, [r.config.config_hash() for r in requests],
+            share_active=admit["share_active"]) if admit["reuse"] and attempt == 0 else set()
+        new = _plan(requests, folders, expected, admit["reuse"])
+        try:
+            adm = admission.admit(store.engine, owner, new, now=store.clock(), **admit)
+        except admission.NoRunToReuse:  # cancelled or deleted since
+            folders.remove()
+            continue
+        folders.remove(keep=adm.inserted)
+        return _results(adm, new)
+    raise AssertionError("unreachable: the second plan has a folder for every request")
 
 
 def _seeded(requests: list[_Request], pick_seed: PickSeed, store: RunStore, owner: str,
@@ -288,7 +295,7 @@ def submit_group(configs: Mapping[str, RunConfig], *, owner: str, preset: str | 
     store = store_or_default(store)
     settings = settings or load_settings()
     if seeds > 1 and (settings.max_queue or settings.max_queued_per_owner):
-        with admission.store_errors("queue the runs"):
+        with admission.store_errors("queue the runs", store.root):
             existing = admission.run_count(store.engine)
     else:
         existing = 0  # no queue limit can refuse it on its size alone
