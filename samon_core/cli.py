@@ -12,7 +12,7 @@
              (samon_core.robustness_cli); a requester's --owner-key or the teacher token
     owner    register an owner name: prints its owner key once (samon_core.owner_cli)
     cancel   cancel a run with its requester's owner key or as the teacher
-    worker   a queue worker (trains what the app enqueues; see samon_core.service.worker)
+    worker   a queue worker (trains what the app queues; see samon_core.service.worker)
 
 Exit codes: 0 done; 1 a run did not finish, or the run store / queue cannot be used (disk full,
 read-only folder, permissions); 2 bad input (options, config values, limits, a run that cannot be
@@ -241,27 +241,32 @@ def cmd_run(args, store: RunStore) -> int:
     step (``train_group``), so their curves and step times are measured side by side."""
     configs = _configs_to_run(args)  # validated before anything is created
     _check_before_creating(configs, args, store)
-    from samon_core.service.claims import cancel_flag_check
+    from samon_core.service.worker import train_here
     from samon_core.train.lockstep import GroupJob, train_group  # torch only for training
 
-    jobs, bars, ids = [], [], []
-    for i, (label, config) in enumerate(configs.items()):
-        run_id = store.create_run(
-            config, {"owner": args.owner, "preset": args.preset, "label": label}
-        )
-        print(f"{label}: run {run_id} in {store.run_dir(run_id)}", file=sys.stderr)
-        bar = _Progress(label, config.epochs, args.progress == "bar", position=i)
-        jobs.append(GroupJob(config, store.run_dir(run_id), callback=bar, data_dir=args.data_dir,
-                             should_stop=cancel_flag_check(store.run_dir(run_id))))
-        bars.append(bar)
-        ids.append(run_id)
-    try:
-        summaries = train_group(jobs)
-    finally:
-        for bar in bars:
-            bar.close()
+    created = {label: store.create_run(config, {"owner": args.owner, "preset": args.preset,
+                                                 "label": label})
+               for label, config in configs.items()}
+    with train_here(store, list(created.values())) as should_stop:
+        jobs, bars, ids, labels = [], [], [], []
+        for i, (label, run_id) in enumerate(created.items()):
+            if run_id not in should_stop:  # a worker took it first: it trains it
+                print(f"{label}: run {run_id} is trained by a worker", file=sys.stderr)
+                continue
+            print(f"{label}: run {run_id} in {store.run_dir(run_id)}", file=sys.stderr)
+            bar = _Progress(label, configs[label].epochs, args.progress == "bar", position=i)
+            jobs.append(GroupJob(configs[label], store.run_dir(run_id), callback=bar,
+                                 data_dir=args.data_dir, should_stop=should_stop[run_id]))
+            bars.append(bar)
+            ids.append(run_id)
+            labels.append(label)
+        try:
+            summaries = train_group(jobs) if jobs else []
+        finally:
+            for bar in bars:
+                bar.close()
     failed = 0
-    for label, run_id, summary in zip(configs, ids, summaries, strict=True):
+    for label, run_id, summary in zip(labels, ids, summaries, strict=True):
         if summary["state"] != "finished":
             failed += 1
             message = store.read_status(run_id).get("message", summary["state"])
@@ -434,7 +439,7 @@ def _store(runs_dir: str | None) -> RunStore:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["worker"]:  # the worker parses its own options
-        from samon_core.service.worker_cli import worker_main
+        from samon_core.service.worker import worker_main
 
         return worker_main(argv[1:])
     parser = build_parser()

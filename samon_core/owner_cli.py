@@ -80,7 +80,7 @@ def cmd_owner(args: argparse.Namespace, store: RunStore) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, store: RunStore) -> int:
-    from samon_core.service.backend import QueueUnavailable
+    from samon_core.runs.database import DatabaseUnavailable
     from samon_core.service.control import cancel
     from samon_core.service.credentials import acting_credentials
     from samon_core.service.settings import load_settings
@@ -90,7 +90,7 @@ def cmd_cancel(args: argparse.Namespace, store: RunStore) -> int:
     try:
         answer = cancel(args.run_id, owner_key=key, teacher_token=token, store=store,
                         settings=settings)
-    except QueueUnavailable as exc:
+    except DatabaseUnavailable as exc:
         print(f"samon: error: {clip_message(str(exc))}", file=sys.stderr)
         return 1
     print(f"{args.run_id}: {answer}")

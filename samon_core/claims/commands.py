@@ -169,19 +169,20 @@ def _progress(label: str, seed: int, epochs: int, enabled: bool):
 def _train_seed(claim: Claim, size: str, seed: int, todo: list[tuple[str, RunConfig]],
                 store: RunStore, args: argparse.Namespace) -> int:
     """Train ``todo`` as one lockstep group; the number of runs that did not finish."""
-    from samon_core.service.claims import cancel_flag_check
+    from samon_core.service.worker import train_here
     from samon_core.train.lockstep import GroupJob, train_group  # torch: only to train
 
-    jobs = []
-    for label, cfg in todo:
-        rid = store.create_run(cfg, {"owner": args.owner, "label": label,
-                                     "group": f"claim-{claim.id}-{size}-seed{seed}",
-                                     "preset": claim_preset(claim)})
-        jobs.append(GroupJob(cfg, store.run_dir(rid), data_dir=args.data_dir,
-                             callback=_progress(label, seed, cfg.epochs,
-                                                args.progress == "lines"),
-                             should_stop=cancel_flag_check(store.run_dir(rid))))
-    summaries = train_group(jobs)
+    created = [(label, cfg, store.create_run(cfg, {
+        "owner": args.owner, "label": label, "group": f"claim-{claim.id}-{size}-seed{seed}",
+        "preset": claim_preset(claim)})) for label, cfg in todo]
+    with train_here(store, [rid for *_, rid in created]) as should_stop:
+        # a run a worker took first is trained there (a comparison's mates join it); the
+        # verdict waits for nothing it does not find finished
+        jobs = [GroupJob(cfg, store.run_dir(rid), data_dir=args.data_dir,
+                         callback=_progress(label, seed, cfg.epochs, args.progress == "lines"),
+                         should_stop=should_stop[rid])
+                for label, cfg, rid in created if rid in should_stop]
+        summaries = train_group(jobs) if jobs else []
     return sum(1 for s in summaries if s.get("state") != "finished")
 
 

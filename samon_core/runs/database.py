@@ -95,6 +95,8 @@ workers = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("device", sa.String(40), nullable=False),
     sa.Column("heartbeat", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="idle"),  # or "stopping"
+    sa.Column("started", sa.Float),  # when the worker process started
 )
 requests = sa.Table(
     "requests", metadata,

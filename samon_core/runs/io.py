@@ -5,7 +5,7 @@ Every file a reader may open while it is being written (``status.json``, ``summa
 place with ``os.replace``, so a reader sees the old or the new content, never a mix. A temporary
 file's name says who writes it (``.status.json.<host>~<pid>~<random>.tmp``, ``temp_prefix``): one
 left behind by a killed writer is removed by the next worker on that host at once when its
-process is gone (service/leftovers.py), and never while it lives.
+process is gone (service/recovery.py), and never while it lives.
 
 Reading is defensive: a file that is not a regular file (a FIFO, a device, a folder), larger than
 ``MAX_JSON_BYTES`` or unreadable raises ``DamagedFile`` (a ``ValueError``) at once instead of

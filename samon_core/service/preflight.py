@@ -26,7 +26,7 @@ from pathlib import Path
 from samon_core.catalog import DATASET_SIZES, MODELS
 from samon_core.runs.config import RunConfig
 from samon_core.runs.messages import clip
-from samon_core.service.devices import detect_gpus
+from samon_core.service.pool import detect_gpus
 
 DATA_DIR_ENV = "SAMON_DATA_DIR"  # the trainer's default data folder (samon_core.train.trainer)
 # torchvision's on-disk layout of each CIFAR variant (samon_core.train.data.cifar.CIFAR_SPECS;

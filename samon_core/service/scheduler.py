@@ -9,23 +9,30 @@
 * **A dead worker is a stale heartbeat** (``reclaim_dead``): its runs go back to queued and
   resume from their checkpoint; a late write of the dead worker (``finish``) changes nothing,
   because every write of a worker names it and matches only the runs it holds.
+* **Queue positions** (``queue_positions``) are the same order, for the pages.
 * **Cancel is a column** (``cancel_requested``) the trainer's stop check reads (``should_stop``).
+* **A worker that stops** (SIGTERM) gives its run back (``release``): queued again, resumed
+  from its checkpoint by the next worker.
+* **Workers** (``live_workers``): the workers table, with the runs each one trains.
 * **Slices**: ``next_request`` hands a worker the oldest pending request, ``complete_request``
   ends it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from samon_core.runs.states import RunState
 from samon_core.runs.database import reading, requests, runs, workers, writing
+from samon_core.runs.states import RunState
+from samon_core.runs.store import RunStore, store_or_default
+from samon_core.service.settings import Settings, load_settings
 
 
 def _span() -> Any:
@@ -38,8 +45,9 @@ def _span() -> Any:
     return sa.case((hi > lo, (hi - lo) * runs.c.share), else_=0.0)
 
 
-def fair_order_query(devices: Sequence[str]) -> sa.Select:
-    """The queued runs a worker on ``devices`` may take, the one to train next first."""
+def fair_order_query(devices: Sequence[str] | None) -> sa.Select:
+    """The queued runs a worker on ``devices`` (None: any) may take, the one to train next
+    first."""
     span = _span()
     usage = (sa.select(runs.c.owner, sa.func.sum(span).label("used"),
                        sa.func.count().label("n_started"))
@@ -48,22 +56,38 @@ def fair_order_query(devices: Sequence[str]) -> sa.Select:
              .group_by(runs.c.owner).cte("usage"))
     waiting = (sa.select(runs.c.owner, sa.func.min(runs.c.queued_at).label("first_wait"))
                .where(runs.c.state == RunState.QUEUED).group_by(runs.c.owner).cte("waiting"))
-    return (sa.select(runs.c.run_id, runs.c.run_group, runs.c.device)
+    wanted = [runs.c.state == RunState.QUEUED, runs.c.cancel_requested.is_(False)]
+    if devices is not None:
+        wanted.append(runs.c.device.in_(list(devices)))
+    return (sa.select(runs.c.run_id, runs.c.run_group, runs.c.device, runs.c.owner)
             .join(waiting, waiting.c.owner == runs.c.owner)
             .outerjoin(usage, usage.c.owner == runs.c.owner)
-            .where(runs.c.state == RunState.QUEUED, runs.c.cancel_requested.is_(False),
-                   runs.c.device.in_(list(devices)))
+            .where(*wanted)
             .order_by(sa.func.coalesce(usage.c.used, 0.0), sa.func.coalesce(usage.c.n_started, 0),
                       waiting.c.first_wait, runs.c.owner, runs.c.queued_at, runs.c.run_id))
 
 
-def fair_order(engine: Engine, devices: Sequence[str], *, window_s: float,
+def fair_order(engine: Engine, devices: Sequence[str] | None, *, window_s: float,
                now: float | None = None) -> list[str]:
-    """The queued runs in the order ``claim_next`` would take them (queue positions)."""
+    """The queued runs (of ``devices``; None: all) in the order ``claim_next`` would take
+    them."""
     now = time.time() if now is None else now
     with reading(engine) as conn:
         return list(conn.scalars(fair_order_query(devices),
                                  {"now": now, "since": now - window_s}))
+
+
+def owner_usage(engine: Engine, *, window_s: float, now: float | None = None
+                ) -> dict[str, float]:
+    """Device seconds each owner used in the window, as the fair order counts them (``_span``:
+    a lockstep group's runs their share): the Room page's table. Owners with none: absent."""
+    now = time.time() if now is None else now
+    span = _span()
+    query = (sa.select(runs.c.owner, sa.func.sum(span).label("used"))
+             .where(runs.c.started.is_not(None)).group_by(runs.c.owner))
+    with reading(engine) as conn:
+        return {owner: float(used) for owner, used in
+                conn.execute(query, {"now": now, "since": now - window_s}) if used and used > 0}
 
 
 def claim_next(engine: Engine, worker_id: str, devices: Sequence[str], *, window_s: float,
@@ -94,23 +118,103 @@ def claim_next(engine: Engine, worker_id: str, devices: Sequence[str], *, window
     return claimed
 
 
+def queue_positions(store: RunStore | None = None,
+                    settings: Settings | None = None) -> dict[str, int]:
+    """1-based position of every queued run, as the app shows it ("waiting in the queue
+    (position 3)"): the order the runs are expected to start in. Owners take turns (each claim
+    counts as a run started for its owner), in the fair order of now, each owner's runs oldest
+    first: an estimate, as usage changes while runs train."""
+    s = settings or load_settings()
+    now = time.time()
+    with reading(store_or_default(store).engine) as conn:
+        rows = conn.execute(fair_order_query(None), {"now": now, "since": now - s.fair_window_s})
+        per_owner: dict[str, list[str]] = {}
+        for row in rows:  # owners in the fair order, each one's runs oldest first
+            per_owner.setdefault(row.owner, []).append(row.run_id)
+    order = [ids[turn] for turn in range(max(map(len, per_owner.values()), default=0))
+             for ids in per_owner.values() if turn < len(ids)]
+    return {run_id: i + 1 for i, run_id in enumerate(order)}
+
+
+def queue_position(run_id: str, *, store: RunStore | None = None,
+                   settings: Settings | None = None) -> int | None:
+    """1-based position of ``run_id`` among the queued runs; None if it is not queued."""
+    return queue_positions(store, settings).get(run_id)
+
+
+def claim_runs(engine: Engine, run_ids: Sequence[str], worker_id: str, *,
+               now: float | None = None) -> list[str]:
+    """Claim the given queued runs for ``worker_id`` (a process that trains runs it created
+    itself: ``samon run``, ``claim run``), in one transaction; returns those claimed (a run a
+    worker took first is not)."""
+    now = time.time() if now is None else now
+    with writing(engine) as conn:
+        mine = list(conn.scalars(sa.select(runs.c.run_id).where(
+            runs.c.run_id.in_(list(run_ids)), runs.c.state == RunState.QUEUED)
+            .with_for_update(skip_locked=True)))
+        if mine:
+            conn.execute(runs.update().where(runs.c.run_id.in_(mine)).values(
+                state=RunState.RUNNING.value, worker=worker_id, share=1.0 / len(mine),
+                started=sa.func.coalesce(runs.c.started, now), ended=None, updated=now))
+    return [run_id for run_id in run_ids if run_id in mine]
+
+
 # --- what a worker writes while and after it trains ----------------------------------------
 
 
 def heartbeat(engine: Engine, worker_id: str, *, host: str, pid: int, device: str,
-              progress: Mapping[str, float] | None = None, now: float | None = None) -> None:
-    """The worker is alive (and, optionally, its runs' progress, 0..1)."""
+              progress: Mapping[str, float] | None = None, state: str = "idle",
+              started: float | None = None, now: float | None = None) -> list[str]:
+    """The worker is alive (``state``: 'idle', 'training' or 'stopping'; and, optionally, its
+    runs' progress, 0..1). Returns the runs it still holds: a run missing from it was taken
+    back (the worker was thought dead), and its trainer must stop."""
     now = time.time() if now is None else now
     with writing(engine) as conn:
         done = conn.execute(workers.update().where(workers.c.worker_id == worker_id).values(
-            heartbeat=now, host=host, pid=pid, device=device)).rowcount
+            heartbeat=now, host=host, pid=pid, device=device, state=state)).rowcount
         if not done:
             conn.execute(workers.insert().values(worker_id=worker_id, host=host, pid=pid,
-                                                 device=device, heartbeat=now))
+                                                 device=device, heartbeat=now, state=state,
+                                                 started=now if started is None else started))
         for run_id, value in (progress or {}).items():
             conn.execute(runs.update().where(runs.c.run_id == run_id,
                                              runs.c.worker == worker_id).values(
                 progress=value, updated=now))
+        return list(conn.scalars(sa.select(runs.c.run_id).where(
+            runs.c.worker == worker_id, runs.c.state == RunState.RUNNING)))
+
+
+def leave(engine: Engine, worker_id: str) -> None:
+    """A worker that exits removes its row (its runs were ended or released before)."""
+    with writing(engine) as conn:
+        conn.execute(workers.delete().where(workers.c.worker_id == worker_id))
+
+
+def live_workers(engine: Engine, *, stale_s: float, now: float | None = None
+                 ) -> list[dict[str, Any]]:
+    """The workers with a heartbeat within ``stale_s``, each with the runs it trains
+    (``run_ids``, ``run_id`` the first) and ``heartbeat_age_s``; not the processes that train
+    their own runs (state ``PROCESS``: ``samon run``), which serve no queue."""
+    now = time.time() if now is None else now
+    with reading(engine) as conn:
+        rows = [dict(r._mapping) for r in conn.execute(
+            sa.select(workers).where(workers.c.heartbeat >= now - stale_s,
+                                     workers.c.state != PROCESS)
+            .order_by(workers.c.started, workers.c.worker_id))]
+        held: dict[str, list[str]] = {}
+        for run_id, worker in conn.execute(
+                sa.select(runs.c.run_id, runs.c.worker)
+                .where(runs.c.state == RunState.RUNNING, runs.c.worker.is_not(None))
+                .order_by(runs.c.run_id)):
+            held.setdefault(worker, []).append(run_id)
+    for row in rows:
+        row["id"] = row.pop("worker_id")
+        row["run_ids"] = held.get(row["id"], [])
+        row["run_id"] = row["run_ids"][0] if row["run_ids"] else None
+        row["heartbeat_age_s"] = now - row["heartbeat"]
+        if row["state"] != "stopping":
+            row["state"] = "training" if row["run_ids"] else "idle"
+    return rows
 
 
 def finish(engine: Engine, run_id: str, worker_id: str, state: RunState, *,
@@ -126,11 +230,47 @@ def finish(engine: Engine, run_id: str, worker_id: str, state: RunState, *,
             worker=None)).rowcount)
 
 
+def release(engine: Engine, run_id: str, worker_id: str, *, reason: str,
+            now: float | None = None) -> bool:
+    """Put ``run_id`` back in the queue (it resumes from its checkpoint) when ``worker_id``
+    stops before the run ends (SIGTERM, the app exiting), in one transaction: if the worker still
+    holds it and nobody asked to cancel it. Its trainer may have marked it 'cancelled' on the
+    way out (its stop check said stop); that is undone here. False: nothing changed."""
+    now = time.time() if now is None else now
+    with writing(engine) as conn:
+        return bool(conn.execute(runs.update().where(
+            runs.c.run_id == run_id, runs.c.worker == worker_id,
+            runs.c.state.in_([RunState.RUNNING.value, RunState.CANCELLED.value]),
+            runs.c.cancel_requested.is_(False)).values(
+            state=RunState.QUEUED.value, worker=None, queued_at=now, updated=now, ended=None,
+            reason=reason)).rowcount)
+
+
+PROCESS = "process"  # a workers row of a process training its own runs (``samon run``)
+
+
 def should_stop(engine: Engine, run_id: str) -> bool:
     """The trainer's stop check: cancel was requested for the run."""
     with reading(engine) as conn:
         return bool(conn.scalar(sa.select(runs.c.cancel_requested)
                                 .where(runs.c.run_id == run_id)))
+
+
+def cancel_check(engine: Engine, run_id: str, *, every_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> Callable[[], bool]:
+    """A trainer's ``should_stop`` for ``run_id``: its cancel column, read at most every
+    ``every_s`` (the trainer polls it each step); an unreachable database reads as "go on"."""
+    next_read, cancelled = [clock()], [False]
+
+    def check() -> bool:
+        now = clock()
+        if not cancelled[0] and now >= next_read[0]:
+            next_read[0] = now + every_s
+            with contextlib.suppress(sa.exc.OperationalError):
+                cancelled[0] = should_stop(engine, run_id)
+        return cancelled[0]
+
+    return check
 
 
 def request_cancel(engine: Engine, run_id: str, *, now: float | None = None) -> str | None:
@@ -149,26 +289,45 @@ def request_cancel(engine: Engine, run_id: str, *, now: float | None = None) -> 
         return state
 
 
-def reclaim_dead(engine: Engine, *, stale_s: float, now: float | None = None) -> list[str]:
-    """Runs held by a worker whose heartbeat is older than ``stale_s`` (or that has none) go
-    back to ``queued`` (they resume from their checkpoint); the dead workers' rows go. A run
-    claimed or updated within ``stale_s`` stays: its worker may not have sent a heartbeat yet."""
+def reclaim_dead(engine: Engine, *, stale_s: float, dead_workers: Sequence[str] = (),
+                 max_resumes: int | None = None, now: float | None = None) -> list[str]:
+    """Runs held by a worker whose heartbeat is older than ``stale_s`` (or that has none), or
+    by one of ``dead_workers`` (known dead: a vanished process of this host), go back to
+    ``queued`` (they resume from their checkpoint), in one transaction; the dead workers' rows
+    go. A run claimed or updated within ``stale_s`` stays unless its worker is known dead: it
+    may not have sent a heartbeat yet. A run whose cancel was asked ends ``cancelled``; one
+    resumed ``max_resumes`` times already (None: no limit) ends ``interrupted``. Returns every
+    run taken back."""
     now = time.time() if now is None else now
+    dead = list(dead_workers)
     with writing(engine) as conn:
-        alive = sa.select(workers.c.worker_id).where(workers.c.heartbeat >= now - stale_s)
-        orphaned = list(conn.scalars(
-            sa.select(runs.c.run_id).where(runs.c.state == RunState.RUNNING,
-                                           sa.or_(runs.c.worker.is_(None),
-                                                  runs.c.worker.not_in(alive)),
-                                           sa.func.coalesce(runs.c.updated, 0.0)
-                                           < now - stale_s)
-            .with_for_update(skip_locked=True)))
-        if orphaned:
-            conn.execute(runs.update().where(runs.c.run_id.in_(orphaned)).values(
-                state=RunState.QUEUED.value, worker=None, queued_at=now, updated=now,
-                auto_resumes=runs.c.auto_resumes + 1))
-        conn.execute(workers.delete().where(workers.c.heartbeat < now - stale_s))
-    return orphaned
+        alive = sa.select(workers.c.worker_id).where(workers.c.heartbeat >= now - stale_s,
+                                                     workers.c.worker_id.not_in(dead))
+        stale = sa.and_(sa.or_(runs.c.worker.is_(None), runs.c.worker.not_in(alive)),
+                        sa.func.coalesce(runs.c.updated, 0.0) < now - stale_s)
+        orphaned = conn.execute(
+            sa.select(runs.c.run_id, runs.c.worker, runs.c.auto_resumes,
+                      runs.c.cancel_requested)
+            .where(runs.c.state == RunState.RUNNING,
+                   sa.or_(stale, runs.c.worker.in_(dead)) if dead else stale)
+            .order_by(runs.c.run_id).with_for_update(skip_locked=True)).all()
+        for row in orphaned:
+            why = f"its worker {row.worker or '?'} died"
+            if row.cancel_requested:
+                values = {"state": RunState.CANCELLED.value, "ended": now,
+                          "reason": f"cancelled ({why})"}
+            elif max_resumes is not None and row.auto_resumes >= max_resumes:
+                values = {"state": RunState.INTERRUPTED.value, "ended": now,
+                          "reason": f"interrupted: {why} (resume it by hand)"}
+            else:
+                values = {"state": RunState.QUEUED.value, "queued_at": now,
+                          "reason": f"queued again: {why}; it resumes from its checkpoint",
+                          "auto_resumes": runs.c.auto_resumes + 1}
+            conn.execute(runs.update().where(runs.c.run_id == row.run_id).values(
+                worker=None, updated=now, **values))
+        conn.execute(workers.delete().where(sa.or_(workers.c.heartbeat < now - stale_s,
+                                                   workers.c.worker_id.in_(dead))))
+    return [row.run_id for row in orphaned]
 
 
 def next_request(engine: Engine) -> tuple[int, str, dict[str, Any]] | None:
@@ -178,6 +337,20 @@ def next_request(engine: Engine) -> tuple[int, str, dict[str, Any]] | None:
                            .where(requests.c.done.is_(False)).order_by(requests.c.id)
                            .limit(1)).first()
     return None if row is None else (row.id, row.run_id, json.loads(row.payload))
+
+
+def take_request(engine: Engine) -> tuple[int, str, dict[str, Any]] | None:
+    """Take the oldest pending slices request (id, run id, payload) in one transaction: it is
+    done for every other worker from now on (a worker that dies computing it loses it; asking
+    again makes a new one). None when there is none."""
+    with writing(engine) as conn:
+        row = conn.execute(sa.select(requests.c.id, requests.c.run_id, requests.c.payload)
+                           .where(requests.c.done.is_(False)).order_by(requests.c.id).limit(1)
+                           .with_for_update(skip_locked=True)).first()
+        if row is None:
+            return None
+        conn.execute(requests.update().where(requests.c.id == row.id).values(done=True))
+    return row.id, row.run_id, json.loads(row.payload)
 
 
 def complete_request(engine: Engine, request_id: int) -> None:

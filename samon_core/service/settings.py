@@ -1,15 +1,15 @@
-"""Server settings: the queue backend, the worker pool and the limits of a shared server.
+"""Server settings: the database, the worker pool and the limits of a shared server.
 
 No torch, no streamlit: the app, the CLI and the workers all read these.
 
 Where a value comes from, later sources winning:
 
-1. the defaults below (good for one person on a laptop: SQLite queue, no tight limits);
+1. the defaults below (good for one person on a laptop: SQLite in the run store, no tight
+   limits);
 2. a TOML file: ``$SAMON_SETTINGS`` if set (it must exist), else ``./samon.toml`` if present.
    Keys are the field names, at the top level or inside a ``[samon]`` table, e.g.::
 
-       queue = "redis"
-       redis_url = "redis://10.0.0.5:6379/0"
+       database_url = "postgresql+psycopg://samon:PASSWORD@10.0.0.5/samon"
        max_epochs = 30
        allowed_models = ["tiny_resnet", "resnet20"]
        device_policy = "gpu-only"
@@ -57,20 +57,13 @@ ENV_PREFIX = "SAMON_"
 # Upper bounds of the intervals: beyond them a value is a typo (and inf would overflow a wait).
 _HOUR = 3600.0
 _DAY = 86400.0
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_DATABASE_SCHEMES = ("sqlite:", "postgresql:", "postgresql+")
 MAX_WORKERS_PER_DEVICE = 8
 TEACHER_TOKEN_MIN_CHARS = 12
 # Settings whose value is a secret: never quoted in an error, never handed to worker processes.
 SECRET_SETTINGS = frozenset({"teacher_token"})
 # URLs that may hold a password: shown only as ``display_url`` gives them, handed to workers.
-URL_SETTINGS = frozenset({"redis_url"})
-
-
-class QueueBackend(str, enum.Enum):
-    """Where queued runs wait (``samon_core.service.backend`` builds the huey instance from it)."""
-
-    SQLITE = "sqlite"  # <runs_dir>/.queue/huey.db: embedded, durable, one machine
-    REDIS = "redis"  # a Redis server: several machines share one queue
+URL_SETTINGS = frozenset({"database_url"})
 
 
 class DevicePolicy(str, enum.Enum):
@@ -131,21 +124,12 @@ class Settings(BaseSettings):
         hide_input_in_errors=True,  # pydantic's own message would quote the teacher token
     )
 
-    # --- queue -----------------------------------------------------------------------------
-    queue: QueueBackend = Field(
-        QueueBackend.SQLITE,
-        description="Queue backend: 'sqlite' (a file in the run store, one machine) or 'redis' "
-        "(shared by workers on several machines; see docs/deployment.md).",
-    )
-    redis_url: SecretStr = Field(
-        SecretStr("redis://127.0.0.1:6379/0"),
-        description="Redis server of the 'redis' backend (redis://[:password@]host:port/db; the "
-        "password is never shown).")
-    queue_name: str = Field(
-        "samon",
-        description="Name of the queue inside the backend: two labs sharing one Redis server use "
-        "two names. Letters, digits and '_'.",
-    )
+    # --- the database ----------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        None,
+        description="The database of runs and the queue: unset = SQLite in <runs_dir>/samon.db "
+        "(one machine); postgresql+psycopg://user:password@host/db for a room of machines "
+        "sharing it (docs/deployment.md). The password is never shown.")
     # --- limits (0 or empty = no limit) ---------------------------------------------------
     max_queued_per_owner: int = Field(
         0, ge=0, description="Runs one owner may have waiting or training at once (0 = no limit)."
@@ -186,8 +170,8 @@ class Settings(BaseSettings):
     local_checks: bool | None = Field(
         None,
         description="submit checks on this machine that a run's device exists and its dataset "
-        "files are there (or downloadable). Unset: yes with the SQLite queue (its workers run "
-        "here), no with Redis (workers elsewhere may differ; they fail such a run instead).",
+        "files are there (or downloadable). Unset: yes with SQLite (its workers run here), no "
+        "with PostgreSQL (workers elsewhere may differ; they fail such a run instead).",
     )
     # --- the teacher ------------------------------------------------------------------------
     teacher_token: SecretStr | None = Field(
@@ -219,30 +203,27 @@ class Settings(BaseSettings):
         description="Worker processes per device of the pool (1-8), each training its own runs: "
         "several small runs share a GPU that one would leave mostly idle. 'auto': 1 on a CPU, "
         "on a GPU as many as its free memory holds for the largest allowed model, at most 4 "
-        "(samon_core/service/capacity.py).")
+        "(samon_core/service/pool.py).")
     lockstep_max_runs: int = Field(
         6, ge=1, le=32,
         description="Runs of one comparison a worker trains together, interleaved step by step "
         "(same load for every run, curves side by side); 1 trains one run at a time.")
-    fair_queue: bool = Field(
-        True,
-        description="A free worker takes the oldest queued run of the owner who has used the "
-        "least device time in the last fair_window_s (fairness.py), so one student's sweep does "
-        "not make the room wait; 0 = first in, first out.")
     fair_window_s: float = Field(
         3 * _HOUR, gt=0.0, le=30 * _DAY, allow_inf_nan=False,
-        description="Seconds of device time the fair queue looks back on (a workshop session).")
+        description="Seconds of device time the fair queue looks back on (a workshop session): "
+        "a free worker takes the oldest queued run of the owner who used the least device time "
+        "in it (scheduler.py), so one student's sweep does not make the room wait.")
     heartbeat_timeout_s: float = Field(
         30.0, gt=0.0, le=_DAY, allow_inf_nan=False,
-        description="A worker or run whose heartbeat is older than this is dead (on another "
-        "machine; on the same machine a vanished pid is detected at once).")
+        description="A worker whose heartbeat is older than this is dead and its runs are "
+        "queued again (on the same machine a vanished pid is detected at once).")
     heartbeat_every_s: float = Field(
         2.0, gt=0.0, le=_HOUR, allow_inf_nan=False,
         description="Seconds between two worker heartbeats."
     )
     poll_s: float = Field(
         0.5, gt=0.0, le=_HOUR, allow_inf_nan=False,
-        description="Seconds an idle worker waits between two looks at a SQLite queue."
+        description="Seconds an idle worker waits between two looks at the queue."
     )
     recover_every_s: float = Field(
         10.0, ge=0.0, le=_DAY, allow_inf_nan=False,
@@ -289,7 +270,7 @@ class Settings(BaseSettings):
 
     # --- value checks beyond the types ------------------------------------------------------
 
-    @field_validator("queue", "device_policy", mode="before")
+    @field_validator("device_policy", mode="before")
     @classmethod
     def _enum_value(cls, value: Any, info: Any) -> Any:
         kind = cls.model_fields[info.field_name].annotation
@@ -338,12 +319,15 @@ class Settings(BaseSettings):
                              "token can be guessed)")
         return value
 
-    @field_validator("redis_url")
+    @field_validator("database_url")
     @classmethod
-    def _redis_url(cls, value: SecretStr) -> SecretStr:
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
         text = value.get_secret_value().strip()
-        if not text.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in text):
-            raise ValueError("must be a URL like redis://host:6379/0 (or rediss://, unix://)")
+        if not text.startswith(_DATABASE_SCHEMES) or any(c.isspace() for c in text):
+            raise ValueError("must be a URL like postgresql+psycopg://user:password@host/db "
+                             "(or sqlite:///path)")
         return SecretStr(text)
 
     @field_validator("workers_per_device", mode="before")
@@ -362,19 +346,18 @@ class Settings(BaseSettings):
                              f"{MAX_WORKERS_PER_DEVICE}")
         return text
 
-    @field_validator("queue_name")
-    @classmethod
-    def _queue_name(cls, value: str) -> str:
-        if not value or not value.replace("_", "").isalnum():
-            raise ValueError("must be letters, digits and '_'")
-        return value
-
     @property
     def checks_here(self) -> bool:
         """Whether submit checks devices and data on this machine (``local_checks``)."""
         if self.local_checks is not None:
             return self.local_checks
-        return self.queue is QueueBackend.SQLITE
+        return self.database_url is None or self.database_url.get_secret_value().startswith(
+            "sqlite")
+
+    @property
+    def database(self) -> str | None:
+        """The configured database URL (with its password), None for the run store's SQLite."""
+        return None if self.database_url is None else self.database_url.get_secret_value()
 
     # --- output -----------------------------------------------------------------------------
 
@@ -383,7 +366,7 @@ class Settings(BaseSettings):
         out = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
-            value = display_url(value) if name in URL_SETTINGS else value
+            value = display_url(value) if name in URL_SETTINGS and value is not None else value
             out[name] = value.value if isinstance(value, enum.Enum) else value
         return out
 
@@ -394,7 +377,7 @@ class Settings(BaseSettings):
         hides a value the children would otherwise inherit from this process's environment."""
         out = {}
         for name, value in self.describe().items():
-            if name in URL_SETTINGS:  # the workers need the password to reach the queue
+            if name in URL_SETTINGS and value is not None:  # workers need the password
                 value = getattr(self, name).get_secret_value()
             if value is None or name in SECRET_SETTINGS:
                 text = ""  # an empty variable counts as unset
@@ -482,7 +465,7 @@ def _explain(exc: ValidationError, environ: Mapping[str, str], path: Path | None
             lines.append(f"{source}: unknown setting {name!r}; known settings: {known}")
             continue
         got = ("(hidden)" if name in SECRET_SETTINGS  # a mistyped URL still holds its password:
-               else clip(display_url(err["input"])) if name in URL_SETTINGS
+               else clip(display_url(str(err["input"]))) if name in URL_SETTINGS
                else clip(err["input"]))
         ctx = err.get("ctx") or {}
         if err["type"] in ("greater_than_equal", "greater_than"):

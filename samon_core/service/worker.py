@@ -1,40 +1,41 @@
-"""Queue workers: processes that take queued runs and train them.
+"""Queue workers: processes that claim queued runs in the database and train them.
 
-A worker takes one run from the queue; when the run belongs to a comparison (``submit_group``) it
-also claims the comparison's other queued runs and trains them all together, interleaved step by
-step (lockstep.py, ``samon_core.train.lockstep``), so that they share the machine's load.
-Which queued run a message makes it take is the fair queue's choice (fairness.py: owners take
-turns by device time; ``fair_queue`` off: the message's own run). The
-command line is in worker_cli.py (``python -m samon_core worker [--devices auto|cpu|0,1] ...``);
-with several devices it supervises one worker process per device (pool.py), each pinned with
-``CUDA_VISIBLE_DEVICES`` and restarted if it dies. The app starts the same pool through
-``service.ensure_workers``.
+A worker polls the database every ``poll_s`` (sub-second) and claims the next run in one
+transaction (``scheduler.claim_next``: the fair-share order, owners taking turns; a run of a
+comparison comes with its queued group mates, trained together step by step by
+``samon_core.train.lockstep``). It re-checks the server's limits and the run's preflight before
+training (the run may have been queued under laxer settings), trains, and the trainer writes the
+run's end (finished, failed, diverged, cancelled); a run that fails before its trainer starts is
+ended here (``scheduler.finish``). Between runs it computes landscape slices asked for finished
+runs (the ``requests`` table). The command line is ``worker_main`` (``python -m samon_core worker
+[--devices auto|cpu|0,1] ...``); with several devices it supervises one worker process per slot
+(pool.py), each pinned with ``CUDA_VISIBLE_DEVICES`` and restarted if it dies.
 
-No torch at import time; a worker imports the trainer (``samon_core.train.trainer.train``), and
-with it torch, in a background thread as soon as it starts.
+A heartbeat thread writes the worker's row (``scheduler.heartbeat``) every ``heartbeat_every_s``,
+even during a long step or evaluation, and runs the crash recovery (recovery.py) every
+``recover_every_s``: a worker whose heartbeat went stale is dead, and its runs go back to the
+queue. The heartbeat answers which runs this worker still holds; a run taken back from it (it
+was thought dead, e.g. after a long database outage) is stopped at once, so two workers never
+train one run.
 
-Why a loop of ``huey.dequeue()`` + ``huey.execute(task)`` instead of huey's ``Consumer``: a
-worker trains one run at a time in its main thread, and we want exact control over what happens
-around it: claiming the run (``claims.claim_lock``), a ``should_stop`` that sees a cancel request
-or a shutdown within one step, putting the run back in the queue on a graceful stop, and a
-heartbeat thread that keeps both the worker's and the run's heartbeat fresh (and runs crash
-recovery) while the main thread is busy in a long step or evaluation. The Consumer's scheduler,
-periodic tasks, retries and its own signal handling would have to be worked around for all of
-that. huey still does what it is good at: the durable queue (SQLite or Redis), serialisation,
-the task registry and revocation.
+The trainer's ``should_stop`` is the worker's stop event (checked every step) or the run's
+``cancel_requested`` column (read at most once a second). Stopping: SIGTERM or SIGINT asks the
+worker to stop: the run in progress stops within one step and goes back to 'queued' in one
+transaction (``scheduler.release``), continuing from its last checkpoint on the next worker; a
+second signal exits at once (the run is then reclaimed as a dead worker's). A worker started
+with ``--exit-with-parent`` (the app's pool) stops the same way when its parent dies.
 
-Stopping: SIGTERM or SIGINT asks the worker to stop: the run in progress stops within one step,
-goes back to the queue (state 'queued') and continues from its last checkpoint on the next
-worker; a second signal exits at once (the run is then recovered as 'interrupted'). A worker
-started with ``--exit-with-parent`` (the app's pool) stops the same way when its parent dies.
+Database outages (a PostgreSQL server restarting, a locked SQLite file) are waited out
+(``database.retrying``): the worker logs once that the database is away and once that it is
+back, and loses nothing (each change is one transaction). No torch at import time; the trainer
+(and torch) is imported in a background thread as soon as the worker starts.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import enum
 import importlib
-import json
 import logging
 import os
 import re
@@ -43,75 +44,65 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from samon_core.runs.io import atomic_write_text
-from samon_core.runs.messages import clip
+from samon_core.runs.database import DatabaseUnavailable, database_url, retrying
+from samon_core.runs.io import StoreUnavailable, describe_os_error
+from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
-from samon_core.service.backend import get_queue
-from samon_core.service.claims import CANCEL_FILE, claim_lock
-from samon_core.service.control import Requeue, requeue
-from samon_core.service.devices import device_label
-from samon_core.service.fairness import fair_candidates
-from samon_core.service.hosts import this_host
-from samon_core.service.leftovers import sweep_leftovers
+from samon_core.service import scheduler
 from samon_core.service.limits import check_config_limits
-from samon_core.service.lockstep import claim_group_mates
-from samon_core.service.outage import QueueOutage
+from samon_core.service.pool import WorkerPool, device_label, resolve_devices, worker_slots
 from samon_core.service.preflight import check_runnable
-from samon_core.service.recovery import recover
-from samon_core.service.settings import Settings
-from samon_core.service.slices import clear_request, pending_slices
-from samon_core.service.worker_records import workers_dir
+from samon_core.service.recovery import recover, sweep_leftovers, this_host
+from samon_core.service.settings import Settings, load_settings
 
 log = logging.getLogger("samon.worker")
-
-# A test seam: "module:function" of a stand-in with the trainer's signature (e.g. to measure the
-# queue alone). Not a user setting.
-TRAINER_ENV = "SAMON_WORKER_TRAINER"
+T = TypeVar("T")
+Trainer = Callable[..., dict]
 
 
-class _Taken(enum.Enum):
-    """What ``Worker._take`` did with a run."""
-
-    SKIPPED = "held by another worker or no longer queued"
-    CANCELLED = "cancelled before it started"
-    STOPPED = "claimed while this worker stops: left in the queue"
-    TRAINED = "trained"
+def claimable_devices(device: str) -> tuple[str, ...]:
+    """The ``RunConfig.device`` values a worker on ``device`` (a slot: 'cpu' or a GPU entry,
+    seen inside the worker as its only GPU) trains."""
+    if device == "cpu":
+        return ("auto", "cpu", "mps")
+    return tuple(dict.fromkeys(("auto", "cuda", "cuda:0",
+                                *([f"cuda:{device}"] if device.isdecimal() else []))))
 
 
 class Worker:
-    """One worker: takes runs from the queue and trains them in this process, one at a time.
+    """One worker: claims runs from the database and trains them in this process, one run (or
+    one lockstep group) at a time.
 
-    ``device`` is only a label here ('cpu' or a CUDA_VISIBLE_DEVICES entry); pinning happens in
-    the environment before torch is imported (``worker_main`` / ``WorkerPool``).
-    ``max_runs`` > 0 exits after that many runs; ``exit_when_idle`` exits when the queue is empty.
-    ``monotonic`` is the clock of the worker's intervals (how often the queue's cancel key is
-    read, recovery sweeps); tests pass a fake one instead of sleeping.
+    ``device`` is the slot ('cpu' or a CUDA_VISIBLE_DEVICES entry); pinning happens in the
+    environment before torch is imported (``worker_main`` / ``WorkerPool``). ``max_runs`` > 0
+    exits after that many runs; ``exit_when_idle`` exits when nothing is queued for it.
+    ``trainer`` stands in for ``samon_core.train.trainer.train`` (tests; the runs of a group then
+    train one after another); ``monotonic`` is the clock of the cancel check (tests).
     """
 
     def __init__(self, store: RunStore, settings: Settings, *, device: str = "cpu",
                  data_dir: str | os.PathLike[str] | None = None, exit_with_parent: bool = False,
-                 max_runs: int = 0, exit_when_idle: bool = False,
-                 trainer: Callable[..., dict] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic, max_backoff_s: float = 30.0):
+                 max_runs: int = 0, exit_when_idle: bool = False, trainer: Trainer | None = None,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.store = store
-        self.monotonic = monotonic
-        self.max_backoff_s = max_backoff_s
         self.settings = settings
+        self.slot = device
         self.device = device_label(device)
+        self.devices = claimable_devices(device)
         self.data_dir = data_dir
         self.exit_with_parent = exit_with_parent
         self.max_runs = max_runs
         self.exit_when_idle = exit_when_idle
+        self.monotonic = monotonic
         self.host = this_host()
         host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host)[:40]
         self.id = f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
-        self.queue = get_queue(store, settings)
-        self.queue.handler = self._handle
+        # the store's own URL if it was given one (tests), else the settings' (for log lines)
+        self.url = database_url(store.root, getattr(store, "_url", None) or settings.database)
         self.runs_done = 0
         self.started = time.time()
         self._trainer = trainer
@@ -119,10 +110,12 @@ class Worker:
         self._stop = threading.Event()  # stop taking runs; the current run stops within a step
         self._stop_reason = ""
         self._done = threading.Event()  # ends the heartbeat thread
-        self._current: str | None = None
         self._group: tuple[str, ...] = ()  # the runs training now (more than one in lockstep)
-        self._run_started: float | None = None
-        self._record_path = workers_dir(store) / f"{self.id}.json"
+        self._lost: set[str] = set()  # runs taken back from this worker: their trainer stops
+        self._outage: float | None = None
+
+    def __repr__(self) -> str:
+        return f"Worker({self.id!r}, {self.device})"
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -130,15 +123,15 @@ class Worker:
         if not self._stop.is_set():
             self._stop_reason = reason
             self._stop.set()
-            self._write_record()  # 'stopping' at once: ensure_workers does not count on us
             log.info("worker %s: stopping (%s)", self.id, reason)
+            threading.Thread(target=self._beat, daemon=True).start()  # 'stopping' at once
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
 
         def on_signal(signum: int, frame: Any) -> None:
-            if self._stop.is_set():  # second signal: leave now; recover() handles the run
+            if self._stop.is_set():  # second signal: leave now; the recovery takes the run back
                 os._exit(128 + signum)
             self.request_stop(f"signal {signal.Signals(signum).name}")
 
@@ -148,239 +141,168 @@ class Worker:
     def run(self) -> int:
         """Serve the queue until asked to stop; returns the exit code."""
         self._install_signals()
-        self._record_path.parent.mkdir(parents=True, exist_ok=True)
-        self._write_record()
-        log.info("worker %s: serving %r for %s (device %s)", self.id, self.queue,
-                 self.store.root, self.device)
+        self._db(self._beat_now)
+        log.info("worker %s: serving %s on %s (device %s)", self.id, self.store.root,
+                 self.url.partition(":")[0], self.device)
         beat = threading.Thread(target=self._heartbeat_loop, name="samon-heartbeat", daemon=True)
         beat.start()
-        if self._trainer is None and not os.environ.get(TRAINER_ENV):
+        if self._trainer is None:
             # Import torch and the trainer while idle (seconds): the app starts its pool long
             # before the first click, so the first run does not wait for the import.
             threading.Thread(target=self._preload, name="samon-preload", daemon=True).start()
         try:
-            self._sweep()
+            self._guard("sweep leftovers", lambda: sweep_leftovers(self.store))
             self._recover()
             self._serve()
         finally:
             self._done.set()
             beat.join(timeout=10)
-            with contextlib.suppress(OSError):
-                self._record_path.unlink()
+            self._guard("leave", lambda: self._db(lambda: scheduler.leave(self.store.engine,
+                                                                          self.id)))
             log.info("worker %s: exited after %d run(s)", self.id, self.runs_done)
         return 0
 
     def _serve(self) -> None:
-        """Take and run tasks until asked to stop. Every queue call (the dequeue, and huey's
-        bookkeeping around a task: the revocation check before, clearing its flag after) may
-        fail while the backend is away; the worker then waits (``QueueOutage``) and goes on."""
-        outage = QueueOutage(self.id, self._stop, self.max_backoff_s, redact=self.queue.redact)
         while not self._stop.is_set():
             if self.max_runs and self.runs_done >= self.max_runs:
                 break
             try:
-                task = self.queue.dequeue()
-            except Exception as exc:  # backend unreachable: wait, then try again
-                outage.failed("read the queue", exc)
+                if self._slices():
+                    continue
+                claimed = self._db(lambda: scheduler.claim_next(
+                    self.store.engine, self.id, self.devices,
+                    window_s=self.settings.fair_window_s,
+                    group_max=self.settings.lockstep_max_runs))
+                if claimed:
+                    self._train_claimed(claimed)
+                    continue
+            except DatabaseUnavailable as exc:  # logged by _db; keep waiting
+                log.debug("worker %s: %s", self.id, exc)
                 continue
-            outage.ok()
-            if task is None:
-                if self.exit_when_idle:
-                    break
-                if not self.queue.blocking:
-                    self._stop.wait(self.settings.poll_s)
-                continue
-            try:
-                self.queue.execute(task)  # -> self._handle(run_id), unless revoked
-            except Exception as exc:
-                # The run itself is safe: its state is in the store, and a queued run whose
-                # message was lost is queued again by the recovery.
-                outage.failed("finish a task in the queue", exc)
+            if self.exit_when_idle:
+                break
+            self._stop.wait(self.settings.poll_s)
+
+    def _db(self, operation: Callable[[], T]) -> T:
+        """``operation()`` (one transaction), waiting out a database outage: one log line when
+        it starts, one when it ends."""
+
+        def wait(seconds: float) -> None:
+            if self._outage is None:
+                self._outage = time.monotonic()
+                log.warning("worker %s: the database %s cannot be reached; waiting for it",
+                            self.id, _shown(self.url))
+            time.sleep(seconds)
+
+        result = retrying(operation, url=self.url, sleep=wait)
+        if self._outage is not None:
+            log.warning("worker %s: the database is back after %.0f s", self.id,
+                        time.monotonic() - self._outage)
+            self._outage = None
+        return result
+
+    def _guard(self, what: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception:  # housekeeping must never take a worker down
+            log.exception("worker %s: %s failed", self.id, what)
+
+    def _recover(self) -> None:
+        self._guard("the recovery sweep",
+                    lambda: recover(self.store, force=True, settings=self.settings))
 
     # --- heartbeat ------------------------------------------------------------------------------
 
-    def _write_record(self) -> None:
-        state = "stopping" if self._stop.is_set() else "training" if self._current else "idle"
-        record = {
-            "id": self.id, "pid": os.getpid(), "host": self.host, "device": self.device,
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "state": state,
-            "run_id": self._current, "run_ids": list(self._group),
-            "run_started": self._run_started, "started": self.started,
-            "heartbeat": time.time(), "runs_done": self.runs_done,
-            "queue": f"{self.settings.queue.value}:{self.settings.queue_name}",
-        }
-        with contextlib.suppress(OSError):
-            atomic_write_text(self._record_path, json.dumps(record) + "\n", fsync=False)
+    def _beat_now(self) -> None:
+        state = "stopping" if self._stop.is_set() else "training" if self._group else "idle"
+        held = scheduler.heartbeat(self.store.engine, self.id, host=self.host, pid=os.getpid(),
+                                   device=self.device, state=state, started=self.started)
+        lost = set(self._group) - set(held)
+        if lost - self._lost:
+            log.warning("worker %s: run(s) %s were taken back from this worker; stopping them",
+                        self.id, ", ".join(sorted(lost - self._lost)))
+        self._lost |= lost
 
-    def _sweep(self) -> None:  # once at start: what killed writers left (leftovers.py)
-        try:
-            sweep_leftovers(self.store)
-        except Exception:  # a sweep must never take a worker down
-            log.exception("worker %s: sweeping leftovers failed", self.id)
-
-    def _recover(self) -> None:
-        try:
-            recover(self.store, force=True, settings=self.settings)
-        except Exception:  # recovery must never take a worker down
-            log.exception("worker %s: recovery sweep failed", self.id)
+    def _beat(self) -> None:
+        with contextlib.suppress(Exception):  # an outage: the next beat tries again
+            self._beat_now()
 
     def _heartbeat_loop(self) -> None:
-        last_recover = self.monotonic()
+        last_recover = time.monotonic()
         while not self._done.wait(self.settings.heartbeat_every_s):
-            self._write_record()
-            for run_id in self._group:
-                # Keeps the run alive for recover() on other hosts even during a long evaluation.
-                with contextlib.suppress(Exception):
-                    self.store.heartbeat(run_id, worker=self.id)
+            self._beat()
             if self.exit_with_parent and os.getppid() != self._parent:
                 self.request_stop("its parent process exited")
-            if self.monotonic() - last_recover >= self.settings.recover_every_s:
-                last_recover = self.monotonic()
+            if time.monotonic() - last_recover >= self.settings.recover_every_s:
+                last_recover = time.monotonic()
                 self._recover()
 
-    # --- one run --------------------------------------------------------------------------------
+    # --- slices of finished runs ----------------------------------------------------------------
 
-    def _handle(self, run_id: str) -> None:
-        """The huey task for ``run_id``: train the run the fair queue puts first (fairness.py),
-        trying the runs ranked before ``run_id`` and then ``run_id`` itself, unless it is no longer
-        queued (a stale message: skipped)."""
-        try:
-            self.store.run_dir(run_id)
-        except ValueError:
-            log.warning("worker %s: ignoring a message with a bad run id %r", self.id, run_id)
-            return
-        if not self.store.exists(run_id):
-            log.info("worker %s: run %s no longer exists; skipped", self.id, run_id)
-            return
-        if pending_slices(self.store, run_id) is not None and self._slice(run_id):
-            return
-        for candidate in self._candidates(run_id):
-            if candidate == run_id:
-                self._take(run_id)
-                return
-            if self._take(candidate, message_of=run_id) in (_Taken.TRAINED, _Taken.STOPPED):
-                return
-            # SKIPPED (held by another worker, no longer queued) or CANCELLED: the next one
-
-    def _slice(self, run_id: str) -> bool:
-        """Landscape slices asked for a finished run (slices.py); False if it is not finished."""
-        if self.store.read_status(run_id).get("state") != RunState.FINISHED:
+    def _slices(self) -> bool:
+        """Compute the oldest pending slices request, if any (taken in one transaction, so one
+        worker computes it); False when there is none."""
+        taken = self._db(lambda: scheduler.take_request(self.store.engine))
+        if taken is None:
             return False
-        with claim_lock(self.store.run_dir(run_id)) as mine:
-            request = pending_slices(self.store, run_id) if mine else None
-            if request is None:
-                return True  # another worker has it, or it is done
-            try:
-                from samon_core.train.slice_run import slice_finished_run  # torch: loaded here
+        _, run_id, request = taken
+        try:
+            from samon_core.train.slice_run import slice_finished_run  # torch: loaded here
 
-                n = slice_finished_run(self.store, run_id, points=request["points"],
-                                       radius=request["radius"], data_dir=self.data_dir or "data",
-                                       two_d=bool(request.get("plane")))
-                log.info("worker %s: run %s: %d landscape slices", self.id, run_id, n)
-            except Exception:  # the run stays finished; the request goes, with the reason logged
-                log.exception("worker %s: landscape slices of run %s failed", self.id, run_id)
-            finally:
-                clear_request(self.store, run_id)
+            n = slice_finished_run(self.store, run_id, points=int(request.get("points", 21)),
+                                   radius=float(request.get("radius", 1.0)),
+                                   data_dir=self.data_dir or "data",
+                                   two_d=bool(request.get("plane")))
+            log.info("worker %s: run %s: %d landscape slices", self.id, run_id, n)
+        except Exception:  # the run stays finished; the request is done, the reason logged
+            log.exception("worker %s: landscape slices of run %s failed", self.id, run_id)
         return True
 
-    def _candidates(self, run_id: str) -> list[str]:
-        if self._stop.is_set():  # stopping: only give this message's run back
-            return [run_id]
+    # --- runs -----------------------------------------------------------------------------------
+
+    def _train_claimed(self, run_ids: list[str]) -> None:
+        self._group = tuple(run_ids)
+        self._beat()
+        t0 = time.monotonic()
         try:
-            return fair_candidates(self.store, run_id, self.settings)
-        except Exception:  # a damaged store must not stop the queue: first in, first out
-            log.exception("worker %s: cannot rank the queued runs; taking %s", self.id, run_id)
-            return [run_id]
+            jobs = [job for job in map(self._start, run_ids) if job is not None]
+            states = self._run_trainer(jobs) if jobs else []
+            for (run_id, *_), state in zip(jobs, states, strict=True):
+                self._settle(run_id, state, t0)
+        finally:
+            self.runs_done += len(run_ids)
+            self._lost -= set(run_ids)
+            self._group = ()
+            self._beat()
+            _free_accelerator_memory()
 
-    def _hand_back(self, run_id: str, instead: str) -> None:
-        """A new message for ``run_id``, whose message this worker used to take ``instead``
-        (the fair queue's choice): ``run_id`` keeps its place in the store's order."""
-        log.debug("worker %s: fair queue: run %s goes before %s", self.id, instead, run_id)
+    def _fail(self, run_id: str, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            self._db(lambda: scheduler.finish(self.store.engine, run_id, self.id,
+                                              RunState.FAILED, reason=reason))
+
+    def _start(self, run_id: str) -> tuple[str, Any, bool] | None:
+        """The run's config and whether it resumes from a checkpoint, after the limits and the
+        preflight of submit, again: this run may have been queued under laxer settings. None
+        (the run ended 'failed' with one line) if any of it fails."""
         try:
-            self.queue.enqueue(self.queue.new_task(run_id))
-        except Exception as exc:  # the recovery enqueues a queued run without a message
-            log.warning("worker %s: cannot give the message of run %s back: %s", self.id,
-                        run_id, exc)
-
-    def _take(self, run_id: str, message_of: str | None = None) -> _Taken:
-        """Claim ``run_id`` and train it, unless it is held, no longer queued or cancelled.
-        ``message_of``: the run whose message this worker holds, if another (its message goes
-        back to the queue once ``run_id`` is claimed)."""
-        store = self.store
-        run_dir = store.run_dir(run_id)
-        with claim_lock(run_dir) as mine:
-            if not mine:
-                log.info("worker %s: run %s is held by another worker; skipped", self.id, run_id)
-                return _Taken.SKIPPED
-            state = store.read_status(run_id).get("state")
-            if state != RunState.QUEUED:
-                log.info("worker %s: run %s is %s; skipped", self.id, run_id, state)
-                return _Taken.SKIPPED
-            if (run_dir / CANCEL_FILE).exists() or self._queue_cancel(run_id):
-                store.write_status(run_id, RunState.CANCELLED,
-                                   message="cancelled before it started")
-                with contextlib.suppress(Exception):
-                    self.queue.clear_cancel(run_id)
-                return _Taken.CANCELLED
-            if message_of is not None:
-                self._hand_back(message_of, instead=run_id)
-            if self._stop.is_set():  # took the message while stopping: give it back
-                if message_of is None:  # (a run of another message keeps its own)
-                    requeue(store, run_id, Requeue.SHUTDOWN, settings=self.settings,
-                            detail=f"worker {self.id}: {self._stop_reason}")
-                return _Taken.STOPPED
-            self._train_claimed(run_id)
-            return _Taken.TRAINED
-
-    def _train_claimed(self, run_id: str) -> None:
-        """Train ``run_id`` (claimed) with its lockstep mates, keeping the worker record."""
-        with contextlib.ExitStack() as mates_held:
-            mates = self._claim_mates(run_id, mates_held)
-            self._current, self._run_started = run_id, time.time()
-            self._group = (run_id, *mates)
-            self._write_record()
-            try:
-                self._train([run_id, *mates])
-            finally:
-                self.runs_done += len(self._group)
-                self._current = self._run_started = None
-                self._group = ()
-                self._write_record()
-                _free_accelerator_memory()
-
-    def _claim_mates(self, run_id: str, held: contextlib.ExitStack) -> list[str]:
-        """The other queued runs of ``run_id``'s comparison, to train in lockstep (lockstep.py);
-        none with a trainer given by a test or ``$SAMON_TRAINER`` (they train one run)."""
-        if self._trainer is not None or os.environ.get(TRAINER_ENV):
-            return []
-        try:
-            return claim_group_mates(self.store, run_id, self.settings, held)
-        except Exception:  # a damaged neighbour must not stop this run
-            log.exception("worker %s: cannot look for the group of run %s", self.id, run_id)
-            return []
-
-    def _queue_cancel(self, run_id: str) -> bool:
-        try:
-            return self.queue.cancel_requested(run_id)
-        except Exception:  # queue unreachable: the flag file still works
-            return False
-
-    def _preload(self) -> None:
-        try:
-            importlib.import_module("samon_core.train.trainer")
-        except Exception as exc:  # reported again, per run, when a run needs the trainer
-            log.warning("worker %s: cannot import the trainer: %s", self.id, exc)
-
-    def _load_trainer(self) -> Callable[..., dict]:
-        if self._trainer is not None:
-            return self._trainer
-        spec = os.environ.get(TRAINER_ENV)
-        if spec:
-            module, _, name = spec.partition(":")
-            return getattr(importlib.import_module(module), name)
-        from samon_core.train.trainer import train  # torch is imported here, on the first run
-
-        return train
+            self._db(lambda: self.store.write_status(
+                run_id, RunState.RUNNING, worker=self.id, pid=os.getpid(), host=self.host,
+                device=self.device, message=f"starting on worker {self.id}"))
+            config = self.store.read_config(run_id)
+            check_config_limits(config, self.settings, outcome="the run was not started")
+            check_runnable(config, here=True, data_dir=self.data_dir)
+            resume = (self.store.run_dir(run_id) / CHECKPOINT_FILE).is_file()
+            if not resume:
+                self._restart_marker(run_id)
+            return run_id, config, resume
+        except ValueError as exc:  # over a limit, not runnable here, a damaged config: one line
+            log.warning("worker %s: run %s not started: %s", self.id, run_id, exc)
+            self._fail(run_id, clip(str(exc), 2000)[1:-1])
+        except Exception as exc:
+            log.exception("worker %s: cannot start run %s", self.id, run_id)
+            self._fail(run_id, f"{type(exc).__name__}: {clip_message(str(exc))}")
+        return None
 
     def _restart_marker(self, run_id: str) -> None:
         """A run restarted without a checkpoint trains from epoch 0 again: a resume marker at
@@ -391,105 +313,99 @@ class Worker:
                 writer.write({"kind": "resume", "epoch": 0, "step": 0, "time": 0.0,
                               "reason": "restarted from the start: no checkpoint"})
 
-    def _start(self, run_id: str, run_dir: Path) -> tuple[Any, bool, Callable[..., dict]] | None:
-        """Mark the run 'running' and get what training it needs: its config, whether it resumes
-        from a checkpoint, the trainer. None (the run marked 'failed') if any of it fails."""
-        store = self.store
-        store.write_status(run_id, RunState.RUNNING, worker=self.id, pid=os.getpid(),
-                           host=self.host, device=self.device,
-                           message=f"starting on worker {self.id}", cancel_requested=None)
+    def _should_stop(self, run_id: str) -> Callable[[], bool]:
+        """The trainer's ``should_stop`` for ``run_id``: this worker stops, the run was taken
+        back from it, or a user cancels it (the column, read at most once a second)."""
+        cancelled = scheduler.cancel_check(self.store.engine, run_id, clock=self.monotonic)
+        return lambda: self._stop.is_set() or run_id in self._lost or cancelled()
+
+    def _preload(self) -> None:
         try:
-            config = store.read_config(run_id)
-            # The limits and checks of submit, again: this run may have been queued by other
-            # means (an old version, a hand-made folder) or under laxer settings.
-            check_config_limits(config, self.settings, outcome="the run was not started")
-            check_runnable(config, here=True, data_dir=self.data_dir)
-            resume = (run_dir / CHECKPOINT_FILE).is_file()
-            if not resume:
-                self._restart_marker(run_id)
-            return config, resume, self._load_trainer()
-        except ValueError as exc:  # over a limit, not runnable here, a damaged config: one line
-            log.warning("worker %s: run %s not started: %s", self.id, run_id, exc)
-            store.write_status(run_id, RunState.FAILED, message=clip(str(exc), 2000)[1:-1])
-            return None
-        except Exception as exc:
-            log.exception("worker %s: cannot start run %s", self.id, run_id)
-            store.write_status(run_id, RunState.FAILED, message=f"{type(exc).__name__}: {exc}")
-            return None
+            importlib.import_module("samon_core.train.trainer")
+        except Exception as exc:  # reported again, per run, when a run needs the trainer
+            log.warning("worker %s: cannot import the trainer: %s", self.id, exc)
 
-    def _should_stop(self, run_id: str, cancel_flag: str) -> Callable[[], bool]:
-        """The trainer's ``should_stop`` for ``run_id``: this worker stops, or a user cancels."""
-        stop_event = self._stop
-        next_key_check = [self.monotonic() + 1.0]
-
-        def should_stop() -> bool:
-            # Polled every training step: an Event check and one stat(); the queue's cancel key
-            # (a Redis or SQLite read) at most once a second.
-            if stop_event.is_set() or os.path.exists(cancel_flag):
-                return True
-            now = self.monotonic()
-            if now >= next_key_check[0]:
-                next_key_check[0] = now + 1.0
-                return self._queue_cancel(run_id)
-            return False
-
-        return should_stop
-
-    def _train(self, run_ids: list[str]) -> None:
-        """Train ``run_ids`` (claimed; one, or a lockstep group) and settle each one's outcome."""
-        t0 = time.monotonic()
-        jobs = []  # (run_id, cancel flag, config, resume, trainer)
-        for run_id in run_ids:
-            run_dir = self.store.run_dir(run_id)
-            started = self._start(run_id, run_dir)
-            if started is not None:
-                jobs.append((run_id, str(run_dir / CANCEL_FILE), *started))
-        if not jobs:
-            return
-        for run_id, _, _, resume, _ in jobs:
+    def _run_trainer(self, jobs: list[tuple[str, Any, bool]]) -> list[str | None]:
+        """The trainer's final state per job: ``train`` for one run, ``train_group`` for more
+        (a stand-in trainer trains them one after another)."""
+        for run_id, _, resume in jobs:
             log.info("worker %s: run %s %s%s", self.id, run_id,
                      "resumes from its checkpoint" if resume else "starts",
                      f" (lockstep group of {len(jobs)})" if len(jobs) > 1 else "")
         try:
-            states = self._run_trainer(jobs)
-        except Exception as exc:  # the trainer has marked the run failed; make sure of it
-            log.exception("worker %s: run(s) %s failed", self.id, ", ".join(run_ids))
+            if self._trainer is not None or len(jobs) == 1:
+                if self._trainer is None:
+                    from samon_core.train.trainer import train  # torch: imported here
+                else:
+                    train = self._trainer
+                return [train(config, self.store.run_dir(run_id), data_dir=self.data_dir,
+                              should_stop=self._should_stop(run_id), resume=resume).get("state")
+                        for run_id, config, resume in jobs]
+            from samon_core.train.lockstep import GroupJob, train_group  # torch: imported here
+
+            return [summary.get("state") for summary in train_group([
+                GroupJob(config, self.store.run_dir(run_id), data_dir=self.data_dir,
+                         should_stop=self._should_stop(run_id), resume=resume)
+                for run_id, config, resume in jobs])]
+        except Exception as exc:  # the trainer marks its run failed; make sure of it
+            log.exception("worker %s: run(s) %s failed", self.id,
+                          ", ".join(job[0] for job in jobs))
             for run_id, *_ in jobs:
-                with contextlib.suppress(Exception):
-                    if self.store.read_status(run_id).get("state") == RunState.RUNNING:
-                        self.store.write_status(run_id, RunState.FAILED,
-                                                message=f"{type(exc).__name__}: {exc}")
-            return
-        for (run_id, cancel_flag, *_), state in zip(jobs, states, strict=True):
-            self._settle(run_id, cancel_flag, state, t0)
+                self._fail(run_id, f"{type(exc).__name__}: {clip_message(str(exc))}")
+            return [RunState.FAILED.value] * len(jobs)
 
-    def _run_trainer(self, jobs: list[tuple]) -> list[str | None]:
-        """The trainer's final state per job: ``train`` for one run, ``train_group`` for more."""
-        if len(jobs) == 1:
-            run_id, cancel_flag, config, resume, train = jobs[0]
-            summary = train(config, self.store.run_dir(run_id), data_dir=self.data_dir,
-                            should_stop=self._should_stop(run_id, cancel_flag), resume=resume)
-            return [summary.get("state")]
-        from samon_core.train.lockstep import GroupJob, train_group  # torch: already loaded
-
-        group = [GroupJob(config, self.store.run_dir(run_id), data_dir=self.data_dir,
-                          should_stop=self._should_stop(run_id, cancel_flag), resume=resume)
-                 for run_id, cancel_flag, config, resume, _ in jobs]
-        return [s.get("state") for s in train_group(group)]
-
-    def _settle(self, run_id: str, cancel_flag: str, state: str | None, t0: float) -> None:
-        """After training: a run stopped by this worker's shutdown goes back to the queue."""
-        user_cancel = os.path.exists(cancel_flag) or self._queue_cancel(run_id)
-        if state == RunState.CANCELLED and self._stop.is_set() and not user_cancel:
-            # Stopped because this worker stops, not because a user cancelled: back in the queue.
-            requeue(self.store, run_id, Requeue.SHUTDOWN, settings=self.settings,
-                    detail=f"worker {self.id}: {self._stop_reason}")
-            state = "queued again"
-        elif user_cancel:
-            with contextlib.suppress(Exception):
-                self.queue.clear_cancel(run_id)
+    def _settle(self, run_id: str, state: str | None, t0: float) -> None:
+        """After training: a run stopped because this worker stops (not cancelled by a user,
+        not taken back) goes back to the queue, in one transaction."""
+        if (state == RunState.CANCELLED and self._stop.is_set()
+                and run_id not in self._lost):
+            reason = (f"queued again: worker {self.id} stopped ({self._stop_reason}); it "
+                      "resumes from its checkpoint")
+            if self._db(lambda: scheduler.release(self.store.engine, run_id, self.id,
+                                                  reason=reason)):
+                state = "queued again"
+        elif state is None or state == RunState.RUNNING:  # the trainer did not end the run
+            self._fail(run_id, f"the trainer returned without ending the run ({clip(state)})")
         log.info("worker %s: run %s %s after %.1f s", self.id, run_id, state,
                  time.monotonic() - t0)
+
+
+@contextlib.contextmanager
+def train_here(store: RunStore, run_ids: Sequence[str],
+               settings: Settings | None = None) -> Iterator[dict[str, Callable[[], bool]]]:
+    """For a process that trains runs it created itself (``samon run``, ``claim run``): claims
+    them (a worker may have taken one first: it is left out), keeps a heartbeat while they
+    train (if the process dies, the recovery puts them back in the queue and a worker resumes
+    them) and yields each claimed run's ``should_stop``: a cancel from the app or ``samon
+    cancel`` stops it as it stops a worker's run."""
+    s = settings or load_settings()
+    engine, me = store.engine, f"{this_host()}-{os.getpid()}-{secrets.token_hex(2)}"
+    mine = scheduler.claim_runs(engine, run_ids, me)
+    done = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # an outage: the next beat tries again
+                scheduler.heartbeat(engine, me, host=this_host(), pid=os.getpid(),
+                                    device="cli", state=scheduler.PROCESS)
+            if done.wait(s.heartbeat_every_s):
+                return
+
+    beat_thread = threading.Thread(target=beat, name="samon-heartbeat", daemon=True)
+    beat_thread.start()
+    try:
+        yield {run_id: scheduler.cancel_check(engine, run_id) for run_id in mine}
+    finally:
+        done.set()
+        beat_thread.join(timeout=10)
+        with contextlib.suppress(Exception):
+            scheduler.leave(engine, me)
+
+
+def _shown(url: str) -> str:
+    from samon_core.runs.redact import display_url
+
+    return display_url(url)
 
 
 def _free_accelerator_memory() -> None:
@@ -498,3 +414,106 @@ def _free_accelerator_memory() -> None:
         with contextlib.suppress(Exception):
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = ClippingArgumentParser(
+        prog="samon worker",
+        description="Train queued runs. One worker: this process is the worker; several "
+                    "(devices x workers per device): one worker process each, pinned to its "
+                    "device. SIGTERM/Ctrl+C puts a run in progress back in the queue (it resumes "
+                    "from its checkpoint).")
+    ap.add_argument("--devices", default=None,
+                    help="auto (every GPU, else the CPU), cpu, or GPU indices like 0,1; entries "
+                         "may repeat (cpu,cpu = two CPU workers). Default: setting "
+                         "worker_devices ($SAMON_WORKER_DEVICES, 'auto')")
+    ap.add_argument("--workers-per-device", default=None, metavar="N|auto",
+                    help="worker processes per device entry, 1-8, each training its own runs "
+                         "(several small runs share a GPU that one leaves idle; the workers of "
+                         "the CPU share its cores). auto: 1 on the CPU, on a GPU as many as its "
+                         "free memory holds for the largest allowed model, at most 4. Default: "
+                         "setting workers_per_device ($SAMON_WORKERS_PER_DEVICE, 'auto')")
+    ap.add_argument("--runs-dir", default=None,
+                    help="run store folder (default: $SAMON_RUNS_DIR or ./runs)")
+    ap.add_argument("--data-dir", default=None,
+                    help="dataset folder (default: $SAMON_DATA_DIR or ./data)")
+    ap.add_argument("--max-runs", type=int, default=0,
+                    help="exit (code 0) after this many runs; 0 = never")
+    ap.add_argument("--exit-when-idle", action="store_true",
+                    help="exit (code 0) as soon as nothing is queued for this worker")
+    ap.add_argument("--exit-with-parent", action="store_true",
+                    help="stop when the parent process exits (used by the app's worker pool)")
+    ap.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    return ap
+
+
+def worker_main(argv: Sequence[str] | None = None, *, trainer: Trainer | None = None) -> int:
+    """``python -m samon_core worker ...``; returns the exit code: 2 for bad options or settings,
+    1 when the run store or the database cannot be used (disk full, read-only, database
+    unreachable), each with one line on stderr and no traceback. ``trainer``: a stand-in for
+    the trainer (tests), for a single worker."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return _worker_main(args, trainer)
+    except ValueError as exc:
+        print(f"samon worker: error: {clip_message(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"samon worker: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
+    except (DatabaseUnavailable, StoreUnavailable) as exc:
+        print(f"samon worker: error: {clip_message(str(exc))}", file=sys.stderr)
+        return 1
+
+
+def _worker_main(args: argparse.Namespace, trainer: Trainer | None) -> int:
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s: %(message)s")
+    overrides: dict[str, Any] = {}
+    if args.workers_per_device is not None:
+        overrides["workers_per_device"] = args.workers_per_device  # the setting checks it
+    if args.max_runs < 0:
+        raise ValueError("--max-runs must be >= 0")
+    settings = load_settings(**overrides)
+    devices = worker_slots(resolve_devices(args.devices or settings.worker_devices, settings),
+                           settings)
+    store = RunStore(args.runs_dir, database_url=settings.database)
+    if store.root.exists() and not store.root.is_dir():
+        raise ValueError(f"--runs-dir {clip(str(store.root))} is not a folder")
+    if settings.database:  # the trainer opens its own store of the run folder: same database
+        os.environ["SAMON_DATABASE_URL"] = settings.database
+    if len(devices) == 1:
+        device = devices[0]
+        if device == "cpu":
+            if args.devices and args.devices.strip().lower() == "cpu":
+                os.environ["CUDA_VISIBLE_DEVICES"] = ""  # asked for the CPU: hide any GPU
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = device  # before torch is imported
+        worker = Worker(store, settings, device=device, data_dir=args.data_dir,
+                        exit_with_parent=args.exit_with_parent, max_runs=args.max_runs,
+                        exit_when_idle=args.exit_when_idle, trainer=trainer)
+        return worker.run()
+    extra = ["--log-level", args.log_level]
+    if args.max_runs:
+        extra += ["--max-runs", str(args.max_runs)]
+    if args.exit_when_idle:
+        extra.append("--exit-when-idle")
+    pool = WorkerPool(store.root, devices, settings=settings, data_dir=args.data_dir,
+                      exit_with_parent=True, extra_args=extra)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    log.info("supervising %d workers (%s) for %s", len(devices), ", ".join(devices), store.root)
+    pool.start()
+    try:
+        pool.wait(stop)
+    finally:
+        pool.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())
