@@ -8,8 +8,9 @@ differ by 3.5-5 points, the paper's gaps are 0.2-3) may be settled by thirty.
 * **Add my seed** (``add_my_seed``): queues the claim's runs at the experiment's size with the
   smallest seed none of its configs has used in the store (any state, any owner), under the
   caller's own name, through ``service.submit_group``: the caller's key, the limits, the room's
-  locks and the fair queue apply as to any launch. The seed is chosen under the submit lock
-  (``pick_seed``), so two students clicking at once get different seeds.
+  locks and the fair queue apply as to any launch. The seed is chosen inside the admission's
+  transaction (``pick_seed``, from every run's config hash that transaction sees), so two
+  students clicking at once get different seeds.
 * **The pool** (``pool``): honest by construction. A run counts only if its config, seed aside,
   is exactly one of the experiment's (``config_hash`` of the config with seed 0, as the store's
   reuse compares runs), it was created before the experiment stopped, and it finished (runs
@@ -163,7 +164,7 @@ def add_my_seed(*, owner: str, owner_key: str | None = None,
         raise NoExperiment("no class experiment is running: the teacher starts one in the Room")
     configs = experiment_configs(experiment)
 
-    def pick(rows: list) -> int:  # under the submit lock (submit.py)
+    def pick(rows: list) -> int:  # inside the admission's transaction (submit.py)
         return next_seed(list(configs.values()), {r.config_hash for r in rows if r.config_hash})
 
     group, ids = submit_group(configs, owner=owner, preset=f"{CLAIM_PREFIX}{experiment.claim}",

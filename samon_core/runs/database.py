@@ -264,12 +264,19 @@ def retrying(operation: Callable[[], T], *, url: str | Any = "", wait_s: float =
 # --- the room, owners, reads ----------------------------------------------------------------
 
 
-def room_body(conn: Connection) -> dict[str, Any] | None:
+def room_body(conn: Connection) -> Any:
+    """The stored room's JSON value (None when never set; the text itself when it is not JSON,
+    e.g. edited by hand: room.py's ``room_from_body`` reads anything but a room as no locks)."""
     text = conn.scalar(sa.select(room.c.body).where(room.c.id == 1))
-    return json.loads(text) if text else None
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
 
 
-def read_room_body(engine: Engine) -> dict[str, Any] | None:
+def read_room_body(engine: Engine) -> Any:
     """The stored room (the teacher's message and locks) as a dict, None when never set."""
     with reading(engine) as conn:
         return room_body(conn)

@@ -182,13 +182,7 @@ def room_from_body(body: Any) -> Room:
 def read_room(store: RunStore | None = None) -> Room:
     """The room as the teacher set it; the default room when there is none, or (with a logged
     warning) when the stored one is damaged (not JSON, not a room)."""
-    try:
-        body = read_room_body(store_or_default(store).engine)
-    except (ValueError, RecursionError) as exc:  # json's errors: a body edited by hand
-        log.warning("the stored room is damaged, so the room has no message and no locks: %s",
-                    clip(str(exc), 300))
-        return Room()
-    return room_from_body(body)
+    return room_from_body(read_room_body(store_or_default(store).engine))
 
 
 def _check_against_settings(room: Room, s: Settings) -> None:
