@@ -10,7 +10,7 @@
 
 ``here`` is True for ``samon run`` and for a worker about to train; the job API (``submit``) uses
 it only when workers run on this machine (setting ``local_checks``: by default yes with the SQLite
-queue, which only serves one machine, and no with Redis, whose workers may have other GPUs and
+database, which serves one machine, and no with PostgreSQL, whose workers may have other GPUs and
 other data folders; a worker then fails such a run with the same message).
 """
 
