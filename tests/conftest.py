@@ -39,3 +39,7 @@ def clean_env(monkeypatch, tmp_path):
             monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
     return monkeypatch
+
+
+# The job service's tests on both engines (SQLite, PostgreSQL): ``any_store``, ``postgres``.
+from support.engines import any_store, postgres  # noqa: E402, F401

@@ -1,15 +1,16 @@
-"""The job queue in one process: settings, limits, reuse, cancel, positions, crash recovery, and a
-worker driven in-process with a stand-in trainer (the real trainer and real worker processes are
-in test_worker_recovery.py)."""
+"""The job service in one process, on SQLite and on PostgreSQL: settings, limits, reuse, queue
+positions, a worker driven in-process with a stand-in trainer (claims, cancel, stop and release,
+a run taken back from a worker thought dead), crash recovery, slices requests. The real trainer
+and real worker processes are in test_worker_recovery.py."""
 
 from __future__ import annotations
 
 import functools
 import os
 import pkgutil
-import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,15 +18,12 @@ import pytest
 from support.configs import tiny_config
 
 from samon_core import service
-from samon_core.runs.io import write_json
 from samon_core.runs.store import RunStore
-from samon_core.service.backend import QUEUE_DIR, get_queue
-from samon_core.service.claims import CANCEL_FILE
-from samon_core.service.devices import resolve_devices
-from samon_core.service.hosts import this_host
-from samon_core.service.settings import DevicePolicy, QueueBackend, load_settings
-from samon_core.service.worker import Worker
-from samon_core.service.worker_records import workers_dir
+from samon_core.service import scheduler
+from samon_core.service.pool import resolve_devices
+from samon_core.service.recovery import this_host
+from samon_core.service.settings import DevicePolicy, load_settings
+from samon_core.service.worker import Worker, claimable_devices
 
 TINY = tiny_config()
 TEACHER = "teacher-token-of-the-tests"
@@ -82,16 +80,18 @@ def fake_train(config, run_dir, *, callback=None, should_stop=None, data_dir=Non
 
 def test_settings_defaults_file_and_environment(tmp_path):
     s = settings()
-    assert s.queue is QueueBackend.SQLITE and s.max_epochs == 0 and s.auto_resume
+    assert s.database_url is None and s.checks_here and s.max_epochs == 0 and s.auto_resume
     toml = tmp_path / "samon.toml"
     toml.write_text('max_epochs = 5\nallowed_models = ["tiny_resnet"]\ndevice_policy = "cpu-only"\n'
-                    'queue = "redis"\n')
+                    'database_url = "postgresql+psycopg://lab:pw-of-the-lab@db/samon"\n')
     env = {"SAMON_SETTINGS": str(toml), "SAMON_MAX_EPOCHS": "7", "SAMON_AUTO_RESUME": "no",
            "SAMON_MAX_QUEUE": ""}  # empty = unset
     s = load_settings(environ=env)
     assert s.max_epochs == 7  # the environment wins over the file
     assert s.allowed_models == ("tiny_resnet",) and s.device_policy is DevicePolicy.CPU_ONLY
-    assert s.queue is QueueBackend.REDIS and s.auto_resume is False and s.max_queue == 0
+    assert s.auto_resume is False and s.max_queue == 0
+    assert s.database == "postgresql+psycopg://lab:pw-of-the-lab@db/samon"
+    assert not s.checks_here  # workers elsewhere: their machines may differ from this one
     assert load_settings(environ=s.to_environ()) == s  # what the pool hands to its children
 
     toml.write_text("max_epoch = 5\n")
@@ -106,8 +106,21 @@ def test_settings_defaults_file_and_environment(tmp_path):
     with pytest.raises(ValueError, match=r"max_epochs \(from .*samon.toml\): must be a whole"):
         toml.write_text("max_epochs = 2.5\n")
         load_settings(environ={"SAMON_SETTINGS": str(toml)})
-    with pytest.raises(ValueError, match="queue_name .*letters, digits and '_'"):
-        load_settings(environ={}, queue_name="a-b")
+    for gone in ("queue", "redis_url", "queue_name", "fair_queue"):  # the huey era's settings
+        with pytest.raises(ValueError, match=f"unknown setting '{gone}'"):
+            toml.write_text(f"{gone} = 1\n")
+            load_settings(environ={"SAMON_SETTINGS": str(toml)})
+
+
+def test_the_database_url_is_shown_without_its_password():
+    url = "postgresql+psycopg://lab:pw-of-the-lab@db/samon"
+    s = settings(database_url=url)
+    assert s.describe()["database_url"] == "postgresql+psycopg://lab:***@db/samon"
+    assert "pw-of-the-lab" not in repr(s) and "pw-of-the-lab" not in str(s.describe())
+    assert s.to_environ()["SAMON_DATABASE_URL"] == url  # the workers need it to connect
+    with pytest.raises(ValueError, match="database_url .*postgresql") as bad:
+        load_settings(environ={"SAMON_DATABASE_URL": "redis://:pw-of-the-lab@host:6379/0"})
+    assert "pw-of-the-lab" not in str(bad.value)
 
 
 def test_settings_follow_changes_of_their_sources(tmp_path):
@@ -135,6 +148,9 @@ def test_worker_devices_follow_the_policy():
         resolve_devices("0", settings(device_policy=DevicePolicy.CPU_ONLY))
     with pytest.raises(ValueError, match="neither 'cpu' nor a GPU"):
         resolve_devices("cuda0", s)
+    # what a worker claims: a CPU worker never takes a run that asked for a GPU
+    assert "cuda" not in claimable_devices("cpu") and "auto" in claimable_devices("cpu")
+    assert {"auto", "cuda", "cuda:0", "cuda:1"} == set(claimable_devices("1"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +181,7 @@ def test_config_limits_refuse_with_their_name_and_value(store, limits, change, t
                               "bad": TINY.replace(**change)}, owner="ann", store=store,
                              settings=s)
     assert store.run_ids() == []
-    assert get_queue(store, s).size() == 0
+    assert service.queue_positions(store, s) == {}
     service.submit(TINY.replace(epochs=1, train_subset=128), owner="ann", store=store,
                    settings=settings())  # the same store takes requests within the limits
 
@@ -175,7 +191,7 @@ def test_queue_limits_are_all_or_nothing(store):
     three = {f"r{i}": TINY.replace(seed=i) for i in range(3)}
     with pytest.raises(service.LimitExceeded, match=r"max_queued_per_owner = 2 .*'ann' has 0 runs"):
         service.submit_group(three, owner="ann", store=store, settings=s)
-    assert store.run_ids() == [] and get_queue(store, s).size() == 0
+    assert store.run_ids() == [] and service.queue_positions(store, s) == {}
     _, ids = service.submit_group({"a": TINY, "b": TINY.replace(seed=1)}, owner="ann",
                                   store=store, settings=s)
     assert len(set(ids)) == 2
@@ -186,7 +202,7 @@ def test_queue_limits_are_all_or_nothing(store):
     service.submit(TINY.replace(seed=5), owner="bob", store=store, settings=s)
     with pytest.raises(service.LimitExceeded, match=r"max_queue = 3 .*: 3 runs are waiting"):
         service.submit(TINY.replace(seed=6), owner="cy", store=store, settings=s)
-    assert len(store.run_ids()) == 3 and get_queue(store, s).size() == 3
+    assert len(store.run_ids()) == 3 and len(service.queue_positions(store, s)) == 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,37 +262,33 @@ def test_submit_group_with_seeds(store):
         service.submit_group({"SGD": TINY}, owner="ann", seeds=0, store=store, settings=s)
 
 
-def test_positions_cancel_and_json_messages(store):
-    s = settings()
+def test_positions_follow_turns_and_cancel(any_store):
+    store, s = any_store, settings()
     ann = service.register_owner("ann", store=store)
     ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s,
                           owner_key=ann) for i in range(3)]
-    assert [service.queue_position(r, store=store) for r in ids] == [1, 2, 3]
+    bob = service.submit(TINY.replace(seed=9), owner="bob", store=store, settings=s)
+    # owners take turns: bob's one run is expected second, not fourth
+    assert service.queue_positions(store, s) == {ids[0]: 1, bob: 2, ids[1]: 3, ids[2]: 4}
     assert service.cancel(ids[1], owner_key=ann, store=store, settings=s) == "cancelled"
-    assert service.cancel(ids[1], owner_key=ann, store=store, settings=s) == "cancelled"  # same
-    assert store.read_status(ids[1])["message"] == "cancelled before it started"
-    assert [service.queue_position(r, store=store) for r in ids] == [1, None, 2]
-    assert get_queue(store, s).pending_run_ids() == ids  # the stale message is skipped later
-    # messages are JSON, not pickle: a writable queue must not mean code execution on workers
-    db = sqlite3.connect(store.root / QUEUE_DIR / "huey.db")
-    blobs = [bytes(row[0]) for row in db.execute("select data from task")]
-    db.close()
-    assert len(blobs) == 3 and all(b.startswith(b'{"message":') for b in blobs)
-    assert ids[0].encode() in blobs[0]
+    assert [service.queue_position(r, store=store, settings=s) for r in ids] == [1, None, 3]
 
 
-
-def test_workers_status_ages_heartbeats(store):
-    s = settings(heartbeat_timeout_s=30.0)
+def test_workers_status_comes_from_the_database(any_store):
+    store, s = any_store, settings(heartbeat_timeout_s=30.0)
     assert service.workers_status(store=store, settings=s) == []
     beat = time.time()
-    record = {"id": "w1", "pid": os.getpid(), "host": this_host(), "device": "cpu",
-              "state": "idle", "heartbeat": beat}
-    workers_dir(store).mkdir(parents=True)
-    write_json(workers_dir(store) / "w1.json", record)
-    write_json(workers_dir(store) / "w2.json", {**record, "id": "w2", "pid": dead_pid()})
+    scheduler.heartbeat(store.engine, "w1", host=this_host(), pid=os.getpid(), device="cpu",
+                        now=beat)
+    scheduler.heartbeat(store.engine, "w2", host=this_host(), pid=os.getpid(), device="cpu",
+                        now=beat - 40)
     (live,) = service.workers_status(store=store, settings=s, now=beat + 29.0)
     assert live["id"] == "w1" and live["heartbeat_age_s"] == 29.0
+    assert live["state"] == "idle" and live["run_id"] is None
+    rid = store.create_run(TINY)
+    assert scheduler.claim_next(store.engine, "w1", ["auto", "cpu"], window_s=3600) == [rid]
+    (live,) = service.workers_status(store=store, settings=s, now=beat + 1)
+    assert live["state"] == "training" and live["run_ids"] == [rid]
     assert service.workers_status(store=store, settings=s, now=beat + 31.0) == []
 
 
@@ -285,8 +297,8 @@ def test_workers_status_ages_heartbeats(store):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_worker_trains_skips_cancelled_and_gives_back_on_stop(store):
-    s = settings(recover_every_s=3600.0)
+def test_worker_trains_skips_cancelled_and_gives_back_on_stop(any_store):
+    store, s = any_store, settings(recover_every_s=3600.0)
     ann = service.register_owner("ann", store=store)
     ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=s,
                           owner_key=ann) for i in range(4)]
@@ -306,9 +318,10 @@ def test_worker_trains_skips_cancelled_and_gives_back_on_stop(store):
     states = [store.read_status(r)["state"] for r in ids]
     assert states == ["finished", "cancelled", "queued", "queued"]
     status = store.read_status(ids[2])
-    assert "its worker stopped" in status["message"] and "last checkpoint" in status["message"]
-    assert service.queue_positions(store) == {ids[3]: 1, ids[2]: 2}
-    assert list(workers_dir(store).glob("*.json")) == []  # the worker removed its record
+    assert "stopped (test)" in status["message"] and "from its checkpoint" in status["message"]
+    assert "worker" not in status or status["worker"] is None
+    assert service.queue_positions(store, s) == {ids[3]: 1, ids[2]: 2}
+    assert service.workers_status(store=store, settings=s) == []  # the worker removed its row
 
     # the next worker resumes ids[2] from its checkpoint: every epoch exactly once
     Worker(store, s, exit_when_idle=True, trainer=fake_train).run()
@@ -318,26 +331,8 @@ def test_worker_trains_skips_cancelled_and_gives_back_on_stop(store):
     assert any(r["kind"] == "resume" for r in store.read_records(ids[2], resolve=False))
 
 
-def test_stale_messages_are_skipped(store):
-    """A message whose run is no longer queued (a duplicate, a deleted run, a cancelled run whose
-    revocation did not reach the queue) trains nothing."""
-    s = settings(recover_every_s=3600.0)
-    finished, deleted, cancelled = (store.create_run(TINY.replace(seed=i)) for i in range(3))
-    store.write_status(finished, "finished")
-    store.write_status(cancelled, "cancelled")
-    queue = get_queue(store, s)
-    for rid in (finished, deleted, cancelled, "../escape"):
-        queue.enqueue(queue.new_task(rid))
-    store.delete_run(deleted, is_teacher=True)
-    calls = []
-    Worker(store, s, exit_when_idle=True, trainer=lambda *a, **k: calls.append(a)).run()
-    assert calls == [] and queue.size() == 0
-    assert [store.read_status(r)["state"] for r in (finished, cancelled)] == ["finished",
-                                                                              "cancelled"]
-
-
-def test_a_run_given_back_before_its_first_checkpoint_restarts_cleanly(store):
-    s = settings(recover_every_s=3600.0)
+def test_a_run_given_back_before_its_first_checkpoint_restarts_cleanly(any_store):
+    store, s = any_store, settings(recover_every_s=3600.0)
     rid = service.submit(TINY, owner="ann", store=store, settings=s)
     worker: Worker
 
@@ -348,50 +343,86 @@ def test_a_run_given_back_before_its_first_checkpoint_restarts_cleanly(store):
     worker = Worker(store, s, trainer=functools.partial(fake_train, hook=hook))
     worker.run()
     assert store.read_status(rid)["state"] == "queued"
-    assert "from the start (no checkpoint yet)" in store.read_status(rid)["message"]
     Worker(store, s, exit_when_idle=True, trainer=fake_train).run()
     # the lost attempt's steps are dropped for readers: no step number appears twice
     assert list(store.steps_df(rid)["step"]) == [1, 2, 3, 4, 5, 6]
     assert list(store.epochs_df(rid)["epoch"]) == [1, 2]
 
 
-def test_cancel_of_a_running_run_stops_it_at_the_next_step(store):
-    s = settings(recover_every_s=3600.0)
+def test_cancel_of_a_running_run_stops_it_at_the_next_step(any_store):
+    store, s = any_store, settings(recover_every_s=3600.0)
     ann = service.register_owner("ann", store=store)
     rid = service.submit(TINY, owner="ann", store=store, settings=s, owner_key=ann)
     answers = []
+    clock = [1000.0]
 
     def hook(run_id, epoch, step):
         if step == 2:
             answers.append(service.cancel(run_id, owner_key=ann, store=store,
                                           settings=s))  # as the UI would
+            clock[0] += 1.05  # the column is read at most once a second
 
-    worker = Worker(store, s, exit_when_idle=True, trainer=functools.partial(fake_train, hook=hook))
+    worker = Worker(store, s, exit_when_idle=True, monotonic=lambda: clock[0],
+                    trainer=functools.partial(fake_train, hook=hook))
     worker.run()
     assert answers == [service.CANCELLING]
-    status = store.read_status(rid)
-    assert status["state"] == "cancelled"
+    assert store.read_status(rid)["state"] == "cancelled"
     assert [r["step"] for r in store.steps_df(rid).to_dict("records")] == [1, 2]  # no step more
     assert service.submit(TINY, owner="bob", store=store, settings=s) != rid  # never shared again
 
 
-def test_a_cancel_seen_only_through_the_queue_stops_the_run(store):
-    """On NFS a worker on another host may not see the flag file yet: the queue's key works."""
-    s = settings(recover_every_s=3600.0)
-    rid = service.submit(TINY, owner="ann", store=store, settings=s)
-    queue = get_queue(store, s)
-    clock = [1000.0]
+def test_the_cancel_column_is_read_at_most_once_a_second(any_store):
+    store = any_store
+    rid = store.create_run(TINY)
+    clock = [0.0]
+    check = scheduler.cancel_check(store.engine, rid, clock=lambda: clock[0])
+    assert check() is False
+    scheduler.claim_next(store.engine, "w", ["auto", "cpu"], window_s=3600)
+    scheduler.request_cancel(store.engine, rid)
+    clock[0] = 0.9
+    assert check() is False  # not read again yet
+    clock[0] = 1.0
+    assert check() is True
+
+
+def test_a_run_taken_back_from_a_worker_stops_there(any_store):
+    """A worker thought dead (its heartbeat stale, e.g. through a long outage) whose run was
+    queued again and claimed by another worker stops training it at its next heartbeat, and
+    writes nothing over the new holder's state: two workers never train one run."""
+    store, s = any_store, settings(recover_every_s=3600.0, heartbeat_every_s=0.05)
+    rid = service.submit(TINY.replace(epochs=50), owner="ann", store=store, settings=s)
+    seen = {}
+    worker: Worker
 
     def hook(run_id, epoch, step):
-        if step == 1:
-            queue.set_cancel(run_id)  # what cancel() does besides writing the file
-            clock[0] += 1.05  # the key is read at most once a second
+        if step == 1 and "taken" not in seen:
+            later = time.time() + 120
+            seen["taken"] = scheduler.reclaim_dead(store.engine, stale_s=30, now=later)
+            seen["other"] = scheduler.claim_next(store.engine, "other", ["auto", "cpu"],
+                                                 window_s=3600)
+        time.sleep(0.01)
 
-    Worker(store, s, exit_when_idle=True, trainer=functools.partial(fake_train, hook=hook),
-           monotonic=lambda: clock[0]).run()
-    assert store.read_status(rid)["state"] == "cancelled"
-    assert list(store.steps_df(rid)["step"]) == [1]
-    assert not queue.cancel_requested(rid)  # cleaned up
+    worker = Worker(store, s, exit_when_idle=True, trainer=functools.partial(fake_train, hook=hook))
+    done = threading.Thread(target=worker.run)
+    done.start()
+    done.join(30)
+    assert not done.is_alive()
+    assert seen == {"taken": [rid], "other": [rid]}
+    status = store.read_status(rid)
+    # the first worker's trainer stopped (its own 'cancelled' is the stand-in's doing); the run
+    # was neither released nor finished by the worker: it still names the new holder
+    assert status["worker"] == "other"
+    assert len(store.steps_df(rid)) < 150
+
+
+def test_a_failure_before_training_ends_the_run_failed_with_one_line(any_store):
+    store = any_store
+    rid = service.submit(TINY.replace(epochs=3), owner="ann", store=store, settings=settings())
+    Worker(store, settings(max_epochs=2, recover_every_s=3600.0), exit_when_idle=True,
+           trainer=fake_train).run()
+    status = store.read_status(rid)
+    assert status["state"] == "failed" and "max_epochs = 2" in status["message"]
+    assert "\n" not in status["message"] and status.get("worker") is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,73 +430,49 @@ def test_a_cancel_seen_only_through_the_queue_stops_the_run(store):
 # ---------------------------------------------------------------------------------------------
 
 
-def _running(store, rid, **fields):
-    status = {"state": "running", "heartbeat": time.time(), "updated": time.time(), **fields}
-    write_json(store.run_dir(rid) / "status.json", status)
+def _claimed_by(store, worker, *, pid, host=None, beat=None, **claim):
+    scheduler.heartbeat(store.engine, worker, host=host or this_host(), pid=pid, device="cpu",
+                        now=beat)
+    return scheduler.claim_next(store.engine, worker, ["auto", "cpu"], window_s=3600, **claim)
 
 
-def test_recover_marks_dead_runs_and_resumes_them(store):
-    s = settings(auto_resume=False, heartbeat_timeout_s=5.0, teacher_token=TEACHER)
-    host = this_host()
+def test_recover_requeues_the_runs_of_dead_workers(any_store):
+    store = any_store
+    s = settings(auto_resume=True, max_auto_resumes=1, heartbeat_timeout_s=5.0,
+                 teacher_token=TEACHER)
     rid = {name: store.create_run(TINY.replace(seed=i)) for i, name in enumerate(
-        ["dead", "alive", "remote_old", "remote_fresh", "cancelled", "pid_reused", "held"])}
-    _running(store, rid["dead"], pid=dead_pid(), host=host, epoch=1, worker="w1")
-    _running(store, rid["alive"], pid=os.getpid(), host=host)  # e.g. `samon run`: no worker
-    _running(store, rid["remote_old"], pid=1, host="elsewhere", heartbeat=time.time() - 60)
-    _running(store, rid["remote_fresh"], pid=1, host="elsewhere")
-    _running(store, rid["cancelled"], pid=dead_pid(), host=host)
-    (store.run_dir(rid["cancelled"]) / CANCEL_FILE).touch()
-    # a worker run whose pid exists (reused by another process) but whose claim lock is free
-    _running(store, rid["pid_reused"], pid=os.getpid(), host=host, worker="w2")
-    # a worker run on this host whose worker holds the claim lock, even with an old heartbeat
-    _running(store, rid["held"], pid=dead_pid(), host=host, worker="w3",
-             heartbeat=time.time() - 600)
+        ["dead_pid", "alive", "remote_old", "remote_fresh", "cancelled"])}
+    old = time.time() - 60
+    assert _claimed_by(store, "w-dead", pid=dead_pid()) == [rid["dead_pid"]]
+    assert _claimed_by(store, "w-alive", pid=os.getpid()) == [rid["alive"]]
+    assert _claimed_by(store, "w-old", pid=1, host="elsewhere", beat=old) == [rid["remote_old"]]
+    assert _claimed_by(store, "w-fresh", pid=1, host="elsewhere") == [rid["remote_fresh"]]
+    assert _claimed_by(store, "w-cancel", pid=dead_pid()) == [rid["cancelled"]]
+    scheduler.request_cancel(store.engine, rid["cancelled"])
 
-    with service.claim_lock(store.run_dir(rid["held"])) as mine:
-        assert mine
-        report = service.recover(store, force=True, settings=s)
-    assert sorted(report["interrupted"]) == sorted(
-        [rid["dead"], rid["remote_old"], rid["pid_reused"]])
-    assert report["cancelled"] == [rid["cancelled"]] and report["requeued"] == []
+    later = time.time() + 10  # the claims are 10 s old, beyond heartbeat_timeout_s
+    scheduler.heartbeat(store.engine, "w-alive", host=this_host(), pid=os.getpid(),
+                        device="cpu", now=later)
+    scheduler.heartbeat(store.engine, "w-fresh", host="elsewhere", pid=1, device="cpu",
+                        now=later)
+    report = service.recover(store, force=True, settings=s, now=later)
+    assert sorted(report["reclaimed"]) == sorted(
+        [rid["dead_pid"], rid["remote_old"], rid["cancelled"]])
     state = {k: store.read_status(v)["state"] for k, v in rid.items()}
-    assert state == {"dead": "interrupted", "alive": "running", "remote_old": "interrupted",
-                     "remote_fresh": "running", "cancelled": "cancelled",
-                     "pid_reused": "interrupted", "held": "running"}
-    assert "is gone" in store.read_status(rid["dead"])["message"]
-    assert "no longer holds it" in store.read_status(rid["pid_reused"])["message"]
-    assert "no heartbeat from elsewhere" in store.read_status(rid["remote_old"])["message"]
+    assert state == {"dead_pid": "queued", "alive": "running", "remote_old": "queued",
+                     "remote_fresh": "running", "cancelled": "cancelled"}
+    status = store.read_status(rid["dead_pid"])
+    assert "w-dead died" in status["message"] and status["auto_resumes"] == 1
 
-    # by hand: resume re-queues it; finished runs cannot be resumed
-    service.resume(rid["dead"], teacher_token=TEACHER, store=store, settings=s)
-    assert store.read_status(rid["dead"])["state"] == "queued"
-    assert get_queue(store, s).pending_run_ids() == [rid["dead"]]
-    store.write_status(rid["alive"], "finished")
-    with pytest.raises(ValueError, match="is finished; only cancelled or interrupted"):
-        service.resume(rid["alive"], teacher_token=TEACHER, store=store, settings=s)
-    store.write_status(rid["held"], "finished")
-
-    # automatically, at most max_auto_resumes times
-    s_auto = settings(auto_resume=True, max_auto_resumes=1)
-    _running(store, rid["remote_fresh"], pid=dead_pid(), host=host)
-    assert service.recover(store, force=True, settings=s_auto)["requeued"] == [rid["remote_fresh"]]
-    status = store.read_status(rid["remote_fresh"])
-    assert status["state"] == "queued" and status["auto_resumes"] == 1
-    _running(store, rid["remote_fresh"], pid=dead_pid(), host=host, auto_resumes=1)
-    report = service.recover(store, force=True, settings=s_auto)
-    assert report["interrupted"] == [rid["remote_fresh"]] and report["requeued"] == []
-
-
-def test_recover_requeues_a_queued_run_whose_message_was_lost(store):
-    s = settings(heartbeat_timeout_s=0.5)
-    rid = service.submit(TINY, owner="ann", store=store, settings=s)
-    queue = get_queue(store, s)
-    queue.huey.flush()  # e.g. a Redis server restarted without persistence
-    assert queue.pending_run_ids() == []
-    assert service.recover(store, force=True, settings=s)["lost"] == []  # too young to be lost
-    later = time.time() + 1.2  # beyond the grace of 2 x heartbeat_timeout_s
-    assert service.recover(store, force=True, settings=s, now=later)["lost"] == [rid]
-    assert queue.pending_run_ids() == [rid]
-    assert service.recover(store, force=True, settings=s, now=later)["lost"] == []
+    # a dead process of this host is dead at once, without waiting for its heartbeat to age
+    assert _claimed_by(store, "w-dead2", pid=dead_pid()) == [rid["dead_pid"]]
+    report = service.recover(store, force=True, settings=s)
+    status = store.read_status(rid["dead_pid"])  # resumed once already: max_auto_resumes = 1
+    assert report["reclaimed"] == [rid["dead_pid"]] and status["state"] == "interrupted"
+    assert "resume it by hand" in status["message"]
+    service.resume(rid["dead_pid"], teacher_token=TEACHER, store=store, settings=s)
+    assert store.read_status(rid["dead_pid"])["state"] == "queued"
+    assert service.recover(store, force=True, settings=s)["reclaimed"] == []  # idempotent
 
 
 def test_ensure_workers_can_be_disabled(store):
@@ -475,6 +482,30 @@ def test_ensure_workers_can_be_disabled(store):
     assert service.workers_status(store=store, settings=settings()) == []
 
 
+def test_a_slices_request_is_computed_once(any_store, monkeypatch):
+    """A finished run's slices request is taken by one worker in one transaction."""
+    import types
+
+    store = any_store
+    rid = service.submit(TINY, owner="ann", store=store, settings=settings())
+    Worker(store, settings(recover_every_s=3600.0), exit_when_idle=True,
+           trainer=fake_train).run()
+    (store.run_dir(rid) / "checkpoint.pt").write_text("2")
+    assert service.request_slices(rid, teacher_token=TEACHER, points=3, store=store,
+                                  settings=settings(teacher_token=TEACHER)) == "queued"
+    assert service.request_slices(rid, teacher_token=TEACHER, points=3, store=store,
+                                  settings=settings(teacher_token=TEACHER)) == "pending"
+    calls = []
+    fake = types.ModuleType("samon_core.train.slice_run")
+    fake.slice_finished_run = lambda store, run_id, **kw: calls.append((run_id, kw)) or 1
+    monkeypatch.setitem(sys.modules, "samon_core.train.slice_run", fake)
+    for _ in range(2):  # two workers: one computes it
+        Worker(store, settings(recover_every_s=3600.0), exit_when_idle=True,
+               trainer=fake_train).run()
+    assert [(r, kw["points"]) for r, kw in calls] == [(rid, 3)]
+    assert service.pending_slices(store, rid) is None
+
+
 def test_service_modules_do_not_import_torch():
     """The app imports the job service: none of its modules may pull in torch (or streamlit)."""
     import samon_core.service as package
@@ -482,7 +513,7 @@ def test_service_modules_do_not_import_torch():
     names = [f"samon_core.service.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
     assert "samon_core.service.worker" in names and "samon_core.service.pool" in names
     code = (f"import importlib, sys\nfor name in {names!r}:\n    importlib.import_module(name)\n"
-            "sys.exit(1 if {'torch', 'streamlit'} & set(sys.modules) else 0)")
+            "sys.exit(1 if {'torch', 'streamlit', 'huey', 'redis'} & set(sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
