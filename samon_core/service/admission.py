@@ -107,22 +107,36 @@ def _check_queue(conn: Connection, owner: str, n_new: int, limits: QueueLimits) 
                                 f"request adds {n_new}")
 
 
-def reusable(conn: Connection, config_hash: str, *, share_active: bool = True
-             ) -> tuple[str, str] | None:
-    """(run id, state) of the run an identical request gets instead of a new one (see the
-    module docstring), or None."""
-    done = conn.execute(sa.select(runs.c.run_id, runs.c.state).where(
-        runs.c.config_hash == config_hash, runs.c.state == RunState.FINISHED)
-        .order_by(runs.c.created.desc(), runs.c.run_id.desc()).limit(1)).first()
-    if done is not None or not share_active:
-        return None if done is None else (done.run_id, done.state)
-    active = conn.execute(sa.select(runs.c.run_id, runs.c.state).where(
-        runs.c.config_hash == config_hash, runs.c.state.in_(_ACTIVE),
-        runs.c.cancel_requested.is_(False))
-        .order_by(sa.case((runs.c.state == RunState.RUNNING, 0), else_=1),
-                  sa.func.coalesce(runs.c.queued_at, runs.c.created), runs.c.run_id)
-        .limit(1)).first()
-    return None if active is None else (active.run_id, active.state)
+def reusable(conn: Connection, hashes: Iterable[str], *, share_active: bool = True
+             ) -> dict[str, tuple[str, str]]:
+    """config hash -> (run id, state) of the run an identical request gets instead of a new
+    one (see the module docstring), for each of ``hashes`` that has one; one query."""
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return {}
+    states = [RunState.FINISHED.value, *(_ACTIVE if share_active else ())]
+    rows = conn.execute(sa.select(runs.c.run_id, runs.c.config_hash, runs.c.state,
+                                  runs.c.created, runs.c.queued_at, runs.c.cancel_requested)
+                        .where(runs.c.config_hash.in_(wanted), runs.c.state.in_(states)))
+    finished: dict[str, Any] = {}  # the newest finished run
+    active: dict[str, Any] = {}  # a running one, else the one queued longest
+    for row in rows:
+        h = row.config_hash
+        if row.state == RunState.FINISHED:
+            if h not in finished or _newer(row) > _newer(finished[h]):
+                finished[h] = row
+        elif not row.cancel_requested and (h not in active or _first(row) < _first(active[h])):
+            active[h] = row  # (a run whose cancel is pending: its requester is leaving it)
+    return {h: (row.run_id, str(row.state)) for h, row in {**active, **finished}.items()}
+
+
+def _newer(row: Any) -> tuple[float, str]:
+    return (row.created, row.run_id)
+
+
+def _first(row: Any) -> tuple[bool, float, str]:
+    waited = row.queued_at if row.queued_at is not None else row.created
+    return (row.state != RunState.RUNNING, waited, row.run_id)
 
 
 def reusable_hashes(engine: Engine, hashes: Iterable[str], *, share_active: bool = True
@@ -130,7 +144,7 @@ def reusable_hashes(engine: Engine, hashes: Iterable[str], *, share_active: bool
     """Which of ``hashes`` have a run to reuse now (a read: the caller makes no folder for
     those; ``admit`` decides again in its transaction)."""
     with reading(engine) as conn:
-        return {h for h in set(hashes) if reusable(conn, h, share_active=share_active)}
+        return set(reusable(conn, hashes, share_active=share_active))
 
 
 def run_count(engine: Engine) -> int:
@@ -230,13 +244,13 @@ def admit(engine: Engine, owner: str,
             _check_groups(conn, owner, wanted)
         fresh: list[NewRun] = []
         first: dict[str, str] = {}  # config hash -> the run of this request that has it
+        found = reusable(conn, [run.config_hash for run in wanted],
+                         share_active=share_active) if reuse else {}
         for run in wanted:
             existing = first.get(run.config_hash) if reuse else None
-            if existing is None and reuse:
-                found = reusable(conn, run.config_hash, share_active=share_active)
-                if found is not None:
-                    existing = found[0]
-                    out.states[existing] = str(found[1])
+            if existing is None and run.config_hash in found:
+                existing, state = found[run.config_hash]
+                out.states[existing] = state
             if existing is None:
                 if run.run_id is None:
                     raise NoRunToReuse(run.config_hash)
