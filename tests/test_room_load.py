@@ -1,9 +1,11 @@
 """A room under load (issue 14), small: ``bench/room_load.py`` with 6 students, 2 Live sessions
-and 1 real worker process. Every run finishes with its records complete, each student's run over
-``max_queued_per_owner`` is refused, a student's key cannot cancel another's run, and the Live
-sessions render without an exception and end showing their comparison finished, with charts.
-The timings are the bench's business, not asserted here. Plus the rule that judges an extra run,
-fast."""
+and 1 real worker process, on each database the service runs on (issue 24): SQLite in the run
+store, and a real PostgreSQL server (skipped where Debian's ``postgresql`` is missing). Every run
+finishes with its records complete, each student's run over ``max_queued_per_owner`` is refused,
+no owner ever holds more than that (sampled from the database), a student's key cannot cancel
+another's run, and the Live sessions render without an exception and end showing their
+comparison finished, with charts. The timings are the bench's business, not asserted here. Plus
+the rule that judges an extra run, fast."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import postgres_server
 from support.configs import tiny_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # bench/ is no package
@@ -29,10 +32,14 @@ def clean_cwd(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_small_room_under_load_loses_nothing_and_keeps_its_limits(clean_cwd):
+@pytest.mark.parametrize("engine", room_load.ENGINES)
+def test_a_small_room_under_load_loses_nothing_and_keeps_its_limits(clean_cwd, engine):
     pytest.importorskip("torch")
-    size = RoomSize(students=6, viewers=2, workers=1, limit=3, timeout=300.0)
+    if engine == "postgres" and (why := postgres_server.why_unavailable()):
+        pytest.skip(why)
+    size = RoomSize(students=6, viewers=2, workers=1, limit=3, timeout=300.0, engine=engine)
     room = run_room(size, clean_cwd / "room")
+    assert room.database.startswith({"sqlite": "SQLite", "postgres": "PostgreSQL"}[engine])
     assert room.problems == [], "\n".join(room_load.report(room))
     extras = [s.extra_run for s in room.students if s.extra_run]
     assert len(room.runs["train_s"]) == 3 * size.students + len(extras)  # all finished
