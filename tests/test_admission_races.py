@@ -255,3 +255,26 @@ def test_resume_queues_the_run_again_now(store):
     assert service.delete_run(rid, teacher_token=TEACHER_TOKEN, store=store,
                               settings=s) == "deleted"
     assert _rows(store) == {} and store.run_ids() == []
+
+
+def test_a_room_lock_set_between_the_checks_and_the_admission_refuses_the_runs(store,
+                                                                              monkeypatch):
+    """The checks before the folders saw an open room; the teacher locked it before the rows
+    were admitted: the admission reads the room as stored now, and nothing is queued."""
+    submit_module = importlib.import_module("samon_core.service.submit")
+    real = submit_module.check_runnable
+
+    def check_then_lock(config, **kw):
+        real(config, **kw)
+        service.set_room(service.Room(max_epochs=1), teacher_token=TEACHER_TOKEN, store=store,
+                         settings=settings())
+
+    monkeypatch.setattr(submit_module, "check_runnable", check_then_lock)
+    with pytest.raises(service.RoomLocked, match="at most 1 epochs"):
+        submit_group({"a": TINY, "b": TINY.replace(lr=0.2)}, owner="ann", store=store,
+                     settings=settings())
+    assert store.run_ids() == [] and _rows(store) == {}
+    # the teacher is exempt from the room's locks, checked in the same place
+    group, ids = submit_group({"a": TINY}, owner="ann", teacher_token=TEACHER_TOKEN,
+                              store=store, settings=settings())
+    assert [_rows(store)[rid]["state"] for rid in ids] == ["queued"]
