@@ -278,3 +278,22 @@ def test_a_room_lock_set_between_the_checks_and_the_admission_refuses_the_runs(s
     group, ids = submit_group({"a": TINY}, owner="ann", teacher_token=TEACHER_TOKEN,
                               store=store, settings=settings())
     assert [_rows(store)[rid]["state"] for rid in ids] == ["queued"]
+
+
+def test_runs_the_command_line_trains_get_the_same_recheck_of_the_name(store):
+    """`samon run --owner dora` checked that nobody had the name; a browser registered it before
+    the runs were written: the command's runs are refused in their admission (the files era
+    left this race open on the command line), and a later run under a free name is admitted."""
+    from samon_core.service.identity import authorize_owner
+    from samon_core.service.submit import admit_here
+
+    ident = authorize_owner("dora", store=store, settings=settings())
+    service.register_owner("dora", store=store, settings=settings())
+    with pytest.raises(service.NotAllowed, match="registered just now"):
+        admit_here({"a": TINY, "b": TINY.replace(lr=0.2)}, owner="dora", ident=ident,
+                   store=store)
+    assert store.run_ids() == [] and _rows(store) == {}
+    ids = admit_here({"a": TINY, "a again": TINY}, owner="cli", ident=ident, store=store)
+    rows = _rows(store)
+    assert len(set(ids.values())) == 2 and [rows[r]["requesters"] for r in ids.values()] == [
+        ["cli"], ["cli"]]  # identical configs: two runs (no reuse), both the command's

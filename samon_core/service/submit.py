@@ -247,6 +247,33 @@ def _seeded(requests: list[_Request], pick_seed: PickSeed, store: RunStore, owne
     return _results(adm, new)
 
 
+def admit_here(configs: Mapping[str, RunConfig], *, owner: str, ident: Identity,
+               owner_key: str | None = None, preset: str | None = None,
+               store: RunStore | None = None) -> dict[str, str]:
+    """Runs this process trains itself (``samon run``, ``claim run``): label -> new run id,
+    their folders made and their rows admitted in one transaction that re-checks the caller's
+    proof of ``owner`` (``ident``: ``authorize_owner``'s answer) and the room's locks as stored
+    now, so a name registered from a browser since the command's check gets none of its runs.
+    No reuse and no queue limits (the process trains them at once; the caller checked the
+    server's limits and preflight). All or nothing."""
+    store = store_or_default(store)
+    owner = normalize_owner_name(owner)
+    folders = _Folders(store, owner, preset)
+    with admission.store_errors("create the runs", store.root):
+        try:
+            new = [folders.make(_Request(config, label, ""), config)
+                   for label, config in configs.items()]
+            adm = admission.admit(
+                store.engine, owner, new, QueueLimits(), reuse=False,
+                check_owner=_owner_proof(owner, ident, _Credentials(owner_key)),
+                check_room=_room_lock(ident, list(configs.values()), preset),
+                join_any=ident.is_teacher, now=store.clock())
+        except BaseException:
+            folders.remove()
+            raise
+    return dict(zip(configs, adm.inserted, strict=True))
+
+
 def submit_info(config: RunConfig, *, owner: str, group: str = "", label: str = "",
                 preset: str | None = None, store: RunStore | None = None, reuse: bool = True,
                 settings: Settings | None = None, owner_key: str | None = None,
