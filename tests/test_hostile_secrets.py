@@ -25,8 +25,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 from streamlit.testing.v1 import AppTest
+from support.configs import tiny_config
 from support.postgres_server import free_port
 
+from samon_core import service
 from samon_core.runs import database as db
 from samon_core.runs.redact import display_url, redact, url_secrets
 from samon_core.runs.store import RunStore
@@ -133,6 +135,20 @@ def test_an_unusable_url_is_refused_without_its_password(url):
     text = str(refused.value)
     assert "***@" in text and len(text.splitlines()) == 1, text
     assert_clean(text)
+
+
+@pytest.mark.timeout(60)  # a student's click is answered in seconds, not after minutes
+def test_a_submit_while_the_database_is_down_is_refused_naming_it_without_the_password(tmp_path):
+    """What Launch calls: one line (``DatabaseUnavailable``) that names the server masked;
+    nothing queued, no run folder left behind."""
+    url = unreachable_url()
+    s = load_settings(environ={db.DATABASE_URL_ENV: url})
+    store = RunStore(tmp_path / "runs", database_url=url)
+    with pytest.raises(service.DatabaseUnavailable) as refused:
+        service.submit(tiny_config(), owner="ann", store=store, settings=s)
+    assert SERVER in str(refused.value) and len(str(refused.value).splitlines()) == 1
+    assert_clean(str(refused.value))
+    assert not [p for p in (tmp_path / "runs").glob("*") if not p.name.startswith(".")]
 
 
 @pytest.mark.parametrize("url", UNPARSABLE)
