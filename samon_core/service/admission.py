@@ -215,16 +215,17 @@ def taken_configs(conn: Connection) -> list[Any]:
 def admit(engine: Engine, owner: str,
           new: Sequence[NewRun] | Callable[[Connection], Sequence[NewRun]],
           limits: QueueLimits, *,
-          check_room: Callable[[dict[str, Any] | None], None] | None = None,
+          check_room: Callable[[Any], None] | None = None,
           check_owner: Callable[[str | None], None] | None = None,
           reuse: bool = True, share_active: bool = True, join_any: bool = False,
           now: float | None = None) -> Admission:
     """Queue ``new`` runs for ``owner`` in ONE transaction: the owner's proof (``check_owner``
     gets the name's stored key digest, None for a name nobody registered, and raises when the
-    caller's proof no longer holds), the room's locks (``check_room`` gets the stored room body,
-    raises to refuse), whose the comparisons are (a run joins only its owner's group, unless
-    ``join_any``: the teacher) and the queue limits are checked against the rows this
-    transaction sees, identical runs are reused (also within the request), the rest inserted.
+    caller's proof no longer holds), the room's locks (``check_room`` gets the stored room,
+    ``database.room_body``, and raises to refuse), whose the comparisons are (a run joins only
+    its owner's group, unless ``join_any``: the teacher) and the queue limits are checked
+    against the rows this transaction sees, identical runs are reused (also within the
+    request), the rest inserted.
     ``new`` may be a function of the transaction's connection, called after the checks of the
     owner and the room (e.g. to pick a seed nobody has: ``taken_configs``). Concurrent
     admissions are serialised (SQLite's write lock; PostgreSQL's advisory lock), so ten racing

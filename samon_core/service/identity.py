@@ -77,7 +77,8 @@ def _check_teacher(token: str, s: Settings) -> None:
 
 def _owner_of(owner_key: str, store: RunStore) -> str:
     try:
-        name = store.owner_of_key(owner_key)
+        with store_errors("read the owner keys", store.root):  # one line, as for a write
+            name = store.owner_of_key(owner_key)
     except BadKey as exc:
         raise NotAllowed(f"this is not an owner key: {exc}") from None
     if name is None:
