@@ -188,7 +188,7 @@ def report(r: ClassResult) -> list[str]:
     lines += [
         f"  setup    : {s.students} students x one seed of claim {s.claim} at the {s.size} size "
         f"({shrunk}), {s.workers} CPU worker{'' if s.workers == 1 else 's'} x 1 thread, "
-        "SQLite queue",
+        "SQLite database",
         f"  add seed : all at once; latency median {submit[len(submit) // 2]:.0f} ms, max "
         f"{submit[-1]:.0f} ms; seeds {sorted(c.seed for c in r.clicks if c.seed is not None)}"
         if submit else "  add seed : nobody could add a seed",

@@ -125,7 +125,7 @@ def test_the_module_list_is_every_file_of_samon_core_but_main():
     names = _preflight()._module_names()
     files = [p for p in (REPO / "samon_core").rglob("*.py") if p.name != "__main__.py"]
     assert len(names) == len(set(names)) == len(files)
-    assert {"samon_core", "samon_core.train.trainer", "samon_core.service.worker_cli"} <= set(names)
+    assert {"samon_core", "samon_core.train.trainer", "samon_core.service.worker"} <= set(names)
     assert not [n for n in names if n.endswith("__main__")]
 
 
