@@ -30,7 +30,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from samon_core.claims.commands import add_claim_parser, cmd_claim
 from samon_core.owner_cli import (
@@ -48,6 +48,9 @@ from samon_core.runs.owners import owner_name_or_raw
 from samon_core.runs.presets import get_preset, list_presets
 from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore
+
+if TYPE_CHECKING:  # the service is imported inside the commands that use it
+    from samon_core.service.identity import Identity
 
 CONFIG_MAX_BYTES = 1024 * 1024  # a config file is a few hundred bytes; /dev/zero is not one
 
@@ -182,17 +185,17 @@ def _configs_to_run(args) -> dict[str, RunConfig]:
     return {label: c.with_overrides(args.overrides) for label, c in configs.items()}
 
 
-def _check_before_creating(configs: dict[str, RunConfig], args, store: RunStore) -> None:
+def _check_before_creating(configs: dict[str, RunConfig], args, store: RunStore) -> Identity:
     """Who may train under ``--owner`` (its key, or the teacher), the room's locks, the limits
     of the settings and what preflight can see, for every config, before the first run folder
-    exists (as submit does for the job API, and a worker again)."""
+    exists (as submit does for the job API, and a worker again); returns the caller."""
     from samon_core.service.credentials import check_cli_request
     from samon_core.service.limits import check_config_limits
     from samon_core.service.preflight import check_runnable
     from samon_core.service.settings import load_settings
 
     settings = load_settings()
-    check_cli_request(args, configs.values(), args.preset, store, settings)
+    ident = check_cli_request(args, configs.values(), args.preset, store, settings)
     data_dir = args.data_dir
     for label, config in configs.items():
         try:
@@ -200,6 +203,7 @@ def _check_before_creating(configs: dict[str, RunConfig], args, store: RunStore)
             check_runnable(config, here=True, data_dir=data_dir)
         except ValueError as exc:
             raise CliError(f"{label}: {exc}") from None
+    return ident
 
 
 class _Progress:
@@ -240,13 +244,15 @@ def cmd_run(args, store: RunStore) -> int:
     """Train the configs; several (a preset's comparison) train together, interleaved step by
     step (``train_group``), so their curves and step times are measured side by side."""
     configs = _configs_to_run(args)  # validated before anything is created
-    _check_before_creating(configs, args, store)
+    ident = _check_before_creating(configs, args, store)
+    from samon_core.service.submit import admit_here
     from samon_core.service.worker import train_here
     from samon_core.train.lockstep import GroupJob, train_group  # torch only for training
 
-    created = {label: store.create_run(config, {"owner": args.owner, "preset": args.preset,
-                                                 "label": label})
-               for label, config in configs.items()}
+    # admitted with the owner's name checked again in the same transaction: a name registered
+    # from a browser since the check above gets none of these runs
+    created = admit_here(configs, owner=args.owner, ident=ident, owner_key=args.owner_key,
+                         preset=args.preset, store=store)
     with train_here(store, list(created.values())) as should_stop:
         jobs, bars, ids, labels = [], [], [], []
         for i, (label, run_id) in enumerate(created.items()):
