@@ -465,7 +465,8 @@ def test_recover_requeues_the_runs_of_dead_workers(any_store):
     assert "w-dead died" in status["message"] and status["auto_resumes"] == 1
 
     # a dead process of this host is dead at once, without waiting for its heartbeat to age
-    assert _claimed_by(store, "w-dead2", pid=dead_pid()) == [rid["dead_pid"]]
+    scheduler.heartbeat(store.engine, "w-dead2", host=this_host(), pid=dead_pid(), device="cpu")
+    assert scheduler.claim_runs(store.engine, [rid["dead_pid"]], "w-dead2") == [rid["dead_pid"]]
     report = service.recover(store, force=True, settings=s)
     status = store.read_status(rid["dead_pid"])  # resumed once already: max_auto_resumes = 1
     assert report["reclaimed"] == [rid["dead_pid"]] and status["state"] == "interrupted"

@@ -164,10 +164,12 @@ def claim_runs(engine: Engine, run_ids: Sequence[str], worker_id: str, *,
 
 def heartbeat(engine: Engine, worker_id: str, *, host: str, pid: int, device: str,
               progress: Mapping[str, float] | None = None, state: str = "idle",
-              started: float | None = None, now: float | None = None) -> list[str]:
+              started: float | None = None, watch: Sequence[str] = (),
+              now: float | None = None) -> list[str]:
     """The worker is alive (``state``: 'idle', 'training' or 'stopping'; and, optionally, its
-    runs' progress, 0..1). Returns the runs it still holds: a run missing from it was taken
-    back (the worker was thought dead), and its trainer must stop."""
+    runs' progress, 0..1). Returns those of ``watch`` (the runs it trains) that it still holds,
+    whatever their state: a run missing from it was taken back (the worker was thought dead),
+    and its trainer must stop."""
     now = time.time() if now is None else now
     with writing(engine) as conn:
         done = conn.execute(workers.update().where(workers.c.worker_id == worker_id).values(
@@ -180,8 +182,10 @@ def heartbeat(engine: Engine, worker_id: str, *, host: str, pid: int, device: st
             conn.execute(runs.update().where(runs.c.run_id == run_id,
                                              runs.c.worker == worker_id).values(
                 progress=value, updated=now))
+        if not watch:
+            return []
         return list(conn.scalars(sa.select(runs.c.run_id).where(
-            runs.c.worker == worker_id, runs.c.state == RunState.RUNNING)))
+            runs.c.worker == worker_id, runs.c.run_id.in_(list(watch)))))
 
 
 def leave(engine: Engine, worker_id: str) -> None:

@@ -215,9 +215,11 @@ class Worker:
 
     def _beat_now(self) -> None:
         state = "stopping" if self._stop.is_set() else "training" if self._group else "idle"
+        group = self._group
         held = scheduler.heartbeat(self.store.engine, self.id, host=self.host, pid=os.getpid(),
-                                   device=self.device, state=state, started=self.started)
-        lost = set(self._group) - set(held)
+                                   device=self.device, state=state, started=self.started,
+                                   watch=group)
+        lost = set(group) - set(held)
         if lost - self._lost:
             log.warning("worker %s: run(s) %s were taken back from this worker; stopping them",
                         self.id, ", ".join(sorted(lost - self._lost)))
