@@ -78,6 +78,11 @@ pages = [
 page = st.navigation(pages, position="sidebar")
 
 common.warm_up()
+# The pages (the sidebar's name and the link's key too) read the run database: when it does not
+# answer, one line says so (its URL without password) instead of each page failing on its first
+# read.
+if not checks.database_ui():
+    st.stop()
 pinned_banner_ui()
 # Before any widget (the sidebar's name included) reads the link: invalid values are dropped
 # and listed in one warning at the top of the page.

@@ -1,6 +1,8 @@
 """What the pages check before they offer a launch, read once and shared like common.py's
-reads: the teacher's room (its banner and locks), whether this session is the teacher, and
-whether the workers can get a dataset's files (with the one warning that says they cannot).
+reads: whether the run database answers at all (else every page says so in one line and
+stops), the teacher's room (its banner and locks), whether this session is the
+teacher, and whether the workers can get a dataset's files (with the one warning that says they
+cannot).
 
 The server checks all of it again when runs are submitted; these reads only let a page say so
 before the button instead of after it.
@@ -9,16 +11,45 @@ before the button instead of after it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import streamlit as st
 
 from app_pages import common
 from samon_app.data_warning import DataWarning, cifar_datasets, data_warning
+from samon_app.markup import md_escape
 from samon_core import service
+from samon_core.runs import database
+from samon_core.runs.redact import display_url, redact
 from samon_core.runs.store import RunStore
 from samon_core.service import preflight
 
+DATABASE_TTL_S = 2.0  # a database that stops or comes back shows within two seconds
 ROOM_TTL_S = 1.0  # a pinned message reaches every open page within about a second
+
+
+@st.cache_resource(ttl=DATABASE_TTL_S, show_spinner=False, max_entries=4)
+def _database_problem(root_dir: str) -> str | None:
+    """None when the run store's database answers (one small read), else one line saying that
+    it does not, its URL without password."""
+    try:
+        database.read_room_body(RunStore(root_dir).engine)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the page says it in one line
+        url = database.database_url(Path(root_dir))
+        lines = str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__]
+        return (f"The run database {display_url(url)} does not answer "
+                f"({redact(lines[0], url)[:300]}). Runs cannot be shown or launched until it "
+                "does; reload the page then.")
+    return None
+
+
+def database_ui() -> bool:
+    """The one error line when the run database does not answer; True when it does."""
+    problem = _database_problem(common.root())
+    if problem is None:
+        return True
+    st.error(md_escape(problem, 600), icon=":material/cloud_off:")
+    return False
 DATA_TTL_S = 30.0  # files put in place, or the network back, show within half a minute
 
 

@@ -389,8 +389,9 @@ def test_live_shows_progress_eta_and_cancels_own_runs(runs):
     from samon_core import service
 
     key = runs.register_owner("alice")  # before her runs: a name that owns runs is not registered
-    running = fake_run(runs, TINY.replace(epochs=4, method="sam", scope="norm"), state="running",
-                       epochs_done=1, owner="alice")
+    # 40 epochs: 0.1 s a step, ~15 s left (4 epochs left 0.4 s: past its estimate at once)
+    running = fake_run(runs, TINY.replace(epochs=40, method="sam", scope="norm"),
+                       state="running", epochs_done=1, owner="alice")
     queued = service.submit(TINY.replace(method="base", seed=3), owner="alice", group="g1",
                             store=runs, owner_key=key)
     fake_run(runs, TINY.replace(method="sam", scope="all"), state="running", epochs_done=1,
@@ -399,7 +400,7 @@ def test_live_shows_progress_eta_and_cancels_own_runs(runs):
     body = texts(at)
     assert "updates every second" in body
     progress = [p.proto.text for p in at.get("progress")]
-    assert any("1 of 4 epochs done" in t and "left" in t for t in progress), progress
+    assert any("1 of 40 epochs done" in t and "left" in t for t in progress), progress
     assert any("waiting in the queue (position 1)" in t for t in progress), progress
     cancel = {b.key: b for b in at.button if b.key and b.key.startswith("cancel_")}
     assert cancel[f"cancel_{running}"].disabled is False

@@ -6,7 +6,6 @@ fake store, and the view models the pages use."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -26,7 +25,7 @@ from samon_app.progress import (
 from samon_app.reader import build_run_data, run_infos
 from samon_app.replay import replay_infos
 from samon_core.runs.store import RunStore
-from samon_core.service.hosts import this_host
+from samon_core.service import scheduler
 
 # 6 epochs of 4 steps (256 images, batches of 64): 24 steps in all
 CFG = tiny_config(epochs=6)
@@ -174,14 +173,9 @@ def test_workers_line_counts_a_worker_training_a_lockstep_group_as_busy():
 
 
 def test_the_sidebar_counts_the_worker_of_a_training_group(runs):
-    first_epoch_group(runs)
-    folder = runs.root / ".workers"
-    folder.mkdir(parents=True, exist_ok=True)
-    ids = list(runs.list_runs()["run_id"])
-    (folder / "w-test.json").write_text(json.dumps({
-        "id": "w-test", "pid": os.getpid(), "host": this_host(), "device": "cpu",
-        "state": "training", "run_id": ids[0], "run_ids": ids, "heartbeat": time.time(),
-        "started": time.time(), "runs_done": 0, "queue": "sqlite:samon"}))
+    first_epoch_group(runs)  # its three runs held by worker w-test
+    scheduler.heartbeat(runs.engine, "w-test", host="here", pid=os.getpid(), device="cpu",
+                        state="training")
     at = page(app(group="gfirst", owner="alice"), "app_pages/live.py")
     lines = [c.value for c in at.sidebar.caption if "worker" in c.value]
     assert any("1 worker (cpu), 1 busy · 3 runs training" in c for c in lines), lines

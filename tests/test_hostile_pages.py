@@ -1,26 +1,32 @@
 """Hostile input for the pages (``streamlit.testing.v1.AppTest``, in-process): links with huge,
 negative, NaN/inf, empty, unicode, 10,000-character, unknown and repeated query parameters,
-HTML in labels and user names, a queue that is down when the user launches, and run folders that
-are damaged. Each case asserts that no exception reaches the page, that ignored or refused input
-is named in a visible message, that nothing is queued for a rejected input, and that no raw HTML
-from a user string reaches the rendered Markdown.
+HTML in labels and user names, a run database that does not answer (when the user launches or
+cancels, or at all), and run folders that are damaged. Each case asserts that no exception
+reaches the page, that ignored or refused input is named in a visible message, that nothing is
+queued for a rejected input, and that no raw HTML from a user string reaches the rendered
+Markdown.
 
 Every page is entered directly, as a shared link would (``AppTest.switch_page`` before the first
 run), through app.py so that the navigation and the sidebar run as in the app."""
 
 from __future__ import annotations
 
+import errno
 import html
 import importlib
 import json
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 from test_app_pages import APP, TIMEOUT, TINY, fake_run, three_methods
 
 from samon_app import urlparams
+from samon_core.runs import database as db
 from samon_core.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,52 +172,70 @@ def test_launch_ignored_list_stays_while_editing_and_goes_with_the_page(runs):
 
 
 # ---------------------------------------------------------------------------------------------
-# Launch while the queue or the store is down; an invalid user name
+# Launch while the database or the store is down; an invalid user name
 # ---------------------------------------------------------------------------------------------
 
+SECRET = "hunter2"  # the database password: never on a page
+DOWN_URL = f"postgresql+psycopg://samon:{SECRET}@127.0.0.1:9/samon"  # nothing listens on port 9
 
-def _queue_down(monkeypatch, error: type[RuntimeError], message: str) -> None:
-    submit = importlib.import_module("samon_core.service.submit")  # the module, not the function
+
+def _refused() -> sa.exc.OperationalError:
+    """What SQLAlchemy raises when the PostgreSQL server stops answering mid-request."""
+    return sa.exc.OperationalError("INSERT INTO runs ...", {}, Exception(
+        'connection to server at "db", port 5432 failed: Connection refused'))
+
+
+def _admission_fails(monkeypatch, error: BaseException) -> None:
+    """The admission's transaction fails with ``error`` (the database went away after the page
+    had read it)."""
+    admission = importlib.import_module("samon_core.service.admission")
 
     def down(*_args, **_kwargs):
-        raise error(message)
+        raise error
 
-    monkeypatch.setattr(submit, "get_queue", down)
+    monkeypatch.setattr(admission, "admit", down)
 
 
 @pytest.mark.parametrize("button", ["launch_form", "launch_preset"])
-def test_launch_while_the_queue_is_down(runs, monkeypatch, button):
-    from samon_core import service
-
-    _queue_down(monkeypatch, service.QueueUnavailable,
-                "the Redis queue at redis://localhost:6379/0 cannot be reached")
+def test_launch_while_the_database_is_down(runs, monkeypatch, button):
+    _admission_fails(monkeypatch, _refused())
     at = click(visit(LAUNCH, owner="erin"), button)
     errors = " ".join(e.value for e in at.error)
-    assert "Not launched" in errors and "cannot be reached" in errors
+    assert "Not launched" in errors and "did not answer" in errors and "Connection refused" in \
+        errors
     assert at.title[0].value == "Launch a comparison"  # stayed on the page
-    assert runs.list_runs().empty
+    assert runs.list_runs().empty and runs.run_ids() == []  # its folders went again
 
 
 def test_launch_while_the_store_cannot_be_written(runs, monkeypatch):
-    from samon_core import service
-
-    _queue_down(monkeypatch, service.StoreUnavailable,
-                "cannot write to the run store: the disk is full (<b>runs</b>)")
+    _admission_fails(monkeypatch, OSError(errno.ENOSPC, "No space left on device",
+                                          "<b>runs</b>"))
     at = click(visit(LAUNCH, owner="erin"), "launch_form")
-    assert any("the disk is full" in e.value for e in at.error)
+    assert any("the disk is full" in e.value for e in at.error), [e.value for e in at.error]
     assert_no_raw_html(at)
     assert runs.list_runs().empty
 
 
-def test_home_quick_demo_while_the_queue_is_down(runs, monkeypatch):
-    from samon_core import service
-
-    _queue_down(monkeypatch, service.QueueUnavailable, "the queue is down")
+def test_home_quick_demo_while_the_database_is_down(runs, monkeypatch):
+    _admission_fails(monkeypatch, _refused())
     at = visit(HOME, owner="erin")
     next(b for b in at.button if "quick demo" in b.label.lower()).click().run()
     assert not at.exception
-    assert any("Not launched" in e.value and "the queue is down" in e.value for e in at.error)
+    assert any("Not launched" in e.value and "did not answer" in e.value for e in at.error)
     assert runs.list_runs().empty
+
+
+@pytest.mark.parametrize("path", [HOME, LAUNCH, LIVE, COMPARE, "app_pages/claims.py",
+                                  "app_pages/class_view.py", "app_pages/playground.py"])
+def test_every_page_says_in_one_line_that_the_database_does_not_answer(runs, monkeypatch, path):
+    monkeypatch.setenv("SAMON_DATABASE_URL", DOWN_URL)
+    at = visit(path, owner="erin", group="g1")
+    assert [e.value for e in at.error] == [
+        "The run database postgresql+psycopg://samon:\\*\\*\\*@127.0.0.1:9/samon does not "
+        "answer (connection failed: connection to server at \"127.0.0.1\", port 9 failed: "
+        "Connection refused). Runs cannot be shown or launched until it does; reload the page "
+        "then."]
+    assert SECRET not in " ".join(rendered(at))
 
 
 @pytest.mark.parametrize("name", [HOSTILE, "a\nb", "x" * 10_000, "-leading-dash", "tab\tname"])
@@ -302,8 +326,11 @@ def _damage(runs: RunStore, how: str) -> str:
     if how == "config_dir":
         (folder / "config.json").unlink()
         (folder / "config.json").mkdir()
-    elif how == "empty_status":
-        (folder / "status.json").write_text("")
+    elif how == "no_row":  # a folder the database does not know (a submit cut short), old
+        with db.writing(runs.engine) as conn:
+            conn.execute(db.runs.delete().where(db.runs.c.run_id == rid))
+        old = time.time() - 3600
+        os.utime(folder, (old, old))
     elif how == "corrupt_meta":
         (folder / "meta.json").write_text('{"owner": "alice", "label": "' + HOSTILE)
     elif how == "bad_config_label":  # a config of another version, a hostile label
@@ -313,8 +340,7 @@ def _damage(runs: RunStore, how: str) -> str:
     return rid
 
 
-@pytest.mark.parametrize("how", ["config_dir", "empty_status", "corrupt_meta",
-                                 "bad_config_label"])
+@pytest.mark.parametrize("how", ["config_dir", "no_row", "corrupt_meta", "bad_config_label"])
 def test_damaged_run_is_shown_on_every_page(runs, how):
     _group(runs)
     rid = _damage(runs, how)
@@ -322,14 +348,12 @@ def test_damaged_run_is_shown_on_every_page(runs, how):
         at = visit(path, group="g1", owner="alice")
         assert_no_raw_html(at)
     at = visit(COMPARE, owner="alice")
-    if how == "empty_status":  # the crash recovery re-queues it: listed, not hidden
-        assert rid in set(at.dataframe[0].value["run_id"])
-        assert "damaged" in runs.read_status(rid)["message"]
-    else:
-        assert any(rid in e.value and "damaged" in e.value for e in at.error)  # not hidden
+    assert any(rid in e.value and "damaged" in e.value for e in at.error)  # not hidden
+    if how == "no_row":
+        assert any("not in the database" in e.value for e in at.error)
 
 
-@pytest.mark.parametrize("how", ["config_dir", "bad_config_label"])
+@pytest.mark.parametrize("how", ["config_dir", "bad_config_label", "no_row"])
 def test_damaged_run_can_be_deleted_by_its_owner(runs, how):
     key = runs.register_owner("alice")  # before her run: a name that owns runs is not registered
     rid = _damage(runs, how)
@@ -338,7 +362,7 @@ def test_damaged_run_can_be_deleted_by_its_owner(runs, how):
     at = visit(COMPARE, owner="alice", key=key)  # alice's link
     assert any("is damaged" in e.value for e in at.error)
     click(at, f"compare_damaged_delete_{rid}")
-    assert rid not in set(runs.list_runs()["run_id"])
+    assert rid not in set(runs.list_runs()["run_id"]) and not runs.run_dir(rid).exists()
 
 
 def test_damaged_run_in_a_live_group_is_shown_with_its_problem(runs):
@@ -429,7 +453,7 @@ def test_declared_parameters_match_the_pages():
             assert name in params, (path, name)
 
 
-def test_live_cancel_while_the_queue_is_down(runs, monkeypatch):
+def test_live_cancel_while_the_database_is_down(runs, monkeypatch):
     from samon_core import service
 
     key = runs.register_owner("alice")
@@ -438,9 +462,10 @@ def test_live_cancel_while_the_queue_is_down(runs, monkeypatch):
     control = importlib.import_module("samon_core.service.control")
 
     def down(*_args, **_kwargs):
-        raise service.QueueUnavailable("the Redis queue cannot be reached")
+        raise _refused()
 
-    monkeypatch.setattr(control, "get_queue", down)
+    monkeypatch.setattr(control, "_cancel_as", down)
     at = visit(LIVE, group="g1", owner="alice", key=key)
     at = click(at, f"cancel_{rid}")
-    assert any("cannot be reached" in e.value for e in at.error)
+    assert any("did not answer" in e.value for e in at.error), [e.value for e in at.error]
+    assert runs.read_status(rid)["state"] == "queued"
