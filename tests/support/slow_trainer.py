@@ -1,10 +1,12 @@
-"""A stand-in trainer for worker processes (``SAMON_WORKER_TRAINER=support.slow_trainer:train``):
-one epoch record every 0.1 s and a 'checkpoint' per epoch, so a test can kill the worker in the
-middle of a run without importing torch."""
+"""A stand-in trainer for worker processes: one epoch record every 0.1 s and a 'checkpoint' per
+epoch, so a test can kill the worker in the middle of a run without importing torch. Run as a
+worker: ``python -m support.slow_trainer --devices cpu --runs-dir ...`` (the worker's options;
+``tests`` on PYTHONPATH)."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -29,3 +31,9 @@ def train(config, run_dir, *, callback=None, should_stop=None, data_dir=None, re
             ckpt.write_text(str(epoch))
     store.write_status(rid, "finished")
     return {"state": "finished"}
+
+
+if __name__ == "__main__":
+    from samon_core.service.worker import worker_main
+
+    sys.exit(worker_main(trainer=train))
