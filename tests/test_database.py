@@ -18,6 +18,7 @@ from support import postgres_server
 from samon_core.runs import database as db
 from samon_core.runs.importer import import_store
 from samon_core.runs.keys import matches
+from samon_core.runs.ownerkeys import TooManyNewNames, owner_of_key, register
 from samon_core.runs.states import RunState
 from samon_core.service import admission, scheduler
 from samon_core.service.limits import LimitExceeded
@@ -199,28 +200,27 @@ def test_two_workers_never_claim_one_run(url):
 
 
 def test_a_name_is_registered_once_and_its_key_proves_it(engine):
-    from samon_core.runs.keyfile import TooManyNewNames
     from samon_core.runs.owners import NameTaken
 
-    key = admission.register_owner(engine, " Ann", now=0.0)  # normal form: "ann"
-    assert admission.owner_of_key(engine, key) == "ann"
+    key = register(engine, " Ann", 0.0)  # normal form: "ann"
+    assert owner_of_key(engine, key) == "ann"
     assert matches(key, db.owner_digests(engine)["ann"])
     with pytest.raises(NameTaken, match="already has an owner key"):
-        admission.register_owner(engine, "ANN")
+        register(engine, "ANN", time.time())
     with pytest.raises(NameTaken, match="reserved"):
-        admission.register_owner(engine, "teacher")
+        register(engine, "teacher", time.time())
     queue(engine, "cli-user", "r1")  # runs started without a key
     with pytest.raises(NameTaken, match="already owns runs"):
-        admission.register_owner(engine, "cli-user")
-    admission.register_owner(engine, "bo", max_per_hour=2, now=10.0)
+        register(engine, "cli-user", time.time())
+    register(engine, "bo", 10.0, max_per_hour=2)
     with pytest.raises(TooManyNewNames):
-        admission.register_owner(engine, "cy", max_per_hour=2, now=20.0)
-    assert admission.register_owner(engine, "cy", max_per_hour=2, now=3_700.0)
+        register(engine, "cy", 20.0, max_per_hour=2)
+    assert register(engine, "cy", 3_700.0, max_per_hour=2)
     from samon_core.runs.keys import BadKey, new_key
 
-    assert admission.owner_of_key(engine, new_key()) is None
+    assert owner_of_key(engine, new_key()) is None
     with pytest.raises(BadKey):
-        admission.owner_of_key(engine, "not a key")
+        owner_of_key(engine, "not a key")
 
 
 def _register(url, i, barrier, results):
@@ -229,7 +229,7 @@ def _register(url, i, barrier, results):
     engine = db.open_database(url)
     barrier.wait()
     try:
-        admission.register_owner(engine, "dana")
+        register(engine, "dana", time.time())
         results.put("key")
     except NameTaken:
         results.put("taken")
@@ -253,7 +253,7 @@ def test_a_submit_under_an_unregistered_name_rechecks_it_in_its_transaction(engi
 
     admission.admit(engine, "eve", [admission.NewRun("e1", "e1")], admission.QueueLimits(),
                     check_owner=unregistered)
-    admission.register_owner(engine, "fay")
+    register(engine, "fay", time.time())
     with pytest.raises(NotAllowed):
         admission.admit(engine, "fay", [admission.NewRun("f1", "f1")],
                         admission.QueueLimits(), check_owner=unregistered)

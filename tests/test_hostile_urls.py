@@ -23,7 +23,7 @@ from test_owner_links import cancel_button, link_key, rendered_text
 from samon_app import identity_view as view
 from samon_app import urlparams
 from samon_core import claims, service
-from samon_core.runs.keyfile import read_digests
+from samon_core.runs.ownerkeys import digests
 from samon_core.runs.store import RunStore
 
 HOME, LAUNCH, LIVE, COMPARE, PLAYGROUND, CLAIMS = (
@@ -235,7 +235,7 @@ def test_a_failed_guest_launch_from_claims_registers_no_visitor(runs, monkeypatc
     assert not at.exception
     assert any("Not launched" in e.value for e in at.error)
     assert runs.list_runs().empty
-    assert read_digests(runs.root) == {}  # no visitor name was left registered
+    assert digests(runs.engine) == {}  # no visitor name was left registered
     at.run()
     assert at.sidebar.text_input(key="owner").value == "guest"
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -215,9 +216,46 @@ def writing(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """One reading transaction (a consistent snapshot; never blocks a writer on SQLite WAL)."""
-    with engine.connect() as conn, conn.begin():
+    """One reading transaction (a consistent snapshot; never blocks a writer on SQLite WAL).
+    A SQLite file on a file system that became read-only (or full) is read without its WAL
+    index (``_read_only``): the app still lists the runs of a store nobody can write."""
+    try:
+        conn = _begun(engine)
+    except sa.exc.OperationalError:
+        if engine.dialect.name != "sqlite" or not engine.url.database:
+            raise
+        conn = _begun(_read_only(engine.url.database))
+    with conn:
         yield conn
+        conn.commit()
+
+
+def _begun(engine: Engine) -> Connection:
+    conn = engine.connect()
+    try:
+        conn.begin()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+_READ_ONLY: dict[str, Engine] = {}
+
+
+def _read_only(path: str) -> Engine:
+    """An engine that reads the SQLite file at ``path`` as immutable: SQLite opens a WAL
+    database only if it can create its ``-shm`` index or the file is immutable (sqlite.org,
+    "Read-Only Databases"). Used only when the normal open failed; nobody can write then."""
+    with _OPEN_LOCK:
+        engine = _READ_ONLY.get(path)
+        if engine is None:
+            uri = f"file:{Path(path).resolve().as_posix()}?mode=ro&immutable=1"
+            engine = sa.create_engine(
+                "sqlite://", poolclass=sa.pool.NullPool,
+                creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
+            _READ_ONLY[path] = engine
+        return engine
 
 
 def _is_postgres(conn: Connection) -> bool:
@@ -262,6 +300,16 @@ def retrying(operation: Callable[[], T], *, url: str | Any = "", wait_s: float =
 
 
 # --- the room, owners, reads ----------------------------------------------------------------
+
+
+def fact(conn: Connection, key: str) -> str | None:
+    """A fact about the database itself (the ``samon`` table), or None."""
+    return conn.scalar(sa.select(settings_kv.c.value).where(settings_kv.c.key == key))
+
+
+def set_fact(conn: Connection, key: str, value: str) -> None:
+    conn.execute(settings_kv.delete().where(settings_kv.c.key == key))
+    conn.execute(settings_kv.insert().values(key=key, value=value))
 
 
 def room_body(conn: Connection) -> Any:

@@ -9,7 +9,7 @@ second call, or two processes starting at once, change nothing. What is imported
   config's hash and device from config.json. A run that was ``running`` keeps that state with
   its old worker, who has no heartbeat in the database: the first ``reclaim_dead`` queues it
   again and it resumes from its checkpoint, like any run of a dead worker;
-* the registered owners' key digests (names in normal form, as ``keyfile.read_digests`` gives);
+* the registered owners' key digests (names in normal form, as ``read_digests`` gives);
 * the room (its stored JSON, validated again by room.py when read).
 
 A run whose files cannot be read at all (meta.json or config.json missing or damaged) is not
@@ -41,6 +41,7 @@ from samon_core.runs.listing import (
     status_or_damaged,
 )
 from samon_core.runs.messages import clip
+from samon_core.runs.ownerkeys import KEYS_DAMAGED
 from samon_core.runs.owners import BadOwnerName, normalize_owner_name
 from samon_core.runs.states import RunState
 
@@ -172,8 +173,20 @@ def insert_run(conn: sa.Connection, row: dict[str, Any], who: list[tuple[str, st
                        "time": row["created"]} for o, g in who])
 
 
+
+
 def _import_owners(conn: sa.Connection, root: Path, report: ImportReport) -> None:
-    digests = read_digests(root)
+    """The key file's digests. A damaged file is not skipped quietly: its names must not become
+    free to take (that would hand their runs to whoever registers first), so the database keeps
+    a mark that makes every key check fail closed (``ownerkeys``) until the file is restored
+    and the store opened again (the import of the keys is retried at each open while marked)."""
+    try:
+        digests = read_digests(root)
+    except DamagedFile as exc:
+        report.skipped[KEYS_FILE] = str(exc)
+        db.set_fact(conn, KEYS_DAMAGED, str(exc))
+        return
+    conn.execute(db.settings_kv.delete().where(db.settings_kv.c.key == KEYS_DAMAGED))
     raw = read_json_dict(root / KEYS_FILE).get("owners", {}) if digests else {}
     have = set(conn.scalars(sa.select(db.owners.c.name)))
     for name, digest in sorted(digests.items()):
@@ -206,9 +219,10 @@ def import_store(engine: Engine, root: Path, run_ids: list[str]) -> ImportReport
     report = ImportReport()
     with db.writing(engine) as conn:
         db.serialize(conn)
-        if conn.scalar(sa.select(db.settings_kv.c.value)
-                       .where(db.settings_kv.c.key == _DONE_KEY)) is not None:
+        if db.fact(conn, _DONE_KEY) is not None:
             report.already = True
+            if db.fact(conn, KEYS_DAMAGED) is not None:  # restored since? try the keys again
+                _import_owners(conn, root, report)
             return report
         have = set(conn.scalars(sa.select(db.runs.c.run_id)))
         for run_id in run_ids:
@@ -224,5 +238,5 @@ def import_store(engine: Engine, root: Path, run_ids: list[str]) -> ImportReport
             report.runs.append(run_id)
         _import_owners(conn, root, report)
         _import_room(conn, root, report)
-        conn.execute(db.settings_kv.insert().values(key=_DONE_KEY, value=str(time.time())))
+        db.set_fact(conn, _DONE_KEY, str(time.time()))
     return report

@@ -2,7 +2,7 @@
 
 The app has no accounts. A student who registers a name gets an owner key once (a capability:
 whoever holds it acts as that owner, e.g. through the link ``?owner=NAME&key=KEY``); the store
-keeps only its digest (keyfile.py), so a copy of the run folder gives away no key.
+keeps only its digest (ownerkeys.py), so a copy of the run folder gives away no key.
 
 Why a plain SHA-256 and no salt or key stretching: those protect *passwords*, which people choose
 from a small space an attacker can enumerate. An owner key is 128 random bits from ``secrets``;

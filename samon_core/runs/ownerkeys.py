@@ -27,12 +27,22 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from samon_core.runs.database import owners, reading, requesters, serialize, writing
+from samon_core.runs.database import fact, owners, reading, requesters, serialize, writing
+from samon_core.runs.io import DamagedFile
 from samon_core.runs.keys import check_key, digest, matches, new_key
 from samon_core.runs.messages import clip
 from samon_core.runs.owners import BadOwnerName, NameTaken, normalize_owner_name, why_reserved
 
 _HOUR_S = 3600.0
+KEYS_DAMAGED = "owner_keys_damaged"  # importer.py sets it when the files-era key file was damaged
+
+
+def _fail_closed(conn: Connection) -> None:
+    """``DamagedFile`` (one line) while the imported key file was damaged: no name can be
+    proven or taken until it is restored (importer.py)."""
+    why = fact(conn, KEYS_DAMAGED)
+    if why is not None:
+        raise DamagedFile(why.splitlines()[0])
 
 
 class TooManyNewNames(ValueError):
@@ -60,6 +70,7 @@ def register(engine: Engine, name: str, now: float, *, max_per_hour: int = 0) ->
     key = new_key()
     with writing(engine) as conn:
         serialize(conn)  # in line with admissions: no run can slip in between the checks
+        _fail_closed(conn)
         if conn.scalar(sa.select(owners.c.name).where(owners.c.name == name)) is not None:
             raise NameTaken(f"the name {clip(name)} already has an owner key; its owner uses "
                             "that key (or their link), or pick another name")
@@ -81,6 +92,7 @@ def register(engine: Engine, name: str, now: float, *, max_per_hour: int = 0) ->
 def digests(engine: Engine) -> dict[str, str]:
     """Registered owner name -> digest of its key."""
     with reading(engine) as conn:
+        _fail_closed(conn)
         return {row.name: row.digest for row in conn.execute(sa.select(owners))}
 
 
@@ -104,6 +116,7 @@ def is_registered(engine: Engine, name: str) -> bool:
     except BadOwnerName:
         return False
     with reading(engine) as conn:
+        _fail_closed(conn)
         return conn.scalar(sa.select(owners.c.name).where(owners.c.name == norm)) is not None
 
 
@@ -115,6 +128,7 @@ def unregister(engine: Engine, key: str) -> str | None:
     check_key(key)
     with writing(engine) as conn:
         serialize(conn)
+        _fail_closed(conn)
         name = next((row.name for row in conn.execute(sa.select(owners))
                      if matches(key, row.digest)), None)
         if name is None or owns_runs(conn, name):

@@ -12,7 +12,7 @@ Pure functions on the meta dict; the store applies them under its lock.
 Also here: the ONE rule of owner names (``normalize_owner_name``), which every entry point
 calls (submit, register, the CLI, the app's name box), and the reserved names (``RESERVED_NAMES``:
 the teacher's, ``guest``, the app's shared browsing name, and ``cli``, the owner of ``samon run``
-without ``--owner``), which nobody can register (keyfile.py).
+without ``--owner``), which nobody can register (ownerkeys.py).
 
 **One name is one person.** A name is compared only in its normal form: NFKC (full-width
 ``Ａlice`` is ``alice``), case-folded, surrounding blanks removed, blanks inside turned into one

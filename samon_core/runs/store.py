@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from samon_core.runs import database as db
 from samon_core.runs import importer, ownerkeys, owners
 from samon_core.runs.config import RunConfig
+from samon_core.runs.fieldcheck import check_fields
 from samon_core.runs.freetext import check_meta_text, check_text
 from samon_core.runs.io import read_json_dict, write_json
 from samon_core.runs.listing import (  # noqa: F401 - file names re-exported
@@ -124,10 +125,19 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _status_json(row: Any) -> dict[str, Any]:
+    """The row's ``status`` JSON object; {} when it is none (edited by hand)."""
+    try:
+        extra = json.loads(row.status or "{}")
+    except (ValueError, RecursionError):
+        return {}
+    return extra if isinstance(extra, dict) else {}
+
+
 def _values(row: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
     """The column values of ``fields`` merged into ``row``: a field with a column of its own
     goes there (``message`` to ``reason``), the rest into the row's ``status`` JSON."""
-    extra = json.loads(row.status or "{}")
+    extra = _status_json(row)
     values: dict[str, Any] = {}
     for key, value in fields.items():
         if key in ("state", "heartbeat", "updated"):
@@ -149,8 +159,10 @@ def _values(row: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _status(row: Any) -> dict[str, Any]:
-    """A row as the status dict readers know (status.json's fields of the files era)."""
-    out = dict(json.loads(row.status or "{}"))
+    """A row as the status dict readers know (status.json's fields of the files era). Its
+    ``status`` JSON without fields of the wrong type (``fieldcheck``), and read as {} when it
+    is no JSON object (edited by hand): one damaged row never breaks a listing."""
+    out = check_fields(STATUS_FILE, _status_json(row))[0]
     out.update(state=row.state, created=row.created, updated=row.updated, heartbeat=row.updated)
     for key in ("started", "ended", "queued_at", "worker", "progress"):
         if getattr(row, key) is not None:
