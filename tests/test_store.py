@@ -626,3 +626,13 @@ def test_metrics_writer_direct(tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text() == '{"kind":"x","epoch":0}\n'
     with pytest.raises(ValueError):
         w.write({"kind": "x"})  # closed
+
+
+def test_the_first_requester_who_leaves_hands_the_run_to_the_next(store):
+    rid = store.create_run(RunConfig(), {"owner": "ann"})
+    store.add_requester(rid, "bob")
+    assert store.release_request(rid, "ann") is False  # bob still wants it
+    assert store.read_meta(rid)["owner"] == "bob"
+    assert [r["owner"] for r in store.read_meta(rid)["requesters"]] == ["bob"]
+    assert store.list_runs()["owner"].tolist() == ["bob"]
+    assert store.release_request(rid, "bob") is True  # the last one acts on the whole run

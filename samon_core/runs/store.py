@@ -163,7 +163,8 @@ def _status(row: Any) -> dict[str, Any]:
     ``status`` JSON without fields of the wrong type (``fieldcheck``), and read as {} when it
     is no JSON object (edited by hand): one damaged row never breaks a listing."""
     out = check_fields(STATUS_FILE, _status_json(row))[0]
-    out.update(state=row.state, created=row.created, updated=row.updated, heartbeat=row.updated)
+    out.update(state=row.state, created=row.created, updated=row.updated, heartbeat=row.updated,
+               owner=row.owner)
     for key in ("started", "ended", "queued_at", "worker", "progress"):
         if getattr(row, key) is not None:
             out[key] = getattr(row, key)
@@ -417,8 +418,11 @@ class RunStore:
         meta = checked_file(self._existing_dir(run_id) / META_FILE)
         with db.reading(self.engine) as conn:
             asked = _requesters(conn, [run_id]).get(run_id)
+            owner = conn.scalar(sa.select(db.runs.c.owner).where(db.runs.c.run_id == run_id))
         if asked is not None:
             meta["requesters"] = asked
+        if owner:  # the first requester who still wants the run (``release_request``)
+            meta["owner"] = owner
         return meta
 
     def update_meta(self, run_id: str, **fields: Any) -> dict[str, Any]:
@@ -508,6 +512,8 @@ class RunStore:
             row = listing_row(path, now, run_status)
             if row is None:
                 continue
+            if run_status is not None and run_status.get("owner"):
+                row["owner"] = run_status["owner"]  # the database's (release_request moves it)
             if owner is not None and row["owner"] != owner:
                 continue
             if group is not None and row["group"] != group:
@@ -567,6 +573,9 @@ class RunStore:
             new_meta = owners.release(meta, run_id, owner, is_teacher, action)
             if new_meta is None:
                 return True
+            if new_meta.get("owner"):
+                conn.execute(db.runs.update().where(db.runs.c.run_id == run_id)
+                             .values(owner=new_meta["owner"]))
             kept = {(e.get("owner"), e.get("group") or "") for e in new_meta["requesters"]}
             for who, group in conn.execute(sa.select(db.requesters.c.owner,
                                                      db.requesters.c.run_group)
