@@ -1,7 +1,8 @@
 """The developers' zoo of damaged runs (tests/support/damaged.py): one run per damaged field of
-meta.json, status.json, summary.json, config.json and metrics.jsonl, and per file that is no
-regular file, beside healthy runs. The listing names each damaged run's problem, the store's
-readers return only well-typed fields (``samon_core.runs.fieldcheck``: the one check), every
+meta.json, summary.json, config.json, metrics.jsonl and the status the database keeps, per file
+that is no regular file, and a run folder without a database row, beside healthy runs. The
+listing names each damaged file's problem (and the missing row), the store's readers return only
+well-typed fields (``samon_core.runs.fieldcheck``: the one check), every
 page renders over the zoo without an exception and names the problem, the claims' verdicts are
 computed beside any damaged run, and a failed run's reason is one line for everyone while its
 traceback is its owner's (or the teacher's)."""
@@ -10,7 +11,15 @@ from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support.damaged import CASES, FIELD_CASES, LISTED, build_zoo, case_id, damage
+from support.damaged import (
+    CASES,
+    FIELD_CASES,
+    LISTED,
+    STATUS_CASES,
+    build_zoo,
+    case_id,
+    damage,
+)
 from support.teacher import TEACHER_TOKEN
 from test_app_pages import APP, TIMEOUT, TINY, fake_run, three_methods
 from test_claims import fake_claim_runs
@@ -59,11 +68,15 @@ def test_every_damaged_run_is_listed_with_its_problem(runs, zoo):
         problem = df.loc[zoo[case], "problem"]
         assert isinstance(problem, str) and problem, case
     for file, field, raw in FIELD_CASES:
-        problem = df.loc[zoo[case_id(file, field, raw)], "problem"]
-        assert f"{file}: {field} is not" in problem, (file, field, problem)
+        if file != "status.json":
+            problem = df.loc[zoo[case_id(file, field, raw)], "problem"]
+            assert f"{file}: {field} is not" in problem, (file, field, problem)
+    assert "not in the database" in df.loc[zoo["database:no_row"], "problem"]
     for name, rid in zoo.items():
-        if name.startswith("healthy"):
+        if name.startswith("healthy") or name in STATUS_CASES or name == \
+                "database:status_not_json":  # read without the field (the state stays)
             assert not isinstance(df.loc[rid, "problem"], str), name  # None (NaN in a frame)
+            assert df.loc[rid, "state"] == "finished", name
     created = [c for c in df["created"] if c is not None and c == c]
     assert all(isinstance(c, float) and 0 <= c < 1e11 for c in created)
 
@@ -87,12 +100,15 @@ def test_the_readers_return_only_well_typed_fields(runs, zoo):
         _ = data.epochs, data.steps, data.sharpness
 
 
-def test_a_damaged_status_field_is_dropped_by_the_next_write(runs):
+def test_a_damaged_status_field_is_never_read_and_the_run_goes_on(runs):
     rid = fake_run(runs, TINY, state="running")
     damage(runs, rid, case_id("status.json", "interruptions", "[1]"))
-    status = runs.write_status(rid, "running", epoch=1)
-    assert "interruptions" not in status
     assert "interruptions" not in runs.read_status(rid)
+    status = runs.write_status(rid, "running", epoch=1)
+    assert "interruptions" not in status and status["epoch"] == 1
+    damage(runs, rid, "database:status_not_json")  # the whole column: read as no fields
+    assert runs.read_status(rid)["state"] == "running" and "epoch" not in runs.read_status(rid)
+    assert runs.heartbeat(rid, epoch=2)["epoch"] == 2  # and the trainer's next write repairs it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,9 +131,6 @@ def test_every_page_renders_over_the_zoo(runs, zoo, path, query):
             if path == LIVE and case in NO_GROUP:
                 continue  # on Compare's list of all runs (the test above)
             rid = zoo[case]
-            if case in RECOVERED and rid not in errors:  # re-queued, and it says why
-                assert "damaged" in runs.read_status(rid).get("message", ""), case
-                continue
             shown = rid in errors or rid in set(_table_ids(at))
             assert shown, (path, case)
     if path == LIVE:  # the runs of the group: damaged records named, per run
@@ -129,10 +142,6 @@ def test_every_page_renders_over_the_zoo(runs, zoo, path, query):
 
 # damaged so that the run's comparison group is unknown: not on Live's page of group g1
 NO_GROUP = {case_id("meta.json", "group", '{"a": 1}'), "meta.json:folder"}
-
-
-# a damaged status.json: the crash recovery re-queues the run (its message says so)
-RECOVERED = {"status.json:fifo"}
 
 
 def _table_ids(at: AppTest) -> list[str]:

@@ -1,22 +1,25 @@
 """The developers' zoo of damaged runs: a run store with healthy runs and one run per damaged
-field of meta.json, status.json, summary.json, config.json and metrics.jsonl (a wrong type, a
-string where a number belongs, 1e308, NaN, a 4,000-digit integer, a folder or a FIFO where a
-file belongs). Pages, listings and verdicts must show every healthy run, list each damaged one
-with its problem, and never raise.
+field of meta.json, summary.json, config.json and metrics.jsonl (a wrong type, a string where a
+number belongs, 1e308, NaN, a 4,000-digit integer, a folder or a FIFO where a file belongs), per
+damaged field of the status the database keeps (its ``status`` JSON column), and a run folder
+the database has no row for (a submit cut short). Pages, listings and verdicts must show every
+healthy run, list each damaged file's run with its problem, and never raise.
 
-The JSON files are rewritten as raw text after a healthy run was made, so values that
-``json.dumps`` would never write (a 4,000-digit integer, ``NaN``) reach the readers as a broken
-disk or a hostile student with a shell would leave them.
+The JSON files (and the status column) are rewritten as raw text after a healthy run was made,
+so values that ``json.dumps`` would never write (a 4,000-digit integer, ``NaN``) reach the
+readers as a broken disk, a hand edit or a hostile student with a shell would leave them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from samon_core.runs import database as db
 from samon_core.runs.store import RunStore
 
 HUGE = "9" * 4000  # an integer literal Python parses (the limit is 4,300 digits) but no float
@@ -35,17 +38,16 @@ FIELD_CASES: list[tuple[str, str, str]] = [
     ("meta.json", "preset", "7"),
     ("meta.json", "requesters", '"alice"'),
     ("meta.json", "requesters", '[1, {"owner": 5, "group": ["g1"]}]'),
+    # the database's status column (what the trainer reports beside the state): read through
+    # the same field check; a field with a column of its own (progress, message, times) cannot
+    # hold a wrong type there
     ("status.json", "epoch", '"y"'),
     ("status.json", "epoch", HUGE),
-    ("status.json", "progress", '"half"'),
     ("status.json", "test_acc", '"high"'),
     ("status.json", "best_test_acc", HUGE),
-    ("status.json", "heartbeat", '"now"'),
-    ("status.json", "updated", "[1]"),
     ("status.json", "eta_s", "1e308"),
-    ("status.json", "message", '{"text": "' + HOSTILE + '"}'),
+    ("status.json", "step_at", "NaN"),
     ("status.json", "interruptions", "[1]"),
-    ("status.json", "started", '"s"'),
     ("summary.json", "epochs_done", '"y"'),
     ("summary.json", "epochs_done", HUGE),
     ("summary.json", "final_test_acc", '"z"'),
@@ -93,7 +95,12 @@ FILE_CASES: list[tuple[str, str]] = [
     ("metrics.jsonl", "fifo"),
     ("summary.json", "folder"),
     ("meta.json", "folder"),
-    ("status.json", "fifo"),
+]
+
+# (name, what it does to the run's database row): each makes one run.
+ROW_CASES: list[str] = [
+    "no_row",  # a folder the database does not know (a submit cut short), an hour old
+    "status_not_json",  # the status column edited by hand into text that is no JSON
 ]
 
 
@@ -103,12 +110,37 @@ def case_id(file: str, field: str, raw: str) -> str:
     return f"{file.split('.')[0]}.{field}={shown}"
 
 
-def _set_raw(path: Path, field: str, raw: str) -> None:
-    """Put ``"field": <raw>`` into the JSON object of ``path`` as text (no json.dumps)."""
-    obj = json.loads(path.read_text()) if path.exists() else {}
+def _raw_object(text: str, field: str, raw: str) -> str:
+    """The JSON object ``text`` with ``"field": <raw>`` put in as text (no json.dumps)."""
+    obj = json.loads(text) if text else {}
     obj.pop(field, None)
     body = json.dumps(obj)[1:-1]
-    path.write_text("{" + body + (", " if body else "") + json.dumps(field) + ": " + raw + "}")
+    return "{" + body + (", " if body else "") + json.dumps(field) + ": " + raw + "}"
+
+
+def _set_raw(path: Path, field: str, raw: str) -> None:
+    """Put ``"field": <raw>`` into the JSON object of ``path`` as text."""
+    path.write_text(_raw_object(path.read_text() if path.exists() else "", field, raw))
+
+
+def _set_status(store: RunStore, run_id: str, field: str, raw: str) -> None:
+    """Put ``"field": <raw>`` into the run's status column as text."""
+    where = db.runs.c.run_id == run_id
+    with db.writing(store.engine) as conn:
+        text = conn.scalar(db.runs.select().with_only_columns(db.runs.c.status).where(where))
+        conn.execute(db.runs.update().where(where).values(status=_raw_object(text, field, raw)))
+
+
+def _damage_row(store: RunStore, run_id: str, how: str) -> None:
+    where = db.runs.c.run_id == run_id
+    with db.writing(store.engine) as conn:
+        if how == "no_row":
+            conn.execute(db.runs.delete().where(where))
+        else:
+            conn.execute(db.runs.update().where(where).values(status="{not json"))
+    if how == "no_row":  # younger, it would be a submit in progress (not listed yet)
+        old = time.time() - 3600
+        os.utime(store.run_dir(run_id), (old, old))
 
 
 def _append(path: Path, lines: list[str]) -> None:
@@ -125,28 +157,40 @@ def _replace(path: Path, how: str) -> None:
         os.mkfifo(path)
 
 
-def _cases() -> dict[str, Callable[[Path], None]]:
-    out: dict[str, Callable[[Path], None]] = {}
+def _cases() -> dict[str, Callable[[RunStore, str], None]]:
+    out: dict[str, Callable[[RunStore, str], None]] = {}
     for file, field, raw in FIELD_CASES:
-        out[case_id(file, field, raw)] = (
-            lambda folder, file=file, field=field, raw=raw: _set_raw(folder / file, field, raw))
+        if file == "status.json":
+            out[case_id(file, field, raw)] = (
+                lambda s, rid, field=field, raw=raw: _set_status(s, rid, field, raw))
+        else:
+            out[case_id(file, field, raw)] = (
+                lambda s, rid, file=file, field=field, raw=raw:
+                _set_raw(s.run_dir(rid) / file, field, raw))
     for name, lines in RECORD_CASES:
         out[f"metrics.{name}"] = (
-            lambda folder, lines=lines: _append(folder / "metrics.jsonl", lines))
+            lambda s, rid, lines=lines: _append(s.run_dir(rid) / "metrics.jsonl", lines))
     for file, how in FILE_CASES:
-        out[f"{file}:{how}"] = lambda folder, file=file, how=how: _replace(folder / file, how)
+        out[f"{file}:{how}"] = (
+            lambda s, rid, file=file, how=how: _replace(s.run_dir(rid) / file, how))
+    for how in ROW_CASES:
+        out[f"database:{how}"] = lambda s, rid, how=how: _damage_row(s, rid, how)
     return out
 
 
-# case name -> what it does to a run folder
-CASES: dict[str, Callable[[Path], None]] = _cases()
-# the cases whose problem the run listing names (the metrics reader names the others)
-LISTED = [name for name in CASES if not name.startswith("metrics")]
+# case name -> what it does to a run (its folder or its database row)
+CASES: dict[str, Callable[[RunStore, str], None]] = _cases()
+# the cases whose problem the run listing names (the metrics reader names the metrics cases;
+# a damaged status field or column is left out by the readers, silently: only a hand edit or
+# a trainer of another version writes one)
+LISTED = [name for name in CASES if not name.startswith(("metrics", "status", "database:status"))]
+# the status field cases: readers leave the field out
+STATUS_CASES = [name for name in CASES if name.startswith("status")]
 
 
 def damage(store: RunStore, run_id: str, case: str) -> None:
     """Apply the damage ``case`` (a key of ``CASES``) to the run ``run_id``."""
-    CASES[case](store.run_dir(run_id))
+    CASES[case](store, run_id)
 
 
 def build_zoo(store: RunStore, make_run: Callable[..., str], configs: dict[str, Any],
