@@ -105,10 +105,11 @@ def _snapshot(root_dir: str) -> tuple[Any, dict[str, dict[str, str]]]:
     with contextlib.suppress(Exception):  # crash recovery (throttled inside); never fatal here
         service.recover(s)
     df = s.list_runs()
-    metas = {}
-    for run_id in df["run_id"]:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            metas[run_id] = s.read_meta(run_id)
+    asked = s.requesters_by_run()  # one read for every run, not one per run
+    metas = {row.run_id: {"group": row.group if isinstance(row.group, str) else None,
+                          "owner": row.owner if isinstance(row.owner, str) else None,
+                          "requesters": asked.get(row.run_id, [])}
+             for row in df.itertuples(index=False)}
     return df, group_members(metas)
 
 
@@ -388,7 +389,7 @@ def check_query_params(page: str) -> list[urlparams.Ignored]:
 @st.cache_resource(max_entries=4096, show_spinner=False)
 def _note(root_dir: str, run_id: str, state: str, updated: Any) -> str | None:
     """The reason a run did not finish, or the warning of one that did (cached per status
-    change: ``updated`` changes whenever status.json is written)."""
+    change: ``updated`` changes with every write of the run's database row)."""
     s = RunStore(root_dir)
     try:
         status = s.read_status(run_id)

@@ -6,8 +6,8 @@ is evidence. Runs trained at different times were measured under different loads
 runs, the machine's other work): their ratio says nothing about the methods, so none is shown.
 
 Who trained with whom: a run's ``summary.json`` names its lockstep group (``lockstep``: run ids);
-a run still training has no summary yet, but its ``status.json`` names its ``worker``, and a worker
-trains one group at a time, so running runs of one worker are interleaved.
+a run still training has no summary yet, but its status (the database's row) names its
+``worker``, and a worker trains one group at a time, so running runs of one worker are interleaved.
 """
 
 from __future__ import annotations

@@ -425,6 +425,12 @@ class RunStore:
             meta["owner"] = owner
         return meta
 
+    def requesters_by_run(self) -> dict[str, list[dict[str, Any]]]:
+        """Every run's requesters as ``read_meta`` gives them (owner, group, time), in one read
+        (the pages' comparison groups, every second, without a read per run)."""
+        with db.reading(self.engine) as conn:
+            return _requesters(conn, None)
+
     def update_meta(self, run_id: str, **fields: Any) -> dict[str, Any]:
         """Change meta fields (e.g. the label); ``config_hash`` and ``run_id`` are fixed."""
         for key in ("config_hash", "run_id"):
@@ -643,11 +649,15 @@ def _age(path: Path, now: float) -> float:
         return float("inf")
 
 
-def _requesters(conn: Connection, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """run id -> its requesters as meta.json listed them (owner, group, time), oldest first."""
+def _requesters(conn: Connection, run_ids: list[str] | None
+                ) -> dict[str, list[dict[str, Any]]]:
+    """run id -> its requesters as meta.json listed them (owner, group, time), oldest first
+    (of ``run_ids``; None: of every run)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    query = (sa.select(db.requesters).where(db.requesters.c.run_id.in_(run_ids))
-             .order_by(sa.func.coalesce(db.requesters.c.time, 0.0), db.requesters.c.owner))
+    query = sa.select(db.requesters)
+    if run_ids is not None:
+        query = query.where(db.requesters.c.run_id.in_(run_ids))
+    query = query.order_by(sa.func.coalesce(db.requesters.c.time, 0.0), db.requesters.c.owner)
     for row in conn.execute(query):
         out.setdefault(row.run_id, []).append(
             {"owner": row.owner, "group": row.run_group, "time": row.time})
