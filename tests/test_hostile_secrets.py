@@ -219,9 +219,7 @@ def test_settings_file_with_a_mistyped_url_is_explained_without_the_password(tmp
 
 def _process_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAMON_")}
-    # a trainer that is never called: the worker does not import torch in the background
-    env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", SAMON_WORKER_TRAINER="os:getcwd",
-               PYTHONPATH=str(REPO), **extra)
+    env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), **extra)
     return env
 
 
@@ -246,6 +244,26 @@ def test_commands_refusing_a_bad_url_say_so_without_the_password(tmp_path, url):
         assert "Traceback" not in out, (argv, out)
         assert_clean(out)
     assert_clean(_store_text(tmp_path))
+
+
+@pytest.mark.parametrize("where", ["environment", "samon.toml"])
+def test_samon_list_with_the_database_down_says_so_without_the_password(tmp_path, where):
+    """The URL given in the environment or in the settings file (settings.py: both are ways to
+    give it) is the database the command line uses; while it does not answer, ``samon list``
+    says so in one line naming it masked: no traceback, and no SQLite store made instead."""
+    url = unreachable_url()
+    env = _process_env(SAMON_DATABASE_URL=url) if where == "environment" else _process_env()
+    if where == "samon.toml":
+        (tmp_path / "samon.toml").write_text(f'database_url = "{url}"\n')
+    done = subprocess.run([sys.executable, "-m", "samon_core", "list", "--runs-dir",
+                           str(tmp_path / "runs")], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "error:" in done.stderr and SERVER in done.stderr, out
+    assert "Traceback" not in out, out
+    assert_clean(out)
+    assert not (tmp_path / "runs" / db.DB_FILE).exists()
 
 
 def test_a_worker_waiting_for_the_database_names_it_without_the_password(tmp_path):
