@@ -62,11 +62,14 @@ def _identity(config: RunConfig) -> str:
 def index_runs(store: RunStore) -> list[StoredRun]:
     """Every readable run of the store (config, state, created, group, lockstep)."""
     out = []
+    statuses = store.read_statuses()  # one read of the database, not one per run
     for run_id in store.run_ids():
+        status = statuses.get(run_id)
         try:
             config = store.read_config(run_id)
             meta = store.read_meta(run_id)
-            status = store.read_status(run_id)
+            if status is None:  # a files-era folder not adopted yet (or no run at all)
+                status = store.read_status(run_id)
             summary = store.read_summary(run_id) or {}
         except (OSError, ValueError):
             continue
