@@ -219,7 +219,9 @@ def import_experiment(data: bytes, *, store: RunStore, teacher_token: str | Secr
     """Write the runs of an exported class experiment into ``store`` (teacher only) and return
     the experiment (its ``exported_at`` set). Everything is checked before the first run is
     written; a run id already in the store is kept as it is; on any failure the runs written
-    are removed again. ``BadReplayFile`` (a ``ValueError``) says what is wrong with the file."""
+    are removed again. ``BadReplayFile`` (a ``ValueError``) says what is wrong with the file.
+    Each run is created queued and marked finished at once: ``store`` must be one no worker
+    serves (``load_replay``'s staging store), or a worker could claim a run in between."""
     s = settings or load_settings()
     if not identify(teacher_token=teacher_token, store=store, settings=s).is_teacher:
         raise NotAllowed("only the teacher (with the teacher token) can load a class experiment")
