@@ -21,7 +21,6 @@ from samon_app.markup import md_escape
 from samon_core import service
 from samon_core.runs import database
 from samon_core.runs.redact import display_url, redact
-from samon_core.runs.store import RunStore
 from samon_core.service import preflight
 
 DATABASE_TTL_S = 2.0  # a database that stops or comes back shows within two seconds
@@ -33,9 +32,9 @@ def _database_problem(root_dir: str) -> str | None:
     """None when the run store's database answers (one small read), else one line saying that
     it does not, its URL without password."""
     try:
-        database.read_room_body(RunStore(root_dir).engine)
+        database.read_room_body(common.store_at(root_dir).engine)
     except Exception as exc:  # noqa: BLE001 - whatever it is, the page says it in one line
-        url = database.database_url(Path(root_dir))
+        url = database.database_url(Path(root_dir), common.database_url())
         lines = str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__]
         return (f"The run database {display_url(url)} does not answer "
                 f"({redact(lines[0], url)[:300]}). Runs cannot be shown or launched until it "
@@ -55,7 +54,7 @@ DATA_TTL_S = 30.0  # files put in place, or the network back, show within half a
 
 @st.cache_resource(ttl=ROOM_TTL_S, show_spinner=False, max_entries=4)
 def _room(root_dir: str) -> service.Room:
-    return service.read_room(RunStore(root_dir))
+    return service.read_room(common.store_at(root_dir))
 
 
 def room() -> service.Room:

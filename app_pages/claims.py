@@ -26,7 +26,6 @@ from samon_core.claims.chart import ChartData, chart_data
 from samon_core.claims.collect import Collected
 from samon_core.claims.results import method_name
 from samon_core.claims.runsets import with_seeds
-from samon_core.runs.store import RunStore
 
 MAX_SEEDS = 5
 DEFAULT_SEEDS = 3
@@ -43,12 +42,12 @@ VERDICT_BOX = {claims.CONSISTENT: st.success, claims.NOT_CONSISTENT: st.error,
 
 @st.cache_resource(ttl=1.0, show_spinner=False, max_entries=4)
 def _index(root_dir: str) -> list:
-    return claims.index_runs(RunStore(root_dir))
+    return claims.index_runs(common.store_at(root_dir))
 
 
 @st.cache_resource(ttl=1.0, show_spinner=False, max_entries=128)
 def _collected(root_dir: str, claim_id: str, size: str, seeds: int) -> Collected:
-    return claims.collect(RunStore(root_dir), claim_id, size, seeds, index=_index(root_dir))
+    return claims.collect(common.store_at(root_dir), claim_id, size, seeds, index=_index(root_dir))
 
 
 def collected(claim_id: str, size: str, seeds: int) -> Collected:

@@ -25,7 +25,6 @@ from samon_app.verdicts import VERDICT_ICON
 from samon_core import claims, service
 from samon_core.claims import class_replay, classroom
 from samon_core.runs.database import DatabaseUnavailable
-from samon_core.runs.store import RunStore
 from samon_core.service.room import ClassExperiment
 
 CLASS_PAGE = "app_pages/class_view.py"
@@ -119,7 +118,7 @@ def add_seed_ui(where: str) -> None:
 
 @st.cache_resource(ttl=CACHE_TTL_S, show_spinner=False, max_entries=8)
 def _shared(root_dir: str, experiment_json: str, replay: bool) -> ClassVerdict:
-    store = RunStore(root_dir)
+    store = common.store_at(root_dir)
     return class_verdict(class_replay.replay_store(store) if replay else store,
                          ClassExperiment.model_validate_json(experiment_json))
 

@@ -35,6 +35,7 @@ from app_pages.identity import (  # noqa: F401 - the pages use them as common.*
     teacher_name_ui,
     teacher_token,
 )
+from app_pages.stores import database_url, store, store_at  # noqa: F401 - as common.*
 from samon_app import urlparams
 from samon_app.charts import plotly_config
 from samon_app.estimates import Calibration, calibration, device_kind, estimate_group
@@ -47,7 +48,6 @@ from samon_core import service
 from samon_core.runs.database import DatabaseUnavailable
 from samon_core.runs.messages import clip_message
 from samon_core.runs.presets import list_presets
-from samon_core.runs.store import RunStore
 
 HOME_PAGE = "app_pages/home.py"
 LAUNCH_PAGE = "app_pages/launch.py"
@@ -74,11 +74,6 @@ def warm_up() -> bool:
     return True
 
 
-def store() -> RunStore:
-    """The run store (``$SAMON_RUNS_DIR`` or ./runs; read every call, so tests can change it)."""
-    return RunStore()
-
-
 def root() -> str:
     return str(store().root)
 
@@ -90,7 +85,7 @@ def root() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _reader(root_dir: str) -> RunReader:
-    return RunReader(RunStore(root_dir))
+    return RunReader(store_at(root_dir))
 
 
 def reader() -> RunReader:
@@ -101,7 +96,7 @@ def reader() -> RunReader:
 # on each of the many calls per rerun. Callers must not modify them.
 @st.cache_resource(ttl=LIST_TTL_S, show_spinner=False, max_entries=16)
 def _snapshot(root_dir: str) -> tuple[Any, dict[str, dict[str, str]]]:
-    s = RunStore(root_dir)
+    s = store_at(root_dir)
     with contextlib.suppress(Exception):  # crash recovery (throttled inside); never fatal here
         service.recover(s)
     df = s.list_runs()
@@ -137,7 +132,7 @@ def groups() -> Any:
 @st.cache_resource(ttl=LIST_TTL_S, show_spinner=False, max_entries=4)
 def _queue_positions(root_dir: str) -> dict[str, int]:
     try:
-        return dict(service.queue_positions(RunStore(root_dir)))
+        return dict(service.queue_positions(store_at(root_dir)))
     except Exception:  # noqa: BLE001 - positions are a nicety
         return {}
 
@@ -149,7 +144,7 @@ def queue_positions() -> dict[str, int]:
 
 @st.cache_resource(ttl=LIST_TTL_S, show_spinner=False, max_entries=256)
 def _run_rows(root_dir: str, run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
-    s = RunStore(root_dir)
+    s = store_at(root_dir)
     rows = []
     for run_id in run_ids:
         try:
@@ -223,7 +218,7 @@ def clear_caches() -> None:
 @st.cache_resource(ttl=60, show_spinner=False)
 def _ensure_workers(root_dir: str) -> dict[str, Any]:
     try:
-        return dict(service.ensure_workers(store=RunStore(root_dir)) or {})
+        return dict(service.ensure_workers(store=store_at(root_dir)) or {})
     except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps working
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -236,7 +231,7 @@ def ensure_workers() -> dict[str, Any]:
 @st.cache_data(ttl=5.0, show_spinner=False)
 def _workers_status(root_dir: str) -> list[dict[str, Any]]:
     try:
-        return [dict(w) for w in service.workers_status(store=RunStore(root_dir))]
+        return [dict(w) for w in service.workers_status(store=store_at(root_dir))]
     except Exception:  # noqa: BLE001 - no queue: no workers to show
         return []
 
@@ -390,7 +385,7 @@ def check_query_params(page: str) -> list[urlparams.Ignored]:
 def _note(root_dir: str, run_id: str, state: str, updated: Any) -> str | None:
     """The reason a run did not finish, or the warning of one that did (cached per status
     change: ``updated`` changes with every write of the run's database row)."""
-    s = RunStore(root_dir)
+    s = store_at(root_dir)
     try:
         status = s.read_status(run_id)
         summary = s.read_summary(run_id) if state == "finished" else None
@@ -409,7 +404,7 @@ def _config_problem(root_dir: str, run_id: str) -> str | None:
     """Why a run's config.json cannot be read (e.g. written by another version), or None. A
     config never changes once written, so the answer is cached for good."""
     try:
-        RunStore(root_dir).read_config(run_id)
+        store_at(root_dir).read_config(run_id)
     except FileNotFoundError:
         return None  # deleted meanwhile (or named by the listing's own problem)
     except ValueError as exc:

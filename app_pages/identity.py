@@ -24,6 +24,7 @@ from typing import Any
 
 import streamlit as st
 
+from app_pages import stores
 from samon_app.identity_view import (
     KEEP_LINK,
     NO_TOKEN,
@@ -43,7 +44,7 @@ from samon_app.identity_view import action_help as _action_help
 from samon_app.markup import md_escape
 from samon_app.owner import clean_owner
 from samon_core import service
-from samon_core.runs.store import RunStore, store_or_default
+from samon_core.runs.store import RunStore
 
 KEY_STATE = "owner_key"
 TOKEN_STATE = "teacher_token"
@@ -63,7 +64,7 @@ VISITOR_TRIES = 5  # fresh names tried when another visitor was quicker
 
 
 def _store() -> RunStore:
-    return store_or_default(None)  # the app's run store, as common.store(): read every call
+    return stores.store()  # the app's run store, as common.store(): read every call
 
 
 def _typed() -> object:

@@ -31,7 +31,6 @@ from samon_core.catalog import MODELS
 from samon_core.claims import CLAIM_IDS, SIZE_TEXT, get_claim
 from samon_core.runs.database import DatabaseUnavailable, run_rows
 from samon_core.runs.presets import get_preset, list_presets
-from samon_core.runs.store import RunStore
 from samon_core.service.room import MESSAGE_MAX_CHARS
 from samon_core.service.scheduler import owner_usage
 
@@ -163,7 +162,7 @@ def blocked_ui(saved: service.Room) -> None:
 def _glance(root_dir: str, window_s: float) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Every run's owner and state, and each owner's device time in the window (the database's
     rows: one read each, however many runs)."""
-    engine = RunStore(root_dir).engine
+    engine = common.store_at(root_dir).engine
     return run_rows(engine), owner_usage(engine, window_s=window_s)
 
 

@@ -387,6 +387,28 @@ def test_comparison_members_come_from_one_read_and_match_each_runs_meta(runs):
     assert len(members["ga"]) == 2 and len(members["gb"]) == 2
 
 
+def test_the_pages_read_the_database_samon_toml_names(runs, tmp_path):
+    """A database URL given in samon.toml (not the environment) is the one every page reads:
+    the runs are listed with their state and the teacher's room, and no second, empty SQLite
+    database is made in the run folder (its runs would read as 'not in the database')."""
+    from support.teacher import TEACHER_TOKEN, teacher_settings
+
+    from samon_core.service import Room, set_room
+
+    other = tmp_path / "elsewhere" / "room.db"
+    other.parent.mkdir()
+    (tmp_path / "samon.toml").write_text(f'database_url = "sqlite:///{other}"\n')
+    store = RunStore(runs.root, database_url=f"sqlite:///{other}")
+    rid = fake_run(store, TINY.replace(method="base"), group="gt")
+    set_room(Room(message="Read the database samon.toml names"), teacher_token=TEACHER_TOKEN,
+             store=store, settings=teacher_settings())
+    at = page(app(group="gt"), "app_pages/compare.py")
+    assert rid in set(at.dataframe[0].value["run_id"]) and not at.error, \
+        [e.value for e in at.error]
+    assert "Read the database samon.toml names" in texts(at)
+    assert not (runs.root / "samon.db").exists()
+
+
 def test_live_follows_the_group_in_the_url(runs):
     fake_run(runs, TINY.replace(method="base"), group="gold")
     time.sleep(1.1)  # a newer group, which would be the default
