@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -277,6 +278,10 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached for ``give_up_s``: one line, its URL without password."""
 
 
+# SQLite's errors that no wait repairs: a full disk, a read-only or damaged file
+_NOT_OUTAGES = re.compile(r"disk is full|disk I/O error|readonly database|not a database", re.I)
+
+
 def retrying(operation: Callable[[], T], *, url: str | Any = "", wait_s: float = 0.5,
              give_up_s: float = 300.0, sleep: Callable[[float], None] = time.sleep) -> T:
     """``operation()``, tried again while the database cannot be reached (an outage: a server
@@ -288,6 +293,8 @@ def retrying(operation: Callable[[], T], *, url: str | Any = "", wait_s: float =
         try:
             return operation()
         except sa.exc.OperationalError as exc:
+            if _NOT_OUTAGES.search(str(exc.orig or exc)):  # waiting would not help
+                raise
             if time.monotonic() >= deadline:
                 plain = url.render_as_string(hide_password=False) if isinstance(url, sa.URL) \
                     else str(url)

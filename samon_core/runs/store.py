@@ -355,9 +355,15 @@ class RunStore:
     def write_status(self, run_id: str, state: RunState | str, **fields: Any) -> dict[str, Any]:
         """Set ``state`` and merge ``fields`` into the run's status, in one transaction; sets
         ``updated`` (= ``heartbeat``), ``started`` the first time the state is 'running' and
-        ``ended`` when a terminal state is written. Returns the new status."""
+        ``ended`` when a terminal state is written. Returns the new status. A database outage
+        is waited out (``database.retrying``): the trainer goes on after it, nothing lost."""
         state = _as_state(state)
         validate_run_id(run_id)
+        return db.retrying(lambda: self._write_status(run_id, state, fields),
+                           url=db.database_url(self.root, self._url))
+
+    def _write_status(self, run_id: str, state: RunState, fields: Mapping[str, Any]
+                      ) -> dict[str, Any]:
         now = self.clock()
         with db.writing(self.engine) as conn:
             row = self._row(conn, run_id, lock=True)
@@ -375,8 +381,12 @@ class RunStore:
 
     def heartbeat(self, run_id: str, **fields: Any) -> dict[str, Any]:
         """Refresh ``heartbeat`` (and merge ``fields``, e.g. progress) without changing the
-        state."""
+        state; waits out a database outage like ``write_status``."""
         validate_run_id(run_id)
+        return db.retrying(lambda: self._heartbeat(run_id, fields),
+                           url=db.database_url(self.root, self._url))
+
+    def _heartbeat(self, run_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         with db.writing(self.engine) as conn:
             row = self._row(conn, run_id, lock=True)
             values = _values(row, fields)

@@ -27,14 +27,21 @@ with ``--exit-with-parent`` (the app's pool) stops the same way when its parent 
 
 Database outages (a PostgreSQL server restarting, a locked SQLite file) are waited out
 (``database.retrying``): the worker logs once that the database is away and once that it is
-back, and loses nothing (each change is one transaction). No torch at import time; the trainer
-(and torch) is imported in a background thread as soon as the worker starts.
+back, and loses nothing (each change is one transaction). A full disk ends the run 'failed' with
+its reason: the worker holds a small reserve of disk space and frees it to write that end. No
+torch at import time; the trainer (and torch) is imported in a background thread as soon as the
+worker starts.
+
+This module is longer than 500 lines because it is one process's life: its loop, heartbeat, the
+handling of one run and its command line share the worker's state; split, each part would
+import the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import logging
 import os
@@ -45,10 +52,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+
 from samon_core.runs.database import DatabaseUnavailable, database_url, retrying
-from samon_core.runs.io import StoreUnavailable, describe_os_error
+from samon_core.runs.io import StoreUnavailable, describe_os_error, temp_prefix
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
@@ -61,6 +71,10 @@ from samon_core.service.settings import Settings, load_settings
 
 log = logging.getLogger("samon.worker")
 T = TypeVar("T")
+# Disk space a worker keeps in reserve (a file it frees when the disk is full), so that a run
+# whose trainer fails on a full disk can still be ended 'failed' with its reason: SQLite's
+# database lives on the same disk as the run folders.
+RESERVE_BYTES = 1 << 20
 Trainer = Callable[..., dict]
 
 
@@ -113,6 +127,8 @@ class Worker:
         self._group: tuple[str, ...] = ()  # the runs training now (more than one in lockstep)
         self._lost: set[str] = set()  # runs taken back from this worker: their trainer stops
         self._outage: float | None = None
+        self._reserve: Path | None = None
+        self._beat_failed: float | None = None  # when the heartbeat's outage began
 
     def __repr__(self) -> str:
         return f"Worker({self.id!r}, {self.device})"
@@ -141,7 +157,9 @@ class Worker:
     def run(self) -> int:
         """Serve the queue until asked to stop; returns the exit code."""
         self._install_signals()
-        self._db(self._beat_now)
+        self._keep_reserve()
+        # a database unreachable at start: exit (1, one line) after a minute; the pool retries
+        retrying(self._beat_now, url=self.url, give_up_s=60.0)
         log.info("worker %s: serving %s on %s (device %s)", self.id, self.store.root,
                  self.url.partition(":")[0], self.device)
         beat = threading.Thread(target=self._heartbeat_loop, name="samon-heartbeat", daemon=True)
@@ -159,6 +177,8 @@ class Worker:
             beat.join(timeout=10)
             self._guard("leave", lambda: self._db(lambda: scheduler.leave(self.store.engine,
                                                                           self.id)))
+            if self._reserve is not None:
+                self._reserve.unlink(missing_ok=True)
             log.info("worker %s: exited after %d run(s)", self.id, self.runs_done)
         return 0
 
@@ -226,8 +246,18 @@ class Worker:
         self._lost |= lost
 
     def _beat(self) -> None:
-        with contextlib.suppress(Exception):  # an outage: the next beat tries again
+        try:
             self._beat_now()
+        except Exception as exc:  # an outage: the next beat tries again; said once
+            if self._beat_failed is None:
+                self._beat_failed = time.monotonic()
+                log.warning("worker %s: the database %s cannot be reached (%s); the heartbeat "
+                            "waits for it", self.id, _shown(self.url), type(exc).__name__)
+            return
+        if self._beat_failed is not None:
+            log.warning("worker %s: the database is back after %.0f s", self.id,
+                        time.monotonic() - self._beat_failed)
+            self._beat_failed = None
 
     def _heartbeat_loop(self) -> None:
         last_recover = time.monotonic()
@@ -279,9 +309,46 @@ class Worker:
             _free_accelerator_memory()
 
     def _fail(self, run_id: str, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            self._db(lambda: scheduler.finish(self.store.engine, run_id, self.id,
-                                              RunState.FAILED, reason=reason))
+        """End ``run_id`` 'failed' (if this worker still holds it); on a full disk, with the
+        space of the reserve."""
+
+        def finish() -> bool:
+            return self._db(lambda: scheduler.finish(self.store.engine, run_id, self.id,
+                                                     RunState.FAILED, reason=reason))
+
+        try:
+            finish()
+        except Exception as exc:
+            if not self._free_reserve(exc):
+                log.warning("worker %s: cannot end run %s: %s", self.id, run_id,
+                            clip_message(str(exc)))
+                return
+            with contextlib.suppress(Exception):
+                finish()
+
+    def _keep_reserve(self) -> None:
+        """Hold ``RESERVE_BYTES`` of disk in a file named like a temporary file of this
+        process (a sweep removes it once the process is gone)."""
+        self._reserve = self.store.root / f"{temp_prefix('reserve')}{secrets.token_hex(2)}.tmp"
+        try:
+            with open(self._reserve, "wb") as fh:
+                fh.write(b"\0" * RESERVE_BYTES)
+        except OSError:  # a full disk already: no reserve
+            self._reserve.unlink(missing_ok=True)
+
+    def _free_reserve(self, exc: BaseException) -> bool:
+        """Free the reserve when ``exc`` (or what caused it) says the disk is full."""
+        full = False
+        while exc is not None and not full:
+            full = ((isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+                    or "disk is full" in str(exc) or "disk I/O error" in str(exc))
+            exc = exc.__cause__ or exc.__context__
+        if full and self._reserve is not None and self._reserve.exists():
+            log.warning("worker %s: the disk is full: freeing the reserve to end the run",
+                        self.id)
+            self._reserve.unlink(missing_ok=True)
+            return True
+        return False
 
     def _start(self, run_id: str) -> tuple[str, Any, bool] | None:
         """The run's config and whether it resumes from a checkpoint, after the limits and the
@@ -352,8 +419,9 @@ class Worker:
         except Exception as exc:  # the trainer marks its run failed; make sure of it
             log.exception("worker %s: run(s) %s failed", self.id,
                           ", ".join(job[0] for job in jobs))
+            cause = _root_cause(exc)
             for run_id, *_ in jobs:
-                self._fail(run_id, f"{type(exc).__name__}: {clip_message(str(exc))}")
+                self._fail(run_id, f"{type(cause).__name__}: {clip_message(str(cause))}")
             return [RunState.FAILED.value] * len(jobs)
 
     def _settle(self, run_id: str, state: str | None, t0: float) -> None:
@@ -402,6 +470,14 @@ def train_here(store: RunStore, run_ids: Sequence[str],
         beat_thread.join(timeout=10)
         with contextlib.suppress(Exception):
             scheduler.leave(engine, me)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The first error of a chain: a trainer whose 'failed' status could not be written on a
+    full disk raises the database's error, with the disk's own (the reason) as its context."""
+    while (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 def _shown(url: str) -> str:
@@ -469,6 +545,11 @@ def worker_main(argv: Sequence[str] | None = None, *, trainer: Trainer | None = 
     except (DatabaseUnavailable, StoreUnavailable) as exc:
         print(f"samon worker: error: {clip_message(str(exc))}", file=sys.stderr)
         return 1
+    except sa.exc.DatabaseError as exc:  # e.g. a damaged SQLite file: "file is not a database"
+        why = str(exc.orig or exc).splitlines()[0]  # the driver's words, never the URL
+        print(f"samon worker: error: the run store's database cannot be used: "
+              f"{clip_message(why)}", file=sys.stderr)
+        return 1
 
 
 def _worker_main(args: argparse.Namespace, trainer: Trainer | None) -> int:
@@ -485,6 +566,10 @@ def _worker_main(args: argparse.Namespace, trainer: Trainer | None) -> int:
     store = RunStore(args.runs_dir, database_url=settings.database)
     if store.root.exists() and not store.root.is_dir():
         raise ValueError(f"--runs-dir {clip(str(store.root))} is not a folder")
+    store.root.mkdir(parents=True, exist_ok=True)
+    probe = store.root / f"{temp_prefix('probe')}{secrets.token_hex(2)}.tmp"
+    probe.touch()  # a read-only or full store: OSError, one line (a worker writes run folders)
+    probe.unlink()
     if settings.database:  # the trainer opens its own store of the run folder: same database
         os.environ["SAMON_DATABASE_URL"] = settings.database
     if len(devices) == 1:
