@@ -1,17 +1,15 @@
-"""Faults that used to stop the job service for good (issue 18, items 7 and 8).
+"""Faults that used to stop the job service for good (issue 18, items 7 and 8), on the database.
 
-* one bad ``status.json`` (counters that are lists or text, a folder, a JSON list, absurd time
-  stamps) made every recovery sweep raise: now that run is skipped and reported, and the others
-  are recovered and their lost messages sent again;
-* a stuck holder of ``submit.lock`` blocked every submit for ever: now a clear ``LockTimeout``;
+* one run with a damaged status (the status column no JSON, absurd numbers) must not stop the
+  recovery or a worker: the others are recovered and trained;
 * a FIFO (or a folder) in place of ``metrics.jsonl`` blocked the worker for ever while its
   heartbeat kept the run alive: now the run fails with the reason, and readers see no records;
 * 20,000 resume markers made ``resolve_resumes`` quadratic: now linear (counted, not timed),
   with the old semantics (checked against the old code on random small inputs);
 * leftovers of killed writers (a checkpoint's temporary file, ``.creating-*``, ``.deleting-*``)
   are swept when a worker starts, never while their writer lives;
-* a slices request made while the queue was down stayed "pending" for ever: the recovery sends
-  it again.
+* a slices request whose computation fails is done (the run stays finished), never retried for
+  ever.
 
 Each test enters through the public entry point that failed (``recover``, ``submit``, a
 ``Worker``), so that it fails on the code before the fix for the reason it names, not on an
@@ -20,7 +18,6 @@ import.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -37,13 +34,13 @@ from support.configs import tiny_config
 from support.faults import within
 
 from samon_core import service
+from samon_core.runs import database as db
 from samon_core.runs import io as store_io
 from samon_core.runs import metrics as metrics_module
-from samon_core.runs.io import write_json
 from samon_core.runs.metrics import resolve_resumes
 from samon_core.runs.store import RunStore
-from samon_core.service.backend import Queue, QueueUnavailable, get_queue
-from samon_core.service.hosts import this_host
+from samon_core.service import scheduler
+from samon_core.service.recovery import this_host
 from samon_core.service.settings import load_settings
 from samon_core.service.worker import Worker
 
@@ -72,105 +69,39 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def running(store: RunStore, rid: str, **fields) -> None:
-    status = {"state": "running", "heartbeat": time.time(), "updated": time.time(),
-              "host": this_host(), "pid": dead_pid(), "worker": "w-dead", **fields}
-    write_json(store.run_dir(rid) / "status.json", status)
+def held_by_a_dead_worker(store: RunStore, rid: str, status: str | None = None) -> None:
+    """``rid`` running on a worker of this host whose process is gone; ``status``: the text of
+    its status column (damaged on purpose)."""
+    scheduler.heartbeat(store.engine, "w-dead", host=this_host(), pid=dead_pid(), device="cpu")
+    assert scheduler.claim_runs(store.engine, [rid], "w-dead") == [rid]
+    if status is not None:
+        with db.writing(store.engine) as conn:
+            conn.execute(db.runs.update().where(db.runs.c.run_id == rid).values(status=status))
+
+
+def _finish(config, run_dir, **kwargs):
+    RunStore(Path(run_dir).parent).write_status(Path(run_dir).name, "finished")
+    return {"state": "finished"}
 
 
 # ---------------------------------------------------------------------------------------------
-# item 7: one bad status.json never stops the recovery
+# item 7: one damaged status never stops the recovery or a worker
 # ---------------------------------------------------------------------------------------------
 
 
-def test_recovery_skips_a_bad_status_and_recovers_the_others(store, caplog):
+@pytest.mark.parametrize("status", ["", "[1]", "{not json", '{"epoch": 1e999, "auto_resumes": "x"}',
+                                    '{"interruptions": [1]}'])
+def test_a_damaged_status_stops_neither_the_recovery_nor_the_worker(store, status):
     s = settings(heartbeat_timeout_s=1.0, auto_resume=True, max_auto_resumes=3)
-    names = ["healthy", "interruptions_list", "auto_resumes_text", "status_folder",
-             "status_list", "heartbeat_huge", "epoch_huge", "lost", "lost_queued_at_huge"]
-    rid = {name: store.create_run(TINY.replace(seed=i)) for i, name in enumerate(names)}
-    running(store, rid["healthy"])
-    running(store, rid["interruptions_list"], interruptions=[1])
-    running(store, rid["auto_resumes_text"], auto_resumes="x", manual_resumes={"a": 1})
-    folder = store.run_dir(rid["status_folder"]) / "status.json"
-    folder.unlink()
-    folder.mkdir()
-    (store.run_dir(rid["status_list"]) / "status.json").write_text("[1]")
-    running(store, rid["heartbeat_huge"], host="elsewhere", heartbeat=10**400)
-    running(store, rid["epoch_huge"], epoch=10**4000)
-    # queued runs whose message was lost (never enqueued), one with an absurd queued_at
-    write_json(store.run_dir(rid["lost_queued_at_huge"]) / "status.json",
-               {"state": "queued", "created": time.time(), "queued_at": 10**400})
-    later = time.time() + 60
-    report = within(30, lambda: service.recover(store, force=True, settings=s, now=later))
-    assert report["skipped"] == [rid["status_folder"]]
-    assert any("skipped" in r.getMessage() and rid["status_folder"] in r.getMessage()
-               for r in caplog.records)
-    back = [rid[n] for n in names if n != "status_folder"]
-    lost = [rid["lost"], rid["lost_queued_at_huge"]]
-    resumed = [r for r in back if r not in lost]
-    assert sorted(report["interrupted"]) == sorted(resumed)
-    assert sorted(report["requeued"]) == sorted(resumed)
-    assert sorted(report["lost"]) == sorted(lost)
-    assert sorted(get_queue(store, s).pending_run_ids()) == sorted(back)
-    for r in back:
-        assert store.read_status(r)["state"] == "queued"
-    repaired = store.read_status(rid["interruptions_list"])
-    assert repaired["interruptions"] == 1 and repaired["auto_resumes"] == 1
-    assert store.read_status(rid["auto_resumes_text"])["auto_resumes"] == 1
-    # the next sweep still runs, and still reports the run it cannot handle
-    again = service.recover(store, force=True, settings=s, now=later)
-    assert again["skipped"] == [rid["status_folder"]] and again["lost"] == []
-
-
-def test_a_worker_serves_the_queue_past_a_run_with_a_bad_status(store):
-    s = settings(heartbeat_timeout_s=1.0)
-    bad = store.create_run(TINY, {"owner": "ann"})
-    running(store, bad, interruptions=[1], auto_resumes="x")
-    good = service.submit(TINY.replace(seed=1), owner="teacher", teacher_token=TEACHER,
-                          store=store, settings=s)
-
-    def finish(config, run_dir, **kwargs):
-        RunStore(Path(run_dir).parent).write_status(Path(run_dir).name, "finished")
-        return {"state": "finished"}
-
-    worker = Worker(store, s, exit_when_idle=True, trainer=finish)
-    within(60, worker.run)
-    assert store.read_status(good)["state"] == "finished"
-    assert store.read_status(bad)["state"] == "finished"  # recovered, re-queued, trained
-
-
-# ---------------------------------------------------------------------------------------------
-# item 7: a stuck holder of a lock
-# ---------------------------------------------------------------------------------------------
-
-
-def test_stuck_submit_lock_gives_a_clear_error_not_a_hang(store):
-    assert settings().lock_timeout_s == 10.0  # the default: a stuck holder costs 10 s, once
-    s = settings(lock_timeout_s=0.5)
-    (store.root / ".queue").mkdir(parents=True)
-    lock = store.root / ".queue" / "submit.lock"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import time
-            from samon_core.runs.io import file_lock
-            with file_lock({str(lock)!r}):
-                print("held", flush=True)
-                time.sleep(120)
-        """)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        t0 = time.monotonic()
-        with pytest.raises(service.StoreUnavailable, match=r"submit\.lock.*0\.5 s") as refused:
-            within(30, lambda: service.submit(TINY, owner="teacher", teacher_token=TEACHER,
-                                              store=store, settings=s))
-        assert time.monotonic() - t0 < 10
-        assert isinstance(refused.value, store_io.LockTimeout)
-        assert store.run_ids() == []
-    finally:
-        holder.kill()
-        holder.wait()
-    # once the holder is gone the lock is free again
-    assert service.submit(TINY, owner="teacher", teacher_token=TEACHER, store=store, settings=s)
+    bad, healthy = (store.create_run(TINY.replace(seed=i), {"owner": "ann"}) for i in range(2))
+    held_by_a_dead_worker(store, bad, status)
+    held_by_a_dead_worker(store, healthy)
+    report = within(30, lambda: service.recover(store, force=True, settings=s))
+    assert sorted(report["reclaimed"]) == sorted([bad, healthy])
+    listed = within(10, store.list_runs)
+    assert set(listed["run_id"]) == {bad, healthy}
+    within(60, Worker(store, s, exit_when_idle=True, trainer=_finish).run)
+    assert {store.read_status(r)["state"] for r in (bad, healthy)} == {"finished"}
 
 
 def test_file_lock_waits_as_long_as_asked(tmp_path):
@@ -225,21 +156,6 @@ def test_metrics_that_are_not_a_file_fail_the_run_instead_of_blocking_the_worker
     assert within(10, lambda: RunReader(store).get(rid)) is not None
     with pytest.raises(store_io.DamagedFile, match="not a regular file"):
         within(10, lambda: store.metrics_writer(rid))
-
-
-def test_status_fifo_neither_blocks_readers_nor_the_recovery(store):
-    s = settings(heartbeat_timeout_s=1.0, auto_resume=False)
-    rid = store.create_run(TINY)
-    path = store.run_dir(rid) / "status.json"
-    path.unlink()
-    os.mkfifo(path)
-    assert within(10, lambda: store.read_status(rid))["damaged"]
-    # a run's last word on a full disk is written in place: not into a FIFO, which would block
-    with pytest.raises(store_io.DamagedFile, match="not a regular file"):
-        within(10, lambda: store_io.overwrite_in_place(path, "{}"))
-    report = within(10, lambda: service.recover(store, force=True, settings=s))
-    assert report["interrupted"] == [rid] and report["skipped"] == []
-    assert store.read_status(rid)["state"] == "interrupted"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,13 +318,6 @@ def finished(store):
     return rid
 
 
-def _queue_down(monkeypatch):
-    def down(self, task):
-        raise QueueUnavailable("cannot reach the queue (test)")
-
-    monkeypatch.setattr(Queue, "enqueue", down)
-
-
 def _fake_slicer(monkeypatch, calls: list[str]):
     module = types.ModuleType("samon_core.train.slice_run")
 
@@ -420,65 +329,36 @@ def _fake_slicer(monkeypatch, calls: list[str]):
     monkeypatch.setitem(sys.modules, "samon_core.train.slice_run", module)
 
 
-def test_slices_asked_while_the_queue_is_down_are_sent_again(store, finished, monkeypatch):
+def test_a_slices_request_that_fails_is_done_and_the_run_stays_finished(store, finished,
+                                                                         monkeypatch, caplog):
     s = settings(heartbeat_timeout_s=1.0)
-    with monkeypatch.context() as m:
-        _queue_down(m)
-        with pytest.raises(QueueUnavailable):
-            service.request_slices(finished, teacher_token=TEACHER, store=store, settings=s)
-        assert service.request_slices(finished, teacher_token=TEACHER, store=store,
-                                      settings=s) == "pending"
-        # the recovery meets the outage too: the request stays
-        report = service.recover(store, force=True, settings=s, now=time.time() + 60)
-        assert report["slices"] == [] and store.run_ids() == [finished]
-    queue = get_queue(store, s)
-    assert queue.pending_run_ids() == []
-    assert service.recover(store, force=True, settings=s)["slices"] == []  # too young
-    report = service.recover(store, force=True, settings=s, now=time.time() + 60)
-    assert report["slices"] == [finished]
-    assert queue.pending_run_ids() == [finished]
-    # sent once is enough while its message waits
-    assert service.recover(store, force=True, settings=s, now=time.time() + 120)["slices"] == []
+    assert service.request_slices(finished, teacher_token=TEACHER, points=3, store=store,
+                                  settings=s) == "queued"
+    module = types.ModuleType("samon_core.train.slice_run")
+
+    def broken(store, run_id, **kwargs):
+        raise RuntimeError("the checkpoint is not a checkpoint")
+
+    module.slice_finished_run = broken
+    monkeypatch.setitem(sys.modules, "samon_core.train.slice_run", module)
+    within(30, Worker(store, s, exit_when_idle=True, trainer=_finish).run)
+    assert service.pending_slices(store, finished) is None  # done: not taken again and again
+    assert store.read_status(finished)["state"] == "finished"
+    assert any("slices of run" in r.getMessage() for r in caplog.records)
     calls: list[str] = []
-    _fake_slicer(monkeypatch, calls)
-    within(30, Worker(store, s, exit_when_idle=True, trainer=_metrics_writing_trainer).run)
+    _fake_slicer(monkeypatch, calls)  # asked again: a new request, computed once
+    assert service.request_slices(finished, teacher_token=TEACHER, points=3, store=store,
+                                  settings=s) == "queued"
+    within(30, Worker(store, s, exit_when_idle=True, trainer=_finish).run)
     assert calls == [finished]
+
+
+def test_slices_of_a_run_that_is_not_finished_are_refused(store, finished):
+    s = settings()
+    rid = store.create_run(TINY.replace(seed=3), {"owner": "teacher"})
+    with pytest.raises(ValueError, match="has not finished"):
+        service.request_slices(rid, teacher_token=TEACHER, store=store, settings=s)
+    with pytest.raises(ValueError, match="2..101 points"):
+        service.request_slices(finished, teacher_token=TEACHER, points=1000, store=store,
+                               settings=s)
     assert service.pending_slices(store, finished) is None
-
-
-def test_a_slices_request_that_keeps_losing_its_worker_is_dropped(store, finished):
-    s = settings(heartbeat_timeout_s=1.0)
-    assert service.request_slices(finished, teacher_token=TEACHER, store=store,
-                                  settings=s) == "queued"
-    queue = get_queue(store, s)
-    sent = []
-    for i in range(1, 6):
-        queue.huey.flush()  # the worker that took the message died
-        report = service.recover(store, force=True, settings=s, now=time.time() + 60 * i)
-        sent.append((report["slices"], report["slices_dropped"]))
-    assert sent[:2] == [([finished], []), ([finished], [])]
-    assert sent[2] == ([], [finished])  # three messages in all: dropped, with a log line
-    assert service.pending_slices(store, finished) is None
-    assert sent[3:] == [([], []), ([], [])]
-
-
-def test_a_fifo_as_slices_request_blocks_no_worker(store, finished):
-    s = settings(heartbeat_timeout_s=1.0)
-    os.mkfifo(store.run_dir(finished) / "landscape_requested")
-    queue = get_queue(store, s)
-    queue.enqueue(queue.new_task(finished))
-    within(30, Worker(store, s, exit_when_idle=True, trainer=_metrics_writing_trainer).run)
-    report = within(10, lambda: service.recover(store, force=True, settings=s,
-                                                now=time.time() + 60))
-    assert report["slices_dropped"] == [finished]
-    assert not (store.run_dir(finished) / "landscape_requested").exists()
-
-
-def test_an_unreadable_slices_request_is_dropped(store, finished):
-    s = settings(heartbeat_timeout_s=1.0)
-    (store.run_dir(finished) / "landscape_requested").write_text("{broken")
-    report = service.recover(store, force=True, settings=s, now=time.time() + 60)
-    assert report["slices_dropped"] == [finished]
-    assert service.request_slices(finished, teacher_token=TEACHER, store=store,
-                                  settings=s) == "queued"
-    assert json.loads((store.run_dir(finished) / "landscape_requested").read_text())["points"]

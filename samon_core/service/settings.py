@@ -240,9 +240,6 @@ class Settings(BaseSettings):
         description="Automatic resumes per run; a run that keeps killing its worker then stays "
         "interrupted.",
     )
-    lock_timeout_s: float = Field(
-        10.0, gt=0.0, le=_HOUR, allow_inf_nan=False, description="Seconds a submission waits "
-        "for the submit lock (held for ms), then a clear error: a stuck holder blocks no one.")
     stop_grace_s: float = Field(
         30.0, gt=0.0, le=_HOUR, allow_inf_nan=False,
         description="Seconds the pool waits at shutdown for its workers to put their runs back in "
@@ -303,7 +300,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "heartbeat_timeout_s", "heartbeat_every_s", "poll_s", "recover_every_s", "stop_grace_s",
-        "fair_window_s", "lock_timeout_s", mode="before",
+        "fair_window_s", mode="before",
     )
     @classmethod
     def _number(cls, value: Any) -> Any:

@@ -473,10 +473,14 @@ def train_here(store: RunStore, run_ids: Sequence[str],
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    """The first error of a chain: a trainer whose 'failed' status could not be written on a
-    full disk raises the database's error, with the disk's own (the reason) as its context."""
-    while (exc.__cause__ or exc.__context__) is not None:
-        exc = exc.__cause__ or exc.__context__
+    """What made the run fail: a trainer whose 'failed' status could not be written (a full
+    disk) raises the database's error, with the disk's own (the reason) as its context."""
+    def database_error(e: BaseException) -> bool:  # SQLAlchemy's, or its driver's under it
+        return (isinstance(e, sa.exc.SQLAlchemyError)
+                or type(e).__module__.split(".")[0] in ("sqlite3", "psycopg"))
+
+    while database_error(exc) and exc.__context__ is not None:
+        exc = exc.__context__
     return exc
 
 
