@@ -248,18 +248,19 @@ def test_every_command_prints_its_help(argv, capsys):
 
 
 def test_a_cancel_stops_a_run_the_cli_trains_itself(tmp_path, monkeypatch):
-    """`samon run` trains in its own process, not a worker: a cancel (the flag the app and
-    `samon cancel` write) must stop it all the same. Here the flag appears as the run is made."""
-    from samon_core.service.claims import CANCEL_FILE
+    """`samon run` trains in its own process, not a worker: a cancel (the column the app and
+    `samon cancel` set) must stop it all the same. Here the cancel comes as the run starts."""
+    from samon_core.service import scheduler
 
-    create = RunStore.create_run
+    claim = scheduler.claim_runs
 
-    def create_and_cancel(self, *args, **kwargs):
-        run_id = create(self, *args, **kwargs)
-        (self.run_dir(run_id) / CANCEL_FILE).write_text("")
-        return run_id
+    def claim_and_cancel(engine, run_ids, *args, **kwargs):
+        mine = claim(engine, run_ids, *args, **kwargs)
+        for run_id in mine:
+            scheduler.request_cancel(engine, run_id)
+        return mine
 
-    monkeypatch.setattr(RunStore, "create_run", create_and_cancel)
+    monkeypatch.setattr(scheduler, "claim_runs", claim_and_cancel)
     cfg = tmp_path / "cfg.json"
     RunConfig(model="tiny_resnet", dataset="synthetic", method="sam", scope="norm").save(cfg)
     runs = str(tmp_path / "runs")

@@ -6,16 +6,16 @@ from __future__ import annotations
 import pytest
 
 from samon_core.catalog import MODELS
-from samon_core.service import capacity, devices, pool, worker_cli
-from samon_core.service.capacity import (
+from samon_core.service import pool, worker
+from samon_core.service.pool import (
     GiB,
+    WorkerPool,
     cpu_threads_per_worker,
     largest_allowed_params,
     worker_memory_bytes,
+    worker_slots,
     workers_for_device,
 )
-from samon_core.service.devices import worker_slots
-from samon_core.service.pool import WorkerPool
 from samon_core.service.settings import load_settings
 
 
@@ -75,12 +75,12 @@ def test_workers_for_device_is_bound_by_memory_and_the_cap():
 
 def test_worker_memory_follows_its_formula():
     base = worker_memory_bytes(10_000, 100)
-    expected = (capacity.CONTEXT_BYTES + capacity.RUN_FIXED_BYTES + 4 * 5 * 10_000
+    expected = (pool.CONTEXT_BYTES + pool.RUN_FIXED_BYTES + 4 * 5 * 10_000
                 + 4 * 2 * 2000 * 100 * 100)  # sqrt(10_000) = 100
     assert base == expected
     assert worker_memory_bytes(10_000, 200) - base == 4 * 2 * 2000 * 100 * 100  # batch: linear
     # a lockstep group holds every run's state, but one batch of activations at a time
-    assert worker_memory_bytes(10_000, 100, 3) - base == 2 * (capacity.RUN_FIXED_BYTES
+    assert worker_memory_bytes(10_000, 100, 3) - base == 2 * (pool.RUN_FIXED_BYTES
                                                               + 4 * 5 * 10_000)
     with pytest.raises(ValueError, match="must be positive"):
         worker_memory_bytes(0, 128)
@@ -142,7 +142,7 @@ def started(monkeypatch):
         return calls[-1]
 
     monkeypatch.setattr(pool.subprocess, "Popen", popen)
-    monkeypatch.setattr(worker_cli.signal, "signal", lambda *a: None)  # keep pytest's handlers
+    monkeypatch.setattr(worker.signal, "signal", lambda *a: None)  # keep pytest's handlers
     return calls
 
 
@@ -152,7 +152,7 @@ def _device_of(call: _Started) -> str:
 
 def test_worker_cli_starts_devices_times_workers_per_device(started, monkeypatch, tmp_path):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # what --devices auto finds
-    rc = worker_cli.worker_main(["--devices", "auto", "--workers-per-device", "2",
+    rc = worker.worker_main(["--devices", "auto", "--workers-per-device", "2",
                                  "--runs-dir", str(tmp_path / "runs"), "--log-level", "error"])
     assert rc == 0
     assert [_device_of(c) for c in started] == ["0", "0", "1", "1"]
@@ -163,14 +163,14 @@ def test_worker_cli_starts_devices_times_workers_per_device(started, monkeypatch
 
 def test_worker_cli_auto_asks_the_free_memory(started, monkeypatch, tmp_path):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    monkeypatch.setattr(devices, "gpu_free_bytes", lambda entry: 1000 * GiB)
-    worker_cli.worker_main(["--runs-dir", str(tmp_path / "runs"), "--log-level", "error"])
-    assert [_device_of(c) for c in started] == ["0"] * capacity.AUTO_CAP
+    monkeypatch.setattr(pool, "gpu_free_bytes", lambda entry: 1000 * GiB)
+    worker.worker_main(["--runs-dir", str(tmp_path / "runs"), "--log-level", "error"])
+    assert [_device_of(c) for c in started] == ["0"] * pool.AUTO_CAP
 
 
 def test_cpu_workers_split_the_cores(started, monkeypatch, tmp_path):
     monkeypatch.setattr(pool.os, "cpu_count", lambda: 8)
-    worker_cli.worker_main(["--devices", "cpu", "--workers-per-device", "4",
+    worker.worker_main(["--devices", "cpu", "--workers-per-device", "4",
                             "--runs-dir", str(tmp_path / "runs"), "--log-level", "error"])
     assert [c.env["OMP_NUM_THREADS"] for c in started] == ["2"] * 4
     assert all(c.env["CUDA_VISIBLE_DEVICES"] == "" for c in started)
@@ -190,6 +190,6 @@ def test_cpu_threads_per_worker():
 
 
 def test_a_bad_workers_per_device_option_exits_2(capsys, tmp_path):
-    rc = worker_cli.worker_main(["--workers-per-device", "0", "--runs-dir", str(tmp_path)])
+    rc = worker.worker_main(["--workers-per-device", "0", "--runs-dir", str(tmp_path)])
     assert rc == 2
     assert "workers_per_device" in capsys.readouterr().err
