@@ -524,3 +524,31 @@ def test_preflight_knows_the_cifar_files_the_loader_reads():
 
     expected = {name: (spec.base_folder, spec.files) for name, spec in CIFAR_SPECS.items()}
     assert expected == CIFAR_FILES
+
+
+def test_the_app_never_trains(tmp_path):
+    """What the app calls (submit, positions, workers, recovery, cancel, ensure_workers with its
+    pool off) never trains in the app's process: no torch imported, the run stays queued for a
+    worker, and the app's process holds no run and has no worker row."""
+    code = f"""
+import os, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from support.configs import tiny_config
+from samon_core import service
+from samon_core.runs.store import RunStore
+from samon_core.service.settings import load_settings
+store = RunStore({str(tmp_path / "runs")!r})
+s = load_settings(environ={{}}, start_workers=False)
+rid = service.submit(tiny_config(), owner="ann", store=store, settings=s)
+service.ensure_workers(store=store, settings=s)
+service.recover(store, force=True, settings=s)
+assert service.queue_positions(store, s) == {{rid: 1}}
+assert service.workers_status(store=store, settings=s) == []
+status = store.read_status(rid)
+assert status["state"] == "queued" and status.get("worker") is None, status
+sys.exit(1 if {{"torch", "streamlit"}} & set(sys.modules) else 0)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAMON_")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
