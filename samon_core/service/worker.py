@@ -157,9 +157,9 @@ class Worker:
     def run(self) -> int:
         """Serve the queue until asked to stop; returns the exit code."""
         self._install_signals()
-        self._keep_reserve()
         # a database unreachable at start: exit (1, one line) after a minute; the pool retries
         retrying(self._beat_now, url=self.url, give_up_s=60.0)
+        self._keep_reserve()
         log.info("worker %s: serving %s on %s (device %s)", self.id, self.store.root,
                  self.url.partition(":")[0], self.device)
         beat = threading.Thread(target=self._heartbeat_loop, name="samon-heartbeat", daemon=True)
@@ -293,6 +293,7 @@ class Worker:
     # --- runs -----------------------------------------------------------------------------------
 
     def _train_claimed(self, run_ids: list[str]) -> None:
+        self._lost -= set(run_ids)  # a late heartbeat may have marked an earlier attempt's
         self._group = tuple(run_ids)
         self._beat()
         t0 = time.monotonic()
