@@ -50,12 +50,13 @@ def screenshot(driver, name: str) -> Path:
 
 
 def kill_workers(runs_dir: Path) -> None:
-    """Stop worker processes of this store that survived the app (by pid, from their records)."""
+    """Stop worker processes of this store that survived the app (by pid, from the database's
+    workers table)."""
     from samon_core import service
     from samon_core.runs.store import RunStore
 
     store = RunStore(runs_dir)
-    for rec in service.read_worker_records(store):
+    for rec in service.workers_status(store=store):
         pid = rec.get("pid")
         if isinstance(pid, int) and service.pid_alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
