@@ -346,16 +346,14 @@ def test_export_and_load_give_the_same_class_verdict_without_names_or_checkpoint
     assert read_room(store).replay is None and not replay_store(store).root.exists()
 
 
-@pytest.mark.parametrize("shared_database", [False, True])
 def test_a_replay_keeps_its_rows_beside_its_folders_through_loads_and_removals(
-        tmp_path, monkeypatch, shared_database):
-    """The replay store's rows live in its own SQLite file, even with a shared database for the
-    room (here another SQLite file stands for PostgreSQL): a second load in the same process
-    (a fresh staging store, not a cached database whose file was moved away), a removal and a
-    load again leave no row without its folder and none in the room's database."""
-    if shared_database:
-        monkeypatch.setenv("SAMON_DATABASE_URL", f"sqlite:///{tmp_path / 'room.db'}")
-    room_store, last_week = RunStore(tmp_path / "runs"), RunStore(tmp_path / "last-week")
+        tmp_path, any_store):
+    """The replay store's rows live in its own SQLite file, also when the room's database is a
+    PostgreSQL server shared by every store: a second load in the same process (a fresh staging
+    store, not a cached database whose file was moved away), a removal and a load again leave
+    no row without its folder and none in the room's database."""
+    room_store = any_store
+    last_week = RunStore(tmp_path / "last-week", database_url=f"sqlite:///{tmp_path / 'lw.db'}")
     fake_class(last_week, 3)
     three = export_experiment(last_week, experiment())
     fake_class(room_store, 5)

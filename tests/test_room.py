@@ -52,6 +52,21 @@ def test_only_the_teacher_sets_the_room(store):
     assert store.run_ids() == [] and store.list_runs().empty  # the room is not a run
 
 
+def test_the_room_is_one_row_every_store_of_the_database_reads(any_store):
+    """On each engine (SQLite in the run folder, a PostgreSQL server): the room the teacher
+    sets is what every store on that database reads, a damaged body reads as no locks there
+    too, and a student's submit is held to the stored locks."""
+    lock(any_store, message="Exam at 3 pm", max_epochs=1)
+    again = RunStore(any_store.root)  # on PostgreSQL: SAMON_DATABASE_URL names it
+    assert read_room(again) == Room(message="Exam at 3 pm", max_epochs=1)
+    with pytest.raises(service.RoomLocked, match="at most 1 epochs"):
+        service.submit(TINY, owner="ann", store=again, settings=settings())
+    with db.writing(any_store.engine) as conn:
+        conn.execute(db.room.update().values(body="{not json"))
+    assert read_room(again) == Room()
+    assert service.submit(TINY, owner="ann", store=again, settings=settings())
+
+
 @pytest.mark.parametrize("fields, why", [
     ({"message": "x" * 501}, "at most 500"),
     ({"message": "bell\x07"}, "plain text"),

@@ -302,10 +302,11 @@ def add_run(store: RunStore, clock: Clock, owner: str, states: list[tuple[float,
     return rid
 
 
-def test_owner_rows_count_states_and_device_time(tmp_path):
+def test_owner_rows_count_states_and_device_time(any_store):
     now = 10_000.0
     clock = Clock(now)
-    store = RunStore(tmp_path / "runs", clock=clock)
+    store = any_store
+    store.clock = clock
     add_run(store, clock, "alice", [(now - 700, "queued"), (now - 600, "running"),
                                     (now - 300, "finished")])
     add_run(store, clock, "alice", [(now - 100, "queued"), (now - 60, "running")])
@@ -330,12 +331,13 @@ def test_owner_rows_count_states_and_device_time(tmp_path):
     assert owner_rows([], {}) == []
 
 
-def test_owner_rows_count_a_lockstep_group_once(tmp_path):
+def test_owner_rows_count_a_lockstep_group_once(any_store):
     """A comparison of three runs that held the one worker for 40 minutes shows 40 min of
     device time, not 2 h (each run counts its share of the worker, as the fair queue does)."""
     now = 10_000.0
     clock = Clock(now - 3_100)
-    store = RunStore(tmp_path / "runs", clock=clock)
+    store = any_store
+    store.clock = clock
     ids = [add_run(store, clock, "alice", [(now - 3_100, "queued")], group="g1")
            for _ in range(3)]
     device = tiny_config().device
