@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from samon_core.claims.commands import add_claim_parser, cmd_claim
 from samon_core.owner_cli import (
     add_acting_options,
@@ -42,12 +44,14 @@ from samon_core.owner_cli import (
 )
 from samon_core.robustness_cli import add_robustness_parser, cmd_robustness
 from samon_core.runs.config import RunConfig, field_help
+from samon_core.runs.database import DatabaseUnavailable, database_url
 from samon_core.runs.io import StoreUnavailable, describe_os_error, read_text_safely
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.owners import owner_name_or_raw
 from samon_core.runs.presets import get_preset, list_presets
+from samon_core.runs.redact import display_url, redact
 from samon_core.runs.states import RunState
-from samon_core.runs.store import RunStore
+from samon_core.runs.store import RunStore, default_root
 
 if TYPE_CHECKING:  # the service is imported inside the commands that use it
     from samon_core.service.identity import Identity
@@ -436,7 +440,11 @@ def cmd_presets(args, store: RunStore) -> int:
 
 
 def _store(runs_dir: str | None) -> RunStore:
-    store = RunStore(runs_dir)
+    """The run store, on the database the settings name (``SAMON_DATABASE_URL`` or samon.toml's
+    ``database_url``; else SQLite in the run folder)."""
+    from samon_core.service.settings import load_settings  # the URL may be in samon.toml
+
+    store = RunStore(runs_dir, database_url=load_settings().database)
     if store.root.exists() and not store.root.is_dir():
         raise CliError(f"--runs-dir {clip(str(store.root))} is not a folder")
     return store
@@ -450,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    store = None
     try:
         store = _store(args.runs_dir)
         handler = {
@@ -472,8 +481,15 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the store cannot be used: disk full, read-only, permissions
         print(f"samon: error: {describe_os_error(e)}", file=sys.stderr)
         return 1
-    except StoreUnavailable as e:
+    except (StoreUnavailable, DatabaseUnavailable) as e:
         print(f"samon: error: {clip_message(str(e))}", file=sys.stderr)
+        return 1
+    except sa.exc.OperationalError as e:  # the database does not answer: one line, no password
+        root = store.root if store is not None else Path(args.runs_dir or default_root())
+        url = database_url(root, getattr(store, "_url", None))  # the settings' URL, else $ENV
+        why = redact(str(e.orig or e).splitlines()[0], url)
+        print(f"samon: error: the database {display_url(url)} cannot be reached: "
+              f"{clip_message(why)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("samon: interrupted", file=sys.stderr)

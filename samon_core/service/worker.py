@@ -158,7 +158,7 @@ class Worker:
         """Serve the queue until asked to stop; returns the exit code."""
         self._install_signals()
         # a database unreachable at start: exit (1, one line) after a minute; the pool retries
-        retrying(self._beat_now, url=self.url, give_up_s=60.0)
+        self._db(self._beat_now, give_up_s=60.0)
         self._keep_reserve()
         log.info("worker %s: serving %s on %s (device %s)", self.id, self.store.root,
                  self.url.partition(":")[0], self.device)
@@ -203,9 +203,9 @@ class Worker:
                 break
             self._stop.wait(self.settings.poll_s)
 
-    def _db(self, operation: Callable[[], T]) -> T:
+    def _db(self, operation: Callable[[], T], give_up_s: float = 300.0) -> T:
         """``operation()`` (one transaction), waiting out a database outage: one log line when
-        it starts, one when it ends."""
+        it starts, one when it ends; ``DatabaseUnavailable`` after ``give_up_s``."""
 
         def wait(seconds: float) -> None:
             if self._outage is None:
@@ -214,7 +214,7 @@ class Worker:
                             self.id, _shown(self.url))
             time.sleep(seconds)
 
-        result = retrying(operation, url=self.url, sleep=wait)
+        result = retrying(operation, url=self.url, sleep=wait, give_up_s=give_up_s)
         if self._outage is not None:
             log.warning("worker %s: the database is back after %.0f s", self.id,
                         time.monotonic() - self._outage)
