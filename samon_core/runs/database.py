@@ -140,8 +140,11 @@ def _engine(url: str) -> Engine:
             return engine
         # lock_timeout: a PostgreSQL lock waited for longer than LOCK_TIMEOUT_S is an error
         # (retried like an outage by ``retrying``), never a wait for ever.
+        # connect_timeout: a server that drops packets (rather than refusing) is an outage after
+        # 10 s, not a page or command hanging for the whole TCP timeout.
         return sa.create_engine(url, pool_pre_ping=True, connect_args={
-            "options": f"-c lock_timeout={int(BUSY_TIMEOUT_MS)}"})
+            "options": f"-c lock_timeout={int(BUSY_TIMEOUT_MS)}",
+            "connect_timeout": BUSY_TIMEOUT_MS // 1000})
     except (sa.exc.ArgumentError, ValueError, ImportError) as exc:
         raise ValueError(f"cannot use the database URL {display_url(url)}: "
                          f"{redact(str(exc).splitlines()[0], url)}") from None
@@ -168,9 +171,16 @@ def shared_engine(url: str, on_create: Callable[[Engine], None] | None = None) -
     with _OPEN_LOCK:
         engine = _OPEN.get(url)
         if engine is None:
-            engine = open_database(url)
-            if on_create is not None:
-                on_create(engine)
+            try:
+                engine = open_database(url)
+                if on_create is not None:
+                    on_create(engine)
+            except sa.exc.OperationalError as exc:
+                if _NOT_OUTAGES.search(str(exc.orig or exc)):  # a damaged or read-only file
+                    raise
+                why = redact(str(exc.orig or exc).splitlines()[0], url)
+                raise NotOpened(f"the database {display_url(url)} cannot be reached: "
+                                f"{why[:300]}") from None
             _OPEN[url] = engine
         return engine
 
@@ -278,6 +288,11 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached for ``give_up_s``: one line, its URL without password."""
 
 
+class NotOpened(DatabaseUnavailable):
+    """The database could not be reached when a process first opened it (``shared_engine``):
+    one line, its URL without password; ``retrying`` waits it out like any outage."""
+
+
 # SQLite's errors that no wait repairs: a full disk, a read-only or damaged file
 _NOT_OUTAGES = re.compile(r"disk is full|disk I/O error|readonly database|not a database", re.I)
 
@@ -292,6 +307,11 @@ def retrying(operation: Callable[[], T], *, url: str | Any = "", wait_s: float =
     while True:
         try:
             return operation()
+        except NotOpened as exc:
+            if time.monotonic() >= deadline:
+                raise DatabaseUnavailable(f"{exc} (for {give_up_s:g} s)") from None
+            sleep(wait_s)
+            wait_s = min(wait_s * 2, 5.0)
         except sa.exc.OperationalError as exc:
             if _NOT_OUTAGES.search(str(exc.orig or exc)):  # waiting would not help
                 raise

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +184,18 @@ def listing_row(path: Path, now: float,
                    problem=f"cannot be read: {type(exc).__name__}: {clip(str(exc), 300)}")
         return row
 
+
+
+def listing_frame(rows: list[dict[str, Any]], *, owner: str | None = None,
+                  group: str | None = None, status: str | Iterable[str] | None = None) -> Any:
+    """``rows`` (``listing_row``s) as a DataFrame (columns ``LIST_COLUMNS``), newest first,
+    optionally only an owner's, a group's or those in a state (or states)."""
+    import pandas as pd  # lazily: the listing module is imported by pages that need no pandas
+
+    states = {status} if isinstance(status, str) else set(status) if status else None
+    kept = [r for r in rows if (owner is None or r["owner"] == owner)
+            and (group is None or r["group"] == group)
+            and (states is None or r["state"] in states)]
+    kept.sort(key=lambda r: (r["created"] if isinstance(r["created"], (int, float)) else 0.0,
+                             r["run_id"]), reverse=True)
+    return pd.DataFrame(kept, columns=list(LIST_COLUMNS))

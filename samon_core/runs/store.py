@@ -19,12 +19,15 @@ with a ``status.json`` but no row (copied in by hand) is adopted the same way wh
 Damage (ARCHITECTURE.md, "What the store promises"): a damaged ``meta.json`` or ``config.json``
 never hides a run: ``list_runs`` shows it with a ``problem``. Who may cancel or delete a run:
 owners.py.
+
+This module is longer than 500 lines because it is the one door to a run for every reader and
+writer (pages, service, trainer, command line): each method is short and hands the work to
+rows.py (the row as a status dict), listing.py, metrics.py, ownerkeys.py or importer.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -38,9 +41,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from samon_core.runs import database as db
-from samon_core.runs import importer, ownerkeys, owners
+from samon_core.runs import importer, ownerkeys, owners, rows
 from samon_core.runs.config import RunConfig
-from samon_core.runs.fieldcheck import check_fields
 from samon_core.runs.freetext import check_meta_text, check_text
 from samon_core.runs.io import read_json_dict, write_json
 from samon_core.runs.listing import (  # noqa: F401 - file names re-exported
@@ -50,6 +52,7 @@ from samon_core.runs.listing import (  # noqa: F401 - file names re-exported
     STATUS_FILE,
     SUMMARY_FILE,
     checked_file,
+    listing_frame,
     listing_row,
     records_or_damaged,
     status_or_damaged,
@@ -76,10 +79,6 @@ CHECKPOINT_FILE = "checkpoint.pt"
 # A folder without a database row younger than this is a submit between its folders and its
 # admission (not listed); an older one is a leftover, listed with its problem so it can go.
 _UNADMITTED_GRACE_S = 60.0
-# status fields kept in a column of their own (queried by the scheduler); ``message`` is the
-# ``reason`` column, ``heartbeat`` is ``updated``; every other field is JSON in ``status``
-_COLUMN_FIELDS = ("state", "created", "updated", "started", "ended", "queued_at", "worker",
-                  "progress", "auto_resumes", "cancel_requested")
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
@@ -119,62 +118,6 @@ def _as_state(state: RunState | str) -> RunState:
     except ValueError:
         allowed = ", ".join(s.value for s in RunState)
         raise ValueError(f"state must be one of {allowed}; got {clip(state)}") from None
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _status_json(row: Any) -> dict[str, Any]:
-    """The row's ``status`` JSON object; {} when it is none (edited by hand)."""
-    try:
-        extra = json.loads(row.status or "{}")
-    except (ValueError, RecursionError):
-        return {}
-    return extra if isinstance(extra, dict) else {}
-
-
-def _values(row: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The column values of ``fields`` merged into ``row``: a field with a column of its own
-    goes there (``message`` to ``reason``), the rest into the row's ``status`` JSON."""
-    extra = _status_json(row)
-    values: dict[str, Any] = {}
-    for key, value in fields.items():
-        if key in ("state", "heartbeat", "updated"):
-            continue  # set by the caller
-        if key == "message":
-            values["reason"] = None if value is None else str(value)
-        elif key == "worker":
-            values["worker"] = value if isinstance(value, str) else None
-        elif key == "cancel_requested":
-            values["cancel_requested"] = bool(value)
-        elif key == "auto_resumes":
-            values["auto_resumes"] = int(_number(value) or 0)
-        elif key in _COLUMN_FIELDS:
-            values[key] = _number(value)
-        else:
-            extra[key] = value
-    values["status"] = json.dumps(extra, default=str)
-    return values
-
-
-def _status(row: Any) -> dict[str, Any]:
-    """A row as the status dict readers know (status.json's fields of the files era). Its
-    ``status`` JSON without fields of the wrong type (``fieldcheck``), and read as {} when it
-    is no JSON object (edited by hand): one damaged row never breaks a listing."""
-    out = check_fields(STATUS_FILE, _status_json(row))[0]
-    out.update(state=row.state, created=row.created, updated=row.updated, heartbeat=row.updated,
-               owner=row.owner)
-    for key in ("started", "ended", "queued_at", "worker", "progress"):
-        if getattr(row, key) is not None:
-            out[key] = getattr(row, key)
-    if row.reason is not None:
-        out["message"] = row.reason
-    if row.auto_resumes:
-        out["auto_resumes"] = row.auto_resumes
-    if row.cancel_requested:
-        out["cancel_requested"] = True
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,16 +268,8 @@ class RunStore:
 
     def _insert_row(self, run_id: str, config: RunConfig, info: Mapping[str, Any],
                     now: float) -> None:
-        who = [(entry.get("owner") or "", entry.get("group") or "")
-               for entry in info.get("requesters") or () if isinstance(entry, Mapping)]
-        if not who and info.get("owner"):
-            who = [(info["owner"], info.get("group") or "")]
-        row = {"run_id": run_id, "config_hash": info["config_hash"],
-               "owner": info.get("owner") or "", "run_group": info.get("group") or None,
-               "device": config.device, "state": RunState.QUEUED.value, "created": now,
-               "queued_at": now, "updated": now}
         with db.writing(self.engine) as conn:
-            importer.insert_run(conn, row, list(dict.fromkeys(who)))
+            importer.insert_run(conn, *rows.new_row(run_id, config.device, info, now))
 
     # --- status (the database's row) -----------------------------------------------------------
 
@@ -367,7 +302,7 @@ class RunStore:
         now = self.clock()
         with db.writing(self.engine) as conn:
             row = self._row(conn, run_id, lock=True)
-            values = _values(row, fields)
+            values = rows.column_values(row, fields)
             values.update(state=state.value, updated=now)
             if state is RunState.RUNNING and row.started is None:
                 values.setdefault("started", now)
@@ -376,7 +311,7 @@ class RunStore:
             elif "ended" not in fields:
                 values["ended"] = now
             conn.execute(db.runs.update().where(db.runs.c.run_id == run_id).values(**values))
-            return _status(conn.execute(sa.select(db.runs)
+            return rows.status_of(conn.execute(sa.select(db.runs)
                                         .where(db.runs.c.run_id == run_id)).first())
 
     def heartbeat(self, run_id: str, **fields: Any) -> dict[str, Any]:
@@ -389,10 +324,10 @@ class RunStore:
     def _heartbeat(self, run_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         with db.writing(self.engine) as conn:
             row = self._row(conn, run_id, lock=True)
-            values = _values(row, fields)
+            values = rows.column_values(row, fields)
             values["updated"] = self.clock()
             conn.execute(db.runs.update().where(db.runs.c.run_id == run_id).values(**values))
-            return _status(conn.execute(sa.select(db.runs)
+            return rows.status_of(conn.execute(sa.select(db.runs)
                                         .where(db.runs.c.run_id == run_id)).first())
 
     def read_status(self, run_id: str) -> dict[str, Any]:
@@ -405,12 +340,12 @@ class RunStore:
         if row is None:
             with db.writing(self.engine) as conn:  # a files-era folder: adopted
                 row = self._row(conn, run_id)
-        return _status(row)
+        return rows.status_of(row)
 
     def read_statuses(self) -> dict[str, dict[str, Any]]:
         """Every run's status (``read_status``) by run id, in one read."""
         with db.reading(self.engine) as conn:
-            return {row.run_id: _status(row) for row in conn.execute(sa.select(db.runs))}
+            return {row.run_id: rows.status_of(row) for row in conn.execute(sa.select(db.runs))}
 
     # --- config, meta, summary ----------------------------------------------------------------
 
@@ -427,7 +362,7 @@ class RunStore:
         ``requesters`` (owner, group, time) from the database."""
         meta = checked_file(self._existing_dir(run_id) / META_FILE)
         with db.reading(self.engine) as conn:
-            asked = _requesters(conn, [run_id]).get(run_id)
+            asked = rows.requesters_of(conn, [run_id]).get(run_id)
             owner = conn.scalar(sa.select(db.runs.c.owner).where(db.runs.c.run_id == run_id))
         if asked is not None:
             meta["requesters"] = asked
@@ -439,7 +374,7 @@ class RunStore:
         """Every run's requesters as ``read_meta`` gives them (owner, group, time), in one read
         (the pages' comparison groups, every second, without a read per run)."""
         with db.reading(self.engine) as conn:
-            return _requesters(conn, None)
+            return rows.requesters_of(conn, None)
 
     def update_meta(self, run_id: str, **fields: Any) -> dict[str, Any]:
         """Change meta fields (e.g. the label); ``config_hash`` and ``run_id`` are fixed."""
@@ -511,12 +446,9 @@ class RunStore:
         (``epochs_done``, ``final_test_acc``, ``best_test_acc``) or, while the run has no summary,
         from status.json (``epoch``, ``test_acc``, ``best_test_acc``). A damaged run is listed
         too, with what could be read and its ``problem`` (never hidden, so it can be deleted)."""
-        import pandas as pd
-
-        states = {status} if isinstance(status, str) else set(status) if status else None
         now = self.clock()
         statuses = self.read_statuses()
-        rows = []
+        found = []
         for run_id in self.run_ids():
             path = self.root / run_id
             run_status = statuses.get(run_id)
@@ -530,21 +462,8 @@ class RunStore:
                 continue
             if run_status is not None and run_status.get("owner"):
                 row["owner"] = run_status["owner"]  # the database's (release_request moves it)
-            if owner is not None and row["owner"] != owner:
-                continue
-            if group is not None and row["group"] != group:
-                continue
-            if states is not None and row["state"] not in states:
-                continue
-            rows.append(row)
-        rows.sort(
-            key=lambda r: (
-                r["created"] if isinstance(r["created"], (int, float)) else 0.0,
-                r["run_id"],
-            ),
-            reverse=True,
-        )
-        return pd.DataFrame(rows, columns=list(LIST_COLUMNS))
+            found.append(row)
+        return listing_frame(found, owner=owner, group=group, status=status)
 
     # --- requesters (the database's ``requesters``) ----------------------------------------------
 
@@ -556,12 +475,7 @@ class RunStore:
         validate_run_id(run_id)
         with db.writing(self.engine) as conn:
             self._row(conn, run_id)
-            have = conn.scalar(sa.select(db.requesters.c.owner).where(
-                db.requesters.c.run_id == run_id, db.requesters.c.owner == owner,
-                db.requesters.c.run_group == group))
-            if have is None:
-                conn.execute(db.requesters.insert().values(run_id=run_id, owner=owner,
-                                                           run_group=group, time=self.clock()))
+            rows.add_requester(conn, run_id, owner, group, self.clock())
 
     def _meta_or_none(self, run_id: str) -> dict[str, Any] | None:
         try:
@@ -584,22 +498,12 @@ class RunStore:
         with db.writing(self.engine) as conn:
             meta = self._meta_or_none(run_id)
             if meta is not None:
-                meta["requesters"] = _requesters(conn, [run_id]).get(run_id,
+                meta["requesters"] = rows.requesters_of(conn, [run_id]).get(run_id,
                                                                      meta.get("requesters"))
             new_meta = owners.release(meta, run_id, owner, is_teacher, action)
             if new_meta is None:
                 return True
-            if new_meta.get("owner"):
-                conn.execute(db.runs.update().where(db.runs.c.run_id == run_id)
-                             .values(owner=new_meta["owner"]))
-            kept = {(e.get("owner"), e.get("group") or "") for e in new_meta["requesters"]}
-            for who, group in conn.execute(sa.select(db.requesters.c.owner,
-                                                     db.requesters.c.run_group)
-                                           .where(db.requesters.c.run_id == run_id)).all():
-                if (who, group) not in kept:
-                    conn.execute(db.requesters.delete().where(
-                        db.requesters.c.run_id == run_id, db.requesters.c.owner == who,
-                        db.requesters.c.run_group == group))
+            rows.keep_requesters(conn, run_id, new_meta)
             return False
 
     # --- owner keys (ownerkeys.py) --------------------------------------------------------------
@@ -651,24 +555,8 @@ class RunStore:
         shutil.rmtree(trash, ignore_errors=True)
         return "deleted"
 
-
 def _age(path: Path, now: float) -> float:
     try:
         return now - path.stat().st_mtime
     except OSError:
         return float("inf")
-
-
-def _requesters(conn: Connection, run_ids: list[str] | None
-                ) -> dict[str, list[dict[str, Any]]]:
-    """run id -> its requesters as meta.json listed them (owner, group, time), oldest first
-    (of ``run_ids``; None: of every run)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    query = sa.select(db.requesters)
-    if run_ids is not None:
-        query = query.where(db.requesters.c.run_id.in_(run_ids))
-    query = query.order_by(sa.func.coalesce(db.requesters.c.time, 0.0), db.requesters.c.owner)
-    for row in conn.execute(query):
-        out.setdefault(row.run_id, []).append(
-            {"owner": row.owner, "group": row.run_group, "time": row.time})
-    return out
