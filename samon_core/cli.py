@@ -415,9 +415,9 @@ def cmd_export(args, store: RunStore) -> int:
 def cmd_landscape(args, store: RunStore) -> int:
     """Slices of a finished run, for one of its requesters (``--owner-key``) or the teacher,
     as ``service.request_slices`` asks: they are appended to the run's own metrics."""
+    from samon_core.service.control import check_slices_allowed
     from samon_core.service.credentials import acting_credentials
     from samon_core.service.settings import load_settings
-    from samon_core.service.slices import check_slices_allowed
 
     run_id = _existing(store, args.run_id)
     settings = load_settings()

@@ -294,7 +294,8 @@ class NotOpened(DatabaseUnavailable):
 
 
 # SQLite's errors that no wait repairs: a full disk, a read-only or damaged file
-_NOT_OUTAGES = re.compile(r"disk is full|disk I/O error|readonly database|not a database", re.I)
+_NOT_OUTAGES = re.compile(r"disk is full|disk I/O error|readonly database|not a database|"
+                          r"unable to open database file", re.I)
 
 
 def retrying(operation: Callable[[], T], *, url: str | Any = "", wait_s: float = 0.5,

@@ -14,8 +14,7 @@ The modules, each importing only those above it:
   teacher's room, the CLI's credentials;
 * ``admission`` what gets in (runs under the limits and room locks, in one transaction);
 * ``scheduler`` who trains what: the fair-share claim, heartbeats, ends, cancel, queue positions;
-* ``submit``, ``control``: submit / reuse; cancel, delete, resume;
-* ``slices``    landscape slices of finished runs, computed by a worker on request;
+* ``submit``, ``control``: submit / reuse; cancel, delete, resume, slices of a finished run;
 * ``recovery``  runs of dead workers back to the queue; leftovers of killed writers;
 * ``pool``      devices, how many workers each holds, worker pools (``ensure_workers``);
 * ``worker``    the worker process and its command line (``python -m samon_core worker``).
@@ -28,7 +27,14 @@ from samon_core.runs.io import StoreUnavailable
 from samon_core.runs.keys import BadKey
 from samon_core.runs.owners import DETACHED, TEACHER_OWNER, NameTaken, NotAllowed
 from samon_core.runs.states import ACTIVE_STATES, RESUMABLE_STATES, TERMINAL_STATES, RunState
-from samon_core.service.control import CANCELLING, cancel, delete_run, resume
+from samon_core.service.control import (
+    CANCELLING,
+    cancel,
+    delete_run,
+    pending_slices,
+    request_slices,
+    resume,
+)
 from samon_core.service.identity import Identity, identify, is_teacher, register_owner
 from samon_core.service.limits import LimitExceeded
 from samon_core.service.pool import ensure_workers, stop_workers, workers_status
@@ -37,7 +43,6 @@ from samon_core.service.recovery import pid_alive, recover
 from samon_core.service.room import Room, RoomLocked, read_room, set_room
 from samon_core.service.scheduler import queue_position, queue_positions
 from samon_core.service.settings import Settings, load_settings
-from samon_core.service.slices import pending_slices, request_slices
 from samon_core.service.submit import submit, submit_group, submit_info
 
 # The pages catch ``service.QueueUnavailable``: the queue is the database now.

@@ -1,6 +1,6 @@
 """Changing a run on request: ``cancel``, ``delete_run``, ``resume``, and ``requeue`` (shared
-with the workers). Each is a change of the run's row in the database (issue 24): no flag file,
-no queue message.
+with the workers); landscape slices of a finished run (``request_slices``). Each is a change of
+the run's row in the database (issue 24): no flag file, no queue message.
 
 * **Cancel.** A queued (or interrupted) run becomes 'cancelled' at once; no worker claims it
   any more. A running run gets its ``cancel_requested`` column set: the worker's stop check
@@ -18,6 +18,12 @@ no queue message.
   ``resume`` is a new admission: the run's config is checked against the server's limits and
   (for a student) the room's locks as they are *now*, so a 5-epoch run cannot come back after
   the teacher set ``max_epochs=1``.
+* **Slices.** The app never imports torch, so it asks a worker for a finished run's loss slices
+  (Compare's button): ``request_slices`` adds a row to the ``requests`` table
+  (``admission.request_slices``; one pending request per run); a worker takes the oldest between
+  runs (``scheduler.take_request``) and appends the slices to the run's metrics. ``samon
+  landscape RUN``, which computes them in its own process, asks the same
+  (``check_slices_allowed``).
 * **Faults.** A run that does not exist is ``FileNotFoundError`` before anything is touched (no
   folder is created for a store that is not there); a store that cannot be written (read-only,
   full, permissions) is one ``StoreUnavailable`` line, never a raw ``OSError``.
@@ -26,6 +32,8 @@ no queue message.
 from __future__ import annotations
 
 import enum
+import json
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,9 +42,10 @@ from sqlalchemy.engine import Connection
 
 from samon_core.runs import database as db
 from samon_core.runs import owners
-from samon_core.runs.owners import DETACHED
+from samon_core.runs.owners import DETACHED, TEACHER_OWNER
 from samon_core.runs.states import RESUMABLE_STATES, RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
+from samon_core.service import admission
 from samon_core.service.admission import store_errors
 from samon_core.service.identity import Identity, identify, require_someone
 from samon_core.service.limits import check_config_limits
@@ -234,3 +243,59 @@ def resume(run_id: str, *, owner_key: str | None = None,
             raise ValueError(f"run {run_id!r} is {state}; only {allowed} runs can be resumed")
         requeue(store, run_id, Requeue.MANUAL, settings=s)
 
+
+# --- landscape slices of a finished run -----------------------------------------------------
+
+
+def check_slices_allowed(run_id: str, *, owner_key: str | None,
+                         teacher_token: str | SecretStr | None, store: RunStore,
+                         settings: Settings) -> Identity:
+    """The caller, if they may add slices to the run: one of its requesters (``owner_key``) or
+    the teacher; ``NotAllowed`` otherwise (``ValueError`` for a bad run id)."""
+    store.run_dir(run_id)
+    ident = identify(owner_key, teacher_token, store=store, settings=settings)
+    require_someone(ident, run_id, "adding slices")
+    store.check_requester(run_id, ident.owner, is_teacher=ident.is_teacher,
+                          action="add slices to")
+    return ident
+
+
+def request_slices(run_id: str, *, owner_key: str | None = None,
+                   teacher_token: str | SecretStr | None = None, points: int = 21,
+                   radius: float = 1.0, plane: bool = False, store: RunStore | None = None,
+                   settings: Settings | None = None) -> str:
+    """Ask a worker for the slices of a finished run (``plane``: a 2D slice too), for one of
+    its requesters (``owner_key``) or the teacher (``teacher_token``); returns "queued" or
+    "pending" (already asked). ``NotAllowed`` for anyone else."""
+    store = store_or_default(store)
+    settings = settings or load_settings()
+    ident = check_slices_allowed(run_id, owner_key=owner_key, teacher_token=teacher_token,
+                                 store=store, settings=settings)
+    if not 2 <= int(points) <= 101 or not 0 < float(radius) <= 10:
+        raise ValueError("slices need 2..101 points and a radius in (0, 10]")
+    if store.read_status(run_id).get("state") != RunState.FINISHED:
+        raise ValueError(f"run {run_id} has not finished: slices are taken at the final weights")
+    if not (store.run_dir(run_id) / CHECKPOINT_FILE).is_file():
+        raise ValueError(f"run {run_id} has no checkpoint with its final weights")
+    if pending_slices(store, run_id) is not None:
+        return "pending"
+    payload = {"points": int(points), "radius": float(radius), "plane": bool(plane),
+               "owner": ident.owner if ident.owner is not None else TEACHER_OWNER,
+               "time": time.time()}
+    try:
+        with store_errors("ask for the slices", store.root):  # read-only, full: one line
+            admission.request_slices(store.engine, run_id, payload)
+    except ValueError:
+        if pending_slices(store, run_id) is not None:  # asked at the same moment by another
+            return "pending"
+        raise
+    return "queued"
+
+
+def pending_slices(store: RunStore, run_id: str) -> dict[str, Any] | None:
+    """The request of ``run_id`` waiting for a worker (its payload), or None."""
+    with db.reading(store.engine) as conn:
+        payload = conn.scalar(sa.select(db.requests.c.payload).where(
+            db.requests.c.run_id == run_id, db.requests.c.done.is_(False))
+            .order_by(db.requests.c.id))
+    return None if payload is None else json.loads(payload)
