@@ -129,6 +129,8 @@ class Worker:
         self._outage: float | None = None
         self._reserve: Path | None = None
         self._beat_failed: float | None = None  # when the heartbeat's outage began
+        self._beat_lock = threading.Lock()
+        self._left = False
 
     def __repr__(self) -> str:
         return f"Worker({self.id!r}, {self.device})"
@@ -175,8 +177,7 @@ class Worker:
         finally:
             self._done.set()
             beat.join(timeout=10)
-            self._guard("leave", lambda: self._db(lambda: scheduler.leave(self.store.engine,
-                                                                          self.id)))
+            self._guard("leave", self._leave)
             if self._reserve is not None:
                 self._reserve.unlink(missing_ok=True)
             log.info("worker %s: exited after %d run(s)", self.id, self.runs_done)
@@ -246,6 +247,16 @@ class Worker:
         self._lost |= lost
 
     def _beat(self) -> None:
+        with self._beat_lock:  # never after the worker left (it would be listed for ever)
+            if not self._left:
+                self._beat_once()
+
+    def _leave(self) -> None:
+        with self._beat_lock:
+            self._left = True
+            self._db(lambda: scheduler.leave(self.store.engine, self.id))
+
+    def _beat_once(self) -> None:
         try:
             self._beat_now()
         except Exception as exc:  # an outage: the next beat tries again; said once
