@@ -2,7 +2,7 @@
 name, the teacher's sign-in, and what this session may do (the sentences and decisions come from
 ``samon_app.identity_view``; the pages call these through ``app_pages.common``).
 
-A typed name proves nothing, so acting on a run needs a key (``samon_core.service.identity``):
+A typed name proves nothing, so acting on a run needs a key (``samon_core.service.room``):
 
 * ``session_state["owner_key"]``: the key of the name in the sidebar, from the user's link
   ``?owner=NAME&key=KEY`` or from the launch that registered the name. The key is taken out of

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from samon_core.runs import database as db  # noqa: E402
 from samon_core.service import admission  # noqa: E402
-from samon_core.service.limits import LimitExceeded  # noqa: E402
+from samon_core.service.admission import LimitExceeded  # noqa: E402
 
 LIMITS = admission.QueueLimits(max_queue=0, max_queued_per_owner=3)
 

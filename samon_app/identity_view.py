@@ -1,7 +1,7 @@
 """Who the user is in the app, as sentences and decisions (no streamlit; app_pages/identity.py
 shows them).
 
-A name typed in the sidebar proves nothing; an owner key does (``samon_core.service.identity``).
+A name typed in the sidebar proves nothing; an owner key does (``samon_core.service.room``).
 So the app sorts the user into one ``Standing``: the teacher (signed in with the token), ``guest``
 (the shared default name: browses only), a reserved name, a name with its key (acts on its
 runs), a registered name without its key (sees its runs read-only), or a new name (its first

@@ -54,7 +54,7 @@ from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore, default_root
 
 if TYPE_CHECKING:  # the service is imported inside the commands that use it
-    from samon_core.service.identity import Identity
+    from samon_core.service.room import Identity
 
 CONFIG_MAX_BYTES = 1024 * 1024  # a config file is a few hundred bytes; /dev/zero is not one
 
@@ -193,10 +193,10 @@ def _check_before_creating(configs: dict[str, RunConfig], args, store: RunStore)
     """Who may train under ``--owner`` (its key, or the teacher), the room's locks, the limits
     of the settings and what preflight can see, for every config, before the first run folder
     exists (as submit does for the job API, and a worker again); returns the caller."""
-    from samon_core.service.credentials import check_cli_request
-    from samon_core.service.limits import check_config_limits
+    from samon_core.service.admission import check_config_limits
     from samon_core.service.preflight import check_runnable
     from samon_core.service.settings import load_settings
+    from samon_core.service.submit import check_cli_request
 
     settings = load_settings()
     ident = check_cli_request(args, configs.values(), args.preset, store, settings)
@@ -416,8 +416,8 @@ def cmd_landscape(args, store: RunStore) -> int:
     """Slices of a finished run, for one of its requesters (``--owner-key``) or the teacher,
     as ``service.request_slices`` asks: they are appended to the run's own metrics."""
     from samon_core.service.control import check_slices_allowed
-    from samon_core.service.credentials import acting_credentials
     from samon_core.service.settings import load_settings
+    from samon_core.service.submit import acting_credentials
 
     run_id = _existing(store, args.run_id)
     settings = load_settings()

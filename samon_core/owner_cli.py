@@ -28,7 +28,7 @@ from samon_core.runs.store import RunStore
 
 def add_credential_options(parser: argparse.ArgumentParser) -> None:
     """``--owner-key`` and ``--teacher-token-file`` on ``parser`` (read by
-    ``samon_core.service.credentials``)."""
+    ``samon_core.service.submit``)."""
     parser.add_argument("--owner-key", default=None, metavar="KEY",
                         help="the owner key of a registered name (`samon owner register NAME` "
                         "prints it)")
@@ -69,7 +69,7 @@ def add_owner_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_owner(args: argparse.Namespace, store: RunStore) -> int:
-    from samon_core.service.identity import register_owner
+    from samon_core.service.room import register_owner
 
     name = normalize_owner_name(args.name)  # the name as registered: 'Ann' is 'ann'
     key = register_owner(name, store=store)
@@ -82,8 +82,8 @@ def cmd_owner(args: argparse.Namespace, store: RunStore) -> int:
 def cmd_cancel(args: argparse.Namespace, store: RunStore) -> int:
     from samon_core.runs.database import DatabaseUnavailable
     from samon_core.service.control import cancel
-    from samon_core.service.credentials import acting_credentials
     from samon_core.service.settings import load_settings
+    from samon_core.service.submit import acting_credentials
 
     settings = load_settings()
     key, token = acting_credentials(args, settings, "cancel")

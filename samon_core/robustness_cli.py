@@ -59,9 +59,9 @@ def describe(result: Mapping[str, Any]) -> str:
 
 def cmd_robustness(args: argparse.Namespace, store: RunStore) -> int:
     """Measure, for one of the run's requesters (``--owner-key``) or the teacher."""
-    from samon_core.service.credentials import acting_credentials
-    from samon_core.service.identity import identify, require_someone
+    from samon_core.service.room import identify, require_someone
     from samon_core.service.settings import load_settings
+    from samon_core.service.submit import acting_credentials
 
     run_id = args.run_id
     if not store.run_dir(run_id).is_dir():  # run_dir: ValueError for a malformed id

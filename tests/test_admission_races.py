@@ -284,7 +284,7 @@ def test_runs_the_command_line_trains_get_the_same_recheck_of_the_name(store):
     """`samon run --owner dora` checked that nobody had the name; a browser registered it before
     the runs were written: the command's runs are refused in their admission (the files era
     left this race open on the command line), and a later run under a free name is admitted."""
-    from samon_core.service.identity import authorize_owner
+    from samon_core.service.room import authorize_owner
     from samon_core.service.submit import admit_here
 
     ident = authorize_owner("dora", store=store, settings=settings())

@@ -21,7 +21,7 @@ from samon_core.runs.keys import matches
 from samon_core.runs.ownerkeys import TooManyNewNames, owner_of_key, register
 from samon_core.runs.states import RunState
 from samon_core.service import admission, scheduler
-from samon_core.service.limits import LimitExceeded
+from samon_core.service.admission import LimitExceeded
 
 WINDOW = 3600.0
 CPU = ("auto", "cpu")

@@ -44,8 +44,7 @@ from samon_core.runs.database import DB_FILE
 from samon_core.runs.messages import clip
 from samon_core.runs.owners import TEACHER_OWNER, NotAllowed
 from samon_core.runs.store import RUN_ID_RE, RunStore, store_or_default
-from samon_core.service.identity import identify
-from samon_core.service.room import REPLAY_DIR, ClassExperiment, Room, read_room, set_room
+from samon_core.service.room import REPLAY_DIR, ClassExperiment, Room, identify, read_room, set_room
 from samon_core.service.settings import Settings, load_settings
 
 FORMAT = "samon-class-experiment"

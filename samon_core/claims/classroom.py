@@ -37,8 +37,14 @@ from samon_core.claims.data import get_claim
 from samon_core.runs.config import RunConfig
 from samon_core.runs.owners import NotAllowed
 from samon_core.runs.store import RunStore, store_or_default
-from samon_core.service.identity import identify
-from samon_core.service.room import CLAIM_PREFIX, ClassExperiment, Room, read_room, set_room
+from samon_core.service.room import (
+    CLAIM_PREFIX,
+    ClassExperiment,
+    Room,
+    identify,
+    read_room,
+    set_room,
+)
 from samon_core.service.settings import Settings, load_settings
 from samon_core.service.submit import submit_group
 

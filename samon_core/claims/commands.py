@@ -113,10 +113,10 @@ def _check(claim: Claim, configs: list[tuple[str, RunConfig]], args: argparse.Na
            store: RunStore) -> None:
     """Who may train under ``--owner``, the room's locks, the limits and preflight for every
     run before the first run folder exists."""
-    from samon_core.service.credentials import check_cli_request
-    from samon_core.service.limits import check_config_limits
+    from samon_core.service.admission import check_config_limits
     from samon_core.service.preflight import check_runnable
     from samon_core.service.settings import load_settings
+    from samon_core.service.submit import check_cli_request
 
     settings = load_settings()
     check_cli_request(args, [cfg for _, cfg in configs], claim_preset(claim), store, settings)

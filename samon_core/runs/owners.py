@@ -6,7 +6,7 @@ belong to ``meta["owner"]`` alone). Cancel and delete act for a requester only, 
 run they only *detach* that requester; the run itself is cancelled or deleted when no requester is
 left. A caller who is not a requester gets ``NotAllowed``. ``is_teacher=True`` is the hook for a
 lab's administrator: it acts on the whole run at once; deciding who is a teacher is the caller's
-business (the service checks the teacher token and owner keys: ``samon_core.service.identity``).
+business (the service checks the teacher token and owner keys: ``samon_core.service.room``).
 Pure functions on the meta dict; the store applies them under its lock.
 
 Also here: the ONE rule of owner names (``normalize_owner_name``), which every entry point

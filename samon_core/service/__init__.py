@@ -9,14 +9,16 @@ source of truth for runs, the queue, cancel requests, owners, the room and the w
 The modules, each importing only those above it:
 
 * ``settings``  the server settings (database, limits, workers) from samon.toml / SAMON_*;
-* ``limits``, ``preflight``, ``identity``, ``room``, ``credentials``: the limits of a shared
-  server, what can be checked before a run exists, owner keys and the teacher token, the
-  teacher's room, the CLI's credentials;
-* ``admission`` what gets in (runs under the limits and room locks, in one transaction);
-* ``scheduler`` who trains what: the fair-share claim, heartbeats, ends, cancel, queue positions;
-* ``submit``, ``control``: submit / reuse; cancel, delete, resume, slices of a finished run;
-* ``recovery``  runs of dead workers back to the queue; leftovers of killed writers;
+* ``admission`` what gets in: the limits of a shared server, and the runs admitted under the
+  limits and room locks in one transaction;
 * ``pool``      devices, how many workers each holds, worker pools (``ensure_workers``);
+* ``preflight`` what can be checked before a run exists (model, subsets, device, data files);
+* ``room``      who someone is (owner keys, the teacher token: ``identify``) and what the teacher
+  set for everyone (message, locks, the class experiment);
+* ``scheduler`` who trains what: the fair-share claim, heartbeats, ends, cancel, queue positions;
+* ``submit``    submit / reuse, from the app or the command line (its credentials);
+* ``control``   cancel, delete, resume, slices of a finished run;
+* ``recovery``  runs of dead workers back to the queue; leftovers of killed writers;
 * ``worker``    the worker process and its command line (``python -m samon_core worker``).
 
 Run states are ``samon_core.runs.states.RunState``.
@@ -27,6 +29,7 @@ from samon_core.runs.io import StoreUnavailable
 from samon_core.runs.keys import BadKey
 from samon_core.runs.owners import DETACHED, TEACHER_OWNER, NameTaken, NotAllowed
 from samon_core.runs.states import ACTIVE_STATES, RESUMABLE_STATES, TERMINAL_STATES, RunState
+from samon_core.service.admission import LimitExceeded
 from samon_core.service.control import (
     CANCELLING,
     cancel,
@@ -35,12 +38,19 @@ from samon_core.service.control import (
     request_slices,
     resume,
 )
-from samon_core.service.identity import Identity, identify, is_teacher, register_owner
-from samon_core.service.limits import LimitExceeded
 from samon_core.service.pool import ensure_workers, stop_workers, workers_status
 from samon_core.service.preflight import NotRunnable
 from samon_core.service.recovery import pid_alive, recover
-from samon_core.service.room import Room, RoomLocked, read_room, set_room
+from samon_core.service.room import (
+    Identity,
+    Room,
+    RoomLocked,
+    identify,
+    is_teacher,
+    read_room,
+    register_owner,
+    set_room,
+)
 from samon_core.service.scheduler import queue_position, queue_positions
 from samon_core.service.settings import Settings, load_settings
 from samon_core.service.submit import submit, submit_group, submit_info

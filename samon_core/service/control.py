@@ -46,10 +46,8 @@ from samon_core.runs.owners import DETACHED, TEACHER_OWNER
 from samon_core.runs.states import RESUMABLE_STATES, RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
 from samon_core.service import admission
-from samon_core.service.admission import store_errors
-from samon_core.service.identity import Identity, identify, require_someone
-from samon_core.service.limits import check_config_limits
-from samon_core.service.room import check_room, read_room
+from samon_core.service.admission import check_config_limits, store_errors
+from samon_core.service.room import Identity, check_room, identify, read_room, require_someone
 from samon_core.service.settings import Settings, load_settings
 
 # What ``cancel`` returns for a running run: the request is out; the trainer marks the run

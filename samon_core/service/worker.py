@@ -63,7 +63,7 @@ from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
 from samon_core.service import scheduler
-from samon_core.service.limits import check_config_limits
+from samon_core.service.admission import check_config_limits
 from samon_core.service.pool import WorkerPool, device_label, resolve_devices, worker_slots
 from samon_core.service.preflight import check_runnable
 from samon_core.service.recovery import recover, sweep_leftovers, this_host
