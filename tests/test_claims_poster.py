@@ -199,6 +199,15 @@ def test_new_claims_run_sets(size):
         split_key("norm@nope")
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_every_claims_runs_pass_the_model_check(size):
+    """`claim run vit-adamw` once stopped at submit: the ViT with the bases' BatchNorm."""
+    from samon_core.service.preflight import _check_model
+    for claim in claims.CLAIMS:
+        for config in claim.method_configs(size).values():
+            _check_model(config)
+
+
 def test_spreads_of_the_new_metrics_say_where_they_come_from():
     for size in SIZES:
         for metric in ("robust-l2", "corruption"):

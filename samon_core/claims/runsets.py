@@ -118,8 +118,11 @@ VARIANT_NAMES: dict[str, str] = {
 # advise): the poster prints none. rho stays the paper's WRN value, carried over (said on the
 # runs' rho source).
 SETTINGS: dict[str, dict] = {
-    "vit-adamw": {"model": "vit_tiny", "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05},
-    "vit-lion": {"model": "vit_tiny", "optimizer": "lion", "lr": 1e-4, "weight_decay": 0.5},
+    # the ViT has LayerNorm only (the sizes' bases keep the ResNets' BatchNorm)
+    "vit-adamw": {"model": "vit_tiny", "norm_layer": "layernorm", "optimizer": "adamw",
+                  "lr": 1e-3, "weight_decay": 0.05},
+    "vit-lion": {"model": "vit_tiny", "norm_layer": "layernorm", "optimizer": "lion",
+                 "lr": 1e-4, "weight_decay": 0.5},
 }
 SETTING_NAMES: dict[str, str] = {"vit-adamw": "AdamW", "vit-lion": "Lion"}
 # What makes a run one of a size's (the rest: method, its variant, seed, device, probes).
