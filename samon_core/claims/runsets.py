@@ -176,12 +176,14 @@ def run_set(method_keys: tuple[str, ...], size: str, variant: str = "sam") -> di
 
 
 def size_of(config: dict) -> str | None:
-    """The claim size a run's config (a ``to_dict()``) was trained at, by ``SIZE_FIELDS``; None
-    for a run of no claim size (the quick demo, a run of one's own)."""
+    """The claim size a run's config (a ``to_dict()``) was trained at, by ``SIZE_FIELDS``: the
+    size's base, or the base under one of the ``SETTINGS`` (the ViT claims' runs change the
+    model); None for a run of no claim size (the quick demo, a run of one's own)."""
     for size, base in BASES.items():
-        want = base.to_dict()
-        if all(config.get(k) == want[k] for k in SIZE_FIELDS):
-            return size
+        for setting in ({}, *SETTINGS.values()):
+            want = base.replace(**setting).to_dict()
+            if all(config.get(k) == want[k] for k in SIZE_FIELDS):
+                return size
     return None
 
 
