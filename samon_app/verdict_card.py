@@ -35,6 +35,8 @@ from samon_core.claims import (
     Claim,
     Verdict,
 )
+from samon_core.claims.cost import STEP_TIME_PAIRS
+from samon_core.claims.results import method_name
 
 _PAPER = paper.TRAINING_SETUP
 
@@ -109,17 +111,24 @@ def model_fact(infos: Sequence[RunInfo], verdict: Verdict) -> str:
 
 
 def lockstep_fact(infos: Sequence[RunInfo], verdict: Verdict) -> str:
-    """Step times not measured side by side (the cost verdict left those seeds out)."""
+    """Step times not measured side by side (a step-time verdict left those seeds out)."""
     if not verdict.evidence.get("not_lockstep_seeds"):
         return ""
-    return "SAM-ON and SAM-all not trained in lockstep, so their step times are not comparable"
+    a, b = (method_name(m) for m in STEP_TIME_PAIRS.get(verdict.claim, ("norm", "all")))
+    return f"{a} and {b} not trained in lockstep, so their step times are not comparable"
 
 
 Fact = Callable[[Sequence[RunInfo], Verdict], str]
-# What can make a claim's outcome differ from the paper's: the cost of a step does not depend on
-# epochs or data, but on whether the runs were timed side by side.
-FACTS: dict[str, tuple[Fact, ...]] = {"cost": (seeds_fact, lockstep_fact, model_fact)}
+# What can make a claim's outcome differ from the paper's: the cost of a step (the claims judged
+# from step times) does not depend on epochs or data, but on whether the runs were timed side by
+# side.
+STEP_TIME_FACTS: tuple[Fact, ...] = (seeds_fact, lockstep_fact, model_fact)
 DEFAULT_FACTS: tuple[Fact, ...] = (seeds_fact, epochs_fact, data_fact, model_fact)
+
+
+def facts_of(claim: Claim) -> tuple[Fact, ...]:
+    """The facts that can make ``claim``'s outcome differ from the paper's."""
+    return STEP_TIME_FACTS if claim_lines.from_step_times(claim.id) else DEFAULT_FACTS
 
 
 def why_line(claim: Claim, verdict: Verdict, infos: Sequence[RunInfo]) -> str:
@@ -130,7 +139,7 @@ def why_line(claim: Claim, verdict: Verdict, infos: Sequence[RunInfo]) -> str:
     if verdict.evidence.get("missing"):
         return ""
     runs = [i for i in infos if i.key in claim.methods]
-    facts = [f for fact in FACTS.get(claim.id, DEFAULT_FACTS) if (f := fact(runs, verdict))]
+    facts = [f for fact in facts_of(claim) if (f := fact(runs, verdict))]
     parts = []
     if facts:
         lead = ("Caveats, as these runs differ from the paper's" if verdict.verdict == CONSISTENT
