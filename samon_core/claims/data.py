@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samon_core import paper
-from samon_core.claims import cost, verdicts
-from samon_core.claims.results import RunResult
-from samon_core.claims.rules import MARGINS, ROBUST_OPTIMIZER, ROBUST_ROW
+from samon_core.claims import calibration, cost, stats, verdicts
+from samon_core.claims.parts import evaluate
+from samon_core.claims.results import RunResult, Values
+from samon_core.claims.rules import MARGINS, ROBUST_OPTIMIZER, ROBUST_ROW, RULES
 from samon_core.claims.runsets import check_size, method_config
 from samon_core.runs.config import RunConfig
 from samon_core.runs.estimate import STEP_COST_F, STEP_COST_LABEL
@@ -42,6 +43,31 @@ def _vit_text(opt: str) -> str:
             f"{t['SAM-ON'].mean}±{t['SAM-ON'].std}%. The lab has no ImageNet: its runs train "
             "the small ViT (vit_tiny) on each size's data, rho carried over from the WRN figure "
             "(the poster prints the ViT's rho nowhere).")
+
+
+def cpu_measured(claim_id: str) -> tuple[str, int, tuple[str, ...]]:
+    """(verdict, seeds, the deciding parts' sentences) of the claim's rule on the cpu size's
+    per-seed values measured here (``calibration.CPU_SEEDS``, paired by seed as the claim's runs
+    are): the cpu notes quote these, so a note cannot disagree with the numbers it states. Parts
+    whose metric was not recorded are left out, as the verdict leaves them out."""
+    def values(metric: str, method: str) -> Values:
+        v = calibration.CPU_SEEDS[metric][method]
+        return Values(method, dict(enumerate(v)), (), dict.fromkeys(range(len(v)), "cpu"))
+
+    specs = [p for p in RULES[claim_id] if p.decides
+             and {p.a, p.b} <= set(calibration.CPU_SEEDS.get(p.metric, {}))]
+    judged = [evaluate(p, values(p.metric, p.a), values(p.metric, p.b), "cpu", len(specs))
+              for p in specs]
+    seeds = min(len(calibration.CPU_SEEDS[p.metric][m]) for p in specs for m in (p.a, p.b))
+    return (str(stats.combine([j.status for j in judged])[()]), seeds,
+            tuple(j.sentence for j in judged))
+
+
+def _cpu_measured_text(claim_id: str) -> str:
+    """'Measured on the cpu size, 3 seeds (...): inconclusive. <the parts' sentences>'."""
+    verdict, seeds, sentences = cpu_measured(claim_id)
+    return (f"Measured on the cpu size, {seeds} seeds (issue 22, 2-core Xeon, torch 2.14.1): "
+            f"{verdict}. " + " ".join(sentences))
 
 
 _NOT_MEASURED_CPU = ("Not measured on a CPU yet (issue 22's session measured only the robustness "
@@ -151,10 +177,9 @@ CLAIMS: tuple[Claim, ...] = (
         f"{_SHARP20['SAM-ON'].mean} (higher = sharper; the other two probes agree), with "
         f"test accuracy {_ACC['SAM-all'].mean}% vs {_ACC['SAM-ON'].mean}%.",
         {k: v.mean for k, v in _SHARP.items()},
-        cpu_note="Measured on the cpu size (3 seeds): SAM-ON ended sharper than SAM-all by "
-                 "0.002 with seeds differing by 0.004, and equally accurate, so the verdict is "
-                 "inconclusive: 30 epochs of a tiny net do not separate them. The cpu size runs "
-                 "the 1-step probe only. " + _CPU_SAME_RUNS,
+        cpu_note=_cpu_measured_text("sharper") + " At the cpu size SGD memorizes the noisy "
+                 "labels and ended the sharpest here (the paper's WRN on clean CIFAR-100 has SAM-ON "
+                 "sharpest). The cpu size runs the 1-step probe only. " + _CPU_SAME_RUNS,
         cpu_shows=False,
         hint="More epochs let the sharpness of the methods part.",
         verdict_fn=verdicts.sharper_verdict,
@@ -229,14 +254,10 @@ CLAIMS += (
         "a 10-step PGD after the last epoch (the Robustness tab shows every budget).",
         {"vanilla": _ROB["vanilla"].mean, "SAM-all": _ROB["SAM-all"].mean,
          "SAM-ON": _ROB["SAM-ON"].mean},
-        cpu_note="Measured on the cpu size, 3 seeds (issue 22, 2-core Xeon, torch 2.14.1): "
-                 "robust accuracy at l2 eps 0.25 on all 2,000 test images: SAM-all ahead of "
-                 "SGD by 51.0 points (95% interval 47.4 to 54.5) and SAM-ON by 49.0 (41.4 to "
-                 "56.5), so both parts hold; SAM-ON vs SAM-all -2.0 (-8.1 to 4.1) stays open "
-                 "against the 1.8-point margin: inconclusive overall. SAM's robustness gain is "
-                 "the largest effect a laptop shows; the SAM-ON part needs more seeds (the power "
-                 "function: about 4 at the poster's effect). About 3.5 min per seed on 2 free "
-                 "cores.",
+        cpu_note=_cpu_measured_text("robustness") + " SAM's robustness gain over SGD is the "
+                 "largest effect a laptop shows; whether SAM-ON keeps up with SAM-all needs more "
+                 "seeds. The robust accuracy is measured on all 2,000 test images; about 3.5 "
+                 "min per seed on 2 free cores.",
         cpu_shows=None,
         hint="A finished run without a robustness record gets one from `python -m samon_core "
              "robustness RUN`.",
@@ -256,11 +277,9 @@ CLAIMS += (
         "The lab's analogue for small images is CIFAR-10-C's corruptions computed from its own "
         "test images: a different shift, compared by the order of the methods.",
         {"vanilla": _OOD["vanilla"], "SAM-all": _OOD["SAM-all"], "SAM-ON": _OOD["SAM-ON"]},
-        cpu_note="Measured on the cpu size, 3 seeds (the robustness claim's runs: one "
-                 "launch serves both): mean accuracy under the 12 corruptions, SAM-all ahead of "
-                 "SGD by 3.3 points (95% interval -2.9 to 9.5), SAM-ON by 2.7 (-7.9 to 13.4), "
-                 "SAM-ON vs SAM-all -0.5 (-5.0 to 3.9): every part open, inconclusive; the gaps "
-                 "follow the clean ones, within the seed noise.",
+        cpu_note=_cpu_measured_text("corruption") + " The robustness claim's runs (one "
+                 "launch serves both); the gaps under the 12 corruptions follow the clean ones, "
+                 "within the seed noise.",
         cpu_shows=None,
         hint="A finished run without a robustness record gets one from `python -m samon_core "
              "robustness RUN`.",
