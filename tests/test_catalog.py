@@ -70,3 +70,35 @@ def test_model_spec_lookup():
     assert model_spec("vit_tiny").norms == ("layernorm",)
     with pytest.raises(ValueError, match="tiny_resnet"):
         model_spec("resnet18")
+
+
+# --- method families (one MethodSpec per family) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "changes", "needle"),
+    [
+        ("no-norm", {"rho_like": "base"}, "rho_like"),  # the base family has no rho
+        ("no-norm", {"rho_like": "ssam"}, "rho_like"),
+        ("random", {"form_key": ""}, "form_key"),
+        ("random", {"form_key": "rho_norm"}, "unique"),
+        ("base", {"step_cost_f": 0.0}, "step_cost_f"),
+    ],
+)
+def test_a_bad_method_family_fails_the_catalog_check(key, changes, needle):
+    from samon_core.catalog import methods
+
+    families = tuple(dataclasses.replace(m, **changes) if m.key == key else m
+                     for m in methods.FAMILIES)
+    with pytest.raises(ValueError, match=needle):
+        methods._check(families)
+
+
+def test_the_scope_choices_are_the_sam_families():
+    from samon_core.catalog import methods
+
+    assert CHOICES["scope"] == ("all", "norm", "no-norm", "random")
+    for scope in CHOICES["scope"]:
+        config = RunConfig(method="sam", scope=scope)
+        assert methods.BY_KEY[methods.method_key(config)].scope == scope
+        assert config.method_label().startswith(methods.BY_SCOPE[scope].name)

@@ -65,3 +65,20 @@ def test_sidebar_says_starting_while_the_apps_own_worker_starts(tmp_path, monkey
     assert not at.exception
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "starting a local worker" in captions and "no worker alive" not in captions
+
+
+@pytest.mark.parametrize(
+    ("method", "variant", "value", "where"),
+    [
+        ("SAM-all", "SAM (p=2)", 0.2, "WRN-28-10, CIFAR-100"),
+        ("SAM-ON", "SAM (p=2)", 1.0, "WRN-28-10, CIFAR-100"),
+        ("no-norm", "SAM (p=2)", 0.2, "SAM-all's value"),
+        ("random mask", "ASAM elementwise", 10.0, "SAM-ON's value"),
+        ("random mask", "p=inf (no T_w)", 0.01, "our guess: the paper gives none"),
+    ],
+)
+def test_rho_hint_names_where_a_methods_rho_comes_from(method, variant, value, where):
+    from samon_app.forms import rho_hint
+
+    got, source = rho_hint(method, variant)
+    assert got == value and source.startswith(where)

@@ -5,14 +5,17 @@ clear error for anything else) and by the UI's select boxes.
 
 from __future__ import annotations
 
+from samon_core.catalog.methods import BY_SCOPE
+
 # Normalization layer types every conv net can be built with (samon_core.models.layers).
 NORM_KINDS: tuple[str, ...] = ("batchnorm", "groupnorm", "layernorm")
 # Base optimizers that SAM wraps (samon_core.optim.base).
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw", "lion")
 # "base" = the base optimizer alone; "sam" = sharpness-aware minimization around it.
 METHOD_KINDS: tuple[str, ...] = ("base", "sam")
-# Which parameters SAM perturbs (samon_core.optim.scopes): SAM-all, SAM-ON, and two controls.
-SCOPES: tuple[str, ...] = ("all", "norm", "no-norm", "random")
+# Which parameters SAM perturbs (samon_core.optim.scopes): SAM-all, SAM-ON, and two controls;
+# the SAM method families' scopes (catalog.methods.FAMILIES), in their order.
+SCOPES: tuple[str, ...] = tuple(BY_SCOPE)
 # ASAM's normalisation operator T_w (samon_core.optim.perturbation).
 ADAPTIVE: tuple[str, ...] = ("none", "elementwise", "layerwise")
 # The perturbation's ball: its p-norm (p = 2 or infinity).
