@@ -49,6 +49,8 @@ def card_row_ui(row: CardRow) -> None:
     """One claim of the card (its line, and the details behind the expander)."""
     assert row.line is not None
     claim_line_ui(row.line, key=f"card_details_{row.claim.id}")
+    if row.laptop:
+        st.caption(row.laptop)
 
 
 def verdict_card_ui(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> int:

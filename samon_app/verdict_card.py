@@ -9,8 +9,10 @@ expander, among them how these runs differ from the paper's, built from what is 
 synthetic data has the same caveats), and the claim's own hint where it does not hold. The
 headline only counts the verdicts: nothing here says what the runs ought to show, and with one
 seed it says there is no verdict, only a direction (never "agree" or "disagree"; only the cost
-claim, judged from blocks of step times rather than seeds, can have one). Pure (no streamlit,
-no torch).
+claim, judged from blocks of step times rather than seeds, can have one). The claims a laptop
+settled in the lab's own measurement come first (``samon_app.laptop``: robustness, cost), each
+with the user's numbers on those very comparisons; the rest follow in the paper's order. Pure
+(no streamlit, no torch).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from samon_app import claim_lines
+from samon_app import claim_lines, laptop
 from samon_app.claim_lines import ClaimLine
 from samon_app.progress import is_active
 from samon_app.reader import RunData, RunInfo
@@ -52,6 +54,7 @@ class CardRow:
     why: str = ""
     note: str = ""
     line: ClaimLine | None = None
+    laptop: str = ""  # the user's numbers on the comparisons a laptop settled (samon_app.laptop)
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,8 @@ def verdict_card(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Card:
     size = runs_size(infos)
     training = any(is_active(i.state) for i in infos)
     rows = []
-    for claim in card_claims(i.key for i in infos):
+    claims = {c.id: c for c in card_claims(i.key for i in infos)}
+    for claim in (claims[c] for c in laptop.order(list(claims))):  # what a laptop shows first
         if not all(claim.recorded_by(i.config, data[i.run_id].records if i.run_id in data else ())
                    for i in infos if i.key in claim.methods):
             continue  # runs that never measure what it reads (robustness off): not on the card
@@ -249,6 +253,7 @@ def verdict_card(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Card:
         note = claim.cpu_note if why else ""
         line = claim_lines.claim_line(claim.id, verdict, results, training,
                                       claim_lines.details(verdict, why, note, claim.statement))
-        rows.append(CardRow(claim, verdict, why, note, line))
+        rows.append(CardRow(claim, verdict, why, note, line,
+                            laptop.card_text(claim.id, verdict.parts)))
     provisional = any(i.state != "finished" for i in infos)
     return Card(headline(rows, infos), tuple(rows), provisional)
