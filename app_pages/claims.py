@@ -28,7 +28,9 @@ from samon_core.claims.results import method_name
 from samon_core.claims.runsets import with_seeds
 from samon_core.runs.store import RunStore
 
-MAX_SEEDS = 5
+# Seeds per claim run asked from this page (a visitor's browser): fewer than a request's
+# ``choices.MAX_SEEDS`` (the Launch form, the Room, ``claim run``), a claim being several runs.
+PAGE_MAX_SEEDS = 5
 DEFAULT_SEEDS = 3
 ACTIVE = ("queued", "running", "interrupted")
 _QUEUED = "_claims_queued"  # (claim id, runs, owner) of the launch the page was run again for
@@ -70,7 +72,7 @@ def choice_ui(claim: claims.Claim) -> tuple[str, int]:
         st.caption(claims.SIZE_TEXT[size])
         st.caption(power_text(claim, size))
     with c2:
-        seeds = st.number_input("Seeds", 1, MAX_SEEDS, DEFAULT_SEEDS, key=f"seeds_{claim.id}",
+        seeds = st.number_input("Seeds", 1, PAGE_MAX_SEEDS, DEFAULT_SEEDS, key=f"seeds_{claim.id}",
                                 help="Seeds 0..N-1. With one seed there is no verdict: the "
                                 "card shows the direction only.")
     return size, int(seeds)

@@ -15,13 +15,12 @@ from typing import Any
 
 from samon_app.vocabulary import METHODS, RHO_KEYS, SAM_VARIANTS
 from samon_core.catalog import DATASET_SIZES, MODELS
+from samon_core.catalog.choices import MAX_SEEDS  # the Launch and Room pages read it here
 from samon_core.catalog.methods import BY_KEY, BY_NAME
 from samon_core.paper import paper_rho
 from samon_core.runs.config import RunConfig
 from samon_core.runs.fieldspec import ConfigError
 from samon_core.runs.presets import get_preset
-
-MAX_SEEDS = 10
 
 QUICK_DEMO = "cpu-quick-demo"
 

@@ -82,3 +82,22 @@ def test_rho_hint_names_where_a_methods_rho_comes_from(method, variant, value, w
 
     got, source = rho_hint(method, variant)
     assert got == value and source.startswith(where)
+
+
+def test_every_request_takes_at_most_max_seeds_per_method():
+    """The Launch form and ``claim run --seeds`` share one bound (catalog.choices.MAX_SEEDS)."""
+    import argparse
+
+    from samon_app.forms import form_configs, form_defaults
+    from samon_core.catalog.choices import MAX_SEEDS
+    from samon_core.claims.commands import _seeds
+
+    def seeds_error(n):
+        return form_configs({**form_defaults(), "seeds": n}).errors.get("seeds")
+
+    assert seeds_error(MAX_SEEDS) is None
+    assert seeds_error(MAX_SEEDS + 1) == (
+        f"Number of seeds must be a whole number from 1 to {MAX_SEEDS}.")
+    assert _seeds(str(MAX_SEEDS)) == MAX_SEEDS
+    with pytest.raises(argparse.ArgumentTypeError, match=rf"1\.\.{MAX_SEEDS}; got {MAX_SEEDS + 1}"):
+        _seeds(str(MAX_SEEDS + 1))

@@ -29,3 +29,8 @@ DATASET_NAMES: tuple[str, ...] = ("cifar100", "cifar10", "synthetic", "synthetic
 # The robustness suite measured after training (samon_core.catalog.robustness): off, or the
 # standard one (PGD at the poster's and at 32x32 budgets, four corruptions at three severities).
 ROBUSTNESS: tuple[str, ...] = ("off", "standard")
+
+# The most seeds per method one request may ask for: the Launch form, the Room's claim pre-run and
+# ``claim run --seeds`` (seeds 0..N-1, or seed, seed+1, ... on the form). The Claims page asks
+# for fewer (``app_pages/claims.PAGE_MAX_SEEDS``).
+MAX_SEEDS = 10
