@@ -68,6 +68,45 @@ def test_the_labs_record_loads_and_agrees_with_the_claims_cpu_flags():
         if shows is True:
             assert v.verdict == CONSISTENT, claim_id
         assert len(v.seeds) >= 2
+    # the claims judged from seeds come from the per-seed values the cpu notes quote
+    from samon_core.claims.cost import STEP_TIME_PAIRS
+    from samon_core.claims.data import cpu_measured
+
+    for claim_id, v in record.claims.items():
+        if claim_id not in STEP_TIME_PAIRS:
+            outcome, seeds, _ = cpu_measured(claim_id)
+            assert (outcome, seeds) == (v.verdict, len(v.seeds)), claim_id
+    assert {"robustness", "cost"} <= set(record.claims)
+
+
+def test_seeded_verdicts_follow_the_recorded_values(monkeypatch):
+    """Put SAM-all's robust values 2.6 points below SGD's in every seed: its part is refuted,
+    the claim not consistent; a claim whose values were never recorded (gammas, no-norm runs)
+    has no laptop verdict."""
+    from samon_core.claims import calibration
+
+    before = laptop.seeded("robustness")
+    assert [p.status for p in before.parts] == ["open", "holds", "holds"]
+    assert before.parts[1].effect == pytest.approx(50.95, abs=1e-4)
+    seeds = {**calibration.CPU_SEEDS, "robust-l2": {
+        **calibration.CPU_SEEDS["robust-l2"], "all": (0.05, 4.25, 0.0)}}
+    monkeypatch.setattr(calibration, "CPU_SEEDS", seeds)
+    after = laptop.seeded("robustness")
+    assert after.verdict == "not consistent" and after.parts[1].status == "refuted"
+    assert laptop.seeded("gamma-shift") is None and laptop.seeded("no-norm") is None
+    assert laptop.seeded("cost") is None  # judged from step times: the JSON's
+
+
+def test_the_file_holds_only_the_step_time_claims(monkeypatch, tmp_path):
+    bad = tmp_path / "laptop_verdicts.json"
+    bad.write_text(json.dumps(_record()))  # robustness and accuracy in the file
+    monkeypatch.setattr(laptop, "PATH", bad)
+    laptop.load.cache_clear()
+    try:
+        with pytest.raises(BadLaptopRecord, match="only the step-time claims"):
+            laptop.load()
+    finally:
+        laptop.load.cache_clear()
 
 
 @pytest.mark.parametrize("change, message", [

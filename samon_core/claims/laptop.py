@@ -1,10 +1,13 @@
 """What a laptop showed: the claims' verdicts at the cpu size as the lab measured them, part by
-part, in numbers (``laptop_verdicts.json``, written by ``bench/laptop_verdicts.py`` from the
-finished claim runs of a store, by each claim's own verdict function).
+part, in numbers, from the measurement's two homes: the claims judged from seeds get their
+claim's rule applied to the per-seed values of ``calibration.CPU_SEEDS`` (as the claims' cpu
+notes do, ``data.cpu_measured``), the claims judged from lockstep step times (cost, blocks) come
+from ``laptop_verdicts.json`` (their verdict function's parts on the same runs, written by
+``bench/laptop_verdicts.py``: step-time blocks are not per-seed values).
 
 Home leads with the comparisons these records decide, and Live's verdict card puts those claims
 first: what a student's laptop can settle comes from the measurement, never from a sentence typed
-beside it. A record is checked when loaded: each part's status must follow from its interval
+beside it. A record is checked when built: each part's status must follow from its interval
 (holds: the 95% interval clear of the claim's bound; refuted: on the wrong side of it) and each
 verdict from its parts (``stats``' combination), so a hand-edited number that disagrees with its
 word is refused. No torch.
@@ -18,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from samon_core.claims import stats
@@ -157,15 +161,66 @@ def parse(text: str) -> LaptopRecord:
         raise BadLaptopRecord(f"{PATH.name}: {first}") from None
 
 
+def seeded(claim_id: str) -> LaptopVerdict | None:
+    """The claim's verdict at the cpu size on the per-seed values measured there
+    (``calibration.CPU_SEEDS``, paired by seed as the claim's runs are), by its own rule; None
+    where a deciding part's values were not recorded (a metric the cpu size never measures,
+    ``verdicts.OPTIONAL_METRICS``, is left out, as the verdict leaves it out)."""
+    from samon_core.claims.calibration import CPU_SEEDS
+    from samon_core.claims.parts import evaluate
+    from samon_core.claims.results import Values
+    from samon_core.claims.rules import RULES
+    from samon_core.claims.verdicts import OPTIONAL_METRICS
+
+    specs = []
+    for p in RULES.get(claim_id, ()):
+        if not p.decides or (p.metric in OPTIONAL_METRICS and p.metric not in CPU_SEEDS):
+            continue
+        if {p.a, p.b} - set(CPU_SEEDS.get(p.metric, {})):
+            return None
+        specs.append(p)
+    if not specs:
+        return None
+
+    def values(metric: str, method: str) -> Values:
+        v = CPU_SEEDS[metric][method]
+        return Values(method, dict(enumerate(v)), (), dict.fromkeys(range(len(v)), "cpu"))
+
+    parts = []
+    for p in specs:
+        r = evaluate(p, values(p.metric, p.a), values(p.metric, p.b), "cpu", len(specs))
+        if r.decisions is None:
+            return None  # one seed: no verdict, nothing measured
+        parts.append(LaptopPart(metric=p.metric, a=p.a, b=p.b, kind=p.test, margin=p.margin,
+                                effect=r.effect, low=float(r.decisions.low),
+                                high=float(r.decisions.high), status=r.status, test=r.test))
+    n = min(len(CPU_SEEDS[p.metric][m]) for p in specs for m in (p.a, p.b))
+    verdict = str(stats.combine([np.array(p.status, dtype=object) for p in parts])[()])
+    return LaptopVerdict(verdict=verdict, seeds=tuple(range(n)), parts=tuple(parts))
+
+
 @lru_cache(maxsize=1)
 def load() -> LaptopRecord:
-    """The lab's record (``PATH``), read once; ``BadLaptopRecord`` when it is missing or fails
-    its checks."""
+    """The lab's record: the step-time claims of ``PATH`` (read once) with every claim judged
+    from seeds that ``seeded`` can judge; ``BadLaptopRecord`` when the file is missing or
+    anything fails its checks."""
+    from samon_core.claims.data import CLAIM_IDS
+
     try:
         text = PATH.read_text(encoding="utf-8")
     except OSError as exc:
         raise BadLaptopRecord(f"{PATH.name}: {exc.strerror or exc}") from None
-    return parse(text)
+    record = parse(text)
+    if set(record.claims) - set(STEP_TIME_PAIRS):
+        raise BadLaptopRecord(f"{PATH.name}: only the step-time claims live there; the others' "
+                              "values are calibration.CPU_SEEDS")
+    try:
+        found = {c: v for c in CLAIM_IDS if (v := seeded(c)) is not None}
+    except (ValueError, ValidationError) as exc:
+        raise BadLaptopRecord(f"calibration.CPU_SEEDS: {exc}") from None
+    claims = {c: found.get(c) or record.claims[c] for c in CLAIM_IDS
+              if c in found or c in record.claims}
+    return record.model_copy(update={"claims": claims})
 
 
 def record_of(verdict: dict, seeds: Sequence[int]) -> LaptopVerdict | None:
