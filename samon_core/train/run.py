@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from samon_core.catalog import datasets
 from samon_core.records import Record
 from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
 from samon_core.train.context import Diverged, RunContext
 from samon_core.train.loop import EXPLODE_FACTOR
-
-DATA_DIR_ENV = "SAMON_DATA_DIR"
 
 
 @dataclass
@@ -130,7 +129,7 @@ def open_run(
         store=store,
         emit=emit,
         should_stop=should_stop,
-        data_dir=data_dir or os.environ.get(DATA_DIR_ENV, "data"),
+        data_dir=datasets.data_dir(data_dir),
         resume=resume,
     )
     return RunHandle(ctx, writer, started)

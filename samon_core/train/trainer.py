@@ -39,10 +39,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from samon_core.catalog.datasets import DATA_DIR_ENV
 from samon_core.records import Record
 from samon_core.runs.config import RunConfig
 from samon_core.train.lockstep import GroupJob, train_group
-from samon_core.train.run import DATA_DIR_ENV
 
 __all__ = ["DATA_DIR_ENV", "GroupJob", "train", "train_group"]
 
