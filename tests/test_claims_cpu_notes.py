@@ -67,3 +67,29 @@ def test_a_note_follows_its_values():
         assert any(s.startswith("SAM-ON ended behind SGD") for s in sentences)
     finally:
         calibration.CPU_SEEDS["robust-l2"]["norm"] = saved
+
+
+@pytest.mark.parametrize("claim_id", ["cost", "blocks"])
+def test_the_cost_claims_notes_state_their_recorded_ratio(claim_id):
+    ratio, low, high, seeds = calibration.CPU_RATIOS[claim_id]
+    note = claims.get_claim(claim_id).cpu_note
+    assert low < ratio < high
+    assert f"{seeds} lockstep seeds" in note and f"took {ratio:.2f}x" in note
+    assert f"95% interval {low:.2f} to {high:.2f}" in note
+    assert (": consistent:" in note) == (high < 1)
+
+
+def test_a_ratio_note_follows_its_interval():
+    """An interval that reaches 1 is inconclusive; one above it is not consistent (the rule)."""
+    from samon_core.claims.data import cpu_ratio_text
+    saved = calibration.CPU_RATIOS["blocks"]
+    try:
+        calibration.CPU_RATIOS["blocks"] = (0.98, 0.95, 1.01, 3)
+        assert ": inconclusive: " in cpu_ratio_text("blocks", "A", "B")
+        calibration.CPU_RATIOS["blocks"] = (1.05, 1.02, 1.08, 3)
+        text = cpu_ratio_text("blocks", "A", "B")
+        assert ": not consistent: " in text and "took 1.05x" in text
+        calibration.CPU_RATIOS["blocks"] = (0.997, 0.995, 0.999, 3)
+        assert "to 0.999)" in cpu_ratio_text("blocks", "A", "B")  # never '1.00' below 1
+    finally:
+        calibration.CPU_RATIOS["blocks"] = saved

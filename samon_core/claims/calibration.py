@@ -67,6 +67,16 @@ CPU_SEEDS: dict[str, dict[str, tuple[float, ...]]] = {
 }
 
 
+# The lockstep step-time ratios measured at the cpu size in issue 22 (`claim verdict ID --size cpu
+# --json` on the runs of `claim run ID --size cpu --seeds 3`): claim -> (the ratio of mean step
+# times over paired blocks of steps, its 95% interval, seeds). cost: SAM-ON / SAM-all on the
+# accuracy claim's runs; blocks: SAM-ON on B3's norm layers / SAM-ON on all of them.
+CPU_RATIOS: dict[str, tuple[float, float, float, int]] = {
+    "cost": (0.8744, 0.8462, 0.9026, 3),
+    "blocks": (0.8216, 0.728, 0.9152, 3),
+}
+
+
 def _cpu_sd(metric: str, digits: int) -> dict[str, float]:
     """The standard deviation over the seeds of each method's ``CPU_SEEDS[metric]``, rounded."""
     return {m: round(statistics.stdev(v), digits) for m, v in CPU_SEEDS[metric].items()}

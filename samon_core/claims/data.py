@@ -70,6 +70,18 @@ def _cpu_measured_text(claim_id: str) -> str:
             f"{verdict}. " + " ".join(sentences))
 
 
+def cpu_ratio_text(claim_id: str, a: str, b: str) -> str:
+    """The cost claims' measured cpu result (``calibration.CPU_RATIOS``) as a sentence whose
+    verdict follows the interval's place against 1, as the verdict's rule does."""
+    ratio, low, high, seeds = calibration.CPU_RATIOS[claim_id]
+    verdict = (stats.CONSISTENT if high < 1 else stats.NOT_CONSISTENT if low > 1
+               else stats.INCONCLUSIVE)
+    lo, hi = stats.fmt_interval(low, high, 1.0, 2)
+    return (f"Measured on the cpu size, {seeds} lockstep seeds (issue 22, 2-core Xeon, torch "
+            f"2.14.1): {verdict}: a {a} step took {ratio:.2f}x a {b} step (95% interval {lo} "
+            f"to {hi}).")
+
+
 _NOT_MEASURED_CPU = ("Not measured on a CPU yet (issue 22's session measured only the robustness "
                      "claim's runs).")
 
@@ -178,8 +190,8 @@ CLAIMS: tuple[Claim, ...] = (
         f"test accuracy {_ACC['SAM-all'].mean}% vs {_ACC['SAM-ON'].mean}%.",
         {k: v.mean for k, v in _SHARP.items()},
         cpu_note=_cpu_measured_text("sharper") + " At the cpu size SGD memorizes the noisy "
-                 "labels and ended the sharpest here (the paper's WRN on clean CIFAR-100 has SAM-ON "
-                 "sharpest). The cpu size runs the 1-step probe only. " + _CPU_SAME_RUNS,
+                 "labels and ended the sharpest here (the paper's WRN on clean CIFAR-100 has "
+                 "SAM-ON sharpest). The cpu size runs the 1-step probe only. " + _CPU_SAME_RUNS,
         cpu_shows=False,
         hint="More epochs let the sharpness of the methods part.",
         verdict_fn=verdicts.sharper_verdict,
@@ -229,9 +241,9 @@ CLAIMS: tuple[Claim, ...] = (
         f"(ratio {cost.FLOP_RATIO:.2f}); the poster reports measured savings.",
         dict(STEP_COST_F),
         cpu_note="Only step times measured side by side count: the runs must train in one "
-                 "lockstep group (a card's launch, or `claim run`). Measured on the cpu size "
-                 "(3 lockstep seeds on 2 cores): a SAM-ON step took 0.89x a SAM-all step, seeds "
-                 "differing by 0.03 (the FLOP estimate is 0.83x): consistent. " + _CPU_SAME_RUNS,
+                 "lockstep group (a card's launch, or `claim run`). "
+                 + cpu_ratio_text("cost", "SAM-ON", "SAM-all")
+                 + f" The FLOP estimate is {cost.FLOP_RATIO:.2f}x. " + _CPU_SAME_RUNS,
         cpu_shows=True,
         verdict_fn=cost.cost_verdict,
     ),
@@ -336,7 +348,9 @@ CLAIMS += (
         "selected blocks (B1-B3)', shown in a figure without printed numbers; no accuracy is "
         "claimed for it. Only step times measured side by side count (one lockstep group).",
         {},
-        cpu_note=_NOT_MEASURED_CPU,
+        cpu_note=cpu_ratio_text("blocks", "SAM-ON (B3 only)", "SAM-ON") + " Two runs per "
+                 "seed trained side by side, about 11 min per seed on 2 cores busy with other "
+                 "jobs (load 3-7).",
         hint="Train both in one lockstep group: `python -m samon_core claim run blocks`.",
         verdict_fn=cost.blocks_verdict,
     ),
