@@ -146,13 +146,11 @@ CLAIMS: tuple[Claim, ...] = (
         f"SAM-all {_ACC['SAM-all'].mean}±{_ACC['SAM-all'].std}%, "
         f"SAM-ON {_ACC['SAM-ON'].mean}±{_ACC['SAM-ON'].std}%.",
         {k: v.mean for k, v in _ACC.items()},
-        cpu_note="The cpu size shows the direction, not a verdict. Measured (3 seeds on one "
-                 "dataset draw, 2 cores): SGD 69.6±0.8%, SAM-all 71.6±3.5%, SAM-ON 71.5±5.0%. "
-                 "SAM was ahead by 3-5 points in two seeds, but 1.4-3.3 points behind in the "
-                 "third, so 3 seeds did not settle it (inconclusive). SGD memorizes the noisy "
-                 "labels here, "
-                 "which is where SAM is known to help (Foret et al. 2021); more seeds (5-10) or "
-                 "the gpu size settle it.",
+        cpu_note="The cpu size shows the direction, not a verdict. "
+                 + _cpu_measured_text("accuracy") + " SGD memorizes the noisy labels here, "
+                 "which is where SAM is known to help (Foret et al. 2021), but the paper's 1-3 "
+                 "point gaps are far below the seed spread of this size: the gpu size is where "
+                 "to settle it.",
         cpu_shows=False,
         hint="The gpu size (CIFAR-100, 30 epochs) is closer to the paper.",
         verdict_fn=verdicts.accuracy_verdict,
@@ -170,8 +168,7 @@ CLAIMS: tuple[Claim, ...] = (
         {"SAM-all": _FIG_ASAM["all"], "SAM-ON": _FIG_ASAM["norm"],
          "no-norm": _FIG_ASAM["no-norm"]},
         cpu_note="For plain SAM the paper's own gap is under 1 point, below what a few CPU seeds "
-                 "can resolve. Measured (3 seeds): no-norm 72.2±3.1%, SAM-all 71.6±3.5%, "
-                 "SAM-ON 71.5±5.0%: inconclusive.",
+                 "can resolve. " + _cpu_measured_text("no-norm"),
         cpu_shows=False,
         hint=f"The paper's clear case is ASAM elementwise ({_FIG_ASAM['no-norm']}% vs "
              f"{_FIG_ASAM['all']}%): the gpu size trains it.",
@@ -206,11 +203,9 @@ CLAIMS: tuple[Claim, ...] = (
         {"SAM-ON": _SPARSE["SAM-ON"].accuracy.mean,
          "random mask": _SPARSE["random mask"].accuracy.mean,
          "SAM-all": _SPARSE["SAM"].accuracy.mean},
-        cpu_note="Measured (3 seeds): the random mask did best, 75.6±2.6% against SAM-ON's "
-                 "71.5±5.0%, the opposite of the paper's direction though within the noise "
-                 "(inconclusive). The tiny ResNet has few parameters, so a mask of SAM-ON's "
-                 "size is a large share of them; the paper's 99.95%-sparse mask is the gpu "
-                 "size's test.",
+        cpu_note=_cpu_measured_text("sparsity") + " The tiny ResNet has few parameters, so "
+                 "a mask of SAM-ON's size is a large share of them; the paper's 99.95%-sparse "
+                 "mask is the gpu size's test.",
         cpu_shows=False,
         verdict_fn=verdicts.sparsity_verdict,
     ),
