@@ -82,8 +82,10 @@ def cpu_ratio_text(claim_id: str, a: str, b: str) -> str:
             f"to {hi}).")
 
 
-_NOT_MEASURED_CPU = ("Not measured on a CPU yet (issue 22's session measured only the robustness "
-                     "claim's runs).")
+_VIT_NOT_MEASURED = ("Not measured on a CPU: the three ViT runs of a seed train at 42-49 s per "
+                     "epoch on 2 free cores (issue 22, epochs 1-3 of seed 0; 75-160 s under "
+                     "load 6-9), about 25 min per seed, so the 2 seeds of a first verdict take "
+                     "about 50 min; that session measured the ResNet claims instead.")
 
 
 @dataclass(frozen=True)
@@ -300,9 +302,8 @@ CLAIMS += (
         ("base@vit-adamw", "all@vit-adamw", "norm@vit-adamw"),
         _vit_text("AdamW"),
         {k: v.mean for k, v in _VIT_IN["AdamW"].items()},
-        cpu_note=_NOT_MEASURED_CPU + " Three ViT runs at the cpu size take longer than the "
-                 "ResNet's; the paper's SAM-ON vs SAM-all gap (-0.1 points) is far below a "
-                 "CPU's seed spread.",
+        cpu_note=_VIT_NOT_MEASURED + " The paper's SAM-ON vs SAM-all gap (-0.1 points) is "
+                 "far below a CPU's seed spread.",
         hint="The gpu size trains the ViT on CIFAR-100.",
         verdict_fn=verdicts.vit_adamw_verdict,
     ),
@@ -312,7 +313,7 @@ CLAIMS += (
         ("base@vit-lion", "all@vit-lion", "norm@vit-lion"),
         _vit_text("Lion"),
         {k: v.mean for k, v in _VIT_IN["Lion"].items()},
-        cpu_note=_NOT_MEASURED_CPU + " The paper's SAM-ON lead over SAM-all (0.74 points) is "
+        cpu_note=_VIT_NOT_MEASURED + " The paper's SAM-ON lead over SAM-all (0.74 points) is "
                  "far below a CPU's seed spread.",
         hint="The gpu size trains the ViT on CIFAR-100.",
         verdict_fn=verdicts.vit_lion_verdict,
@@ -329,8 +330,8 @@ CLAIMS += (
         + f"; SGD ~{paper.FIGURE_SGD_ACCURACY}%. Leaving the norm layers out can harm (the "
         "no-norm claim). The variants-gpu preset runs the same comparison on a WRN-16-4.",
         {f"SAM-ON ({name})": paper.FIGURE_ACCURACY[v]["norm"] for v, name in _VARIANT_ROWS},
-        cpu_note=_NOT_MEASURED_CPU + " Eight runs per seed; the figure's gaps (0.6-1.5 points) "
-                 "are below the cpu size's seed spread (0.8-5 points).",
+        cpu_note="Not measured on a CPU yet. Eight runs per seed; the figure's gaps (0.6-1.5 "
+                 "points) are below the cpu size's seed spread (0.8-5 points).",
         hint="The gpu size (CIFAR-100) or the variants-gpu preset.",
         verdict_fn=verdicts.variants_verdict,
     ),
