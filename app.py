@@ -57,22 +57,22 @@ def owner_ui() -> str:
 # app.py, Streamlit runs in its old directory mode until some session has called st.navigation,
 # so the first deep link after a server start (e.g. /live?group=...) would skip this file.
 pages = [
-    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("app_pages/launch.py", title="Launch", icon=":material/rocket_launch:",
+    st.Page(common.HOME_PAGE, title="Home", icon=":material/home:", default=True),
+    st.Page(common.LAUNCH_PAGE, title="Launch", icon=":material/rocket_launch:",
             url_path="launch"),
-    st.Page("app_pages/live.py", title="Live", icon=":material/monitoring:", url_path="live"),
-    st.Page("app_pages/compare.py", title="Compare", icon=":material/table_chart:",
+    st.Page(common.LIVE_PAGE, title="Live", icon=":material/monitoring:", url_path="live"),
+    st.Page(common.COMPARE_PAGE, title="Compare", icon=":material/table_chart:",
             url_path="compare"),
-    st.Page("app_pages/playground.py", title="Playground", icon=":material/toys:",
+    st.Page(common.PLAYGROUND_PAGE, title="Playground", icon=":material/toys:",
             url_path="playground"),
-    st.Page("app_pages/claims.py", title="Claims", icon=":material/fact_check:",
+    st.Page(common.CLAIMS_PAGE, title="Claims", icon=":material/fact_check:",
             url_path="claims"),
     # The class experiment's verdict, for the projector: read-only, no key, in everyone's menu.
-    st.Page("app_pages/class_view.py", title="Class verdict", icon=":material/groups:",
+    st.Page(common.CLASS_PAGE, title="Class verdict", icon=":material/groups:",
             url_path="class"),
     # Always registered, so that its address answers "only the teacher..." instead of falling
     # back to Home; listed in the menu only for the teacher.
-    st.Page("app_pages/room.py", title="Room", icon=":material/co_present:", url_path="room",
+    st.Page(common.ROOM_PAGE, title="Room", icon=":material/co_present:", url_path="room",
             visibility="visible" if checks.is_teacher() else "hidden"),
 ]
 page = st.navigation(pages, position="sidebar")

@@ -10,24 +10,23 @@ runs are reused and a claim's runs train together (one comparison group: lockste
 
 from __future__ import annotations
 
-from typing import Any
-
-import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import class_ui, common
+from samon_app.charts.claim_card import chart_data, claim_figure
 from samon_app.estimates import estimate_text
 from samon_app.formatting import seeds_text
 from samon_app.progress import colored_bars_css, is_active, method_bar_color
 from samon_app.verdicts import VERDICT_ICON
 from samon_core import claims, service
 from samon_core.claims import calibration, power
-from samon_core.claims.chart import ChartData, chart_data
 from samon_core.claims.collect import Collected
 from samon_core.claims.results import method_name
 from samon_core.claims.runsets import with_seeds
 
-MAX_SEEDS = 5
+# Seeds per claim run asked from this page (a visitor's browser): fewer than a request's
+# ``choices.MAX_SEEDS`` (the Launch form, the Room, ``claim run``), a claim being several runs.
+PAGE_MAX_SEEDS = 5
 DEFAULT_SEEDS = 3
 ACTIVE = ("queued", "running", "interrupted")
 _QUEUED = "_claims_queued"  # (claim id, runs, owner) of the launch the page was run again for
@@ -69,7 +68,7 @@ def choice_ui(claim: claims.Claim) -> tuple[str, int]:
         st.caption(claims.SIZE_TEXT[size])
         st.caption(power_text(claim, size))
     with c2:
-        seeds = st.number_input("Seeds", 1, MAX_SEEDS, DEFAULT_SEEDS, key=f"seeds_{claim.id}",
+        seeds = st.number_input("Seeds", 1, PAGE_MAX_SEEDS, DEFAULT_SEEDS, key=f"seeds_{claim.id}",
                                 help="Seeds 0..N-1. With one seed there is no verdict: the "
                                 "card shows the direction only.")
     return size, int(seeds)
@@ -150,24 +149,6 @@ def progress_ui(got: Collected) -> bool:
     return active
 
 
-def figure(data: ChartData) -> Any:
-    """Bars (mean over seeds, spread as error bar), the seeds as dots, a reference line."""
-    fig = go.Figure()
-    names = [b.name for b in data.bars]
-    fig.add_bar(x=names, y=[b.mean for b in data.bars], marker_color=[b.color for b in data.bars],
-                error_y={"type": "data", "array": [b.std for b in data.bars]}, name="mean",
-                opacity=0.8)
-    for b in data.bars:
-        fig.add_scatter(x=[b.name] * len(b.values), y=list(b.values), mode="markers",
-                        marker={"color": "#212529", "size": 7}, name=f"{b.name} seeds",
-                        showlegend=False)
-    if data.reference is not None:
-        fig.add_hline(y=data.reference, line_dash="dot", annotation_text=data.reference_label)
-    fig.update_layout(title=data.title, yaxis_title=data.y_title, height=300, showlegend=False,
-                      margin={"l": 50, "r": 20, "t": 40, "b": 30})
-    return fig
-
-
 def verdict_label(verdict: claims.Verdict, training: bool) -> str:
     """The verdict's word, with 'so far' while some of its runs still train (the one-seed
     case keeps the verdict's own word: ``provisional``)."""
@@ -190,7 +171,7 @@ def verdict_ui(claim: claims.Claim, verdict: claims.Verdict | None,
         st.caption(f"**What would settle it:** {verdict.settle}")
     data = chart_data(verdict)
     if data.bars:
-        common.plot(figure(data), key=f"claim_chart_{claim.id}")
+        common.plot(claim_figure(data), key=f"claim_chart_{claim.id}")
     for note in data.notes:
         st.caption(note)
 

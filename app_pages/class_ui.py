@@ -27,7 +27,6 @@ from samon_core.claims import class_replay, classroom
 from samon_core.runs.database import DatabaseUnavailable
 from samon_core.service.room import ClassExperiment
 
-CLASS_PAGE = "app_pages/class_view.py"
 CLAIM_SIZES = ("cpu", "gpu")  # the paper size takes days: not for one sitting
 CACHE_TTL_S = 4.0  # one computation (about a second for 30 seeds) serves every session
 POLL_S = 5.0  # while seeds train, the class verdict refreshes this often
@@ -107,7 +106,7 @@ def add_seed_ui(where: str) -> None:
                        icon=":material/add_circle:", disabled=blocked is not None or no_data,
                        help=blocked):
             _add_seed(where)
-        right.page_link(CLASS_PAGE, label="See the class verdict", icon=":material/groups:")
+        right.page_link(common.CLASS_PAGE, label="See the class verdict", icon=":material/groups:")
         _notice_ui(where)
 
 

@@ -49,11 +49,15 @@ from samon_core.runs.database import DatabaseUnavailable
 from samon_core.runs.messages import clip_message
 from samon_core.runs.presets import list_presets
 
+# Every page's script: app.py's navigation and the pages' links take them from here.
 HOME_PAGE = "app_pages/home.py"
 LAUNCH_PAGE = "app_pages/launch.py"
 LIVE_PAGE = "app_pages/live.py"
 COMPARE_PAGE = "app_pages/compare.py"
+PLAYGROUND_PAGE = "app_pages/playground.py"
 CLAIMS_PAGE = "app_pages/claims.py"
+CLASS_PAGE = "app_pages/class_view.py"
+ROOM_PAGE = "app_pages/room.py"
 
 LIST_TTL_S = 1.0
 POLL_S = 1.0  # how often the Live page looks for new records while runs are active

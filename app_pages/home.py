@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import class_ui, common
+from samon_app import laptop
 from samon_app.estimates import estimate_text
 from samon_app.forms import QUICK_DEMO
 from samon_app.paper_tables import (
@@ -64,9 +65,48 @@ def hero_ui() -> bool:
         "The quick demo trains a tiny ResNet three times on a small **synthetic** image set "
         "(generated, not CIFAR) on the CPU. The three runs train side by side (in lockstep); "
         "the Live page opens and shows the curves as they come in. "
+        + robustness_text(get_preset(QUICK_DEMO).configs.values())
         + estimate_text(common.preset_estimate(get_preset(QUICK_DEMO).configs))
     )
     return clicked
+
+
+def robustness_text(configs) -> str:
+    """What the quick demo measures after training, from its configs ('' unless every run
+    measures robustness on as many images)."""
+    configs = list(configs)
+    images = {c.robustness_images for c in configs}
+    if not configs or any(c.robustness == "off" for c in configs) or len(images) != 1:
+        return ""
+    return (f"After the last epoch each run is attacked (PGD) and its test images corrupted "
+            f"({images.pop():,} images), so its verdict card can lead with robustness. ")
+
+
+def laptop_ui() -> None:
+    """What a laptop shows: the lab's measured cpu-size verdicts, comparison by comparison
+    (``samon_app.laptop``), the claims left open and those not measured, and how it was
+    measured."""
+    found = laptop.lead()
+    with st.container(border=True, key="home_laptop"):
+        st.subheader(laptop.TITLE, anchor=False)
+        if found.problem:
+            st.caption(f"The lab's laptop measurements could not be read ({found.problem}); "
+                       "Live and the Claims page judge your own runs.")
+            return
+        st.markdown("The lab ran the claims' smallest size on a laptop CPU. What it settled:")
+        st.markdown("\n".join(f"- {f.text}" for f in found.findings))
+        rest = []
+        if found.open_claims:
+            rest.append(f"Open at this size (no comparison settled): "
+                        f"{', '.join(found.open_claims)}.")
+        if found.unmeasured:
+            rest.append(f"Not measured on a CPU yet: {', '.join(found.unmeasured)}.")
+        if rest:
+            st.markdown(" ".join(rest))
+        st.caption(f"{found.basis} Your own runs may differ: Live and the Claims page judge "
+                   "them by the same rule.")
+        st.page_link(common.CLAIMS_PAGE, icon=":material/fact_check:",
+                     label="Claims: check each claim with your own runs")
 
 
 def message_ui() -> None:
@@ -207,6 +247,7 @@ def lab_ui() -> bool:
 
 clicked = hero_ui()
 class_ui.add_seed_ui("home")
+laptop_ui()
 message_ui()
 sam_ui()
 samon_ui()

@@ -34,10 +34,11 @@ def claim_line_ui(line: ClaimLine, key: str) -> None:
 
 
 def view_verdict_ui(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData],
-                    key: str) -> None:
-    """Under a chart: what the user's own runs show about the claim behind ``view``, in one
-    line ('Your runs: ...', "so far" while they train), the details behind an expander."""
-    line = view_line(view, infos, data)
+                    key: str, claim_id: str | None = None) -> None:
+    """Under a chart: what the user's own runs show about the claim behind ``view`` (or its
+    ``claim_id``), in one line ('Your runs: ...', "so far" while they train), the details
+    behind an expander."""
+    line = view_line(view, infos, data, claim_id)
     st.markdown(line_text(line))
     if line.details:
         with st.expander(DETAILS, key=key):
@@ -48,6 +49,8 @@ def card_row_ui(row: CardRow) -> None:
     """One claim of the card (its line, and the details behind the expander)."""
     assert row.line is not None
     claim_line_ui(row.line, key=f"card_details_{row.claim.id}")
+    if row.laptop:
+        st.caption(row.laptop)
 
 
 def verdict_card_ui(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> int:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, live_card
 from samon_app import charts
+from samon_app.claim_lines import topic
 from samon_app.robustness import (
     POSTER_NOTE,
     corruption_bars,
@@ -17,6 +18,7 @@ from samon_app.robustness import (
     poster_rows,
     reading_sentence,
 )
+from samon_app.verdicts import view_claims
 from samon_core.catalog.robustness import NORM_LABELS, NORMS
 
 
@@ -37,6 +39,7 @@ def robustness_ui(infos: list, data: dict, key: str) -> None:
                         "blur, lower contrast and JPEG compression, each at three severities "
                         "(CIFAR-10-C's 1, 3 and 5): the small-image stand-in for the poster's "
                         "out-of-distribution test sets.")
+    claims_ui(infos, data, key)
     without = missing(infos, data)
     if without:
         st.caption(f"{len(without)} finished run(s) have no robustness results (trained with "
@@ -49,3 +52,19 @@ def robustness_ui(infos: list, data: dict, key: str) -> None:
                 "reference beside your runs, not one of them.")
     st.dataframe(poster_rows(), hide_index=True, width="stretch", key=f"{key}_poster")
     st.caption(POSTER_NOTE)
+
+
+def claims_ui(infos: list, data: dict, key: str) -> None:
+    """The robustness and corruption claims' verdicts on these runs (``samon_app.verdicts``), one
+    line each with its details, and the way to the claims' cards; nothing for runs that cannot
+    be judged on them (a method missing, robustness off)."""
+    judged = view_claims("robustness", infos, data)
+    for claim_id in judged:
+        st.markdown(f"**{topic(claim_id)}**")
+        live_card.view_verdict_ui("robustness", infos, data, key=f"{key}_verdict_{claim_id}",
+                                  claim_id=claim_id)
+    if judged:
+        st.page_link(common.CLAIMS_PAGE, icon=":material/fact_check:",
+                     label=f"Claims: the {' and '.join(judged)} "
+                           f"{'claim' if len(judged) == 1 else 'claims'} with more seeds, and "
+                           "what the lab measured on a laptop")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from samon_core.claims import CONSISTENT, INCONCLUSIVE, NO_VERDICT, NOT_CONSISTENT, Verdict, stats
+from samon_core.claims.cost import STEP_TIME_PAIRS
 from samon_core.claims.results import RunResult, gamma_means, method_name
 from samon_core.claims.rules import METRICS, RULES, PartSpec
 from samon_core.claims.verdicts import gather
@@ -44,9 +45,9 @@ TOPIC = {"accuracy": "Accuracy", "no-norm": "No-norm", "sharper": "Sharpness",
 
 
 def from_step_times(claim: str) -> bool:
-    """Whether ``claim`` is judged from lockstep step times (cost, blocks), not from seeds (one
-    seed can then have a verdict)."""
-    return claim not in RULES
+    """Whether ``claim`` is judged from lockstep step times (cost, blocks: ``cost.
+    STEP_TIME_PAIRS``), not from seeds (one seed can then have a verdict)."""
+    return claim in STEP_TIME_PAIRS
 
 
 def topic(claim: str) -> str:

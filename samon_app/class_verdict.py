@@ -24,6 +24,7 @@ from samon_core.catalog import methods
 from samon_core.claims import CONSISTENT, NOT_CONSISTENT, Verdict, get_claim, power
 from samon_core.claims.classroom import Pool, pooled_verdict
 from samon_core.claims.collect import StoredRun, results_of
+from samon_core.claims.cost import STEP_TIME_PAIRS, step_time_metric
 from samon_core.claims.results import (
     RunResult,
     final_sharpness,
@@ -32,7 +33,7 @@ from samon_core.claims.results import (
     test_acc_at,
 )
 from samon_core.claims.rules import METRICS, RULES
-from samon_core.claims.runsets import SIZE_TEXT
+from samon_core.claims.runsets import SIZE_TEXT, split_key
 from samon_core.claims.verdicts import metric_reader
 from samon_core.runs.store import RunStore
 from samon_core.service.room import ClassExperiment
@@ -229,7 +230,7 @@ def _counts(n: int) -> list[int]:
 
 def _label(claim: str, part: Mapping[str, Any]) -> str:
     a, b = part.get("a", "A"), part.get("b", "B")
-    if claim == "cost":
+    if claim in STEP_TIME_PAIRS:  # a ratio of step times, not a difference
         return f"{a} / {b}"
     margin = float(part.get("margin") or 0.0)
     return f"{a} - {b}" + (f" (margin {margin:g})" if margin else "")
@@ -248,7 +249,7 @@ def _history(claim: str, size: str, seeds: Sequence[int],
             if not part.get("decides", True) or not ci or part.get("effect") is None:
                 continue
             name = str(part.get("comparison", ""))
-            bound, holds = (1.0, "below") if claim == "cost" else \
+            bound, holds = (1.0, "below") if claim in STEP_TIME_PAIRS else \
                 (0.0 - float(part.get("margin") or 0.0), "above")
             meta[name] = (_label(claim, part), str(part.get("metric") or ""),
                           str(part.get("unit") or ""), bound, holds)
@@ -269,16 +270,18 @@ def _value(claim: str, records: Sequence[Any], epoch: int) -> float | None:
 
 
 METRIC_NAMES = {"sharper": "1-step adaptive m-sharpness", "gamma-shift": "shift of the mean gamma",
-                "cost": "step time SAM-ON / SAM-all",
+                **{c: step_time_metric(c) for c in STEP_TIME_PAIRS},
                 **{c: f"{METRICS[p[0].metric].name} (%)" for c, p in RULES.items()
                    if p[0].metric in ("robust-l2", "corruption")}}
 
 
 def _dots(v: Verdict, results: Sequence[RunResult], mine: set[int]) -> tuple[Dot, ...]:
-    if v.claim == "cost":
+    if v.claim in STEP_TIME_PAIRS:  # one dot per lockstep seed: its ratio of step times
+        a, b = STEP_TIME_PAIRS[v.claim]
         seeds = v.evidence.get("seeds") or {}
-        color = methods.method_color("norm")
-        return tuple(Dot("SAM-ON / SAM-all", int(s), float(x["ratio"]), int(s) in mine, color)
+        color = methods.method_color(split_key(a)[0])
+        return tuple(Dot(f"{method_name(a)} / {method_name(b)}", int(s), float(x["ratio"]),
+                         int(s) in mine, color)
                      for s, x in seeds.items() if isinstance(x, dict) and "ratio" in x)
     epoch = int(v.evidence.get("epoch") or 0)
     out = []

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from samon_core.catalog import DATASETS
-from samon_core.service.preflight import CIFAR_FILES
+from samon_core.catalog.datasets import CIFAR_LAYOUT
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class DataWarning:
 
 def cifar_datasets(datasets: Iterable[str]) -> list[str]:
     """The datasets of ``datasets`` that are read from CIFAR files, each once, in order."""
-    return [d for d in dict.fromkeys(datasets) if d in CIFAR_FILES]
+    return [d for d in dict.fromkeys(datasets) if d in CIFAR_LAYOUT]
 
 
 def _name(dataset: str) -> str:
@@ -48,7 +48,7 @@ def data_warning(datasets: Iterable[str], *, present: Mapping[str, bool], online
     missing = [d for d in cifar_datasets(datasets) if not present.get(d, False)]
     if not missing or online:
         return None
-    name, folder = _name(missing[0]), CIFAR_FILES[missing[0]][0]
+    name, folder = _name(missing[0]), CIFAR_LAYOUT[missing[0]].folder
     if checks_here:
         return DataWarning(
             f"{name} is not on this server (looked in {data_dir}) and the server is offline: "

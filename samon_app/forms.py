@@ -15,12 +15,12 @@ from typing import Any
 
 from samon_app.vocabulary import METHODS, RHO_KEYS, SAM_VARIANTS
 from samon_core.catalog import DATASET_SIZES, MODELS
+from samon_core.catalog.choices import MAX_SEEDS  # the Launch and Room pages read it here
+from samon_core.catalog.methods import BY_KEY, BY_NAME
 from samon_core.paper import paper_rho
 from samon_core.runs.config import RunConfig
 from samon_core.runs.fieldspec import ConfigError
 from samon_core.runs.presets import get_preset
-
-MAX_SEEDS = 10
 
 QUICK_DEMO = "cpu-quick-demo"
 
@@ -305,13 +305,11 @@ def form_configs(values: Mapping[str, Any]) -> FormResult:
 def rho_hint(method: str, variant: str) -> tuple[float, str]:
     """(paper's best rho, source text) for a SAM method name of the form and a SAM variant."""
     adaptive, ball = SAM_VARIANTS.get(variant, ("none", "l2"))
-    value, source = paper_rho(adaptive, ball, METHODS[method]["scope"])
+    spec = BY_NAME[method]
+    value, source = paper_rho(adaptive, ball, spec.scope)
     if source == "paper":
-        where = "WRN-28-10, CIFAR-100"
-        if method == "no-norm":
-            where = "SAM-all's value"
-        elif method == "random mask":
-            where = "SAM-ON's value"
-        return value, where
+        if spec.rho_like != spec.key:  # a control: the figure's value of the family it copies
+            return value, f"{BY_KEY[spec.rho_like].name}'s value"
+        return value, "WRN-28-10, CIFAR-100"
     return value, "our guess: the paper gives none for this variant"
 

@@ -17,40 +17,36 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from samon_app.reader import RunData, RunInfo
-from samon_core.catalog.methods import method_key
-from samon_core.runs.estimate import STEP_COST_F, STEP_COST_LABEL
+from samon_core.catalog.methods import BY_KEY, BY_NAME
+from samon_core.runs.estimate import STEP_COST_LABEL
 
 NOT_INTERLEAVED = (
     "these runs trained at different times, so their step times were measured under different "
     "machine load: no ratio is shown"
 )
-# (numerator, denominator): the cost ratios shown, by the paper's method names.
-PAIRS = (("SAM-all", "SGD"), ("SAM-ON", "SGD"), ("SAM-ON", "SAM-all"))
-_SETTINGS = {"SGD": {"method": "base"}, "SAM-all": {"method": "sam", "scope": "all"},
-             "SAM-ON": {"method": "sam", "scope": "norm"}}
+# (numerator, denominator): the cost ratios shown, by method family (``MethodSpec.key``).
+PAIRS = (("all", "base"), ("norm", "base"), ("norm", "all"))
 
 
-def paper_name(key: str) -> str | None:
-    """'SGD', 'SAM-all' or 'SAM-ON' for those method families (keys from ``method_key``)."""
-    for name, settings in _SETTINGS.items():
-        if method_key(settings) == key:
-            return name
-    return None
+def ratio_name(num: str, den: str) -> str:
+    """'SAM-all / SGD': a ratio of two method families, by their names."""
+    return f"{BY_KEY[num].name} / {BY_KEY[den].name}"
 
 
 def expected_ratio(num: str, den: str) -> float:
-    """The FLOP-based expectation (forward-pass units, ``estimate.STEP_COST_F``: the lab's
+    """The FLOP-based expectation of the families named ``num`` over ``den`` ('SAM-ON', 'SGD':
+    the names the page shows; forward-pass units, ``MethodSpec.step_cost_f``: the lab's
     estimate, not the paper's)."""
-    return STEP_COST_F[num] / STEP_COST_F[den]
+    return BY_NAME[num].step_cost_f / BY_NAME[den].step_cost_f
 
 
 def expected_help() -> str:
     """The help of the 'expected (FLOPs)' column: where its numbers come from."""
-    f = STEP_COST_F
+    f = {k: BY_KEY[k].step_cost_f for k in ("base", "all", "norm")}
     return (f"{STEP_COST_LABEL[0].upper()}{STEP_COST_LABEL[1:]} (not the paper's), in "
-            f"forward-pass units per step: SGD {f['SGD']:g}F, SAM-all {f['SAM-all']:g}F, SAM-ON "
-            f"about {f['SAM-ON']:g}F (its first pass needs no weight gradients of the conv and "
-            "linear layers).")
+            f"forward-pass units per step: {BY_KEY['base'].name} {f['base']:g}F, "
+            f"{BY_KEY['all'].name} {f['all']:g}F, {BY_KEY['norm'].name} about {f['norm']:g}F "
+            "(its first pass needs no weight gradients of the conv and linear layers).")
 
 
 def _union(parent: dict[str, str], a: str, b: str) -> None:
@@ -113,14 +109,13 @@ class CostRatios:
 
 def _set_medians(ids: Sequence[str], infos: Mapping[str, RunInfo],
                  data: Mapping[str, RunData]) -> dict[str, float]:
-    """Per paper method in one lockstep set: the median step time over its runs' records."""
+    """Per method family in one lockstep set: the median step time over its runs' records."""
     pooled: dict[str, list[float]] = {}
     for r in ids:
-        name = paper_name(infos[r].key)
         times = step_times(data.get(r))
-        if name and times:
-            pooled.setdefault(name, []).extend(times)
-    return {name: statistics.median(v) for name, v in pooled.items()}
+        if times:
+            pooled.setdefault(infos[r].key, []).extend(times)
+    return {key: statistics.median(v) for key, v in pooled.items()}
 
 
 def cost_ratios(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> CostRatios:
@@ -137,14 +132,14 @@ def cost_ratios(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> CostRa
         for num, den in PAIRS:
             if num in med and den in med and med[den] > 0:
                 out.rows.append({
-                    "ratio": f"{num} / {den}",
+                    "ratio": ratio_name(num, den),
                     "measured": med[num] / med[den],
-                    "expected (FLOPs)": expected_ratio(num, den),
+                    "expected (FLOPs)": BY_KEY[num].step_cost_f / BY_KEY[den].step_cost_f,
                     "trained together": names if len(sets) == 1 else f"set {n}: {names}",
                 })
-    present = {paper_name(i.key) for i in infos if step_times(data.get(i.run_id))} - {None}
+    present = {i.key for i in infos if step_times(data.get(i.run_id))}
     possible = [p for p in PAIRS if p[0] in present and p[1] in present]
-    shown = {r["ratio"] for r in out.rows}
+    shown = {r["ratio"] for r in out.rows}  # names: ratio_name of a pair
     if possible and len(shown) < len(possible):
         out.note = NOT_INTERLEAVED[0].upper() + NOT_INTERLEAVED[1:] + (
             " for the other pairs." if shown else ".")

@@ -9,8 +9,10 @@ expander, among them how these runs differ from the paper's, built from what is 
 synthetic data has the same caveats), and the claim's own hint where it does not hold. The
 headline only counts the verdicts: nothing here says what the runs ought to show, and with one
 seed it says there is no verdict, only a direction (never "agree" or "disagree"; only the cost
-claim, judged from blocks of step times rather than seeds, can have one). Pure (no streamlit,
-no torch).
+claim, judged from blocks of step times rather than seeds, can have one). The claims a laptop
+settled in the lab's own measurement come first (``samon_app.laptop``: robustness, cost), each
+with the user's numbers on those very comparisons; the rest follow in the paper's order. Pure
+(no streamlit, no torch).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from samon_app import claim_lines
+from samon_app import claim_lines, laptop
 from samon_app.claim_lines import ClaimLine
 from samon_app.progress import is_active
 from samon_app.reader import RunData, RunInfo
@@ -35,6 +37,8 @@ from samon_core.claims import (
     Claim,
     Verdict,
 )
+from samon_core.claims.cost import STEP_TIME_PAIRS
+from samon_core.claims.results import method_name
 
 _PAPER = paper.TRAINING_SETUP
 
@@ -50,6 +54,7 @@ class CardRow:
     why: str = ""
     note: str = ""
     line: ClaimLine | None = None
+    laptop: str = ""  # the user's numbers on the comparisons a laptop settled (samon_app.laptop)
 
 
 @dataclass(frozen=True)
@@ -109,17 +114,24 @@ def model_fact(infos: Sequence[RunInfo], verdict: Verdict) -> str:
 
 
 def lockstep_fact(infos: Sequence[RunInfo], verdict: Verdict) -> str:
-    """Step times not measured side by side (the cost verdict left those seeds out)."""
+    """Step times not measured side by side (a step-time verdict left those seeds out)."""
     if not verdict.evidence.get("not_lockstep_seeds"):
         return ""
-    return "SAM-ON and SAM-all not trained in lockstep, so their step times are not comparable"
+    a, b = (method_name(m) for m in STEP_TIME_PAIRS.get(verdict.claim, ("norm", "all")))
+    return f"{a} and {b} not trained in lockstep, so their step times are not comparable"
 
 
 Fact = Callable[[Sequence[RunInfo], Verdict], str]
-# What can make a claim's outcome differ from the paper's: the cost of a step does not depend on
-# epochs or data, but on whether the runs were timed side by side.
-FACTS: dict[str, tuple[Fact, ...]] = {"cost": (seeds_fact, lockstep_fact, model_fact)}
+# What can make a claim's outcome differ from the paper's: the cost of a step (the claims judged
+# from step times) does not depend on epochs or data, but on whether the runs were timed side by
+# side.
+STEP_TIME_FACTS: tuple[Fact, ...] = (seeds_fact, lockstep_fact, model_fact)
 DEFAULT_FACTS: tuple[Fact, ...] = (seeds_fact, epochs_fact, data_fact, model_fact)
+
+
+def facts_of(claim: Claim) -> tuple[Fact, ...]:
+    """The facts that can make ``claim``'s outcome differ from the paper's."""
+    return STEP_TIME_FACTS if claim_lines.from_step_times(claim.id) else DEFAULT_FACTS
 
 
 def why_line(claim: Claim, verdict: Verdict, infos: Sequence[RunInfo]) -> str:
@@ -130,7 +142,7 @@ def why_line(claim: Claim, verdict: Verdict, infos: Sequence[RunInfo]) -> str:
     if verdict.evidence.get("missing"):
         return ""
     runs = [i for i in infos if i.key in claim.methods]
-    facts = [f for fact in FACTS.get(claim.id, DEFAULT_FACTS) if (f := fact(runs, verdict))]
+    facts = [f for fact in facts_of(claim) if (f := fact(runs, verdict))]
     parts = []
     if facts:
         lead = ("Caveats, as these runs differ from the paper's" if verdict.verdict == CONSISTENT
@@ -231,7 +243,8 @@ def verdict_card(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Card:
     size = runs_size(infos)
     training = any(is_active(i.state) for i in infos)
     rows = []
-    for claim in card_claims(i.key for i in infos):
+    claims = {c.id: c for c in card_claims(i.key for i in infos)}
+    for claim in (claims[c] for c in laptop.order(list(claims))):  # what a laptop shows first
         if not all(claim.recorded_by(i.config, data[i.run_id].records if i.run_id in data else ())
                    for i in infos if i.key in claim.methods):
             continue  # runs that never measure what it reads (robustness off): not on the card
@@ -240,6 +253,7 @@ def verdict_card(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Card:
         note = claim.cpu_note if why else ""
         line = claim_lines.claim_line(claim.id, verdict, results, training,
                                       claim_lines.details(verdict, why, note, claim.statement))
-        rows.append(CardRow(claim, verdict, why, note, line))
+        rows.append(CardRow(claim, verdict, why, note, line,
+                            laptop.card_text(claim.id, verdict.parts)))
     provisional = any(i.state != "finished" for i in infos)
     return Card(headline(rows, infos), tuple(rows), provisional)

@@ -37,9 +37,11 @@ _VERDICT_COLOUR = {CONSISTENT: "green", NOT_CONSISTENT: "red", INCONCLUSIVE: "or
                    NO_VERDICT: "gray"}
 VERDICT_ICONS = {v: f":{_VERDICT_COLOUR[v]}[{icon}]" for v, icon in VERDICT_ICON.items()}
 
-# The claim each Live view can be judged by.
-VIEW_CLAIMS = {"accuracy": "accuracy", "sharpness": "sharper", "gamma": "gamma-shift",
-               "speed": "cost"}
+# The claims each Live view can be judged by (the first: the view's own; the Robustness tab reads
+# both the attacks and the corruptions of one record).
+VIEW_CLAIMS: dict[str, tuple[str, ...]] = {
+    "accuracy": ("accuracy",), "sharpness": ("sharper",), "gamma": ("gamma-shift",),
+    "speed": ("cost",), "robustness": ("robustness", "corruption")}
 
 
 def run_results(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> list[RunResult]:
@@ -64,10 +66,30 @@ def runs_size(infos: Sequence[RunInfo]) -> str | None:
     return sizes.pop() if len(sizes) == 1 else None
 
 
-def view_line(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> ClaimLine:
-    """The verdict of the claim behind ``view`` on the runs shown, in one line with its
-    details; "so far" while some of them train."""
-    claim = get_claim(VIEW_CLAIMS[view])
+def view_claims(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> list[str]:
+    """The claims of ``view`` that the runs shown can be judged on: every method of the claim
+    among them, each of those runs measuring what it reads (``Claim.recorded_by``: runs trained
+    with robustness off are not judged on robustness)."""
+    keys = {i.key for i in infos}
+    out = []
+    for claim_id in VIEW_CLAIMS[view]:
+        claim = get_claim(claim_id)
+        runs = [i for i in infos if i.key in claim.methods]
+        if set(claim.methods) <= keys and all(
+                claim.recorded_by(i.config, data[i.run_id].records if i.run_id in data else ())
+                for i in runs):
+            out.append(claim_id)
+    return out
+
+
+def view_line(view: str, infos: Sequence[RunInfo], data: Mapping[str, RunData],
+              claim_id: str | None = None) -> ClaimLine:
+    """The verdict of the claim behind ``view`` (``claim_id``: another of its ``VIEW_CLAIMS``)
+    on the runs shown, in one line with its details; "so far" while some of them train."""
+    if claim_id is not None and claim_id not in VIEW_CLAIMS[view]:
+        raise ValueError(f"claim {claim_id!r} is not one of the {view} view's "
+                         f"({', '.join(VIEW_CLAIMS[view])})")
+    claim = get_claim(claim_id or VIEW_CLAIMS[view][0])
     results = run_results(infos, data)
     v = claim.verdict(results, runs_size(infos))
     return claim_lines.claim_line(claim.id, v, results, any(is_active(i.state) for i in infos),

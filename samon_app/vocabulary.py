@@ -1,9 +1,9 @@
-"""The words of the Launch form that are the UI's own: the rho input of each SAM method, the
-device choices, the SAM variants as the form names them, and the note on synthetic data.
+"""The words of the Launch form that are the UI's own: the device choices, the SAM variants as
+the form names them, and the note on synthetic data.
 
-The methods themselves (names, what they perturb, help, colours), the SAM variants' run labels,
-the optimizers, models and datasets are facts of ``samon_core.catalog``; the form reads them from
-there and keeps no copy.
+The methods themselves (names, what they perturb, help, colours, the form keys of their rho
+inputs), the SAM variants' run labels, the optimizers, models and datasets are facts of
+``samon_core.catalog``; the form reads them from there and keeps no copy.
 """
 
 from __future__ import annotations
@@ -14,13 +14,8 @@ from samon_core.catalog.methods import FAMILIES, VARIANTS
 METHODS: dict[str, dict[str, str]] = {m.name: dict(m.settings) for m in FAMILIES}
 METHOD_HELP: dict[str, str] = {m.name: m.help for m in FAMILIES}
 
-# Form key of each SAM method's rho input.
-RHO_KEYS: dict[str, str] = {
-    "SAM-all": "rho_all",
-    "SAM-ON": "rho_norm",
-    "no-norm": "rho_nonorm",
-    "random mask": "rho_random",
-}
+# Form name of each SAM method -> the form key of its rho input (``MethodSpec.form_key``).
+RHO_KEYS: dict[str, str] = {m.name: m.form_key for m in FAMILIES if m.form_key}
 
 # SAM variant as the form names it -> (adaptive, ball); the run label's name otherwise.
 _FORM_NAMES = {("none", "l2"): "SAM (p=2)", ("none", "linf"): "p=inf (no T_w)"}

@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from samon_core.catalog import datasets
 from samon_core.claims.commands import add_claim_parser, cmd_claim
 from samon_core.owner_cli import (
     add_acting_options,
@@ -427,7 +427,7 @@ def cmd_landscape(args, store: RunStore) -> int:
     from samon_core.train.slice_run import slice_finished_run  # torch only for this command
 
     n = slice_finished_run(store, run_id, points=args.points, radius=args.radius,
-                           data_dir=os.environ.get("SAMON_DATA_DIR", "data"), two_d=args.plane)
+                           data_dir=datasets.data_dir(), two_d=args.plane)
     print(f"{run_id}: {n} landscape slices appended to metrics.jsonl")
     return 0
 

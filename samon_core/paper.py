@@ -24,12 +24,15 @@ field help and the pages quote the same values:
 The cost of a step in forward-pass units is the lab's own FLOP estimate, not the paper's number:
 it lives in ``samon_core.runs.estimate`` (``STEP_COST_F``).
 
-Plain data and two pure functions; no torch, no pydantic.
+Plain data and pure functions (the method families from ``samon_core.catalog.methods``); no
+torch, no pydantic.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
+
+from samon_core.catalog import methods
 
 CITATION = (
     "Mueller, Vlaar, Rolnick & Hein, Normalization Layers Are All That Sharpness-Aware "
@@ -154,16 +157,13 @@ RHO_GUESS = "guess"
 # The setting the figure's rhos were tuned in.
 RHO_TUNED_ON = {"model": "wrn28_10", "optimizer": "sgd"}
 
-# Which column of DEFAULT_RHO a scope uses: the no-norm control uses SAM-all's rho (it perturbs
-# almost all parameters), the random-mask control SAM-ON's (it perturbs as few as SAM-ON does).
-RHO_COLUMN: dict[str, str] = {"all": "all", "norm": "norm", "no-norm": "all", "random": "norm"}
-
 
 def paper_rho(adaptive: str, ball: str, scope: str) -> tuple[float, str]:
     """Default rho for a SAM variant (``adaptive``, ``ball``) and ``scope``, with its source:
     'paper' (read off the paper's figure) or 'guess' (the paper gives none; our choice).
 
-    SAM-all and no-norm use the SAM-all column, SAM-ON and random mask the SAM-ON column.
+    Each SAM family takes the column its ``MethodSpec.rho_like`` names (``catalog.methods``):
+    SAM-all and no-norm the SAM-all column, SAM-ON and random mask the SAM-ON column.
     """
     key = (adaptive, ball)
     if key not in DEFAULT_RHO:
@@ -173,9 +173,9 @@ def paper_rho(adaptive: str, ball: str, scope: str) -> tuple[float, str]:
             f"no rho default for adaptive={adaptive!r}, ball={ball!r}; adaptive must be "
             f"one of {', '.join(adaptives)} and ball one of {', '.join(balls)}"
         )
-    if scope not in RHO_COLUMN:
-        raise ValueError(f"scope must be one of {', '.join(RHO_COLUMN)}; got {scope!r}")
-    return DEFAULT_RHO[key][RHO_COLUMN[scope]], RHO_SOURCE[key]
+    if scope not in methods.BY_SCOPE:
+        raise ValueError(f"scope must be one of {', '.join(methods.BY_SCOPE)}; got {scope!r}")
+    return DEFAULT_RHO[key][methods.BY_SCOPE[scope].rho_like], RHO_SOURCE[key]
 
 
 def rho_ratios() -> dict[tuple[str, str], float]:

@@ -12,11 +12,10 @@ follow the CLI's convention (samon_core.cli): bad input or a caller who may not 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from samon_core.catalog import choices
+from samon_core.catalog import choices, datasets
 from samon_core.catalog.robustness import CORRUPTION_LABELS, DEFAULT_IMAGES, NORM_LABELS
 from samon_core.owner_cli import add_acting_options
 from samon_core.runs.messages import clip
@@ -77,6 +76,6 @@ def cmd_robustness(args: argparse.Namespace, store: RunStore) -> int:
     from samon_core.train.robust_run import measure_finished_run  # torch only from here
 
     result = measure_finished_run(store, run_id, suite=args.suite, images=args.images,
-                                  data_dir=os.environ.get("SAMON_DATA_DIR", "data"))
+                                  data_dir=datasets.data_dir())
     print(f"{run_id}: robustness added to summary.json and metrics.jsonl\n{describe(result)}")
     return 0

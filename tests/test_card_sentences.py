@@ -345,7 +345,7 @@ def test_sgd_ahead_is_said_plainly():
     for info in infos:  # SGD 6 points ahead of SAM-ON, 2.6 ahead of SAM-all
         acc = {"base": 75.0, "all": 72.4, "norm": 69.0}[info.key]
         data[info.run_id] = build_run_data(info.run_id, records(acc))
-    row = verdict_card(infos, data).rows[0]
+    row = next(r for r in verdict_card(infos, data).rows if r.claim.id == "accuracy")
     assert row.line.text().startswith(
         "Accuracy: SGD ended 6.0 points ahead of SAM-ON, the paper's opposite. No verdict: one "
         "seed shows a direction, not a result.")

@@ -4,6 +4,7 @@ on the meta device, so even WRN-28-10 costs nothing), the datasets, and RunConfi
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,64 @@ def test_model_spec_lookup():
     assert model_spec("vit_tiny").norms == ("layernorm",)
     with pytest.raises(ValueError, match="tiny_resnet"):
         model_spec("resnet18")
+
+
+# --- method families (one MethodSpec per family) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "changes", "needle"),
+    [
+        ("no-norm", {"rho_like": "base"}, "rho_like"),  # the base family has no rho
+        ("no-norm", {"rho_like": "ssam"}, "rho_like"),
+        ("random", {"form_key": ""}, "form_key"),
+        ("random", {"form_key": "rho_norm"}, "unique"),
+        ("base", {"step_cost_f": 0.0}, "step_cost_f"),
+    ],
+)
+def test_a_bad_method_family_fails_the_catalog_check(key, changes, needle):
+    from samon_core.catalog import methods
+
+    families = tuple(dataclasses.replace(m, **changes) if m.key == key else m
+                     for m in methods.FAMILIES)
+    with pytest.raises(ValueError, match=needle):
+        methods._check(families)
+
+
+def test_the_scope_choices_are_the_sam_families():
+    from samon_core.catalog import methods
+
+    assert CHOICES["scope"] == ("all", "norm", "no-norm", "random")
+    for scope in CHOICES["scope"]:
+        config = RunConfig(method="sam", scope=scope)
+        assert methods.BY_KEY[methods.method_key(config)].scope == scope
+        assert config.method_label().startswith(methods.BY_SCOPE[scope].name)
+
+
+# --- where the datasets live ----------------------------------------------------------------------
+
+
+def test_data_dir_takes_the_given_folder_then_the_environment_then_data(monkeypatch, tmp_path):
+    from samon_core.catalog.datasets import DATA_DIR_ENV, data_dir
+
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    assert data_dir() == Path("data")
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "env"))
+    assert data_dir() == tmp_path / "env"
+    assert data_dir(tmp_path / "given") == tmp_path / "given"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert data_dir("~/cifar") == tmp_path / "cifar"
+
+
+@pytest.mark.parametrize("name", ["cifar100", "cifar10"])
+def test_the_cifar_layout_is_what_the_fake_writer_writes_and_the_loader_reads(name, tmp_path):
+    from support.cifar import write_cifar_like
+
+    from samon_core.catalog.datasets import CIFAR_LAYOUT
+    from samon_core.train.data.cifar import load_cifar
+
+    write_cifar_like(tmp_path, name, n_train=20, n_test=10)
+    layout = CIFAR_LAYOUT[name]
+    written = {p.name for p in (tmp_path / layout.folder).iterdir()}
+    assert written == set(layout.files)
+    assert len(load_cifar(name, tmp_path, download=False).test_y) == 10

@@ -530,6 +530,19 @@ def test_size_of_a_runs_config():
     assert size_of(RunConfig(model="tiny_resnet", dataset="synthetic", epochs=6).to_dict()) is None
 
 
+def test_size_of_the_vit_claims_runs():
+    """The ViT claims' runs change the model (runsets.SETTINGS): still their size's runs, so
+    their verdicts take that size's floors; a ViT run of no claim size is of none."""
+    for size in SIZES:
+        for claim_id in ("vit-adamw", "vit-lion"):
+            for cfg in claims.get_claim(claim_id).runs(size).values():
+                assert cfg.model == "vit_tiny"
+                assert size_of(cfg.replace(seed=3).to_dict()) == size, (claim_id, size)
+    vit = claims.get_claim("vit-adamw").runs("cpu")
+    off = next(iter(vit.values())).replace(epochs=7)
+    assert size_of(off.to_dict()) is None
+
+
 def test_run_sets_are_shared_and_the_paper_size_is_the_paper_preset():
     acc, sharp = claims.get_claim("accuracy").runs("cpu"), claims.get_claim("sharper").runs("cpu")
     assert {c.config_hash() for c in sharp.values()} <= {c.config_hash() for c in acc.values()}

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from test_claims import fake_claim_runs
 
 from samon_core import claims
+from samon_core.catalog.choices import MAX_SEEDS
 from samon_core.claims.runsets import with_seeds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +36,8 @@ def test_page_renders_every_claims_card_and_the_summary(runs):
     assert "not run yet" in set(at.dataframe[0].value["verdict"])
     notes = [w.value for w in at.warning] + [i.value for i in at.info]
     assert any("shows the direction, not a verdict" in n for n in notes)  # the cpu note, up front
+    # a visitor asks fewer seeds per claim run here than a request may (the form, `claim run`)
+    assert at.number_input(key="seeds_accuracy").max == 5 < MAX_SEEDS
 
 
 def test_a_card_launches_exactly_the_runs_it_lists(runs):

@@ -199,6 +199,15 @@ def test_new_claims_run_sets(size):
         split_key("norm@nope")
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_every_claims_runs_pass_the_model_check(size):
+    """`claim run vit-adamw` once stopped at submit: the ViT with the bases' BatchNorm."""
+    from samon_core.service.preflight import _check_model
+    for claim in claims.CLAIMS:
+        for config in claim.method_configs(size).values():
+            _check_model(config)
+
+
 def test_spreads_of_the_new_metrics_say_where_they_come_from():
     for size in SIZES:
         for metric in ("robust-l2", "corruption"):
@@ -296,3 +305,45 @@ def test_the_class_verdict_plots_the_metric_its_claim_compares():
     assert _value("corruption", recs, 3) == pytest.approx(55.0)
     assert _value("accuracy", recs, 3) == pytest.approx(70.0)
     assert METRIC_NAMES["robustness"].startswith("accuracy under an l2 PGD attack")
+
+
+def test_the_class_verdict_shows_every_step_time_claim_as_ratios_per_seed():
+    """The blocks claim is judged from step times like the cost claim: one dot per lockstep seed
+    (its ratio, as the verdict computed it), its two methods named, and the interval's bound at
+    a ratio of 1 (not a difference above 0)."""
+    from samon_app.class_verdict import METRIC_NAMES, _dots, _history
+    from samon_core.claims.cost import STEP_TIME_PAIRS
+
+    res = _cost_results({"norm": [0.10] * 3, "norm@b3": [0.080, 0.083, 0.078]}, lockstep=True)
+    v = verdict("blocks", res)
+    dots = _dots(v, res, {1})
+    assert [d.seed for d in dots] == [0, 1, 2] and [d.mine for d in dots] == [False, True, False]
+    assert {d.method for d in dots} == {"SAM-ON (B3 only) / SAM-ON"}
+    for d in dots:
+        assert d.value == pytest.approx(v.evidence["seeds"][d.seed]["ratio"])
+        assert 0.7 < d.value < 0.9  # B3's steps are cheaper: every ratio below 1
+    assert METRIC_NAMES["blocks"] == v.evidence["metric"] == "step time SAM-ON (B3 only) / SAM-ON"
+    history = _history("blocks", "cpu", [0, 1, 2], res)
+    assert [len(h.steps) for h in history] == [2]  # 2 and 3 seeds
+    h = history[0]
+    assert (h.bound, h.holds, h.label) == (1.0, "below", "SAM-ON (B3 only) / SAM-ON")
+    assert all(s.low <= s.effect <= s.high < 1.0 for s in h.steps)
+    # every claim judged from step times is one without seeded parts, and the reverse
+    assert set(STEP_TIME_PAIRS) == {c.id for c in claims.CLAIMS} - set(RULES)
+    cost = _cost_results({"base": [0.05] * 2, "all": [0.10] * 2, "norm": [0.085] * 2}, True)
+    assert {d.method for d in _dots(verdict("cost", cost), cost, set())} == {"SAM-ON / SAM-all"}
+
+
+def test_the_card_gives_the_blocks_claim_the_caveats_of_a_step_time_claim():
+    """Epochs and data do not change a step's cost: the blocks claim, like the cost claim, is
+    caveated by its lockstep and model, naming its own two methods."""
+    from samon_app.verdict_card import STEP_TIME_FACTS, epochs_fact, facts_of, lockstep_fact
+
+    assert facts_of(claims.get_claim("blocks")) == facts_of(claims.get_claim("cost")) == \
+        STEP_TIME_FACTS and epochs_fact not in STEP_TIME_FACTS
+    assert epochs_fact in facts_of(claims.get_claim("robustness"))
+    apart = verdict("blocks", _cost_results({"norm": [0.1] * 2, "norm@b3": [0.08] * 2}, False))
+    assert lockstep_fact([], apart) == ("SAM-ON (B3 only) and SAM-ON not trained in lockstep, so "
+                                        "their step times are not comparable")
+    apart = verdict("cost", _cost_results({"all": [0.1] * 2, "norm": [0.08] * 2}, False))
+    assert lockstep_fact([], apart).startswith("SAM-ON and SAM-all not trained in lockstep")

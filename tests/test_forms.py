@@ -65,3 +65,39 @@ def test_sidebar_says_starting_while_the_apps_own_worker_starts(tmp_path, monkey
     assert not at.exception
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "starting a local worker" in captions and "no worker alive" not in captions
+
+
+@pytest.mark.parametrize(
+    ("method", "variant", "value", "where"),
+    [
+        ("SAM-all", "SAM (p=2)", 0.2, "WRN-28-10, CIFAR-100"),
+        ("SAM-ON", "SAM (p=2)", 1.0, "WRN-28-10, CIFAR-100"),
+        ("no-norm", "SAM (p=2)", 0.2, "SAM-all's value"),
+        ("random mask", "ASAM elementwise", 10.0, "SAM-ON's value"),
+        ("random mask", "p=inf (no T_w)", 0.01, "our guess: the paper gives none"),
+    ],
+)
+def test_rho_hint_names_where_a_methods_rho_comes_from(method, variant, value, where):
+    from samon_app.forms import rho_hint
+
+    got, source = rho_hint(method, variant)
+    assert got == value and source.startswith(where)
+
+
+def test_every_request_takes_at_most_max_seeds_per_method():
+    """The Launch form and ``claim run --seeds`` share one bound (catalog.choices.MAX_SEEDS)."""
+    import argparse
+
+    from samon_app.forms import form_configs, form_defaults
+    from samon_core.catalog.choices import MAX_SEEDS
+    from samon_core.claims.commands import _seeds
+
+    def seeds_error(n):
+        return form_configs({**form_defaults(), "seeds": n}).errors.get("seeds")
+
+    assert seeds_error(MAX_SEEDS) is None
+    assert seeds_error(MAX_SEEDS + 1) == (
+        f"Number of seeds must be a whole number from 1 to {MAX_SEEDS}.")
+    assert _seeds(str(MAX_SEEDS)) == MAX_SEEDS
+    with pytest.raises(argparse.ArgumentTypeError, match=rf"1\.\.{MAX_SEEDS}; got {MAX_SEEDS + 1}"):
+        _seeds(str(MAX_SEEDS + 1))

@@ -2,9 +2,11 @@
 
 * no import cycle between samon_core modules, function-level imports included (a lazy import
   hides a cycle from Python, not from the design);
-* samon_core never imports streamlit (the library works without the app);
 * no module of samon_core / samon_app over 500 lines unless its docstring says why (a line with
   "longer than 500 lines because"), and no function over 80 lines.
+
+Which layer may import which (streamlit never in samon_core, among others) is the import-linter
+contracts' (.importlinter, tests/test_import_contracts.py).
 """
 
 from __future__ import annotations
@@ -150,17 +152,6 @@ def test_no_import_cycle_in_samon_core():
     cycles = find_cycles(graph)
     text = "\n".join(" -> ".join(c) for c in cycles)
     assert not cycles, f"import cycles in samon_core:\n{text}"
-
-
-def test_samon_core_never_imports_streamlit():
-    bad = []
-    for name, path in module_files("samon_core").items():
-        for node in runtime_imports(ast.parse(path.read_text(), str(path))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [
-                node.module or ""]
-            if any(n.split(".")[0] == "streamlit" for n in names) and not node.level:
-                bad.append(f"{name} (line {node.lineno})")
-    assert not bad, f"samon_core imports streamlit: {', '.join(bad)}"
 
 
 def test_modules_and_functions_are_short():

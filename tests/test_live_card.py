@@ -10,6 +10,7 @@ from test_app_pages import app, fake_run, page, texts
 from test_card_sentences import check_line_text
 
 from app_pages.live_card import DETAILS
+from samon_app import laptop
 from samon_app.claim_lines import MAX_WORDS, SO_FAR, topic, word_count
 from samon_app.verdicts import VERDICT_ICONS
 from samon_core.claims import BY_ID
@@ -38,7 +39,8 @@ def test_a_finished_group_ends_on_the_verdict_card(runs):
     icons = tuple(VERDICT_ICONS.values())
     rows = [m.value for m in at.markdown if m.value.startswith(icons)]
     assert len(rows) == len(CARD_CLAIMS)  # one row per claim the three methods can test
-    for claim_id, row in zip(CARD_CLAIMS, rows, strict=True):
+    # what a laptop settled first (samon_app.laptop), the rest in the paper's order
+    for claim_id, row in zip(laptop.order(list(CARD_CLAIMS)), rows, strict=True):
         text = _plain(row)
         assert text.startswith(f"{topic(claim_id)}: ")
         assert word_count(text) <= MAX_WORDS, text

@@ -133,3 +133,21 @@ def test_a_worker_trains_a_queued_comparison_in_lockstep(tmp_path, monkeypatch):
                                    owner="ann", store=store, settings=one)
     Worker(store, one, exit_when_idle=True).run()
     assert all("lockstep" not in store.read_summary(rid) for rid in solo)
+
+
+def test_an_interrupt_ends_every_run_of_the_group_as_failed_and_propagates(tmp_path):
+    """KeyboardInterrupt in one run's step: no run of the group is left 'running' (the one not
+    yet built included), and the interrupt reaches the caller."""
+    cfg = tiny_config(epochs=1)
+
+    def interrupt(record):
+        raise KeyboardInterrupt
+
+    jobs = [GroupJob(cfg.replace(log_every_s=1e-9), tmp_path / "a", callback=interrupt),
+            GroupJob(cfg.replace(seed=1), tmp_path / "b")]
+    with pytest.raises(KeyboardInterrupt):
+        train_group(jobs)
+    store = RunStore(tmp_path)
+    for rid in ("a", "b"):
+        status = store.read_status(rid)
+        assert status["state"] == "failed" and status["message"].startswith("KeyboardInterrupt")

@@ -6,17 +6,17 @@ from __future__ import annotations
 import pytest
 
 from samon_core import paper
+from samon_core.catalog import methods
 from samon_core.paper import (
     DEFAULT_RHO,
     RHO_CARRIED_OVER,
-    RHO_COLUMN,
     RHO_FROM_PAPER,
     RHO_GUESS,
     RHO_SOURCE,
     paper_rho,
 )
 from samon_core.runs.config import CHOICES, RunConfig
-from samon_core.runs.estimate import SAM_COST_FACTOR
+from samon_core.runs.estimate import estimate_seconds
 from samon_core.runs.presets import get_preset
 
 # --- rho defaults -------------------------------------------------------------------------------
@@ -72,7 +72,6 @@ def test_rho_table_complete():
         for ball in CHOICES["ball"]:
             assert set(DEFAULT_RHO[(adaptive, ball)]) == {"all", "norm"}
             assert RHO_SOURCE[(adaptive, ball)] in ("paper", "guess")
-    assert set(RHO_COLUMN) == set(CHOICES["scope"])
     with pytest.raises(ValueError, match="none, elementwise, layerwise.*l2, linf"):
         paper_rho("none", "l1", "all")
     with pytest.raises(ValueError, match="all, norm, no-norm, random"):
@@ -185,7 +184,19 @@ def test_vit_table_is_complete():
 
 
 def test_cost_model_follows_the_step_cost():
-    assert SAM_COST_FACTOR["all"] == pytest.approx(2.0)
-    assert SAM_COST_FACTOR["norm"] == pytest.approx(5.0 / 3.0)
-    assert SAM_COST_FACTOR["no-norm"] == SAM_COST_FACTOR["random"] == SAM_COST_FACTOR["all"]
-    assert set(SAM_COST_FACTOR) == set(CHOICES["scope"])
+    assert methods.cost_factor("all") == pytest.approx(2.0)
+    assert methods.cost_factor("norm") == pytest.approx(5.0 / 3.0)
+    assert methods.cost_factor("no-norm") == methods.cost_factor("random") == 2.0
+    # the estimate weighs SAM epochs by that factor: SAM-ON's extra over SGD is 2/3 of SAM-all's
+    base = RunConfig(model="tiny_resnet", dataset="synthetic", epochs=2, sharpness_samples=0)
+    t = {k: estimate_seconds(base.replace(**m.settings)) for k, m in methods.BY_KEY.items()}
+    assert t["norm"] - t["base"] == pytest.approx((t["all"] - t["base"]) * 2 / 3)
+    assert t["no-norm"] == t["random"] == t["all"] > t["norm"] > t["base"]
+
+
+def test_each_scope_takes_its_families_rho_column():
+    """No-norm takes SAM-all's rho, the random mask SAM-ON's (MethodSpec.rho_like)."""
+    for adaptive, ball in DEFAULT_RHO:
+        column = DEFAULT_RHO[(adaptive, ball)]
+        assert paper_rho(adaptive, ball, "no-norm")[0] == column["all"]
+        assert paper_rho(adaptive, ball, "random")[0] == column["norm"]

@@ -167,3 +167,91 @@ def test_compare_shows_the_robustness_of_the_shown_runs(runs):
     (trace,) = spec["data"]
     assert trace["name"] == "SAM-ON" and trace["error_y"]["visible"] is True  # two seeds
     assert "2 seeds" in texts(at)
+
+
+# ---------------------------------------------------------------------------------------------
+# the robustness and corruption claims' verdicts under the tab
+# ---------------------------------------------------------------------------------------------
+
+# (clean, drop per budget) of each method's robustness record: SAM keeps far more under attack
+_LEVELS = {"base": (0.60, 0.20), "all": (0.64, 0.04), "norm": (0.63, 0.05)}
+
+
+def _three(runs, group: str, robustness: str = "standard") -> dict[str, str]:
+    """SGD, SAM-all and SAM-ON of one seed, each with its robustness record."""
+    cfg = tiny_config(robustness=robustness)
+    ids = {"base": fake_run(runs, cfg.replace(method="base"), group=group),
+           "all": fake_run(runs, cfg.replace(scope="all"), group=group),
+           "norm": fake_run(runs, cfg, group=group)}
+    for key, rid in ids.items():
+        _add(runs, rid, _result(*_LEVELS[key]))
+    return ids
+
+
+def test_view_claims_are_the_tabs_claims_the_runs_can_be_judged_on():
+    from samon_app.verdicts import view_claims, view_line
+
+    cfg = tiny_config(robustness="standard")
+    infos = [_info(k, k, (cfg.replace(method="base") if k == "base" else
+                          cfg.replace(scope=k)).to_dict()) for k in ("base", "all", "norm")]
+    data = {k: _data(k, _result(*_LEVELS[k])) for k in _LEVELS}
+    assert view_claims("robustness", infos, data) == ["robustness", "corruption"]
+    assert view_claims("robustness", infos[1:], data) == []  # no SGD: no claim compares them
+    off = [_info(i.run_id, i.key, {**i.config, "robustness": "off"}) for i in infos]
+    assert view_claims("robustness", off, {k: _data(k) for k in _LEVELS}) == []  # never measured
+    assert view_claims("robustness", off, data) == ["robustness", "corruption"]  # added later
+    assert view_claims("accuracy", infos, data) == ["accuracy"]
+    line = view_line("robustness", infos, data, "corruption")
+    assert line.claim == "corruption"
+    with pytest.raises(ValueError, match="not one of the robustness view's"):
+        view_line("robustness", infos, data, "accuracy")
+
+
+def test_the_robustness_tab_tells_both_claims_verdicts_on_these_runs(runs):
+    """Live's Robustness tab: the robustness and corruption claims' lines on the group's runs,
+    each as the claim's verdict function gives it, and the way to their cards."""
+    from samon_app.claim_lines import ONE_SEED
+    from samon_app.reader import build_run_data
+    from samon_app.verdicts import line_text, view_line
+    from samon_core.claims.results import robust_acc
+    from samon_core.claims.rules import ROBUST_ATTACKS
+
+    ids = _three(runs, "gr3")
+    at = page(app(group="gr3"), "app_pages/live.py")
+    at.segmented_control(key="view").set_value("Robustness").run()
+    assert not at.exception, [e.message for e in at.exception]
+    body = texts(at)
+    infos = _infos(runs, ids)
+    data = {rid: build_run_data(rid, runs.read_records(rid)) for rid in ids.values()}
+    for claim_id in ("robustness", "corruption"):
+        assert line_text(view_line("robustness", infos, data, claim_id)) in body
+    # the numbers are the records': the line tells the part against the paper (SAM-ON behind
+    # SAM-all under the l2 attack), and says so
+    rob = {k: robust_acc(data[rid].records, *ROBUST_ATTACKS["robust-l2"]) for k, rid in ids.items()}
+    gap = rob["all"] - rob["norm"]
+    assert gap > 0 and \
+        f"SAM-all ended {gap:.1f} points ahead of SAM-ON, the paper's opposite" in body
+    assert body.count("Your runs: no verdict.") == 2 and ONE_SEED in body
+    links = [e.proto.label for e in at.get("page_link")]
+    assert any("the robustness and corruption claims with more seeds" in x for x in links)
+
+
+def test_the_robustness_tab_judges_no_claim_for_runs_with_robustness_off(runs):
+    cfg = tiny_config()  # robustness off, and no record: nothing to judge
+    for method in ("base", "all", "norm"):
+        fake_run(runs, cfg.replace(method="base") if method == "base" else
+                 cfg.replace(scope=method), group="off3")
+    at = page(app(group="off3"), "app_pages/live.py")
+    at.segmented_control(key="view").set_value("Robustness").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "Your runs:" not in texts(at)
+    assert not any("claims with more seeds" in e.proto.label for e in at.get("page_link"))
+
+
+def _infos(store, ids: dict[str, str]) -> list[RunInfo]:
+    """The runs as the page reads them."""
+    from samon_app.reader import run_infos
+
+    return run_infos({"run_id": rid, "config": store.read_config_dict(rid),
+                      "meta": store.read_meta(rid), "status": store.read_status(rid),
+                      "summary": store.read_summary(rid)} for rid in ids.values())

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from test_claims import records
 
-from samon_app.claim_lines import MAX_WORDS, word_count
+from samon_app import laptop
+from samon_app.claim_lines import MAX_WORDS, topic, word_count
 from samon_app.reader import RunInfo, build_run_data
 from samon_app.verdict_card import card_claims, verdict_card
 from samon_core.claims import CONSISTENT, NO_VERDICT, NOT_CONSISTENT
@@ -41,12 +42,14 @@ def group(spec: dict, *, seeds: int = 3, state: str = "finished", lockstep: bool
 
 def test_all_consistent_runs_still_show_their_caveats():
     card = verdict_card(*group(GOOD))
-    assert [r.claim.id for r in card.rows] == ["accuracy", "sharper", "gamma-shift", "cost"]
+    # what a laptop settled first (samon_app.laptop), the rest in the paper's order
+    assert [r.claim.id for r in card.rows] == laptop.order(["accuracy", "sharper", "gamma-shift",
+                                                            "cost"])
     assert all(r.verdict.verdict == CONSISTENT for r in card.rows)
     # the issue: a consistent verdict hid the caveats; now every row says how the runs differ
     for r in card.rows:
         assert r.why.startswith("Caveats, as these runs differ from the paper's:"), r.why
-    accuracy = card.rows[0].why
+    accuracy = next(r.why for r in card.rows if r.claim.id == "accuracy")
     assert "3 epochs, not the paper's 200" in accuracy and "tiny ResNet" in accuracy
     assert card.headline == "Your 9 runs: consistent with the paper on all 4 claims."
     assert all("Noise alone gives this in" in r.verdict.sentence for r in card.rows)
@@ -57,7 +60,8 @@ def test_all_consistent_runs_still_show_their_caveats():
         details = "\n".join(r.line.details)
         assert r.why in details and "Noise alone gives this in" in details
         assert r.why not in r.line.text()
-    assert [r.line.topic for r in card.rows] == ["Accuracy", "Sharpness", "Gammas", "Cost"]
+    assert [r.line.topic for r in card.rows] == [topic(r.claim.id) for r in card.rows]
+    assert {r.line.topic for r in card.rows} == {"Accuracy", "Sharpness", "Gammas", "Cost"}
 
 
 def test_one_seed_never_agrees_or_disagrees():
@@ -70,7 +74,7 @@ def test_one_seed_never_agrees_or_disagrees():
             assert row.verdict.verdict == NO_VERDICT
             assert "direction, not a result" in row.verdict.sentence
             assert "one seed" in row.why
-    row = card.rows[0]
+    row = next(r for r in card.rows if r.claim.id == "accuracy")
     assert "From one seed: SAM-all ended behind SGD by 15.0 points" in row.verdict.sentence
     for fact in ("3 epochs, not the paper's 200", "synthetic images, not CIFAR-100",
                  "tiny ResNet, not WRN-28-10"):
@@ -107,7 +111,8 @@ def test_headline_counts_the_verdicts():
 def test_paper_sized_runs_are_not_blamed_on_their_size():
     spec = {**GOOD, "base": ([60.0, 60.1, 59.9], GOOD["base"][1])}
     paper_like = {"model": "wrn28_10", "dataset": "cifar100", "epochs": 200}
-    row = verdict_card(*group(spec, config=paper_like)).rows[0]
+    row = next(r for r in verdict_card(*group(spec, config=paper_like)).rows
+               if r.claim.id == "accuracy")
     assert row.verdict.verdict == NOT_CONSISTENT
     assert "differ from the paper" not in row.why  # only the claim's hint is left
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from samon_app.charts.base import figure, layout
 from samon_app.class_verdict import ClassVerdict
+from samon_core.claims.cost import STEP_TIME_PAIRS
 
 _JITTER = 0.28  # how far a dot may sit from its method's centre line (in category widths)
 
@@ -73,7 +74,7 @@ def _interval_figure(cv: ClassVerdict, histories: list) -> Any:
         fig.add_hline(y=b, line_dash="dot", line_color="#495057")
     h0 = histories[0]
     unit = f" ({h0.unit})" if h0.unit else ""
-    y_title = "ratio SAM-ON / SAM-all" if cv.experiment.claim == "cost" else \
+    y_title = f"ratio {h0.label}" if cv.experiment.claim in STEP_TIME_PAIRS else \
         f"{h0.metric}: A - B{unit}"
     layout(fig, title=f"The effect and its 95% interval as seeds arrived: {h0.metric}",
            x_title="seeds pooled", y_title=y_title, height=420)

@@ -1,4 +1,6 @@
-"""The datasets the lab can train on, without torch: label, full train/test sizes, classes.
+"""The datasets the lab can train on, without torch: label, full train/test sizes, classes; where
+their files live (``data_dir``: the one reader of ``$SAMON_DATA_DIR``) and torchvision's on-disk
+layout of the CIFAR files (``CIFAR_LAYOUT``).
 
 The loaders live in ``samon_core.train.data`` and take their sizes and class counts from here (a
 test checks that the synthetic set the loader generates has these sizes); the form, the run
@@ -7,7 +9,9 @@ config's subset checks and the job limits read them before any data is loaded.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -48,4 +52,38 @@ def is_synthetic(name: str) -> bool:
 # (train, test) sizes of the full datasets, for the subset checks of the form and the job limits.
 DATASET_SIZES: dict[str, tuple[int, int]] = {
     d.name: (d.train_size, d.test_size) for d in DATASETS.values()
+}
+
+
+# The dataset folder when none is given: this environment variable, else ./data.
+DATA_DIR_ENV = "SAMON_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+
+
+def data_dir(given: str | os.PathLike[str] | None = None) -> Path:
+    """The dataset folder: ``given`` (a ``--data-dir``), else ``$SAMON_DATA_DIR``, else ./data;
+    ``~`` expanded. Every reader of the variable outside the service's settings asks here."""
+    return Path(given or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+
+
+@dataclass(frozen=True)
+class CifarLayout:
+    """Where torchvision keeps one CIFAR variant under the data folder: its folder and files."""
+
+    folder: str
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    meta_file: str
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return self.train_files + self.test_files + (self.meta_file,)
+
+
+# torchvision's on-disk format (the loader, samon_core.train.data.cifar, and the test fakes of
+# tests/support/cifar.py read it here).
+CIFAR_LAYOUT: dict[str, CifarLayout] = {
+    "cifar100": CifarLayout("cifar-100-python", ("train",), ("test",), "meta"),
+    "cifar10": CifarLayout("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)),
+                           ("test_batch",), "batches.meta"),
 }

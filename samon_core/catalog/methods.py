@@ -1,11 +1,12 @@
-"""The methods a comparison can hold, without torch: names, labels, what they perturb, colours.
+"""The methods a comparison can hold, without torch: every per-method fact in one ``MethodSpec``.
 
 A run's *method family* follows from two settings: ``method="base"`` (no SAM, whatever the base
 optimizer) or ``method="sam"`` with a ``scope``: ``all`` (SAM-all), ``norm`` (SAM-ON, the paper's
 method: only the normalization layers' gamma and beta), ``no-norm`` and ``random`` (the paper's
-controls). Each family has one display name, one help text, one colour; every page, chart, table
-and progress bar takes them from here, so a method looks the same everywhere, and the seeds of a
-method share its colour.
+controls). Each family has one display name, one help text, one colour, one paper rho column, one
+step cost and one form key; the scope choices, the paper's rho lookup, the time estimate, the cost
+ratios and the Launch form read them from here (keyed by ``MethodSpec.key``), so a method looks
+the same everywhere, and the seeds of a method share its colour.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One method family: ``key`` (stable, stored nowhere but derived from a config), ``name``
-    (shown), the RunConfig settings that make it, what it perturbs, a help line, a colour."""
+    """One method family and every per-method fact the lab keeps about it.
+
+    ``key`` (stable, stored nowhere but derived from a config: ``method_key``; the key every
+    per-method table uses, the paper's included), ``name`` (shown), the RunConfig ``settings``
+    that make it, what it ``perturbs``, a ``help`` line, a ``color``; ``rho_like``: the family
+    whose best rho in the paper's figure (``paper.DEFAULT_RHO``'s columns) this one takes;
+    ``step_cost_f``: one training step in forward-pass units F, the lab's own FLOP estimate (a
+    backward pass costs about 2F); ``form_key``: the Launch form's rho input of a SAM family.
+    """
 
     key: str
     name: str
@@ -26,30 +34,72 @@ class MethodSpec:
     perturbs: str = ""
     help: str = ""
     color: str = "#6c757d"
+    rho_like: str = ""
+    step_cost_f: float = 0.0
+    form_key: str = ""
+
+    @property
+    def scope(self) -> str:
+        """The ``scope`` setting of a SAM family ('' for the base optimizer alone)."""
+        return self.settings.get("scope", "")
 
 
 # Display order = this order. Colours: vanilla grey, SAM-all blue, SAM-ON orange, no-norm green,
 # random mask purple (distinguishable for the common colour-vision deficiencies).
+# Step costs: the base optimizer is one forward + backward (3F), SAM-all two (6F); SAM-ON's ascent
+# backward needs the gradients of the norm parameters only, so the conv / linear weight gradients
+# (about 1F) are skipped: 5F. The controls need every gradient in the ascent pass: 6F.
+# Rhos: the no-norm control takes SAM-all's rho (it perturbs almost all parameters), the random
+# mask SAM-ON's (it perturbs as few as SAM-ON does).
 FAMILIES: tuple[MethodSpec, ...] = (
     MethodSpec("base", "SGD", {"method": "base"}, "nothing (no SAM)",
-               "the base optimizer alone (one gradient per step): the baseline", "#6c757d"),
+               "the base optimizer alone (one gradient per step): the baseline", "#6c757d",
+               step_cost_f=3.0),
     MethodSpec("all", "SAM-all", {"method": "sam", "scope": "all"}, "all parameters",
-               "SAM perturbing every parameter (the usual SAM)", "#1c7ed6"),
+               "SAM perturbing every parameter (the usual SAM)", "#1c7ed6",
+               rho_like="all", step_cost_f=6.0, form_key="rho_all"),
     MethodSpec("norm", "SAM-ON", {"method": "sam", "scope": "norm"}, "norm layers' gamma, beta",
-               "SAM perturbing only the normalization layers' gamma and beta", "#e8590c"),
+               "SAM perturbing only the normalization layers' gamma and beta", "#e8590c",
+               rho_like="norm", step_cost_f=5.0, form_key="rho_norm"),
     MethodSpec("no-norm", "no-norm", {"method": "sam", "scope": "no-norm"},
                "all but gamma, beta",
-               "SAM perturbing every parameter except gamma and beta (control)", "#2f9e44"),
+               "SAM perturbing every parameter except gamma and beta (control)", "#2f9e44",
+               rho_like="all", step_cost_f=6.0, form_key="rho_nonorm"),
     MethodSpec("random", "random mask", {"method": "sam", "scope": "random"},
                "random mask (SAM-ON's size)",
-               "SAM on a random set of parameters as small as SAM-ON's (control)", "#7048e8"),
+               "SAM on a random set of parameters as small as SAM-ON's (control)", "#7048e8",
+               rho_like="norm", step_cost_f=6.0, form_key="rho_random"),
 )
 BY_KEY: dict[str, MethodSpec] = {m.key: m for m in FAMILIES}
 BY_NAME: dict[str, MethodSpec] = {m.name: m for m in FAMILIES}
+# The SAM families by their scope (the RunConfig's ``scope`` choices, in this order).
+BY_SCOPE: dict[str, MethodSpec] = {m.scope: m for m in FAMILIES if m.scope}
 # Scope -> the name of the SAM method with that scope (RunConfig.method_label).
-SCOPE_NAMES: dict[str, str] = {
-    m.settings["scope"]: m.name for m in FAMILIES if "scope" in m.settings
-}
+SCOPE_NAMES: dict[str, str] = {scope: m.name for scope, m in BY_SCOPE.items()}
+
+
+def cost_factor(key: str) -> float:
+    """One step of family ``key`` over one step of the base optimizer alone (from
+    ``step_cost_f``: SAM-all 6F / 3F = 2, SAM-ON 5F / 3F)."""
+    return BY_KEY[key].step_cost_f / BY_KEY["base"].step_cost_f
+
+
+def _check(families: tuple[MethodSpec, ...]) -> None:
+    """A family's rho must come from a SAM family, its form key be unique: fail at import."""
+    by_key = {m.key: m for m in families}
+    for m in families:
+        like = by_key.get(m.rho_like)
+        if m.scope and (like is None or not like.scope or not m.form_key):
+            raise ValueError(f"method family {m.key!r}: a SAM family needs rho_like (a SAM "
+                             f"family's key) and form_key; got {m.rho_like!r}, {m.form_key!r}")
+        if m.step_cost_f <= 0:
+            raise ValueError(f"method family {m.key!r}: step_cost_f must be > 0")
+    form_keys = [m.form_key for m in families if m.form_key]
+    if len(form_keys) != len(set(form_keys)):
+        raise ValueError(f"form keys must be unique: {form_keys}")
+
+
+_check(FAMILIES)
 
 # Colours for charts that colour by something other than the method family.
 PALETTE: tuple[str, ...] = (

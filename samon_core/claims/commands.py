@@ -21,6 +21,7 @@ import math
 import sys
 from typing import Any
 
+from samon_core.catalog.choices import MAX_SEEDS
 from samon_core.claims.collect import collect, index_runs, require_runs
 from samon_core.claims.data import CLAIM_IDS, CLAIMS, Claim, get_claim
 from samon_core.claims.power import COST_CLAIMS
@@ -29,8 +30,6 @@ from samon_core.claims.verdicts import Verdict
 from samon_core.owner_cli import add_owner_options
 from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
-
-MAX_SEEDS = 10
 
 
 def _seeds(text: str) -> int:

@@ -184,6 +184,20 @@ def cost_verdict(results: Sequence[RunResult], hint: str = "", size: str | None 
 BLOCKS_A, BLOCKS_B = "norm@b3", "norm"
 BLOCKS_PAPER = ("the poster: 'further gains might be achieved by perturbing the normalization "
                 "layers of selected blocks (B1-B3)', a figure without a printed ratio")
+# The claims judged from lockstep step times, each with the two methods it times (A's step
+# against B's; the claim: A's is cheaper): the one place a page learns that a claim is a
+# step-time claim and what its ratio is of.
+STEP_TIME_PAIRS: dict[str, tuple[str, str]] = {"cost": ("norm", "all"),
+                                               "blocks": (BLOCKS_A, BLOCKS_B)}
+
+
+def step_time_metric(claim: str) -> str:
+    """'step time SAM-ON / SAM-all': what a step-time claim's ratio is of (its evidence's
+    ``metric``)."""
+    from samon_core.claims.results import method_name
+
+    a, b = STEP_TIME_PAIRS[claim]
+    return f"step time {method_name(a)} / {method_name(b)}"
 
 
 def blocks_verdict(results: Sequence[RunResult], hint: str = "",

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samon_core import paper
-from samon_core.claims import cost, verdicts
-from samon_core.claims.results import RunResult
-from samon_core.claims.rules import MARGINS, ROBUST_OPTIMIZER, ROBUST_ROW
+from samon_core.claims import calibration, cost, stats, verdicts
+from samon_core.claims.parts import evaluate
+from samon_core.claims.results import RunResult, Values
+from samon_core.claims.rules import MARGINS, ROBUST_OPTIMIZER, ROBUST_ROW, RULES
 from samon_core.claims.runsets import check_size, method_config
 from samon_core.runs.config import RunConfig
 from samon_core.runs.estimate import STEP_COST_F, STEP_COST_LABEL
@@ -44,8 +45,47 @@ def _vit_text(opt: str) -> str:
             "(the poster prints the ViT's rho nowhere).")
 
 
-_NOT_MEASURED_CPU = ("Not measured on a CPU yet (issue 22's session measured only the robustness "
-                     "claim's runs).")
+def cpu_measured(claim_id: str) -> tuple[str, int, tuple[str, ...]]:
+    """(verdict, seeds, the deciding parts' sentences) of the claim's rule on the cpu size's
+    per-seed values measured here (``calibration.CPU_SEEDS``, paired by seed as the claim's runs
+    are): the cpu notes quote these, so a note cannot disagree with the numbers it states. Parts
+    whose metric was not recorded are left out, as the verdict leaves them out."""
+    def values(metric: str, method: str) -> Values:
+        v = calibration.CPU_SEEDS[metric][method]
+        return Values(method, dict(enumerate(v)), (), dict.fromkeys(range(len(v)), "cpu"))
+
+    specs = [p for p in RULES[claim_id] if p.decides
+             and {p.a, p.b} <= set(calibration.CPU_SEEDS.get(p.metric, {}))]
+    judged = [evaluate(p, values(p.metric, p.a), values(p.metric, p.b), "cpu", len(specs))
+              for p in specs]
+    seeds = min(len(calibration.CPU_SEEDS[p.metric][m]) for p in specs for m in (p.a, p.b))
+    return (str(stats.combine([j.status for j in judged])[()]), seeds,
+            tuple(j.sentence for j in judged))
+
+
+def _cpu_measured_text(claim_id: str) -> str:
+    """'Measured on the cpu size, 3 seeds (...): inconclusive. <the parts' sentences>'."""
+    verdict, seeds, sentences = cpu_measured(claim_id)
+    return (f"Measured on the cpu size, {seeds} seeds (issue 22, 2-core Xeon, torch 2.14.1): "
+            f"{verdict}. " + " ".join(sentences))
+
+
+def cpu_ratio_text(claim_id: str, a: str, b: str) -> str:
+    """The cost claims' measured cpu result (``calibration.CPU_RATIOS``) as a sentence whose
+    verdict follows the interval's place against 1, as the verdict's rule does."""
+    ratio, low, high, seeds = calibration.CPU_RATIOS[claim_id]
+    verdict = (stats.CONSISTENT if high < 1 else stats.NOT_CONSISTENT if low > 1
+               else stats.INCONCLUSIVE)
+    lo, hi = stats.fmt_interval(low, high, 1.0, 2)
+    return (f"Measured on the cpu size, {seeds} lockstep seeds (issue 22, 2-core Xeon, torch "
+            f"2.14.1): {verdict}: a {a} step took {ratio:.2f}x a {b} step (95% interval {lo} "
+            f"to {hi}).")
+
+
+_VIT_NOT_MEASURED = ("Not measured on a CPU: the three ViT runs of a seed train at 42-49 s per "
+                     "epoch on 2 free cores (issue 22, epochs 1-3 of seed 0; 75-160 s under "
+                     "load 6-9), about 25 min per seed, so the 2 seeds of a first verdict take "
+                     "about 50 min; that session measured the ResNet claims instead.")
 
 
 @dataclass(frozen=True)
@@ -108,13 +148,11 @@ CLAIMS: tuple[Claim, ...] = (
         f"SAM-all {_ACC['SAM-all'].mean}±{_ACC['SAM-all'].std}%, "
         f"SAM-ON {_ACC['SAM-ON'].mean}±{_ACC['SAM-ON'].std}%.",
         {k: v.mean for k, v in _ACC.items()},
-        cpu_note="The cpu size shows the direction, not a verdict. Measured (3 seeds on one "
-                 "dataset draw, 2 cores): SGD 69.6±0.8%, SAM-all 71.6±3.5%, SAM-ON 71.5±5.0%. "
-                 "SAM was ahead by 3-5 points in two seeds, but 1.4-3.3 points behind in the "
-                 "third, so 3 seeds did not settle it (inconclusive). SGD memorizes the noisy "
-                 "labels here, "
-                 "which is where SAM is known to help (Foret et al. 2021); more seeds (5-10) or "
-                 "the gpu size settle it.",
+        cpu_note="The cpu size shows the direction, not a verdict. "
+                 + _cpu_measured_text("accuracy") + " SGD memorizes the noisy labels here, "
+                 "which is where SAM is known to help (Foret et al. 2021), but the paper's 1-3 "
+                 "point gaps are far below the seed spread of this size: the gpu size is where "
+                 "to settle it.",
         cpu_shows=False,
         hint="The gpu size (CIFAR-100, 30 epochs) is closer to the paper.",
         verdict_fn=verdicts.accuracy_verdict,
@@ -132,8 +170,7 @@ CLAIMS: tuple[Claim, ...] = (
         {"SAM-all": _FIG_ASAM["all"], "SAM-ON": _FIG_ASAM["norm"],
          "no-norm": _FIG_ASAM["no-norm"]},
         cpu_note="For plain SAM the paper's own gap is under 1 point, below what a few CPU seeds "
-                 "can resolve. Measured (3 seeds): no-norm 72.2±3.1%, SAM-all 71.6±3.5%, "
-                 "SAM-ON 71.5±5.0%: inconclusive.",
+                 "can resolve. " + _cpu_measured_text("no-norm"),
         cpu_shows=False,
         hint=f"The paper's clear case is ASAM elementwise ({_FIG_ASAM['no-norm']}% vs "
              f"{_FIG_ASAM['all']}%): the gpu size trains it.",
@@ -151,10 +188,9 @@ CLAIMS: tuple[Claim, ...] = (
         f"{_SHARP20['SAM-ON'].mean} (higher = sharper; the other two probes agree), with "
         f"test accuracy {_ACC['SAM-all'].mean}% vs {_ACC['SAM-ON'].mean}%.",
         {k: v.mean for k, v in _SHARP.items()},
-        cpu_note="Measured on the cpu size (3 seeds): SAM-ON ended sharper than SAM-all by "
-                 "0.002 with seeds differing by 0.004, and equally accurate, so the verdict is "
-                 "inconclusive: 30 epochs of a tiny net do not separate them. The cpu size runs "
-                 "the 1-step probe only. " + _CPU_SAME_RUNS,
+        cpu_note=_cpu_measured_text("sharper") + " At the cpu size SGD memorizes the noisy "
+                 "labels and ended the sharpest here (the paper's WRN on clean CIFAR-100 has "
+                 "SAM-ON sharpest). The cpu size runs the 1-step probe only. " + _CPU_SAME_RUNS,
         cpu_shows=False,
         hint="More epochs let the sharpness of the methods part.",
         verdict_fn=verdicts.sharper_verdict,
@@ -169,11 +205,9 @@ CLAIMS: tuple[Claim, ...] = (
         {"SAM-ON": _SPARSE["SAM-ON"].accuracy.mean,
          "random mask": _SPARSE["random mask"].accuracy.mean,
          "SAM-all": _SPARSE["SAM"].accuracy.mean},
-        cpu_note="Measured (3 seeds): the random mask did best, 75.6±2.6% against SAM-ON's "
-                 "71.5±5.0%, the opposite of the paper's direction though within the noise "
-                 "(inconclusive). The tiny ResNet has few parameters, so a mask of SAM-ON's "
-                 "size is a large share of them; the paper's 99.95%-sparse mask is the gpu "
-                 "size's test.",
+        cpu_note=_cpu_measured_text("sparsity") + " The tiny ResNet has few parameters, so "
+                 "a mask of SAM-ON's size is a large share of them; the paper's 99.95%-sparse "
+                 "mask is the gpu size's test.",
         cpu_shows=False,
         verdict_fn=verdicts.sparsity_verdict,
     ),
@@ -204,9 +238,9 @@ CLAIMS: tuple[Claim, ...] = (
         f"(ratio {cost.FLOP_RATIO:.2f}); the poster reports measured savings.",
         dict(STEP_COST_F),
         cpu_note="Only step times measured side by side count: the runs must train in one "
-                 "lockstep group (a card's launch, or `claim run`). Measured on the cpu size "
-                 "(3 lockstep seeds on 2 cores): a SAM-ON step took 0.89x a SAM-all step, seeds "
-                 "differing by 0.03 (the FLOP estimate is 0.83x): consistent. " + _CPU_SAME_RUNS,
+                 "lockstep group (a card's launch, or `claim run`). "
+                 + cpu_ratio_text("cost", "SAM-ON", "SAM-all")
+                 + f" The FLOP estimate is {cost.FLOP_RATIO:.2f}x. " + _CPU_SAME_RUNS,
         cpu_shows=True,
         verdict_fn=cost.cost_verdict,
     ),
@@ -229,14 +263,10 @@ CLAIMS += (
         "a 10-step PGD after the last epoch (the Robustness tab shows every budget).",
         {"vanilla": _ROB["vanilla"].mean, "SAM-all": _ROB["SAM-all"].mean,
          "SAM-ON": _ROB["SAM-ON"].mean},
-        cpu_note="Measured on the cpu size, 3 seeds (issue 22, 2-core Xeon, torch 2.14.1): "
-                 "robust accuracy at l2 eps 0.25 on all 2,000 test images: SAM-all ahead of "
-                 "SGD by 51.0 points (95% interval 47.4 to 54.5) and SAM-ON by 49.0 (41.4 to "
-                 "56.5), so both parts hold; SAM-ON vs SAM-all -2.0 (-8.1 to 4.1) stays open "
-                 "against the 1.8-point margin: inconclusive overall. SAM's robustness gain is "
-                 "the largest effect a laptop shows; the SAM-ON part needs more seeds (the power "
-                 "function: about 4 at the poster's effect). About 3.5 min per seed on 2 free "
-                 "cores.",
+        cpu_note=_cpu_measured_text("robustness") + " SAM's robustness gain over SGD is the "
+                 "largest effect a laptop shows; whether SAM-ON keeps up with SAM-all needs more "
+                 "seeds. The robust accuracy is measured on all 2,000 test images; about 3.5 "
+                 "min per seed on 2 free cores.",
         cpu_shows=None,
         hint="A finished run without a robustness record gets one from `python -m samon_core "
              "robustness RUN`.",
@@ -256,11 +286,9 @@ CLAIMS += (
         "The lab's analogue for small images is CIFAR-10-C's corruptions computed from its own "
         "test images: a different shift, compared by the order of the methods.",
         {"vanilla": _OOD["vanilla"], "SAM-all": _OOD["SAM-all"], "SAM-ON": _OOD["SAM-ON"]},
-        cpu_note="Measured on the cpu size, 3 seeds (the robustness claim's runs: one "
-                 "launch serves both): mean accuracy under the 12 corruptions, SAM-all ahead of "
-                 "SGD by 3.3 points (95% interval -2.9 to 9.5), SAM-ON by 2.7 (-7.9 to 13.4), "
-                 "SAM-ON vs SAM-all -0.5 (-5.0 to 3.9): every part open, inconclusive; the gaps "
-                 "follow the clean ones, within the seed noise.",
+        cpu_note=_cpu_measured_text("corruption") + " The robustness claim's runs (one "
+                 "launch serves both); the gaps under the 12 corruptions follow the clean ones, "
+                 "within the seed noise.",
         cpu_shows=None,
         hint="A finished run without a robustness record gets one from `python -m samon_core "
              "robustness RUN`.",
@@ -274,9 +302,8 @@ CLAIMS += (
         ("base@vit-adamw", "all@vit-adamw", "norm@vit-adamw"),
         _vit_text("AdamW"),
         {k: v.mean for k, v in _VIT_IN["AdamW"].items()},
-        cpu_note=_NOT_MEASURED_CPU + " Three ViT runs at the cpu size take longer than the "
-                 "ResNet's; the paper's SAM-ON vs SAM-all gap (-0.1 points) is far below a "
-                 "CPU's seed spread.",
+        cpu_note=_VIT_NOT_MEASURED + " The paper's SAM-ON vs SAM-all gap (-0.1 points) is "
+                 "far below a CPU's seed spread.",
         hint="The gpu size trains the ViT on CIFAR-100.",
         verdict_fn=verdicts.vit_adamw_verdict,
     ),
@@ -286,7 +313,7 @@ CLAIMS += (
         ("base@vit-lion", "all@vit-lion", "norm@vit-lion"),
         _vit_text("Lion"),
         {k: v.mean for k, v in _VIT_IN["Lion"].items()},
-        cpu_note=_NOT_MEASURED_CPU + " The paper's SAM-ON lead over SAM-all (0.74 points) is "
+        cpu_note=_VIT_NOT_MEASURED + " The paper's SAM-ON lead over SAM-all (0.74 points) is "
                  "far below a CPU's seed spread.",
         hint="The gpu size trains the ViT on CIFAR-100.",
         verdict_fn=verdicts.vit_lion_verdict,
@@ -303,8 +330,8 @@ CLAIMS += (
         + f"; SGD ~{paper.FIGURE_SGD_ACCURACY}%. Leaving the norm layers out can harm (the "
         "no-norm claim). The variants-gpu preset runs the same comparison on a WRN-16-4.",
         {f"SAM-ON ({name})": paper.FIGURE_ACCURACY[v]["norm"] for v, name in _VARIANT_ROWS},
-        cpu_note=_NOT_MEASURED_CPU + " Eight runs per seed; the figure's gaps (0.6-1.5 points) "
-                 "are below the cpu size's seed spread (0.8-5 points).",
+        cpu_note="Not measured on a CPU yet. Eight runs per seed; the figure's gaps (0.6-1.5 "
+                 "points) are below the cpu size's seed spread (0.8-5 points).",
         hint="The gpu size (CIFAR-100) or the variants-gpu preset.",
         verdict_fn=verdicts.variants_verdict,
     ),
@@ -317,7 +344,9 @@ CLAIMS += (
         "selected blocks (B1-B3)', shown in a figure without printed numbers; no accuracy is "
         "claimed for it. Only step times measured side by side count (one lockstep group).",
         {},
-        cpu_note=_NOT_MEASURED_CPU,
+        cpu_note=cpu_ratio_text("blocks", "SAM-ON (B3 only)", "SAM-ON") + " Two runs per "
+                 "seed trained side by side, about 11 min per seed on 2 cores busy with other "
+                 "jobs (load 3-7).",
         hint="Train both in one lockstep group: `python -m samon_core claim run blocks`.",
         verdict_fn=cost.blocks_verdict,
     ),

@@ -118,8 +118,11 @@ VARIANT_NAMES: dict[str, str] = {
 # advise): the poster prints none. rho stays the paper's WRN value, carried over (said on the
 # runs' rho source).
 SETTINGS: dict[str, dict] = {
-    "vit-adamw": {"model": "vit_tiny", "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05},
-    "vit-lion": {"model": "vit_tiny", "optimizer": "lion", "lr": 1e-4, "weight_decay": 0.5},
+    # the ViT has LayerNorm only (the sizes' bases keep the ResNets' BatchNorm)
+    "vit-adamw": {"model": "vit_tiny", "norm_layer": "layernorm", "optimizer": "adamw",
+                  "lr": 1e-3, "weight_decay": 0.05},
+    "vit-lion": {"model": "vit_tiny", "norm_layer": "layernorm", "optimizer": "lion",
+                 "lr": 1e-4, "weight_decay": 0.5},
 }
 SETTING_NAMES: dict[str, str] = {"vit-adamw": "AdamW", "vit-lion": "Lion"}
 # What makes a run one of a size's (the rest: method, its variant, seed, device, probes).
@@ -173,12 +176,14 @@ def run_set(method_keys: tuple[str, ...], size: str, variant: str = "sam") -> di
 
 
 def size_of(config: dict) -> str | None:
-    """The claim size a run's config (a ``to_dict()``) was trained at, by ``SIZE_FIELDS``; None
-    for a run of no claim size (the quick demo, a run of one's own)."""
+    """The claim size a run's config (a ``to_dict()``) was trained at, by ``SIZE_FIELDS``: the
+    size's base, or the base under one of the ``SETTINGS`` (the ViT claims' runs change the
+    model); None for a run of no claim size (the quick demo, a run of one's own)."""
     for size, base in BASES.items():
-        want = base.to_dict()
-        if all(config.get(k) == want[k] for k in SIZE_FIELDS):
-            return size
+        for setting in ({}, *SETTINGS.values()):
+            want = base.replace(**setting).to_dict()
+            if all(config.get(k) == want[k] for k in SIZE_FIELDS):
+                return size
     return None
 
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 
 from samon_core.optim.perturbation import ADAPTIVE_CHOICES, BALL_CHOICES, sam_perturbation
+from samon_core.optim.scopes import perturbed_count
 
 
 class SAM(torch.optim.Optimizer):
@@ -106,6 +107,15 @@ class SAM(torch.optim.Optimizer):
         self.defaults.update(self.base_optimizer.defaults)
         self._saved: list[torch.Tensor] = []
         self._perturbed = False
+
+    def perturbed_count(self) -> tuple[int, int]:
+        """(number of perturbed weights, number of weights) over the parameter groups, a random
+        mask counting only its chosen weights (``scopes.perturbed_count`` of the groups)."""
+        return perturbed_count([
+            {**g, "masks": [self._masks[p] for p in g["params"]]}
+            if g["perturb"] and self._masks else g
+            for g in self.param_groups
+        ])
 
     def _setting(self, key: str):
         values = {g[key] for g in self.param_groups}

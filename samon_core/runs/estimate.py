@@ -13,14 +13,15 @@ for scheduling. No torch.
 
 from __future__ import annotations
 
-from samon_core.catalog import DATASET_SIZES, MODELS
+from samon_core.catalog import DATASET_SIZES, MODELS, methods
 from samon_core.runs.config import RunConfig
 
 # Cost of one training step in forward-pass units F, the lab's own estimate (the paper prints no
-# such numbers; its poster reports measured savings). A backward pass costs about 2F: SGD is one
-# forward + backward (3F), SAM-all two (6F); SAM-ON's ascent backward needs the gradients of the
-# norm parameters only, so the conv / linear weight gradients (about 1F) are skipped: 5F.
-STEP_COST_F: dict[str, float] = {"SGD": 3.0, "SAM-all": 6.0, "SAM-ON": 5.0}
+# such numbers; its poster reports measured savings), by the methods' names (SGD 3F, SAM-all 6F,
+# SAM-ON 5F): read from the method families (``MethodSpec.step_cost_f``, which says why).
+STEP_COST_F: dict[str, float] = {
+    methods.BY_KEY[k].name: methods.BY_KEY[k].step_cost_f for k in ("base", "all", "norm")
+}
 # How every page and message names those numbers: an estimate, never "the paper's numbers".
 STEP_COST_LABEL = "the lab's FLOP estimate"
 
@@ -29,17 +30,6 @@ DEVICE_SPEEDUP: dict[str, float] = {"cpu": 1.0, "cuda": 100.0, "mps": 10.0}
 # Per image, for a model the catalog does not know.
 DEFAULT_CPU_S_PER_IMAGE = 2e-2
 DEFAULT_CUDA_S_PER_IMAGE = 1e-4
-
-# Cost of one SAM step relative to one base-optimizer step, per scope, from the forward-pass
-# units above: SAM-all 6F / 3F; SAM-ON 5F / 3F because its ascent pass skips the
-# conv/linear weight gradients. The controls need every gradient in the ascent pass.
-_SAM_ALL = STEP_COST_F["SAM-all"] / STEP_COST_F["SGD"]
-SAM_COST_FACTOR: dict[str, float] = {
-    "all": _SAM_ALL,
-    "no-norm": _SAM_ALL,
-    "random": _SAM_ALL,
-    "norm": STEP_COST_F["SAM-ON"] / STEP_COST_F["SGD"],
-}
 
 
 def seconds_per_image(model: str, device_kind: str) -> float:
@@ -87,7 +77,8 @@ def estimate_seconds(config: RunConfig, device_kind: str = "cpu") -> float:
     sam_epochs = 0
     if config.method == "sam":
         sam_epochs = max(0, config.sam_end() - config.sam_start_epoch)
-    factor = SAM_COST_FACTOR[config.scope]
+    # a SAM step over a base step, by the family's step cost (SAM-all 6F / 3F, SAM-ON 5F / 3F)
+    factor = methods.cost_factor(methods.BY_SCOPE[config.scope].key)
     train_units = n_train * ((config.epochs - sam_epochs) + sam_epochs * factor)
     eval_units = n_test * config.epochs / 3.0  # forward only: about a third of forward+backward
     units = train_units + eval_units + probe_units(config, n_train)

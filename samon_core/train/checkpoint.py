@@ -29,7 +29,7 @@ from torch import nn
 
 from samon_core.runs.config import RunConfig
 from samon_core.runs.io import temp_prefix
-from samon_core.train.context import TrainState
+from samon_core.train.loop import TrainState
 
 
 class CheckpointRefused(ValueError):

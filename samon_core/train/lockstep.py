@@ -12,7 +12,7 @@ on one device, so that
 Each run keeps its own random state: before a run's step the group puts that run's generators
 (torch CPU and CUDA, Python, NumPy) in place and takes them back afterwards, so a run in a group
 produces the same records and weights, bit for bit, as the same run trained alone. Each run's
-step time is its own (``TrainingLoop(own_time=True)``: measured around its step, with a CUDA
+step time is its own (``Loop(own_time=True)``: measured around its step, with a CUDA
 synchronisation), not the window's wall time that the other runs' steps share. The ``time`` of a
 record stays the group's wall clock since the run started.
 
@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from samon_core.catalog import datasets
 from samon_core.records import Record
 from samon_core.runs.config import RunConfig
-from samon_core.train.context import Cancelled, Diverged
-from samon_core.train.loop import TrainingLoop
-from samon_core.train.run import RunHandle, open_run
-from samon_core.train.setup import build_run
+from samon_core.train.callbacks import Records, measurements
+from samon_core.train.loop import Loop
+from samon_core.train.recorder import StoreRecorder
 
 
 @dataclass
@@ -73,10 +73,22 @@ class RngSlot:
         np.random.set_state(self.numpy)
 
 
+def stored_loop(job: GroupJob, *, own_time: bool = False) -> Loop:
+    """The loop of ``job``'s run, recorded in its run store: the folder made and the run marked
+    ``running`` now (``StoreRecorder``), the measurements and the caller's callback plugged in.
+    The model is built when the loop starts (seeded by the config, so the order of building
+    does not matter)."""
+    recorder = StoreRecorder(job.config, job.run_dir)
+    callbacks = [*measurements(job.config, recorder.checkpoint_path, job.resume), recorder]
+    if job.callback is not None:
+        callbacks.append(Records(job.callback))
+    return Loop(job.config, callbacks=callbacks, should_stop=job.should_stop,
+                data_dir=datasets.data_dir(job.data_dir), own_time=own_time)
+
+
 @dataclass
 class _Member:
-    handle: RunHandle
-    loop: TrainingLoop
+    loop: Loop
     steps: Iterator[int]
     rng: RngSlot
 
@@ -90,69 +102,37 @@ def train_group(jobs: Sequence[GroupJob], *, raise_errors: bool = False) -> list
     """
     if not jobs:
         return []
-    handles = [open_run(j.config, Path(j.run_dir), callback=j.callback,
-                        should_stop=j.should_stop, data_dir=j.data_dir, resume=j.resume)
-               for j in jobs]
-    if len(handles) > 1:
-        ids = [h.ctx.run_id for h in handles]
-        for h in handles:
-            h.extra["lockstep"] = ids
-    swap = len(handles) > 1  # a run alone keeps the process's random state as it is
-    members: list[_Member] = []
+    swap = len(jobs) > 1  # a run alone keeps the process's random state as it is
+    loops = [stored_loop(job, own_time=swap) for job in jobs]
+    if swap:
+        ids = [Path(job.run_dir).resolve().name for job in jobs]
+        for loop in loops:
+            loop.extra["lockstep"] = ids
+    members = [_Member(loop, loop.steps(), RngSlot()) for loop in loops]
     try:
-        for h in handles:
-            member = _start(h, swap, raise_errors)
-            if member is not None:
-                members.append(member)
         while members:
             for member in list(members):
                 if not _advance(member, swap, raise_errors):
                     members.remove(member)
     except BaseException as exc:  # interrupted: nobody is left "running"
-        for h in handles:
-            if not h.closed:
-                h.fail(exc)
+        for loop in loops:
+            loop.end(exc)  # a run that has ended already keeps its end
         raise
-    finally:
-        for h in handles:
-            h.close()
-    return [h.summary for h in handles]
-
-
-def _start(h: RunHandle, swap: bool, raise_errors: bool) -> _Member | None:
-    """Build the run (seeded by its config, so the order of building does not matter)."""
-    try:
-        setup = build_run(h.ctx.config, h.ctx.data_dir)
-        loop = TrainingLoop(h.ctx, setup, own_time=swap)
-        return _Member(h, loop, loop.steps(), RngSlot())
-    except Exception as exc:
-        h.fail(exc)
-        if raise_errors:
-            raise
-        return None
+    return [loop.summary for loop in loops]
 
 
 def _advance(m: _Member, swap: bool, raise_errors: bool) -> bool:
-    """One step of ``m``'s run; False when the run has ended (and has been closed)."""
+    """One step of ``m``'s run; False when the run has ended (its loop has ended it)."""
     if swap:
         m.rng.load()
     try:
         next(m.steps)
     except StopIteration:
-        m.handle.finish(m.loop.result)
         return False
-    except Cancelled:
-        m.handle.cancelled()
-        return False
-    except Diverged as d:
-        m.handle.diverged(d)
-        return False
-    except Exception as exc:
-        m.handle.fail(exc)
+    except Exception:
         if raise_errors:
             raise
         return False
     if swap:
         m.rng.save()
     return True
-

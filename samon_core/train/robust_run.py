@@ -14,9 +14,10 @@ from __future__ import annotations
 import os
 
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
+from samon_core.train.callbacks import robustness_record
 from samon_core.train.checkpoint import load_checkpoint
 from samon_core.train.setup import build_run
-from samon_core.train.telemetry import RunClock, Telemetry
+from samon_core.train.telemetry import RunClock
 
 
 def measure_finished_run(store: RunStore, run_id: str, *, suite: str = "standard",
@@ -43,8 +44,8 @@ def measure_finished_run(store: RunStore, run_id: str, *, suite: str = "standard
     summary = store.read_summary(run_id) or {}
     with store.metrics_writer(run_id) as writer:
         clock = RunClock(float(store.read_status(run_id).get("elapsed") or 0.0))
-        telemetry = Telemetry(config, writer.write, clock)
-        result = telemetry.robustness(setup.model, setup.test_loader,
-                                      step=int(summary.get("steps") or 0))
+        result, record = robustness_record(setup.model, setup.test_loader, config,
+                                           step=int(summary.get("steps") or 0), clock=clock)
+        writer.write(record)
     store.write_summary(run_id, {**summary, "robustness": result})
     return result

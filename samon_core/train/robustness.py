@@ -3,8 +3,8 @@
 The suite (budgets, steps, corruptions, severities) is ``samon_core.catalog.robustness``; this
 module runs it. The poster reports robust accuracy of ViT-S/32 on ImageNet (SAM roughly doubles
 it, SAM-ON adds 3-5 points); the lab measures the same quantity on every run that asks for it
-(``RunConfig.robustness``), at the end of training (``TrainingLoop``) or later from a finished
-run's checkpoint (``python -m samon_core robustness RUN``, ``robust_run.py``).
+(``RunConfig.robustness``), at the end of training (``callbacks.Robustness``) or later from a
+finished run's checkpoint (``python -m samon_core robustness RUN``, ``robust_run.py``).
 
 **Where the attack lives.** Images x are in pixel units, [0, 1]; the model sees the data
 pipeline's normalisation z = (x - mu_c) / sigma_c per channel c (the dataset's mean and std,

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from samon_core.models import build_model
-from samon_core.optim import SAM, base_optimizer, perturbation_groups, perturbed_count
+from samon_core.optim import base_optimizer, create_sam
 from samon_core.runs.config import RunConfig
 from samon_core.train.data import DeviceLoader, load_dataset
 from samon_core.train.step import TrainStep
@@ -127,27 +127,22 @@ def build_optimizer(
 ) -> tuple[torch.optim.Optimizer, int, int]:
     """(optimizer, perturbed parameter count, trainable parameter count).
 
-    SAM methods wrap the base optimizer in ``SAM`` over ``perturbation_groups`` of the scope
-    (SAM-ON: the normalization layers' gamma/beta); ``base`` is the base optimizer alone.
+    SAM methods: ``create_sam`` (the base optimizer wrapped in ``SAM`` over the scope's
+    parameter groups; SAM-ON: the normalization layers' gamma/beta); ``base`` is the base
+    optimizer alone.
     """
-    cls, kw = base_optimizer(
-        config.optimizer, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
     if config.method != "sam":
+        cls, kw = base_optimizer(config.optimizer, lr=config.lr, momentum=config.momentum,
+                                 weight_decay=config.weight_decay)
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         return cls(model.parameters(), **kw), 0, n_params
-    groups = perturbation_groups(model, config.scope, blocks=config.blocks, seed=config.seed)
-    n_perturbed, n_params = perturbed_count(groups)
-    optimizer = SAM(
-        groups,
-        cls,
-        rho=config.resolved_rho(),
-        adaptive=config.adaptive,
-        ball=config.ball,
-        eta=config.eta,
-        normalize_bias=config.normalize_bias,
-        **kw,
+    optimizer = create_sam(
+        model, scope=config.scope, base=config.optimizer, rho=config.resolved_rho(),
+        lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+        adaptive=config.adaptive, ball=config.ball, eta=config.eta,
+        normalize_bias=config.normalize_bias, blocks=config.blocks, seed=config.seed,
     )
+    n_perturbed, n_params = optimizer.perturbed_count()
     return optimizer, n_perturbed, n_params
 
 

@@ -3,7 +3,7 @@
 A run trained without ``landscape_points`` (or with too few) can get its slices later: the
 run's model is rebuilt from its config, its final weights loaded from its checkpoint (with
 ``weights_only``: nothing in the file is executed), and the same slices the trainer computes
-(``TrainingLoop._landscape``: random and gradient direction, train and test images) appended to
+(``callbacks.LandscapeSlices``: random and gradient direction, train and test images) appended to
 its ``metrics.jsonl`` as ``landscape`` records, replacing none (readers take the latest).
 """
 
@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
+from samon_core.train.callbacks import landscape_record, slice_sets
 from samon_core.train.checkpoint import load_checkpoint
-from samon_core.train.data import first_images
 from samon_core.train.landscape import loss_slice, offsets, random_direction
 from samon_core.train.setup import build_run
-from samon_core.train.telemetry import RunClock, Telemetry
+from samon_core.train.telemetry import RunClock
 
 
 def slice_finished_run(store: RunStore, run_id: str, *, points: int = 21, radius: float = 1.0,
@@ -39,14 +39,12 @@ def slice_finished_run(store: RunStore, run_id: str, *, points: int = 21, radius
             done["n"] += 1
 
         clock = RunClock(float(store.read_status(run_id).get("elapsed") or 0.0))
-        telemetry = Telemetry(config, emit, clock)
-        sets = {"test": first_images(setup.test_loader, 1024)}
-        if setup.probe is not None:
-            sets = {"train": setup.probe, **sets}
+        sets = slice_sets(setup)
         step = int((store.read_summary(run_id) or {}).get("steps") or 0)
         for split, (x, y) in sets.items():
             for direction in ("random", "gradient"):
-                telemetry.landscape(setup.model, x, y, direction=direction, split=split, step=step)
+                emit(landscape_record(setup.model, x, y, config, direction=direction,
+                                      split=split, step=step, clock=clock))
         if two_d:
             emit(plane_record(setup.model, *sets["test"], points=points, radius=radius,
                               epoch=config.epochs, step=step, time=clock()))

@@ -1,15 +1,10 @@
-"""Building and emitting a run's metric records (samon_core/records.py, ARCHITECTURE.md).
+"""The bookkeeping behind the loop's own records (loop.py; samon_core/records.py).
 
-    step        every ``log_every_s`` seconds and at the end of each epoch: the mean loss and
-                accuracy of the window's images, lr, seconds per step, images/s (``StepWindow``)
-    epoch       train/test loss (with label smoothing) and plain cross-entropy, accuracy,
-                epoch time, ETA (mean of the last 3 epochs)
-    sharpness   logit-normalised adaptive l_inf m-sharpness (sharpness.py), 1-step and multi-step,
-                every ``sharpness_every`` / ``sharpness_multi_every`` epochs and after the last
-    norm_stats  gamma / beta histograms on fixed bins and per-layer mean/std (normstats.py);
-                epoch 0 = at initialisation
-    resume      the run continued from its checkpoint
-    robustness  accuracy under PGD attacks and corruptions after the last epoch (robustness.py)
+``RunClock`` (training wall time, continued across a resume), ``BatchTotals`` (sums over a span of
+batches: an epoch, or the window of one ``step`` record), ``step_record`` (the mean loss and
+accuracy of the window's images, lr, seconds per step, images/s, the machine's load),
+``eta_seconds`` (mean of the last 3 epochs) and ``due_probes`` (which sharpness probes an epoch
+gets). The measurements' records are built by their callbacks (callbacks.py).
 
 Loss and accuracy are summed on the device (0-d tensors) and read once per record, so a GPU run
 does not wait for the device after every step.
@@ -18,32 +13,13 @@ does not wait for the device after every step.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from time import monotonic
 from typing import NamedTuple
 
 import torch
-from torch import nn
 
-from samon_core.records import (
-    EpochRecord,
-    LandscapeRecord,
-    Record,
-    ResumeRecord,
-    RobustnessRecord,
-    SharpnessRecord,
-    StepRecord,
-)
+from samon_core.records import StepRecord
 from samon_core.runs.config import RunConfig
-from samon_core.train.data import DeviceLoader
-from samon_core.train.landscape import gradient_direction, loss_slice, offsets, random_direction
-from samon_core.train.normstats import fixed_bins, norm_stats_records
-from samon_core.train.robustness import measure
-from samon_core.train.sharpness import m_sharpness
-
-# The random landscape direction's seed: fixed, so that every run of a comparison (any seed) is
-# sliced along the same Gaussian draw, each normalised to its own weights.
-LANDSCAPE_SEED = 0
 
 
 class RunClock:
@@ -165,133 +141,3 @@ def due_probes(config: RunConfig, epoch: int, final: bool) -> list[tuple[float, 
     ):
         probes.append((config.sharpness_rho_multi, config.sharpness_multi_steps))
     return probes
-
-
-class Telemetry:
-    """Builds the records of one run and hands them to ``emit``, timed by ``clock``.
-
-    ``heartbeat`` is called after each (possibly long) sharpness measurement.
-    """
-
-    def __init__(
-        self,
-        config: RunConfig,
-        emit: Callable[[Record], None],
-        clock: RunClock,
-        heartbeat: Callable[[], None] = lambda: None,
-    ):
-        self.config = config
-        self.emit = emit
-        self.clock = clock
-        self.heartbeat = heartbeat
-        # Fixed for the whole run, so that histograms of all epochs (and runs) compare.
-        self.bins_gamma = fixed_bins("gamma", config.stats_bins)
-        self.bins_beta = fixed_bins("beta", config.stats_bins)
-
-    def norm_stats(self, model: nn.Module, *, epoch: int, step: int, time: float) -> None:
-        for record in norm_stats_records(
-            model,
-            epoch=epoch,
-            step=step,
-            time=time,
-            bins_gamma=self.bins_gamma,
-            bins_beta=self.bins_beta,
-        ):
-            self.emit(record)
-
-    def resume(self, *, epoch: int, step: int, time: float) -> None:
-        self.emit(ResumeRecord(kind="resume", epoch=epoch, step=step, time=time))
-
-    def step(self, window: BatchTotals, *, epoch: int, step: int, lr: float) -> None:
-        self.emit(step_record(window, epoch=epoch, step=step, time=self.clock(), lr=lr))
-
-    def landscape(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, direction: str, split: str,
-        step: int,
-    ) -> None:
-        """Measure and emit one 1D landscape slice (landscape.py) on the fixed set (x, y)."""
-        config = self.config
-        if direction == "random":
-            d = random_direction(model, seed=LANDSCAPE_SEED)
-        else:
-            d = gradient_direction(model, x, y)
-        grid = offsets(config.landscape_points, config.landscape_radius)
-        losses = loss_slice(model, x, y, [d], [(a,) for a in grid])
-        self.heartbeat()
-        self.emit(LandscapeRecord(
-            kind="landscape", epoch=config.epochs, step=step, time=self.clock(),
-            direction=direction, split=split, offsets=grid, losses=losses, n=len(y),
-            seed=LANDSCAPE_SEED,
-        ))
-
-    def robustness(self, model: nn.Module, loader: DeviceLoader, *, step: int,
-                   tick: Callable[[], None] | None = None) -> dict:
-        """Run the config's robustness suite (robustness.py) on the first test images of
-        ``loader``, emit the ``robustness`` record and return its result (for the summary).
-        ``tick`` runs between attacks (default: the heartbeat)."""
-        config = self.config
-        result = measure(model, loader, config.robustness_images, config.robustness,
-                         tick=tick or self.heartbeat)
-        self.emit(RobustnessRecord(kind="robustness", epoch=config.epochs, step=step,
-                                   time=self.clock(), **result))
-        return result
-
-    def sharpness(
-        self,
-        model: nn.Module,
-        probe: tuple[torch.Tensor, torch.Tensor],
-        *,
-        epoch: int,
-        step: int,
-        rho: float,
-        steps: int,
-    ) -> None:
-        """Measure and emit one sharpness probe on the fixed batch ``probe`` (x, y)."""
-        x, y = probe
-        # a training subset smaller than sharpness_m gives one batch of all its points
-        m = min(self.config.sharpness_m, len(y))
-        value = m_sharpness(model, x, y, rho=rho, steps=steps, m=m)
-        self.heartbeat()
-        self.emit(
-            SharpnessRecord(
-                kind="sharpness",
-                epoch=epoch,
-                step=step,
-                time=self.clock(),
-                steps=steps,
-                rho=rho,
-                value=value,
-                m=m,
-                n=len(y),
-            )
-        )
-
-    def epoch(
-        self,
-        *,
-        epoch: int,
-        step: int,
-        train: Measured,
-        test: Measured,
-        epoch_time: float,
-        eta_s: float,
-        sam: bool,
-    ) -> None:
-        """The record closing epoch ``epoch`` (1-based)."""
-        self.emit(
-            EpochRecord(
-                kind="epoch",
-                epoch=epoch,
-                step=step,
-                time=self.clock(),
-                train_loss=train.loss,
-                train_ce=train.ce,
-                train_acc=train.acc,
-                test_loss=test.loss,
-                test_ce=test.ce,
-                test_acc=test.acc,
-                epoch_time=epoch_time,
-                eta_s=eta_s,
-                sam=sam,
-            )
-        )

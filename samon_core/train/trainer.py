@@ -2,8 +2,8 @@
 
 ``train(config, run_dir)`` seeds everything, builds data (on the device), model and optimizer
 (SGD / AdamW / Lion, wrapped in SAM for the SAM methods, with SAM-ON's cheap ascent pass) and
-trains. It emits the metric records of samon_core/records.py to ``metrics.jsonl`` and to an
-optional ``callback``:
+trains (loop.py). It emits the metric records of samon_core/records.py to ``metrics.jsonl``
+(recorder.py) and to an optional ``callback``:
 
     step        every ``log_every_s`` seconds: loss, accuracy, lr, step time, images/s
     epoch       train/test loss (label-smoothed) and plain CE, accuracy, epoch time, ETA
@@ -28,10 +28,11 @@ Runs that go wrong say so instead of "finishing" quietly (loop.py has the thresh
   ends at chance) stays ``finished`` (its numbers are real) with a ``warning`` in its summary,
   which is also the finished status's message.
 
-The parts: setup.py (device, precision, data, model, optimizer, schedule), step.py (one optimizer
-step), loop.py (epochs and steps), telemetry.py (the records), checkpoint.py (save / resume),
-context.py (what they share), run.py (a run's status while it trains), lockstep.py (several
-runs interleaved step by step: ``train_group``).
+The parts: loop.py (the training loop, read top to bottom; its plug-ins are callbacks),
+setup.py (device, precision, data, model, optimizer, schedule), step.py (one optimizer step),
+telemetry.py (the loop's own records), callbacks.py (checkpoint, norm statistics, sharpness,
+landscape, robustness), recorder.py (the run store: metrics, status, summary), lockstep.py
+(several runs interleaved step by step: ``train_group``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from samon_core.catalog.datasets import DATA_DIR_ENV
 from samon_core.records import Record
 from samon_core.runs.config import RunConfig
 from samon_core.train.lockstep import GroupJob, train_group
-from samon_core.train.run import DATA_DIR_ENV
 
 __all__ = ["DATA_DIR_ENV", "GroupJob", "train", "train_group"]
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from samon_core.catalog.datasets import CIFAR_LAYOUT
 from samon_core.train.data.tensors import IMAGE_SIZE, DatasetTensors
 
 CIFAR100_MEAN = (0.5071, 0.4867, 0.4408)
@@ -45,35 +46,29 @@ class DatasetUnavailable(ValueError):
 
 @dataclass(frozen=True)
 class CifarSpec:
-    """Where torchvision keeps one CIFAR variant and what its files hold."""
+    """What torchvision calls one CIFAR variant and what its files hold; where the files are
+    (folder, train / test / meta files) is the catalog's ``CIFAR_LAYOUT``."""
 
     name: str
     tv_class: str  # torchvision.datasets class name
-    base_folder: str
     tarball: str
-    train_files: tuple[str, ...]
-    test_files: tuple[str, ...]
-    meta_file: str
     meta_key: str  # key of the class names in the meta pickle
     num_classes: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
-    @property
-    def files(self) -> tuple[str, ...]:
-        return self.train_files + self.test_files + (self.meta_file,)
+    base_folder = property(lambda self: CIFAR_LAYOUT[self.name].folder)
+    train_files = property(lambda self: CIFAR_LAYOUT[self.name].train_files)
+    test_files = property(lambda self: CIFAR_LAYOUT[self.name].test_files)
+    meta_file = property(lambda self: CIFAR_LAYOUT[self.name].meta_file)
+    files = property(lambda self: CIFAR_LAYOUT[self.name].files)
 
 
 CIFAR_SPECS = {
-    "cifar100": CifarSpec(
-        "cifar100", "CIFAR100", "cifar-100-python", "cifar-100-python.tar.gz",
-        ("train",), ("test",), "meta", "fine_label_names", 100, CIFAR100_MEAN, CIFAR100_STD,
-    ),
-    "cifar10": CifarSpec(
-        "cifar10", "CIFAR10", "cifar-10-batches-py", "cifar-10-python.tar.gz",
-        tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), "batches.meta",
-        "label_names", 10, CIFAR10_MEAN, CIFAR10_STD,
-    ),
+    "cifar100": CifarSpec("cifar100", "CIFAR100", "cifar-100-python.tar.gz", "fine_label_names",
+                          100, CIFAR100_MEAN, CIFAR100_STD),
+    "cifar10": CifarSpec("cifar10", "CIFAR10", "cifar-10-python.tar.gz", "label_names", 10,
+                         CIFAR10_MEAN, CIFAR10_STD),
 }
 
 

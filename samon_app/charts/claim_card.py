@@ -1,12 +1,15 @@
-"""What a claim card's chart shows, as plain data: one bar per method (mean over seeds, the
-seed-to-seed spread as error bar, each seed as a dot) in the method's colour, and a reference line
-where the claim has one (the FLOP estimate of the cost claim). No plotting library here: the page
-draws it.
+"""A claim card's chart: what it shows as plain data (``chart_data``: one bar per method, mean
+over seeds, the seed-to-seed spread as error bar, each seed as a dot, in the method's colour, and
+a reference line where the claim has one: the FLOP estimate of the cost claim), and the plotly
+figure drawn from it (``claim_figure``; the Claims page only shows it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import plotly.graph_objects as go
 
 from samon_core.catalog import methods
 from samon_core.claims.verdicts import Verdict
@@ -72,3 +75,21 @@ def chart_data(v: Verdict) -> ChartData:
                       for k, s in acc.items() if s.get("n"))
     return ChartData(metric[:1].upper() + metric[1:], y_title,
                      _bars(v.evidence.get("methods") or {}), notes=notes)
+
+
+def claim_figure(data: ChartData) -> Any:
+    """Bars (mean over seeds, spread as error bar), the seeds as dots, a reference line."""
+    fig = go.Figure()
+    names = [b.name for b in data.bars]
+    fig.add_bar(x=names, y=[b.mean for b in data.bars], marker_color=[b.color for b in data.bars],
+                error_y={"type": "data", "array": [b.std for b in data.bars]}, name="mean",
+                opacity=0.8)
+    for b in data.bars:
+        fig.add_scatter(x=[b.name] * len(b.values), y=list(b.values), mode="markers",
+                        marker={"color": "#212529", "size": 7}, name=f"{b.name} seeds",
+                        showlegend=False)
+    if data.reference is not None:
+        fig.add_hline(y=data.reference, line_dash="dot", annotation_text=data.reference_label)
+    fig.update_layout(title=data.title, yaxis_title=data.y_title, height=300, showlegend=False,
+                      margin={"l": 50, "r": 20, "t": 40, "b": 30})
+    return fig
