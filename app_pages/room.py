@@ -32,7 +32,6 @@ from samon_core.claims import CLAIM_IDS, SIZE_TEXT, get_claim
 from samon_core.runs.database import DatabaseUnavailable, run_rows
 from samon_core.runs.presets import get_preset, list_presets
 from samon_core.service.room import MESSAGE_MAX_CHARS
-from samon_core.service.scheduler import owner_usage
 
 CLAIM_SIZES = ("cpu", "gpu")  # the paper size takes days: not something to queue for a class
 CLAIM_SEEDS = 3  # the Claims page's default: a verdict needs more than one seed
@@ -163,7 +162,7 @@ def _glance(root_dir: str, window_s: float) -> tuple[list[dict[str, Any]], dict[
     """Every run's owner and state, and each owner's device time in the window (the database's
     rows: one read each, however many runs)."""
     engine = common.store_at(root_dir).engine
-    return run_rows(engine), owner_usage(engine, window_s=window_s)
+    return run_rows(engine), service.owner_usage(engine, window_s=window_s)
 
 
 def glance_ui(settings: service.Settings) -> None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from samon_core.catalog import datasets
-from samon_core.claims.commands import add_claim_parser, cmd_claim
+from samon_core.claim_cli import add_claim_parser, cmd_claim
 from samon_core.owner_cli import (
     add_acting_options,
     add_owner_options,

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from samon_core import claims, paper
+from samon_core.claim_cli import plan_seed
 from samon_core.claims import stats
 from samon_core.claims.collect import collect
-from samon_core.claims.commands import plan_seed
 from samon_core.claims.results import RunResult
 from samon_core.claims.runsets import CPU_LABEL_NOISE, SIZES, run_set, size_of
 from samon_core.cli import main

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from samon_core.catalog.datasets import DATA_DIR_ENV
 from samon_core.runs.database import DATABASE_URL_ENV
 from samon_core.runs.store import RUNS_DIR_ENV
-from samon_core.service.preflight import DATA_DIR_ENV
 from samon_core.service.settings import SETTINGS_ENV, Settings, env_name
 
 ROOT = Path(__file__).resolve().parents[1]

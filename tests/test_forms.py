@@ -90,7 +90,7 @@ def test_every_request_takes_at_most_max_seeds_per_method():
 
     from samon_app.forms import form_configs, form_defaults
     from samon_core.catalog.choices import MAX_SEEDS
-    from samon_core.claims.commands import _seeds
+    from samon_core.claim_cli import _seeds
 
     def seeds_error(n):
         return form_configs({**form_defaults(), "seeds": n}).errors.get("seeds")

@@ -202,15 +202,15 @@ def test_the_teacher_token_typed_in_a_link_is_removed(runs, monkeypatch):
 
 
 def _queue_down(monkeypatch) -> Callable[[], None]:
-    """The queue is down until the returned function is called."""
-    submit = importlib.import_module("samon_core.service.submit")
-    real = submit.get_queue
+    """The database refuses every admission until the returned function is called."""
+    admission = importlib.import_module("samon_core.service.admission")
+    real = admission.admit
 
     def down(*_args, **_kwargs):
-        raise service.QueueUnavailable("the queue cannot be reached")
+        raise service.DatabaseUnavailable("the database cannot be reached")
 
-    monkeypatch.setattr(submit, "get_queue", down)
-    return lambda: monkeypatch.setattr(submit, "get_queue", real)
+    monkeypatch.setattr(admission, "admit", down)
+    return lambda: monkeypatch.setattr(admission, "admit", real)
 
 
 @pytest.mark.parametrize("button", ["launch_preset", "launch_form"])

@@ -518,14 +518,6 @@ def test_service_modules_do_not_import_torch():
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-def test_preflight_knows_the_cifar_files_the_loader_reads():
-    from samon_core.service.preflight import CIFAR_FILES
-    from samon_core.train.data.cifar import CIFAR_SPECS
-
-    expected = {name: (spec.base_folder, spec.files) for name, spec in CIFAR_SPECS.items()}
-    assert expected == CIFAR_FILES
-
-
 def test_the_app_never_trains(tmp_path):
     """What the app calls (submit, positions, workers, recovery, cancel, ensure_workers with its
     pool off) never trains in the app's process: no torch imported, the run stays queued for a

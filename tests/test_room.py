@@ -11,7 +11,7 @@ from support.configs import tiny_config
 from support.teacher import TEACHER_TOKEN, teacher_settings
 
 from samon_core import cli, service
-from samon_core.claims.commands import claim_preset
+from samon_core.claim_cli import claim_preset
 from samon_core.claims.data import get_claim
 from samon_core.runs import database as db
 from samon_core.runs.presets import get_preset

@@ -21,7 +21,6 @@ rates in ``power``.
     verdicts.py    Verdict and five verdict functions; cost.py the cost verdict (step samples)
     data.py     the claims
     collect.py  a claim's runs in the store, and their verdict
-    commands.py the ``python -m samon_core claim ...`` commands
 
 No torch, no streamlit.
 """

@@ -171,16 +171,9 @@ def shared_engine(url: str, on_create: Callable[[Engine], None] | None = None) -
     with _OPEN_LOCK:
         engine = _OPEN.get(url)
         if engine is None:
-            try:
-                engine = open_database(url)
-                if on_create is not None:
-                    on_create(engine)
-            except sa.exc.OperationalError as exc:
-                if _NOT_OUTAGES.search(str(exc.orig or exc)):  # a damaged or read-only file
-                    raise
-                why = redact(str(exc.orig or exc).splitlines()[0], url)
-                raise NotOpened(f"the database {display_url(url)} cannot be reached: "
-                                f"{why[:300]}") from None
+            engine = open_database(url)
+            if on_create is not None:
+                on_create(engine)
             _OPEN[url] = engine
         return engine
 
@@ -288,11 +281,6 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached for ``give_up_s``: one line, its URL without password."""
 
 
-class NotOpened(DatabaseUnavailable):
-    """The database could not be reached when a process first opened it (``shared_engine``):
-    one line, its URL without password; ``retrying`` waits it out like any outage."""
-
-
 # SQLite's errors that no wait repairs: a full disk, a read-only or damaged file
 _NOT_OUTAGES = re.compile(r"disk is full|disk I/O error|readonly database|not a database|"
                           r"unable to open database file", re.I)
@@ -308,11 +296,6 @@ def retrying(operation: Callable[[], T], *, url: str | Any = "", wait_s: float =
     while True:
         try:
             return operation()
-        except NotOpened as exc:
-            if time.monotonic() >= deadline:
-                raise DatabaseUnavailable(f"{exc} (for {give_up_s:g} s)") from None
-            sleep(wait_s)
-            wait_s = min(wait_s * 2, 5.0)
         except sa.exc.OperationalError as exc:
             if _NOT_OUTAGES.search(str(exc.orig or exc)):  # waiting would not help
                 raise

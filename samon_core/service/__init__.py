@@ -51,7 +51,7 @@ from samon_core.service.room import (
     register_owner,
     set_room,
 )
-from samon_core.service.scheduler import queue_position, queue_positions
+from samon_core.service.scheduler import owner_usage, queue_position, queue_positions
 from samon_core.service.settings import Settings, load_settings
 from samon_core.service.submit import submit, submit_group, submit_info
 
@@ -85,6 +85,7 @@ __all__ = [
     "is_teacher",
     "load_settings",
     "pid_alive",
+    "owner_usage",
     "queue_position",
     "queue_positions",
     "read_room",

@@ -24,18 +24,12 @@ import time
 from pathlib import Path
 
 from samon_core.catalog import DATASET_SIZES, MODELS
+from samon_core.catalog.datasets import CIFAR_LAYOUT
+from samon_core.catalog.datasets import data_dir as data_dir_of
 from samon_core.runs.config import RunConfig
 from samon_core.runs.messages import clip
 from samon_core.service.pool import detect_gpus
 
-DATA_DIR_ENV = "SAMON_DATA_DIR"  # the trainer's default data folder (samon_core.train.trainer)
-# torchvision's on-disk layout of each CIFAR variant (samon_core.train.data.cifar.CIFAR_SPECS;
-# a test checks that the two agree): its folder and files.
-CIFAR_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "cifar100": ("cifar-100-python", ("train", "test", "meta")),
-    "cifar10": ("cifar-10-batches-py",
-                tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")),
-}
 DOWNLOAD_HOST = ("www.cs.toronto.edu", 443)
 _ONLINE_TTL_S = 60.0
 _online_cache: list[tuple[float, bool]] = []
@@ -48,7 +42,8 @@ class NotRunnable(ValueError):
 
 
 def default_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or "data").expanduser()
+    """The data folder a run here reads (``catalog.datasets.data_dir``: the one rule)."""
+    return data_dir_of(data_dir)
 
 
 def _check_model(config: RunConfig) -> None:
@@ -117,16 +112,16 @@ def online(timeout: float = 3.0) -> bool:
 
 
 def cifar_files_present(dataset: str, data_dir: Path) -> bool:
-    folder, files = CIFAR_FILES[dataset]
-    return all((data_dir / folder / f).is_file() for f in files)
+    layout = CIFAR_LAYOUT[dataset]
+    return all((data_dir / layout.folder / f).is_file() for f in layout.files)
 
 
 def _check_data(config: RunConfig, data_dir: Path) -> None:
-    if config.dataset not in CIFAR_FILES or cifar_files_present(config.dataset, data_dir):
+    if config.dataset not in CIFAR_LAYOUT or cifar_files_present(config.dataset, data_dir):
         return
     if online():
         return  # the trainer downloads it
-    folder, files = CIFAR_FILES[config.dataset]
+    folder, files = CIFAR_LAYOUT[config.dataset].folder, CIFAR_LAYOUT[config.dataset].files
     raise NotRunnable(
         f"dataset {config.dataset} is not in {clip(str(data_dir / folder))} (files "
         f"{', '.join(files)}) and this machine is offline, so it cannot be downloaded; put the "
