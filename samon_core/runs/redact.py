@@ -1,14 +1,14 @@
 """Connection URLs for humans: the one place that hides a URL's password before it is shown.
 
-A queue URL (``redis://:PASSWORD@host:6379/0``, later a database URL such as
-``postgresql://lab:PASSWORD@db/samon``) reaches messages, reprs, settings errors and worker logs
-that students see. ``display_url`` renders it the way SQLAlchemy's
-``URL.render_as_string(hide_password=True)`` does, ``redis://:***@host:6379/0``, for any
+A database URL (``postgresql+psycopg://lab:PASSWORD@db/samon``) reaches messages, reprs,
+settings errors and worker logs that students see. ``display_url`` renders it the way
+SQLAlchemy's ``URL.render_as_string(hide_password=True)`` does,
+``postgresql+psycopg://lab:***@db/samon``, for any
 ``scheme://user:password@host...`` URL; ``redact`` removes a URL's secrets from other text (an
 exception message of a client library that quotes a piece of a malformed URL).
 
 Why not only a URL parser: the URLs that leak are often the malformed ones (a mistyped scheme, a
-password with an unescaped ``/`` or ``@``, which redis-py and SQLAlchemy accept up to the last
+password with an unescaped ``/`` or ``@``, which SQLAlchemy and the drivers accept up to the last
 ``@``), and a parser then puts the password into the path or refuses the URL. So the user info is
 taken as everything before the last ``@`` after the scheme: hiding too much is the safe mistake.
 """
@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from pydantic import SecretStr
 
 MASK = "***"
-# Query parameters whose value is a secret (redis-py reads ?password=, drivers take ?sslkey=...).
+# Query parameters whose value is a secret (drivers read ?password=, ?sslkey=...).
 _SECRET_QUERY_KEYS = ("pass", "pwd", "secret", "token", "auth", "key")
 # Characters at which a parser may cut a password that holds them unescaped: the pieces between
 # them may show up alone in its error message ("Port could not be cast to integer value as 'ab'").
@@ -57,8 +57,9 @@ def _query_secrets(rest: str) -> list[tuple[str, str]]:
 
 def display_url(url: str | SecretStr | None) -> str:
     """``url`` with its password (or, without a ``user:`` part, its whole user info) and any
-    secret query value replaced by ``***``: ``redis://:***@host:6379/0``,
-    ``postgresql://lab:***@db/samon``. Text without user info or secrets comes back unchanged."""
+    secret query value replaced by ``***``: ``postgresql://lab:***@db/samon``,
+    ``postgresql://***@db/samon`` (user info without a password is hidden whole). Text
+    without user info or secrets comes back unchanged."""
     prefix, userinfo, rest = _parts(_plain(url))
     for key, value in _query_secrets(rest):
         rest = rest.replace(f"{key}={value}", f"{key}={MASK}")
