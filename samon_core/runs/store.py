@@ -149,6 +149,11 @@ class RunStore:
         return f"RunStore({str(self.root)!r})"
 
     @property
+    def database_url(self) -> str:
+        """The URL of this store's database (shown only through ``redact.display_url``)."""
+        return db.database_url(self.root, self._url)
+
+    @property
     def engine(self) -> Engine:
         """The database of this store (opened on first use: tables created, a files-era store
         imported once; ``database.shared_engine``)."""

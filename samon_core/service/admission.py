@@ -36,7 +36,6 @@ from samon_core.runs import ownerkeys
 from samon_core.runs.config import RunConfig
 from samon_core.runs.database import (
     DatabaseUnavailable,
-    database_url,
     owners,
     reading,
     requesters,
@@ -51,6 +50,7 @@ from samon_core.runs.messages import clip
 from samon_core.runs.owners import NotAllowed, normalize_owner_name
 from samon_core.runs.redact import display_url, redact
 from samon_core.runs.states import ACTIVE_STATES, RunState
+from samon_core.runs.store import RunStore
 from samon_core.service.settings import DevicePolicy, Settings, env_name, load_settings
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
@@ -180,12 +180,12 @@ def _why_not_writable(root: Path | None) -> int | None:
 
 
 @contextlib.contextmanager
-def store_errors(action: str, root: Path | None = None) -> Iterator[None]:
+def store_errors(action: str, store: RunStore | None = None) -> Iterator[None]:
     """A store or database that cannot be written (read-only, full disk, permissions) as one
-    ``StoreUnavailable`` line naming ``action`` (``root``: the run store, whose file system is
-    asked when SQLite's own words are vague); a database that does not answer (a PostgreSQL
-    server down, a lock waited for too long) as one ``DatabaseUnavailable`` line, its URL without
-    password, so a page says it instead of failing; ``FileNotFoundError`` (no such run) and every
+    ``StoreUnavailable`` line naming ``action`` (``store``: the run store, whose file system is
+    asked when SQLite's own words are vague, and whose database is named); a database that
+    does not answer (a PostgreSQL server down, a lock waited for too long) as one
+    ``DatabaseUnavailable`` line, its URL without password, so a page says it instead of failing; ``FileNotFoundError`` (no such run) and every
     other error pass as they are."""
     try:
         yield
@@ -197,11 +197,11 @@ def store_errors(action: str, root: Path | None = None) -> Iterator[None]:
         text = str(exc.orig or exc).lower()
         code = next((code for words, code in _SQLITE_ERRNOS if words in text), None)
         if code is None:
-            url = database_url(root) if root is not None else ""
+            url = store.database_url if store is not None else ""
             why = redact(str(exc.orig or exc).splitlines()[0], url)
             raise DatabaseUnavailable(f"cannot {action} now: the database {display_url(url)} "
                                       f"did not answer ({why[:300]})") from None
-        code = _why_not_writable(root) or code
+        code = _why_not_writable(store.root if store is not None else None) or code
         raise store_error(OSError(code, os.strerror(code)), action) from None
 
 

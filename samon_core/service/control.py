@@ -127,7 +127,7 @@ def _cancel_as(run_id: str, ident: Identity, store: RunStore) -> str:
 
 def _identify(owner_key: str | None, teacher_token: str | SecretStr | None, store: RunStore,
               s: Settings, action: str) -> Identity:
-    with store_errors(action, store.root):
+    with store_errors(action, store):
         return identify(owner_key, teacher_token, store=store, settings=s)
 
 
@@ -151,7 +151,7 @@ def cancel(run_id: str, *, owner_key: str | None = None,
     s = settings or load_settings()
     existing_run(store, run_id)  # a bad run id is refused before anything else
     ident = _identify(owner_key, teacher_token, store, s, "cancel the run")
-    with store_errors("cancel the run", store.root):
+    with store_errors("cancel the run", store):
         return _cancel_as(run_id, ident, store)
 
 
@@ -166,7 +166,7 @@ def delete_run(run_id: str, *, owner_key: str | None = None,
     s = settings or load_settings()
     existing_run(store, run_id)
     ident = _identify(owner_key, teacher_token, store, s, "delete the run")
-    with store_errors("delete the run", store.root):
+    with store_errors("delete the run", store):
         try:
             answer = _cancel_as(run_id, ident, store)
         except FileNotFoundError:  # a folder without a row (a submit that did not finish):
@@ -232,7 +232,7 @@ def resume(run_id: str, *, owner_key: str | None = None,
     existing_run(store, run_id)
     ident = _identify(owner_key, teacher_token, store, s, "resume the run")
     require_someone(ident, run_id, "resume")
-    with store_errors("resume the run", store.root):
+    with store_errors("resume the run", store):
         store.check_requester(run_id, ident.owner, is_teacher=ident.is_teacher, action="resume")
         _check_admission(store, run_id, ident, s)
         state = store.read_status(run_id).get("state")
@@ -281,7 +281,7 @@ def request_slices(run_id: str, *, owner_key: str | None = None,
                "owner": ident.owner if ident.owner is not None else TEACHER_OWNER,
                "time": time.time()}
     try:
-        with store_errors("ask for the slices", store.root):  # read-only, full: one line
+        with store_errors("ask for the slices", store):  # read-only, full: one line
             admission.request_slices(store.engine, run_id, payload)
     except ValueError:
         if pending_slices(store, run_id) is not None:  # asked at the same moment by another

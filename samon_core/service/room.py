@@ -343,7 +343,7 @@ def _check_teacher(token: str, s: Settings) -> None:
 
 def _owner_of(owner_key: str, store: RunStore) -> str:
     try:
-        with store_errors("read the owner keys", store.root):  # one line, as for a write
+        with store_errors("read the owner keys", store):  # one line, as for a write
             name = store.owner_of_key(owner_key)
     except BadKey as exc:
         raise NotAllowed(f"this is not an owner key: {exc}") from None
@@ -379,7 +379,7 @@ def register_owner(name: str, *, store: RunStore | None = None,
     s = settings or load_settings()
     store = store_or_default(store)
     try:
-        with store_errors("register the name", store.root):  # full, read-only: one line
+        with store_errors("register the name", store):  # full, read-only: one line
             return store.register_owner(
                 name, max_per_hour=s.max_new_names_per_hour)
     except TooManyNewNames as exc:

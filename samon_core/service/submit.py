@@ -202,7 +202,7 @@ def _submit_many(requests: list[_Request], *, owner: str, preset: str | None, re
                  pick_seed: PickSeed | None = None) -> list[dict[str, Any]]:
     store = store_or_default(store)
     s = settings or load_settings()
-    with admission.store_errors("queue the runs", store.root):
+    with admission.store_errors("queue the runs", store):
         owner, ident = _check_requests(requests, owner, preset, who, store, s)
         folders = _Folders(store, owner, preset)
         admit = {"limits": QueueLimits(s.max_queue, s.max_queued_per_owner),
@@ -266,7 +266,7 @@ def admit_here(configs: Mapping[str, RunConfig], *, owner: str, ident: Identity,
     store = store_or_default(store)
     owner = normalize_owner_name(owner)
     folders = _Folders(store, owner, preset)
-    with admission.store_errors("create the runs", store.root):
+    with admission.store_errors("create the runs", store):
         try:
             new = [folders.make(_Request(config, label, ""), config)
                    for label, config in configs.items()]
@@ -329,7 +329,7 @@ def submit_group(configs: Mapping[str, RunConfig], *, owner: str, preset: str | 
     store = store_or_default(store)
     settings = settings or load_settings()
     if seeds > 1 and (settings.max_queue or settings.max_queued_per_owner):
-        with admission.store_errors("queue the runs", store.root):
+        with admission.store_errors("queue the runs", store):
             existing = admission.run_count(store.engine)
     else:
         existing = 0  # no queue limit can refuse it on its size alone
