@@ -185,8 +185,8 @@ def store_errors(action: str, store: RunStore | None = None) -> Iterator[None]:
     ``StoreUnavailable`` line naming ``action`` (``store``: the run store, whose file system is
     asked when SQLite's own words are vague, and whose database is named); a database that
     does not answer (a PostgreSQL server down, a lock waited for too long) as one
-    ``DatabaseUnavailable`` line, its URL without password, so a page says it instead of failing; ``FileNotFoundError`` (no such run) and every
-    other error pass as they are."""
+    ``DatabaseUnavailable`` line, its URL without password, so a page says it instead of
+    failing; ``FileNotFoundError`` (no such run) and every other error pass as they are."""
     try:
         yield
     except FileNotFoundError:
