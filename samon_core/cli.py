@@ -43,7 +43,7 @@ from samon_core.owner_cli import (
     cmd_owner,
 )
 from samon_core.robustness_cli import add_robustness_parser, cmd_robustness
-from samon_core.runs.config import RunConfig, field_help
+from samon_core.runs.config import CONFIG_FILE, RunConfig, field_help
 from samon_core.runs.database import DatabaseUnavailable, database_url
 from samon_core.runs.io import StoreUnavailable, describe_os_error, read_text_safely
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_config_file(path: Path) -> RunConfig:
     """A config file (or a run folder holding config.json), read with a size cap."""
-    source = path / "config.json" if path.is_dir() else path
+    source = path / CONFIG_FILE if path.is_dir() else path
     try:
         text = read_text_safely(source, CONFIG_MAX_BYTES, "config file")
     except ValueError as exc:

@@ -39,7 +39,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from samon_core.claims.classroom import pooled_verdict
-from samon_core.runs.config import RunConfig
+from samon_core.runs.config import CONFIG_FILE, RunConfig
 from samon_core.runs.database import DB_FILE
 from samon_core.runs.messages import clip
 from samon_core.runs.owners import TEACHER_OWNER, NotAllowed
@@ -49,7 +49,7 @@ from samon_core.service.settings import Settings, load_settings
 
 FORMAT = "samon-class-experiment"
 VERSION = 1
-RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "summary.json", "status.json")
+RUN_FILES = (CONFIG_FILE, "meta.json", "metrics.jsonl", "summary.json", "status.json")
 MAX_TOTAL_BYTES = 512 * 2**20  # uncompressed: 90 cpu runs take a few MiB
 MAX_FILE_BYTES = 64 * 2**20
 MAX_RUNS = 3000
@@ -111,7 +111,7 @@ def export_experiment(store: RunStore, experiment: ClassExperiment, *,
         for rid in ids:
             status = store.read_status(rid)
             files = {
-                "config.json": store.read_config(rid).to_json(),
+                CONFIG_FILE: store.read_config(rid).to_json(),
                 "meta.json": json.dumps(_meta(store.read_meta(rid), names, groups)),
                 "metrics.jsonl": "".join(json.dumps(r) + "\n"
                                          for r in store.read_records(rid, resolve=False)),

@@ -54,7 +54,7 @@ from samon_core.runs.fieldspec import (
 from samon_core.runs.io import atomic_write_text, read_bytes_safely
 from samon_core.runs.strictjson import loads_strict
 
-CONFIG_FILENAME = "config.json"
+CONFIG_FILE = "config.json"  # a run folder's config (the store, the CLI, the replay read it)
 
 # Version of the canonical form hashed by ``RunConfig.config_hash``; bump it when the meaning of a
 # field changes so that old finished runs are no longer reused for new requests.
@@ -566,7 +566,7 @@ class RunConfig(BaseModel):
         Returns the file written."""
         target = Path(path)
         if target.is_dir():
-            target = target / CONFIG_FILENAME
+            target = target / CONFIG_FILE
         atomic_write_text(target, self.to_json() + "\n")
         return target
 
@@ -577,7 +577,7 @@ class RunConfig(BaseModel):
         (``read_bytes_safely``); FileNotFoundError when missing, else ``ValueError``."""
         source = Path(path)
         if source.is_dir():
-            source = source / CONFIG_FILENAME
+            source = source / CONFIG_FILE
         return cls.from_json(read_bytes_safely(source, MAX_JSON_CHARS))
 
     def replace(self, **changes: Any) -> RunConfig:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from samon_core.runs.config import RunConfig
+from samon_core.runs.config import CONFIG_FILE, RunConfig
 from samon_core.runs.fieldcheck import check_fields, check_records, summarize
 from samon_core.runs.io import read_json_dict
 from samon_core.runs.messages import clip
@@ -25,7 +25,6 @@ from samon_core.runs.states import RunState
 
 log = logging.getLogger("samon.store")
 
-CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
 STATUS_FILE = "status.json"
 SUMMARY_FILE = "summary.json"
