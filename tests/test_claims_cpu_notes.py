@@ -35,8 +35,8 @@ def _runs(claim_id: str) -> list:
 
 
 def test_the_measured_notes_are_the_claims_own_verdicts():
-    assert {"accuracy", "no-norm", "sharper", "sparsity", "robustness",
-            "corruption"} <= set(MEASURED)
+    assert {"accuracy", "no-norm", "sharper", "sparsity", "robustness", "corruption",
+            "variants"} <= set(MEASURED)
     for claim_id in MEASURED:
         v = verdict(claim_id, _runs(claim_id), "cpu")
         outcome, seeds, sentences = cpu_measured(claim_id)

@@ -330,8 +330,11 @@ CLAIMS += (
         + f"; SGD ~{paper.FIGURE_SGD_ACCURACY}%. Leaving the norm layers out can harm (the "
         "no-norm claim). The variants-gpu preset runs the same comparison on a WRN-16-4.",
         {f"SAM-ON ({name})": paper.FIGURE_ACCURACY[v]["norm"] for v, name in _VARIANT_ROWS},
-        cpu_note="Not measured on a CPU yet. Eight runs per seed; the figure's gaps (0.6-1.5 "
-                 "points) are below the cpu size's seed spread (0.8-5 points).",
+        cpu_note=_cpu_measured_text("variants") + " At this size ASAM elementwise with the "
+                 "WRN figure's rho (5 for SAM-all, 10 for SAM-ON) does not train: both end at "
+                 "chance (10-11%) in every seed, so that part compares two failures. The "
+                 "figure's gaps (0.6-1.5 points) are below the cpu size's seed spread; 8 runs "
+                 "per seed, about 15-18 min per seed on 2 cores at load 3-4.",
         hint="The gpu size (CIFAR-100) or the variants-gpu preset.",
         verdict_fn=verdicts.variants_verdict,
     ),
