@@ -43,3 +43,15 @@ def clean_env(monkeypatch, tmp_path):
 
 # The job service's tests on both engines (SQLite, PostgreSQL): ``any_store``, ``postgres``.
 from support.engines import any_store, postgres  # noqa: E402, F401
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (the tests share 2 cores; one thread is also
+    deterministic); modules that train ask for it with ``pytestmark``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

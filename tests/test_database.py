@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from support import postgres_server
+from support.engines import ENGINES
 
 from samon_core.runs import database as db
 from samon_core.runs.importer import import_store
@@ -27,20 +27,9 @@ WINDOW = 3600.0
 CPU = ("auto", "cpu")
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    why = postgres_server.why_unavailable()
-    if why:
-        pytest.skip(why)
-    server = postgres_server.PostgresServer()
-    server.start()
-    yield server
-    server.remove()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def url(request, tmp_path):
-    """A fresh, empty database of each engine."""
+    """A fresh, empty database of each engine (``postgres``: conftest's, from support.engines)."""
     if request.param == "sqlite":
         return db.database_url(tmp_path)
     return request.getfixturevalue("postgres").new_database()

@@ -16,12 +16,7 @@ from samon_core.train.loop import Callback, Diverged, Loop
 TWO_STEPS = dict(epochs=1, train_subset=128, test_subset=64, log_every_s=1e-9)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tests share 2 cores; one thread is also deterministic
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Hooks(Callback):

@@ -6,16 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from support.trainlog import GOLDEN, SCENARIOS, capture
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tests share 2 cores; one thread is also deterministic
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
