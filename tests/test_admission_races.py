@@ -16,8 +16,8 @@ import multiprocessing
 
 import pytest
 from support.configs import tiny_config
+from support.engines import ENGINES
 from support.teacher import TEACHER_TOKEN, teacher_settings
-from test_database import postgres  # noqa: F401 - the session's PostgreSQL server (fixture)
 
 from samon_core import service
 from samon_core.runs import database as db
@@ -36,9 +36,10 @@ def _offline(clean_env):
     clean_env.setattr(preflight, "online", lambda timeout=3.0: False)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def database_url(request, tmp_path):
-    """A fresh database of each engine for the store under ``tmp_path / 'runs'``."""
+    """A fresh database of each engine for the store under ``tmp_path / 'runs'`` (``postgres``:
+    the session's server, conftest's)."""
     if request.param == "sqlite":
         return db.database_url(tmp_path / "runs")
     return request.getfixturevalue("postgres").new_database()
@@ -146,6 +147,7 @@ def test_add_my_seed_gives_ten_racing_students_ten_seeds(tmp_path, database_url)
         return store.read_config(rid).seed
 
     seeds = _race(one, root, database_url)
+    assert all(isinstance(seed, int) for seed in seeds), seeds  # no student got an error
     assert sorted(seeds) == list(range(N)), seeds
     store = RunStore(root, database_url=database_url)
     assert len(_rows(store)) == N and len(store.run_ids()) == N

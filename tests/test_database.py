@@ -474,3 +474,31 @@ def test_a_writer_of_this_process_waits_its_turn_and_gives_up_with_one_line(tmp_
     queue(engine, "ann", "r1")  # its turn has come
     assert [r["run_id"] for r in db.run_rows(engine)] == ["r1"]
     engine.dispose()
+
+
+def _open_fresh(url, barrier, results):
+    barrier.wait()
+    try:
+        db.shared_engine(url)
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - the test lists what went wrong
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_ten_processes_opening_a_new_sqlite_file_at_once_all_get_in(tmp_path):
+    """The app and its workers (or ten racing students' first requests) create samon.db at the
+    same moment: switching a new file to WAL answers 'database is locked' to the others, which
+    SQLite's busy handler does not always wait out (4 of 30 such starts failed before the
+    connection waited its turn: ``database._wal``)."""
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(10):
+        url = db.database_url(tmp_path / f"runs{attempt}")
+        (tmp_path / f"runs{attempt}").mkdir()
+        barrier, results = ctx.Barrier(10), ctx.Queue()
+        procs = [ctx.Process(target=_open_fresh, args=(url, barrier, results)) for _ in range(10)]
+        for p in procs:
+            p.start()
+        out = [results.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(30)
+        assert out == ["ok"] * 10, out

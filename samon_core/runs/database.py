@@ -178,6 +178,21 @@ def shared_engine(url: str, on_create: Callable[[Engine], None] | None = None) -
         return engine
 
 
+def _wal(dbapi_conn: Any) -> None:
+    """WAL mode, waiting for a turn: processes that open a new database file at once (the app
+    and its workers starting, ten racing students) may find it locked while another one switches
+    it to WAL, and that answer does not always go through the busy handler."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_transactions(engine: Engine) -> None:
     """SQLite: WAL, a busy timeout, and our own BEGIN (the driver's would start transactions
     late and deferred): ``BEGIN IMMEDIATE`` for writers (``writing``), plain BEGIN for readers."""
@@ -185,8 +200,8 @@ def _sqlite_transactions(engine: Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # the driver leaves BEGIN/COMMIT to us
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
         dbapi_conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _wal(dbapi_conn)
         dbapi_conn.execute("PRAGMA foreign_keys=ON")
 
     @sa.event.listens_for(engine, "begin")
