@@ -595,29 +595,39 @@ def _wait_for(what, predicate, timeout=30.0):
         time.sleep(0.05)
 
 
-@pytest.mark.slow
-def test_a_postgresql_outage_is_waited_out_and_loses_nothing(tmp_path, postgres, monkeypatch,
-                                                               caplog):
-    url = postgres.new_database()
-    monkeypatch.setenv("SAMON_DATABASE_URL", url)
-    store = RunStore(tmp_path / "runs", database_url=url)
+def _train_through(store, caplog, outage) -> None:
+    """Two runs queued, a worker training them; ``outage(thread)`` once the first run has
+    trained 5 steps (it must return with the database back); then both runs finished, each of
+    their 40 steps once."""
     ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=settings())
            for i in range(2)]
-    worker, thread = _outage_worker(store, caplog)
+    _worker, thread = _outage_worker(store, caplog)
     caplog.set_level("WARNING", logger="samon.worker")
     thread.start()
     _wait_for("the first run to train", lambda: len(store.steps_df(ids[0])) >= 5)
-    postgres.stop()  # immediate: every connection is cut
-    try:
-        time.sleep(2.0)
-        assert thread.is_alive(), "the worker gave up during the outage"
-    finally:
-        postgres.start()
+    outage(thread)
     thread.join(60)
     assert not thread.is_alive(), "the worker did not come back"
     for rid in ids:  # both runs trained to their end, each step once
         assert store.read_status(rid)["state"] == "finished"
         assert list(store.steps_df(rid)["step"]) == list(range(1, 41))
+
+
+@pytest.mark.slow
+def test_a_postgresql_outage_is_waited_out_and_loses_nothing(tmp_path, postgres, monkeypatch,
+                                                               caplog):
+    url = postgres.new_database()
+    monkeypatch.setenv("SAMON_DATABASE_URL", url)
+
+    def outage(thread):
+        postgres.stop()  # immediate: every connection is cut
+        try:
+            time.sleep(2.0)
+            assert thread.is_alive(), "the worker gave up during the outage"
+        finally:
+            postgres.start()
+
+    _train_through(RunStore(tmp_path / "runs", database_url=url), caplog, outage)
     said = [r.getMessage() for r in caplog.records if r.name == "samon.worker"]
     # a line when it went away (heartbeat, main loop), one when it came back: not one per try
     assert 1 <= sum("cannot be reached" in m for m in said) <= 2, said
@@ -632,23 +642,16 @@ def test_a_locked_sqlite_database_is_waited_out_and_loses_nothing(tmp_path, monk
 
     monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 300)  # a waiter gives up after 0.3 s, then retries
     store = RunStore(tmp_path / "runs")
-    ids = [service.submit(TINY.replace(seed=i), owner="ann", store=store, settings=settings())
-           for i in range(2)]
-    worker, thread = _outage_worker(store, caplog)
-    caplog.set_level("WARNING", logger="samon.worker")
-    thread.start()
-    _wait_for("the first run to train", lambda: len(store.steps_df(ids[0])) >= 5)
-    holder = sqlite3.connect(store.root / db.DB_FILE, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    time.sleep(2.5)
-    assert thread.is_alive(), "the worker gave up while the database was locked"
-    holder.execute("COMMIT")
-    holder.close()
-    thread.join(60)
-    assert not thread.is_alive(), "the worker did not go on"
-    for rid in ids:
-        assert store.read_status(rid)["state"] == "finished"
-        assert list(store.steps_df(rid)["step"]) == list(range(1, 41))
+
+    def outage(thread):
+        holder = sqlite3.connect(store.root / db.DB_FILE, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        time.sleep(2.5)
+        assert thread.is_alive(), "the worker gave up while the database was locked"
+        holder.execute("COMMIT")
+        holder.close()
+
+    _train_through(store, caplog, outage)
 
 
 # ---------------------------------------------------------------------------------------------
