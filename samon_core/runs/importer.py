@@ -43,6 +43,7 @@ from samon_core.runs.listing import (
 from samon_core.runs.messages import clip
 from samon_core.runs.ownerkeys import KEYS_DAMAGED
 from samon_core.runs.owners import BadOwnerName, normalize_owner_name
+from samon_core.runs.rows import number
 from samon_core.runs.states import RunState
 
 _DONE_KEY = "imported_store"
@@ -59,10 +60,6 @@ class ImportReport:
     room: bool = False
     skipped: dict[str, str] = field(default_factory=dict)
     already: bool = False
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 # --- the files era's owner key file ---------------------------------------------------------
@@ -142,16 +139,16 @@ def run_row(run_dir: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
            if not any(g_owner == name for g_owner, _ in grouped)] + grouped
     state = status.get("state")
     state = state if state in {s.value for s in RunState} else RunState.INTERRUPTED.value
-    created = _number(meta.get("created")) or 0.0
+    created = number(meta.get("created")) or 0.0
     row = {
         "run_id": run_id, "config_hash": config_hash, "owner": owner,
         "run_group": meta.get("group") or None, "device": device, "state": state,
-        "created": created, "queued_at": _number(status.get("queued_at")) or created,
-        "started": _number(status.get("started")), "ended": _number(status.get("ended")),
-        "updated": _number(status.get("updated")),
+        "created": created, "queued_at": number(status.get("queued_at")) or created,
+        "started": number(status.get("started")), "ended": number(status.get("ended")),
+        "updated": number(status.get("updated")),
         "worker": status.get("worker") if isinstance(status.get("worker"), str) else None,
         "reason": status.get("message") if isinstance(status.get("message"), str) else None,
-        "auto_resumes": int(_number(status.get("auto_resumes")) or 0),
+        "auto_resumes": int(number(status.get("auto_resumes")) or 0),
         "cancel_requested": bool(status.get("cancel_requested"))
         or (run_dir / "cancel_requested").exists(),
         "status": json.dumps({k: v for k, v in status.items() if k not in _COLUMNS}),
@@ -193,7 +190,7 @@ def _import_owners(conn: sa.Connection, root: Path, report: ImportReport) -> Non
         if name in have:
             continue
         entry = raw.get(name) if isinstance(raw, dict) else None
-        created = _number(entry.get("created")) if isinstance(entry, dict) else None
+        created = number(entry.get("created")) if isinstance(entry, dict) else None
         conn.execute(db.owners.insert().values(name=name, digest=digest,
                                                created=created or time.time()))
         report.owners.append(name)

@@ -41,11 +41,11 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Connection
 
 from samon_core.runs import database as db
-from samon_core.runs import owners
+from samon_core.runs import owners, rows
 from samon_core.runs.owners import DETACHED, TEACHER_OWNER
 from samon_core.runs.states import RESUMABLE_STATES, RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
-from samon_core.service import admission
+from samon_core.service import admission, scheduler
 from samon_core.service.admission import check_config_limits, store_errors
 from samon_core.service.room import Identity, check_room, identify, read_room, require_someone
 from samon_core.service.settings import Settings, load_settings
@@ -101,21 +101,11 @@ def _leave_or_cancel(conn: Connection, store: RunStore, run_id: str, ident: Iden
         owners.check(meta, run_id, ident.owner, ident.is_teacher, "cancel")
         return str(row.state)
     left = owners.release(meta, run_id, ident.owner, ident.is_teacher, "cancel")
-    this = db.runs.c.run_id == run_id
-    if left is not None:  # others still want it: only the caller leaves
-        conn.execute(db.requesters.delete().where(db.requesters.c.run_id == run_id,
-                                                  db.requesters.c.owner == ident.owner))
-        if row.owner == ident.owner:  # the next requester owns it (limits, the fair queue)
-            conn.execute(db.runs.update().where(this).values(owner=left["owner"]))
+    if left is not None:  # others still want it: only the caller leaves; the next one owns it
+        rows.keep_requesters(conn, run_id, left)
         return DETACHED
-    if row.state == RunState.RUNNING:
-        conn.execute(db.runs.update().where(this).values(cancel_requested=True, updated=now))
-        return CANCELLING
-    why = "cancelled before it started" if row.state == RunState.QUEUED else "cancelled"
-    conn.execute(db.runs.update().where(this).values(
-        state=RunState.CANCELLED.value, cancel_requested=True, ended=now, updated=now,
-        reason=why, worker=None))
-    return RunState.CANCELLED.value
+    after = scheduler.cancel_row(conn, run_id, row.state, now)
+    return CANCELLING if after == RunState.RUNNING else after
 
 
 def _cancel_as(run_id: str, ident: Identity, store: RunStore) -> str:

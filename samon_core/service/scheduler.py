@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from samon_core.runs.database import reading, requests, runs, workers, writing
 from samon_core.runs.states import RunState
@@ -277,19 +277,28 @@ def cancel_check(engine: Engine, run_id: str, *, every_s: float = 1.0,
     return check
 
 
+def cancel_row(conn: Connection, run_id: str, state: str, now: float) -> str:
+    """Cancel ``run_id`` (in ``state``) in the caller's transaction: a running run gets the
+    column its trainer's stop check reads (returns 'running'); any other is ``cancelled`` now."""
+    this = runs.c.run_id == run_id
+    if state == RunState.RUNNING:
+        conn.execute(runs.update().where(this).values(cancel_requested=True, updated=now))
+        return RunState.RUNNING.value
+    why = "cancelled before it started" if state == RunState.QUEUED else "cancelled"
+    conn.execute(runs.update().where(this).values(
+        state=RunState.CANCELLED.value, cancel_requested=True, ended=now, updated=now,
+        reason=why, worker=None))
+    return RunState.CANCELLED.value
+
+
 def request_cancel(engine: Engine, run_id: str, *, now: float | None = None) -> str | None:
     """Cancel ``run_id``: a queued run is ``cancelled`` at once, a running one gets the flag its
     trainer's stop check reads. Returns the state after, None for an unknown run."""
     now = time.time() if now is None else now
     with writing(engine) as conn:
         state = conn.scalar(sa.select(runs.c.state).where(runs.c.run_id == run_id))
-        if state == RunState.QUEUED:
-            conn.execute(runs.update().where(runs.c.run_id == run_id).values(
-                state=RunState.CANCELLED.value, ended=now, updated=now, cancel_requested=True))
-            return RunState.CANCELLED.value
-        if state == RunState.RUNNING:
-            conn.execute(runs.update().where(runs.c.run_id == run_id).values(
-                cancel_requested=True, updated=now))
+        if state in (RunState.QUEUED, RunState.RUNNING):
+            return cancel_row(conn, run_id, state, now)
         return state
 
 
