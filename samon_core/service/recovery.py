@@ -30,7 +30,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from samon_core.runs.database import database_url, reading, retrying, workers
+from samon_core.runs.database import reading, retrying, workers
 from samon_core.runs.io import THIS_HOST_TAG, temp_owner
 from samon_core.runs.store import RunStore, store_or_default
 from samon_core.service import scheduler
@@ -113,7 +113,7 @@ def recover(store: RunStore | None = None, *, force: bool = False,
         return scheduler.reclaim_dead(store.engine, stale_s=s.heartbeat_timeout_s,
                                       dead_workers=dead_here(store), max_resumes=limit, now=now)
 
-    report["reclaimed"] = retrying(sweep, url=database_url(store.root, s.database))
+    report["reclaimed"] = retrying(sweep, url=store.database_url)
     if report["reclaimed"]:
         log.info("recover: runs of dead workers taken back: %s", ", ".join(report["reclaimed"]))
     return report

@@ -57,7 +57,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from samon_core.runs.database import DatabaseUnavailable, database_url, retrying
+from samon_core.runs.database import DatabaseUnavailable, retrying
 from samon_core.runs.io import StoreUnavailable, describe_os_error, temp_prefix
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.states import RunState
@@ -116,7 +116,7 @@ class Worker:
         host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host)[:40]
         self.id = f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
         # the store's own URL if it was given one (tests), else the settings' (for log lines)
-        self.url = database_url(store.root, getattr(store, "_url", None) or settings.database)
+        self.url = store.database_url  # what its engine opens (named, masked, in outages)
         self.runs_done = 0
         self.started = time.time()
         self._trainer = trainer
