@@ -115,7 +115,6 @@ class Worker:
         self.host = this_host()
         host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host)[:40]
         self.id = f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
-        # the store's own URL if it was given one (tests), else the settings' (for log lines)
         self.url = store.database_url  # what its engine opens (named, masked, in outages)
         self.runs_done = 0
         self.started = time.time()
