@@ -19,7 +19,8 @@ import argparse
 import json
 import math
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from samon_core.catalog.choices import MAX_SEEDS
 from samon_core.claims.collect import collect, index_runs, require_runs
@@ -29,7 +30,11 @@ from samon_core.claims.runsets import SIZE_TEXT, SIZES, with_seeds
 from samon_core.claims.verdicts import Verdict
 from samon_core.owner_cli import add_owner_options
 from samon_core.runs.config import RunConfig
+from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore
+
+if TYPE_CHECKING:  # the service is imported inside the commands that use it
+    from samon_core.service.room import Identity
 
 
 def _seeds(text: str) -> int:
@@ -108,26 +113,6 @@ def _verdict(args: argparse.Namespace, store: RunStore) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check(claim: Claim, configs: list[tuple[str, RunConfig]], args: argparse.Namespace,
-           store: RunStore) -> None:
-    """Who may train under ``--owner``, the room's locks, the limits and preflight for every
-    run before the first run folder exists."""
-    from samon_core.service.admission import check_config_limits
-    from samon_core.service.preflight import check_runnable
-    from samon_core.service.settings import load_settings
-    from samon_core.service.submit import check_cli_request
-
-    settings = load_settings()
-    check_cli_request(args, [cfg for _, cfg in configs], claim_preset(claim), store, settings)
-    data_dir = args.data_dir
-    for label, config in configs:
-        try:
-            check_config_limits(config, settings, outcome="nothing was started")
-            check_runnable(config, here=True, data_dir=data_dir)
-        except ValueError as exc:
-            raise ValueError(f"{label}: {exc}") from None
-
-
 def plan_seed(claim: Claim, configs: list[tuple[str, RunConfig]],
               store: RunStore) -> tuple[list[tuple[str, RunConfig]], list[str]]:
     """What to train for one seed's configs: (label, config) of the missing runs, and the ids of
@@ -135,7 +120,7 @@ def plan_seed(claim: Claim, configs: list[tuple[str, RunConfig]],
     did not train in one lockstep group is trained again in full (fair step times need it)."""
     finished: dict[str, tuple[float, str, tuple[str, ...]]] = {}
     for run in index_runs(store):
-        if run.state == "finished":
+        if run.state == RunState.FINISHED:
             h = run.config.config_hash()
             if h not in finished or run.created > finished[h][0]:
                 finished[h] = (run.created, run.run_id, run.lockstep)
@@ -165,30 +150,44 @@ def _progress(label: str, seed: int, epochs: int, enabled: bool):
     return callback
 
 
-def _train_seed(claim: Claim, size: str, seed: int, todo: list[tuple[str, RunConfig]],
-                store: RunStore, args: argparse.Namespace) -> int:
-    """Train ``todo`` as one lockstep group; the number of runs that did not finish."""
-    from samon_core.service.worker import train_here
-    from samon_core.train.lockstep import GroupJob, train_group  # torch: only to train
+def claim_group(claim: Claim, size: str, seed: int) -> str:
+    """The comparison a claim's runs of one seed train in: one name for whoever trains them
+    (``admission.CLAIM_GROUP_PREFIX``: a claim's group is shared, and only ``claim run`` joins
+    it)."""
+    from samon_core.service.admission import CLAIM_GROUP_PREFIX
 
-    created = [(label, cfg, store.create_run(cfg, {
-        "owner": args.owner, "label": label, "group": f"claim-{claim.id}-{size}-seed{seed}",
-        "preset": claim_preset(claim)})) for label, cfg in todo]
-    with train_here(store, [rid for *_, rid in created]) as should_stop:
-        # a run a worker took first is trained there (a comparison's mates join it); the
-        # verdict waits for nothing it does not find finished
-        jobs = [GroupJob(cfg, store.run_dir(rid), data_dir=args.data_dir,
-                         callback=_progress(label, seed, cfg.epochs, args.progress == "lines"),
-                         should_stop=should_stop[rid])
-                for label, cfg, rid in created if rid in should_stop]
-        summaries = train_group(jobs) if jobs else []
-    return sum(1 for s in summaries if s.get("state") != "finished")
+    return f"{CLAIM_GROUP_PREFIX}{claim.id}-{size}-seed{seed}"
+
+
+def _train_seed(claim: Claim, size: str, seed: int, todo: list[tuple[str, RunConfig]],
+                store: RunStore, args: argparse.Namespace, ident: Identity) -> int:
+    """Train ``todo`` now, as one lockstep group in the claim's group for ``seed``, through the
+    command line's one "train now" path (``submit.train_now``: admitted in the queue's
+    transaction, under ``--owner``); the number of runs that did not finish. A run a worker took
+    first is trained there; the verdict waits for nothing it does not find finished."""
+    from samon_core.service.submit import train_now
+
+    configs = dict(todo)
+
+    def watch(label: str, run_id: str, here: bool) -> Callable[[dict], None]:
+        return _progress(label, seed, configs[label].epochs, args.progress == "lines")
+
+    trained = train_now(configs, owner=args.owner, ident=ident, owner_key=args.owner_key,
+                        preset=claim_preset(claim), claim_group=claim_group(claim, size, seed),
+                        data_dir=args.data_dir, watch=watch, store=store)
+    return sum(1 for run in trained
+               if run.summary is not None and run.summary.get("state") != RunState.FINISHED)
 
 
 def _run(args: argparse.Namespace, store: RunStore) -> int:
+    from samon_core.service.settings import load_settings
+    from samon_core.service.submit import check_cli_request
+
     claim = get_claim(args.claim_id)
     all_configs = with_seeds(claim.runs(args.size), args.seeds)
-    _check(claim, all_configs, args, store)
+    # who may train under --owner, the room's locks, the limits and preflight for every run
+    # before the first run folder exists (the app's submit's checks)
+    ident = check_cli_request(args, all_configs, claim_preset(claim), store, load_settings())
     failed = 0
     for seed in range(args.seeds):
         configs = [(label, cfg) for label, cfg in all_configs if cfg.seed == seed]
@@ -196,7 +195,7 @@ def _run(args: argparse.Namespace, store: RunStore) -> int:
         print(f"seed {seed}: {len(reused)} finished run(s) reused, {len(todo)} to train"
               f"{' together (lockstep)' if len(todo) > 1 else ''}", file=sys.stderr)
         if todo:
-            failed += _train_seed(claim, args.size, seed, todo, store, args)
+            failed += _train_seed(claim, args.size, seed, todo, store, args, ident)
     verdict = require_runs(collect(store, claim.id, args.size, args.seeds), store.root)
     _print_verdict(verdict, False)
     return 1 if failed else 0

@@ -29,7 +29,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -52,9 +52,6 @@ from samon_core.runs.presets import get_preset, list_presets
 from samon_core.runs.redact import display_url, redact
 from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore, default_root
-
-if TYPE_CHECKING:  # the service is imported inside the commands that use it
-    from samon_core.service.room import Identity
 
 CONFIG_MAX_BYTES = 1024 * 1024  # a config file is a few hundred bytes; /dev/zero is not one
 
@@ -189,27 +186,6 @@ def _configs_to_run(args) -> dict[str, RunConfig]:
     return {label: c.with_overrides(args.overrides) for label, c in configs.items()}
 
 
-def _check_before_creating(configs: dict[str, RunConfig], args, store: RunStore) -> Identity:
-    """Who may train under ``--owner`` (its key, or the teacher), the room's locks, the limits
-    of the settings and what preflight can see, for every config, before the first run folder
-    exists (as submit does for the job API, and a worker again); returns the caller."""
-    from samon_core.service.admission import check_config_limits
-    from samon_core.service.preflight import check_runnable
-    from samon_core.service.settings import load_settings
-    from samon_core.service.submit import check_cli_request
-
-    settings = load_settings()
-    ident = check_cli_request(args, configs.values(), args.preset, store, settings)
-    data_dir = args.data_dir
-    for label, config in configs.items():
-        try:
-            check_config_limits(config, settings, outcome="nothing was started")
-            check_runnable(config, here=True, data_dir=data_dir)
-        except ValueError as exc:
-            raise CliError(f"{label}: {exc}") from None
-    return ident
-
-
 class _Progress:
     """A tqdm bar over epochs with the latest accuracy and the trainer's ETA."""
 
@@ -245,45 +221,45 @@ class _Progress:
 
 
 def cmd_run(args, store: RunStore) -> int:
-    """Train the configs; several (a preset's comparison) train together, interleaved step by
-    step (``train_group``), so their curves and step times are measured side by side."""
-    configs = _configs_to_run(args)  # validated before anything is created
-    ident = _check_before_creating(configs, args, store)
-    from samon_core.service.submit import admit_here
-    from samon_core.service.worker import train_here
-    from samon_core.train.lockstep import GroupJob, train_group  # torch only for training
+    """Train the configs here, through the command line's one "train now" path
+    (``service.submit.train_now``): checked first as the app's submit is (who may train under
+    ``--owner``, the room's locks, the server's limits, preflight with this machine's device and
+    data: no run folder before), admitted in the queue's transaction, trained together in one
+    lockstep group (a preset's comparison: curves and step times side by side)."""
+    from samon_core.service.settings import load_settings
+    from samon_core.service.submit import check_cli_request, train_now
 
-    # admitted with the owner's name checked again in the same transaction: a name registered
-    # from a browser since the check above gets none of these runs
-    created = admit_here(configs, owner=args.owner, ident=ident, owner_key=args.owner_key,
-                         preset=args.preset, store=store)
-    with train_here(store, list(created.values())) as should_stop:
-        jobs, bars, ids, labels = [], [], [], []
-        for i, (label, run_id) in enumerate(created.items()):
-            if run_id not in should_stop:  # a worker took it first: it trains it
-                print(f"{label}: run {run_id} is trained by a worker", file=sys.stderr)
-                continue
-            print(f"{label}: run {run_id} in {store.run_dir(run_id)}", file=sys.stderr)
-            bar = _Progress(label, configs[label].epochs, args.progress == "bar", position=i)
-            jobs.append(GroupJob(configs[label], store.run_dir(run_id), callback=bar,
-                                 data_dir=args.data_dir, should_stop=should_stop[run_id]))
-            bars.append(bar)
-            ids.append(run_id)
-            labels.append(label)
-        try:
-            summaries = train_group(jobs) if jobs else []
-        finally:
-            for bar in bars:
-                bar.close()
+    configs = _configs_to_run(args)  # validated before anything is created
+    ident = check_cli_request(args, configs.items(), args.preset, store, load_settings())
+    bars: list[_Progress] = []
+
+    def watch(label: str, run_id: str, here: bool) -> _Progress | None:
+        if not here:
+            print(f"{label}: run {run_id} is trained by a worker", file=sys.stderr)
+            return None
+        print(f"{label}: run {run_id} in {store.run_dir(run_id)}", file=sys.stderr)
+        bars.append(_Progress(label, configs[label].epochs, args.progress == "bar",
+                              position=len(bars)))
+        return bars[-1]
+
+    try:
+        trained = train_now(configs, owner=args.owner, ident=ident, owner_key=args.owner_key,
+                            preset=args.preset, data_dir=args.data_dir, watch=watch, store=store)
+    finally:
+        for bar in bars:
+            bar.close()
     failed = 0
-    for label, run_id, summary in zip(labels, ids, summaries, strict=True):
-        if summary["state"] != "finished":
+    for run in trained:
+        summary = run.summary
+        if summary is None:  # a worker trains it
+            continue
+        if summary["state"] != RunState.FINISHED:
             failed += 1
-            message = store.read_status(run_id).get("message", summary["state"])
-            print(f"{label}: {message}", file=sys.stderr)
+            message = store.read_status(run.run_id).get("message", summary["state"])
+            print(f"{run.label}: {message}", file=sys.stderr)
         else:
             print(
-                f"{label}: final test accuracy {summary['final_test_acc']:.2%} "
+                f"{run.label}: final test accuracy {summary['final_test_acc']:.2%} "
                 f"(best {summary['best_test_acc']:.2%}) in {summary['total_time_s']:.0f} s"
             )
     return 1 if failed else 0

@@ -205,9 +205,31 @@ def store_errors(action: str, store: RunStore | None = None) -> Iterator[None]:
         raise store_error(OSError(code, os.strerror(code)), action) from None
 
 
-def _check_groups(conn: Connection, owner: str, new: Sequence[NewRun]) -> None:
-    """``NotAllowed`` when a run would join a comparison another owner put runs in."""
+# A claim's comparisons (``claim run``: one group per claim, size and seed) are named with this
+# prefix. They are shared: whoever trains the claim's runs (the command line's ``cli``, a
+# registered name with its key, the teacher) joins the same one, as ``share_active`` shares one
+# identical run among its requesters, so the group rule below cannot make a second claim run
+# refuse the first one's group. To keep the rule whole for everyone else, the prefix is
+# reserved: a submit (the app's students) may neither start nor join a group with it, so nobody
+# can squat a claim's group before the claim runs, nor slip runs into it.
+CLAIM_GROUP_PREFIX = "claim-"
+
+
+def _check_groups(conn: Connection, owner: str, new: Sequence[NewRun], claim: bool) -> None:
+    """``NotAllowed`` when a run would join a comparison another owner put runs in, or a
+    claim's comparison without being a claim's run (``claim``: this admission is ``claim
+    run``'s, and every group it names must be a claim's, which any owner may join)."""
     asked = {run.group for run in new if run.group}
+    reserved = sorted(g for g in asked if g.startswith(CLAIM_GROUP_PREFIX))
+    if claim:
+        if len(reserved) != len(asked):
+            raise ValueError(f"a claim's runs join only claims' comparisons "
+                             f"({CLAIM_GROUP_PREFIX}...); got {clip(sorted(asked))}")
+        return
+    if reserved:
+        raise NotAllowed(f"the comparison {clip(reserved[0])} is a claim's: only `claim run` "
+                         f"adds runs to comparisons named {CLAIM_GROUP_PREFIX}...; leave group "
+                         "empty to start your own")
     if not asked:
         return
     other = conn.execute(sa.select(requesters.c.run_group).where(
@@ -229,14 +251,18 @@ def admit(engine: Engine, owner: str,
           check_room: Callable[[Any], None] | None = None,
           check_owner: Callable[[str | None], None] | None = None,
           reuse: bool = True, share_active: bool = True, join_any: bool = False,
-          now: float | None = None) -> Admission:
+          claim: bool = False, now: float | None = None) -> Admission:
     """Queue ``new`` runs for ``owner`` in ONE transaction: the owner's proof (``check_owner``
     gets the name's stored key digest, None for a name nobody registered, and raises when the
     caller's proof no longer holds), the room's locks (``check_room`` gets the stored room,
     ``database.room_body``, and raises to refuse), whose the comparisons are (a run joins only
-    its owner's group, unless ``join_any``: the teacher) and the queue limits are checked
-    against the rows this transaction sees, identical runs are reused (also within the
-    request), the rest inserted.
+    its owner's group, unless ``join_any``: the teacher; ``claim``: the runs of ``claim run``,
+    whose groups are the claim's shared ones, ``CLAIM_GROUP_PREFIX``, which nobody else may
+    join) and the queue limits are checked against the rows this transaction sees, identical
+    runs are reused (also within the request), the rest inserted. Every run that is asked for
+    comes in here: ``submit``, ``submit_group`` (the app, the class experiment), ``samon run``
+    and ``claim run`` (``submit.train_now``); only records of runs trained elsewhere (a class
+    replay, a direct ``train`` call) are written by the store's ``create_run``.
     ``new`` may be a function of the transaction's connection, called after the checks of the
     owner and the room (e.g. to pick a seed nobody has: ``taken_configs``). Concurrent
     admissions are serialised (SQLite's write lock; PostgreSQL's advisory lock), so ten racing
@@ -253,7 +279,7 @@ def admit(engine: Engine, owner: str,
             check_room(room_body(conn))
         wanted = list(new(conn) if callable(new) else new)
         if not join_any:
-            _check_groups(conn, owner, wanted)
+            _check_groups(conn, owner, wanted, claim)
         fresh: list[NewRun] = []
         first: dict[str, str] = {}  # config hash -> the run of this request that has it
         found = reusable(conn, [run.config_hash for run in wanted],

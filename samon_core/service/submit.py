@@ -1,4 +1,6 @@
-"""Submitting runs: ``submit``, ``submit_info``, ``submit_group``, with reuse of identical runs.
+"""Submitting runs: ``submit``, ``submit_info``, ``submit_group``, with reuse of identical runs;
+and the command line's ``train_now`` (``samon run``, ``claim run``): the same checks
+(``check_cli_request``), the same admission, then trained in this process instead of queued.
 
 * **One transaction** (admission.py): the run folders (config.json, meta.json) are made first,
   then their rows are admitted in one transaction that re-checks the caller's proof of their
@@ -54,6 +56,7 @@ from samon_core.runs.io import read_text_safely
 from samon_core.runs.keys import matches
 from samon_core.runs.messages import clip
 from samon_core.runs.owners import TEACHER_OWNER, NotAllowed, is_teacher_name, normalize_owner_name
+from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore, store_or_default
 from samon_core.service import admission
 from samon_core.service.admission import (
@@ -91,9 +94,16 @@ class _Credentials:
 
 
 def _check_requests(requests: list[_Request], owner: str, preset: str | None,
-                    who: _Credentials, store: RunStore, s: Settings) -> tuple[str, Identity]:
-    """Everything that can be checked before a folder is made, cheapest first; returns the
-    owner in normal form and the caller."""
+                    who: _Credentials, store: RunStore, s: Settings, *,
+                    here: bool | None = None, data_dir: str | None = None,
+                    outcome: str = "nothing was queued",
+                    labelled: bool = False) -> tuple[str, Identity]:
+    """Everything that can be checked before a folder is made, cheapest first (the one list of
+    checks: the app's submit and the command line's ``check_cli_request``); returns the owner
+    in normal form and the caller. ``here``: preflight checks this machine's device and data
+    (``data_dir``) too (None: the ``checks_here`` setting, for a queue whose workers may run
+    elsewhere); ``outcome`` ends a refusal; ``labelled`` names the run a limit or preflight
+    refuses (a command's several runs)."""
     owner = normalize_owner_name(owner)  # ValueError for a name that is none
     if preset is not None:
         check_text("preset", preset)
@@ -105,10 +115,16 @@ def _check_requests(requests: list[_Request], owner: str, preset: str | None,
             check_text("group", req.group)
     ident = authorize_owner(owner, who.owner_key, who.teacher_token, store=store, settings=s)
     if not ident.is_teacher:  # the teacher's locks bind the students, not the teacher
-        check_room(read_room(store), [req.config for req in requests], preset)
+        check_room(read_room(store), [req.config for req in requests], preset, outcome=outcome)
     for req in requests:  # every request is checked before anything is created
-        check_config_limits(req.config, s)
-        check_runnable(req.config, here=s.checks_here)
+        try:
+            check_config_limits(req.config, s, outcome=outcome)
+            check_runnable(req.config, here=s.checks_here if here is None else here,
+                           data_dir=data_dir)
+        except ValueError as exc:
+            if not labelled:
+                raise
+            raise ValueError(f"{req.label}: {exc}") from None
     return owner, ident
 
 
@@ -193,7 +209,7 @@ def _results(adm: admission.Admission, new: Sequence[NewRun]) -> list[dict[str, 
     for rid, run in zip(adm.run_ids, new, strict=True):
         reused = rid != run.run_id
         out.append({"run_id": rid, "reused": reused,
-                    "reused_state": adm.states.get(rid, "queued") if reused else None})
+                    "reused_state": adm.states.get(rid, RunState.QUEUED.value) if reused else None})
     return out
 
 
@@ -256,29 +272,76 @@ def _seeded(requests: list[_Request], pick_seed: PickSeed, store: RunStore, owne
 
 def admit_here(configs: Mapping[str, RunConfig], *, owner: str, ident: Identity,
                owner_key: str | None = None, preset: str | None = None,
-               store: RunStore | None = None) -> dict[str, str]:
-    """Runs this process trains itself (``samon run``, ``claim run``): label -> new run id,
-    their folders made and their rows admitted in one transaction that re-checks the caller's
-    proof of ``owner`` (``ident``: ``authorize_owner``'s answer) and the room's locks as stored
-    now, so a name registered from a browser since the command's check gets none of its runs.
-    No reuse and no queue limits (the process trains them at once; the caller checked the
-    server's limits and preflight). All or nothing."""
+               claim_group: str | None = None, store: RunStore | None = None) -> dict[str, str]:
+    """Runs this process trains itself (``train_now``): label -> new run id, their folders made
+    and their rows admitted in one transaction that re-checks the caller's proof of ``owner``
+    (``ident``: ``authorize_owner``'s answer) and the room's locks as stored now, so a name
+    registered from a browser since the command's check gets none of its runs.
+    ``claim_group``: the runs are a claim's (``claim run``), in that claim's shared comparison
+    (``admission.CLAIM_GROUP_PREFIX``: any owner who trains the claim joins it; nobody else).
+    No reuse and no queue limits (the process trains them at once; the caller planned what to
+    reuse and checked the server's limits and preflight). All or nothing."""
     store = store_or_default(store)
     owner = normalize_owner_name(owner)
     folders = _Folders(store, owner, preset)
     with admission.store_errors("create the runs", store):
         try:
-            new = [folders.make(_Request(config, label, ""), config)
+            new = [folders.make(_Request(config, label, claim_group or ""), config)
                    for label, config in configs.items()]
             adm = admission.admit(
                 store.engine, owner, new, QueueLimits(), reuse=False,
                 check_owner=_owner_proof(owner, ident, _Credentials(owner_key)),
                 check_room=_room_lock(ident, list(configs.values()), preset),
-                join_any=ident.is_teacher, now=store.clock())
+                join_any=ident.is_teacher, claim=claim_group is not None, now=store.clock())
         except BaseException:
             folders.remove()
             raise
     return dict(zip(configs, adm.inserted, strict=True))
+
+
+# watch(label, run_id, here) -> the run's progress callback (or None); ``here`` is False for a
+# run a worker took first (it trains it; this process does not)
+Watch = Callable[[str, str, bool], Callable[[dict[str, Any]], None] | None]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One run of ``train_now``: its label, its id and its summary (None: a worker took the run
+    first and trains it)."""
+
+    label: str
+    run_id: str
+    summary: dict[str, Any] | None
+
+
+def train_now(configs: Mapping[str, RunConfig], *, owner: str, ident: Identity,
+              owner_key: str | None = None, preset: str | None = None,
+              claim_group: str | None = None, data_dir: str | None = None,
+              watch: Watch | None = None, store: RunStore | None = None) -> list[Trained]:
+    """The one "train now" path (``samon run``, ``claim run``): ``configs`` admitted as the
+    queue's runs are (``admit_here``), then trained in this process as one lockstep group
+    (``train_group``: step by step, so their curves and step times are measured side by side),
+    with a heartbeat and the cancel column watched as a worker's runs are (``train_here``).
+    ``watch`` is told of each run before training starts and gives its progress callback. The
+    caller checked the request first (``check_cli_request``). Torch is imported here, inside
+    the call, never when the service is loaded."""
+    from samon_core.service.worker import train_here
+    from samon_core.train.lockstep import GroupJob, train_group  # torch: only to train
+
+    store = store_or_default(store)
+    created = admit_here(configs, owner=owner, ident=ident, owner_key=owner_key, preset=preset,
+                         claim_group=claim_group, store=store)
+    with train_here(store, list(created.values())) as should_stop:
+        jobs, labels = [], []
+        for label, run_id in created.items():
+            here = run_id in should_stop
+            callback = watch(label, run_id, here) if watch is not None else None
+            if here:
+                jobs.append(GroupJob(configs[label], store.run_dir(run_id), callback=callback,
+                                     data_dir=data_dir, should_stop=should_stop[run_id]))
+                labels.append(label)
+        summaries = dict(zip(labels, train_group(jobs) if jobs else [], strict=True))
+    return [Trained(label, run_id, summaries.get(label)) for label, run_id in created.items()]
 
 
 def submit_info(config: RunConfig, *, owner: str, group: str = "", label: str = "",
@@ -398,14 +461,18 @@ def acting_credentials(args: argparse.Namespace, settings: Settings,
     return args.owner_key, token
 
 
-def check_cli_request(args: argparse.Namespace, configs: Iterable[RunConfig],
+def check_cli_request(args: argparse.Namespace, configs: Iterable[tuple[str, RunConfig]],
                       preset: str | None, store: RunStore, settings: Settings) -> Identity:
-    """Whether the command may train ``configs`` under ``--owner`` (in normal form; its key,
-    or the teacher token) within the room's locks (the teacher is exempt); ``ValueError`` with
-    one line if not, before any run folder exists. ``--owner`` defaults to ``cli``, a reserved
-    name: nobody can register it, so only the teacher manages those runs."""
-    ident = authorize_owner(args.owner, args.owner_key, teacher_token(args, settings),
-                            store=store, settings=settings)
-    if not ident.is_teacher:
-        check_room(read_room(store), configs, preset, outcome="nothing was started")
+    """Whether the command may train ``configs`` ((label, config) pairs) here under ``--owner``
+    (in normal form; its key, or the teacher token): the same checks as the app's submit
+    (``_check_requests``: the room's locks, the teacher exempt; the server's limits; preflight,
+    here with this machine's device and ``--data-dir``), before any run folder exists;
+    ``ValueError`` with one line (naming the run for a limit or preflight) if not. ``--owner``
+    defaults to ``cli``, a reserved name: nobody can register it, so only the teacher manages
+    those runs."""
+    requests = [_Request(config, label, "") for label, config in configs]
+    who = _Credentials(args.owner_key, teacher_token(args, settings))
+    _, ident = _check_requests(requests, args.owner, preset, who, store, settings, here=True,
+                               data_dir=getattr(args, "data_dir", None),
+                               outcome="nothing was started", labelled=True)
     return ident
