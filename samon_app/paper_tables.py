@@ -5,10 +5,12 @@ Beside them, labelled as such, the lab's own FLOP estimate of a step (``runs.est
 from __future__ import annotations
 
 from samon_core import paper
-from samon_core.catalog.methods import VARIANTS
+from samon_core.catalog.methods import OPTIMIZER_NAMES, VARIANTS
+from samon_core.paper import method_name
 from samon_core.runs.estimate import STEP_COST_F, STEP_COST_LABEL
 
-METHODS = ("SGD", "SAM-all", "SAM-ON")
+# The methods of the paper's WRN-28-10 tables, by method family key (named by ``method_name``).
+METHODS = ("base", "all", "norm")
 
 
 def _stat(s: paper.Stat, digits: int = 2, bold: bool = False) -> str:
@@ -19,12 +21,12 @@ def _stat(s: paper.Stat, digits: int = 2, bold: bool = False) -> str:
 def accuracy_metrics() -> list[tuple[str, str, str | None, str]]:
     """(label, value, delta vs SGD, help) per method: the headline test accuracies."""
     acc = paper.TEST_ACCURACY
-    base = acc["SGD"].mean
+    base = acc["base"].mean
     out = []
     for m in METHODS:
-        delta = None if m == "SGD" else f"{acc[m].mean - base:+.2f} vs SGD"
-        out.append((m, f"{acc[m].mean:.2f}%", delta, f"Test accuracy, mean of three models "
-                    f"(± {acc[m].std})."))
+        delta = None if m == "base" else f"{acc[m].mean - base:+.2f} vs {method_name('base')}"
+        out.append((method_name(m), f"{acc[m].mean:.2f}%", delta, f"Test accuracy, mean of "
+                    f"three models (± {acc[m].std})."))
     return out
 
 
@@ -34,19 +36,19 @@ STEP_COST_METRIC = "Cost per step (lab estimate)"
 
 def step_cost_text() -> str:
     f = STEP_COST_F
-    return f"≈ {f['SAM-ON']:g}F vs {f['SAM-all']:g}F"
+    return f"≈ {f['norm']:g}F vs {f['all']:g}F"
 
 
 def step_cost_help() -> str:
     f = STEP_COST_F
     return (f"{STEP_COST_LABEL[0].upper()}{STEP_COST_LABEL[1:]}, not a number from the paper "
-            f"(its poster reports measured savings). Forward-pass units: SGD {f['SGD']:g}F, "
-            f"SAM-all {f['SAM-all']:g}F; SAM-ON's ascent pass needs only the norm parameters' "
-            f"gradients, about {f['SAM-ON']:g}F in all.")
+            f"(its poster reports measured savings). Forward-pass units: SGD {f['base']:g}F, "
+            f"SAM-all {f['all']:g}F; SAM-ON's ascent pass needs only the norm parameters' "
+            f"gradients, about {f['norm']:g}F in all.")
 
 
 def _samon_sparsity() -> float:
-    return next(c for c in paper.SPARSE_PERTURBATION if c.method == "SAM-ON").sparsity
+    return paper.SPARSE_BY_KEY["norm"].sparsity
 
 
 def perturbed_text() -> str:
@@ -65,7 +67,7 @@ def sparsity_sentence() -> str:
     share), the other methods' are settings chosen to match it (or not)."""
     s = _samon_sparsity()
     others = list(dict.fromkeys(c.method for c in paper.SPARSE_PERTURBATION
-                                if c.method not in ("SAM", "SAM-ON") and c.sparsity == s))
+                                if c.key not in ("all", "norm") and c.sparsity == s))
     return (f"SAM-ON's {_pct(s)} is no setting: it is the share of the WRN-28-10's weights that "
             f"are not gamma or beta ({perturbed_text()} are). For {' and '.join(others)} the "
             "sparsity is a setting of the method, chosen here to match SAM-ON's.")
@@ -81,7 +83,8 @@ def sharpness_table() -> str:
     accuracy) in bold."""
     acc = paper.TEST_ACCURACY
     best_acc = max(METHODS, key=lambda m: acc[m].mean)
-    rows = ["| | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS),
+    rows = ["| | " + " | ".join(map(method_name, METHODS)) + " |",
+            "|---|" + "---|" * len(METHODS),
             "| Test accuracy (%) | " + " | ".join(
                 _stat(acc[m], 2, m == best_acc) for m in METHODS) + " |"]
     for (steps, rho), values in paper.SHARPNESS.items():
@@ -153,7 +156,7 @@ def playground_rho_note() -> str:
 
 
 def vit_sentence() -> str:
-    v = paper.VIT_S32_IMAGENET_LION
-    return (f"And beyond ResNets: a ViT-S/32 on ImageNet with **Lion** as the base optimizer "
-            f"reaches {v['Lion']:.2f}% (Lion), {v['SAM-all']:.2f}% (SAM-all) and "
-            f"**{v['SAM-ON']:.2f}%** (SAM-ON).")
+    v, lion = paper.VIT_S32_IMAGENET_LION, OPTIMIZER_NAMES["lion"]
+    return (f"And beyond ResNets: a ViT-S/32 on ImageNet with **{lion}** as the base optimizer "
+            f"reaches {v['base']:.2f}% ({method_name('base', lion)}), {v['all']:.2f}% "
+            f"({method_name('all')}) and **{v['norm']:.2f}%** ({method_name('norm')}).")

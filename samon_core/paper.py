@@ -21,6 +21,12 @@ field help and the pages quote the same values:
   ``TABLE_RHO_NOTE`` (the poster does not say which rho its table used) and
   ``SSAM_F_INFERRED_NOTE`` (one column label is inferred) say what it leaves open.
 
+Every per-method table is keyed by the method family's ``MethodSpec.key``
+(``samon_core.catalog.methods``: 'base', 'all', 'norm', 'no-norm', 'random'), the key the claims
+and their run sets use; the ViT table's "vanilla" (AdamW or Lion alone) is 'base' too.
+``method_name`` gives the name a text shows for a key (the MethodSpec's name, or the base
+optimizer's): the tables hold no display names, so no reader translates.
+
 The cost of a step in forward-pass units is the lab's own FLOP estimate, not the paper's number:
 it lives in ``samon_core.runs.estimate`` (``STEP_COST_F``).
 
@@ -45,6 +51,19 @@ class Stat(NamedTuple):
 
     mean: float
     std: float
+
+
+# The poster's ViT table's name for the base optimizer alone (AdamW or Lion without SAM).
+VANILLA = "vanilla"
+
+
+def method_name(key: str, base: str = "") -> str:
+    """The name a text shows for method family ``key`` (a ``MethodSpec.key``): the MethodSpec's
+    name ('SGD', 'SAM-all', 'SAM-ON', 'random mask'); for 'base' ``base`` where given: the base
+    optimizer's name ('Lion') or the ViT table's ``VANILLA``."""
+    if key == "base" and base:
+        return base
+    return methods.BY_KEY[key].name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,13 +226,14 @@ def rho_source(adaptive: str, ball: str, model: str, optimizer: str) -> str:
 # ~83.6% / ~84.2% there, not 83.11% / 84.19%, so the table's runs are other runs, maybe at other
 # rhos or augmentation (TABLE_AUGMENT); the lab pairs them with its runs at the figure's rhos.
 TEST_ACCURACY: dict[str, Stat] = {
-    "SGD": Stat(80.71, 0.2),
-    "SAM-all": Stat(83.11, 0.3),
-    "SAM-ON": Stat(84.19, 0.2),
+    "base": Stat(80.71, 0.2),
+    "all": Stat(83.11, 0.3),
+    "norm": Stat(84.19, 0.2),
 }
 TABLE_AUGMENT_NOTE = (
     "The poster does not say which of the paper's two augmentations (basic crop + flip, or "
-    f"AutoAugment) its WRN-28-10 numbers used; its SGD {TEST_ACCURACY['SGD'].mean:.2f}% fits "
+    f"AutoAugment) its WRN-28-10 numbers used; its {method_name('base')} "
+    f"{TEST_ACCURACY['base'].mean:.2f}% fits "
     f"basic augmentation (SAM's own paper reports about {FORET_SGD_BASIC_ACCURACY:.1f}% for SGD "
     "on a WRN-28-10 with basic augmentation), so the lab infers crop + flip."
 )
@@ -222,46 +242,55 @@ _SAM_RHO, _SAM_FIG = DEFAULT_RHO[("none", "l2")], FIGURE_ACCURACY[("none", "l2")
 TABLE_RHO_NOTE = (
     "The poster does not say which rho its table's SAM-all and SAM-ON runs used. At the "
     f"figure's best rhos ({_SAM_RHO['all']} and {_SAM_RHO['norm']}) the figure reads about "
-    f"{_SAM_FIG['all']:.1f}% and {_SAM_FIG['norm']:.1f}%, not {TEST_ACCURACY['SAM-all'].mean:.2f}% "
-    f"and {TEST_ACCURACY['SAM-ON'].mean:.2f}%: the table's runs may have used other settings. "
+    f"{_SAM_FIG['all']:.1f}% and {_SAM_FIG['norm']:.1f}%, not {TEST_ACCURACY['all'].mean:.2f}% "
+    f"and {TEST_ACCURACY['norm'].mean:.2f}%: the table's runs may have used other settings. "
     "The lab compares them with runs at the figure's rhos."
 )
 
 # Final sharpness (lower = flatter) per probe (ascent steps, rho): SAM-ON is the sharpest of the
 # three and still the most accurate, so flatness alone does not explain SAM's success.
 SHARPNESS: dict[tuple[int, float], dict[str, Stat]] = {
-    (20, 0.003): {"SGD": Stat(0.071, 0.000), "SAM-all": Stat(0.048, 0.001),
-                  "SAM-ON": Stat(0.090, 0.005)},
-    (20, 0.007): {"SGD": Stat(0.433, 0.002), "SAM-all": Stat(0.309, 0.011),
-                  "SAM-ON": Stat(0.585, 0.018)},
-    (1, 0.01): {"SGD": Stat(0.204, 0.005), "SAM-all": Stat(0.183, 0.002),
-                "SAM-ON": Stat(0.315, 0.010)},
-    (1, 0.03): {"SGD": Stat(0.809, 0.003), "SAM-all": Stat(0.769, 0.017),
-                "SAM-ON": Stat(0.843, 0.007)},
+    (20, 0.003): {"base": Stat(0.071, 0.000), "all": Stat(0.048, 0.001),
+                  "norm": Stat(0.090, 0.005)},
+    (20, 0.007): {"base": Stat(0.433, 0.002), "all": Stat(0.309, 0.011),
+                  "norm": Stat(0.585, 0.018)},
+    (1, 0.01): {"base": Stat(0.204, 0.005), "all": Stat(0.183, 0.002),
+                "norm": Stat(0.315, 0.010)},
+    (1, 0.03): {"base": Stat(0.809, 0.003), "all": Stat(0.769, 0.017),
+                "norm": Stat(0.843, 0.007)},
 }
 
 
 class SparseResult(NamedTuple):
     """One column of the poster's "Other sparse perturbation approaches" table."""
 
-    method: str
+    key: str  # the method family (MethodSpec.key); "" for a method the lab does not train
     sparsity: float  # share of the parameters NOT perturbed
     accuracy: Stat  # test accuracy in percent
+    label: str = ""  # the column's label where it is not the family's name
     inferred: bool = False  # the method's label is the lab's reading, not printed over the column
+
+    @property
+    def method(self) -> str:
+        """The column's label: ``label``, else the family's name (``method_name``)."""
+        return self.label or method_name(self.key)
 
 
 # SAM-ON against other sparse perturbations at the same (or lower) sparsity: a random mask as
 # sparse as SAM-ON (the WRN-28-10's gamma/beta are 0.05% of its weights) and SSAM-F (Fisher-masked
 # sparse SAM) at 50% and at 99.95%. In table order. The poster's header names four methods (SAM,
 # SAM-ON, Random Mask, SSAM-F) over five columns: that SSAM-F spans the last two (50% and 99.95%)
-# is the lab's reading, so that column's label is marked ``inferred``.
+# is the lab's reading, so that column's label is marked ``inferred``. SAM's column (SAM-all) keeps
+# the poster's label; SSAM-F is no family of the lab's (key "").
 SPARSE_PERTURBATION: tuple[SparseResult, ...] = (
-    SparseResult("SAM", 0.0, Stat(83.11, 0.3)),
-    SparseResult("SAM-ON", 0.9995, Stat(84.19, 0.2)),
-    SparseResult("random mask", 0.9995, Stat(80.97, 0.2)),
-    SparseResult("SSAM-F", 0.5, Stat(83.94, 0.1)),
-    SparseResult("SSAM-F", 0.9995, Stat(83.14, 0.1), inferred=True),
+    SparseResult("all", 0.0, Stat(83.11, 0.3), label="SAM"),
+    SparseResult("norm", 0.9995, Stat(84.19, 0.2)),
+    SparseResult("random", 0.9995, Stat(80.97, 0.2)),
+    SparseResult("", 0.5, Stat(83.94, 0.1), label="SSAM-F"),
+    SparseResult("", 0.9995, Stat(83.14, 0.1), label="SSAM-F", inferred=True),
 )
+# The columns of the lab's method families, by key (each family has one column).
+SPARSE_BY_KEY: dict[str, SparseResult] = {r.key: r for r in SPARSE_PERTURBATION if r.key}
 SSAM_F_INFERRED_NOTE = (
     "The poster's header names four methods for five columns; that the last one (99.95%) is "
     "SSAM-F too, like the 50% column before it, is the lab's reading."
@@ -271,8 +300,9 @@ SSAM_F_INFERRED_NOTE = (
 # results beyond ResNets: ViT-S/32 on ImageNet
 # ---------------------------------------------------------------------------------------------
 
-# Test accuracy (%) per base optimizer, evaluation set and method (vanilla = the base optimizer
-# alone), as in the poster's table. Robust accuracy under l2 / l_inf attacks of radius eps.
+# Test accuracy (%) per base optimizer, evaluation set and method family ("base": the poster's
+# vanilla, the base optimizer alone), as in the poster's table. Robust accuracy under l2 / l_inf
+# attacks of radius eps.
 # (The poster prints AdamW SAM-ON on ImageNet as 71.37 +/- 0.026; kept as printed.)
 VIT_EVAL_SETS: tuple[str, ...] = (
     "ImageNet", "ImageNetV2", "ImageNetR", "ImageNetA", "ImageNetSketch", "ObjectNet",
@@ -301,8 +331,8 @@ _VIT_ROWS: dict[str, tuple[tuple[float, float], ...]] = {
     "linf eps=0.5/255": ((14.98, 0.18), (29.68, 0.09), (32.46, 0.15),
                          (15.86, 0.13), (31.68, 0.62), (34.23, 1.73)),
 }
-_VIT_COLUMNS = (("AdamW", "vanilla"), ("AdamW", "SAM-all"), ("AdamW", "SAM-ON"),
-                ("Lion", "vanilla"), ("Lion", "SAM-all"), ("Lion", "SAM-ON"))
+_VIT_COLUMNS = (("AdamW", "base"), ("AdamW", "all"), ("AdamW", "norm"),
+                ("Lion", "base"), ("Lion", "all"), ("Lion", "norm"))
 VIT_S32_IMAGENET: dict[str, dict[str, dict[str, Stat]]] = {
     opt: {
         row: {method: Stat(*_VIT_ROWS[row][i]) for i, (o, method) in enumerate(_VIT_COLUMNS)
@@ -311,10 +341,9 @@ VIT_S32_IMAGENET: dict[str, dict[str, dict[str, Stat]]] = {
     }
     for opt in ("AdamW", "Lion")
 }
-# The headline row: Lion on ImageNet (the base optimizer labelled by its name).
+# The headline row: Lion on ImageNet, mean per method family.
 VIT_S32_IMAGENET_LION: dict[str, float] = {
-    "Lion" if method == "vanilla" else method: stat.mean
-    for method, stat in VIT_S32_IMAGENET["Lion"]["ImageNet"].items()
+    key: stat.mean for key, stat in VIT_S32_IMAGENET["Lion"]["ImageNet"].items()
 }
 
 # The poster's four adversarial-robustness rows: (norm, eps, eps as printed), eps in pixel units
@@ -335,7 +364,7 @@ VIT_ROBUSTNESS_NOTE = (
 
 def vit_robustness(optimizer: str) -> dict[str, list[tuple[str, float, Stat]]]:
     """The poster's robust accuracy (%) of ViT-S/32 on ImageNet with base ``optimizer``
-    ("AdamW" or "Lion"): method (vanilla, SAM-all, SAM-ON) -> [(norm, eps, Stat)] in the order
+    ("AdamW" or "Lion"): method family ('base', 'all', 'norm') -> [(norm, eps, Stat)] in the order
     of ``VIT_ROBUSTNESS_BUDGETS``."""
     rows = VIT_S32_IMAGENET[optimizer]
     return {
@@ -354,7 +383,7 @@ VIT_OOD_SETS: tuple[str, ...] = (
 
 def vit_ood_mean(optimizer: str) -> dict[str, float]:
     """The mean test accuracy (%) of ViT-S/32 over ``VIT_OOD_SETS`` with base ``optimizer``
-    ("AdamW" or "Lion"), per method (vanilla, SAM-all, SAM-ON): computed from the poster's
+    ("AdamW" or "Lion"), per method family ('base', 'all', 'norm'): computed from the poster's
     table, not printed there."""
     rows = VIT_S32_IMAGENET[optimizer]
     return {method: sum(rows[s][method].mean for s in VIT_OOD_SETS) / len(VIT_OOD_SETS)

@@ -140,7 +140,7 @@ def _acc(sd: dict[str, float], source: str, how: str) -> Spread:
 
 _P = paper.TEST_ACCURACY
 _S1, _S20 = paper.SHARPNESS[(1, 0.01)], paper.SHARPNESS[(20, 0.003)]
-_PAPER_KEYS = {"base": "SGD", "all": "SAM-all", "norm": "SAM-ON"}
+_RANDOM = paper.SPARSE_BY_KEY["random"].accuracy
 _PAPER_SHARP_HOW = ("the paper's standard deviation over 3 seeds (WRN-28-10, CIFAR-100, "
                     "sharpness table)")
 
@@ -163,29 +163,30 @@ SPREADS: dict[str, dict[str, Spread]] = {
         "accuracy": _acc(dict.fromkeys(("base", "all", "norm", "no-norm", "random"), 0.5), ASSUMED,
                          f"{_NO_GPU}; 0.5 points assumed: short ResNet-20 runs on CIFAR-100 "
                          "spread more than the paper's 200-epoch WRN-28-10 (0.2-0.3 points)"),
-        "sharpness@1": Spread({k: _S1[v].std for k, v in _PAPER_KEYS.items()}, ASSUMED,
+        "sharpness@1": Spread({k: s.std for k, s in _S1.items()}, ASSUMED,
                               f"{_NO_GPU}; the paper's WRN-28-10 spreads and values taken as "
-                              "they are", typical=_S1["SAM-all"].mean),
-        "sharpness@20": Spread({k: max(_S20[v].std, 0.001) for k, v in _PAPER_KEYS.items()},
+                              "they are", typical=_S1["all"].mean),
+        "sharpness@20": Spread({k: max(s.std, 0.001) for k, s in _S20.items()},
                                ASSUMED, f"{_NO_GPU}; the paper's WRN-28-10 spreads (0.000 "
                                "printed for SGD, taken as 0.001) and values",
-                               typical=_S20["SAM-all"].mean),
+                               typical=_S20["all"].mean),
         "gamma": Spread({"base": 0.008, "all": 0.008, "norm": 0.008}, ASSUMED,
                         f"{_NO_GPU}; the cpu size's measured 0.008 (the paper prints no gamma "
                         "numbers)"),
     },
     "paper": {
-        "accuracy": _acc({"base": _P["SGD"].std, "all": _P["SAM-all"].std,
-                          "norm": _P["SAM-ON"].std, "no-norm": 0.3,
-                          "random": paper.SPARSE_PERTURBATION[2].accuracy.std}, PAPER,
-                         "the paper's standard deviation over 3 seeds (Table: SGD 0.2, SAM-all "
-                         "0.3, SAM-ON 0.2; random mask 0.2); no-norm and the ASAM runs have "
-                         "none printed: 0.3 assumed (SAM-all's)"),
-        "sharpness@1": Spread({k: _S1[v].std for k, v in _PAPER_KEYS.items()}, PAPER,
-                              _PAPER_SHARP_HOW, typical=_S1["SAM-all"].mean),
-        "sharpness@20": Spread({k: max(_S20[v].std, 0.001) for k, v in _PAPER_KEYS.items()},
+        "accuracy": _acc({**{k: s.std for k, s in _P.items()}, "no-norm": _P["all"].std,
+                          "random": _RANDOM.std}, PAPER,
+                         "the paper's standard deviation over 3 seeds (Table: "
+                         + ", ".join(f"{paper.method_name(k)} {s.std:g}" for k, s in _P.items())
+                         + f"; {paper.method_name('random')} {_RANDOM.std:g}); no-norm and the "
+                         f"ASAM runs have none printed: {_P['all'].std:g} assumed "
+                         f"({paper.method_name('all')}'s)"),
+        "sharpness@1": Spread({k: s.std for k, s in _S1.items()}, PAPER,
+                              _PAPER_SHARP_HOW, typical=_S1["all"].mean),
+        "sharpness@20": Spread({k: max(s.std, 0.001) for k, s in _S20.items()},
                                PAPER, _PAPER_SHARP_HOW + " (0.000 printed for SGD: taken as "
-                               "0.001)", typical=_S20["SAM-all"].mean),
+                               "0.001)", typical=_S20["all"].mean),
         "gamma": Spread({"base": 0.008, "all": 0.008, "norm": 0.008}, ASSUMED,
                         "the paper prints no gamma numbers; the cpu size's measured 0.008"),
     },

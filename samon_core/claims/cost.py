@@ -33,7 +33,7 @@ from samon_core.claims.stats import CONSISTENT, INCONCLUSIVE, NO_VERDICT
 from samon_core.claims.verdicts import Verdict
 from samon_core.runs.estimate import STEP_COST_F, STEP_COST_LABEL
 
-FLOP_RATIO = STEP_COST_F["SAM-ON"] / STEP_COST_F["SAM-all"]
+FLOP_RATIO = STEP_COST_F["norm"] / STEP_COST_F["all"]
 BLOCKS = 10  # per lockstep seed
 # The smallest standard error of the ratio: a tenth of a percent, the resolution of the step
 # timings (identical step times would otherwise give an interval of width 0).
@@ -45,8 +45,8 @@ NOT_LOCKSTEP = (
 )
 LOCKSTEP_HINT = ("Train SAM-ON and SAM-all together: `python -m samon_core claim run cost`, or "
                  "one launch of the claim's card.")
-PAPER = (f"{STEP_COST_LABEL} (not the paper's): {STEP_COST_F['SAM-ON']:.0f}F vs "
-         f"{STEP_COST_F['SAM-all']:.0f}F per step ({FLOP_RATIO:.2f}x); the poster reports "
+PAPER = (f"{STEP_COST_LABEL} (not the paper's): {STEP_COST_F['norm']:.0f}F vs "
+         f"{STEP_COST_F['all']:.0f}F per step ({FLOP_RATIO:.2f}x); the poster reports "
          "measured savings without a ratio")
 
 
@@ -217,7 +217,8 @@ def step_time_verdict(results: Sequence[RunResult], hint: str = "", size: str | 
     evidence = {"metric": f"step time {names[0]} / {names[1]}", "seeds": fair,
                 "not_lockstep_seeds": unfair, "size": size}
     if is_cost:
-        evidence |= {"flop_ratio": FLOP_RATIO, "paper_step_cost_f": dict(STEP_COST_F)}
+        evidence |= {"flop_ratio": FLOP_RATIO,  # named as the rest of the evidence
+                     "paper_step_cost_f": {method_name(k): f for k, f in STEP_COST_F.items()}}
     if not fair:
         why = (NOT_LOCKSTEP.replace("SAM-ON and SAM-all", f"{names[0]} and {names[1]}")
                if unfair else f"No step times of {names[0]} and {names[1]} yet.")

@@ -16,7 +16,7 @@ from samon_core import paper
 from samon_core.claims import calibration, cost, stats, verdicts
 from samon_core.claims.parts import evaluate
 from samon_core.claims.results import RunResult, Values
-from samon_core.claims.rules import MARGINS, ROBUST_OPTIMIZER, ROBUST_ROW, RULES
+from samon_core.claims.rules import MARGINS, ROBUST_OPTIMIZER, ROBUST_ROW, RULES, VARIANT_FIGURE
 from samon_core.claims.runsets import check_size, method_config
 from samon_core.runs.config import RunConfig
 from samon_core.runs.estimate import STEP_COST_F, STEP_COST_LABEL
@@ -24,25 +24,48 @@ from samon_core.runs.estimate import STEP_COST_F, STEP_COST_LABEL
 _ACC = paper.TEST_ACCURACY
 _SHARP = paper.SHARPNESS[(1, 0.01)]
 _SHARP20 = paper.SHARPNESS[(20, 0.003)]
-_SPARSE = {r.method: r for r in paper.SPARSE_PERTURBATION if r.sparsity != 0.5}
+_SPARSE = paper.SPARSE_BY_KEY
 _FIG = paper.FIGURE_ACCURACY[("none", "l2")]
 _FIG_ASAM = paper.FIGURE_ACCURACY[("elementwise", "l2")]
 _ROB = paper.VIT_S32_IMAGENET[ROBUST_OPTIMIZER][ROBUST_ROW]
 _ROB_LION = paper.VIT_S32_IMAGENET["Lion"][ROBUST_ROW]
 _OOD = paper.vit_ood_mean(ROBUST_OPTIMIZER)
 _VIT_IN = {o: paper.VIT_S32_IMAGENET[o]["ImageNet"] for o in ("AdamW", "Lion")}
+# The sparsity claim's numbers, in the order its text gives them.
+_SPARSE_NUMBERS = {k: _SPARSE[k].accuracy.mean for k in ("norm", "random", "all")}
 _VARIANT_ROWS = ((("none", "l2"), "SAM"), (("elementwise", "l2"), "ASAM elementwise"),
                  (("layerwise", "l2"), "ASAM layerwise"), (("elementwise", "linf"),
                                                             "p=inf elementwise"))
 
 
+def _stats(table: Mapping[str, paper.Stat], base: str = "") -> str:
+    """'SGD 80.71±0.2%, SAM-all 83.11±0.3%, SAM-ON 84.19±0.2%': a paper table's row, each
+    family named by ``paper.method_name`` (``base``: the base optimizer's name there)."""
+    return ", ".join(f"{paper.method_name(k, base)} {s.mean}±{s.std}%" for k, s in table.items())
+
+
+def _means(table: Mapping[str, float | paper.Stat], unit: str = "", fmt: str = "",
+           base: str = "") -> str:
+    """'SGD 0.204, SAM-all 0.183, SAM-ON 0.315': the means of a paper table's row, named."""
+    return ", ".join(f"{paper.method_name(k, base)} "
+                     f"{format(v.mean if isinstance(v, paper.Stat) else v, fmt)}{unit}"
+                     for k, v in table.items())
+
+
 def _vit_text(opt: str) -> str:
-    t = _VIT_IN[opt]
-    return (f"ViT-S/32 on ImageNet with {opt} (poster table): vanilla {t['vanilla'].mean}"
-            f"±{t['vanilla'].std}%, SAM-all {t['SAM-all'].mean}±{t['SAM-all'].std}%, SAM-ON "
-            f"{t['SAM-ON'].mean}±{t['SAM-ON'].std}%. The lab has no ImageNet: its runs train "
+    return (f"ViT-S/32 on ImageNet with {opt} (poster table): "
+            f"{_stats(_VIT_IN[opt], paper.VANILLA)}. The lab has no ImageNet: its runs train "
             "the small ViT (vit_tiny) on each size's data, rho carried over from the WRN figure "
             "(the poster prints the ViT's rho nowhere).")
+
+
+def _vit_numbers(opt: str, claim_id: str) -> dict[str, float]:
+    """The poster's ImageNet row with ``opt`` on the claim's method keys ('base@vit-lion')."""
+    return {f"{k}@{claim_id}": v.mean for k, v in _VIT_IN[opt].items()}
+
+
+def _at(family: str, tag: str) -> str:
+    return f"{family}@{tag}" if tag else family
 
 
 def cpu_measured(claim_id: str) -> tuple[str, int, tuple[str, ...]]:
@@ -97,7 +120,8 @@ class Claim:
     statement: str  # one sentence
     methods: tuple[str, ...]  # method families whose runs the claim needs
     paper_text: str  # the paper's numbers, as a sentence
-    paper_numbers: Mapping[str, float] = field(default_factory=dict)  # method name -> value
+    # the paper's number per method key (one of ``methods``); its names come from paper_text
+    paper_numbers: Mapping[str, float] = field(default_factory=dict)
     cpu_note: str = ""  # what the cpu size can (not) show, said up front
     # whether the cpu size shows the claim: True / False (measured), None (not measured)
     cpu_shows: bool | None = None
@@ -144,9 +168,7 @@ CLAIMS: tuple[Claim, ...] = (
         "accuracy", "SAM-ON is at least as accurate as SAM-all, and both beat SGD",
         "SAM-ON matches or beats SAM-all, and both beat the base optimizer.",
         ("base", "all", "norm"),
-        f"WRN-28-10 on CIFAR-100, 3 seeds: SGD {_ACC['SGD'].mean}±{_ACC['SGD'].std}%, "
-        f"SAM-all {_ACC['SAM-all'].mean}±{_ACC['SAM-all'].std}%, "
-        f"SAM-ON {_ACC['SAM-ON'].mean}±{_ACC['SAM-ON'].std}%.",
+        f"WRN-28-10 on CIFAR-100, 3 seeds: {_stats(_ACC)}.",
         {k: v.mean for k, v in _ACC.items()},
         cpu_note="The cpu size shows the direction, not a verdict. "
                  + _cpu_measured_text("accuracy") + " SGD memorizes the noisy labels here, "
@@ -167,8 +189,7 @@ CLAIMS: tuple[Claim, ...] = (
         f"{_FIG_ASAM['norm']}%, {_FIG_ASAM['no-norm']}%. The gpu and paper sizes train ASAM "
         "elementwise with the authors' settings (T_w on the biases, their rho), where the gap "
         "shows; the cpu size trains plain SAM.",
-        {"SAM-all": _FIG_ASAM["all"], "SAM-ON": _FIG_ASAM["norm"],
-         "no-norm": _FIG_ASAM["no-norm"]},
+        dict(_FIG_ASAM),
         cpu_note="For plain SAM the paper's own gap is under 1 point, below what a few CPU seeds "
                  "can resolve. " + _cpu_measured_text("no-norm"),
         cpu_shows=False,
@@ -182,11 +203,9 @@ CLAIMS: tuple[Claim, ...] = (
         "SAM-ON ends sharper than SAM-all and SGD (higher adaptive m-sharpness, on every probe "
         "measured) yet is at least as accurate as SAM-all.",
         ("base", "all", "norm"),
-        f"1-step l_inf m-sharpness at rho 0.01: SGD {_SHARP['SGD'].mean}, SAM-all "
-        f"{_SHARP['SAM-all'].mean}, SAM-ON {_SHARP['SAM-ON'].mean}; 20 steps at rho 0.003: "
-        f"SGD {_SHARP20['SGD'].mean}, SAM-all {_SHARP20['SAM-all'].mean}, SAM-ON "
-        f"{_SHARP20['SAM-ON'].mean} (higher = sharper; the other two probes agree), with "
-        f"test accuracy {_ACC['SAM-all'].mean}% vs {_ACC['SAM-ON'].mean}%.",
+        f"1-step l_inf m-sharpness at rho 0.01: {_means(_SHARP)}; 20 steps at rho 0.003: "
+        f"{_means(_SHARP20)} (higher = sharper; the other two probes agree), with "
+        f"test accuracy {_ACC['all'].mean}% vs {_ACC['norm'].mean}%.",
         {k: v.mean for k, v in _SHARP.items()},
         cpu_note=_cpu_measured_text("sharper") + " At the cpu size SGD memorizes the noisy "
                  "labels and ended the sharpest here (the paper's WRN on clean CIFAR-100 has "
@@ -199,12 +218,9 @@ CLAIMS: tuple[Claim, ...] = (
         "sparsity", "It is the norm layers, not sparsity",
         "A random mask as sparse as SAM-ON does worse than SAM-ON.",
         ("all", "norm", "random"),
-        f"Sparse perturbations at 99.95% sparsity (WRN-28-10): SAM-ON "
-        f"{_SPARSE['SAM-ON'].accuracy.mean}%, random mask {_SPARSE['random mask'].accuracy.mean}%, "
-        f"SAM-all {_SPARSE['SAM'].accuracy.mean}%.",
-        {"SAM-ON": _SPARSE["SAM-ON"].accuracy.mean,
-         "random mask": _SPARSE["random mask"].accuracy.mean,
-         "SAM-all": _SPARSE["SAM"].accuracy.mean},
+        f"Sparse perturbations at 99.95% sparsity (WRN-28-10): "
+        f"{_means(_SPARSE_NUMBERS, '%')}.",
+        _SPARSE_NUMBERS,
         cpu_note=_cpu_measured_text("sparsity") + " The tiny ResNet has few parameters, so "
                  "a mask of SAM-ON's size is a large share of them; the paper's 99.95%-sparse "
                  "mask is the gpu size's test.",
@@ -232,9 +248,8 @@ CLAIMS: tuple[Claim, ...] = (
         "cost", "SAM-ON costs less per step",
         "A SAM-ON step costs less than a SAM-all step.",
         ("base", "all", "norm"),
-        f"Forward-pass units per step, {STEP_COST_LABEL} (not the paper's): SGD "
-        f"{STEP_COST_F['SGD']:.0f}F, SAM-all "
-        f"{STEP_COST_F['SAM-all']:.0f}F, SAM-ON {STEP_COST_F['SAM-ON']:.0f}F "
+        f"Forward-pass units per step, {STEP_COST_LABEL} (not the paper's): "
+        f"{_means(STEP_COST_F, 'F', '.0f')} "
         f"(ratio {cost.FLOP_RATIO:.2f}); the poster reports measured savings.",
         dict(STEP_COST_F),
         cpu_note="Only step times measured side by side count: the runs must train in one "
@@ -253,16 +268,14 @@ CLAIMS += (
         "Under an l2 PGD attack of radius 0.25 (pixel units), SAM-ON keeps at least as much "
         "accuracy as SAM-all, and both keep more than the base optimizer.",
         ("base", "all", "norm"),
-        f"ViT-S/32 on ImageNet (poster table), l2 eps=0.25: AdamW vanilla "
-        f"{_ROB['vanilla'].mean}±{_ROB['vanilla'].std}%, SAM-all {_ROB['SAM-all'].mean}±"
-        f"{_ROB['SAM-all'].std}%, SAM-ON {_ROB['SAM-ON'].mean}±{_ROB['SAM-ON'].std}%; Lion "
-        f"{_ROB_LION['vanilla'].mean} / {_ROB_LION['SAM-all'].mean} / "
-        f"{_ROB_LION['SAM-ON'].mean}%; the poster's l2 eps=0.5 and l_inf rows keep that order. "
+        f"ViT-S/32 on ImageNet (poster table), l2 eps=0.25: {ROBUST_OPTIMIZER} "
+        f"{_stats(_ROB, paper.VANILLA)}; Lion "
+        f"{' / '.join(str(v.mean) for v in _ROB_LION.values())}%; the poster's l2 eps=0.5 "
+        "and l_inf rows keep that order. "
         f"The verdict takes AdamW's numbers (SAM-ON's smaller lead) and a non-inferiority margin "
         f"of {MARGINS['robust-l2']:g} points (half that lead); the lab attacks its own runs with "
         "a 10-step PGD after the last epoch (the Robustness tab shows every budget).",
-        {"vanilla": _ROB["vanilla"].mean, "SAM-all": _ROB["SAM-all"].mean,
-         "SAM-ON": _ROB["SAM-ON"].mean},
+        {k: v.mean for k, v in _ROB.items()},
         cpu_note=_cpu_measured_text("robustness") + " SAM's robustness gain over SGD is the "
                  "largest effect a laptop shows; whether SAM-ON keeps up with SAM-all needs more "
                  "seeds. The robust accuracy is measured on all 2,000 test images; about 3.5 "
@@ -281,11 +294,11 @@ CLAIMS += (
         "more than the base optimizer.",
         ("base", "all", "norm"),
         f"The poster's out-of-distribution rows (ViT-S/32, AdamW; ImageNetV2, -R, -A, Sketch, "
-        f"ObjectNet), averaged: vanilla {_OOD['vanilla']:.2f}%, SAM-all {_OOD['SAM-all']:.2f}%, "
-        f"SAM-ON {_OOD['SAM-ON']:.2f}% (the poster: SAM-ON >= SAM-all > vanilla in most rows). "
+        f"ObjectNet), averaged: {_means(_OOD, '%', '.2f', paper.VANILLA)} (the poster: "
+        "SAM-ON >= SAM-all > vanilla in most rows). "
         "The lab's analogue for small images is CIFAR-10-C's corruptions computed from its own "
         "test images: a different shift, compared by the order of the methods.",
-        {"vanilla": _OOD["vanilla"], "SAM-all": _OOD["SAM-all"], "SAM-ON": _OOD["SAM-ON"]},
+        dict(_OOD),
         cpu_note=_cpu_measured_text("corruption") + " The robustness claim's runs (one "
                  "launch serves both); the gaps under the 12 corruptions follow the clean ones, "
                  "within the seed noise.",
@@ -301,7 +314,7 @@ CLAIMS += (
         "as accurate as SAM-all.",
         ("base@vit-adamw", "all@vit-adamw", "norm@vit-adamw"),
         _vit_text("AdamW"),
-        {k: v.mean for k, v in _VIT_IN["AdamW"].items()},
+        _vit_numbers("AdamW", "vit-adamw"),
         cpu_note=_VIT_NOT_MEASURED + " The paper's SAM-ON vs SAM-all gap (-0.1 points) is "
                  "far below a CPU's seed spread.",
         hint="The gpu size trains the ViT on CIFAR-100.",
@@ -312,7 +325,7 @@ CLAIMS += (
         "On a Vision Transformer trained with Lion, SAM-ON beats both SAM-all and Lion alone.",
         ("base@vit-lion", "all@vit-lion", "norm@vit-lion"),
         _vit_text("Lion"),
-        {k: v.mean for k, v in _VIT_IN["Lion"].items()},
+        _vit_numbers("Lion", "vit-lion"),
         cpu_note=_VIT_NOT_MEASURED + " The paper's SAM-ON lead over SAM-all (0.74 points) is "
                  "far below a CPU's seed spread.",
         hint="The gpu size trains the ViT on CIFAR-100.",
@@ -329,7 +342,7 @@ CLAIMS += (
                     f"~{paper.FIGURE_ACCURACY[v]['norm']}%" for v, name in _VARIANT_ROWS)
         + f"; SGD ~{paper.FIGURE_SGD_ACCURACY}%. Leaving the norm layers out can harm (the "
         "no-norm claim). The variants-gpu preset runs the same comparison on a WRN-16-4.",
-        {f"SAM-ON ({name})": paper.FIGURE_ACCURACY[v]["norm"] for v, name in _VARIANT_ROWS},
+        {_at("norm", tag): paper.FIGURE_ACCURACY[v]["norm"] for tag, v in VARIANT_FIGURE.items()},
         cpu_note=_cpu_measured_text("variants") + " At this size ASAM elementwise with the "
                  "WRN figure's rho (5 for SAM-all, 10 for SAM-ON) does not train: both end at "
                  "chance (10-11%) in every seed, so that part compares two failures. The "

@@ -42,12 +42,10 @@ POWER = 0.8
 # the seed counts ``seeds_needed`` tries (beyond the last: "more than 200")
 SEARCH: tuple[int, ...] = (*range(1, 11), 12, 15, 20, 25, 30, 40, 50, 70, 100, 150, 200)
 
-_PAPER_KEYS = {"base": "SGD", "all": "SAM-all", "norm": "SAM-ON"}
-_VIT_KEYS = {"base": "vanilla", "all": "SAM-all", "norm": "SAM-ON"}
 _VIT_CLAIMS = {"vit-adamw": "AdamW", "vit-lion": "Lion"}
 # Claims judged from lockstep step times (cost.py), not from seeds' values.
 COST_CLAIMS = ("cost", "blocks")
-_RANDOM = next(r for r in paper.SPARSE_PERTURBATION if r.method == "random mask")
+_RANDOM = paper.SPARSE_BY_KEY["random"]
 
 
 def parts_at(claim: str, size: str) -> tuple[PartSpec, ...]:
@@ -60,7 +58,7 @@ def parts_at(claim: str, size: str) -> tuple[PartSpec, ...]:
 def _accuracy_means(claim: str, size: str) -> dict[str, float]:
     if claim in _VIT_CLAIMS:  # the poster's ImageNet row, on the claim's method keys
         row = paper.VIT_S32_IMAGENET[_VIT_CLAIMS[claim]]["ImageNet"]
-        return {f"{k}@{claim}": row[v].mean for k, v in _VIT_KEYS.items()}
+        return {f"{k}@{claim}": stat.mean for k, stat in row.items()}
     if claim == "variants":
         out = {}
         for tag, variant in VARIANT_FIGURE.items():
@@ -70,7 +68,7 @@ def _accuracy_means(claim: str, size: str) -> dict[str, float]:
     if claim == "no-norm":
         variant = ("elementwise", "l2") if size in ("gpu", "paper") else ("none", "l2")
         return dict(paper.FIGURE_ACCURACY[variant])
-    means = {k: paper.TEST_ACCURACY[v].mean for k, v in _PAPER_KEYS.items()}
+    means = {k: stat.mean for k, stat in paper.TEST_ACCURACY.items()}
     return {**means, "random": _RANDOM.accuracy.mean}
 
 
@@ -81,18 +79,17 @@ def paper_means(claim: str, size: str, metric: str) -> dict[str, float] | None:
         return _accuracy_means(claim, size)
     if metric == "robust-l2":  # the poster's ViT numbers, in points as they are
         row = paper.VIT_S32_IMAGENET[ROBUST_OPTIMIZER][ROBUST_ROW]
-        return {k: row[v].mean for k, v in _VIT_KEYS.items()}
+        return {k: stat.mean for k, stat in row.items()}
     if metric == "corruption":  # the poster's OOD mean (the lab's analogue: corruptions)
-        ood = paper.vit_ood_mean(ROBUST_OPTIMIZER)
-        return {k: ood[v] for k, v in _VIT_KEYS.items()}
+        return paper.vit_ood_mean(ROBUST_OPTIMIZER)
     if metric.startswith("sharpness@"):
         steps = int(metric.split("@")[1])
         table = paper.SHARPNESS[(steps, paper.SHARPNESS_RHOS_1STEP[0] if steps == 1
                                  else paper.SHARPNESS_RHOS_MULTI[0])]
         spread = calibration.spread(size, metric)
         scale = 1.0 if spread is None or spread.typical is None else \
-            spread.typical / table["SAM-all"].mean
-        return {k: table[v].mean * scale for k, v in _PAPER_KEYS.items()}
+            spread.typical / table["all"].mean
+        return {k: stat.mean * scale for k, stat in table.items()}
     return None
 
 

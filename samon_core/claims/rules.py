@@ -85,8 +85,8 @@ _OOD = paper.vit_ood_mean(ROBUST_OPTIMIZER)
 # points, so 1.8; corruption accuracy is accuracy on shifted images: the accuracy margin).
 MARGINS: dict[str, float] = {
     "accuracy": 0.5,
-    "robust-l2": round(min(paper.VIT_S32_IMAGENET[o][ROBUST_ROW]["SAM-ON"].mean
-                           - paper.VIT_S32_IMAGENET[o][ROBUST_ROW]["SAM-all"].mean
+    "robust-l2": round(min(paper.VIT_S32_IMAGENET[o][ROBUST_ROW]["norm"].mean
+                           - paper.VIT_S32_IMAGENET[o][ROBUST_ROW]["all"].mean
                            for o in paper.VIT_S32_IMAGENET) / 2, 1),
     "corruption": 0.5,
 }
@@ -117,21 +117,29 @@ _ACC = paper.TEST_ACCURACY
 _WRN = "WRN-28-10, CIFAR-100, 3 seeds"
 
 
+def _versus(a: str, b: str, table: dict[str, paper.Stat], base: str = "") -> str:
+    """'SAM-ON 84.19±0.2% vs SAM-all 83.11±0.3%': families ``a`` and ``b`` of a paper table,
+    named by ``paper.method_name`` (``base``: the base optimizer's name there)."""
+    return " vs ".join(f"{paper.method_name(k, base)} {table[k].mean}±{table[k].std}%"
+                       for k in (a, b))
+
+
 def _acc(a: str, b: str) -> str:
-    return f"{a} {_ACC[a].mean}±{_ACC[a].std}% vs {b} {_ACC[b].mean}±{_ACC[b].std}% ({_WRN})"
+    return f"{_versus(a, b, _ACC)} ({_WRN})"
 
 
 def _sharp(steps: int, rho: float) -> str:
     s = paper.SHARPNESS[(steps, rho)]
-    return (f"{steps}-step probe at rho {rho}: SGD {s['SGD'].mean}, SAM-all {s['SAM-all'].mean}, "
-            f"SAM-ON {s['SAM-ON'].mean} (higher = sharper; {_WRN})")
+    return (f"{steps}-step probe at rho {rho}: "
+            + ", ".join(f"{paper.method_name(k)} {v.mean}" for k, v in s.items())
+            + f" (higher = sharper; {_WRN})")
 
 
 _FIG = paper.FIGURE_ACCURACY[("none", "l2")]
 _FIG_ASAM = paper.FIGURE_ACCURACY[("elementwise", "l2")]
 _NO_NORM = (f"figure (WRN-28-10, CIFAR-100): ASAM elementwise SAM-all {_FIG_ASAM['all']}% vs "
             f"no-norm {_FIG_ASAM['no-norm']}%; plain SAM {_FIG['all']}% vs {_FIG['no-norm']}%")
-_RANDOM = next(r for r in paper.SPARSE_PERTURBATION if r.method == "random mask")
+_RANDOM = paper.SPARSE_BY_KEY["random"]
 _GAMMA = ("poster figure: SAM-ON's gamma histogram moves to larger values than under SGD "
           "(no number printed)")
 
@@ -139,8 +147,7 @@ _VIT = "ViT-S/32 on ImageNet, poster table"
 
 
 def _vit(opt: str, row: str, a: str, b: str) -> str:
-    t = paper.VIT_S32_IMAGENET[opt][row]
-    return f"{opt} {row}: {a} {t[a].mean}±{t[a].std}% vs {b} {t[b].mean}±{t[b].std}% ({_VIT})"
+    return f"{opt} {row}: {_versus(a, b, paper.VIT_S32_IMAGENET[opt][row], paper.VANILLA)} ({_VIT})"
 
 
 def _rob(a: str, b: str) -> str:
@@ -148,8 +155,9 @@ def _rob(a: str, b: str) -> str:
 
 
 def _ood(a: str, b: str) -> str:
+    name = {k: paper.method_name(k, paper.VANILLA) for k in (a, b)}
     return (f"{ROBUST_OPTIMIZER}, mean of the five OOD sets ({', '.join(paper.VIT_OOD_SETS)}): "
-            f"{a} {_OOD[a]:.2f}% vs {b} {_OOD[b]:.2f}% ({_VIT}; the lab's analogue: "
+            f"{name[a]} {_OOD[a]:.2f}% vs {name[b]} {_OOD[b]:.2f}% ({_VIT}; the lab's analogue: "
             "corruptions of its own test images)")
 
 
@@ -172,9 +180,9 @@ def _at(family: str, tag: str) -> str:
 
 RULES: dict[str, tuple[PartSpec, ...]] = {
     "accuracy": (
-        PartSpec("accuracy", "norm", "all", NON_INFERIORITY, paper=_acc("SAM-ON", "SAM-all")),
-        PartSpec("accuracy", "all", "base", paper=_acc("SAM-all", "SGD")),
-        PartSpec("accuracy", "norm", "base", paper=_acc("SAM-ON", "SGD")),
+        PartSpec("accuracy", "norm", "all", NON_INFERIORITY, paper=_acc("norm", "all")),
+        PartSpec("accuracy", "all", "base", paper=_acc("all", "base")),
+        PartSpec("accuracy", "norm", "base", paper=_acc("norm", "base")),
     ),
     "no-norm": (
         PartSpec("accuracy", "all", "no-norm", paper=_NO_NORM),
@@ -187,13 +195,12 @@ RULES: dict[str, tuple[PartSpec, ...]] = {
         PartSpec("sharpness@1", "norm", "base", paper=_sharp(1, 0.01)),
         PartSpec("sharpness@20", "norm", "all", paper=_sharp(20, 0.003)),
         PartSpec("sharpness@20", "norm", "base", paper=_sharp(20, 0.003)),
-        PartSpec("accuracy", "norm", "all", NON_INFERIORITY, paper=_acc("SAM-ON", "SAM-all")),
+        PartSpec("accuracy", "norm", "all", NON_INFERIORITY, paper=_acc("norm", "all")),
     ),
     "sparsity": (
         PartSpec("accuracy", "norm", "random",
-                 paper=f"SAM-ON {_ACC['SAM-ON'].mean}±{_ACC['SAM-ON'].std}% vs random mask "
-                       f"{_RANDOM.accuracy.mean}±{_RANDOM.accuracy.std}% at 99.95% sparsity "
-                       f"({_WRN})"),
+                 paper=f"{_versus('norm', 'random', {**_ACC, 'random': _RANDOM.accuracy})} "
+                       f"at {_RANDOM.sparsity:.2%} sparsity ({_WRN})"),
     ),
     "gamma-shift": (
         PartSpec("gamma", "norm", "base", paper=_GAMMA),
@@ -201,29 +208,29 @@ RULES: dict[str, tuple[PartSpec, ...]] = {
         PartSpec("beta", "norm", "base", decides=False, paper="not reported in the paper"),
     ),
     "robustness": (
-        PartSpec("robust-l2", "norm", "all", NON_INFERIORITY, paper=_rob("SAM-ON", "SAM-all")),
-        PartSpec("robust-l2", "all", "base", paper=_rob("SAM-all", "vanilla")),
-        PartSpec("robust-l2", "norm", "base", paper=_rob("SAM-ON", "vanilla")),
+        PartSpec("robust-l2", "norm", "all", NON_INFERIORITY, paper=_rob("norm", "all")),
+        PartSpec("robust-l2", "all", "base", paper=_rob("all", "base")),
+        PartSpec("robust-l2", "norm", "base", paper=_rob("norm", "base")),
     ),
     "corruption": (
-        PartSpec("corruption", "norm", "all", NON_INFERIORITY, paper=_ood("SAM-ON", "SAM-all")),
-        PartSpec("corruption", "all", "base", paper=_ood("SAM-all", "vanilla")),
-        PartSpec("corruption", "norm", "base", paper=_ood("SAM-ON", "vanilla")),
+        PartSpec("corruption", "norm", "all", NON_INFERIORITY, paper=_ood("norm", "all")),
+        PartSpec("corruption", "all", "base", paper=_ood("all", "base")),
+        PartSpec("corruption", "norm", "base", paper=_ood("norm", "base")),
     ),
     # "SAM-ON improves strongly over the vanilla optimizer and either improves over SAM-all or
     # performs on par" (AdamW); "SAM-ON always improves over SAM-all and the vanilla optimizer"
     # (Lion): the poster's own words, part by part.
     "vit-adamw": (
         PartSpec("accuracy", "norm@vit-adamw", "base@vit-adamw",
-                 paper=_vit("AdamW", "ImageNet", "SAM-ON", "vanilla")),
+                 paper=_vit("AdamW", "ImageNet", "norm", "base")),
         PartSpec("accuracy", "norm@vit-adamw", "all@vit-adamw", NON_INFERIORITY,
-                 paper=_vit("AdamW", "ImageNet", "SAM-ON", "SAM-all")),
+                 paper=_vit("AdamW", "ImageNet", "norm", "all")),
     ),
     "vit-lion": (
         PartSpec("accuracy", "norm@vit-lion", "all@vit-lion",
-                 paper=_vit("Lion", "ImageNet", "SAM-ON", "SAM-all")),
+                 paper=_vit("Lion", "ImageNet", "norm", "all")),
         PartSpec("accuracy", "norm@vit-lion", "base@vit-lion",
-                 paper=_vit("Lion", "ImageNet", "SAM-ON", "vanilla")),
+                 paper=_vit("Lion", "ImageNet", "norm", "base")),
     ),
     "variants": tuple(
         PartSpec("accuracy", _at("norm", tag), _at("all", tag), paper=_fig(v, _VARIANT_WORDS[tag]))

@@ -175,8 +175,8 @@ def _wrn_paper_text(augment_text: str) -> str:
         f"{augment_text} The two rhos are the best ones on the authors' figure, which reads about "
         f"{sgd_fig:.1f}% for SGD, {fig['all']:.1f}% for SAM-all at rho {rho['all']} and "
         f"{fig['norm']:.1f}% for SAM-ON at rho {rho['norm']}; the paper's table (mean of three "
-        f"seeds) reports {acc['SGD'].mean:.2f}% / {acc['SAM-all'].mean:.2f}% / "
-        f"{acc['SAM-ON'].mean:.2f}%. {paper.TABLE_RHO_NOTE} GPU only: several hours per run on a "
+        f"seeds) reports {acc['base'].mean:.2f}% / {acc['all'].mean:.2f}% / "
+        f"{acc['norm'].mean:.2f}%. {paper.TABLE_RHO_NOTE} GPU only: several hours per run on a "
         "modern GPU."
     )
 
