@@ -166,7 +166,8 @@ def poster_rows() -> list[dict[str, str]]:
         for opt, methods in by_opt.items():
             for method, points in methods.items():
                 stat = points[i][2]  # vit_robustness keeps the order of the budgets
-                row[f"{opt} {method}"] = f"{stat.mean:.2f} ± {stat.std:.2f}"
+                row[f"{opt} {paper.method_name(method, paper.VANILLA)}"] = \
+                    f"{stat.mean:.2f} ± {stat.std:.2f}"
         rows.append(row)
     return rows
 

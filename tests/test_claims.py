@@ -551,8 +551,8 @@ def test_run_sets_are_shared_and_the_paper_size_is_the_paper_preset():
     preset = preset_configs("cifar100-wrn-paper")
     assert [c.config_hash() for c in paper_runs.values()] == \
         [c.config_hash() for c in preset.values()]
-    assert claims.get_claim("accuracy").paper_numbers["SAM-ON"] == \
-        paper.TEST_ACCURACY["SAM-ON"].mean
+    assert claims.get_claim("accuracy").paper_numbers["norm"] == \
+        paper.TEST_ACCURACY["norm"].mean
 
 
 def test_label_noise_field_hash_and_label():

@@ -56,8 +56,8 @@ def test_three_method_claims_consistent_refuted_inconclusive(claim_id):
 
 
 def test_robustness_reads_the_l2_attack_and_the_margin_is_half_the_posters_lead():
-    lead = min(paper.VIT_S32_IMAGENET[o]["l2 eps=0.25"]["SAM-ON"].mean
-               - paper.VIT_S32_IMAGENET[o]["l2 eps=0.25"]["SAM-all"].mean for o in ("AdamW",
+    lead = min(paper.VIT_S32_IMAGENET[o]["l2 eps=0.25"]["norm"].mean
+               - paper.VIT_S32_IMAGENET[o]["l2 eps=0.25"]["all"].mean for o in ("AdamW",
                                                                                    "Lion"))
     assert MARGINS["robust-l2"] == pytest.approx(round(lead / 2, 1)) == 1.8
     # SAM-ON 1 point behind SAM-all with tight seeds: within the margin, holds
@@ -163,15 +163,16 @@ def test_every_new_part_sentence_matches_its_numbers(claim_id):
 def test_paper_numbers_are_the_posters():
     rob = paper.VIT_S32_IMAGENET["AdamW"]["l2 eps=0.25"]
     c = claims.get_claim("robustness")
-    assert c.paper_numbers == {"vanilla": 19.67, "SAM-all": 37.53, "SAM-ON": 41.16}
+    assert c.paper_numbers == {"base": 19.67, "all": 37.53, "norm": 41.16}
     assert all(f"{x.mean}±{x.std}%" in c.paper_text for x in rob.values())
     ood = paper.vit_ood_mean("AdamW")
-    assert ood["SAM-ON"] == pytest.approx((53.67 + 32.98 + 5.19 + 19.35 + 13.55) / 5)
-    assert f"{ood['SAM-ON']:.2f}%" in claims.get_claim("corruption").paper_text
+    assert ood["norm"] == pytest.approx((53.67 + 32.98 + 5.19 + 19.35 + 13.55) / 5)
+    assert f"SAM-ON {ood['norm']:.2f}%" in claims.get_claim("corruption").paper_text
+    assert f"vanilla {ood['base']:.2f}%" in claims.get_claim("corruption").paper_text
     for opt, cid in (("AdamW", "vit-adamw"), ("Lion", "vit-lion")):
         row = paper.VIT_S32_IMAGENET[opt]["ImageNet"]
         got = claims.get_claim(cid).paper_numbers
-        assert got == {k: v.mean for k, v in row.items()}
+        assert got == {f"{k}@{cid}": v.mean for k, v in row.items()}
         assert all(f"{v}%" in claims.get_claim(cid).paper_text or f"{v}±" in
                    claims.get_claim(cid).paper_text for v in got.values())
     fig = paper.FIGURE_ACCURACY
@@ -179,6 +180,20 @@ def test_paper_numbers_are_the_posters():
     assert all(f"~{fig[v]['norm']}%" in text and f"~{fig[v]['all']}%" in text
                for v in (("none", "l2"), ("elementwise", "l2"), ("layerwise", "l2"),
                          ("elementwise", "linf")))
+    assert claims.get_claim("variants").paper_numbers == {
+        "norm": fig[("none", "l2")]["norm"], "norm@asam": fig[("elementwise", "l2")]["norm"],
+        "norm@asam-layerwise": fig[("layerwise", "l2")]["norm"],
+        "norm@linf": fig[("elementwise", "linf")]["norm"]}
+
+
+def test_paper_numbers_are_keyed_by_the_claims_method_keys():
+    """A claim's paper numbers name the method keys its runs use (no display names), so the
+    numbers and the runs they stand beside cannot be paired wrongly."""
+    for c in claims.CLAIMS:
+        assert set(c.paper_numbers) <= set(c.methods), c.id
+    assert claims.get_claim("sparsity").paper_numbers == {
+        "norm": 84.19, "random": 80.97, "all": 83.11}
+    assert claims.get_claim("cost").paper_numbers == {"base": 3.0, "all": 6.0, "norm": 5.0}
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -32,13 +32,13 @@ def test_step_cost_is_labelled_the_labs_estimate_wherever_it_is_shown():
     assert not hasattr(paper, "STEP_COST_F")  # not among the paper's numbers
     assert STEP_COST_LABEL == "the lab's FLOP estimate"
     f = STEP_COST_F
-    numbers = f"SGD {f['SGD']:g}F, SAM-all {f['SAM-all']:g}F"
+    numbers = f"SGD {f['base']:g}F, SAM-all {f['all']:g}F"
     for text in (paper_tables.step_cost_help(), expected_help()):
         assert text.startswith("The lab's FLOP estimate") and numbers in text, text
-        assert f"about {f['SAM-ON']:g}F" in text
+        assert f"about {f['norm']:g}F" in text
     assert "not a number from the paper" in paper_tables.step_cost_help()
     assert "estimate" in paper_tables.STEP_COST_METRIC
-    assert paper_tables.step_cost_text() == f"≈ {f['SAM-ON']:g}F vs {f['SAM-all']:g}F"
+    assert paper_tables.step_cost_text() == f"≈ {f['norm']:g}F vs {f['all']:g}F"
     from samon_core import claims  # the claims layer quotes it too
 
     cost = claims.get_claim("cost").paper_text
@@ -84,9 +84,9 @@ def test_the_table_notes_quote_the_numbers_they_compare():
     assert "does not say which rho" in note
     assert f"({rho['all']} and {rho['norm']})" in note
     assert f"{fig['all']:.1f}% and {fig['norm']:.1f}%" in note
-    assert f"{acc['SAM-all'].mean:.2f}% and {acc['SAM-ON'].mean:.2f}%" in note
+    assert f"{acc['all'].mean:.2f}% and {acc['norm'].mean:.2f}%" in note
     aug = paper.TABLE_AUGMENT_NOTE
-    assert f"SGD {acc['SGD'].mean:.2f}%" in aug and f"{paper.FORET_SGD_BASIC_ACCURACY:.1f}%" in aug
+    assert f"SGD {acc['base'].mean:.2f}%" in aug and f"{paper.FORET_SGD_BASIC_ACCURACY:.1f}%" in aug
     assert "infers crop + flip" in aug and paper.TABLE_AUGMENT == "crop_flip"
     assert paper_tables.table_settings_note() == f"{aug} {note}"
 

@@ -99,7 +99,7 @@ def test_poster_rows_are_the_posters_table():
     assert [r["attack"] for r in rows] == ["l∞, eps 0.25/255", "l∞, eps 0.5/255", "l2, eps 0.25",
                                            "l2, eps 0.5"]
     assert rows[2]["Lion SAM-ON"] == "43.12 ± 0.97" and rows[0]["AdamW vanilla"] == "33.45 ± 0.80"
-    stat = paper.VIT_S32_IMAGENET["AdamW"]["l2 eps=0.50"]["SAM-all"]
+    stat = paper.VIT_S32_IMAGENET["AdamW"]["l2 eps=0.50"]["all"]
     assert rows[3]["AdamW SAM-all"] == f"{stat.mean:.2f} ± {stat.std:.2f}"
     poster = [(b.norm, b.eps) for b in suite.ATTACKS if b.poster]
     assert sorted(poster) == sorted((n, e) for n, e, _ in paper.VIT_ROBUSTNESS_BUDGETS.values())
