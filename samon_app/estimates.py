@@ -20,6 +20,7 @@ from samon_app.formatting import finite, format_duration
 from samon_core.catalog.methods import BY_KEY, method_key
 from samon_core.runs.config import RunConfig
 from samon_core.runs.estimate import estimate_seconds
+from samon_core.runs.states import RunState
 
 
 def device_kind(device: str, worker_devices: Iterable[str] = ()) -> str:
@@ -58,7 +59,7 @@ def calibration(finished: Iterable[Mapping[str, Any]]) -> dict[str, Calibration]
     for row in finished:
         summary = row.get("summary") or {}
         measured = summary.get("train_time_s")
-        if summary.get("state", "finished") != "finished" or not finite(measured):
+        if summary.get("state", RunState.FINISHED) != RunState.FINISHED or not finite(measured):
             continue
         # A run trained in lockstep shares its wall clock with its group: its own share of it
         # is the wall time over the group's size.

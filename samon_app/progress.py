@@ -19,6 +19,7 @@ from samon_app.formatting import finite, format_duration
 from samon_app.reader import RunData, RunInfo
 from samon_core.catalog import DATASET_SIZES
 from samon_core.catalog.methods import method_color
+from samon_core.runs.states import ACTIVE_STATES, STOPPED_STATES, UNKNOWN_STATE, RunState
 
 # The status key ``replay.replay_infos`` sets on the finished runs it redraws as if live.
 REPLAY_FLAG = "replay"
@@ -26,7 +27,7 @@ REPLAY_FLAG = "replay"
 
 def is_active(state: str) -> bool:
     """Queued or training: the run still changes (the Live page keeps polling)."""
-    return state in ("queued", "running")
+    return state in ACTIVE_STATES
 
 
 def _whole(value: Any) -> int | None:
@@ -119,20 +120,21 @@ def run_progress(info: RunInfo, data: RunData | None = None,
     progress = status.get("progress")
     if not isinstance(progress, (int, float)) or not math.isfinite(progress):
         progress = (epoch / epochs) if epochs else 0.0
-    if state == "finished":
+    if state == RunState.FINISHED:
         progress = 1.0
     progress = min(1.0, max(0.0, float(progress)))
     eta = status.get("eta_s")
     text = {
-        "queued": "waiting in the queue",
-        "running": f"{max(0, min(epoch, epochs))} of {epochs} epochs done" if epochs else "running",
-        "finished": f"finished ({epochs} epochs)",
-        "cancelled": f"cancelled after {epoch} of {epochs} epochs",
-        "failed": "failed",
-        "diverged": "diverged",
-        "interrupted": f"interrupted after {epoch} of {epochs} epochs",
+        RunState.QUEUED: "waiting in the queue",
+        RunState.RUNNING: (f"{max(0, min(epoch, epochs))} of {epochs} epochs done" if epochs
+                           else "running"),
+        RunState.FINISHED: f"finished ({epochs} epochs)",
+        RunState.CANCELLED: f"cancelled after {epoch} of {epochs} epochs",
+        RunState.FAILED: "failed",
+        RunState.DIVERGED: "diverged",
+        RunState.INTERRUPTED: f"interrupted after {epoch} of {epochs} epochs",
     }.get(state, state)
-    live = step_eta(info, data, now) if state == "running" else None
+    live = step_eta(info, data, now) if state == RunState.RUNNING else None
     if live is not None and live[0] >= live[1]:  # every step done: the last evaluation runs
         text += f" · step {live[0]:,} of {live[1]:,} · evaluating the last epoch"
     elif live is not None:
@@ -144,36 +146,36 @@ def run_progress(info: RunInfo, data: RunData | None = None,
             when = ("just past its estimate" if late < 2.5
                     else f"{format_left(late)} past its estimate")
         text += f" · step {step:,} of {total:,} · {when}"
-    elif state == "running" and isinstance(eta, (int, float)) and math.isfinite(eta):
+    elif state == RunState.RUNNING and isinstance(eta, (int, float)) and math.isfinite(eta):
         text += f" · about {format_duration(eta)} left"
-    elif state == "running":
+    elif state == RunState.RUNNING:
         text += " · starting: the first steps are on their way"
     problem = None
     message = str(status.get("message") or "").strip()
-    if state == "failed":
+    if state == RunState.FAILED:
         problem = f"This run failed: {message or 'the worker reported an error.'}"
-    elif state == "diverged":
+    elif state == RunState.DIVERGED:
         problem = message or (
             "The loss became NaN or infinite, so training stopped. Try a smaller learning rate "
             "or rho."
         )
-    elif state == "interrupted":
+    elif state == RunState.INTERRUPTED:
         problem = (
             "The worker training this run stopped (a crash or a restart) "
             + (f"({message}) " if message else "")
             + "before it finished. It continues from its last checkpoint when it is resumed."
         )
-    elif state == "cancelled":
+    elif state == RunState.CANCELLED:
         problem = message and f"Cancelled: {message}" or "This run was cancelled."
-    elif state == "unknown":
+    elif state == UNKNOWN_STATE:
         problem = str(status.get("error") or "The run's status file cannot be read.")
-    elif state == "finished":  # finished, but e.g. the loss never fell: say so
+    elif state == RunState.FINISHED:  # finished, but e.g. the loss never fell: say so
         warning = (info.summary or {}).get("warning") or message
         problem = f"Finished with a warning: {warning}" if warning else None
     return {
         "progress": progress,
         "text": text,
-        "eta_s": eta if state == "running" else None,
+        "eta_s": eta if state == RunState.RUNNING else None,
         "active": is_active(state),
         "problem": problem,
         "traceback": status.get("traceback"),
@@ -218,7 +220,7 @@ STOPPED_COLOR = "#adb5bd"  # a run that ended without finishing: grey, whatever 
 def method_bar_color(method: str, state: str) -> str:
     """The colour of a run's progress bar: its method family's (``method``: 'base', 'all',
     'norm', ...), grey once it stopped without finishing."""
-    if state in ("failed", "diverged", "cancelled", "interrupted", "unknown"):
+    if state in STOPPED_STATES or state == UNKNOWN_STATE:
         return STOPPED_COLOR
     return method_color(method)
 
@@ -241,11 +243,11 @@ def empty_chart_note(infos: Sequence[RunInfo]) -> str:
     states = {i.state for i in infos}
     if any(i.status.get(REPLAY_FLAG) for i in infos):
         return "the chart fills in as the replay reaches the records."
-    if states & {"queued", "running"}:
+    if states & ACTIVE_STATES:
         return "the chart fills in as the runs train."
-    if states == {"cancelled"}:
+    if states == {RunState.CANCELLED}:
         return "the runs were cancelled before they recorded any."
-    if states and states <= {"cancelled", "failed", "diverged", "interrupted"}:
+    if states and states <= STOPPED_STATES:
         return "the runs ended before they recorded any (see above)."
     return "none were recorded."
 

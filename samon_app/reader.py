@@ -30,6 +30,7 @@ from samon_core.runs.metrics import (
     sharpness_frame,
     steps_frame,
 )
+from samon_core.runs.states import UNKNOWN_STATE
 from samon_core.runs.store import RunStore
 
 if TYPE_CHECKING:  # pandas is imported lazily, by the frames' builders in the store
@@ -222,7 +223,8 @@ def run_infos(rows: Iterable[Mapping[str, Any]]) -> list[RunInfo]:
                 method_label=label,
                 key=key,
                 color=method_color(key),
-                state=str((row.get("status") or {}).get("state") or row.get("state") or "unknown"),
+                state=str((row.get("status") or {}).get("state") or row.get("state")
+                          or UNKNOWN_STATE),
                 config=config,
                 meta=meta,
                 status=dict(row.get("status") or {}),

@@ -18,6 +18,7 @@ from typing import Any
 from samon_app.formatting import finite
 from samon_app.progress import REPLAY_FLAG
 from samon_app.reader import RunData, RunInfo, build_run_data
+from samon_core.runs.states import RunState
 
 REPLAY_SPEEDS = (10, 60, 300)  # the choices offered: times real (training) time
 
@@ -79,7 +80,7 @@ def replay_infos(infos: Sequence[RunInfo]) -> list[RunInfo]:
     out = []
     for info in infos:
         status = {k: v for k, v in info.status.items() if k != "worker"}
-        status["state"] = "running"
+        status["state"] = RunState.RUNNING.value
         status[REPLAY_FLAG] = True
-        out.append(dataclasses.replace(info, state="running", status=status))
+        out.append(dataclasses.replace(info, state=RunState.RUNNING.value, status=status))
     return out

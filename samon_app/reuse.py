@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from samon_app.formatting import finite
+from samon_core.runs.states import RunState
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def reused_runs(runs: Iterable[Mapping[str, Any]], requester: str,
         first = str(meta.get("owner") or "")
         # 'ended' is written with the final state; 'updated' stands in for status files
         # without it (the final state is the last thing written to a finished run's status)
-        finished = status.get("state") == "finished"
+        finished = status.get("state") == RunState.FINISHED
         ended = status.get("ended", status.get("updated")) if finished else None
         ended = float(ended) if finite(ended) else None
         recorded = ended is not None and created is not None and ended <= created

@@ -25,6 +25,7 @@ from samon_app.reader import RunData, RunInfo
 from samon_app.series import seed_groups
 from samon_core import paper
 from samon_core.catalog.robustness import CORRUPTION_LABELS, NORM_LABELS, NORMS, eps_text
+from samon_core.runs.states import RunState
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def poster_rows() -> list[dict[str, str]]:
 def missing(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> list[RunInfo]:
     """Finished runs without a robustness record (trained with robustness off)."""
     have = {i.run_id for i in measured(infos, data)}
-    return [i for i in infos if i.state == "finished" and i.run_id not in have]
+    return [i for i in infos if i.state == RunState.FINISHED and i.run_id not in have]
 
 
 __all__ = ["NORMS", "CorruptionBar", "POSTER_NOTE", "RobustCurve", "corruption_bars", "curves",

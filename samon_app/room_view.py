@@ -19,16 +19,17 @@ from pydantic import ValidationError
 from samon_app.formatting import format_duration
 from samon_app.markup import md_escape
 from samon_core.runs.config import RunConfig
+from samon_core.runs.states import RunState
 from samon_core.service.room import MESSAGE_MAX_CHARS, Room, room_problems
 
 # The columns of the owner table: a run's state -> the column that counts it. Diverged runs are
 # failures to a teacher; cancelled and interrupted ones are neither.
 STATE_COLUMNS: dict[str, str] = {
-    "queued": "Queued",
-    "running": "Running",
-    "finished": "Finished",
-    "failed": "Failed",
-    "diverged": "Failed",
+    RunState.QUEUED: "Queued",
+    RunState.RUNNING: "Running",
+    RunState.FINISHED: "Finished",
+    RunState.FAILED: "Failed",
+    RunState.DIVERGED: "Failed",
 }
 OTHER_COLUMN = "Stopped"
 UNKNOWN_OWNER = "(unknown)"  # a run whose meta.json is damaged names nobody
@@ -197,4 +198,4 @@ def owner_rows(rows: Iterable[Mapping[str, Any]], usage: Mapping[str, float]
 def queue_counts(rows: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
     """(runs waiting in the queue, runs training now)."""
     states = Counter(row.get("state") for row in rows)
-    return states["queued"], states["running"]
+    return states[RunState.QUEUED], states[RunState.RUNNING]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from samon_app.reader import RunData, RunInfo
 from samon_core.catalog.methods import BY_KEY, BY_NAME
 from samon_core.runs.estimate import STEP_COST_LABEL
+from samon_core.runs.states import RunState
 
 NOT_INTERLEAVED = (
     "these runs trained at different times, so their step times were measured under different "
@@ -72,7 +73,7 @@ def lockstep_sets(infos: Sequence[RunInfo]) -> list[list[str]]:
                 if str(m) in parent:
                     _union(parent, info.run_id, str(m))
         worker = info.status.get("worker")
-        if info.state == "running" and isinstance(worker, str) and worker:
+        if info.state == RunState.RUNNING and isinstance(worker, str) and worker:
             if worker in by_worker:
                 _union(parent, info.run_id, by_worker[worker])
             else:

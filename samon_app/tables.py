@@ -21,6 +21,7 @@ from samon_app.reader import RunData, RunInfo
 from samon_app.series import SeedGroup
 from samon_app.speed import interleaved_with, median_load
 from samon_core.catalog.methods import method_sort_key
+from samon_core.runs.states import ACTIVE_STATES, RunState
 
 if TYPE_CHECKING:  # pandas is imported lazily
     import pandas as pd
@@ -64,7 +65,7 @@ def group_table(list_df: pd.DataFrame, members: Mapping[str, Mapping[str, str]])
         labels = sorted(set(g["method_label"].dropna()), key=lambda s: method_sort_key(s))
         created = g["created"].max()
         when = time.strftime("%b %d %H:%M", time.localtime(created)) if pd.notna(created) else ""
-        active = int(g["state"].isin(["queued", "running"]).sum())
+        active = int(g["state"].isin([s.value for s in ACTIVE_STATES]).sum())
         presets = g["preset"].dropna()
         preset = presets.iloc[0] if len(presets) else None
         owners = [o for o in runs.values() if o]
@@ -247,7 +248,7 @@ def results_table(
     trained interleaved (``samon_app.speed``)."""
     columns, n_runs, details, cols = [], [], [], []
     for g in groups:
-        runs = [r for r in g.runs if not finished_only or r.state == "finished"]
+        runs = [r for r in g.runs if not finished_only or r.state == RunState.FINISHED]
         if not runs:
             continue
         columns.append(g.label)

@@ -39,6 +39,7 @@ from samon_core.claims import (
 )
 from samon_core.claims.cost import STEP_TIME_PAIRS
 from samon_core.claims.results import method_name
+from samon_core.runs.states import RunState
 
 _PAPER = paper.TRAINING_SETUP
 
@@ -172,7 +173,8 @@ def _plural(n: int, one: str, many: str) -> str:
 def _unfinished(infos: Sequence[RunInfo]) -> str:
     """'2 of 3 runs are still training' (and those that ended without finishing), or ''."""
     training = sum(is_active(i.state) for i in infos)
-    ended = sorted({i.state for i in infos if i.state != "finished" and not is_active(i.state)})
+    ended = sorted({i.state for i in infos
+                    if i.state != RunState.FINISHED and not is_active(i.state)})
     n_ended = sum(i.state in ended for i in infos)
     parts = []
     if training:
@@ -255,5 +257,5 @@ def verdict_card(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> Card:
                                       claim_lines.details(verdict, why, note, claim.statement))
         rows.append(CardRow(claim, verdict, why, note, line,
                             laptop.card_text(claim.id, verdict.parts)))
-    provisional = any(i.state != "finished" for i in infos)
+    provisional = any(i.state != RunState.FINISHED for i in infos)
     return Card(headline(rows, infos), tuple(rows), provisional)

@@ -43,6 +43,7 @@ from samon_core.runs.config import CONFIG_FILE, RunConfig
 from samon_core.runs.database import DB_FILE
 from samon_core.runs.messages import clip
 from samon_core.runs.owners import TEACHER_OWNER, NotAllowed
+from samon_core.runs.states import RunState
 from samon_core.runs.store import RUN_ID_RE, RunStore, store_or_default
 from samon_core.service.room import REPLAY_DIR, ClassExperiment, Room, identify, read_room, set_room
 from samon_core.service.settings import Settings, load_settings
@@ -184,7 +185,7 @@ def _run(z: zipfile.ZipFile, rid: str) -> dict[str, Any]:
              for name in ("meta.json", "summary.json", "status.json")}
     if not all(isinstance(v, dict) for v in parts.values()):
         raise BadReplayFile(f"run {rid}: meta, summary and status must be JSON objects")
-    if parts["status.json"].get("state") != "finished":
+    if parts["status.json"].get("state") != RunState.FINISHED:
         raise BadReplayFile(f"run {rid}: only finished runs are exported, this one is "
                             f"{clip(parts['status.json'].get('state'))}")
     try:
@@ -210,7 +211,8 @@ def _write(store: RunStore, rid: str, run: Mapping[str, Any]) -> None:
     if run["summary.json"]:
         store.write_summary(rid, run["summary.json"])
     status = run["status.json"]
-    store.write_status(rid, "finished", **{k: status[k] for k in _STATUS_KEYS if k in status})
+    store.write_status(rid, RunState.FINISHED,
+                       **{k: status[k] for k in _STATUS_KEYS if k in status})
 
 
 def import_experiment(data: bytes, *, store: RunStore, teacher_token: str | SecretStr | None,

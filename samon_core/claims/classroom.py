@@ -36,6 +36,7 @@ from samon_core.claims.collect import PARTIAL_STATES, Collected, StoredRun, coll
 from samon_core.claims.data import get_claim
 from samon_core.runs.config import RunConfig
 from samon_core.runs.owners import NotAllowed
+from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore, store_or_default
 from samon_core.service.room import (
     CLAIM_PREFIX,
@@ -233,7 +234,7 @@ def pool(store: RunStore, experiment: ClassExperiment,
     waiting (``pooled_verdict``: runs counted provisionally before their first epoch)."""
     methods = set(get_claim(experiment.claim).methods)
     runs = _of_experiment(index_runs(store) if index is None else index, experiment)
-    counted = [(m, r) for m, r in runs if r.state == "finished"
+    counted = [(m, r) for m, r in runs if r.state == RunState.FINISHED
                or (experiment.provisional and r.state in PARTIAL_STATES)]
     have: dict[int, set[str]] = {}
     for m, r in counted:

@@ -19,9 +19,12 @@ from samon_core.claims.results import RunResult, method_name, pair_key
 from samon_core.claims.runsets import check_size
 from samon_core.claims.verdicts import Verdict
 from samon_core.runs.config import RunConfig
+from samon_core.runs.states import ACTIVE_STATES, RunState
 from samon_core.runs.store import RunStore
 
-PARTIAL_STATES = ("queued", "running", "interrupted")
+# A run that may still finish: queued, training, or interrupted (resumable from its
+# checkpoint). A provisional verdict counts such runs, and their seeds are not yet "incomplete".
+PARTIAL_STATES: frozenset[RunState] = ACTIVE_STATES | {RunState.INTERRUPTED}
 
 
 class MissingRuns(ValueError):
@@ -82,7 +85,7 @@ def index_runs(store: RunStore) -> list[StoredRun]:
 
 
 def _rank(run: StoredRun) -> tuple[int, float, str]:
-    return (run.state == "finished", run.created, run.run_id)
+    return (run.state == RunState.FINISHED, run.created, run.run_id)
 
 
 def match(index: Sequence[StoredRun], claim: Claim, size: str,
@@ -91,7 +94,7 @@ def match(index: Sequence[StoredRun], claim: Claim, size: str,
     targets = {_identity(cfg): m for m, cfg in claim.method_configs(check_size(size)).items()}
     chosen: dict[tuple[str, int], StoredRun] = {}
     for run in index:
-        if run.state != "finished" and run.state not in PARTIAL_STATES:
+        if run.state != RunState.FINISHED and run.state not in PARTIAL_STATES:
             continue
         if seeds is not None and run.config.seed >= seeds:
             continue

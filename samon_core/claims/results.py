@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samon_core.catalog import methods
+from samon_core.runs.states import RunState
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class RunResult:
 
     @property
     def finished(self) -> bool:
-        return self.state == "finished"
+        return self.state == RunState.FINISHED
 
     @property
     def epochs_done(self) -> int:

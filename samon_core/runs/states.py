@@ -1,5 +1,5 @@
 """The states of a run, as ``status.json`` stores them, and the groups of states the code asks
-about (active, terminal, resumable).
+about (active, terminal, stopped, resumable).
 
 ``RunState`` is a ``str`` enum: a member equals, hashes and prints like its value, so states read
 back from JSON (plain strings) compare with the members and sets below directly.
@@ -44,5 +44,9 @@ TERMINAL_STATES: frozenset[RunState] = frozenset(
         RunState.INTERRUPTED,
     }
 )
+# Ended without reaching the last epoch (terminal, but not finished): a page greys such a run's
+# bar and says why its charts stay empty (samon_app/progress.py). One set, since the pages asked
+# for it several times, each with its own tuple of words.
+STOPPED_STATES: frozenset[RunState] = TERMINAL_STATES - {RunState.FINISHED}
 # States ``resume`` accepts: the run stopped before its end and may continue.
 RESUMABLE_STATES: frozenset[RunState] = frozenset({RunState.INTERRUPTED, RunState.CANCELLED})

@@ -277,6 +277,7 @@ def request_slices(run_id: str, *, owner_key: str | None = None,
         if pending_slices(store, run_id) is not None:  # asked at the same moment by another
             return "pending"
         raise
+    # the slice request's state ("queued" / "pending"), not a RunState: the run stays finished
     return "queued"
 
 

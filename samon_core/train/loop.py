@@ -51,6 +51,7 @@ from torch import nn
 
 from samon_core.records import EpochRecord, Record
 from samon_core.runs.config import RunConfig
+from samon_core.runs.states import RunState
 from samon_core.train.data import DeviceLoader
 from samon_core.train.hardware import device_description
 from samon_core.train.setup import RunSetup, autocast, build_run
@@ -345,7 +346,7 @@ class Loop:
     def _summary(self, last_test: Measured) -> dict:
         s, config, state = self.setup, self.config, self.state
         summary = {
-            "state": "finished",
+            "state": RunState.FINISHED.value,
             "final_test_acc": last_test.acc,
             "final_test_loss": last_test.loss,  # with label smoothing, as the epoch's test_loss
             "final_test_ce": last_test.ce,
@@ -381,17 +382,17 @@ class Loop:
         if error is None:
             summary = dict(self.result)
         elif isinstance(error, Cancelled):
-            summary = {"state": "cancelled", "epochs_done": state.epoch}
+            summary = {"state": RunState.CANCELLED.value, "epochs_done": state.epoch}
         elif isinstance(error, Diverged):
             summary = {
-                "state": "diverged",
+                "state": RunState.DIVERGED.value,
                 "epochs_done": error.epoch - 1,
                 "diverged_epoch": error.epoch,
                 "diverged_step": error.step,
                 "diverged_reason": "not finite" if error.limit is None else "exploded",
             }
         else:
-            summary = {"state": "failed", "error": f"{type(error).__name__}: {error}"}
+            summary = {"state": RunState.FAILED.value, "error": f"{type(error).__name__}: {error}"}
         summary.update(self.extra)
         summary.setdefault("total_time_s", monotonic() - self.started)
         self.summary = summary

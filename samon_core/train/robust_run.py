@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
 from samon_core.train.callbacks import robustness_record
 from samon_core.train.checkpoint import load_checkpoint
@@ -33,7 +34,7 @@ def measure_finished_run(store: RunStore, run_id: str, *, suite: str = "standard
                             else images)
     if config.robustness == "off":
         raise ValueError("the robustness suite to measure must not be 'off'")
-    if store.read_status(run_id).get("state") != "finished":
+    if store.read_status(run_id).get("state") != RunState.FINISHED:
         raise ValueError(f"run {run_id} has not finished: robustness is measured at the final "
                          "weights")
     ckpt_path = store.run_dir(run_id) / CHECKPOINT_FILE

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
 from samon_core.train.callbacks import landscape_record, slice_sets
 from samon_core.train.checkpoint import load_checkpoint
@@ -25,7 +26,7 @@ def slice_finished_run(store: RunStore, run_id: str, *, points: int = 21, radius
     adds a 2D slice on the test images along two random filter-normalised directions (seeds 0
     and 1): points x points evaluations."""
     config = store.read_config(run_id).replace(landscape_points=points, landscape_radius=radius)
-    if store.read_status(run_id).get("state") != "finished":
+    if store.read_status(run_id).get("state") != RunState.FINISHED:
         raise ValueError(f"run {run_id} has not finished: slices are taken at the final weights")
     ckpt_path = store.run_dir(run_id) / CHECKPOINT_FILE
     if not ckpt_path.is_file():
