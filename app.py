@@ -15,10 +15,10 @@ from pathlib import Path
 import streamlit as st
 
 _HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:  # `app_pages.common` must be importable however the app is started
+if _HERE not in sys.path:  # `app_pages` must be importable however the app is started
     sys.path.insert(0, _HERE)
 
-from app_pages import checks, common  # noqa: E402
+from app_pages import checks, common, identity, link_params, paths, workers  # noqa: E402
 from app_pages.banner import pinned_banner_ui  # noqa: E402
 from samon_app.owner import DEFAULT_OWNER, clean_owner  # noqa: E402
 
@@ -35,9 +35,9 @@ st.set_page_config(
 def owner_ui() -> str:
     """The user's name (sidebar, bound to the URL so that a link keeps it). Returns the cleaned
     name; an invalid one is explained and 'guest' is used."""
-    if common.teacher_token():  # the box says the name runs are launched under
-        return common.teacher_name_ui()
-    common.apply_pending_name()
+    if identity.teacher_token():  # the box says the name runs are launched under
+        return identity.teacher_name_ui()
+    identity.apply_pending_name()
     text = st.sidebar.text_input(
         "Your name",
         value=DEFAULT_OWNER,
@@ -53,27 +53,24 @@ def owner_ui() -> str:
     return name
 
 
-# The page scripts live in app_pages/, deliberately NOT in pages/: with a pages/ folder next to
-# app.py, Streamlit runs in its old directory mode until some session has called st.navigation,
-# so the first deep link after a server start (e.g. /live?group=...) would skip this file.
+# Each page's script and address come from app_pages/paths.py (why not pages/: see there).
+def _page(script: str, title: str, icon: str, **kwargs) -> st.Page:
+    return st.Page(script, title=title, icon=icon, url_path=paths.URL_PATHS[script], **kwargs)
+
+
 pages = [
-    st.Page(common.HOME_PAGE, title="Home", icon=":material/home:", default=True),
-    st.Page(common.LAUNCH_PAGE, title="Launch", icon=":material/rocket_launch:",
-            url_path="launch"),
-    st.Page(common.LIVE_PAGE, title="Live", icon=":material/monitoring:", url_path="live"),
-    st.Page(common.COMPARE_PAGE, title="Compare", icon=":material/table_chart:",
-            url_path="compare"),
-    st.Page(common.PLAYGROUND_PAGE, title="Playground", icon=":material/toys:",
-            url_path="playground"),
-    st.Page(common.CLAIMS_PAGE, title="Claims", icon=":material/fact_check:",
-            url_path="claims"),
+    _page(paths.HOME_PAGE, "Home", ":material/home:", default=True),
+    _page(paths.LAUNCH_PAGE, "Launch", ":material/rocket_launch:"),
+    _page(paths.LIVE_PAGE, "Live", ":material/monitoring:"),
+    _page(paths.COMPARE_PAGE, "Compare", ":material/table_chart:"),
+    _page(paths.PLAYGROUND_PAGE, "Playground", ":material/toys:"),
+    _page(paths.CLAIMS_PAGE, "Claims", ":material/fact_check:"),
     # The class experiment's verdict, for the projector: read-only, no key, in everyone's menu.
-    st.Page(common.CLASS_PAGE, title="Class verdict", icon=":material/groups:",
-            url_path="class"),
+    _page(paths.CLASS_PAGE, "Class verdict", ":material/groups:"),
     # Always registered, so that its address answers "only the teacher..." instead of falling
     # back to Home; listed in the menu only for the teacher.
-    st.Page(common.ROOM_PAGE, title="Room", icon=":material/co_present:", url_path="room",
-            visibility="visible" if checks.is_teacher() else "hidden"),
+    _page(paths.ROOM_PAGE, "Room", ":material/co_present:",
+          visibility="visible" if checks.is_teacher() else "hidden"),
 ]
 page = st.navigation(pages, position="sidebar")
 
@@ -86,9 +83,13 @@ if not checks.database_ui():
 pinned_banner_ui()
 # Before any widget (the sidebar's name included) reads the link: invalid values are dropped
 # and listed in one warning at the top of the page.
-common.check_query_params(page.url_path or "home")
+name = paths.page_name(page.url_path)
+link_params.check_query_params(name)
+# Then who the user is (the link's owner key, read once per session, and the sidebar's lines),
+# before the name box.
+identity.identity_ui(name)
 owner_ui()
-common.workers_ui()
+workers.workers_ui()
 st.sidebar.caption(
     "SAM-ON Lab follows Mueller, Vlaar, Rolnick & Hein, *Normalization Layers Are All That "
     "Sharpness-Aware Minimization Needs* (NeurIPS 2023), "

@@ -1,6 +1,6 @@
-"""What the pages check before they offer a launch, read once and shared like common.py's
-reads: whether the run database answers at all (else every page says so in one line and
-stops), the teacher's room (its banner and locks), whether this session is the
+"""What the pages check before they offer a launch, read once and shared like the store's
+reads (``app_pages.reads``): whether the run database answers at all (else every page says so
+in one line and stops), the teacher's room (its banner and locks), whether this session is the
 teacher, and whether the workers can get a dataset's files (with the one warning that says they
 cannot).
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import identity, stores
 from samon_app.data_warning import DataWarning, cifar_datasets, data_warning
 from samon_app.markup import md_escape
 from samon_core import service
@@ -32,9 +32,9 @@ def _database_problem(root_dir: str) -> str | None:
     """None when the run store's database answers (one small read), else one line saying that
     it does not, its URL without password."""
     try:
-        database.read_room_body(common.store_at(root_dir).engine)
+        database.read_room_body(stores.store_at(root_dir).engine)
     except Exception as exc:  # noqa: BLE001 - whatever it is, the page says it in one line
-        url = database.database_url(Path(root_dir), common.database_url())
+        url = database.database_url(Path(root_dir), stores.database_url())
         lines = str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__]
         return (f"The run database {display_url(url)} does not answer "
                 f"({redact(lines[0], url)[:300]}). Runs cannot be shown or launched until it "
@@ -44,7 +44,7 @@ def _database_problem(root_dir: str) -> str | None:
 
 def database_ui() -> bool:
     """The one error line when the run database does not answer; True when it does."""
-    problem = _database_problem(common.root())
+    problem = _database_problem(stores.root())
     if problem is None:
         return True
     st.error(md_escape(problem, 600), icon=":material/cloud_off:")
@@ -54,12 +54,12 @@ DATA_TTL_S = 30.0  # files put in place, or the network back, show within half a
 
 @st.cache_resource(ttl=ROOM_TTL_S, show_spinner=False, max_entries=4)
 def _room(root_dir: str) -> service.Room:
-    return service.read_room(common.store_at(root_dir))
+    return service.read_room(stores.store_at(root_dir))
 
 
 def room() -> service.Room:
     """The room as the teacher set it (at most ``ROOM_TTL_S`` old, shared: a frozen Room)."""
-    return _room(common.root())
+    return _room(stores.root())
 
 
 def forget_room() -> None:
@@ -68,9 +68,9 @@ def forget_room() -> None:
 
 
 def is_teacher() -> bool:
-    """Whether this session signed in with the server's teacher token (``common.teacher_token``
+    """Whether this session signed in with the server's teacher token (``identity.teacher_token``
     checks it on every call; False when the server has none or its settings cannot be read)."""
-    return common.teacher_token() is not None
+    return identity.teacher_token() is not None
 
 
 @st.cache_resource(ttl=DATA_TTL_S, show_spinner=False, max_entries=16)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import class_ui, common
+from app_pages import class_ui, common, identity, launching, reads, stores, workers
 from samon_app.charts.claim_card import chart_data, claim_figure
 from samon_app.estimates import estimate_text
 from samon_app.formatting import seeds_text
+from samon_app.markup import md_escape
 from samon_app.progress import colored_bars_css, is_active, method_bar_color
 from samon_app.verdicts import VERDICT_ICON
 from samon_core import claims, service
@@ -23,12 +24,14 @@ from samon_core.claims import calibration, power
 from samon_core.claims.collect import Collected
 from samon_core.claims.results import method_name
 from samon_core.claims.runsets import with_seeds
+from samon_core.runs.states import ACTIVE_STATES, RunState
 
 # Seeds per claim run asked from this page (a visitor's browser): fewer than a request's
 # ``choices.MAX_SEEDS`` (the Launch form, the Room, ``claim run``), a claim being several runs.
 PAGE_MAX_SEEDS = 5
 DEFAULT_SEEDS = 3
-ACTIVE = ("queued", "running", "interrupted")
+# Still coming: queued, training, or interrupted (recovery queues it again from its checkpoint).
+ACTIVE = ACTIVE_STATES | {RunState.INTERRUPTED}
 _QUEUED = "_claims_queued"  # (claim id, runs, owner) of the launch the page was run again for
 VERDICT_BOX = {claims.CONSISTENT: st.success, claims.NOT_CONSISTENT: st.error,
                claims.INCONCLUSIVE: st.warning, claims.NO_VERDICT: st.info}
@@ -41,16 +44,16 @@ VERDICT_BOX = {claims.CONSISTENT: st.success, claims.NOT_CONSISTENT: st.error,
 
 @st.cache_resource(ttl=1.0, show_spinner=False, max_entries=4)
 def _index(root_dir: str) -> list:
-    return claims.index_runs(common.store_at(root_dir))
+    return claims.index_runs(stores.store_at(root_dir))
 
 
 @st.cache_resource(ttl=1.0, show_spinner=False, max_entries=128)
 def _collected(root_dir: str, claim_id: str, size: str, seeds: int) -> Collected:
-    return claims.collect(common.store_at(root_dir), claim_id, size, seeds, index=_index(root_dir))
+    return claims.collect(stores.store_at(root_dir), claim_id, size, seeds, index=_index(root_dir))
 
 
 def collected(claim_id: str, size: str, seeds: int) -> Collected:
-    return _collected(common.root(), claim_id, size, seeds)
+    return _collected(stores.root(), claim_id, size, seeds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,8 +96,8 @@ def launch_ui(claim: claims.Claim, size: str, seeds: int) -> bool:
     st.caption("Runs: " + ", ".join(dict.fromkeys(label for label, _ in runs))
                + f", {seeds_text(0, seeds)} ({len(runs)} runs; finished identical runs are "
                "reused)")
-    st.caption(estimate_text(common.preset_estimate(claim.runs(size), seeds)))
-    blocked = common.launch_block()
+    st.caption(estimate_text(workers.preset_estimate(claim.runs(size), seeds)))
+    blocked = launching.launch_block()
     return st.button(f"Launch these {len(runs)} runs", key=f"launch_{claim.id}",
                      icon=":material/rocket_launch:", disabled=blocked is not None, help=blocked)
 
@@ -102,28 +105,28 @@ def launch_ui(claim: claims.Claim, size: str, seeds: int) -> bool:
 def launch(claim: claims.Claim, size: str, seeds: int) -> list[str] | None:
     """Queue the card's runs for the sidebar's owner (a new name is registered first); their
     ids, or None (reason shown)."""
-    me = common.launch_owner()
+    me = identity.launch_owner()
     if me is None:
         return None
     try:
         _group, ids = service.submit_group(claim.runs(size), owner=me,
                                            preset=f"claim:{claim.id}", seeds=seeds,
-                                           store=common.store(), owner_key=common.owner_key(),
-                                           teacher_token=common.teacher_token())
+                                           store=stores.store(), owner_key=identity.owner_key(),
+                                           teacher_token=identity.teacher_token())
     except ValueError as exc:  # LimitExceeded, NotRunnable
-        common.launch_failed()  # a name registered for this launch is given back
-        st.error(f"Not launched: {common.md_escape(exc, 500)}", icon=":material/error:")
+        identity.launch_failed()  # a name registered for this launch is given back
+        st.error(f"Not launched: {md_escape(exc, 500)}", icon=":material/error:")
         return None
     except Exception as exc:  # noqa: BLE001 - the queue or the store: said, not raised
-        common.launch_failed()
-        st.error(f"Not launched: {common.md_escape(f'{type(exc).__name__}: {exc}', 500)}",
+        identity.launch_failed()
+        st.error(f"Not launched: {md_escape(f'{type(exc).__name__}: {exc}', 500)}",
                  icon=":material/error:")
         return None
-    common.launch_succeeded()
-    common.clear_caches()
+    identity.launch_succeeded()
+    reads.clear_caches()
     _index.clear()
     _collected.clear()
-    common.ensure_workers()
+    workers.ensure_workers()
     return ids
 
 
@@ -199,12 +202,12 @@ def card_ui(claim: claims.Claim) -> tuple[str, int]:
             if ids is not None:
                 # Run the page again: a name registered by this launch is then the sidebar's
                 # (its box, its line, the link's box), not 'guest' drawn before the launch.
-                st.session_state[_QUEUED] = (claim.id, len(ids), common.owner())
+                st.session_state[_QUEUED] = (claim.id, len(ids), identity.owner())
                 st.rerun()
         queued = st.session_state.get(_QUEUED)
         if queued and queued[0] == claim.id:
             st.session_state.pop(_QUEUED)
-            st.success(f"Queued {queued[1]} runs for {common.md_escape(queued[2], 60)}.")
+            st.success(f"Queued {queued[1]} runs for {md_escape(queued[2], 60)}.")
         got = collected(claim.id, size, seeds)
         polling = any(r.state in ACTIVE for r in got.runs.values())
         st.fragment(run_every=2.0 if polling else None)(status_ui)(claim, size, seeds)

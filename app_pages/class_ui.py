@@ -16,11 +16,12 @@ import time
 
 import streamlit as st
 
-from app_pages import checks, common
+from app_pages import checks, identity, launching, paths, reads, stores, workers
 from samon_app.charts.base import plotly_config
 from samon_app.charts.class_chart import interval_figures, strip_figure
 from samon_app.class_verdict import ClassVerdict, class_verdict, for_viewer
 from samon_app.estimates import estimate_text
+from samon_app.markup import md_escape
 from samon_app.verdicts import VERDICT_ICON
 from samon_core import claims, service
 from samon_core.claims import class_replay, classroom
@@ -65,21 +66,21 @@ def describe(e: ClassExperiment) -> str:
 
 
 def _add_seed(where: str) -> None:
-    me = common.launch_owner()  # a guest or a new name is registered here, as at any launch
+    me = identity.launch_owner()  # a guest or a new name is registered here, as at any launch
     if me is None:
         return
     try:
-        got = classroom.add_my_seed(owner=me, owner_key=common.owner_key(),
-                                    teacher_token=common.teacher_token(), store=common.store())
+        got = classroom.add_my_seed(owner=me, owner_key=identity.owner_key(),
+                                    teacher_token=identity.teacher_token(), store=stores.store())
     except (ValueError, DatabaseUnavailable, service.StoreUnavailable) as exc:
-        common.launch_failed()  # a name registered for this launch is given back
-        _say(where, False, f"Not added: {common.md_escape(exc, 500)}")
+        identity.launch_failed()  # a name registered for this launch is given back
+        _say(where, False, f"Not added: {md_escape(exc, 500)}")
         return
-    common.launch_succeeded()
-    common.clear_caches()
+    identity.launch_succeeded()
+    reads.clear_caches()
     _shared.clear()
-    common.ensure_workers()
-    _say(where, True, f"Added seed {got.seed} for {common.md_escape(me, 60)}: "
+    workers.ensure_workers()
+    _say(where, True, f"Added seed {got.seed} for {md_escape(me, 60)}: "
                       f"{len(got.run_ids)} runs queued. The class verdict counts it once all "
                       "of them have finished.")
     st.rerun()  # a name registered by this launch is then the sidebar's
@@ -98,15 +99,15 @@ def add_seed_ui(where: str) -> None:
                     "one seed; the class verdict pools every seed of the class.")
         st.caption(f"**Add my seed** queues {len(runs)} runs ({', '.join(runs)}) with the next "
                    "seed nobody has used yet, under your name. "
-                   + estimate_text(common.preset_estimate(runs, 1)))
-        blocked = common.launch_block()
+                   + estimate_text(workers.preset_estimate(runs, 1)))
+        blocked = launching.launch_block()
         no_data = checks.data_warning_ui(cfg.dataset for cfg in runs.values())  # gpu: CIFAR
         left, right = st.columns([1, 2])
         if left.button("Add my seed", key=f"class_add_seed_{where}", type="primary",
                        icon=":material/add_circle:", disabled=blocked is not None or no_data,
                        help=blocked):
             _add_seed(where)
-        right.page_link(common.CLASS_PAGE, label="See the class verdict", icon=":material/groups:")
+        right.page_link(paths.CLASS_PAGE, label="See the class verdict", icon=":material/groups:")
         _notice_ui(where)
 
 
@@ -117,7 +118,7 @@ def add_seed_ui(where: str) -> None:
 
 @st.cache_resource(ttl=CACHE_TTL_S, show_spinner=False, max_entries=8)
 def _shared(root_dir: str, experiment_json: str, replay: bool) -> ClassVerdict:
-    store = common.store_at(root_dir)
+    store = stores.store_at(root_dir)
     return class_verdict(class_replay.replay_store(store) if replay else store,
                          ClassExperiment.model_validate_json(experiment_json))
 
@@ -180,7 +181,7 @@ def _teacher_call(where: str, call, done: str) -> None:
     try:
         call()
     except (ValueError, service.StoreUnavailable) as exc:  # NotAllowed is a ValueError
-        _say(where, False, f"Not done: {common.md_escape(exc, 500)}")
+        _say(where, False, f"Not done: {md_escape(exc, 500)}")
         return
     checks.forget_room()
     _shared.clear()
@@ -192,21 +193,21 @@ def _start() -> None:
     size = st.session_state.get("class_size")
     provisional = bool(st.session_state.get("class_provisional_new"))
     _teacher_call("teacher", lambda: classroom.start_experiment(
-        claim, size, provisional=provisional, teacher_token=common.teacher_token(),
-        store=common.store()), "Started: every student's Home and Claims page now offers "
+        claim, size, provisional=provisional, teacher_token=identity.teacher_token(),
+        store=stores.store()), "Started: every student's Home and Claims page now offers "
         "'Add my seed'.")
 
 
 def _stop() -> None:
     _teacher_call("teacher", lambda: classroom.stop_experiment(
-        teacher_token=common.teacher_token(), store=common.store()),
+        teacher_token=identity.teacher_token(), store=stores.store()),
         "Stopped: no more seeds are added; runs still training finish and count.")
 
 
 def _provisional() -> None:
     flag = bool(st.session_state.get("class_provisional"))
     _teacher_call("teacher", lambda: classroom.set_provisional(
-        flag, teacher_token=common.teacher_token(), store=common.store()),
+        flag, teacher_token=identity.teacher_token(), store=stores.store()),
         "Runs still training now count, provisionally." if flag else
         "Only finished runs count now.")
 
@@ -232,7 +233,7 @@ def _controls_ui(e: ClassExperiment | None) -> None:
 def _export_ui(e: ClassExperiment) -> None:
     if st.button("Prepare the export file", key="class_export_prepare",
                  icon=":material/archive:"):
-        data = class_replay.export_experiment(common.store(), e)
+        data = class_replay.export_experiment(stores.store(), e)
         st.session_state[_EXPORT] = (e.model_dump_json(), data)
     prepared = st.session_state.get(_EXPORT)
     if prepared and prepared[0] == e.model_dump_json():
@@ -249,13 +250,13 @@ def _load_replay() -> None:
         _say("replay", False, "Choose a file first.")
         return
     _teacher_call("replay", lambda: class_replay.load_replay(
-        upload.getvalue(), teacher_token=common.teacher_token(), store=common.store()),
+        upload.getvalue(), teacher_token=identity.teacher_token(), store=stores.store()),
         "Loaded: the projector page shows it beside this class's experiment.")
 
 
 def _clear_replay() -> None:
     _teacher_call("replay", lambda: class_replay.clear_replay(
-        teacher_token=common.teacher_token(), store=common.store()), "Replay removed.")
+        teacher_token=identity.teacher_token(), store=stores.store()), "Replay removed.")
 
 
 def teacher_ui() -> None:
@@ -270,7 +271,7 @@ def teacher_ui() -> None:
     _controls_ui(e)
     _notice_ui("teacher")
     if e is not None:
-        class_verdict_ui(common.root(), e, "room_class", common.owner())
+        class_verdict_ui(stores.root(), e, "room_class", identity.owner())
         _export_ui(e)
     st.markdown("**Replay a class experiment** exported earlier (its finished runs' records, "
                 "no checkpoints):")
@@ -282,4 +283,4 @@ def teacher_ui() -> None:
                  on_click=_clear_replay)
     _notice_ui("replay")
     if room.replay is not None:
-        class_verdict_ui(common.root(), room.replay, "room_replay", None, replay=True)
+        class_verdict_ui(stores.root(), room.replay, "room_replay", None, replay=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import checks, class_ui, common
+from app_pages import checks, class_ui, identity, stores
 
 st.title("Class verdict")
 room = checks.room()
@@ -21,9 +21,9 @@ if room.experiment is None and room.replay is None:
 if room.experiment is not None:
     with st.container(border=True, key="class_view_current"):
         st.subheader("This class", anchor=False)
-        class_ui.class_verdict_ui(common.root(), room.experiment, "class_view", common.owner())
+        class_ui.class_verdict_ui(stores.root(), room.experiment, "class_view", identity.owner())
 if room.replay is not None:
     with st.container(border=True, key="class_view_replay"):
         st.subheader("Replay: an earlier class", anchor=False)
-        class_ui.class_verdict_ui(common.root(), room.replay, "class_view_replay", None,
+        class_ui.class_verdict_ui(stores.root(), room.replay, "class_view_replay", None,
                                   replay=True)

@@ -9,12 +9,13 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import common, live_card
+from app_pages import common, identity, live_card, paths, problems, reads, stores
 from app_pages.robustness_view import robustness_ui
 from samon_app import charts
 from samon_app.export import export_csv, export_json
 from samon_app.formatting import format_pct
 from samon_app.landscape import flatness_sentence, slices
+from samon_app.markup import md_escape
 from samon_app.progress import is_active
 from samon_app.series import seed_groups
 from samon_app.tables import ROW_COST, results_table
@@ -22,6 +23,7 @@ from samon_app.urlparams import COMPARE_FILTERS, COMPARE_METRICS
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
 from samon_core.runs.database import DatabaseUnavailable
+from samon_core.runs.states import RunState
 
 MAX_OVERLAY = 30
 METRICS = COMPARE_METRICS
@@ -44,7 +46,7 @@ def scope_ui(groups) -> str:
               **dict(zip(groups["group"], groups["label"], strict=True))}
     if st.session_state.get("c_group") not in options:
         from_url = st.query_params.get("group")
-        mine = groups.loc[groups["owner"] == common.owner(), "group"].tolist()
+        mine = groups.loc[groups["owner"] == identity.owner(), "group"].tolist()
         st.session_state["c_group"] = (
             from_url if from_url in options and from_url else (mine[0] if mine else ALL_RUNS))
     return st.selectbox("Comparison", options, key="c_group", index=None,
@@ -74,8 +76,8 @@ def apply_filters(df, chosen: dict[str, list[str]]):
     for name, values in chosen.items():
         if values:
             df = df[df[name].fillna("(none)").astype(str).isin(values)]
-    if "cancelled" not in (chosen.get("state") or []):
-        df = df[df["state"] != "cancelled"]
+    if RunState.CANCELLED not in (chosen.get("state") or []):
+        df = df[df["state"] != RunState.CANCELLED]
     return df
 
 
@@ -87,7 +89,7 @@ def test_acc_text(state: str, acc, last_epoch, epochs) -> str:
     """A run's test accuracy in the runs table: the final one of a finished run, else the one
     of its latest epoch, said so ('3.6% at epoch 1 of 6'): not a final accuracy."""
     text = format_pct(acc)
-    if state == "finished" or text == "-":
+    if state == RunState.FINISHED or text == "-":
         return text
     done, total = _whole(last_epoch), _whole(epochs)
     return f"{text} at epoch {done if done is not None else '?'} of " \
@@ -107,7 +109,7 @@ def runs_table_ui(df) -> list[str]:
         preset=df["preset"].fillna("custom"),
         created_at=[time.strftime("%Y-%m-%d %H:%M", time.localtime(c)) if c == c else ""
                     for c in df["created"]],
-        note=common.run_notes(df),  # why a run failed, its warning, or what is damaged
+        note=problems.run_notes(df),  # why a run failed, its warning, or what is damaged
     )[["method_label", "state", "model", "dataset", "seed", "progress", "test_acc", "note",
        "owner", "preset", "created_at", "run_id"]]
     event = st.dataframe(
@@ -199,7 +201,7 @@ def landscape_ui(infos: list, data: dict) -> None:
         rec = planes[label]
         common.plot(charts.plane_figure(label, rec["offsets"], rec["losses"]), key="compare_plane")
     have = {s.run_id for s in found}
-    missing = [i.run_id for i in infos if i.state == "finished" and i.run_id not in have]
+    missing = [i.run_id for i in infos if i.state == RunState.FINISHED and i.run_id not in have]
     if missing:
         st.caption(f"{len(missing)} finished run(s) have no slices. A worker computes them from "
                    "the final checkpoint (the button, for your runs), or on a worker machine: "
@@ -216,12 +218,12 @@ def slices_button_ui(missing: list[str]) -> None:
     outcome: dict[str, int] = {}
     for run_id in missing:
         try:
-            state = service.request_slices(run_id, owner_key=common.owner_key(),
-                                           teacher_token=common.teacher_token(), plane=plane,
-                                           store=common.store())
+            state = service.request_slices(run_id, owner_key=identity.owner_key(),
+                                           teacher_token=identity.teacher_token(), plane=plane,
+                                           store=stores.store())
         except (ValueError, DatabaseUnavailable, service.StoreUnavailable) as exc:
             state = "refused"
-            st.caption(f"{common.md_escape(run_id)}: {common.md_escape(str(exc))}")
+            st.caption(f"{md_escape(run_id)}: {md_escape(str(exc))}")
         outcome[state] = outcome.get(state, 0) + 1
     st.info(", ".join(f"{n} {s}" for s, n in outcome.items()) + ": press Refresh in a minute.",
             icon=":material/schedule:")
@@ -242,32 +244,32 @@ st.markdown(
 top_l, top_r = st.columns([6, 1], vertical_alignment="bottom")
 with top_r:
     if st.button("Refresh", icon=":material/refresh:", key="c_refresh"):
-        common.clear_caches()
-all_runs = common.list_runs()
+        reads.clear_caches()
+all_runs = reads.list_runs()
 if all_runs.empty:
     st.info("No runs yet. Launch some on the Launch page.", icon=":material/info:")
-    st.page_link(common.LAUNCH_PAGE, label="Launch a comparison", icon=":material/rocket_launch:")
+    st.page_link(paths.LAUNCH_PAGE, label="Launch a comparison", icon=":material/rocket_launch:")
     st.stop()
 
 with top_l:
-    scope = scope_ui(common.groups())
+    scope = scope_ui(reads.groups())
 scoped = all_runs
 if scope != ALL_RUNS:
-    scoped = all_runs[all_runs["run_id"].isin(list(common.members().get(scope, {})))]
+    scoped = all_runs[all_runs["run_id"].isin(list(reads.members().get(scope, {})))]
 chosen = filters_ui(scoped)
 filtered = apply_filters(scoped, chosen)
 st.caption(f"{len(filtered)} of {len(all_runs)} runs"
            + (" (this comparison)" if scope != ALL_RUNS else ""))
 selected = runs_table_ui(filtered)
-common.damaged_runs_ui(None, key="compare_damaged")  # all of them, whatever the filters
+problems.damaged_runs_ui(None, key="compare_damaged")  # all of them, whatever the filters
 overlay_ids = selected or filtered["run_id"].head(MAX_OVERLAY).tolist()
 if not overlay_ids:
     st.info("No run matches the filters.")
     st.stop()
 
-infos = common.infos(overlay_ids)
-data = common.run_data([i.run_id for i in infos])
-common.record_problems_ui(infos, data)
+infos = reads.infos(overlay_ids)
+data = reads.run_data([i.run_id for i in infos])
+problems.record_problems_ui(infos, data)
 groups = seed_groups(infos)
 
 st.header("Curves", divider="gray")
@@ -324,21 +326,21 @@ with c1:
     st.caption("CSV: one row per epoch, step or sharpness record, with the run, method, model, "
                "dataset and seed. JSON: each run's config, meta, summary and all its records.")
 with c2:
-    own = [i.run_id for i in infos if i.run_id in selected and common.can_act(i.meta)]
+    own = [i.run_id for i in infos if i.run_id in selected and identity.can_act(i.meta)]
     labels = {i.run_id: f"{i.label} ({i.state}, {i.run_id})" for i in infos}
-    to_delete = delete_ui(own, labels, common.read_only())
+    to_delete = delete_ui(own, labels, identity.read_only())
     if to_delete:
-        problems = []
+        failures = []
         for info in [i for i in infos if i.run_id in to_delete]:
             try:  # cancels it first if it waits or trains; NotAllowed is a ValueError
-                service.delete_run(info.run_id, owner_key=common.owner_key(),
-                                   teacher_token=common.teacher_token(), store=common.store())
-                common.reader().forget(info.run_id)
+                service.delete_run(info.run_id, owner_key=identity.owner_key(),
+                                   teacher_token=identity.teacher_token(), store=stores.store())
+                reads.reader().forget(info.run_id)
             except (ValueError, FileNotFoundError, DatabaseUnavailable,
                     service.StoreUnavailable) as exc:
-                problems.append(f"{info.label}: {exc}")
-        common.clear_caches()
-        if problems:
-            st.error("Not deleted: " + common.md_escape("; ".join(problems), 1000))
+                failures.append(f"{info.label}: {exc}")
+        reads.clear_caches()
+        if failures:
+            st.error("Not deleted: " + md_escape("; ".join(failures), 1000))
         else:
             st.rerun()

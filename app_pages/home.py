@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import class_ui, common
+from app_pages import class_ui, launching, paths, workers
 from samon_app import laptop
 from samon_app.estimates import estimate_text
 from samon_app.forms import QUICK_DEMO
@@ -31,8 +31,8 @@ from samon_core.runs.presets import get_preset
 
 def quick_demo_ui(key: str) -> bool:
     """The quick-demo button; True when clicked. Disabled, with the reason as its help, when
-    this session can launch nothing (``common.launch_block``)."""
-    who = common.launch_block()
+    this session can launch nothing (``launching.launch_block``)."""
+    who = launching.launch_block()
     return st.button(
         "Run the quick demo: SGD vs SAM-all vs SAM-ON",
         key=key,
@@ -59,14 +59,14 @@ def hero_ui() -> bool:
     with left:
         clicked = quick_demo_ui("demo_top")
     with right:
-        st.page_link(common.LAUNCH_PAGE, label="Or set up your own comparison",
+        st.page_link(paths.LAUNCH_PAGE, label="Or set up your own comparison",
                      icon=":material/tune:")
     st.caption(
         "The quick demo trains a tiny ResNet three times on a small **synthetic** image set "
         "(generated, not CIFAR) on the CPU. The three runs train side by side (in lockstep); "
         "the Live page opens and shows the curves as they come in. "
         + robustness_text(get_preset(QUICK_DEMO).configs.values())
-        + estimate_text(common.preset_estimate(get_preset(QUICK_DEMO).configs))
+        + estimate_text(workers.preset_estimate(get_preset(QUICK_DEMO).configs))
     )
     return clicked
 
@@ -105,7 +105,7 @@ def laptop_ui() -> None:
             st.markdown(" ".join(rest))
         st.caption(f"{found.basis} Your own runs may differ: Live and the Claims page judge "
                    "them by the same rule.")
-        st.page_link(common.CLAIMS_PAGE, icon=":material/fact_check:",
+        st.page_link(paths.CLAIMS_PAGE, icon=":material/fact_check:",
                      label="Claims: check each claim with your own runs")
 
 
@@ -254,4 +254,4 @@ samon_ui()
 tables_ui()
 clicked = lab_ui() or clicked
 if clicked:
-    common.launch_group(get_preset(QUICK_DEMO).configs, preset=QUICK_DEMO, seeds=1)
+    launching.launch_group(get_preset(QUICK_DEMO).configs, preset=QUICK_DEMO, seeds=1)

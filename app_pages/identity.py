@@ -1,6 +1,6 @@
 """Who the user is in the app: the owner key of their link, the first launch that registers their
 name, the teacher's sign-in, and what this session may do (the sentences and decisions come from
-``samon_app.identity_view``; the pages call these through ``app_pages.common``).
+``samon_app.identity_view``; the pages call these as ``identity.*``).
 
 A typed name proves nothing, so acting on a run needs a key (``samon_core.service.room``):
 
@@ -13,8 +13,8 @@ A typed name proves nothing, so acting on a run needs a key (``samon_core.servic
 * ``session_state["teacher_token"]``: set by the sidebar's sign-in after ``service.is_teacher``;
   never in the URL, never shown, checked again on every use (a changed server token signs out).
 
-Only ``samon_core`` modules without torch are imported; nothing here imports ``common`` (common
-imports this).
+Only ``samon_core`` modules without torch are imported; of the app's modules only ``stores``
+(``reads``, ``problems`` and ``launching`` import this).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ VISITOR_TRIES = 5  # fresh names tried when another visitor was quicker
 
 
 def _store() -> RunStore:
-    return stores.store()  # the app's run store, as common.store(): read every call
+    return stores.store()  # the app's run store on the settings' database: read every call
 
 
 def _typed() -> object:

@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import checks, common
+from app_pages import checks, identity, launching, paths, reads, workers
 from samon_app.estimates import (
     device_kind,
     estimate_group,
@@ -51,6 +51,7 @@ from samon_core.catalog import DATASETS, MODELS, is_synthetic
 from samon_core.catalog.methods import OPTIMIZER_LABELS
 from samon_core.runs.config import CHOICES, field_help
 from samon_core.runs.presets import get_preset, list_presets
+from samon_core.runs.states import ACTIVE_STATES
 from samon_core.service import Room
 
 DEFAULTS = form_defaults()
@@ -109,7 +110,7 @@ def _load_preset(name: str) -> None:
         st.session_state[key] = value
 
 
-def preset_ui(kind: str, workers: int, room: Room) -> tuple[str, bool]:
+def preset_ui(kind: str, n_workers: int, room: Room) -> tuple[str, bool]:
     """The preset picker. Returns (preset name, whether 'Launch this preset' was clicked). The
     button is disabled for a preset that ``room``'s locks forbid or whose data the workers
     cannot get, with the reason above it."""
@@ -119,8 +120,8 @@ def preset_ui(kind: str, workers: int, room: Room) -> tuple[str, bool]:
     name = st.selectbox("Preset", names, key="preset", bind="query-params", **kw)
     preset = get_preset(name)
     st.markdown(f"**{preset.title}**  \n{preset.description}")
-    factors = common.estimate_factors()
-    est = common.preset_estimate(preset.configs)
+    factors = reads.estimate_factors()
+    est = workers.preset_estimate(preset.configs)
     st.dataframe(runs_overview(preset.configs, 1, kind, factors.get(kind, (1.0, 0))[0]),
                  hide_index=True, width="stretch")
     st.markdown(estimate_text(est))
@@ -133,7 +134,7 @@ def preset_ui(kind: str, workers: int, room: Room) -> tuple[str, bool]:
     for line in locked:
         st.caption(f":material/lock: {line[:1].upper()}{line[1:]}: ask the teacher.")
     blocked = checks.data_warning_ui(cfg.dataset for cfg in preset.configs.values())
-    who = common.launch_block()  # a taken name without its key: said before the click
+    who = launching.launch_block()  # a taken name without its key: said before the click
     left, right = st.columns(2)
     with left:
         launch = st.button(f"Launch this preset ({len(preset.configs)} runs)", type="primary",
@@ -349,7 +350,7 @@ def show_errors(slots: dict[str, Any], errors: dict[str, str]) -> None:
             st.error(f"{key}: {message}", icon=":material/error:")
 
 
-def summary_ui(result, est: dict[str, Any], ahead: int, workers: int, room: Room) -> bool:
+def summary_ui(result, est: dict[str, Any], ahead: int, n_workers: int, room: Room) -> bool:
     """What is about to be launched, its estimated time and queue position, and the launch
     button (disabled, with the reason, when ``room``'s locks forbid the runs or the workers
     cannot get their data). Returns True when the button was clicked."""
@@ -361,7 +362,7 @@ def summary_ui(result, est: dict[str, Any], ahead: int, workers: int, room: Room
         st.error(f"Fix the fields marked in red first{where}: {show}.", icon=":material/error:")
         st.button("Launch", type="primary", disabled=True, key="launch_form_disabled")
         return False
-    factor = common.estimate_factors().get(est["kind"], (1.0, 0))[0]
+    factor = reads.estimate_factors().get(est["kind"], (1.0, 0))[0]
     st.dataframe(runs_overview(result.configs, result.seeds, est["kind"], factor),
                  hide_index=True, width="stretch")
     c1, c2, c3 = st.columns(3)
@@ -369,17 +370,17 @@ def summary_ui(result, est: dict[str, Any], ahead: int, workers: int, room: Room
               help=f"{len(result.configs)} method(s) × {result.seeds} seed(s)")
     c2.metric(f"Estimated time ({est['kind'].upper()})", format_duration(est["wall_s"]),
               help=f"From model size, images and epochs ({estimate_note(est)}); "
-              f"{format_duration(est['total_s'])} of training in all, shared by {workers} "
+              f"{format_duration(est['total_s'])} of training in all, shared by {n_workers} "
               "worker(s).")
     c3.metric("Queue", "empty" if ahead == 0 else f"{ahead} ahead",
               help="Runs queued or training before yours. Yours start when a worker is free.")
-    common.share_ui("This link holds this configuration (seed included), without your name "
-                    "or key: copy it to share the comparison or to launch it again later.")
+    identity.share_ui("This link holds this configuration (seed included), without your name "
+                      "or key: copy it to share the comparison or to launch it again later.")
     locked = launch_problems(room, result.configs.values(), None)
     if locked:
         st.error(f"Not allowed in this room: {'; '.join(locked)}.", icon=":material/lock:")
     blocked = checks.data_warning_ui(cfg.dataset for cfg in result.configs.values())
-    who = common.launch_block()
+    who = launching.launch_block()
     return st.button(f"Launch {result.n_runs} run{'s' if result.n_runs != 1 else ''}",
                      type="primary", icon=":material/rocket_launch:", key="launch_form",
                      disabled=bool(locked) or blocked or who is not None, help=who)
@@ -402,30 +403,30 @@ if teacher and lock_lines(room_now):  # the teacher sees what binds the others
     st.caption(f":material/lock_open: Students in this room may launch "
                f"{'; '.join(lock_lines(room_now))}. You are the teacher: these locks do not "
                "bind you.")
-workers_list = common.workers_status()
+workers_list = workers.workers_status()
 n_workers = max(1, len([w for w in workers_list if w.get("alive", True)]))
-runs_df = common.list_runs()
-ahead = int(runs_df["state"].isin(["queued", "running"]).sum()) if len(runs_df) else 0
+runs_df = reads.list_runs()
+ahead = int(runs_df["state"].isin(ACTIVE_STATES).sum()) if len(runs_df) else 0
 
 with st.container(border=True):
     st.subheader("Presets", anchor=False)
-    preset_kind = device_kind("auto", common.worker_devices(workers_list))
+    preset_kind = device_kind("auto", workers.worker_devices(workers_list))
     preset_name, launch_preset = preset_ui(preset_kind, n_workers, binding)
 if launch_preset:
-    common.launch_group(get_preset(preset_name).configs, preset=preset_name, seeds=1)
+    launching.launch_group(get_preset(preset_name).configs, preset=preset_name, seeds=1)
 
 st.header("Your own comparison", divider="gray")
 locks = form_locks(binding)
 if locks.presets_only:
     st.caption(":material/lock: The teacher allows only presets and claims in this room.")
-    st.page_link(common.CLAIMS_PAGE, label="The paper's claims", icon=":material/fact_check:")
+    st.page_link(paths.CLAIMS_PAGE, label="The paper's claims", icon=":material/fact_check:")
     st.stop()
 field_slots: dict[str, Any] = {}
 form_values = launch_form_ui(field_slots, locks)
 form = form_configs(form_values)
 show_errors(field_slots, form.errors)
 kind = device_kind(str(form_values.get("device") or "auto"),
-                   common.worker_devices(workers_list))
-estimate = estimate_group(form.configs, form.seeds, kind, n_workers, common.estimate_factors())
+                   workers.worker_devices(workers_list))
+estimate = estimate_group(form.configs, form.seeds, kind, n_workers, reads.estimate_factors())
 if summary_ui(form, estimate, ahead, n_workers, binding):
-    common.launch_group(form.configs, preset=None, seeds=form.seeds)
+    launching.launch_group(form.configs, preset=None, seeds=form.seeds)

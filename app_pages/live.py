@@ -1,7 +1,7 @@
 """Live: the runs of one comparison group while they train.
 
 A fragment polls the run store every second while any run of the group is queued or running
-(reads are shared between sessions, see ``app_pages.common``) and stops polling when none
+(reads are shared between sessions, see ``app_pages.reads``) and stops polling when none
 is. Runs reused from an earlier request are named as such, and can be replayed or trained
 again (``app_pages.live_reuse``)."""
 
@@ -11,10 +11,11 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import common, live_card, live_reuse
+from app_pages import common, identity, live_card, live_reuse, paths, problems, reads, stores
 from app_pages.robustness_view import robustness_ui
 from samon_app import charts
 from samon_app.landscape import flatness_sentence, slices
+from samon_app.markup import color_dot, md_escape
 from samon_app.progress import (
     PER_EPOCH,
     PER_STEP,
@@ -33,6 +34,11 @@ from samon_app.urlparams import LIVE_VIEWS
 from samon_app.vocabulary import SYNTHETIC_NOTE
 from samon_core import service
 from samon_core.runs.database import DatabaseUnavailable
+from samon_core.runs.states import UNKNOWN_STATE, RunState
+
+POLL_S = 1.0  # how often the page looks for new records while runs are active
+# A run whose problem is an error (red), not a warning: it failed, or its state is unreadable.
+BROKEN = frozenset({RunState.FAILED, RunState.DIVERGED, UNKNOWN_STATE})
 
 # ---------------------------------------------------------------------------------------------
 # UI pieces (each returns plain values)
@@ -53,7 +59,7 @@ def group_picker_ui(groups) -> str | None:
         st.session_state["live_pick"] = from_url  # a link (or a launch) names the group
     st.session_state["live_url_group"] = from_url
     if st.session_state.get("live_pick") not in options:
-        mine = groups.loc[groups["owner"] == common.owner(), "group"].tolist()
+        mine = groups.loc[groups["owner"] == identity.owner(), "group"].tolist()
         launched = st.session_state.get("live_group")
         st.session_state["live_pick"] = (
             launched if launched in options else (mine[0] if mine else None)
@@ -75,10 +81,10 @@ def run_row_ui(info: RunInfo, prog: dict[str, Any], position: int | None,
     Returns 'cancel', 'resume' or None."""
     c1, c2, c3 = st.columns([2.2, 6, 1.4], vertical_alignment="center")
     with c1:
-        st.markdown(f"{common.color_dot(info.color)} **{common.md_escape(info.label)}**")
+        st.markdown(f"{color_dot(info.color)} **{md_escape(info.label)}**")
     with c2:
         text = prog["text"]
-        if info.state == "queued" and position is not None:
+        if info.state == RunState.QUEUED and position is not None:
             text += f" (position {position})"
         with st.container(key=bar_key(info)):  # coloured by bar_css
             st.progress(prog["progress"], text=text)
@@ -88,13 +94,13 @@ def run_row_ui(info: RunInfo, prog: dict[str, Any], position: int | None,
             if st.button("Cancel", key=f"cancel_{info.run_id}", icon=":material/stop:",
                          disabled=why_not is not None, help=why_not):
                 action = "cancel"
-        elif info.state == "interrupted" and st.button(
+        elif info.state == RunState.INTERRUPTED and st.button(
                 "Resume", key=f"resume_{info.run_id}", icon=":material/replay:",
                 disabled=why_not is not None, help=why_not):
             action = "resume"
     if prog["problem"]:
-        box = st.error if info.state in ("failed", "diverged", "unknown") else st.warning
-        box(f"**{common.md_escape(info.label)}:** {common.md_escape(prog['problem'], 1000)}",
+        box = st.error if info.state in BROKEN else st.warning
+        box(f"**{md_escape(info.label)}:** {md_escape(prog['problem'], 1000)}",
             icon=":material/report:")
         if prog.get("traceback") and why_not is None:  # its owner or the teacher only
             with st.expander("Details (traceback)"):
@@ -136,10 +142,10 @@ def curve_options_ui(auto: str) -> tuple[str, float]:
 
 
 CANCEL_ANSWERS = {
-    "detached": "You left this run: other users asked for it too, so it goes on training for "
+    service.DETACHED: "You left this run: other users asked for it too, so it goes on training for "
                 "them. It no longer counts as yours.",
-    "cancelling": "Cancelling: the run stops within one training step.",
-    "cancelled": "Cancelled.",
+    service.CANCELLING: "Cancelling: the run stops within one training step.",
+    RunState.CANCELLED: "Cancelled.",
 }
 
 
@@ -148,18 +154,18 @@ def run_action(action: str, run_id: str, me: str) -> None:
     (a run shared with other users is not stopped: only ``me`` leaves it)."""
     try:
         if action == "cancel":
-            answer = str(service.cancel(run_id, owner_key=common.owner_key(),
-                                        teacher_token=common.teacher_token(),
-                                        store=common.store()))
+            answer = str(service.cancel(run_id, owner_key=identity.owner_key(),
+                                        teacher_token=identity.teacher_token(),
+                                        store=stores.store()))
             st.session_state["live_notice"] = CANCEL_ANSWERS.get(
                 answer, f"Nothing to cancel: the run is already {answer}.")
         else:
-            service.resume(run_id, owner_key=common.owner_key(),
-                           teacher_token=common.teacher_token(), store=common.store())
+            service.resume(run_id, owner_key=identity.owner_key(),
+                           teacher_token=identity.teacher_token(), store=stores.store())
     except (ValueError, DatabaseUnavailable, service.StoreUnavailable) as exc:
-        st.error(common.md_escape(exc, 500))  # NotAllowed is a ValueError; outages: one line
+        st.error(md_escape(exc, 500))  # NotAllowed is a ValueError; outages: one line
         return
-    common.clear_caches()
+    reads.clear_caches()
     st.rerun()
 
 
@@ -186,23 +192,23 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
     record), and reruns the whole page (so redraws the charts below) only when records the
     charts show have arrived, or when no run is active any more."""
     ids = _group_ids(group)
-    infos = common.infos(ids)
-    data = common.run_data(ids)
+    infos = reads.infos(ids)
+    data = reads.run_data(ids)
     # every damaged run of the group with its problem (one with a bad field is shown below too)
-    common.damaged_runs_ui(ids, key="live_damaged")
-    common.record_problems_ui(infos, data)
+    problems.damaged_runs_ui(ids, key="live_damaged")
+    problems.record_problems_ui(infos, data)
     if not infos:
         st.info("This comparison has no runs (any more).")
         return
     active = any(is_active(i.state) for i in infos)
     if polling and not active:
-        common.clear_caches()  # the comparison menu's "N active" is read afresh
+        reads.clear_caches()  # the comparison menu's "N active" is read afresh
         st.rerun()  # every run ended: re-run the page once, without polling
     if polling and chart_signature(infos, data, kinds) != shown:
         st.rerun()  # new records for the charts on screen
 
-    me = common.owner()
-    positions = common.queue_positions() if active else {}
+    me = identity.owner()
+    positions = reads.queue_positions() if active else {}
     notice = st.session_state.pop("live_notice", None)
     if notice:
         st.info(notice, icon=":material/info:")
@@ -210,9 +216,9 @@ def status_panel(group: str, polling: bool, kinds: tuple[str, ...], shown: tuple
     with st.container(border=True):
         why_not = None  # the same for every run this user may not act on: worked out once
         for info in infos:
-            mine = common.can_act(info.meta)
+            mine = identity.can_act(info.meta)
             if not mine and why_not is None:
-                why_not = common.action_help("cancel or resume")
+                why_not = identity.action_help("cancel or resume")
             action = run_row_ui(info, run_progress(info, data.get(info.run_id)),
                                 positions.get(info.run_id),
                                 None if mine else why_not)
@@ -248,7 +254,7 @@ def accuracy_charts_ui(infos: list, data: dict, per: str, smoothing: float) -> N
 
 def sharpness_charts_ui(infos: list, data: dict) -> None:
     note = sharpness_note(infos) if any(is_active(i.state) for i in infos) else (
-        empty_chart_note(infos) if not any(i.state == "finished" for i in infos)
+        empty_chart_note(infos) if not any(i.state == RunState.FINISHED for i in infos)
         else "these runs recorded no sharpness (the probe was off).")
     common.plot(common.figure("live_sharp", lambda: charts.sharpness_figure(infos, data,
                                                                      empty_note=note),
@@ -374,7 +380,7 @@ def charts_panel(infos: list, data: dict, view: str, per: str, smoothing: float)
 
 
 def _group_ids(group: str) -> list[str]:
-    return list(common.members().get(group, {}))
+    return list(reads.members().get(group, {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,17 +388,17 @@ def _group_ids(group: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 st.title("Live")
-groups = common.groups()
+groups = reads.groups()
 picked = group_picker_ui(groups)
 if picked is None:
     st.info("You have no comparison yet. Start one on the Launch page, or run the quick demo "
             "from Home; other users' comparisons are in the menu above." if len(groups) else
             "No comparison has been launched yet. Start one on the Launch page, or run the "
             "quick demo from Home.", icon=":material/info:")
-    st.page_link(common.LAUNCH_PAGE, label="Launch a comparison", icon=":material/rocket_launch:")
+    st.page_link(paths.LAUNCH_PAGE, label="Launch a comparison", icon=":material/rocket_launch:")
 else:
     run_ids = _group_ids(picked)
-    infos = common.infos(run_ids)
+    infos = reads.infos(run_ids)
     polling = any(is_active(i.state) for i in infos)
     if polling:
         st.caption(":material/autorenew: updates every second while runs are queued or training")
@@ -401,23 +407,23 @@ else:
         st.caption(":material/science: " + SYNTHETIC_NOTE)
     if live_reuse.reuse_note_ui(infos, picked):
         live_reuse.train_my_own_ui(infos)
-    all_finished = bool(infos) and all(i.state == "finished" for i in infos)
+    all_finished = bool(infos) and all(i.state == RunState.FINISHED for i in infos)
     if all_finished:
-        live_card.verdict_card_ui(infos, common.run_data(run_ids))
+        live_card.verdict_card_ui(infos, reads.run_data(run_ids))
         live_reuse.replay_controls_ui(picked)
     view = view_ui()
-    data = common.run_data(run_ids)
+    data = reads.run_data(run_ids)
     auto_per = default_resolution(infos, data)
     per, smoothing = curve_options_ui(auto_per) if view == VIEWS[0] else ("epoch", 0.0)
     kinds = chart_kinds(view, per)
     if view == VIEWS[0] and auto_per == PER_STEP:
         kinds += ("epoch",)  # the first epoch record switches the default to per epoch
     with status_box:
-        st.fragment(run_every=common.POLL_S if polling else None)(status_panel)(
+        st.fragment(run_every=POLL_S if polling else None)(status_panel)(
             picked, polling, kinds, chart_signature(infos, data, kinds))
     replay = live_reuse.replaying(picked) if all_finished else None
     if replay:  # the recorded curves redrawn as if live, from the records read above
-        st.fragment(run_every=common.POLL_S)(live_reuse.replay_ui)(
+        st.fragment(run_every=POLL_S)(live_reuse.replay_ui)(
             replay, infos, data, lambda runs, shown: charts_panel(runs, shown, view, per,
                                                                   smoothing))
     else:

@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import paths
 from samon_app.claim_lines import ClaimLine
 from samon_app.reader import RunData, RunInfo
 from samon_app.verdict_card import CardRow, verdict_card
 from samon_app.verdicts import VERDICT_ICONS, line_text, view_line
+from samon_core.runs.states import RunState
 
 TITLE = "What your comparison shows"
 DETAILS = "Details: the test, the numbers, the caveats"
@@ -57,7 +58,7 @@ def verdict_card_ui(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> in
     """The card, only when every run of the group has finished (while runs train, the verdict
     lines under the charts say what they show so far). Returns the number of claim rows shown
     (0 when no card is shown)."""
-    if not infos or any(i.state != "finished" for i in infos):
+    if not infos or any(i.state != RunState.FINISHED for i in infos):
         return 0
     card = verdict_card(infos, data)
     with st.container(border=True, key="live_verdict_card"):
@@ -65,7 +66,7 @@ def verdict_card_ui(infos: Sequence[RunInfo], data: Mapping[str, RunData]) -> in
         st.markdown(f"**{card.headline}**")
         for row in card.rows:
             card_row_ui(row)
-        st.page_link(common.CLAIMS_PAGE, icon=":material/fact_check:",
+        st.page_link(paths.CLAIMS_PAGE, icon=":material/fact_check:",
                      label="Claims: run a setting with more seeds (or the GPU size) and see "
                            "each claim's numbers")
     return len(card.rows)

@@ -15,8 +15,9 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import identity, launching, reads, workers
 from samon_app.formatting import format_duration
+from samon_app.markup import md_escape
 from samon_app.reader import RunData, RunInfo
 from samon_app.replay import REPLAY_SPEEDS, replay_data, replay_infos
 from samon_app.retrain import fresh_seed, group_configs, retrain_text
@@ -34,12 +35,12 @@ def reuse_note_ui(infos: list[RunInfo], group: str) -> bool:
     reused = reused_runs(runs, requester, created)
     if not reused:
         return False
-    me = common.owner()
+    me = identity.owner()
     for text in (recorded_sentence(reused, requester=requester, viewer=me, created=created,
                                    n_runs=len(infos)),
                  shared_sentence(reused, requester=requester, viewer=me)):
         if text:
-            st.info(common.md_escape(text, 1200), icon=":material/history:")
+            st.info(md_escape(text, 1200), icon=":material/history:")
     return True
 
 
@@ -50,25 +51,25 @@ def _preset(infos: list[RunInfo]) -> str | None:
 
 def train_my_own_ui(infos: list[RunInfo]) -> None:
     """'Train my own': what it does, said before the click, and the button that queues the
-    comparison again with a fresh seed (through ``common.launch_group``)."""
+    comparison again with a fresh seed (through ``launching.launch_group``)."""
     try:
         configs, seeds = group_configs({"config": i.config, "meta": i.meta} for i in infos)
     except ValueError as exc:  # a config of another version: nothing safe to queue again
-        st.caption(f"These runs cannot be trained again here: {common.md_escape(exc, 300)}")
+        st.caption(f"These runs cannot be trained again here: {md_escape(exc, 300)}")
         return
     seed = fresh_seed(list(configs.values()), seeds,
-                      set(common.list_runs()["config_hash"].dropna()))
+                      set(reads.list_runs()["config_hash"].dropna()))
     configs = {label: config.replace(seed=seed) for label, config in configs.items()}
-    wall_s = common.preset_estimate(configs, seeds)["wall_s"]
+    wall_s = workers.preset_estimate(configs, seeds)["wall_s"]
     c1, c2 = st.columns([5, 1.6], vertical_alignment="center")
     with c1:
-        st.caption(common.md_escape(retrain_text(list(configs), seed, seeds,
-                                                 format_duration(wall_s)), 600))
+        st.caption(md_escape(retrain_text(list(configs), seed, seeds,
+                                          format_duration(wall_s)), 600))
     with c2:
         clicked = st.button("Train my own", key="live_train_own", icon=":material/model_training:",
                             help="Queues these runs under your name; you watch them train here.")
     if clicked:
-        common.launch_group(configs, preset=_preset(infos), seeds=seeds)
+        launching.launch_group(configs, preset=_preset(infos), seeds=seeds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ def replay_ui(replay: dict[str, Any], infos: list[RunInfo], data: dict[str, RunD
               draw: Callable[[list[RunInfo], dict[str, RunData]], None]) -> None:
     """One frame of a replay: what the recorded runs showed by now, drawn by ``draw`` (the
     page's chart functions) as running runs. Run as a fragment that redraws every
-    ``common.POLL_S``; it ends the replay (and reruns the page, which then draws the whole
+    ``POLL_S``; it ends the replay (and reruns the page, which then draws the whole
     runs) at the end or on Stop."""
     shown, fraction = replay_data(data, time.time() - replay["start"], replay["speed"])
     c1, c2 = st.columns([6, 1.3], vertical_alignment="center")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import common, live_card
+from app_pages import common, live_card, paths
 from samon_app import charts
 from samon_app.claim_lines import topic
 from samon_app.robustness import (
@@ -64,7 +64,7 @@ def claims_ui(infos: list, data: dict, key: str) -> None:
         live_card.view_verdict_ui("robustness", infos, data, key=f"{key}_verdict_{claim_id}",
                                   claim_id=claim_id)
     if judged:
-        st.page_link(common.CLAIMS_PAGE, icon=":material/fact_check:",
+        st.page_link(paths.CLAIMS_PAGE, icon=":material/fact_check:",
                      label=f"Claims: the {' and '.join(judged)} "
                            f"{'claim' if len(judged) == 1 else 'claims'} with more seeds, and "
                            "what the lab measured on a laptop")

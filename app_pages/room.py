@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import checks, class_ui, common
+from app_pages import checks, class_ui, identity, paths, reads, stores, workers
 from samon_app.forms import MAX_SEEDS
 from samon_app.markup import md_escape
 from samon_app.room_view import (
@@ -45,9 +45,9 @@ def _store_room(section: str, changes: dict[str, Any]) -> service.Room | None:
     """The room with ``changes`` saved with this session's teacher token; the outcome is kept
     for ``notice_ui(section)``. None when the server refused."""
     try:
-        current = service.read_room(common.store())  # not the cached copy: change the latest
+        current = service.read_room(stores.store())  # not the cached copy: change the latest
         new = service.Room(**{**current.model_dump(), **changes})
-        service.set_room(new, teacher_token=common.teacher_token(), store=common.store())
+        service.set_room(new, teacher_token=identity.teacher_token(), store=stores.store())
     except (ValueError, service.StoreUnavailable) as exc:  # NotAllowed, pydantic's errors
         st.session_state["room_notice"] = (section, False, f"Not saved: {refusal_text(exc)}")
         return None
@@ -161,14 +161,14 @@ def blocked_ui(saved: service.Room) -> None:
 def _glance(root_dir: str, window_s: float) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Every run's owner and state, and each owner's device time in the window (the database's
     rows: one read each, however many runs)."""
-    engine = common.store_at(root_dir).engine
+    engine = stores.store_at(root_dir).engine
     return run_rows(engine), service.owner_usage(engine, window_s=window_s)
 
 
 def glance_ui(settings: service.Settings) -> None:
     """Who is using the workers: the queue and one row per owner."""
     st.subheader("The room at a glance", anchor=False)
-    rows, usage = _glance(common.root(), settings.fair_window_s)
+    rows, usage = _glance(stores.root(), settings.fair_window_s)
     queued, running = queue_counts(rows)
     table = owner_rows(rows, usage)
     c1, c2, c3 = st.columns(3)
@@ -213,7 +213,7 @@ def precompute_ui() -> None:
                         key="room_precompute", icon=":material/rocket_launch:", disabled=blocked)
     notice_ui("precompute")
     if st.session_state.get("room_group"):
-        st.page_link(common.LIVE_PAGE, label="Follow the runs you queued last on the Live page",
+        st.page_link(paths.LIVE_PAGE, label="Follow the runs you queued last on the Live page",
                      icon=":material/monitoring:",
                      query_params={"group": st.session_state["room_group"]})
     if clicked:
@@ -224,14 +224,14 @@ def _precompute(configs: dict, preset: str, seeds: int) -> None:
     """Queue the runs as owner 'teacher'; the page runs again so the glance above counts them."""
     try:
         group, ids = service.submit_group(configs, owner=service.TEACHER_OWNER, preset=preset,
-                                          seeds=seeds, store=common.store(),
-                                          teacher_token=common.teacher_token())
+                                          seeds=seeds, store=stores.store(),
+                                          teacher_token=identity.teacher_token())
     except (ValueError, DatabaseUnavailable, service.StoreUnavailable) as exc:
         st.error(f"Not queued: {md_escape(exc, 500)}", icon=":material/error:")
         return
-    common.clear_caches()
+    reads.clear_caches()
     _glance.clear()
-    common.ensure_workers()
+    workers.ensure_workers()
     st.session_state["room_group"] = group
     st.session_state["room_notice"] = (
         "precompute", True, f"Queued as teacher: {len(ids)} run{'s' if len(ids) != 1 else ''} "

@@ -28,3 +28,8 @@ def store_at(root_dir: str) -> RunStore:
 def store() -> RunStore:
     """The run store (``$SAMON_RUNS_DIR`` or ./runs) on the settings' database."""
     return RunStore(database_url=database_url())
+
+
+def root() -> str:
+    """The run store's folder, the key of the pages' shared caches."""
+    return str(store().root)

@@ -370,18 +370,18 @@ def test_live_shows_a_finished_tiny_runs_charts(runs):
 
 
 def test_comparison_members_come_from_one_read_and_match_each_runs_meta(runs):
-    """The pages' comparison groups (common._snapshot: the listing and one read of every run's
+    """The pages' comparison groups (reads._snapshot: the listing and one read of every run's
     requesters) are what each run's read_meta says: a run reused by another owner in their
     comparison is in both groups, under who asked for it there."""
-    from app_pages import common
+    from app_pages import reads
     from samon_app.tables import group_members
 
     shared = fake_run(runs, TINY.replace(method="base"), owner="alice", group="ga")
     fake_run(runs, TINY.replace(method="sam", scope="norm"), owner="alice", group="ga")
     runs.add_requester(shared, "bob", "gb")
     fake_run(runs, TINY.replace(method="sam", scope="all"), owner="bob", group="gb")
-    common._snapshot.clear()
-    df, members = common._snapshot(str(runs.root))
+    reads._snapshot.clear()
+    df, members = reads._snapshot(str(runs.root))
     assert members == group_members({r: runs.read_meta(r) for r in df["run_id"]})
     assert members["gb"][shared] == "bob" and members["ga"][shared] == "alice"
     assert len(members["ga"]) == 2 and len(members["gb"]) == 2

@@ -305,10 +305,10 @@ def test_home_launch_and_claims_say_the_same_estimate(runs):
     rid = fake_run(runs, cfg)
     runs.write_summary(rid, {"state": "finished", "final_test_acc": 0.4, "epochs_done": 6,
                              "train_time_s": 3 * estimate_seconds(cfg, "cpu"), "device": "cpu"})
-    from app_pages import common
+    from app_pages import reads
 
-    common._calibration.clear()  # read again at once (the app reads it every 30 s)
-    common.clear_caches()  # and the listing it reads, which may be under 1 s old (LIST_TTL_S)
+    reads._calibration.clear()  # read again at once (the app reads it every 30 s)
+    reads.clear_caches()  # and the listing it reads, which may be under 1 s old (LIST_TTL_S)
     home, launch = page(app(), "app_pages/home.py"), page(app(), "app_pages/launch.py")
     scaled = estimate_sentences(home)
     assert len(scaled) == 1 and "scaled to the 1 run that finished here" in scaled[0]

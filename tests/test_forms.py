@@ -54,13 +54,13 @@ def test_sidebar_says_starting_while_the_apps_own_worker_starts(tmp_path, monkey
     worker is starting, not that none is alive."""
     from streamlit.testing.v1 import AppTest
 
-    from app_pages import common
+    from app_pages import workers
 
     monkeypatch.setenv("SAMON_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("SAMON_START_WORKERS", "0")
-    monkeypatch.setattr(common, "ensure_workers",
+    monkeypatch.setattr(workers, "ensure_workers",
                         lambda: {"enabled": True, "started": 1, "alive": 0, "pids": [123]})
-    monkeypatch.setattr(common, "workers_status", lambda: [])
+    monkeypatch.setattr(workers, "workers_status", lambda: [])
     at = AppTest.from_file("../app.py", default_timeout=60).run()
     assert not at.exception
     captions = " ".join(c.value for c in at.sidebar.caption)

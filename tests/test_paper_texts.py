@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # the pages import app_pages.common
+if str(REPO) not in sys.path:  # the pages import app_pages
     sys.path.insert(0, str(REPO))
 
 from samon_app import paper_tables  # noqa: E402

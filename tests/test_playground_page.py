@@ -23,7 +23,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # the page imports app_pages.common
+if str(REPO) not in sys.path:  # the page imports app_pages
     sys.path.insert(0, str(REPO))
 
 from samon_app import playground as pg  # noqa: E402  (the page's view model)

@@ -42,16 +42,6 @@ REPO = Path(__file__).resolve().parents[1]
 SCANNED = ("samon_core", "samon_app", "app_pages", "app.py")
 STATES = frozenset(s.value for s in RunState)
 
-# converted by the helpers of issue 25 in this session; remove when done
-_NOT_YET_CONVERTED = {
-    "app_pages/claims.py",
-    "app_pages/compare.py",
-    "app_pages/launch.py",
-    "app_pages/live.py",
-    "app_pages/live_card.py",
-}
-
-
 def _files() -> list[Path]:
     out = []
     for name in SCANNED:
@@ -163,18 +153,9 @@ def _scan() -> dict[str, list[int]]:
 
 
 def test_no_run_state_is_a_bare_string():
-    found = [f"{name}:{line}" for name, lines in _scan().items()
-             if name not in _NOT_YET_CONVERTED for line in lines]
+    found = [f"{name}:{line}" for name, lines in _scan().items() for line in lines]
     assert not found, ("run states written as bare strings (use RunState / its groups, "
                        "samon_core/runs/states.py): " + ", ".join(found))
-
-
-def test_not_yet_converted_only_shrinks():
-    """An entry whose file holds no bare state any more must go, so that it cannot come back
-    unnoticed (and a renamed file is not silently exempt)."""
-    scanned = _scan()
-    stale = sorted(name for name in _NOT_YET_CONVERTED if not scanned.get(name))
-    assert not stale, f"remove from _NOT_YET_CONVERTED (converted or gone): {stale}"
 
 
 _FLAGGED = """
