@@ -101,7 +101,7 @@ def test_claim_runs_are_admitted_under_cli_in_the_claims_group(tmp_path, fake_tr
     for rid, row in rows.items():
         seed = store.read_config(rid).seed
         group = claim_group(claim, "cpu", seed)
-        assert (row["owner"], row["run_group"], row["state"]) == ("cli", group, "finished")
+        assert (row["owner"], row["run_group"], row["state"]) == ("cli", group, RunState.FINISHED)
         assert asked[rid] == {("cli", group)}
         assert store.read_meta(rid)["preset"] == "claim:accuracy"
     # one lockstep group per seed
