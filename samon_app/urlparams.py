@@ -6,7 +6,7 @@ never listed). ``check_params`` converts and range-checks each value of a link a
 to ignore, each with the reason, so that the page can say which parameters it ignored and why
 instead of silently launching the defaults. A value that
 Streamlit itself cannot convert (``epochs=`` followed by 400 nines overflows an ``int``) never
-reaches the widget. No streamlit here: ``app_pages.common`` applies the result.
+reaches the widget. No streamlit here: ``app_pages.link_params`` applies the result.
 
 The parameters of a page whose choices only that page knows (Live's views, Compare's metrics and
 filters) are repeated here; ``tests/test_hostile_pages.py`` checks them against the page files.
