@@ -37,7 +37,7 @@ def test_bad_workers_per_device_is_refused_in_one_line(bad):
         load_settings(environ={"SAMON_WORKERS_PER_DEVICE": bad})
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith("setting workers_per_device (from $SAMON_WORKERS_PER_DEVICE): "
+    assert message.startswith("setting workers_per_device (from $SAMON_WORKERS_PER_DEVICE) "
                               "must be 'auto' or a whole number from 1 to 8")
 
 

@@ -392,7 +392,9 @@ class RunConfig(BaseModel):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ConfigError(error_messages("RunConfig", _SPEC_BY_NAME, exc)) from None
+            raise ConfigError(error_messages(
+                exc.errors(), _SPEC_BY_NAME, subject=_subject, unknown=lambda _: _UNKNOWN
+            )) from None
 
     @field_validator("blocks", mode="before")
     @classmethod
@@ -400,15 +402,18 @@ class RunConfig(BaseModel):
         if not isinstance(value, (tuple, list)) or any(
             isinstance(v, bool) or not isinstance(v, int) for v in value
         ):
-            raise ValueError(f"RunConfig.blocks must be a list of integers; got {quote(value)}")
+            raise FieldError("blocks",
+                             f"RunConfig.blocks must be a list of integers; got {quote(value)}")
         stages = tuple(sorted(value))  # order carries no meaning; sorted keeps labels and hashes
         if any(not FIRST_STAGE <= b <= LAST_STAGE for b in stages):
-            raise ValueError(
+            raise FieldError(
+                "blocks",
                 f"RunConfig.blocks must be a list of stage numbers, each in "
                 f"{FIRST_STAGE}..{LAST_STAGE}; got {quote(list(stages))}"
             )
         if len(set(stages)) != len(stages):
-            raise ValueError(
+            raise FieldError(
+                "blocks",
                 "RunConfig.blocks must be a list of distinct stage numbers; got "
                 f"{quote(list(stages))}"
             )
@@ -660,7 +665,7 @@ def _reject_unknown(values: Mapping[str, Any]) -> None:
     """Unknown names get the closest field suggested (``epoch -> epochs?``)."""
     unknown = [str(k) for k in values if k not in _SPEC_BY_NAME]
     if unknown:
-        raise ValueError(unknown_fields_message("RunConfig", unknown, FIELD_NAMES))
+        raise ValueError(unknown_fields_message(_UNKNOWN, unknown, FIELD_NAMES))
 
 
 def _listify(value: Any) -> Any:
@@ -673,6 +678,13 @@ def _listify(value: Any) -> Any:
 
 _SPECS: tuple[FieldSpec, ...] = field_specs(RunConfig)
 _SPEC_BY_NAME: dict[str, FieldSpec] = {s.name: s for s in _SPECS}
+_UNKNOWN = "unknown RunConfig field(s)"
+
+
+def _subject(name: str) -> str:
+    """How a message names a field: 'RunConfig.epochs' (the form keys its errors by it)."""
+    return f"RunConfig.{name}" if name else "RunConfig"
+
 
 FIELD_NAMES: tuple[str, ...] = tuple(s.name for s in _SPECS)
 FIELD_HELP: dict[str, str] = {s.name: s.help for s in _SPECS}

@@ -8,30 +8,33 @@ declarations into
 
 * ``FieldSpec`` records (``field_specs``) from which the config module builds ``FIELD_HELP``,
   ``CHOICES`` and ``field_info`` for the UI and the CLI;
-* the text of "what is allowed" (``requirement``) and one-line messages for a pydantic
-  ``ValidationError`` (``error_messages``): ``RunConfig.epochs must be an integer in [1, 400];
-  got 0``. The app keys its form errors by the ``RunConfig.<field>`` at the start of a message;
+* the text of "what is allowed" (``requirement``) and the lab's one formatter of a pydantic
+  ``ValidationError`` (``error_messages``), used by ``RunConfig`` and the server's ``Settings``:
+  ``RunConfig.epochs must be an integer in [1, 400]; got 0``, ``setting max_queue (from
+  $SAMON_MAX_QUEUE) must be an integer >= 0; got '-1'``. The app keys its form errors by the
+  ``RunConfig.<field>`` at the start of a message;
 * typed values parsed from ``key=value`` text (``parse_text``), never with eval: only plain
   ASCII decimal numbers (no ``1_0``, no ``nan``/``inf``, no other whitespace than spaces around
   the value), so what a user typed is what the run gets;
 * ``quote``: any value, however long, deep or large, as a short text for a message.
 
-Generic over the model (it never imports ``RunConfig``), so the config module can use it while
-being defined.
+Generic over the model (it never imports ``RunConfig`` or ``Settings``), so the config module
+can use it while being defined.
 """
 
 from __future__ import annotations
 
 import difflib
+import enum
 import re
 import reprlib
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr
 
 from samon_core.runs.messages import VALUE_LIMIT, clip, clip_message
 from samon_core.runs.strictjson import OversizedNumber
@@ -71,16 +74,17 @@ def quote(value: Any, limit: int = VALUE_LIMIT) -> str:
 
 @dataclass(frozen=True, eq=False)
 class FieldSpec:
-    """One field as the UI and the CLI see it."""
+    """One field as the UI, the CLI and the error messages see it."""
 
     name: str
-    base: type  # int, float, bool, str or tuple (of ints)
+    base: type  # int, float, bool, str or tuple (of ints); object for anything else
     optional: bool  # None is allowed
     default: Any
     help: str
-    choices: tuple[str, ...] | None  # from a Literal type
+    choices: tuple[str, ...] | None  # from a Literal type or an Enum
     bounds: Mapping[str, float]  # any of ge, gt, le, lt
     extra: Mapping[str, Any]  # json_schema_extra: sam, pattern_text, item_ge, item_le
+    kind: str = "a valid value"  # what a value is, for messages: 'an integer', 'a list of names'
 
     @property
     def sam(self) -> bool:
@@ -88,12 +92,17 @@ class FieldSpec:
 
 
 def _base_type(annotation: Any) -> tuple[Any, bool]:
-    """(the annotation without ``None``, whether ``None`` is allowed)."""
+    """(the annotation without ``None``, whether ``None`` is allowed); a union of several other
+    types (``int | Literal["auto"]``) is ``object``: its own validator says what is allowed."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        (inner,) = args
-        return inner, True
+        optional = len(args) < len(typing.get_args(annotation))
+        return (args[0] if len(args) == 1 else object), optional
     return annotation, False
+
+
+_KIND = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+         SecretStr: "a string", object: "a valid value"}
 
 
 def field_specs(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
@@ -105,9 +114,18 @@ def field_specs(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
         if typing.get_origin(tp) is Literal:
             choices = tuple(typing.get_args(tp))
             base: type = type(choices[0])
+        elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+            choices, base = tuple(str(m.value) for m in tp), str
         else:
             base = typing.get_origin(tp) or tp
-        if base not in (int, float, bool, str, tuple):
+        if base is tuple:
+            item = (typing.get_args(tp) or (int,))[0]
+            kind = "a list of integers" if item is int else "a list of names"
+        elif choices:
+            kind = f"one of {', '.join(choices)}"
+        elif base in _KIND:
+            kind = _KIND[base]
+        else:
             raise TypeError(f"unsupported {model.__name__} field type for {name}: {tp}")
         bounds = {
             key: getattr(m, key) for m in info.metadata for key in _BOUND_KEYS if hasattr(m, key)
@@ -115,7 +133,7 @@ def field_specs(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         specs.append(
             FieldSpec(name, base, optional, info.default, info.description or "", choices,
-                      bounds, dict(extra))
+                      bounds, dict(extra), kind)
         )
     return tuple(specs)
 
@@ -124,19 +142,9 @@ def field_specs(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
 # "what is allowed" texts
 # ---------------------------------------------------------------------------------------------
 
-_TYPE_TEXT = {
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    str: "a string",
-    tuple: "a list of integers",
-}
-
-
 def type_text(spec: FieldSpec) -> str:
     """'an integer', 'a number or None', ..."""
-    text = _TYPE_TEXT[spec.base]
-    return f"{text} or None" if spec.optional else text
+    return f"{spec.kind} or None" if spec.optional else spec.kind
 
 
 def range_text(bounds: Mapping[str, float]) -> str:
@@ -157,7 +165,7 @@ def requirement(spec: FieldSpec, error_type: str, value: Any = None) -> str:
     ``value`` (an integer refused for its size, not its type, is told the field's range)."""
     whole = isinstance(value, (int, OversizedNumber)) and not isinstance(value, bool)
     if whole and spec.bounds and spec.base in (int, float):
-        return f"{_TYPE_TEXT[spec.base]} {range_text(spec.bounds)}"
+        return f"{spec.kind} {range_text(spec.bounds)}"
     if error_type == "finite_number":
         return "a finite number"
     if error_type == "literal_error" and spec.choices:
@@ -165,7 +173,7 @@ def requirement(spec: FieldSpec, error_type: str, value: Any = None) -> str:
     if error_type == "string_pattern_mismatch":
         return spec.extra.get("pattern_text", "a string of the allowed form")
     if error_type in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"{_TYPE_TEXT[spec.base]} {range_text(spec.bounds)}"
+        return f"{spec.kind} {range_text(spec.bounds)}"
     return type_text(spec)
 
 
@@ -192,17 +200,20 @@ def suggest(names: Iterable[str], known: Iterable[str]) -> str:
     return f" (did you mean: {', '.join(hints)})" if hints else ""
 
 
-def unknown_fields_message(owner: str, names: Iterable[str], known: Iterable[str]) -> str:
+def unknown_fields_message(heading: str, names: Iterable[str], known: Iterable[str]) -> str:
+    """'<heading>: epoch, lrr (did you mean: epoch -> epochs?, lrr -> lr?)', at most five names."""
     names = sorted(str(n) for n in names)
     shown = ", ".join(name_text(n) for n in names[:_NAMES_SHOWN])
     if len(names) > _NAMES_SHOWN:
         shown += f" and {len(names) - _NAMES_SHOWN} more"
-    return f"unknown {owner} field(s): {shown}{suggest(names, known)}"
+    return f"{heading}: {shown}{suggest(names, known)}"
 
 
 class FieldError(ValueError):
-    """A validator's complaint about ``field`` (a rule between fields names the field to change),
-    so that callers can put the message next to that field."""
+    """A validator's complete message about ``field`` (a rule between fields names the field to
+    change), so that callers can put the message next to that field. A plain ``ValueError`` of
+    a validator says only what is allowed (``must be one of any, cpu-only, gpu-only``); the
+    formatter adds whose value it was and what was given."""
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
@@ -224,35 +235,45 @@ class ConfigError(ValueError):
 
 
 def error_messages(
-    owner: str, specs: Mapping[str, FieldSpec], exc: ValidationError
+    errors: Iterable[Mapping[str, Any]],  # ValidationError.errors()
+    specs: Mapping[str, FieldSpec],
+    *,
+    subject: Callable[[str], str],
+    unknown: Callable[[str], str],
+    shown: Callable[[str, Any], str] = lambda _name, value: quote(value),
 ) -> list[tuple[str, str]]:
-    """(field, message) per bad field of ``exc`` (first error of each field, in error order):
-    '<owner>.<field> must be <requirement>; got <value>'. Messages raised by the model's own
-    validators are passed through as they are, with the field a ``FieldError`` names."""
+    """The lab's one rendering of a pydantic ``ValidationError`` (its ``errors()``): (field,
+    message) per bad field, its first error, in error order: '<subject> must be <what is
+    allowed>; got <value>'. ``subject(field)`` names the field ('RunConfig.epochs', 'setting
+    max_queue (from $SAMON_MAX_QUEUE)'); unknown names share one message per ``unknown(name)``
+    heading ('unknown RunConfig field(s)'), with the closest known names suggested; ``shown``
+    quotes a value (a secret as '(hidden)'). A ``FieldError`` raised by a validator is passed
+    through as it is; another ``ValueError`` of a validator says what is allowed."""
     messages: list[tuple[str, str]] = []
     seen: set[str] = set()
-    unknown: list[str] = []
-    for err in exc.errors():
+    strays: dict[str, list[str]] = {}
+    for err in errors:
         loc = err.get("loc") or ()
         name = str(loc[0]) if loc else ""
         if err["type"] == "extra_forbidden":
-            unknown.append(name)
+            strays.setdefault(unknown(name), []).append(name)
             continue
         if name in seen:
             continue
         seen.add(name)
-        if err["type"] == "value_error":
-            cause = err.get("ctx", {}).get("error", err["msg"])
-            field = cause.field if isinstance(cause, FieldError) else name
-            messages.append((field, clip_message(str(cause), 300)))
+        cause = (err.get("ctx") or {}).get("error") if err["type"] == "value_error" else None
+        got = shown(name, err.get("input"))
+        if isinstance(cause, FieldError):
+            messages.append((cause.field, clip_message(str(cause), 300)))
+        elif cause is not None:
+            messages.append((name, clip_message(f"{subject(name)} {cause}; got {got}", 300)))
         elif name in specs:
-            value = err.get("input")
-            what = requirement(specs[name], err["type"], value)
-            messages.append((name, f"{owner}.{name} must be {what}; got {quote(value)}"))
+            what = requirement(specs[name], err["type"], err.get("input"))
+            messages.append((name, f"{subject(name)} must be {what}; got {got}"))
         else:
-            messages.append((name, clip_message(f"{owner}: {err['msg']}", 300)))
-    if unknown:
-        messages.append(("", unknown_fields_message(owner, unknown, specs)))
+            messages.append((name, clip_message(f"{subject(name)}: {err['msg']}", 300)))
+    for heading, names in strays.items():
+        messages.append(("", unknown_fields_message(heading, names, specs)))
     return messages
 
 

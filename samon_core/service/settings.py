@@ -19,37 +19,51 @@ Where a value comes from, later sources winning:
    true/false, yes/no, on/off; an empty variable counts as unset);
 4. keyword arguments of ``load_settings`` (already typed values, e.g. from command-line options).
 
-``Settings`` is a pydantic-settings ``BaseSettings``: the sources above are its settings sources,
-the constraints are ``Field`` constraints. A misspelt key or a bad value raises ``ValueError``
-naming the setting, the source and what is allowed, so a typo in a deployment never silently
-falls back to "no limit". Limits use 0 (or an empty list) for "no limit". ``load_settings()``
-reads the sources every call: settings changed in the environment apply without restarting, and
-tests can pass their own environment.
+``Settings`` is a pydantic-settings ``BaseSettings``: the sources above are its settings sources
+(``settings_customise_sources``), the constraints are ``Field`` constraints. Numbers are strict
+(pydantic's ``strict=True``): ``5.0`` or ``true`` for a limit is refused, while text (the
+environment, or a number in quotes) is read as pydantic reads strings (``"30"``, ``" 30 "``,
+``"5.0"``). A misspelt key or a bad value raises ``ValueError`` naming the setting, the source
+and what is allowed (``fieldspec.error_messages``, the same formatter as ``RunConfig``'s), so a
+typo in a deployment never silently falls back to "no limit". Limits use 0 (or an empty list)
+for "no limit". ``load_settings()`` reads the sources every call: settings changed in the
+environment apply without restarting, and tests pass their own environment as an argument.
 """
 
 from __future__ import annotations
 
-import contextvars
+import contextlib
 import enum
 import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
-    NoDecode,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
-from pydantic_settings.sources.utils import parse_env_vars
 
-from samon_core.runs.messages import clip
+from samon_core.runs.fieldspec import error_messages, field_specs, quote
 from samon_core.runs.redact import display_url
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 SETTINGS_ENV = "SAMON_SETTINGS"
 DEFAULT_SETTINGS_FILE = "samon.toml"
@@ -79,36 +93,62 @@ def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
 
-# The environment and the TOML file of the ``load_settings`` call in progress (a context
-# variable because pydantic-settings builds its sources in a classmethod without arguments).
-_SOURCES: contextvars.ContextVar[tuple[Mapping[str, str], Path | None] | None] = (
-    contextvars.ContextVar("samon_settings_sources", default=None)
-)
-
-
-class _EnvironSource(EnvSettingsSource):
-    """``SAMON_*`` variables of a given mapping (``os.environ`` or a test's dict). A variable
-    that is empty or blank counts as unset (e.g. ``SAMON_MAX_EPOCHS=`` in a compose file)."""
+class EnvironSource(PydanticBaseSettingsSource):
+    """The ``SAMON_*`` variables of a mapping (``os.environ`` or a test's dict), as text. A
+    variable that is empty or blank counts as unset (e.g. ``SAMON_MAX_EPOCHS=`` in a compose
+    file); names are matched whatever their case, as pydantic-settings' own source does."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
-        self._environ = environ  # read by _load_env_vars, which the base __init__ calls
         super().__init__(settings_cls)
+        self.environ = {k.upper(): v for k, v in environ.items()
+                        if isinstance(v, str) and v.strip()}
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        given = {k: v for k, v in self._environ.items() if isinstance(v, str) and v.strip()}
-        return parse_env_vars(given, self.case_sensitive, self.env_ignore_empty,
-                              self.env_parse_none_str)
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.environ.get(env_name(field_name)), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: self.environ[env_name(name)] for name in self.settings_cls.model_fields
+                if env_name(name) in self.environ}
 
 
-class _SamonToml(TomlConfigSettingsSource):
-    """The settings file: its ``[samon]`` table if it has one, else its top level."""
+class TomlSource(PydanticBaseSettingsSource):
+    """The settings file (None: no file): its ``[samon]`` table if it has one, else its top
+    level. Every key is kept, so that a misspelt one is refused by name."""
 
-    def _read_file(self, file_path: Any) -> dict[str, Any]:
-        data = super()._read_file(file_path)
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None):
+        super().__init__(settings_cls)
+        self.path = path
+        data: dict[str, Any] = {}
+        if path is not None:
+            with path.open("rb") as file:
+                data = tomllib.load(file)
         table = data.get("samon", data)
         if not isinstance(table, dict):
-            raise ValueError(f"{file_path}: [samon] must be a table")
-        return {k: v for k, v in table.items() if k != "samon"}
+            raise ValueError(f"{path}: [samon] must be a table")
+        self.values = {k: v for k, v in table.items() if k != "samon"}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+def settings_sources(settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                     environ: Mapping[str, str]) -> tuple[PydanticBaseSettingsSource, ...]:
+    """The sources of the settings, the first winning: keyword arguments, the ``SAMON_*``
+    variables of ``environ``, the TOML file ``environ`` names (``settings_file``)."""
+    return (init_settings, EnvironSource(settings_cls, environ),
+            TomlSource(settings_cls, settings_file(environ)))
+
+
+def _origin(source: PydanticBaseSettingsSource, name: str) -> str:
+    """Where a value came from, for a message: '$SAMON_MAX_EPOCHS', the file, 'argument'."""
+    if isinstance(source, EnvironSource):
+        return f"${env_name(name)}"
+    if isinstance(source, TomlSource):
+        return str(source.path)
+    return "argument"
 
 
 class Settings(BaseSettings):
@@ -132,33 +172,35 @@ class Settings(BaseSettings):
         "sharing it (docs/deployment.md). The password is never shown.")
     # --- limits (0 or empty = no limit) ---------------------------------------------------
     max_queued_per_owner: int = Field(
-        0, ge=0, description="Runs one owner may have waiting or training at once (0 = no limit)."
-    )
+        0, ge=0, strict=True,
+        description="Runs one owner may have waiting or training at once (0 = no limit).")
     max_queue: int = Field(
-        0, ge=0, description="Runs that may wait in the queue in total (0 = no limit)."
+        0, ge=0, strict=True, description="Runs that may wait in the queue in total (0 = no limit)."
     )
     max_new_names_per_hour: int = Field(
-        120, ge=0,
+        120, ge=0, strict=True,
         description="Owner names that may be registered per hour (a guest's first launch "
         "registers a visitor name): each new name gets its own per-owner quota and its own turn "
         "in the fair queue, so fresh names must not be free (0 = no limit).",
     )
     max_epochs: int = Field(
-        0, ge=0, description="Largest RunConfig.epochs accepted (0 = no limit)."
+        0, ge=0, strict=True, description="Largest RunConfig.epochs accepted (0 = no limit)."
     )
     max_train_subset: int = Field(
         0,
         ge=0,
+        strict=True,
         description="Most training images per run, train_subset=0 (the whole set) counting as its "
         "full size (0 = no limit).",
     )
     max_model_params: int = Field(
         0,
         ge=0,
+        strict=True,
         description="Largest model, in parameters at 100 classes (0 = no limit; a non-zero value "
         "makes submit import torch once to count them).",
     )
-    allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(
+    allowed_models: tuple[str, ...] = Field(
         (),
         description="Model names that may be trained (empty = every registered model); in the "
         "environment a comma-separated list.",
@@ -205,28 +247,28 @@ class Settings(BaseSettings):
         "on a GPU as many as its free memory holds for the largest allowed model, at most 4 "
         "(samon_core/service/pool.py).")
     lockstep_max_runs: int = Field(
-        6, ge=1, le=32,
+        6, ge=1, le=32, strict=True,
         description="Runs of one comparison a worker trains together, interleaved step by step "
         "(same load for every run, curves side by side); 1 trains one run at a time.")
     fair_window_s: float = Field(
-        3 * _HOUR, gt=0.0, le=30 * _DAY, allow_inf_nan=False,
+        3 * _HOUR, gt=0.0, le=30 * _DAY, allow_inf_nan=False, strict=True,
         description="Seconds of device time the fair queue looks back on (a workshop session): "
         "a free worker takes the oldest queued run of the owner who used the least device time "
         "in it (scheduler.py), so one student's sweep does not make the room wait.")
     heartbeat_timeout_s: float = Field(
-        30.0, gt=0.0, le=_DAY, allow_inf_nan=False,
+        30.0, gt=0.0, le=_DAY, allow_inf_nan=False, strict=True,
         description="A worker whose heartbeat is older than this is dead and its runs are "
         "queued again (on the same machine a vanished pid is detected at once).")
     heartbeat_every_s: float = Field(
-        2.0, gt=0.0, le=_HOUR, allow_inf_nan=False,
+        2.0, gt=0.0, le=_HOUR, allow_inf_nan=False, strict=True,
         description="Seconds between two worker heartbeats."
     )
     poll_s: float = Field(
-        0.5, gt=0.0, le=_HOUR, allow_inf_nan=False,
+        0.5, gt=0.0, le=_HOUR, allow_inf_nan=False, strict=True,
         description="Seconds an idle worker waits between two looks at the queue."
     )
     recover_every_s: float = Field(
-        10.0, ge=0.0, le=_DAY, allow_inf_nan=False,
+        10.0, ge=0.0, le=_DAY, allow_inf_nan=False, strict=True,
         description="Seconds between two crash-recovery sweeps by each worker (and at most by "
         "the app).")
     auto_resume: bool = Field(
@@ -237,11 +279,12 @@ class Settings(BaseSettings):
     max_auto_resumes: int = Field(
         3,
         ge=0,
+        strict=True,
         description="Automatic resumes per run; a run that keeps killing its worker then stays "
         "interrupted.",
     )
     stop_grace_s: float = Field(
-        30.0, gt=0.0, le=_HOUR, allow_inf_nan=False,
+        30.0, gt=0.0, le=_HOUR, allow_inf_nan=False, strict=True,
         description="Seconds the pool waits at shutdown for its workers to put their runs back in "
         "the queue before killing them.")
 
@@ -256,16 +299,26 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments, then ``SAMON_*`` variables, then the TOML file (first wins)."""
-        given = _SOURCES.get()
-        environ, path = given if given is not None else (os.environ, settings_file(os.environ))
-        return (
-            init_settings,
-            _EnvironSource(settings_cls, environ),
-            _SamonToml(settings_cls, toml_file=path),
-        )
+        """Keyword arguments, then ``SAMON_*`` variables, then the TOML file (first wins), of
+        this process's environment (``load_settings`` reads the same sources of any mapping)."""
+        return settings_sources(settings_cls, init_settings, os.environ)
 
     # --- value checks beyond the types ------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_from_text(cls, values: Any) -> Any:
+        # Numbers are strict (no 5.0 or true for a limit), but the environment is text: a
+        # number given as text is read as pydantic reads strings ("30", " 30 ", "5.0"); text it
+        # cannot read is left for the strict field to refuse, naming what is allowed.
+        if not isinstance(values, dict):
+            return values
+        out = dict(values)
+        for name, value in values.items():
+            if isinstance(value, str) and name in _NUMBER_TEXT:
+                with contextlib.suppress(ValidationError):
+                    out[name] = _NUMBER_TEXT[name].validate_strings(value)
+        return out
 
     @field_validator("device_policy", mode="before")
     @classmethod
@@ -286,27 +339,6 @@ class Settings(BaseSettings):
         if not isinstance(items, (list, tuple)):
             return value  # pydantic says what is wrong with it
         return tuple(str(s).strip() for s in items if str(s).strip())
-
-    @field_validator(
-        "max_queued_per_owner", "max_queue", "max_epochs", "max_train_subset",
-        "max_model_params", "max_auto_resumes", mode="before",
-    )
-    @classmethod
-    def _whole_number(cls, value: Any) -> Any:
-        # pydantic would take 5.0 or true for an int; a limit written that way is a mistake.
-        if isinstance(value, (bool, float)):
-            raise ValueError("must be a whole number")
-        return value
-
-    @field_validator(
-        "heartbeat_timeout_s", "heartbeat_every_s", "poll_s", "recover_every_s", "stop_grace_s",
-        "fair_window_s", mode="before",
-    )
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be a number of seconds")
-        return value
 
     @field_validator("teacher_token")
     @classmethod
@@ -410,7 +442,7 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _sources_key(environ: Mapping[str, str], path: Path | None) -> tuple[Any, ...]:
-    env = tuple(sorted((k, v) for k, v in environ.items() if k.startswith(ENV_PREFIX)))
+    env = tuple(sorted((k, v) for k, v in environ.items() if k.upper().startswith(ENV_PREFIX)))
     if path is None:
         return (env, None)
     st = path.stat()
@@ -419,20 +451,32 @@ def _sources_key(environ: Mapping[str, str], path: Path | None) -> tuple[Any, ..
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from the defaults, the TOML file and the environment (see the module docstring);
-    ``overrides`` (field=value, already typed) win over all of them. ``ValueError`` names a bad
-    setting, where it came from and what is allowed."""
+    ``environ`` replaces ``os.environ`` (tests, the workers' children); ``overrides`` (field=value,
+    already typed) win over all of them. ``ValueError`` names each bad setting, where it came
+    from and what is allowed."""
     environ = os.environ if environ is None else environ
     path = settings_file(environ)
     key = None if overrides else _sources_key(environ, path)
     if key is not None and (cached := _CACHE.get(key)) is not None:
         return cached
-    token = _SOURCES.set((environ, path))
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    # pydantic-settings' merge of the same sources, done here because they are this call's
+    # (Settings() would read os.environ): each value from the first source that has it, noting
+    # where it came from for the message; model_validate checks them without reading any source.
+    for source in reversed(settings_sources(Settings, InitSettingsSource(Settings, overrides),
+                                            environ)):
+        for name, value in source().items():
+            values[name], origin[name] = value, _origin(source, name)
     try:
-        settings = Settings(**overrides)
+        settings = Settings.model_validate(values)
     except ValidationError as exc:
-        raise ValueError(_explain(exc, environ, path, overrides)) from None
-    finally:
-        _SOURCES.reset(token)
+        raise ValueError("\n".join(message for _, message in error_messages(
+            exc.errors(), _SPECS,
+            subject=lambda name: f"setting {name} (from {origin.get(name, 'default')})",
+            unknown=lambda name: f"unknown setting(s) (from {origin.get(name, 'default')})",
+            shown=_shown,
+        ))) from None
     if key is not None:
         with _CACHE_LOCK:
             if len(_CACHE) >= _CACHE_SIZE:
@@ -441,40 +485,17 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return settings
 
 
-def _source_of(name: str, environ: Mapping[str, str], path: Path | None,
-               overrides: Mapping[str, Any]) -> str:
-    if name in overrides:
-        return "argument"
-    if str(environ.get(env_name(name), "")).strip():
-        return f"${env_name(name)}"
-    return str(path) if path is not None else "default"
+def _shown(name: str, value: Any) -> str:
+    """A bad value as a message quotes it: a secret not at all, a URL without its password (a
+    mistyped URL still holds one)."""
+    if name in SECRET_SETTINGS:
+        return "(hidden)"
+    return quote(display_url(str(value))) if name in URL_SETTINGS else quote(value)
 
 
-def _explain(exc: ValidationError, environ: Mapping[str, str], path: Path | None,
-             overrides: Mapping[str, Any]) -> str:
-    """One line per bad value: ``setting NAME (from SOURCE): what is allowed; got VALUE``."""
-    known = ", ".join(Settings.model_fields)
-    lines = []
-    for err in exc.errors():
-        name = str(err["loc"][0]) if err["loc"] else "?"
-        source = _source_of(name, environ, path, overrides)
-        if err["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown setting {name!r}; known settings: {known}")
-            continue
-        got = ("(hidden)" if name in SECRET_SETTINGS  # a mistyped URL still holds its password:
-               else clip(display_url(str(err["input"]))) if name in URL_SETTINGS
-               else clip(err["input"]))
-        ctx = err.get("ctx") or {}
-        if err["type"] in ("greater_than_equal", "greater_than"):
-            op, bound = (">=", ctx.get("ge")) if "ge" in ctx else (">", ctx.get("gt"))
-            reason = f"must be {op} {bound}"
-        elif err["type"] == "finite_number":
-            reason = "must be a finite number"
-        elif err["type"] in ("less_than_equal", "less_than"):
-            reason = f"must be <= {ctx.get('le', ctx.get('lt'))}"
-        elif err["type"] == "value_error":
-            reason = str(ctx.get("error", err["msg"]))
-        else:
-            reason = err["msg"]
-        lines.append(f"setting {name} (from {source}): {reason}; got {got}")
-    return "\n".join(lines)
+# The fields as the error messages see them, and the strict numbers that text is read into.
+_SPECS = {spec.name: spec for spec in field_specs(Settings)}
+_NUMBER_TEXT = {
+    name: TypeAdapter(info.annotation) for name, info in Settings.model_fields.items()
+    if any(isinstance(m, Strict) for m in info.metadata)
+}
