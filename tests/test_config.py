@@ -189,7 +189,7 @@ def test_error_message_mentions_range_and_choices():
         ),
         (
             {"blocks": [3, 0]},
-            "RunConfig.blocks must be a list of stage numbers, each in 1..3; got [0, 3]",
+            "RunConfig.blocks must be a list of stage numbers, each in 1..3; got [3, 0]",
         ),
         ({"warmup_epochs": 3, "epochs": 3}, "RunConfig.warmup_epochs must be < epochs (3); got 3"),
     ],

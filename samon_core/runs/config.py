@@ -392,31 +392,24 @@ class RunConfig(BaseModel):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ConfigError(error_messages(
-                exc.errors(), _SPEC_BY_NAME, subject=_subject, unknown=lambda _: _UNKNOWN
-            )) from None
+            raise ConfigError(error_messages(exc.errors(), _SPEC_BY_NAME,
+                                             subject="RunConfig.{}".format,
+                                             unknown=lambda _: _UNKNOWN)) from None
 
     @field_validator("blocks", mode="before")
     @classmethod
     def _check_blocks(cls, value: Any) -> tuple[int, ...]:
+        # what is allowed; the formatter adds 'RunConfig.blocks' and the value given
         if not isinstance(value, (tuple, list)) or any(
             isinstance(v, bool) or not isinstance(v, int) for v in value
         ):
-            raise FieldError("blocks",
-                             f"RunConfig.blocks must be a list of integers; got {quote(value)}")
+            raise ValueError("must be a list of integers")
         stages = tuple(sorted(value))  # order carries no meaning; sorted keeps labels and hashes
         if any(not FIRST_STAGE <= b <= LAST_STAGE for b in stages):
-            raise FieldError(
-                "blocks",
-                f"RunConfig.blocks must be a list of stage numbers, each in "
-                f"{FIRST_STAGE}..{LAST_STAGE}; got {quote(list(stages))}"
-            )
+            raise ValueError(
+                f"must be a list of stage numbers, each in {FIRST_STAGE}..{LAST_STAGE}")
         if len(set(stages)) != len(stages):
-            raise FieldError(
-                "blocks",
-                "RunConfig.blocks must be a list of distinct stage numbers; got "
-                f"{quote(list(stages))}"
-            )
+            raise ValueError("must be a list of distinct stage numbers")
         return stages
 
     @model_validator(mode="after")
@@ -679,12 +672,6 @@ def _listify(value: Any) -> Any:
 _SPECS: tuple[FieldSpec, ...] = field_specs(RunConfig)
 _SPEC_BY_NAME: dict[str, FieldSpec] = {s.name: s for s in _SPECS}
 _UNKNOWN = "unknown RunConfig field(s)"
-
-
-def _subject(name: str) -> str:
-    """How a message names a field: 'RunConfig.epochs' (the form keys its errors by it)."""
-    return f"RunConfig.{name}" if name else "RunConfig"
-
 
 FIELD_NAMES: tuple[str, ...] = tuple(s.name for s in _SPECS)
 FIELD_HELP: dict[str, str] = {s.name: s.help for s in _SPECS}

@@ -52,7 +52,6 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -93,31 +92,44 @@ def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
 
-class EnvironSource(PydanticBaseSettingsSource):
+class ValuesSource(PydanticBaseSettingsSource):
+    """A settings source of ready values (the keyword arguments of ``load_settings``); ``where``
+    says where a value came from, for a message."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: Mapping[str, Any]):
+        super().__init__(settings_cls)
+        self.values = dict(values)
+
+    def where(self, name: str) -> str:
+        return "argument"
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+class EnvironSource(ValuesSource):
     """The ``SAMON_*`` variables of a mapping (``os.environ`` or a test's dict), as text. A
     variable that is empty or blank counts as unset (e.g. ``SAMON_MAX_EPOCHS=`` in a compose
     file); names are matched whatever their case, as pydantic-settings' own source does."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
-        super().__init__(settings_cls)
-        self.environ = {k.upper(): v for k, v in environ.items()
-                        if isinstance(v, str) and v.strip()}
+        given = {k.upper(): v for k, v in environ.items() if isinstance(v, str) and v.strip()}
+        super().__init__(settings_cls, {name: given[env_name(name)]
+                                        for name in settings_cls.model_fields
+                                        if env_name(name) in given})
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self.environ.get(env_name(field_name)), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return {name: self.environ[env_name(name)] for name in self.settings_cls.model_fields
-                if env_name(name) in self.environ}
+    def where(self, name: str) -> str:
+        return f"${env_name(name)}"
 
 
-class TomlSource(PydanticBaseSettingsSource):
+class TomlSource(ValuesSource):
     """The settings file (None: no file): its ``[samon]`` table if it has one, else its top
     level. Every key is kept, so that a misspelt one is refused by name."""
 
     def __init__(self, settings_cls: type[BaseSettings], path: Path | None):
-        super().__init__(settings_cls)
-        self.path = path
         data: dict[str, Any] = {}
         if path is not None:
             with path.open("rb") as file:
@@ -125,13 +137,11 @@ class TomlSource(PydanticBaseSettingsSource):
         table = data.get("samon", data)
         if not isinstance(table, dict):
             raise ValueError(f"{path}: [samon] must be a table")
-        self.values = {k: v for k, v in table.items() if k != "samon"}
+        super().__init__(settings_cls, {k: v for k, v in table.items() if k != "samon"})
+        self.path = path
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self.values.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self.values)
+    def where(self, name: str) -> str:
+        return str(self.path)
 
 
 def settings_sources(settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -142,15 +152,6 @@ def settings_sources(settings_cls: type[BaseSettings], init_settings: PydanticBa
             TomlSource(settings_cls, settings_file(environ)))
 
 
-def _origin(source: PydanticBaseSettingsSource, name: str) -> str:
-    """Where a value came from, for a message: '$SAMON_MAX_EPOCHS', the file, 'argument'."""
-    if isinstance(source, EnvironSource):
-        return f"${env_name(name)}"
-    if isinstance(source, TomlSource):
-        return str(source.path)
-    return "argument"
-
-
 class Settings(BaseSettings):
     """All settings. Frozen. Build them with ``load_settings()``, which reads the sources above,
     explains a bad value in one line and reuses the result while the sources are unchanged
@@ -159,7 +160,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         frozen=True,
         extra="forbid",  # a misspelt key in the file is an error, not "no limit"
-        env_prefix=ENV_PREFIX,
         str_strip_whitespace=True,
         hide_input_in_errors=True,  # pydantic's own message would quote the teacher token
     )
@@ -187,16 +187,12 @@ class Settings(BaseSettings):
         0, ge=0, strict=True, description="Largest RunConfig.epochs accepted (0 = no limit)."
     )
     max_train_subset: int = Field(
-        0,
-        ge=0,
-        strict=True,
+        0, ge=0, strict=True,
         description="Most training images per run, train_subset=0 (the whole set) counting as its "
         "full size (0 = no limit).",
     )
     max_model_params: int = Field(
-        0,
-        ge=0,
-        strict=True,
+        0, ge=0, strict=True,
         description="Largest model, in parameters at 100 classes (0 = no limit; a non-zero value "
         "makes submit import torch once to count them).",
     )
@@ -277,9 +273,7 @@ class Settings(BaseSettings):
         "it stays 'interrupted' until resumed by hand).",
     )
     max_auto_resumes: int = Field(
-        3,
-        ge=0,
-        strict=True,
+        3, ge=0, strict=True,
         description="Automatic resumes per run; a run that keeps killing its worker then stays "
         "interrupted.",
     )
@@ -464,10 +458,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     # pydantic-settings' merge of the same sources, done here because they are this call's
     # (Settings() would read os.environ): each value from the first source that has it, noting
     # where it came from for the message; model_validate checks them without reading any source.
-    for source in reversed(settings_sources(Settings, InitSettingsSource(Settings, overrides),
-                                            environ)):
+    for source in reversed(settings_sources(Settings, ValuesSource(Settings, overrides), environ)):
         for name, value in source().items():
-            values[name], origin[name] = value, _origin(source, name)
+            values[name], origin[name] = value, source.where(name)
     try:
         settings = Settings.model_validate(values)
     except ValidationError as exc:
