@@ -11,7 +11,7 @@ declarations into
 * the text of "what is allowed" (``requirement``) and the lab's one formatter of a pydantic
   ``ValidationError`` (``error_messages``), used by ``RunConfig`` and the server's ``Settings``:
   ``RunConfig.epochs must be an integer in [1, 400]; got 0``, ``setting max_queue (from
-  $SAMON_MAX_QUEUE) must be an integer >= 0; got '-1'``. The app keys its form errors by the
+  $SAMON_MAX_QUEUE) must be an integer >= 0; got -1``. The app keys its form errors by the
   ``RunConfig.<field>`` at the start of a message;
 * typed values parsed from ``key=value`` text (``parse_text``), never with eval: only plain
   ASCII decimal numbers (no ``1_0``, no ``nan``/``inf``, no other whitespace than spaces around
