@@ -21,6 +21,7 @@ if _HERE not in sys.path:  # `app_pages` must be importable however the app is s
 from app_pages import checks, common, identity, link_params, paths, workers  # noqa: E402
 from app_pages.banner import pinned_banner_ui  # noqa: E402
 from samon_app.owner import DEFAULT_OWNER, clean_owner  # noqa: E402
+from samon_app.page_paths import page_name  # noqa: E402
 
 st.set_page_config(
     page_title="SAM-ON Lab",
@@ -83,7 +84,7 @@ if not checks.database_ui():
 pinned_banner_ui()
 # Before any widget (the sidebar's name included) reads the link: invalid values are dropped
 # and listed in one warning at the top of the page.
-name = paths.page_name(page.url_path)
+name = page_name(page.url_path)
 link_params.check_query_params(name)
 # Then who the user is (the link's owner key, read once per session, and the sidebar's lines),
 # before the name box.

@@ -1,7 +1,7 @@
 """Every page of the app, defined once: its script (what ``st.switch_page`` and ``st.page_link``
-take) and its address (``st.Page``'s ``url_path``, also the page's name for the link's checks,
-``urlparams.page_params``). app.py's navigation registers each script under its address; the
-pages link to the scripts.
+take) paired with its address (``st.Page``'s ``url_path``, also the page's name for the link's
+checks), whose one home is ``samon_app/page_paths.py``. app.py's navigation registers each script
+under its address; the pages link to the scripts.
 
 The scripts live in app_pages/, deliberately NOT in pages/: with a pages/ folder next to app.py,
 Streamlit runs in its old directory mode until some session has called st.navigation, so the
@@ -9,6 +9,8 @@ first deep link after a server start (e.g. /live?group=...) would skip app.py.
 """
 
 from __future__ import annotations
+
+from samon_app import page_paths
 
 HOME_PAGE = "app_pages/home.py"
 LAUNCH_PAGE = "app_pages/launch.py"
@@ -19,20 +21,14 @@ CLAIMS_PAGE = "app_pages/claims.py"
 CLASS_PAGE = "app_pages/class_view.py"
 ROOM_PAGE = "app_pages/room.py"
 
-# Each page's address. Home is the default page: Streamlit serves it at the root (its
-# ``url_path`` reads "" while it runs), and "home" names it for the link's checks.
+# Each page's script -> its address (``page_paths.page_name`` names the default page, Home).
 URL_PATHS: dict[str, str] = {
-    HOME_PAGE: "home",
-    LAUNCH_PAGE: "launch",
-    LIVE_PAGE: "live",
-    COMPARE_PAGE: "compare",
-    PLAYGROUND_PAGE: "playground",
-    CLAIMS_PAGE: "claims",
-    CLASS_PAGE: "class",
-    ROOM_PAGE: "room",
+    HOME_PAGE: page_paths.HOME,
+    LAUNCH_PAGE: page_paths.LAUNCH,
+    LIVE_PAGE: page_paths.LIVE,
+    COMPARE_PAGE: page_paths.COMPARE,
+    PLAYGROUND_PAGE: page_paths.PLAYGROUND,
+    CLAIMS_PAGE: page_paths.CLAIMS,
+    CLASS_PAGE: page_paths.CLASS,
+    ROOM_PAGE: page_paths.ROOM,
 }
-
-
-def page_name(url_path: str) -> str:
-    """The name of the page running at ``url_path`` (``page.url_path``; "" is Home's)."""
-    return url_path or URL_PATHS[HOME_PAGE]

@@ -22,6 +22,7 @@ from typing import Any
 from samon_app.forms import FORM_CONFIG_FIELDS, MAX_SEEDS
 from samon_app.markup import md_escape
 from samon_app.owner import clean_owner
+from samon_app.page_paths import COMPARE, HOME, LAUNCH, LIVE
 from samon_app.vocabulary import METHODS, RHO_KEYS, SAM_VARIANTS
 from samon_core.catalog import MODELS
 from samon_core.runs.config import CHOICES, field_info, parse_field_value
@@ -141,16 +142,17 @@ ALL_NAMES = frozenset(
 
 
 def page_params(page: str, options: Callable[[str], Any]) -> dict[str, Param] | None:
-    """The parameters of ``page`` ('home', 'launch', 'live', 'compare'), or None for a page
-    without declared parameters (nothing is checked there but the owner). ``options(name)``
-    supplies what only the store knows: 'presets', 'groups', 'filter_values'."""
-    if page == "home":
+    """The parameters of the page named ``page`` (its address, ``page_paths``: Home, Launch,
+    Live, Compare), or None for a page without declared parameters (nothing is checked there
+    but the owner). ``options(name)`` supplies what only the store knows: 'presets', 'groups',
+    'filter_values'."""
+    if page == HOME:
         return {}
-    if page == "launch":
+    if page == LAUNCH:
         return launch_params(options("presets"))
-    if page == "live":
+    if page == LIVE:
         return live_params(options("groups"))
-    if page == "compare":
+    if page == COMPARE:
         return compare_params(options("filter_values"), options("groups"))
     return None
 

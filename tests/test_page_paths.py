@@ -1,4 +1,5 @@
-"""The pages' scripts and addresses have one home (``app_pages/paths.py``): app.py's navigation
+"""The pages' scripts have one home (``app_pages/paths.py``) and their addresses another
+(``samon_app/page_paths.py``, which the view models' link checks read too): app.py's navigation
 registers each script under its address, so every link and page switch the pages make lands on
 a page, and no other module writes a page's script or address itself."""
 
@@ -64,6 +65,44 @@ def test_the_rule_sees_a_script_and_an_address_written_elsewhere(tmp_path):
 
 def test_home_the_default_page_is_named_home_for_the_link_checks():
     from app_pages import paths
+    from samon_app import page_paths
 
-    assert paths.page_name("") == "home" == paths.URL_PATHS[paths.HOME_PAGE]
-    assert paths.page_name("live") == "live"
+    assert page_paths.page_name("") == "home" == paths.URL_PATHS[paths.HOME_PAGE]
+    assert page_paths.page_name("live") == "live"
+
+
+def _addresses() -> set[str]:
+    from samon_app import page_paths
+
+    return {v for k, v in vars(page_paths).items() if k.isupper() and isinstance(v, str)}
+
+
+def test_every_address_is_written_once_in_page_paths():
+    """URL_PATHS and the link checks (``urlparams.page_params``) read the addresses from
+    ``page_paths``: neither module, nor app.py nor link_params.py, writes one itself."""
+    from app_pages import paths
+
+    assert set(paths.URL_PATHS.values()) == _addresses()
+    found = {}
+    for name in ("app.py", "app_pages/paths.py", "app_pages/link_params.py",
+                 "samon_app/urlparams.py"):
+        tree = ast.parse((ROOT / name).read_text(encoding="utf-8"))
+        lines = [n.lineno for n in ast.walk(tree)
+                 if isinstance(n, ast.Constant) and n.value in _addresses()]
+        if lines:
+            found[name] = lines
+    assert not found, found
+
+
+def test_the_link_checks_know_the_pages_by_their_addresses():
+    from app_pages import paths
+    from samon_app import urlparams
+
+    def options(name):
+        return {"presets": ["p"], "groups": {"g"}, "filter_values": {}}[name]
+
+    declared = {p: urlparams.page_params(paths.URL_PATHS[p], options) for p in paths.URL_PATHS}
+    assert declared[paths.HOME_PAGE] == {}
+    assert "preset" in declared[paths.LAUNCH_PAGE]
+    assert "view" in declared[paths.LIVE_PAGE] and "c_metric" in declared[paths.COMPARE_PAGE]
+    assert declared[paths.ROOM_PAGE] is None and declared[paths.PLAYGROUND_PAGE] is None
