@@ -5,7 +5,7 @@ Beside them, labelled as such, the lab's own FLOP estimate of a step (``runs.est
 from __future__ import annotations
 
 from samon_core import paper
-from samon_core.catalog.methods import OPTIMIZER_NAMES, VARIANTS
+from samon_core.catalog.methods import OPTIMIZER_NAMES, variant_name
 from samon_core.paper import method_name
 from samon_core.runs.estimate import STEP_COST_F, STEP_COST_LABEL
 
@@ -130,10 +130,6 @@ def sparsity_note() -> str:
     return f"{INFERRED_MARK} {cols}: {note[0].lower()}{note[1:]}"
 
 
-def _variant_name(key: tuple[str, str]) -> str:
-    return VARIANTS[key] or "SAM"
-
-
 def rho_ratio_text() -> str:
     """How many times SAM-all's best rho SAM-ON's is on the paper's figure, per variant, from
     ``paper.DEFAULT_RHO`` (so the range is never typed): 'SAM-ON's best rho is 2 to 10 times
@@ -141,7 +137,7 @@ def rho_ratio_text() -> str:
     ratios = paper.rho_ratios()
     lo, hi = min(ratios.values()), max(ratios.values())
     span = f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
-    parts = [f"{_variant_name(key)} {r:g}x: {paper.DEFAULT_RHO[key]['norm']} vs "
+    parts = [f"{variant_name(key)} {r:g}x: {paper.DEFAULT_RHO[key]['norm']} vs "
              f"{paper.DEFAULT_RHO[key]['all']}" for key, r in ratios.items()]
     return f"SAM-ON's best rho is {span} times SAM-all's ({'; '.join(parts)})"
 

@@ -117,6 +117,12 @@ VARIANTS: dict[tuple[str, str], str] = {
     ("none", "linf"): "p=inf",
     ("layerwise", "linf"): "p=inf layerwise",
 }
+
+
+def variant_name(variant: tuple[str, str]) -> str:
+    """The name a sentence gives SAM variant ``variant`` (adaptive, ball): its run label's name
+    from ``VARIANTS``, 'SAM' for plain SAM (whose run labels name no variant)."""
+    return VARIANTS[variant] or "SAM"
 # Base optimizers: short name (run labels) and long name (select boxes).
 OPTIMIZER_NAMES: dict[str, str] = {"sgd": "SGD", "adamw": "AdamW", "lion": "Lion"}
 OPTIMIZER_LABELS: dict[str, str] = {"sgd": "SGD with momentum", "adamw": "AdamW", "lion": "Lion"}

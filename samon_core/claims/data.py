@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samon_core import paper
+from samon_core.catalog.methods import variant_name
 from samon_core.claims import calibration, cost, stats, verdicts
 from samon_core.claims.parts import evaluate
 from samon_core.claims.results import RunResult, Values
@@ -25,17 +26,17 @@ _ACC = paper.TEST_ACCURACY
 _SHARP = paper.SHARPNESS[(1, 0.01)]
 _SHARP20 = paper.SHARPNESS[(20, 0.003)]
 _SPARSE = paper.SPARSE_BY_KEY
-_FIG = paper.FIGURE_ACCURACY[("none", "l2")]
-_FIG_ASAM = paper.FIGURE_ACCURACY[("elementwise", "l2")]
+_SAM, _ASAM = ("none", "l2"), ("elementwise", "l2")  # the figure's plain SAM and ASAM
+_FIG, _FIG_ASAM = paper.FIGURE_ACCURACY[_SAM], paper.FIGURE_ACCURACY[_ASAM]
 _ROB = paper.VIT_S32_IMAGENET[ROBUST_OPTIMIZER][ROBUST_ROW]
 _ROB_LION = paper.VIT_S32_IMAGENET["Lion"][ROBUST_ROW]
 _OOD = paper.vit_ood_mean(ROBUST_OPTIMIZER)
 _VIT_IN = {o: paper.VIT_S32_IMAGENET[o]["ImageNet"] for o in ("AdamW", "Lion")}
 # The sparsity claim's numbers, in the order its text gives them.
 _SPARSE_NUMBERS = {k: _SPARSE[k].accuracy.mean for k in ("norm", "random", "all")}
-_VARIANT_ROWS = ((("none", "l2"), "SAM"), (("elementwise", "l2"), "ASAM elementwise"),
-                 (("layerwise", "l2"), "ASAM layerwise"), (("elementwise", "linf"),
-                                                            "p=inf elementwise"))
+_NAME = {k: paper.method_name(k) for k in ("base", "all", "norm", "no-norm")}
+# The figure's variants, named as the catalog names them: 'SAM', 'ASAM elementwise', ...
+_VARIANT_NAMES = [variant_name(v) for v in VARIANT_FIGURE.values()]
 
 
 def _stats(table: Mapping[str, paper.Stat], base: str = "") -> str:
@@ -181,19 +182,19 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "no-norm", "Leaving the norm layers out can harm training",
-        "Perturbing every parameter except the normalization layers (no-norm) can do worse than "
-        "perturbing all of them (SAM-all).",
+        f"Perturbing every parameter except the normalization layers ({_NAME['no-norm']}) can "
+        f"do worse than perturbing all of them ({_NAME['all']}).",
         ("all", "norm", "no-norm"),
-        f"Figure (WRN-28-10, CIFAR-100): plain SAM: SAM-all {_FIG['all']}%, SAM-ON "
-        f"{_FIG['norm']}%, no-norm {_FIG['no-norm']}%; ASAM elementwise: {_FIG_ASAM['all']}%, "
-        f"{_FIG_ASAM['norm']}%, {_FIG_ASAM['no-norm']}%. The gpu and paper sizes train ASAM "
-        "elementwise with the authors' settings (T_w on the biases, their rho), where the gap "
-        "shows; the cpu size trains plain SAM.",
+        f"Figure (WRN-28-10, CIFAR-100): plain {variant_name(_SAM)}: {_means(_FIG, '%')}; "
+        f"{variant_name(_ASAM)}: {_FIG_ASAM['all']}%, {_FIG_ASAM['norm']}%, "
+        f"{_FIG_ASAM['no-norm']}%. The gpu and paper sizes train {variant_name(_ASAM)} with the "
+        "authors' settings (T_w on the biases, their rho), where the gap shows; the cpu size "
+        f"trains plain {variant_name(_SAM)}.",
         dict(_FIG_ASAM),
-        cpu_note="For plain SAM the paper's own gap is under 1 point, below what a few CPU seeds "
-                 "can resolve. " + _cpu_measured_text("no-norm"),
+        cpu_note=f"For plain {variant_name(_SAM)} the paper's own gap is under 1 point, below "
+                 "what a few CPU seeds can resolve. " + _cpu_measured_text("no-norm"),
         cpu_shows=False,
-        hint=f"The paper's clear case is ASAM elementwise ({_FIG_ASAM['no-norm']}% vs "
+        hint=f"The paper's clear case is {variant_name(_ASAM)} ({_FIG_ASAM['no-norm']}% vs "
              f"{_FIG_ASAM['all']}%): the gpu size trains it.",
         verdict_fn=verdicts.no_norm_verdict,
         variants={"gpu": "asam", "paper": "asam"},
@@ -333,14 +334,16 @@ CLAIMS += (
     ),
     Claim(
         "variants", "SAM-ON beats SAM-all in every SAM variant",
-        "In each of SAM, ASAM elementwise, ASAM layerwise and p=inf elementwise, perturbing "
+        f"In each of {', '.join(_VARIANT_NAMES[:-1])} and {_VARIANT_NAMES[-1]}, perturbing "
         "only the normalization layers beats perturbing all parameters.",
         ("all", "norm", "all@asam", "norm@asam", "all@asam-layerwise",
          "norm@asam-layerwise", "all@linf", "norm@linf"),
         "Figure (WRN-28-10, CIFAR-100, each at its best rho): "
-        + "; ".join(f"{name}: SAM-all ~{paper.FIGURE_ACCURACY[v]['all']}%, SAM-ON "
-                    f"~{paper.FIGURE_ACCURACY[v]['norm']}%" for v, name in _VARIANT_ROWS)
-        + f"; SGD ~{paper.FIGURE_SGD_ACCURACY}%. Leaving the norm layers out can harm (the "
+        + "; ".join(f"{variant_name(v)}: " + ", ".join(
+            f"{_NAME[k]} ~{paper.FIGURE_ACCURACY[v][k]}%" for k in ("all", "norm"))
+            for v in VARIANT_FIGURE.values())
+        + f"; {_NAME['base']} ~{paper.FIGURE_SGD_ACCURACY}%. Leaving the norm layers out can "
+        "harm (the "
         "no-norm claim). The variants-gpu preset runs the same comparison on a WRN-16-4.",
         {_at("norm", tag): paper.FIGURE_ACCURACY[v]["norm"] for tag, v in VARIANT_FIGURE.items()},
         cpu_note=_cpu_measured_text("variants") + " At this size ASAM elementwise with the "

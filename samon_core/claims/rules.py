@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from samon_core import paper
+from samon_core.catalog.methods import variant_name
 from samon_core.claims.stats import NON_INFERIORITY, SUPERIORITY
 
 
@@ -135,10 +136,11 @@ def _sharp(steps: int, rho: float) -> str:
             + f" (higher = sharper; {_WRN})")
 
 
-_FIG = paper.FIGURE_ACCURACY[("none", "l2")]
-_FIG_ASAM = paper.FIGURE_ACCURACY[("elementwise", "l2")]
-_NO_NORM = (f"figure (WRN-28-10, CIFAR-100): ASAM elementwise SAM-all {_FIG_ASAM['all']}% vs "
-            f"no-norm {_FIG_ASAM['no-norm']}%; plain SAM {_FIG['all']}% vs {_FIG['no-norm']}%")
+_SAM, _ASAM = ("none", "l2"), ("elementwise", "l2")  # the figure's plain SAM and ASAM
+_FIG, _FIG_ASAM = paper.FIGURE_ACCURACY[_SAM], paper.FIGURE_ACCURACY[_ASAM]
+_NO_NORM = (f"figure (WRN-28-10, CIFAR-100): {variant_name(_ASAM)} {paper.method_name('all')} "
+            f"{_FIG_ASAM['all']}% vs {paper.method_name('no-norm')} {_FIG_ASAM['no-norm']}%; "
+            f"plain {variant_name(_SAM)} {_FIG['all']}% vs {_FIG['no-norm']}%")
 _RANDOM = paper.SPARSE_BY_KEY["random"]
 _GAMMA = ("poster figure: SAM-ON's gamma histogram moves to larger values than under SGD "
           "(no number printed)")
@@ -161,17 +163,16 @@ def _ood(a: str, b: str) -> str:
             "corruptions of its own test images)")
 
 
-def _fig(variant: tuple[str, str], name: str) -> str:
+def _fig(variant: tuple[str, str]) -> str:
     f = paper.FIGURE_ACCURACY[variant]
-    return f"figure ({name}, WRN-28-10, CIFAR-100): SAM-ON ~{f['norm']}% vs SAM-all ~{f['all']}%"
+    return (f"figure ({variant_name(variant)}, WRN-28-10, CIFAR-100): "
+            + " vs ".join(f"{paper.method_name(k)} ~{f[k]}%" for k in ("norm", "all")))
 
 
 # The figure's four variants: the claim's method-key tag (runsets.VARIANTS) -> (adaptive, ball).
 VARIANT_FIGURE: dict[str, tuple[str, str]] = {
     "": ("none", "l2"), "asam": ("elementwise", "l2"), "asam-layerwise": ("layerwise", "l2"),
     "linf": ("elementwise", "linf")}
-_VARIANT_WORDS = {"": "SAM", "asam": "ASAM elementwise", "asam-layerwise": "ASAM layerwise",
-                  "linf": "p=inf elementwise"}
 
 
 def _at(family: str, tag: str) -> str:
@@ -187,8 +188,9 @@ RULES: dict[str, tuple[PartSpec, ...]] = {
     "no-norm": (
         PartSpec("accuracy", "all", "no-norm", paper=_NO_NORM),
         PartSpec("accuracy", "norm", "no-norm", decides=False,
-                 paper=f"ASAM elementwise: SAM-ON {_FIG_ASAM['norm']}% vs no-norm "
-                       f"{_FIG_ASAM['no-norm']}%"),
+                 paper=f"{variant_name(_ASAM)}: "
+                       + " vs ".join(f"{paper.method_name(k)} {_FIG_ASAM[k]}%"
+                                     for k in ("norm", "no-norm"))),
     ),
     "sharper": (
         PartSpec("sharpness@1", "norm", "all", paper=_sharp(1, 0.01)),
@@ -233,7 +235,7 @@ RULES: dict[str, tuple[PartSpec, ...]] = {
                  paper=_vit("Lion", "ImageNet", "norm", "base")),
     ),
     "variants": tuple(
-        PartSpec("accuracy", _at("norm", tag), _at("all", tag), paper=_fig(v, _VARIANT_WORDS[tag]))
+        PartSpec("accuracy", _at("norm", tag), _at("all", tag), paper=_fig(v))
         for tag, v in VARIANT_FIGURE.items()
     ),
 }

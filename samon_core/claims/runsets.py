@@ -107,10 +107,11 @@ VARIANTS: dict[str, dict] = {
     # SAM-ON on the norm layers of the last stage only (the poster's "selected blocks", B3)
     "b3": {"blocks": (LAST_STAGE,)},
 }
+# Each variant's name: the catalog's (``methods.variant_name``) for a SAM variant.
 VARIANT_NAMES: dict[str, str] = {
-    "sam": "SAM", "asam": "ASAM elementwise", "asam-layerwise": "ASAM layerwise",
-    "linf": "p=inf elementwise", "b3": f"B{LAST_STAGE} only",
-}
+    tag: methods.variant_name((v.get("adaptive", "none"), v.get("ball", "l2")))
+    for tag, v in VARIANTS.items()
+} | {"b3": f"B{LAST_STAGE} only"}
 # Settings of every run of a claim (the base optimizer's runs too), on top of the size's base:
 # the poster's ViT comparison with AdamW and with Lion, on the lab's small ViT (no ImageNet
 # here). The learning rates and weight decays are the usual ones for a small ViT trained from
