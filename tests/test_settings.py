@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pydantic
 import pytest
+from pydantic_settings import InitSettingsSource
 
 from samon_core.runs.config import RunConfig
 from samon_core.service import settings as settings_module
@@ -52,6 +53,24 @@ def test_a_bare_settings_reads_the_same_sources_of_this_process(tmp_path, monkey
     assert Settings() == load_settings()
     assert (Settings().max_epochs, Settings().max_queue, Settings().poll_s) == (7, 4, 1.0)
     assert Settings(max_queue=5).max_queue == 5
+
+
+def test_settings_and_load_settings_take_one_merge_of_the_sources(tmp_path, monkeypatch):
+    """Settings() gets its values from one SettingsSources (pydantic-settings merges nothing
+    else), the source load_settings reads of any mapping: the same order, and the same answer
+    to where a value came from."""
+    env = _toml(tmp_path, "max_epochs = 1\nmax_queue = 1\nmax_train_subset = 1\n")
+    env.update(SAMON_MAX_EPOCHS="2", SAMON_MAX_QUEUE="2")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings(max_epochs=3) == load_settings(environ=env, max_epochs=3)
+    (source,) = Settings.settings_customise_sources(
+        Settings, InitSettingsSource(Settings, {"max_epochs": 3}), None, None, None)
+    assert isinstance(source, settings_module.SettingsSources)
+    assert (source()["max_epochs"], source()["max_queue"], source()["max_train_subset"]) == (
+        3, "2", 1)
+    assert [source.where(n) for n in ("max_epochs", "max_queue", "max_train_subset", "poll_s")] \
+        == ["argument", "$SAMON_MAX_QUEUE", env["SAMON_SETTINGS"], "default"]
 
 
 def test_the_environment_is_an_argument_not_the_process_environment(tmp_path, monkeypatch):

@@ -19,8 +19,9 @@ Where a value comes from, later sources winning:
    true/false, yes/no, on/off; an empty variable counts as unset);
 4. keyword arguments of ``load_settings`` (already typed values, e.g. from command-line options).
 
-``Settings`` is a pydantic-settings ``BaseSettings``: the sources above are its settings sources
-(``settings_customise_sources``), the constraints are ``Field`` constraints. Numbers are strict
+``Settings`` is a pydantic-settings ``BaseSettings``: the sources above, merged once
+(``SettingsSources``), are its settings source (``settings_customise_sources``; ``load_settings``
+reads the same of any mapping), the constraints are ``Field`` constraints. Numbers are strict
 (pydantic's ``strict=True``): ``5.0`` or ``true`` for a limit is refused, while text (the
 environment, or a number in quotes) is read as pydantic reads strings (``"30"``, ``" 30 "``,
 ``"5.0"``). A misspelt key or a bad value raises ``ValueError`` naming the setting, the source
@@ -144,12 +145,23 @@ class TomlSource(ValuesSource):
         return str(self.path)
 
 
-def settings_sources(settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                     environ: Mapping[str, str]) -> tuple[PydanticBaseSettingsSource, ...]:
-    """The sources of the settings, the first winning: keyword arguments, the ``SAMON_*``
-    variables of ``environ``, the TOML file ``environ`` names (``settings_file``)."""
-    return (init_settings, EnvironSource(settings_cls, environ),
-            TomlSource(settings_cls, settings_file(environ)))
+class SettingsSources(ValuesSource):
+    """The sources' one merge, the first having a value winning: keyword arguments, the
+    ``SAMON_*`` variables of ``environ``, the TOML file ``environ`` names (``settings_file``);
+    ``where``: the source a value came from. ``Settings()`` and ``load_settings`` read it."""
+
+    def __init__(self, settings_cls: type[BaseSettings], arguments: Mapping[str, Any],
+                 environ: Mapping[str, str]):
+        self.sources = (ValuesSource(settings_cls, arguments),
+                        EnvironSource(settings_cls, environ),
+                        TomlSource(settings_cls, settings_file(environ)))
+        merged: dict[str, Any] = {}
+        for source in reversed(self.sources):
+            merged.update(source.values)
+        super().__init__(settings_cls, merged)
+
+    def where(self, name: str) -> str:
+        return next((s.where(name) for s in self.sources if name in s.values), "default")
 
 
 class Settings(BaseSettings):
@@ -293,9 +305,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments, then ``SAMON_*`` variables, then the TOML file (first wins), of
-        this process's environment (``load_settings`` reads the same sources of any mapping)."""
-        return settings_sources(settings_cls, init_settings, os.environ)
+        """Keyword arguments, ``SAMON_*`` variables, the TOML file (first wins), of this
+        process's environment, as one source (``load_settings`` reads it of any mapping)."""
+        return (SettingsSources(settings_cls, init_settings(), os.environ),)
 
     # --- value checks beyond the types ------------------------------------------------------
 
@@ -453,21 +465,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     key = None if overrides else _sources_key(environ, path)
     if key is not None and (cached := _CACHE.get(key)) is not None:
         return cached
-    values: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    # pydantic-settings' merge of the same sources, done here because they are this call's
-    # (Settings() would read os.environ): each value from the first source that has it, noting
-    # where it came from for the message; model_validate checks them without reading any source.
-    for source in reversed(settings_sources(Settings, ValuesSource(Settings, overrides), environ)):
-        for name, value in source().items():
-            values[name], origin[name] = value, source.where(name)
+    # Settings()'s source, of this call's environment (model_validate reads no other source).
+    sources = SettingsSources(Settings, overrides, environ)
     try:
-        settings = Settings.model_validate(values)
+        settings = Settings.model_validate(sources())
     except ValidationError as exc:
         raise ValueError("\n".join(message for _, message in error_messages(
             exc.errors(), _SPECS,
-            subject=lambda name: f"setting {name} (from {origin.get(name, 'default')})",
-            unknown=lambda name: f"unknown setting(s) (from {origin.get(name, 'default')})",
+            subject=lambda name: f"setting {name} (from {sources.where(name)})",
+            unknown=lambda name: f"unknown setting(s) (from {sources.where(name)})",
             shown=_shown,
         ))) from None
     if key is not None:
