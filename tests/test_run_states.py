@@ -198,3 +198,16 @@ def test_the_rule_finds_each_kind_of_bare_state(line):
 def test_the_rule_leaves_other_uses_of_the_words():
     tree = ast.parse(_LEFT_ALONE)
     assert list(bare_states(tree, state_parameters([tree]))) == []
+
+
+def test_architecture_names_every_state_and_group():
+    """ARCHITECTURE.md's "Status values" lists every RunState and names every group of
+    states.py, so a state or group added there shows up missing here."""
+    from samon_core.runs import states
+
+    text = (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    section = text.split("## Status values", 1)[1].split("\n## ", 1)[0]
+    groups = [n for n in vars(states) if n.endswith("_STATES")]
+    assert len(groups) == 4
+    missing = [w for w in [*(f"`{s.value}`" for s in RunState), *groups] if w not in section]
+    assert not missing, missing
