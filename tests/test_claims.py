@@ -691,8 +691,9 @@ def test_claim_run_reuses_finished_runs_and_retrains_cost_out_of_lockstep(tmp_pa
 
 @pytest.mark.slow
 def test_cli_claim_run_trains_one_lockstep_group_then_reuses_it(tmp_path, monkeypatch, capsys):
-    """A real ``claim run`` on the tiny config (a few seconds): three runs in one lockstep
-    group, a verdict printed; a second call trains nothing."""
+    """A real ``claim run`` on the tiny config: three runs trained together in one lockstep
+    group, a verdict printed; a second call trains nothing. Marked slow: it trains for real
+    (85 s on the 2 shared cores of issue 25's machine under load)."""
     from support.configs import tiny_config
 
     from samon_core.claims import runsets
