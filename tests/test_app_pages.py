@@ -20,137 +20,23 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from support.configs import tiny_config
+from support.apptest import app, page, plotly_specs, texts
+from support.configs import TINY, tiny_config
+from support.fakes import EDGES, fake_run, hist, three_methods
 
 import samon_app
-from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "app.py")
-TIMEOUT = 60  # seconds per script run (a shared 2-core CI machine)
 
 # Two epochs of the tiny config; the real training run also probes sharpness (one 1-step probe),
 # so that the Live page has a sharpness chart to show.
-TINY = tiny_config()
 TINY_PROBED = tiny_config(sharpness_samples=64, sharpness_m=32, sharpness_multi_steps=0)
-
-
-
-
-def app(**query: str | list[str]) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at
-
-
-def page(at: AppTest, path: str) -> AppTest:
-    """Run the app once (so st.navigation registers the pages), then switch to ``path``."""
-    at.run()
-    assert not at.exception, at.exception
-    at.switch_page(path).run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [e.value for e in at.error] + [w.value for w in at.warning]
-    parts += [i.value for i in at.info] + [t.value for t in at.title]
-    parts += [h.value for h in at.header] + [s.value for s in at.subheader]
-    return "\n".join(str(p) for p in parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# fake but well-formed runs
-# ---------------------------------------------------------------------------------------------
-
-EDGES = [round(-0.5 + 0.05 * i, 4) for i in range(61)]
-
-
-def _hist(center: float, n: int = 336) -> list[int]:
-    counts = [0] * 60
-    for i in range(n):
-        x = center + 0.3 * ((i % 13) - 6) / 6
-        b = min(59, max(0, int((x - EDGES[0]) / 0.05)))
-        counts[b] += 1
-    return counts
-
-
-def fake_run(store: RunStore, config: RunConfig, *, owner="alice", group="g1", state="finished",
-             epochs_done: int | None = None, acc: float = 0.5, message: str = "",
-             preset: str | None = None, summary_extra: dict | None = None,
-             load: float | None = None) -> str:
-    """A run with step, epoch, sharpness and gamma/beta records like the trainer's
-    (``summary_extra`` merged into a finished run's summary; ``load`` in its step records)."""
-    rid = store.create_run(config, {"owner": owner, "group": group, "preset": preset})
-    done = config.epochs if epochs_done is None else epochs_done
-    shift = {"norm": 0.08, "all": 0.02}.get(config.scope if config.method == "sam" else "", 0.0)
-    with store.metrics_writer(rid) as w:
-        for param, center in (("gamma", 1.0), ("beta", 0.0)):
-            w.write({"kind": "norm_stats", "epoch": 0, "step": 0, "time": 0.0, "param": param,
-                     "bin_edges": EDGES, "counts": _hist(center),
-                     "layers": [{"name": f"norm{i}", "mean": center, "std": 0.0}
-                                for i in range(5)]})
-        step = 0
-        for e in range(1, done + 1):
-            for _ in range(3):
-                step += 4
-                w.write({"kind": "step", "epoch": e, "step": step, "time": step * 0.1,
-                         "loss": 4.0 - 0.2 * e, "acc": acc * e / done, "lr": 0.1,
-                         "step_time": 0.05 * (2 if config.method == "sam" else 1),
-                         "images_per_s": 1200.0, "load": load})
-            gamma = 1.0 + shift * e
-            w.write({"kind": "norm_stats", "epoch": e, "step": step, "time": step * 0.1,
-                     "param": "gamma", "bin_edges": EDGES, "counts": _hist(gamma),
-                     "layers": [{"name": f"norm{i}", "mean": gamma + 0.01 * i, "std": 0.1}
-                                for i in range(5)]})
-            w.write({"kind": "epoch", "epoch": e, "step": step, "time": step * 0.1,
-                     "train_loss": 4.0 - 0.2 * e, "train_acc": acc * e / done,
-                     "test_loss": 4.1 - 0.2 * e, "test_acc": acc * e / done * 0.9,
-                     "epoch_time": 1.0, "eta_s": float(config.epochs - e)})
-        if state == "finished":
-            w.write({"kind": "sharpness", "epoch": done, "step": step, "time": step * 0.1,
-                     "steps": 1, "rho": 0.01, "value": 0.2 + shift, "m": 32, "n": 64})
-    fields = {"epoch": done, "progress": done / config.epochs, "test_acc": acc * 0.9}
-    if message:
-        fields["message"] = message
-    if state == "running":
-        fields["eta_s"] = 12.0
-    store.write_status(rid, state, **fields)
-    if state == "finished":
-        store.write_summary(rid, {"state": "finished", "final_test_acc": acc * 0.9,
-                                  "best_test_acc": acc * 0.9, "epochs_done": done,
-                                  **(summary_extra or {})})
-    return rid
 
 
 def results_frame(at: AppTest):
     """Compare's results table (the dataframe with a 'Test accuracy (%)' row)."""
     return next(d.value for d in at.dataframe if "Test accuracy (%)" in d.value.index)
-
-
-def three_methods(base: RunConfig = TINY) -> dict[str, RunConfig]:
-    return {
-        "SGD": base.replace(method="base"),
-        "SAM-all": base.replace(method="sam", scope="all"),
-        "SAM-ON": base.replace(method="sam", scope="norm"),
-    }
-
-
-def plotly_specs(at: AppTest) -> dict[str, dict]:
-    """Figure JSON of every plotly chart of the page, by its key."""
-    out = {}
-    for el in at.get("plotly_chart"):
-        key = el.proto.id.split("-")[-1] if el.proto.id else str(len(out))
-        for name in ("live_acc_chart", "live_loss_chart", "live_sharp_chart", "live_gamma_anim",
-                     "live_gamma_mean", "live_gamma_layers", "live_step_time", "live_ips",
-                     "compare_chart"):
-            if name in el.proto.id:
-                key = name
-        out[key] = json.loads(el.proto.spec)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -702,7 +588,7 @@ def test_views_histograms_share_fixed_axes():
 
     def rec(epoch, center):
         return {"kind": "norm_stats", "param": "gamma", "epoch": epoch, "bin_edges": EDGES,
-                "counts": _hist(center), "layers": [{"name": "n", "mean": center, "std": 0}]}
+                "counts": hist(center), "layers": [{"name": "n", "mean": center, "std": 0}]}
 
     hf = histogram_frames({"SGD": [rec(0, 1.0), rec(1, 1.0)],
                                  "SAM-ON": [rec(0, 1.0), rec(1, 1.3), rec(2, 1.5)]})
@@ -860,7 +746,7 @@ def test_gamma_histogram_y_axis_fits_the_epochs_after_initialisation(runs):
     recs = [{"kind": "norm_stats", "epoch": 0, "param": "gamma", "bin_edges": EDGES,
              "counts": one_bin, "below": 0, "above": 0, "mean": 1.0, "std": 0.0, "layers": []}]
     for e in (1, 2):
-        counts = _hist(1.0 + 0.05 * e, n=320)
+        counts = hist(1.0 + 0.05 * e, n=320)
         recs.append({"kind": "norm_stats", "epoch": e, "param": "gamma", "bin_edges": EDGES,
                      "counts": counts, "below": 0, "above": 16, "mean": 1.1, "std": 0.2,
                      "layers": []})

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from support import browser
 from support.browser import wait_until
+from support.records import MEANS, run_records
 from support.teacher import TEACHER_TOKEN
-from test_class_experiment import MEANS, run_records
 
 SHOTS = Path(os.environ.get("SAMON_SHOTS_DIR", "/tmp/samon_shots"))
 

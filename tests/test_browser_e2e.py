@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from support import browser
 from support.browser import chart_points, wait_until
-from test_card_sentences import VERDICT_RE, check_line, check_line_text
+from support.card_check import VERDICT_RE, check_line, check_line_text
 
 from samon_app.claim_lines import MAX_WORDS, word_count
 

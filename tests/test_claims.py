@@ -11,6 +11,9 @@ import math
 
 import numpy as np
 import pytest
+from support.claim_results import cost_results, results, verdict
+from support.fakes import fake_claim_runs, write_fake_run
+from support.records import records
 
 from samon_core import claims, paper
 from samon_core.claim_cli import plan_seed
@@ -22,92 +25,6 @@ from samon_core.cli import main
 from samon_core.runs.config import RunConfig
 from samon_core.runs.presets import preset_configs
 from samon_core.runs.store import RunStore
-
-# ---------------------------------------------------------------------------------------------
-# records like the trainer's (samon_core/records.py)
-# ---------------------------------------------------------------------------------------------
-
-
-def epoch_record(epoch: int, test_acc_pct: float) -> dict:
-    return {"kind": "epoch", "epoch": epoch, "step": 10 * epoch, "time": float(epoch),
-            "train_loss": 2.0, "train_ce": 2.0, "train_acc": 0.5, "test_loss": 2.1,
-            "test_ce": 2.1, "test_acc": test_acc_pct / 100, "epoch_time": 1.0, "eta_s": 0.0,
-            "sam": True}
-
-
-def norm_record(epoch: int, mean: float, param: str = "gamma") -> dict:
-    return {"kind": "norm_stats", "epoch": epoch, "step": 10 * epoch, "time": float(epoch),
-            "param": param, "bin_edges": [0.0, 1.0, 2.0], "counts": [3, 3], "below": 0,
-            "above": 0, "mean": mean, "std": 0.1, "layers": []}
-
-
-def records(acc: float, *, epochs: int = 3, sharp: float | None = 0.2, gamma_end: float = 1.0,
-            step_time: float | list = 0.05, sharp20: float | None = None,
-            beta_end: float | None = None, windows: int = 1, robust: float | None = None,
-            corruption: float | None = None) -> list[dict]:
-    """A run's records: gammas at init, ``windows`` step records per epoch (``step_time`` one
-    value, or one per window of the run), gamma (and beta) and epoch records per epoch (the final
-    test accuracy ``acc`` in %, earlier epochs lower), the sharpness probes at the end, and a
-    robustness record (accuracy ``robust`` % under l2 eps 0.25, corruptions averaging
-    ``corruption`` %) when either is given."""
-    out = [norm_record(0, 1.0)] + ([norm_record(0, 0.0, "beta")] if beta_end is not None else [])
-    times = step_time if isinstance(step_time, list) else [step_time] * (epochs * windows)
-    for e in range(1, epochs + 1):
-        for w in range(windows):
-            step = 10 * windows * (e - 1) + 10 * (w + 1)
-            out.append({"kind": "step", "epoch": e, "step": step, "time": float(e),
-                        "loss": 2.0, "acc": 0.5, "lr": 0.1,
-                        "step_time": times[(e - 1) * windows + w], "images_per_s": 100.0,
-                        "load": 1.0})
-        out.append(norm_record(e, 1.0 + (gamma_end - 1.0) * e / epochs))
-        if beta_end is not None:
-            out.append(norm_record(e, beta_end * e / epochs, "beta"))
-        out.append(epoch_record(e, acc - 2.0 * (epochs - e)))
-    for steps, value, rho in ((1, sharp, 0.01), (20, sharp20, 0.003)):
-        if value is not None:
-            out.append({"kind": "sharpness", "epoch": epochs, "step": 10 * epochs, "time": 9.0,
-                        "steps": steps, "rho": rho, "value": value, "m": 128, "n": 256})
-    if robust is not None or corruption is not None:
-        out.append(robustness_record(epochs, robust, corruption))
-    return out
-
-
-def robustness_record(epoch: int, robust: float | None, corruption: float | None) -> dict:
-    """A ``robustness`` record (samon_core.records.RobustnessRecord): l2 eps 0.25 at ``robust``
-    %, the other attacks lower; corruptions at severities 1-3 whose mean is ``corruption`` %."""
-    r = 50.0 if robust is None else robust
-    attacks = [{"norm": "linf", "eps": 1 / 255, "label": "1/255", "poster": False,
-                "acc": max(r - 10, 0) / 100},
-               {"norm": "l2", "eps": 0.25, "label": "0.25", "poster": True, "acc": r / 100},
-               {"norm": "l2", "eps": 0.5, "label": "0.5", "poster": True,
-                "acc": max(r - 20, 0) / 100}]
-    c = 60.0 if corruption is None else corruption
-    corruptions = [{"name": "contrast", "severity": k, "level": 0.5, "acc": (c + d) / 100}
-                   for k, d in ((1, 2.0), (2, 0.0), (3, -2.0))]
-    return {"kind": "robustness", "epoch": epoch, "step": 10 * epoch, "time": 9.5,
-            "suite": "standard", "images": 2000, "clean_acc": 0.7, "attacks": attacks,
-            "corruptions": corruptions if corruption is not None else [], "pgd_steps": 10,
-            "pgd_step_factor": 2.5, "seed": 0, "seconds": 1.0}
-
-
-def results(values: dict[str, list[float]], *, state: str = "finished", paired: bool = True,
-            **per_method) -> list:
-    """RunResults: method key -> final accuracy per seed; ``per_method[key]`` adds record
-    options (dicts of ``records`` keywords, one per seed or one for all). ``paired``: the runs
-    of a seed share seed and data draw (a claim's runs do), else nothing pairs them."""
-    out = []
-    for method, accs in values.items():
-        opts = per_method.get(method, {})
-        for seed, acc in enumerate(accs):
-            o = opts[seed] if isinstance(opts, list) else opts
-            out.append(RunResult(f"{method}-{seed}", method, seed, state,
-                                 tuple(records(acc, **o)),
-                                 pair_key=f"seed={seed}|data=0" if paired else ""))
-    return out
-
-
-def verdict(claim_id: str, rs: list, size: str | None = "cpu"):
-    return claims.get_claim(claim_id).verdict(rs, size)
 
 
 def part(v, a: str, b: str, metric: str = "final test accuracy") -> dict:
@@ -379,27 +296,9 @@ def test_gamma_shift_is_decided_by_sgd_with_sam_all_and_beta_shown():
 # ---------------------------------------------------------------------------------------------
 
 
-def _cost_results(times: dict[str, list[float]], lockstep: bool, windows: int = 20,
-                  epochs: int = 5, noise: float = 0.02, seed: int = 0) -> list[RunResult]:
-    """Lockstep seeds whose runs record ``windows`` step windows per epoch around the step
-    times ``times[method][seed]``, each window with its own relative ``noise``."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for s in range(len(times["norm"])):
-        ids = [f"{m}-{s}" for m in times]
-        load = np.exp(rng.normal(0, 0.2, epochs * windows))  # shared by the runs of the seed
-        for m in times:
-            ts = list(times[m][s] * load * np.exp(rng.normal(0, noise, epochs * windows)))
-            out.append(RunResult(f"{m}-{s}", m, s, "finished",
-                                 tuple(records(50.0, epochs=epochs, windows=windows,
-                                               step_time=[float(t) for t in ts])),
-                                 tuple(ids) if lockstep else (), group=f"g{s}"))
-    return out
-
-
 def test_cost_one_lockstep_seed_gives_a_tight_interval():
     """The issue: a measured 0.851 was inconclusive with one seed; its step windows decide."""
-    v = verdict("cost", _cost_results({"base": [0.05], "all": [0.100], "norm": [0.0851]},
+    v = verdict("cost", cost_results({"base": [0.05], "all": [0.100], "norm": [0.0851]},
                                       lockstep=True, noise=0.005))
     assert v.verdict == claims.CONSISTENT and not v.provisional
     p = v.parts[0]
@@ -411,19 +310,19 @@ def test_cost_one_lockstep_seed_gives_a_tight_interval():
 
 def test_cost_needs_lockstep_and_reads_step_times():
     times = {"base": [0.05] * 3, "all": [0.10, 0.11, 0.10], "norm": [0.08, 0.09, 0.08]}
-    v = verdict("cost", _cost_results(times, lockstep=True))
+    v = verdict("cost", cost_results(times, lockstep=True))
     assert v.verdict == claims.CONSISTENT and "FLOP estimate is 0.83x" in v.sentence
-    unfair = verdict("cost", _cost_results(times, lockstep=False))
+    unfair = verdict("cost", cost_results(times, lockstep=False))
     assert unfair.verdict == claims.INCONCLUSIVE and "lockstep" in unfair.sentence
     assert "together" in unfair.settle
     dearer = {"base": [0.05] * 3, "all": [0.10] * 3, "norm": [0.12, 0.125, 0.115]}
-    d = verdict("cost", _cost_results(dearer, lockstep=True))
+    d = verdict("cost", cost_results(dearer, lockstep=True))
     assert d.verdict == claims.NOT_CONSISTENT and "above 1: refuted" in d.sentence
     # equal costs: the rule errs 2.5% of the time either way (seed 1's draw is not one of them)
-    same = verdict("cost", _cost_results({"base": [0.05], "all": [0.1], "norm": [0.1]},
+    same = verdict("cost", cost_results({"base": [0.05], "all": [0.1], "norm": [0.1]},
                                          lockstep=True, noise=0.3, seed=1))
     assert same.verdict == claims.INCONCLUSIVE and "includes 1: open" in same.sentence
-    few = verdict("cost", _cost_results({"base": [0.05], "all": [0.1], "norm": [0.08]},
+    few = verdict("cost", cost_results({"base": [0.05], "all": [0.1], "norm": [0.08]},
                                         lockstep=True, windows=1, epochs=1))
     assert few.verdict == claims.NO_VERDICT
 
@@ -586,37 +485,6 @@ def test_label_noise_rate_is_exact_and_the_test_set_untouched():
 # ---------------------------------------------------------------------------------------------
 # the store and the CLI
 # ---------------------------------------------------------------------------------------------
-
-
-def write_fake_run(store: RunStore, config: RunConfig, acc: float, *, state: str = "finished",
-                   group: str = "g", lockstep: list[str] | None = None, epochs_done=None,
-                   **opts) -> str:
-    """A run folder with records like the trainer's (``records``) and, when finished, a
-    summary (with ``lockstep`` when given)."""
-    rid = store.create_run(config, {"owner": "alice", "group": group})
-    done = config.epochs if epochs_done is None else epochs_done
-    recs = records(acc, epochs=done, **opts)
-    with store.metrics_writer(rid) as w:
-        for rec in recs:
-            w.write(rec)
-    store.write_status(rid, state, epoch=done)
-    if state == "finished":
-        summary = {"state": "finished", "final_test_acc": acc / 100, "epochs_done": done}
-        if lockstep is not None:
-            summary["lockstep"] = lockstep
-        store.write_summary(rid, summary)
-    return rid
-
-
-def fake_claim_runs(store: RunStore, claim_id: str, accs: dict[str, list[float]],
-                    size: str = "cpu", **kw) -> list[str]:
-    """Fake runs of a claim's configs: method key -> final accuracy per seed."""
-    claim = claims.get_claim(claim_id)
-    ids = []
-    for key, cfg in zip(claim.methods, claim.runs(size).values(), strict=True):
-        for seed, acc in enumerate(accs[key]):
-            ids.append(write_fake_run(store, cfg.replace(seed=seed), acc, **kw))
-    return ids
 
 
 def test_collect_matches_configs_up_to_the_seed(tmp_path):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 
 import pytest
-from test_claims import results, verdict
+from support.claim_results import results, verdict
 
 from samon_core import claims
 from samon_core.claims import calibration

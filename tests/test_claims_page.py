@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
-from test_claims import fake_claim_runs
+from support.fakes import fake_claim_runs
 
 from samon_core import claims
 from samon_core.catalog.choices import MAX_SEEDS

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_claims import _cost_results, records, results, verdict
+from support.claim_results import GOOD, cost_results, group, group_per_seed, results, verdict
+from support.records import records
 
 from samon_core import claims, paper
 from samon_core.claims import calibration, power, stats
@@ -123,14 +124,14 @@ def test_variants_judge_sam_on_against_sam_all_in_each_variant():
 
 def test_blocks_judged_from_lockstep_step_times():
     fast = {"norm": [0.10, 0.10, 0.10], "norm@b3": [0.08, 0.082, 0.079]}
-    v = verdict("blocks", _cost_results(fast, lockstep=True))
+    v = verdict("blocks", cost_results(fast, lockstep=True))
     assert v.verdict == claims.CONSISTENT and v.claim == "blocks"
     assert "a SAM-ON (B3 only) step took 0.80x a SAM-ON step" in v.sentence
     assert "FLOP" not in v.sentence and "selected blocks" in v.parts[0]["paper"]
-    unfair = verdict("blocks", _cost_results(fast, lockstep=False))
+    unfair = verdict("blocks", cost_results(fast, lockstep=False))
     assert unfair.verdict == claims.INCONCLUSIVE and "claim run blocks" in unfair.settle
     slower = {"norm": [0.10] * 3, "norm@b3": [0.12, 0.125, 0.118]}
-    assert verdict("blocks", _cost_results(slower, lockstep=True)).verdict == \
+    assert verdict("blocks", cost_results(slower, lockstep=True)).verdict == \
         claims.NOT_CONSISTENT
 
 
@@ -272,8 +273,6 @@ def test_method_names_of_unknown_keys_are_shown_as_they_are():
 
 
 def test_the_card_judges_robustness_only_for_runs_that_measure_it():
-    from test_verdict_card import GOOD, group
-
     from samon_app.claim_lines import MAX_WORDS, word_count
     from samon_app.verdict_card import verdict_card
 
@@ -283,7 +282,7 @@ def test_the_card_judges_robustness_only_for_runs_that_measure_it():
     robust = {m: (accs, [{**opts, "robust": levels[m][0] + d, "corruption": levels[m][1] + d}
                          for d in (0.0, 0.4, -0.3)])
               for m, (accs, opts) in GOOD.items()}
-    infos, data = _group_per_seed(robust, {"robustness": "standard"})
+    infos, data = group_per_seed(robust, {"robustness": "standard"})
     card = verdict_card(infos, data)
     rows = {r.claim.id: r for r in card.rows}
     assert {"robustness", "corruption"} <= set(rows)
@@ -291,25 +290,6 @@ def test_the_card_judges_robustness_only_for_runs_that_measure_it():
     assert line.topic == "Robustness" and rows["robustness"].verdict.verdict == "consistent"
     assert "points ahead of" in line.text() and word_count(line.text()) <= MAX_WORDS
     assert rows["corruption"].line.topic == "Corruptions"
-
-
-def _group_per_seed(spec: dict, config: dict):
-    """``test_verdict_card.group`` with record options per seed."""
-    from test_claims import records as recs
-
-    from samon_app.reader import RunInfo, build_run_data
-
-    infos, data = [], {}
-    for method, (accs, opts) in spec.items():
-        for seed, acc in enumerate(accs):
-            rid = f"{method}-{seed}"
-            mates = [f"{m}-{seed}" for m in spec]
-            infos.append(RunInfo(rid, method, method, method, "#000000", "finished",
-                                 {"model": "tiny_resnet", "dataset": "synthetic", "epochs": 3,
-                                  **config, "seed": seed},
-                                 {"group": "g"}, {"state": "finished"}, {"lockstep": mates}))
-            data[rid] = build_run_data(rid, recs(acc, **opts[seed]))
-    return infos, data
 
 
 def test_the_class_verdict_plots_the_metric_its_claim_compares():
@@ -329,7 +309,7 @@ def test_the_class_verdict_shows_every_step_time_claim_as_ratios_per_seed():
     from samon_app.class_verdict import METRIC_NAMES, _dots, _history
     from samon_core.claims.cost import STEP_TIME_PAIRS
 
-    res = _cost_results({"norm": [0.10] * 3, "norm@b3": [0.080, 0.083, 0.078]}, lockstep=True)
+    res = cost_results({"norm": [0.10] * 3, "norm@b3": [0.080, 0.083, 0.078]}, lockstep=True)
     v = verdict("blocks", res)
     dots = _dots(v, res, {1})
     assert [d.seed for d in dots] == [0, 1, 2] and [d.mine for d in dots] == [False, True, False]
@@ -345,7 +325,7 @@ def test_the_class_verdict_shows_every_step_time_claim_as_ratios_per_seed():
     assert all(s.low <= s.effect <= s.high < 1.0 for s in h.steps)
     # every claim judged from step times is one without seeded parts, and the reverse
     assert set(STEP_TIME_PAIRS) == {c.id for c in claims.CLAIMS} - set(RULES)
-    cost = _cost_results({"base": [0.05] * 2, "all": [0.10] * 2, "norm": [0.085] * 2}, True)
+    cost = cost_results({"base": [0.05] * 2, "all": [0.10] * 2, "norm": [0.085] * 2}, True)
     assert {d.method for d in _dots(verdict("cost", cost), cost, set())} == {"SAM-ON / SAM-all"}
 
 
@@ -357,8 +337,8 @@ def test_the_card_gives_the_blocks_claim_the_caveats_of_a_step_time_claim():
     assert facts_of(claims.get_claim("blocks")) == facts_of(claims.get_claim("cost")) == \
         STEP_TIME_FACTS and epochs_fact not in STEP_TIME_FACTS
     assert epochs_fact in facts_of(claims.get_claim("robustness"))
-    apart = verdict("blocks", _cost_results({"norm": [0.1] * 2, "norm@b3": [0.08] * 2}, False))
+    apart = verdict("blocks", cost_results({"norm": [0.1] * 2, "norm@b3": [0.08] * 2}, False))
     assert lockstep_fact([], apart) == ("SAM-ON (B3 only) and SAM-ON not trained in lockstep, so "
                                         "their step times are not comparable")
-    apart = verdict("cost", _cost_results({"all": [0.1] * 2, "norm": [0.08] * 2}, False))
+    apart = verdict("cost", cost_results({"all": [0.1] * 2, "norm": [0.08] * 2}, False))
     assert lockstep_fact([], apart).startswith("SAM-ON and SAM-all not trained in lockstep")

@@ -2,7 +2,8 @@
 pools every seed of exactly the experiment's configs into the claim's own verdict; the projector
 page shows it without any key; a finished experiment is exported and loaded again.
 
-Runs are faked with records of the ``samon_core.records`` types (what the trainer writes), so
+Runs are faked with records of the ``samon_core.records`` types (what the trainer writes;
+``support.records.run_records``), so
 the verdicts are the claims' real rules on known numbers."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 from support.apptest import goto, session
+from support.records import MEANS, run_records
 from support.teacher import TEACHER_TOKEN, teacher_settings
 
 from samon_app.class_verdict import class_verdict, for_viewer, power_status, seed_ranges
@@ -38,15 +40,12 @@ from samon_core.claims.classroom import (
     start_experiment,
     stop_experiment,
 )
-from samon_core.records import EpochRecord, NormStatsRecord, SharpnessRecord, StepRecord
 from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
 from samon_core.service.room import ClassExperiment, read_room
 
 TOKEN = TEACHER_TOKEN
 EPOCHS = 30  # the cpu size's
-# Final test accuracy (%) per method: SAM-all and SAM-ON 2 points above SGD, as at the cpu size
-MEANS = {"base": 69.6, "all": 71.6, "norm": 71.5}
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -63,31 +62,6 @@ def store(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # fake runs with the trainer's record types
 # ---------------------------------------------------------------------------------------------
-
-
-def run_records(acc: float, epochs: int, *, gamma_end: float = 1.05, sharp: float = 0.02
-                ) -> list[dict]:
-    """A run's records: gamma at init, per epoch a step window, the gamma statistics and the
-    epoch record (test accuracy rising to ``acc`` %), the sharpness probe at the end."""
-    def norm(epoch: int, mean: float) -> NormStatsRecord:
-        return NormStatsRecord(kind="norm_stats", epoch=epoch, step=10 * epoch,
-                               time=float(epoch), param="gamma", bin_edges=[0.0, 1.0, 2.0],
-                               counts=[3, 3], below=0, above=0, mean=mean, std=0.1, layers=[])
-
-    out: list[dict] = [dict(norm(0, 1.0))]
-    for e in range(1, epochs + 1):
-        out.append(dict(StepRecord(kind="step", epoch=e, step=10 * e, time=float(e), loss=2.0,
-                                   acc=0.5, lr=0.1, step_time=0.05, images_per_s=100.0,
-                                   load=1.0)))
-        out.append(dict(norm(e, 1.0 + (gamma_end - 1.0) * e / epochs)))
-        out.append(dict(EpochRecord(kind="epoch", epoch=e, step=10 * e, time=float(e),
-                                    train_loss=2.0, train_ce=2.0, train_acc=0.5, test_loss=2.1,
-                                    test_ce=2.1, test_acc=(acc - (epochs - e) * 0.1) / 100,
-                                    epoch_time=1.0, eta_s=float(epochs - e), sam=True)))
-    out.append(dict(SharpnessRecord(kind="sharpness", epoch=epochs, step=10 * epochs,
-                                    time=float(epochs), steps=1, rho=0.01, value=sharp, m=128,
-                                    n=256)))
-    return out
 
 
 def fake_run(store: RunStore, config: RunConfig, acc: float, *, owner: str = "alice",

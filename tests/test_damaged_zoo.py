@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.apptest import APP, TIMEOUT
+from support.configs import TINY
 from support.damaged import (
     CASES,
     FIELD_CASES,
@@ -20,9 +22,8 @@ from support.damaged import (
     case_id,
     damage,
 )
+from support.fakes import fake_claim_runs, fake_run, three_methods
 from support.teacher import TEACHER_TOKEN
-from test_app_pages import APP, TIMEOUT, TINY, fake_run, three_methods
-from test_claims import fake_claim_runs
 
 from samon_app.reader import RunReader
 from samon_core import claims, service

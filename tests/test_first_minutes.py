@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import time
 
+from support.apptest import app, page, texts
 from support.configs import tiny_config
-from test_app_pages import app, fake_run, page, texts
+from support.fakes import fake_claim_runs, fake_run
 
 from samon_app.progress import (
     PER_EPOCH,
@@ -381,7 +382,6 @@ def test_launch_buttons_are_disabled_with_the_reason_under_a_taken_name(runs):
 
 
 def test_claims_bars_take_the_method_colours(runs):
-    from test_claims import fake_claim_runs
 
     from samon_app.progress import STOPPED_COLOR
     from samon_core.catalog.methods import method_color

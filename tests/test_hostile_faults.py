@@ -221,9 +221,7 @@ def test_resolve_resumes_is_linear_in_the_resume_markers(monkeypatch):
         return original(rec)
 
     monkeypatch.setattr(metrics_module, "_epoch_of", counted)
-    t0 = time.perf_counter()
-    kept = resolve_resumes(records)
-    assert time.perf_counter() - t0 < 20  # about 0.02 s; generous for a loaded machine
+    kept = resolve_resumes(records)  # linear: the count of epoch reads above, not a clock
     # each epoch record E+1 is dropped by the marker at E that follows it; the last survives
     assert [r for r in kept if r["kind"] == "epoch"] == []
     assert len(kept) == n  # the markers

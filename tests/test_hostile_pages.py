@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
-from test_app_pages import APP, TIMEOUT, TINY, fake_run, three_methods
+from support.apptest import APP, TIMEOUT
+from support.configs import TINY
+from support.fakes import fake_run, three_methods
 
 from samon_app import urlparams
 from samon_core.runs import database as db

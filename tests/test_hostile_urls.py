@@ -15,10 +15,9 @@ from collections.abc import Callable
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support.apptest import goto
+from support.apptest import APP, TIMEOUT, cancel_button, goto, link_key, rendered_text
+from support.configs import TINY
 from support.teacher import TEACHER_TOKEN
-from test_app_pages import APP, TIMEOUT, TINY
-from test_owner_links import cancel_button, link_key, rendered_text
 
 from samon_app import identity_view as view
 from samon_app import urlparams

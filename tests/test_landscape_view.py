@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from support.apptest import app, page, texts
 from support.configs import tiny_config
-from test_app_pages import app, fake_run, page, texts
+from support.fakes import fake_run
 
 from samon_app.landscape import Slice, flatness_sentence, images_sentence, n_test_images, slices
 from samon_app.reader import RunData, RunInfo

@@ -14,8 +14,9 @@ import random
 import re
 
 import pytest
-from test_app_pages import app, page, texts
-from test_claims import results, verdict
+from support.apptest import app, page, texts
+from support.claim_results import GOOD, group_per_seed, results, verdict
+from support.fakes import robust_three
 
 from samon_app import laptop as view
 from samon_core.claims import CLAIMS, CONSISTENT, get_claim, laptop
@@ -297,15 +298,12 @@ def test_the_card_leads_with_robustness_and_gives_the_users_numbers_on_it():
     """A quick-demo-like group (one seed, robustness measured): the robustness claim is the
     card's first row, and beside it the user's own numbers on the comparisons a laptop settled
     (the verdict's part sentences), never the lab's."""
-    from test_claims_poster import _group_per_seed
-    from test_verdict_card import GOOD
-
     from samon_app.verdict_card import verdict_card
 
     levels = {"base": (5.0, 40.0), "all": (35.0, 44.0), "norm": (33.0, 44.5)}
     spec = {m: (accs[:1], [{**opts, "robust": levels[m][0], "corruption": levels[m][1]}])
             for m, (accs, opts) in GOOD.items()}
-    card = verdict_card(*_group_per_seed(spec, {"robustness": "standard"}))
+    card = verdict_card(*group_per_seed(spec, {"robustness": "standard"}))
     ids = [r.claim.id for r in card.rows]
     assert ids[0] == "robustness" and ids == view.order(ids)
     row = card.rows[0]
@@ -321,11 +319,9 @@ def test_the_card_leads_with_robustness_and_gives_the_users_numbers_on_it():
 def test_live_ends_a_robustness_group_on_the_robustness_row(runs):
     """Live's closing card (AppTest): a finished group with robustness results leads with the
     robustness claim's row, the user's numbers on the laptop's comparisons beneath it."""
-    from test_robustness_view import _three
-
     from samon_app.verdicts import VERDICT_ICONS
 
-    _three(runs, "rob3")
+    robust_three(runs, "rob3")
     at = page(app(group="rob3"), "app_pages/live.py")
     assert not at.exception, [e.message for e in at.exception]
     rows = [m.value for m in at.markdown if m.value.startswith(tuple(VERDICT_ICONS.values()))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app_pages import APP, TIMEOUT
+from support.apptest import APP, TIMEOUT
 
 from samon_app.data_warning import DataWarning, cifar_datasets, data_warning
 from samon_core.service import preflight

@@ -5,9 +5,10 @@ charts say "so far" (AppTest on a fake store)."""
 
 from __future__ import annotations
 
+from support.apptest import app, page, texts
+from support.card_check import check_line_text
 from support.configs import tiny_config
-from test_app_pages import app, fake_run, page, texts
-from test_card_sentences import check_line_text
+from support.fakes import fake_run
 
 from app_pages.live_card import DETAILS
 from samon_app import laptop

@@ -8,8 +8,9 @@ import math
 import time
 
 import pytest
+from support.apptest import app, page, plotly_specs, texts
 from support.configs import tiny_config
-from test_app_pages import app, fake_run, page, texts, three_methods
+from support.fakes import fake_run, three_methods
 
 from samon_app.reader import build_run_data, run_infos
 from samon_app.replay import record_times, replay_data, replay_infos, replay_records
@@ -238,7 +239,6 @@ def long_run(store, config, owner: str, group: str, seconds: float = 4800.0) -> 
 
 
 def acc_points(at) -> int:
-    from test_app_pages import plotly_specs
 
     spec = plotly_specs(at)["live_acc_chart"]
     return sum(len(trace.get("x") or ()) for trace in spec["data"])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from support.apptest import app, page, texts
 from support.configs import tiny_config
-from test_app_pages import app, fake_run, page, texts
+from support.fakes import fake_run
 
 
 def _group(store, group, accs):

@@ -7,15 +7,12 @@ worker)."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app_pages import APP, TIMEOUT, TINY
+from support.apptest import APP, TIMEOUT, cancel_button, link_key, rendered_text
+from support.configs import TINY
 
 from samon_app import identity_view as view
 from samon_app import urlparams
@@ -46,31 +43,10 @@ def queued_run(runs: RunStore, owner: str = "alice") -> tuple[str, str]:
     return rid, key
 
 
-def cancel_button(at: AppTest, rid: str):
-    return next(b for b in at.button if b.key == f"cancel_{rid}")
-
-
 def launch_preset(at: AppTest) -> AppTest:
     next(b for b in at.button if b.key == "launch_preset").click().run()
     assert not at.exception, [e.message for e in at.exception]
     return at
-
-
-def _nodes(node: Any) -> Iterator[Any]:
-    yield node
-    children = getattr(node, "children", None) or {}
-    for child in children.values():
-        yield from _nodes(child)
-
-
-def rendered_text(at: AppTest) -> str:
-    """Everything the tree holds: every element's proto (labels, bodies) and widget value."""
-    parts = []
-    for node in _nodes(at._tree):
-        parts.append(str(getattr(node, "proto", "")))
-        with contextlib.suppress(Exception):  # containers and some elements have no value
-            parts.append(str(node.value))
-    return "\n".join(parts)
 
 
 def errors(at: AppTest) -> str:
@@ -110,13 +86,6 @@ def test_a_wrong_key_warns_and_shows_the_runs_read_only(runs, wrong):
 # ---------------------------------------------------------------------------------------------
 # launching: a new name is registered (a guest gets one), a taken one is refused
 # ---------------------------------------------------------------------------------------------
-
-
-def link_key(at: AppTest) -> str:
-    """The key in the one-time box's link (the only place a key is ever shown)."""
-    links = [c.value for c in at.code if "key=" in c.value]
-    assert len(links) == 1, links
-    return parse_qs(urlsplit(links[0]).query)["key"][0]
 
 
 def test_a_first_launch_registers_the_name_and_shows_its_link_once(runs):

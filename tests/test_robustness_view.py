@@ -6,8 +6,10 @@ import json
 import re
 
 import pytest
+from support.apptest import app, page, texts
 from support.configs import tiny_config
-from test_app_pages import app, fake_run, page, texts
+from support.fakes import ROBUST_LEVELS, add_record, fake_run, robust_three
+from support.records import robust_record
 
 from samon_app.reader import RunData, RunInfo
 from samon_app.robustness import (
@@ -20,23 +22,6 @@ from samon_app.robustness import (
 from samon_core import paper
 from samon_core.catalog import methods
 from samon_core.catalog import robustness as suite
-
-
-def _result(clean: float, drop: float, images: int = 512) -> dict:
-    """A robustness record whose accuracy falls by ``drop`` per budget step."""
-    attacks = []
-    for norm in suite.NORMS:
-        budgets = [b for b in suite.ATTACKS if b.norm == norm]
-        for i, b in enumerate(budgets, start=1):
-            attacks.append({"norm": b.norm, "eps": b.eps, "label": b.label, "poster": b.poster,
-                            "acc": max(clean - drop * i, 0.0)})
-    corruptions = [{"name": name, "severity": s, "level": level, "acc": clean - 0.05 * s}
-                   for name, levels in suite.CORRUPTIONS.items()
-                   for s, level in enumerate(levels, start=1)]
-    return {"kind": "robustness", "epoch": 2, "step": 8, "time": 3.0, "suite": "standard",
-            "images": images, "clean_acc": clean, "attacks": attacks,
-            "corruptions": corruptions, "pgd_steps": 10, "pgd_step_factor": 2.5, "seed": 0,
-            "seconds": 2.0}
 
 
 def _info(run_id: str, key: str, config: dict) -> RunInfo:
@@ -52,8 +37,8 @@ def test_curves_average_seeds_per_method_in_the_method_colour():
     sgd = tiny_config(method="base")
     infos = [_info("a", "base", sgd.to_dict()), _info("b", "base", sgd.replace(seed=1).to_dict()),
              _info("c", "norm", tiny_config().to_dict())]
-    data = {"a": _data("a", _result(0.70, 0.20)), "b": _data("b", _result(0.60, 0.10)),
-            "c": _data("c", _result(0.66, 0.02))}
+    data = {"a": _data("a", robust_record(0.70, 0.20)), "b": _data("b", robust_record(0.60, 0.10)),
+            "c": _data("c", robust_record(0.66, 0.02))}
     linf = curves(infos, data, "linf")
     assert [c.label for c in linf] == ["SGD", "SAM-ON"]
     sgd_curve, on_curve = linf
@@ -69,7 +54,8 @@ def test_curves_average_seeds_per_method_in_the_method_colour():
 
 def test_a_record_measured_again_counts_with_its_latest():
     info = _info("a", "norm", tiny_config().to_dict())
-    (curve,) = curves([info], {"a": _data("a", _result(0.2, 0.1), _result(0.8, 0.1))}, "l2")
+    (curve,) = curves([info], {"a": _data("a", robust_record(0.2, 0.1), robust_record(0.8, 0.1))},
+                      "l2")
     assert curve.acc[0] == 0.8
 
 
@@ -78,7 +64,8 @@ def test_the_sentence_follows_the_numbers_it_reads():
     infos = [_info("a", "base", tiny_config(method="base").to_dict()),
              _info("c", "norm", tiny_config().to_dict())]
     for sgd_drop, on_drop in ((0.2, 0.02), (0.01, 0.15)):  # either order
-        data = {"a": _data("a", _result(0.70, sgd_drop)), "c": _data("c", _result(0.66, on_drop))}
+        data = {"a": _data("a", robust_record(0.70, sgd_drop)),
+                "c": _data("c", robust_record(0.66, on_drop))}
         found = curves(infos, data, "linf")
         text = reading_sentence(found)
         named = re.findall(r"(SGD|SAM-ON) (\d+\.\d)% \(clean (\d+\.\d)%", text)
@@ -105,11 +92,6 @@ def test_poster_rows_are_the_posters_table():
     assert sorted(poster) == sorted((n, e) for n, e, _ in paper.VIT_ROBUSTNESS_BUDGETS.values())
 
 
-def _add(store, rid, record):
-    with store.metrics_writer(rid) as w:
-        w.write(record)
-
-
 def _chart(at, key):
     found = [c for c in at.get("plotly_chart") if key in (c.proto.id or "")]
     assert found, f"no chart {key}"
@@ -120,8 +102,8 @@ def test_live_robustness_view_draws_each_method_in_its_colour(runs):
     cfg = tiny_config()
     sgd = fake_run(runs, cfg.replace(method="base"), group="gr")
     on = fake_run(runs, cfg, group="gr")
-    _add(runs, sgd, _result(0.6, 0.15))
-    _add(runs, on, _result(0.62, 0.03))
+    add_record(runs, sgd, robust_record(0.6, 0.15))
+    add_record(runs, on, robust_record(0.62, 0.03))
     at = page(app(group="gr"), "app_pages/live.py")
     at.segmented_control(key="view").set_value("Robustness").run()
     assert not at.exception, [e.message for e in at.exception]
@@ -142,7 +124,8 @@ def test_live_and_compare_without_robustness_say_how_to_get_it(runs):
     cfg = tiny_config()
     rid = fake_run(runs, cfg, group="gn")
     bad = fake_run(runs, cfg.replace(method="base"), group="gn")
-    _add(runs, bad, {**_result(0.5, 0.1), "attacks": "x"})  # damaged: skipped by the reader
+    # damaged: skipped by the reader
+    add_record(runs, bad, {**robust_record(0.5, 0.1), "attacks": "x"})
     at = page(app(group="gn"), "app_pages/live.py")
     at.segmented_control(key="view").set_value("Robustness").run()
     assert not at.exception, [e.message for e in at.exception]
@@ -160,7 +143,7 @@ def test_compare_shows_the_robustness_of_the_shown_runs(runs):
     cfg = tiny_config()
     for seed in (0, 1):
         rid = fake_run(runs, cfg.replace(seed=seed), group="gc")
-        _add(runs, rid, _result(0.6 + 0.02 * seed, 0.05))
+        add_record(runs, rid, robust_record(0.6 + 0.02 * seed, 0.05))
     at = page(app(group="gc"), "app_pages/compare.py")
     assert not at.exception, [e.message for e in at.exception]
     spec = _chart(at, "compare_robust")
@@ -173,32 +156,18 @@ def test_compare_shows_the_robustness_of_the_shown_runs(runs):
 # the robustness and corruption claims' verdicts under the tab
 # ---------------------------------------------------------------------------------------------
 
-# (clean, drop per budget) of each method's robustness record: SAM keeps far more under attack
-_LEVELS = {"base": (0.60, 0.20), "all": (0.64, 0.04), "norm": (0.63, 0.05)}
-
-
-def _three(runs, group: str, robustness: str = "standard") -> dict[str, str]:
-    """SGD, SAM-all and SAM-ON of one seed, each with its robustness record."""
-    cfg = tiny_config(robustness=robustness)
-    ids = {"base": fake_run(runs, cfg.replace(method="base"), group=group),
-           "all": fake_run(runs, cfg.replace(scope="all"), group=group),
-           "norm": fake_run(runs, cfg, group=group)}
-    for key, rid in ids.items():
-        _add(runs, rid, _result(*_LEVELS[key]))
-    return ids
-
-
 def test_view_claims_are_the_tabs_claims_the_runs_can_be_judged_on():
     from samon_app.verdicts import view_claims, view_line
 
     cfg = tiny_config(robustness="standard")
     infos = [_info(k, k, (cfg.replace(method="base") if k == "base" else
                           cfg.replace(scope=k)).to_dict()) for k in ("base", "all", "norm")]
-    data = {k: _data(k, _result(*_LEVELS[k])) for k in _LEVELS}
+    data = {k: _data(k, robust_record(*ROBUST_LEVELS[k])) for k in ROBUST_LEVELS}
     assert view_claims("robustness", infos, data) == ["robustness", "corruption"]
     assert view_claims("robustness", infos[1:], data) == []  # no SGD: no claim compares them
     off = [_info(i.run_id, i.key, {**i.config, "robustness": "off"}) for i in infos]
-    assert view_claims("robustness", off, {k: _data(k) for k in _LEVELS}) == []  # never measured
+    # never measured
+    assert view_claims("robustness", off, {k: _data(k) for k in ROBUST_LEVELS}) == []
     assert view_claims("robustness", off, data) == ["robustness", "corruption"]  # added later
     assert view_claims("accuracy", infos, data) == ["accuracy"]
     line = view_line("robustness", infos, data, "corruption")
@@ -216,7 +185,7 @@ def test_the_robustness_tab_tells_both_claims_verdicts_on_these_runs(runs):
     from samon_core.claims.results import robust_acc
     from samon_core.claims.rules import ROBUST_ATTACKS
 
-    ids = _three(runs, "gr3")
+    ids = robust_three(runs, "gr3")
     at = page(app(group="gr3"), "app_pages/live.py")
     at.segmented_control(key="view").set_value("Robustness").run()
     assert not at.exception, [e.message for e in at.exception]

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support.records import record
 
+from samon_core.records import EpochRecord, SharpnessRecord, StepRecord
 from samon_core.runs.config import RunConfig
 from samon_core.runs.io import file_lock
 from samon_core.runs.metrics import MetricsWriter, resolve_resumes
@@ -29,32 +31,14 @@ def store(tmp_path):
 
 
 def _epoch(e, acc=0.5):
-    return {
-        "kind": "epoch",
-        "epoch": e,
-        "step": e * 10,
-        "time": float(e),
-        "train_loss": 1.0,
-        "train_acc": acc,
-        "test_loss": 1.1,
-        "test_acc": acc,
-        "epoch_time": 1.0,
-        "eta_s": 0.0,
-    }
+    return record(EpochRecord, without=("train_ce", "test_ce", "sam"), epoch=e, step=e * 10,
+                  time=float(e), train_loss=1.0, train_acc=acc, test_loss=1.1, test_acc=acc,
+                  epoch_time=1.0, eta_s=0.0)
 
 
 def _step(e, s):
-    return {
-        "kind": "step",
-        "epoch": e,
-        "step": s,
-        "time": float(s),
-        "loss": 1.0,
-        "acc": 0.5,
-        "lr": 0.1,
-        "step_time": 0.01,
-        "images_per_s": 100.0,
-    }
+    return record(StepRecord, without=("load",), epoch=e, step=s, time=float(s), loss=1.0,
+                  acc=0.5, lr=0.1, step_time=0.01, images_per_s=100.0)
 
 
 # --- ids and paths ------------------------------------------------------------------------------
@@ -305,19 +289,8 @@ def test_metrics_writer_and_frames(store):
         w.write(_step(1, 1))
         w.write(_step(1, 2))
         w.write(_epoch(1, 0.3))
-        w.write(
-            {
-                "kind": "sharpness",
-                "epoch": 1,
-                "step": 2,
-                "time": 2.0,
-                "steps": 1,
-                "rho": 0.01,
-                "value": 0.2,
-                "m": 128,
-                "n": 256,
-            }
-        )
+        w.write(record(SharpnessRecord, epoch=1, step=2, time=2.0, steps=1, rho=0.01, value=0.2,
+                       m=128, n=256))
         for param in ("gamma", "beta"):
             w.write(
                 {

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from test_claims import results
+from support.claim_results import results
 
 from samon_core import claims
 from samon_core.claims import calibration, power, stats

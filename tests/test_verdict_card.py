@@ -6,38 +6,12 @@ streamlit). ``test_card_sentences`` checks the lines against their verdicts."""
 
 from __future__ import annotations
 
-from test_claims import records
+from support.claim_results import GOOD, group
 
 from samon_app import laptop
 from samon_app.claim_lines import MAX_WORDS, topic, word_count
-from samon_app.reader import RunInfo, build_run_data
 from samon_app.verdict_card import card_claims, verdict_card
 from samon_core.claims import CONSISTENT, NO_VERDICT, NOT_CONSISTENT
-
-CONFIG = {"model": "tiny_resnet", "dataset": "synthetic", "epochs": 3}
-# per method: final test accuracy (%) per seed, and record options that make every claim hold
-# (SAM-ON sharper, its gammas shifted more, its steps 20% cheaper than SAM-all's)
-GOOD = {
-    "base": ([40.0, 40.3, 39.8], {"sharp": 0.10, "gamma_end": 1.01, "step_time": 0.03}),
-    "all": ([45.0, 45.2, 44.9], {"sharp": 0.15, "gamma_end": 1.02, "step_time": 0.050}),
-    "norm": ([47.0, 47.3, 46.8], {"sharp": 0.30, "gamma_end": 1.10, "step_time": 0.040}),
-}
-
-
-def group(spec: dict, *, seeds: int = 3, state: str = "finished", lockstep: bool = True,
-          config: dict | None = None) -> tuple[list[RunInfo], dict]:
-    """RunInfos and RunData of a group: ``spec`` method key -> (accuracies per seed, options);
-    runs of one seed trained in lockstep (their summaries name each other) unless not."""
-    infos, data = [], {}
-    for method, (accs, opts) in spec.items():
-        for seed in range(seeds):
-            rid = f"{method}-{seed}"
-            mates = [f"{m}-{seed}" for m in spec] if lockstep else []
-            infos.append(RunInfo(rid, method, method, method, "#000000", state,
-                                 {**CONFIG, **(config or {}), "seed": seed},
-                                 {"group": "g"}, {"state": state}, {"lockstep": mates}))
-            data[rid] = build_run_data(rid, records(accs[seed], **opts))
-    return infos, data
 
 
 def test_all_consistent_runs_still_show_their_caveats():

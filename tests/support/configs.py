@@ -27,3 +27,7 @@ TINY_FIELDS: dict[str, Any] = dict(
 def tiny_config(**changes: Any) -> RunConfig:
     """The tiny config with ``changes`` applied (validated like any RunConfig)."""
     return RunConfig(**{**TINY_FIELDS, **changes})
+
+
+# The tiny config itself: two epochs, no sharpness probe (the pages' fake and queued runs).
+TINY = tiny_config()

@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from samon_core.records import EpochRecord, ResumeRecord
 from samon_core.runs.store import RunStore
+from support.records import EPOCH_METRICS, record
 
 
 def train(config, run_dir, *, callback=None, should_stop=None, data_dir=None, resume=False):
@@ -21,13 +23,14 @@ def train(config, run_dir, *, callback=None, should_stop=None, data_dir=None, re
     start = int(ckpt.read_text()) if resume and ckpt.exists() else 0
     with store.metrics_writer(rid) as w:
         if resume:
-            w.write({"kind": "resume", "epoch": start, "step": 0, "time": 0.0})
+            w.write(record(ResumeRecord, epoch=start, step=0, time=0.0))
         for epoch in range(start + 1, config.epochs + 1):
             if should_stop is not None and should_stop():
                 store.write_status(rid, "cancelled")
                 return {"state": "cancelled"}
             time.sleep(0.1)
-            w.write({"kind": "epoch", "epoch": epoch, "step": epoch, "time": float(epoch)})
+            w.write(record(EpochRecord, without=EPOCH_METRICS, epoch=epoch, step=epoch,
+                           time=float(epoch)))
             ckpt.write_text(str(epoch))
     store.write_status(rid, "finished")
     return {"state": "finished"}
