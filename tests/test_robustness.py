@@ -245,6 +245,7 @@ def test_a_one_epoch_run_records_its_robustness(tmp_path):
     assert recs[-1]["kind"] == "robustness"  # after the last epoch's records
 
 
+@pytest.mark.slow  # trains a real run, then attacks it: 16 s on the shared 2-core machine
 def test_cli_measures_a_finished_run_for_its_requester_or_the_teacher(tmp_path, capsys,
                                                                       clean_env):
     from support.configs import tiny_config
