@@ -6,25 +6,37 @@ Starts from the claims' ``cpu`` base config (``samon_core.claims.runsets.CPU_BAS
 sets one rho per method family (``all=0.05,norm=0.5``; the paper's values otherwise). Each seed
 trains the methods as one lockstep group, so its wall time is the claim's cost per seed. Prints,
 per method, the final test accuracy of every seed, mean +- standard deviation, the gap to SGD
-against the seeds' spread, and the hardware, versions and load average.
+against the seeds' spread, and the hardware, versions and load average; then the PAIRED
+differences per seed (the methods of one seed share data draw, initialisation and batch order):
+SAM-all and SAM-ON minus SGD and SAM-ON minus SAM-all, each with its 95% paired-t interval and the
+accuracy claim's status (superiority over SGD; non-inferiority with ``rules.MARGINS['accuracy']``
+for SAM-ON vs SAM-all), computed by ``samon_core.claims.stats`` (the verdicts' own functions; the
+floor is a tenth of the largest per-method spread of this setting, as ``claims.calibration``'s).
+The seeds' accuracies are appended to ``DIR/results.jsonl`` with ``--keep DIR``, so a later call
+with ``--first-seed`` adds seeds to the same setting (``--from-results`` prints all of them).
 
 Usage: python bench/cpu_claim_search.py --seeds 3 --set train_subset=2000 --set epochs=30
-       [--methods base,all,norm] [--rho all=0.05,norm=0.5] [--keep DIR]
+       [--first-seed 0] [--methods base,all,norm] [--rho all=0.05,norm=0.5] [--keep DIR]
+       python bench/cpu_claim_search.py --from-results DIR/results.jsonl
 Not part of the test suite (minutes per seed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
 import tempfile
 import time
 
+import numpy as np
 import torch
 
-from samon_core.claims.runsets import CPU_BASE, method_config
+from samon_core.claims import stats
+from samon_core.claims.rules import MARGINS
+from samon_core.claims.runsets import method_config
 from samon_core.runs.config import RunConfig
 from samon_core.runs.store import RunStore
 from samon_core.train.hardware import cpu_model
@@ -40,18 +52,66 @@ def _rhos(text: str) -> dict[str, float]:
 
 
 def _configs(methods: list[str], overrides: list[str], rhos: dict[str, float]) -> list[RunConfig]:
-    base = CPU_BASE.with_overrides(overrides) if overrides else CPU_BASE
+    """Each method's cpu-size config (``method_config``: its variant's fields, e.g. ASAM's, kept)
+    with the overrides applied on top, and its rho from ``rhos`` where given."""
     out = []
     for m in methods:
         cfg = method_config("cpu", m)
-        # method_config builds on CPU_BASE; carry the overrides over (method fields kept)
-        fields = {k: v for k, v in base.to_dict().items()
-                  if k not in ("method", "scope", "rho")}
-        cfg = cfg.replace(**fields)
+        if overrides:
+            cfg = cfg.with_overrides(overrides)
         if m in rhos:
             cfg = cfg.replace(rho=rhos[m])
         out.append(cfg)
     return out
+
+
+# (A, B, margin): the accuracy claim's parts (rules.py), A - B per seed
+PAIRS: tuple[tuple[str, str, float], ...] = (
+    ("all", "base", 0.0), ("norm", "base", 0.0), ("norm", "all", MARGINS["accuracy"]))
+
+
+def print_paired(acc: dict[str, list[float]]) -> None:
+    """The paired differences of the accuracy claim's parts, with the verdict rule's interval."""
+    spreads = [statistics.stdev(v) for v in acc.values() if len(v) > 1]
+    floor = 0.1 * max(spreads) if spreads else 0.0
+    for a, b, margin in PAIRS:
+        if a not in acc or b not in acc:
+            continue
+        n = min(len(acc[a]), len(acc[b]))
+        d = np.array(acc[a][:n]) - np.array(acc[b][:n])
+        est = stats.paired(d[None], floor)
+        dec = stats.decide(est, margin=margin, parts=len(PAIRS))
+        test = "superiority" if margin == 0 else f"non-inferiority, margin {margin}"
+        print(f"paired {a} - {b}: {float(est.effect[0]):+.2f} (95% {float(dec.low[0]):+.2f} to "
+              f"{float(dec.high[0]):+.2f}), sd of differences {float(est.spread[0]):.2f}, "
+              f"n={n}, {test}: {dec.status[0]}   per seed: "
+              + " ".join(f"{x:+.2f}" for x in d))
+
+
+def print_summary(acc: dict[str, list[float]]) -> None:
+    """Per method: mean +- sd and the gap to the first method; then the paired differences."""
+    base = next(iter(acc.values()))
+    for label, values in acc.items():
+        mean = statistics.fmean(values)
+        sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+        gap = mean - statistics.fmean(base) if base else float("nan")
+        print(f"{label:28s} {mean:6.2f} +- {sd:4.2f}  gap to first {gap:+6.2f}   "
+              + " ".join(f"{v:.2f}" for v in values))
+    print_paired(acc)
+
+
+def from_results(path: str) -> None:
+    """Print the summary of every seed recorded in a ``results.jsonl`` (by family key)."""
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    rows.sort(key=lambda r: r["seed"])
+    acc: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in row["acc"].items():
+            acc.setdefault(key, []).append(value)
+    print(f"# {path}: seeds {[r['seed'] for r in rows]}, wall per seed "
+          + ", ".join(f"{r['wall_s']:.0f} s (load {r['load']:.1f})" for r in rows))
+    print_summary(acc)
 
 
 def main() -> None:
@@ -61,7 +121,12 @@ def main() -> None:
     ap.add_argument("--methods", default="base,all,norm")
     ap.add_argument("--rho", default="", help="per method family, e.g. all=0.05,norm=0.5")
     ap.add_argument("--keep", default=None, help="run store folder to keep (default: temporary)")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--from-results", default=None, help="summarize a results.jsonl, train none")
     args = ap.parse_args()
+    if args.from_results:
+        from_results(args.from_results)
+        return
     methods = args.methods.split(",")
     configs = _configs(methods, args.set, _rhos(args.rho))
     root = args.keep or tempfile.mkdtemp(prefix="claim-search-")
@@ -71,11 +136,13 @@ def main() -> None:
     print(f"# overrides {args.set} rho {args.rho or 'paper'}; load before "
           f"{os.getloadavg()[0]:.2f}")
     for c in configs:
-        print(f"#   {c.method_label()}: rho={c.rho} lr={c.lr} epochs={c.epochs} "
-              f"n={c.train_subset} noise={c.label_noise} model={c.model}")
-    acc: dict[str, list[float]] = {c.method_label(): [] for c in configs}
+        rho = c.resolved_rho() if c.method == "sam" else None
+        print(f"#   {c.method_label()}: rho={rho} adaptive={c.adaptive} lr={c.lr} "
+              f"epochs={c.epochs} n={c.train_subset} noise={c.label_noise} model={c.model} "
+              f"data={c.dataset}")
+    acc: dict[str, list[float]] = {m: [] for m in methods}
     walls = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         jobs = []
         for c in configs:
             cs = c.replace(seed=seed)
@@ -84,17 +151,17 @@ def main() -> None:
         t0 = time.perf_counter()
         summaries = train_group(jobs)
         walls.append(time.perf_counter() - t0)
-        for c, s in zip(configs, summaries, strict=True):
-            acc[c.method_label()].append(100 * float(s.get("final_test_acc", float("nan"))))
-        print(f"seed {seed}: {walls[-1]:.0f} s, load {os.getloadavg()[0]:.2f}: "
+        for m, s in zip(methods, summaries, strict=True):
+            acc[m].append(100 * float(s.get("final_test_acc", float("nan"))))
+        load = os.getloadavg()[0]
+        print(f"seed {seed}: {walls[-1]:.0f} s, load {load:.2f}: "
               + ", ".join(f"{k} {v[-1]:.2f}" for k, v in acc.items()), flush=True)
-    base = acc.get(configs[0].method_label(), [])
-    for label, values in acc.items():
-        mean = statistics.fmean(values)
-        sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-        gap = mean - statistics.fmean(base) if base else float("nan")
-        print(f"{label:28s} {mean:6.2f} +- {sd:4.2f}  gap to first {gap:+6.2f}   "
-              + " ".join(f"{v:.2f}" for v in values))
+        if args.keep:
+            row = {"seed": seed, "wall_s": walls[-1], "load": load, "overrides": args.set,
+                   "rho": args.rho, "acc": {k: v[-1] for k, v in acc.items()}}
+            with open(os.path.join(root, "results.jsonl"), "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+    print_summary(acc)
     print(f"wall per seed: {statistics.fmean(walls):.0f} s (all methods, lockstep); "
           f"store {root}")
 

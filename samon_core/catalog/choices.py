@@ -25,7 +25,7 @@ BN_SECOND_PASS: tuple[str, ...] = ("update", "keep")
 LR_SCHEDULES: tuple[str, ...] = ("cosine", "constant", "step")
 AUGMENTS: tuple[str, ...] = ("crop_flip", "flip", "none", "autoaugment")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
-DATASET_NAMES: tuple[str, ...] = ("cifar100", "cifar10", "synthetic", "synthetic10")
+DATASET_NAMES: tuple[str, ...] = ("cifar100", "cifar10", "synthetic", "synthetic10", "digits")
 # The robustness suite measured after training (samon_core.catalog.robustness): off, or the
 # standard one (PGD at the poster's and at 32x32 budgets, four corruptions at three severities).
 ROBUSTNESS: tuple[str, ...] = ("off", "standard")

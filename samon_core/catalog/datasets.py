@@ -38,6 +38,10 @@ DATASETS: dict[str, DatasetSpec] = {
         # noisy labels, the regime where SAM's advantage shows on a CPU (the claims' cpu size).
         DatasetSpec("synthetic10", "Synthetic images, 10 classes (generated, no download; NOT "
                     "CIFAR)", 10_000, 2_000, 10, synthetic=True),
+        # Real images that a kept package ships (scikit-learn, no download): 1,797 8x8 digits,
+        # one fixed split (samon_core.train.data.digits), upsampled to 32x32 for the pipeline.
+        DatasetSpec("digits", "Handwritten digits (scikit-learn's 8x8 digits, real, NOT CIFAR)",
+                    1_000, 797, 10),
     )
 }
 

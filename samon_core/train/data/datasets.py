@@ -14,6 +14,7 @@ import torch
 from samon_core.catalog.choices import DATASET_NAMES
 from samon_core.catalog.datasets import DATASETS, is_synthetic
 from samon_core.train.data.cifar import CIFAR_SPECS, load_cifar
+from samon_core.train.data.digits import load_digits_tensors
 from samon_core.train.data.synthetic import make_synthetic
 from samon_core.train.data.tensors import DatasetTensors
 
@@ -62,7 +63,8 @@ def load_dataset(
     download: bool = True,
     label_noise: float = 0.0,
 ) -> DatasetTensors:
-    """Load ``cifar100``, ``cifar10`` (cifar.py) or a synthetic set (synthetic.py) as uint8 tensors.
+    """Load ``cifar100``, ``cifar10`` (cifar.py), a synthetic set (synthetic.py) or scikit-learn's
+    ``digits`` (digits.py) as uint8 tensors.
 
     ``train_subset`` / ``test_subset``: 0 keeps the whole split, otherwise the first N of a
     permutation seeded by ``seed`` (train) and ``seed + 1`` (test).
@@ -70,12 +72,15 @@ def load_dataset(
     (``noisy_labels``, seeded by ``seed + LABEL_NOISE_SEED_OFFSET``); the test labels stay clean,
     and ``source`` says so. The labels before the noise stay in ``train_y_clean`` (the sharpness
     probe measures on them, as the paper on clean labels).
-    Raises ``DatasetUnavailable`` when CIFAR is neither on disk nor downloadable.
+    Raises ``DatasetUnavailable`` when CIFAR is neither on disk nor downloadable, or the digits'
+    scikit-learn is not installed.
     """
     if is_synthetic(name):
         data = make_synthetic(num_classes=DATASETS[name].num_classes, name=name)
     elif name in CIFAR_SPECS:
         data = load_cifar(name, Path(data_dir).expanduser(), download)
+    elif name == "digits":
+        data = load_digits_tensors()
     else:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASET_NAMES}")
     if train_subset:
