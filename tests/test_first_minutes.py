@@ -12,6 +12,7 @@ import time
 from support.apptest import app, page, texts
 from support.configs import tiny_config
 from support.fakes import fake_claim_runs, fake_run
+from support.records import record
 
 from samon_app.progress import (
     PER_EPOCH,
@@ -25,6 +26,7 @@ from samon_app.progress import (
 )
 from samon_app.reader import build_run_data, run_infos
 from samon_app.replay import replay_infos
+from samon_core.records import EpochRecord, StepRecord
 from samon_core.runs.store import RunStore
 from samon_core.service import scheduler
 
@@ -43,12 +45,13 @@ def first_epoch_group(store: RunStore, group: str = "gfirst", steps: int = 2,
         rid = store.create_run(CFG.replace(**changes), {"owner": "alice", "group": group})
         with store.metrics_writer(rid) as w:
             for s in range(1, steps + 1):
-                w.write({"kind": "step", "epoch": 1, "step": s, "time": 2.0 * s, "loss": 4.6,
-                         "acc": 0.01 * s, "lr": 0.1, "step_time": 0.5, "images_per_s": 128.0})
+                w.write(record(StepRecord, without=("load",), epoch=1, step=s, time=2.0 * s,
+                               loss=4.6, acc=0.01 * s, lr=0.1, step_time=0.5,
+                               images_per_s=128.0))
             if epoch_record:
-                w.write({"kind": "epoch", "epoch": 1, "step": steps, "time": 2.0 * steps + 1,
-                         "train_loss": 4.5, "train_acc": 0.02, "test_loss": 4.5,
-                         "test_acc": 0.02, "epoch_time": 9.0, "eta_s": 45.0})
+                w.write(record(EpochRecord, without=("train_ce", "test_ce", "sam"), epoch=1,
+                               step=steps, time=2.0 * steps + 1, train_loss=4.5, train_acc=0.02,
+                               test_loss=4.5, test_acc=0.02, epoch_time=9.0, eta_s=45.0))
         store.write_status(rid, "running", epoch=1 if epoch_record else 0, step=steps,
                            progress=steps / 24, worker="w-test")
         ids.append(rid)
@@ -83,9 +86,9 @@ def test_live_shows_step_curves_during_the_first_epoch_then_epochs(runs):
     # the first epoch ends: the default becomes per epoch
     for rid in runs.list_runs()["run_id"]:
         with runs.metrics_writer(rid) as w:
-            w.write({"kind": "epoch", "epoch": 1, "step": 4, "time": 9.0, "train_loss": 4.5,
-                     "train_acc": 0.02, "test_loss": 4.5, "test_acc": 0.02, "epoch_time": 9.0,
-                     "eta_s": 45.0})
+            w.write(record(EpochRecord, without=("train_ce", "test_ce", "sam"), epoch=1, step=4,
+                           time=9.0, train_loss=4.5, train_acc=0.02, test_loss=4.5,
+                           test_acc=0.02, epoch_time=9.0, eta_s=45.0))
     time.sleep(1.1)  # the shared reads are at most a second old
     at.run()
     assert at.get("segmented_control")[1].value == PER_EPOCH
@@ -152,8 +155,8 @@ def test_the_time_left_moves_every_few_seconds_and_agrees_with_the_steps(runs):
     no_steps = run_infos([{"run_id": "x", "config": CFG.to_dict(), "meta": {},
                            "status": {"state": "running", "epoch": 0}, "summary": None}])[0]
     assert "starting" in run_progress(no_steps, None)["text"]
-    last = {"kind": "step", "epoch": 6, "step": 24, "time": 60.0, "loss": 4.0, "acc": 0.1,
-            "lr": 0.1, "step_time": 0.5, "images_per_s": 128.0}
+    last = record(StepRecord, without=("load",), epoch=6, step=24, time=60.0, loss=4.0, acc=0.1,
+                  lr=0.1, step_time=0.5, images_per_s=128.0)
     done = build_run_data(info.run_id, [*d.records, last], version=len(d.records) + 1)
     assert run_progress(info, done)["text"].endswith("step 24 of 24 · evaluating the last epoch")
     assert format_left(44) == "45 s" and format_left(205) == "3 min 25 s"

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 from support.configs import tiny_config
+from support.records import EPOCH_METRICS, STEP_METRICS, record
 
 from samon_core import service
+from samon_core.records import EpochRecord, ResumeRecord, StepRecord
 from samon_core.runs.store import RunStore
 from samon_core.service import scheduler
 from samon_core.service.pool import resolve_devices
@@ -57,7 +59,7 @@ def fake_train(config, run_dir, *, callback=None, should_stop=None, data_dir=Non
     with store.metrics_writer(rid) as w:
         if resume:
             start = int(ckpt.read_text())
-            w.write({"kind": "resume", "epoch": start, "step": 0, "time": 0.0})
+            w.write(record(ResumeRecord, epoch=start, step=0, time=0.0))
         for epoch in range(start, config.epochs):
             for _ in range(3):
                 if hook is not None:
@@ -66,8 +68,10 @@ def fake_train(config, run_dir, *, callback=None, should_stop=None, data_dir=Non
                     store.write_status(rid, "cancelled", message="cancelled")
                     return {"state": "cancelled", "stopped_at_step": step}
                 step += 1
-                w.write({"kind": "step", "epoch": epoch + 1, "step": step, "time": 0.0})
-            w.write({"kind": "epoch", "epoch": epoch + 1, "step": step, "time": 0.0})
+                w.write(record(StepRecord, without=STEP_METRICS, epoch=epoch + 1, step=step,
+                               time=0.0))
+            w.write(record(EpochRecord, without=EPOCH_METRICS, epoch=epoch + 1, step=step,
+                           time=0.0))
             ckpt.write_text(str(epoch + 1))
     store.write_status(rid, "finished")
     return {"state": "finished"}

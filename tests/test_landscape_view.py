@@ -6,9 +6,11 @@ import pytest
 from support.apptest import app, page, texts
 from support.configs import tiny_config
 from support.fakes import fake_run
+from support.records import record
 
 from samon_app.landscape import Slice, flatness_sentence, images_sentence, n_test_images, slices
 from samon_app.reader import RunData, RunInfo
+from samon_core.records import LandscapeRecord
 
 
 def _slice(label, rise, centre=1.0):
@@ -34,9 +36,9 @@ def _add_slices(store, rid, rise):
     with store.metrics_writer(rid) as w:
         for direction in ("random", "gradient"):
             for split in ("train", "test"):
-                w.write({"kind": "landscape", "epoch": 2, "step": 24, "time": 3.0,
-                         "direction": direction, "split": split, "offsets": [-1.0, 0.0, 1.0],
-                         "losses": [2.0 + rise, 2.0, 2.0 + rise], "n": 64, "seed": 0})
+                w.write(record(LandscapeRecord, epoch=2, step=24, time=3.0,
+                               direction=direction, split=split, offsets=[-1.0, 0.0, 1.0],
+                               losses=[2.0 + rise, 2.0, 2.0 + rise], n=64, seed=0))
 
 
 def test_live_landscape_view_draws_each_runs_slice_in_its_colour(runs):

@@ -11,6 +11,7 @@ import pytest
 from support.apptest import app, page, plotly_specs, texts
 from support.configs import tiny_config
 from support.fakes import fake_run, three_methods
+from support.records import record
 
 from samon_app.reader import build_run_data, run_infos
 from samon_app.replay import record_times, replay_data, replay_infos, replay_records
@@ -23,6 +24,7 @@ from samon_app.reuse import (
     shared_sentence,
 )
 from samon_app.speed import lockstep_sets
+from samon_core.records import EpochRecord
 
 
 def local(day: int, hour: int, minute: int) -> float:
@@ -230,9 +232,10 @@ def long_run(store, config, owner: str, group: str, seconds: float = 4800.0) -> 
     rid = store.create_run(config, {"owner": owner, "group": group})
     with store.metrics_writer(rid) as w:
         for e in range(1, 5):
-            w.write({"kind": "epoch", "epoch": e, "step": 10 * e, "time": seconds * e / 4,
-                     "train_loss": 2.0 / e, "train_acc": 0.2 * e, "test_loss": 2.1 / e,
-                     "test_acc": 0.18 * e, "epoch_time": seconds / 4, "eta_s": 0.0})
+            w.write(record(EpochRecord, without=("train_ce", "test_ce", "sam"), epoch=e,
+                           step=10 * e, time=seconds * e / 4, train_loss=2.0 / e,
+                           train_acc=0.2 * e, test_loss=2.1 / e, test_acc=0.18 * e,
+                           epoch_time=seconds / 4, eta_s=0.0))
     store.write_status(rid, "finished", epoch=4, progress=1.0)
     store.write_summary(rid, {"state": "finished", "final_test_acc": 0.72, "epochs_done": 4})
     return rid

@@ -7,10 +7,12 @@ from __future__ import annotations
 import random
 
 import numpy as np
+from support.records import record
 
 from samon_app.reader import RunInfo, build_run_data
 from samon_app.series import SeedGroup
 from samon_app.tables import ROW_ACC, _best_marks, _shown, results_table
+from samon_core.records import SharpnessRecord
 
 SHARP_ROW = "l_inf sharpness, 1 step, rho = 0.01"
 
@@ -21,9 +23,8 @@ def _group(name: str, accs: list[float], sharps: list[float]) -> tuple[SeedGroup
         rid = f"{name}-{seed}"
         runs.append(RunInfo(rid, name, name, name, "#000000", "finished", {"seed": seed}, {},
                             {"state": "finished"}, {"final_test_acc": acc}))
-        data[rid] = build_run_data(rid, [{"kind": "sharpness", "epoch": 3, "step": 30,
-                                          "time": 1.0, "steps": 1, "rho": 0.01, "value": sharp,
-                                          "m": 8, "n": 16}])
+        data[rid] = build_run_data(rid, [record(SharpnessRecord, epoch=3, step=30, time=1.0,
+                                                steps=1, rho=0.01, value=sharp, m=8, n=16)])
     return SeedGroup(name, name, "#000000", name, runs, name), data
 
 

@@ -25,7 +25,9 @@ from samon_core.records import (
     StepRecord,
 )
 
-# An epoch record's numbers: a stand-in trainer that only marks where epochs end leaves them out.
+# A step's and an epoch record's numbers: a stand-in trainer that only marks where steps and
+# epochs end leaves them out.
+STEP_METRICS = ("loss", "acc", "lr", "step_time", "images_per_s", "load")
 EPOCH_METRICS = ("train_loss", "train_ce", "train_acc", "test_loss", "test_ce", "test_acc",
                  "epoch_time", "eta_s", "sam")
 
