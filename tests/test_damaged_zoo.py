@@ -69,14 +69,16 @@ def test_every_damaged_run_is_listed_with_its_problem(runs, zoo):
         problem = df.loc[zoo[case], "problem"]
         assert isinstance(problem, str) and problem, case
     for file, field, raw in FIELD_CASES:
-        if file != "status.json":
-            problem = df.loc[zoo[case_id(file, field, raw)], "problem"]
-            assert f"{file}: {field} is not" in problem, (file, field, problem)
+        problem = df.loc[zoo[case_id(file, field, raw)], "problem"]
+        where = "the run's status in the database" if file == "status.json" else file
+        assert f"{where}: {field} is not" in problem, (file, field, problem)
     assert "not in the database" in df.loc[zoo["database:no_row"], "problem"]
+    assert "is not JSON" in df.loc[zoo["database:status_not_json"], "problem"]
     for name, rid in zoo.items():
+        if name.startswith("healthy"):
+            assert not isinstance(df.loc[rid, "problem"], str), name  # None (NaN in a frame)
         if name.startswith("healthy") or name in STATUS_CASES or name == \
                 "database:status_not_json":  # read without the field (the state stays)
-            assert not isinstance(df.loc[rid, "problem"], str), name  # None (NaN in a frame)
             assert df.loc[rid, "state"] == "finished", name
     created = [c for c in df["created"] if c is not None and c == c]
     assert all(isinstance(c, float) and 0 <= c < 1e11 for c in created)

@@ -138,6 +138,8 @@ def _row(path: Path, now: float, status: Mapping[str, Any] | None) -> dict[str, 
         status = {"state": RunState.INTERRUPTED.value}
         problems.append("the run is not in the database (a submit that did not finish); "
                         "delete it")
+    elif isinstance(status.get("problem"), str):  # damaged fields of its row (rows.status_of)
+        problems.append(status["problem"])
     try:
         method_label = (RunConfig.from_dict(raw[CONFIG_FILE]).method_label()
                         if raw.get(CONFIG_FILE) else None)

@@ -4,7 +4,9 @@ The ``runs`` table keeps in columns what the scheduler queries (state, times, wo
 cancel request); everything else a trainer reports (epoch, accuracy, eta, host, ...) is the
 row's ``status`` JSON. ``column_values`` splits a status update into the two, ``status_of``
 joins them back into the dict that ``status.json`` held in the files era (``message`` is the
-``reason`` column, ``heartbeat`` is ``updated``), so the readers did not change.
+``reason`` column, ``heartbeat`` is ``updated``), so the readers did not change. A damaged
+field of the ``status`` JSON is left out and named in the dict's ``problem`` (the listing shows
+it as the run's problem), never dropped without a word.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from samon_core.runs import database as db
-from samon_core.runs.fieldcheck import check_fields
+from samon_core.runs.fieldcheck import check_fields, summarize
 from samon_core.runs.listing import STATUS_FILE
 from samon_core.runs.states import RunState
 
@@ -30,13 +32,25 @@ def number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+# How the problems of a row's status JSON start (``status_of``): in the files era it was
+# status.json, which no longer exists.
+STATUS_PROBLEM = "the run's status in the database"
+
+
 def status_json(row: Any) -> dict[str, Any]:
     """The row's ``status`` JSON object; {} when it is none (edited by hand)."""
+    return _status_json(row)[0]
+
+
+def _status_json(row: Any) -> tuple[dict[str, Any], str | None]:
+    """``status_json`` and, when the JSON is no object, what is wrong with it."""
     try:
         extra = json.loads(row.status or "{}")
-    except (ValueError, RecursionError):
-        return {}
-    return extra if isinstance(extra, dict) else {}
+    except (ValueError, RecursionError) as exc:
+        return {}, f"is not JSON ({type(exc).__name__}): its fields are left out"
+    if not isinstance(extra, dict):
+        return {}, f"is not a JSON object ({type(extra).__name__}): its fields are left out"
+    return extra, None
 
 
 def column_values(row: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,8 +80,15 @@ def column_values(row: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
 def status_of(row: Any) -> dict[str, Any]:
     """A row as the status dict readers know (status.json's fields of the files era). Its
     ``status`` JSON without fields of the wrong type (``fieldcheck``), and read as {} when it
-    is no JSON object (edited by hand): one damaged row never breaks a listing."""
-    out = check_fields(STATUS_FILE, status_json(row))[0]
+    is no JSON object (edited by hand): one damaged row never breaks a listing. What was left
+    out is named in ``problem`` (absent for a sound row)."""
+    extra, damaged = _status_json(row)
+    out, problems = check_fields(STATUS_FILE, extra)
+    problems = [f"{STATUS_PROBLEM} {damaged}"] if damaged else [
+        f"{STATUS_PROBLEM}: {p.removeprefix(STATUS_FILE + ': ')}" for p in problems]
+    out.pop("problem", None)  # a field of that name in the JSON is no problem of ours
+    if problems:
+        out["problem"] = "; ".join(summarize(problems))
     out.update(state=row.state, created=row.created, updated=row.updated, heartbeat=row.updated,
                owner=row.owner)
     for key in ("started", "ended", "queued_at", "worker", "progress"):

@@ -180,11 +180,10 @@ def _cases() -> dict[str, Callable[[RunStore, str], None]]:
 
 # case name -> what it does to a run (its folder or its database row)
 CASES: dict[str, Callable[[RunStore, str], None]] = _cases()
-# the cases whose problem the run listing names (the metrics reader names the metrics cases;
-# a damaged status field or column is left out by the readers, silently: only a hand edit or
-# a trainer of another version writes one)
-LISTED = [name for name in CASES if not name.startswith(("metrics", "status", "database:status"))]
-# the status field cases: readers leave the field out
+# the cases whose problem the run listing names (the metrics reader names the metrics cases; a
+# damaged status field or column is left out by the readers and named in the status's problem)
+LISTED = [name for name in CASES if not name.startswith("metrics")]
+# the status field cases: readers leave the field out, the run's state stays
 STATUS_CASES = [name for name in CASES if name.startswith("status")]
 
 
