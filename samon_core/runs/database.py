@@ -109,6 +109,9 @@ requests = sa.Table(
     sa.Column("payload", sa.Text, nullable=False, server_default="{}"),
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("done", sa.Boolean, nullable=False, server_default=sa.false()),
+    # the worker computing it (None: waiting); a dead worker's is given back (reclaim_dead)
+    sa.Column("worker", sa.String(200)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),  # times taken
 )
 settings_kv = sa.Table(  # facts about the database itself, e.g. when a run store was imported
     "samon", metadata,
@@ -157,7 +160,24 @@ def open_database(url: str) -> Engine:
     with writing(engine) as conn:
         serialize(conn)
         metadata.create_all(conn)
+        _add_new_columns(conn)
     return engine
+
+
+# Columns added to a table after databases with it were made (``create_all`` makes only missing
+# tables): added when a process opens such a database. Each is nullable or has a default, so the
+# rows already there read as before.
+_NEW_COLUMNS = {"requests": ("worker", "attempts")}
+
+
+def _add_new_columns(conn: Connection) -> None:
+    for table, names in _NEW_COLUMNS.items():
+        have = {column["name"] for column in sa.inspect(conn).get_columns(table)}
+        for name in names:
+            if name not in have:
+                ddl = sa.schema.CreateColumn(metadata.tables[table].c[name])
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN "
+                                     f"{ddl.compile(dialect=conn.dialect)}")
 
 
 _OPEN: dict[str, Engine] = {}

@@ -14,8 +14,9 @@
 * **A worker that stops** (SIGTERM) gives its run back (``release``): queued again, resumed
   from its checkpoint by the next worker.
 * **Workers** (``live_workers``): the workers table, with the runs each one trains.
-* **Slices**: ``next_request`` hands a worker the oldest pending request, ``complete_request``
-  ends it.
+* **Slices**: ``take_request`` hands a worker the oldest waiting request, which is that
+  worker's until ``complete_request`` ends it; a dead worker's goes back to waiting
+  (``reclaim_dead``), so another worker computes it.
 """
 
 from __future__ import annotations
@@ -235,19 +236,27 @@ def finish(engine: Engine, run_id: str, worker_id: str, state: RunState, *,
 
 
 def release(engine: Engine, run_id: str, worker_id: str, *, reason: str,
-            now: float | None = None) -> bool:
+            now: float | None = None) -> str | None:
     """Put ``run_id`` back in the queue (it resumes from its checkpoint) when ``worker_id``
-    stops before the run ends (SIGTERM, the app exiting), in one transaction: if the worker still
-    holds it and nobody asked to cancel it. Its trainer may have marked it 'cancelled' on the
-    way out (its stop check said stop); that is undone here. False: nothing changed."""
+    stops before the run ends (SIGTERM, the app exiting), in one transaction: 'running' ->
+    'queued', never through 'cancelled' (its trainer wrote no end: ``Released``,
+    train/stopping.py). A run whose cancel was asked meanwhile ends 'cancelled' instead. Returns
+    the state written; None (nothing changed) when the worker no longer holds the run."""
     now = time.time() if now is None else now
     with writing(engine) as conn:
-        return bool(conn.execute(runs.update().where(
+        asked = conn.scalar(sa.select(runs.c.cancel_requested).where(
             runs.c.run_id == run_id, runs.c.worker == worker_id,
-            runs.c.state.in_([RunState.RUNNING.value, RunState.CANCELLED.value]),
-            runs.c.cancel_requested.is_(False)).values(
-            state=RunState.QUEUED.value, worker=None, queued_at=now, updated=now, ended=None,
-            reason=reason)).rowcount)
+            runs.c.state == RunState.RUNNING).with_for_update())
+        if asked is None:
+            return None
+        if asked:
+            values = {"state": RunState.CANCELLED.value, "ended": now, "reason": "cancelled"}
+        else:
+            values = {"state": RunState.QUEUED.value, "queued_at": now, "ended": None,
+                      "reason": reason}
+        conn.execute(runs.update().where(runs.c.run_id == run_id).values(
+            worker=None, updated=now, **values))
+        return values["state"]
 
 
 PROCESS = "process"  # a workers row of a process training its own runs (``samon run``)
@@ -309,8 +318,9 @@ def reclaim_dead(engine: Engine, *, stale_s: float, dead_workers: Sequence[str] 
     ``queued`` (they resume from their checkpoint), in one transaction; the dead workers' rows
     go. A run claimed or updated within ``stale_s`` stays unless its worker is known dead: it
     may not have sent a heartbeat yet. A run whose cancel was asked ends ``cancelled``; one
-    resumed ``max_resumes`` times already (None: no limit) ends ``interrupted``. Returns every
-    run taken back."""
+    resumed ``max_resumes`` times already (None: no limit) ends ``interrupted``. The slices
+    requests the dead workers took wait again for a worker (``_give_back_requests``). Returns
+    every run taken back."""
     now = time.time() if now is None else now
     dead = list(dead_workers)
     with writing(engine) as conn:
@@ -338,35 +348,57 @@ def reclaim_dead(engine: Engine, *, stale_s: float, dead_workers: Sequence[str] 
                           "auto_resumes": runs.c.auto_resumes + 1}
             conn.execute(runs.update().where(runs.c.run_id == row.run_id).values(
                 worker=None, updated=now, **values))
+        _give_back_requests(conn, alive, dead)
         conn.execute(workers.delete().where(sa.or_(workers.c.heartbeat < now - stale_s,
                                                    workers.c.worker_id.in_(dead))))
     return [row.run_id for row in orphaned]
 
 
+# A slices request taken this many times by workers that died is given up (done): one that kills
+# its worker (out of memory) must not take every worker down in turn.
+MAX_REQUEST_TAKES = 3
+
+
 def next_request(engine: Engine) -> tuple[int, str, dict[str, Any]] | None:
-    """(id, run id, payload) of the oldest pending slices request, or None."""
+    """(id, run id, payload) of the oldest slices request no worker has taken, or None."""
     with reading(engine) as conn:
         row = conn.execute(sa.select(requests.c.id, requests.c.run_id, requests.c.payload)
-                           .where(requests.c.done.is_(False)).order_by(requests.c.id)
-                           .limit(1)).first()
+                           .where(requests.c.done.is_(False), requests.c.worker.is_(None))
+                           .order_by(requests.c.id).limit(1)).first()
     return None if row is None else (row.id, row.run_id, json.loads(row.payload))
 
 
-def take_request(engine: Engine) -> tuple[int, str, dict[str, Any]] | None:
-    """Take the oldest pending slices request (id, run id, payload) in one transaction: it is
-    done for every other worker from now on (a worker that dies computing it loses it; asking
-    again makes a new one). None when there is none."""
+def take_request(engine: Engine, worker_id: str) -> tuple[int, str, dict[str, Any]] | None:
+    """Take the oldest waiting slices request (id, run id, payload) for ``worker_id`` in one
+    transaction: it is that worker's (no other takes it) until ``complete_request``; if the
+    worker dies first, ``reclaim_dead`` gives it back. None when there is none."""
     with writing(engine) as conn:
         row = conn.execute(sa.select(requests.c.id, requests.c.run_id, requests.c.payload)
-                           .where(requests.c.done.is_(False)).order_by(requests.c.id).limit(1)
+                           .where(requests.c.done.is_(False), requests.c.worker.is_(None))
+                           .order_by(requests.c.id).limit(1)
                            .with_for_update(skip_locked=True)).first()
         if row is None:
             return None
-        conn.execute(requests.update().where(requests.c.id == row.id).values(done=True))
+        conn.execute(requests.update().where(requests.c.id == row.id).values(
+            worker=worker_id, attempts=requests.c.attempts + 1))
     return row.id, row.run_id, json.loads(row.payload)
 
 
-def complete_request(engine: Engine, request_id: int) -> None:
-    """The request is done (its slices are in the run's metrics, or it failed and said so)."""
+def complete_request(engine: Engine, request_id: int, worker_id: str | None = None) -> bool:
+    """The request is done (its slices are in the run's metrics, or it failed and said so);
+    with ``worker_id``, only if that worker still holds it (a worker thought dead, whose request
+    went to another, changes nothing). False: nothing changed."""
+    this = [requests.c.id == request_id, requests.c.done.is_(False)]
+    if worker_id is not None:
+        this.append(requests.c.worker == worker_id)
     with writing(engine) as conn:
-        conn.execute(requests.update().where(requests.c.id == request_id).values(done=True))
+        return bool(conn.execute(requests.update().where(*this).values(done=True)).rowcount)
+
+
+def _give_back_requests(conn: Connection, alive: Any, dead: Sequence[str]) -> None:
+    """In ``reclaim_dead``'s transaction: the requests taken by workers not ``alive`` (or
+    ``dead``) wait again, or are given up after ``MAX_REQUEST_TAKES`` takes."""
+    orphaned = sa.and_(requests.c.done.is_(False), requests.c.worker.is_not(None),
+                       sa.or_(requests.c.worker.not_in(alive), requests.c.worker.in_(dead)))
+    conn.execute(requests.update().where(orphaned).values(
+        worker=None, done=requests.c.attempts >= MAX_REQUEST_TAKES))

@@ -7,9 +7,10 @@ comparison comes with its queued group mates, trained together step by step by
 training (the run may have been queued under laxer settings), trains, and the trainer writes the
 run's end (finished, failed, diverged, cancelled); a run that fails before its trainer starts is
 ended here (``scheduler.finish``). Between runs it computes landscape slices asked for finished
-runs (the ``requests`` table). The command line is ``worker_main`` (``python -m samon_core worker
-[--devices auto|cpu|0,1] ...``); with several devices it supervises one worker process per slot
-(pool.py), each pinned with ``CUDA_VISIBLE_DEVICES`` and restarted if it dies.
+runs (the ``requests`` table; a request taken is the worker's until it is done, so one whose
+worker dies goes to the next). The command line is ``worker_main`` (``python -m samon_core
+worker [--devices auto|cpu|0,1] ...``); with several devices it supervises one worker process
+per slot (pool.py), each pinned with ``CUDA_VISIBLE_DEVICES`` and restarted if it dies.
 
 A heartbeat thread writes the worker's row (``scheduler.heartbeat``) every ``heartbeat_every_s``,
 even during a long step or evaluation, and runs the crash recovery (recovery.py) every
@@ -20,10 +21,12 @@ train one run.
 
 The trainer's ``should_stop`` is the worker's stop event (checked every step) or the run's
 ``cancel_requested`` column (read at most once a second). Stopping: SIGTERM or SIGINT asks the
-worker to stop: the run in progress stops within one step and goes back to 'queued' in one
-transaction (``scheduler.release``), continuing from its last checkpoint on the next worker; a
-second signal exits at once (the run is then reclaimed as a dead worker's). A worker started
-with ``--exit-with-parent`` (the app's pool) stops the same way when its parent dies.
+worker to stop: the run in progress stops within one step without an end (``should_stop``
+raises ``Released``, train/stopping.py) and goes from 'running' to 'queued' in one transaction
+(``scheduler.release``; never 'cancelled' on the way), continuing from its last checkpoint on
+the next worker; a second signal exits at once (the run is then reclaimed as a dead worker's).
+A worker started with ``--exit-with-parent`` (the app's pool) stops the same way when its parent
+dies.
 
 Database outages (a PostgreSQL server restarting, a locked SQLite file) are waited out
 (``database.retrying``): the worker logs once that the database is away and once that it is
@@ -68,6 +71,7 @@ from samon_core.service.pool import WorkerPool, device_label, resolve_devices, w
 from samon_core.service.preflight import check_runnable
 from samon_core.service.recovery import recover, sweep_leftovers, this_host
 from samon_core.service.settings import Settings, load_settings
+from samon_core.train.stopping import RELEASED, Released
 
 log = logging.getLogger("samon.worker")
 T = TypeVar("T")
@@ -282,12 +286,13 @@ class Worker:
     # --- slices of finished runs ----------------------------------------------------------------
 
     def _slices(self) -> bool:
-        """Compute the oldest pending slices request, if any (taken in one transaction, so one
-        worker computes it); False when there is none."""
-        taken = self._db(lambda: scheduler.take_request(self.store.engine))
+        """Compute the oldest waiting slices request, if any (taken in one transaction, so one
+        worker computes it; this worker's until it is done: if it dies first, the recovery gives
+        the request to another); False when there is none."""
+        taken = self._db(lambda: scheduler.take_request(self.store.engine, self.id))
         if taken is None:
             return False
-        _, run_id, request = taken
+        request_id, run_id, request = taken
         try:
             from samon_core.train.slice_run import slice_finished_run  # torch: loaded here
 
@@ -298,6 +303,7 @@ class Worker:
             log.info("worker %s: run %s: %d landscape slices", self.id, run_id, n)
         except Exception:  # the run stays finished; the request is done, the reason logged
             log.exception("worker %s: landscape slices of run %s failed", self.id, run_id)
+        self._db(lambda: scheduler.complete_request(self.store.engine, request_id, self.id))
         return True
 
     # --- runs -----------------------------------------------------------------------------------
@@ -394,10 +400,22 @@ class Worker:
                               "reason": "restarted from the start: no checkpoint"})
 
     def _should_stop(self, run_id: str) -> Callable[[], bool]:
-        """The trainer's ``should_stop`` for ``run_id``: this worker stops, the run was taken
-        back from it, or a user cancels it (the column, read at most once a second)."""
+        """The trainer's ``should_stop`` for ``run_id``: True when a user cancels it (the
+        column, read at most once a second): the run ends 'cancelled'. ``Released`` when the
+        run was taken back from this worker or this worker stops: the trainer writes no end
+        (another worker holds the run, or ``_settle`` puts it back in the queue)."""
         cancelled = scheduler.cancel_check(self.store.engine, run_id, clock=self.monotonic)
-        return lambda: self._stop.is_set() or run_id in self._lost or cancelled()
+
+        def check() -> bool:
+            if run_id in self._lost:
+                raise Released(f"run {run_id} was taken back from worker {self.id}")
+            if cancelled():
+                return True
+            if self._stop.is_set():
+                raise Released(f"worker {self.id} stops ({self._stop_reason})")
+            return False
+
+        return check
 
     def _preload(self) -> None:
         try:
@@ -427,6 +445,8 @@ class Worker:
                 GroupJob(config, self.store.run_dir(run_id), data_dir=self.data_dir,
                          should_stop=self._should_stop(run_id), resume=resume)
                 for run_id, config, resume in jobs])]
+        except Released:  # a stand-in trainer let the stop through: the runs are given back
+            return [RELEASED] * len(jobs)
         except Exception as exc:  # the trainer marks its run failed; make sure of it
             log.exception("worker %s: run(s) %s failed", self.id,
                           ", ".join(job[0] for job in jobs))
@@ -436,15 +456,16 @@ class Worker:
             return [RunState.FAILED.value] * len(jobs)
 
     def _settle(self, run_id: str, state: str | None, t0: float) -> None:
-        """After training: a run stopped because this worker stops (not cancelled by a user,
-        not taken back) goes back to the queue, in one transaction."""
-        if (state == RunState.CANCELLED and self._stop.is_set()
-                and run_id not in self._lost):
+        """After training: a run released by its trainer (this worker stops) goes from
+        'running' back to 'queued' in one transaction ('cancelled' if a user asked meanwhile);
+        one taken back from this worker is left to its new holder."""
+        if state == RELEASED:
             reason = (f"queued again: worker {self.id} stopped ({self._stop_reason}); it "
                       "resumes from its checkpoint")
-            if self._db(lambda: scheduler.release(self.store.engine, run_id, self.id,
-                                                  reason=reason)):
-                state = "queued again"
+            after = None if run_id in self._lost else self._db(
+                lambda: scheduler.release(self.store.engine, run_id, self.id, reason=reason))
+            state = {RunState.QUEUED: "queued again", None: "left to its new holder"}.get(
+                after, after)
         elif state is None or state == RunState.RUNNING:  # the trainer did not end the run
             self._fail(run_id, f"the trainer returned without ending the run ({clip(state)})")
         log.info("worker %s: run %s %s after %.1f s", self.id, run_id, state,

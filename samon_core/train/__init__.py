@@ -7,6 +7,7 @@
     setup.py       device, precision, data, model, optimizer, lr schedule
     step.py        one optimizer step (SAM.step with the BatchNorm hook, or the base step)
     lockstep.py    several runs interleaved step by step (train_group)
+    stopping.py    Released: a worker's stop that ends no run (no torch)
     landscape.py   loss-landscape slices; slice_run.py  slices of a finished run
     telemetry.py   the loop's own records: step windows, clock, ETA
     checkpoint.py  atomic checkpoints, loaded as plain data, and exact resume

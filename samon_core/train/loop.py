@@ -17,13 +17,15 @@ robustness) and recorder.py the run store's recorder (metrics.jsonl, status, sum
 no callbacks the loop trains and returns its summary; it imports no store.
 
 ``should_stop`` is polled before every step (and before the evaluation and each sharpness probe or
-landscape slice), so a cancel lands within one step. A NaN or infinite loss raises ``Diverged``:
-on the CPU it is checked every step (free), on a GPU only when a step record is due, since reading
-the loss waits for the device (the record then names the step it was seen at). So does an
-exploding loss: a finite training loss above ``EXPLODE_FACTOR`` x the chance level ln(num_classes)
-(a step's, or an epoch's mean), which no run that learns reaches (``rho=1e6`` "finished" at 15,056
-before this check). A run ends exactly once (``end``): finished, cancelled, diverged or failed,
-each with its summary, handed to every callback's ``on_end``.
+landscape slice), so a cancel lands within one step; a ``should_stop`` that raises ``Released``
+(stopping.py: a worker stopping) stops the loop without ending the run. A NaN or infinite loss
+raises ``Diverged``: on the CPU it is checked every step (free), on a GPU only when a step record
+is due, since reading the loss waits for the device (the record then names the step it was seen
+at). So does an exploding loss: a finite training loss above ``EXPLODE_FACTOR`` x the chance
+level ln(num_classes) (a step's, or an epoch's mean), which no run that learns reaches
+(``rho=1e6`` "finished" at 15,056 before this check). A run ends exactly once (``end``):
+finished, cancelled, diverged or failed (or is released: no end), each with its summary, handed
+to every callback's ``on_end``.
 
 A run that ends but whose training loss never fell clearly (by ``MIN_DROP``) below its first
 step's or the chance level, whichever is lower (lr=10 sits at or above chance), gets a ``warning``
@@ -55,6 +57,7 @@ from samon_core.runs.states import RunState
 from samon_core.train.data import DeviceLoader
 from samon_core.train.hardware import device_description
 from samon_core.train.setup import RunSetup, autocast, build_run
+from samon_core.train.stopping import RELEASED, Released
 from samon_core.train.telemetry import BatchTotals, Measured, RunClock, eta_seconds, step_record
 
 
@@ -213,7 +216,8 @@ class Loop:
         self._call("on_heartbeat")
 
     def check_stop(self) -> None:
-        """Raise ``Cancelled`` when the caller asked to stop."""
+        """Raise ``Cancelled`` when the caller asked to stop (``Released`` comes from
+        ``should_stop`` itself)."""
         if self.should_stop is not None and self.should_stop():
             raise Cancelled()
 
@@ -237,7 +241,7 @@ class Loop:
             yield from self._train()
         except GeneratorExit:  # the caller dropped the loop: it ends the run itself
             raise
-        except (Cancelled, Diverged) as exc:
+        except (Cancelled, Diverged, Released) as exc:
             self.end(exc)
         except BaseException as exc:
             self.end(exc)
@@ -375,7 +379,8 @@ class Loop:
 
     def end(self, error: BaseException | None) -> dict:
         """End the run, once (a second call returns the first summary): finished (``error``
-        None), cancelled, diverged or failed; the summary goes to every ``on_end``."""
+        None), cancelled, diverged or failed, or released (stopped without an end: the caller
+        gives the run back); the summary goes to every ``on_end``."""
         if self.summary is not None:
             return self.summary
         state = self.state
@@ -383,6 +388,8 @@ class Loop:
             summary = dict(self.result)
         elif isinstance(error, Cancelled):
             summary = {"state": RunState.CANCELLED.value, "epochs_done": state.epoch}
+        elif isinstance(error, Released):  # not an end: the caller gives the run back
+            summary = {"state": RELEASED, "epochs_done": state.epoch}
         elif isinstance(error, Diverged):
             summary = {
                 "state": RunState.DIVERGED.value,

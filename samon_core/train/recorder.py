@@ -4,7 +4,8 @@
 and opens its metrics writer; as the loop (loop.py) trains it appends every record to
 ``metrics.jsonl``, keeps the status current (``running`` with the progress at each step record
 and the accuracy and ETA at each epoch's end, a heartbeat during long measurements) and, when
-the run ends, writes its final status (finished, cancelled, diverged, failed) and
+the run ends, writes its final status (finished, cancelled, diverged, failed; nothing for a run
+released by its worker, which puts it back in the queue itself: stopping.py) and
 ``summary.json`` (with ``total_time_s``; not for a cancelled or failed run: nothing final was
 measured). ``train`` and ``train_group`` (lockstep.py) plug it in, so a run reads the same
 whether it trained alone or in a group. Every status write of a training is here.
@@ -24,6 +25,7 @@ from samon_core.runs.listing import CONFIG_FILE
 from samon_core.runs.states import RunState
 from samon_core.runs.store import CHECKPOINT_FILE, RunStore
 from samon_core.train.loop import EXPLODE_FACTOR, Callback, Diverged, Loop
+from samon_core.train.stopping import RELEASED
 
 
 class StoreRecorder(Callback):
@@ -74,6 +76,8 @@ class StoreRecorder(Callback):
 
     def _end(self, loop: Loop, summary: dict, error: BaseException | None) -> None:
         state = summary["state"]
+        if state == RELEASED:  # no end: the worker releases the run ('running' -> 'queued')
+            return
         if state == RunState.FINISHED:
             self.store.write_summary(self.run_id, summary)
             self._status(RunState.FINISHED, message=summary.get("warning", ""), progress=1.0,
