@@ -38,18 +38,47 @@ def _requirements(path: Path) -> dict[str, Requirement]:
     return found
 
 
+def _guarded(tree: ast.AST) -> set[int]:
+    """ids of the import nodes inside a ``try`` that catches ImportError/ModuleNotFoundError:
+    an optional extra (the body: a missing package is a clear error when the feature is used,
+    e.g. the digits dataset's scikit-learn) or an old Python's fallback (the handler: tomli on
+    3.10). The GPU check needs neither, so neither is carried."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        caught = {ast.unparse(h.type) for h in node.handlers if h.type is not None}
+        if caught & {"ImportError", "ModuleNotFoundError"}:
+            for part in (*node.body, *node.handlers):
+                out.update(id(n) for n in ast.walk(part)
+                           if isinstance(n, ast.Import | ast.ImportFrom))
+    return out
+
+
 def _third_party_imports() -> set[str]:
     """Top-level modules samon_core imports anywhere (lazy imports inside functions too), less
-    the standard library and samon_core itself."""
+    the standard library, samon_core itself and the guarded optional imports (``_guarded``)."""
     names = set()
     for path in (REPO / "samon_core").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        optional = _guarded(tree)
+        for node in ast.walk(tree):
+            if id(node) in optional:
+                continue
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
     return {n for n in names if n not in sys.stdlib_module_names and n not in
             ("samon_core", "__future__")}
+
+
+def test_the_scan_skips_only_imports_guarded_against_their_absence():
+    tree = ast.parse("try:\n    import tomllib\nexcept ModuleNotFoundError:\n"
+                     "    import tomli as tomllib\n"
+                     "try:\n    import numpy\nexcept ValueError:\n    pass\nimport yaml\n")
+    guarded = {ast.unparse(n) for n in ast.walk(tree) if id(n) in _guarded(tree)}
+    assert guarded == {"import tomllib", "import tomli as tomllib"}
 
 
 def test_every_package_samon_core_imports_is_on_the_gpu_image_or_carried():
