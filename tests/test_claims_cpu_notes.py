@@ -16,7 +16,10 @@ from samon_core.claims.rules import RULES
 
 # The ``records`` option each recorded metric is written to (None: the final test accuracy).
 OPTION = {"accuracy": None, "sharpness@1": "sharp", "robust-l2": "robust",
-          "corruption": "corruption"}
+          "corruption": "corruption", "gamma": "gamma_end"}
+# What the option takes, from the recorded value: the fakes' gammas start at 1.0, so a recorded
+# shift s ends at 1.0 + s.
+AS_OPTION = {"gamma": lambda shift: 1.0 + shift}
 # the claims judged on seeds' values whose note states a measurement (cost and blocks: ratios)
 MEASURED = [c for c in claims.CLAIM_IDS if c in RULES and "Measured on the cpu size, " in
             claims.get_claim(c).cpu_note and "lockstep" not in claims.get_claim(c).cpu_note]
@@ -28,7 +31,7 @@ def _runs(claim_id: str) -> list:
     rec = calibration.CPU_SEEDS
     n = len(rec["accuracy"]["base"])
     accs = {m: list(rec["accuracy"].get(m, [70.0] * n)) for m in methods}
-    opts = {m: [{OPTION[metric]: rec[metric][m][i] for metric in rec
+    opts = {m: [{OPTION[metric]: AS_OPTION.get(metric, float)(rec[metric][m][i]) for metric in rec
                  if OPTION.get(metric) and m in rec[metric]} for i in range(n)]
             for m in methods}
     return results(accs, **opts)
@@ -36,7 +39,7 @@ def _runs(claim_id: str) -> list:
 
 def test_the_measured_notes_are_the_claims_own_verdicts():
     assert {"accuracy", "no-norm", "sharper", "sparsity", "robustness", "corruption",
-            "variants"} <= set(MEASURED)
+            "variants", "gamma-shift"} <= set(MEASURED)
     for claim_id in MEASURED:
         v = verdict(claim_id, _runs(claim_id), "cpu")
         outcome, seeds, sentences = cpu_measured(claim_id)
@@ -49,7 +52,7 @@ def test_the_measured_notes_are_the_claims_own_verdicts():
 
 
 @pytest.mark.parametrize("metric, digits", [("sharpness@1", 3), ("robust-l2", 1),
-                                            ("corruption", 1)])
+                                            ("corruption", 1), ("gamma", 3)])
 def test_measured_cpu_spreads_are_the_recorded_values_spreads(metric, digits):
     s = calibration.spread("cpu", metric)
     assert s.source == calibration.MEASURED and "issue 22" in s.how

@@ -82,8 +82,8 @@ def test_the_labs_record_loads_and_agrees_with_the_claims_cpu_flags():
 
 def test_seeded_verdicts_follow_the_recorded_values(monkeypatch):
     """Put SAM-all's robust values 2.6 points below SGD's in every seed: its part is refuted,
-    the claim not consistent; a claim whose values were never recorded (gammas, the ViT runs)
-    has no laptop verdict."""
+    the claim not consistent; a claim whose values were never recorded (the ViT runs) has no
+    laptop verdict; the gammas' recorded shifts give theirs (SAM-ON vs SGD: open)."""
     from samon_core.claims import calibration
 
     before = laptop.seeded("robustness")
@@ -94,7 +94,10 @@ def test_seeded_verdicts_follow_the_recorded_values(monkeypatch):
     monkeypatch.setattr(calibration, "CPU_SEEDS", seeds)
     after = laptop.seeded("robustness")
     assert after.verdict == "not consistent" and after.parts[1].status == "refuted"
-    assert laptop.seeded("gamma-shift") is None and laptop.seeded("vit-adamw") is None
+    assert laptop.seeded("vit-adamw") is None
+    gamma = laptop.seeded("gamma-shift")
+    assert gamma.verdict == "inconclusive" and [p.status for p in gamma.parts] == ["open"]
+    assert gamma.parts[0].effect == pytest.approx(0.0012, abs=1e-4)
     assert laptop.seeded("cost") is None  # judged from step times: the JSON's
 
 
