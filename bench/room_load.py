@@ -28,7 +28,8 @@ is measured inside the lock (the wait for a turn is reported apart). A real serv
 as threads of one process too, where pure-Python rendering also takes turns (the GIL).
 
 The driver lives here, not in tests/support/, because it reuses ``queue_load``'s helpers (worker
-processes, record checks); ``tests/test_room_load.py`` runs it small with bench/ on sys.path.
+processes, record checks); ``tests/core/service/test_room_load.py`` runs it small with bench/ on
+sys.path.
 
 Usage: python bench/room_load.py [--students 30] [--viewers 10] [--workers 2] [--limit 3]
        [--engine sqlite|postgres] [--timeout 1800] [--keep]

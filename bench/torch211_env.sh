@@ -11,7 +11,7 @@
 # first build downloads ~3 GB (bench/README.md gives the times).
 #
 #   bash bench/torch211_env.sh                     # build if needed, then the core tests
-#   bash bench/torch211_env.sh tests/test_optim.py # other test files or pytest arguments
+#   bash bench/torch211_env.sh tests/core/optim/test_optim.py  # other test files or pytest args
 #   SLOW=1 bash bench/torch211_env.sh              # also the slow tests of those files
 #   PY312=/path/to/python3.12 VENV=/tmp/v bash bench/torch211_env.sh
 set -euo pipefail
@@ -26,9 +26,11 @@ TORCHVISION=$(image_pin torchvision)
 # The core tests: optimizers, models, training (step, loop, lockstep, data, checkpoints),
 # sharpness, gamma statistics, loss slices. None needs the app stack (streamlit, plotly), which the
 # image lacks and the GPU check never loads.
-CORE_TESTS=(tests/test_optim.py tests/test_models.py tests/test_trainer.py tests/test_sharpness.py
-            tests/test_lockstep.py tests/test_data.py tests/test_normstats.py
-            tests/test_landscape.py tests/test_data_seed.py)
+CORE_TESTS=(tests/core/optim/test_optim.py tests/core/models/test_models.py
+            tests/core/train/test_trainer.py tests/core/train/test_sharpness.py
+            tests/core/train/test_lockstep.py tests/core/train/data/test_data.py
+            tests/core/train/test_normstats.py tests/core/train/test_landscape.py
+            tests/core/train/test_data_seed.py)
 
 find_python312() {
   local c

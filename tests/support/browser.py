@@ -1,5 +1,5 @@
 """Headless Chromium driven by Selenium, and the Streamlit server it looks at: one helper for the
-browser test (tests/test_browser_e2e.py) and the latency bench (bench/app_latency.py).
+browser test (tests/browser/test_browser_e2e.py) and the latency bench (bench/app_latency.py).
 
 Uses Debian's ``chromium`` and ``chromedriver`` (``apt-get install chromium chromium-driver``).
 ``unavailable()`` says why no browser can be driven here (then the test skips and the bench

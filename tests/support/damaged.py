@@ -196,7 +196,7 @@ def build_zoo(store: RunStore, make_run: Callable[..., str], configs: dict[str, 
               *, group: str = "g1", owner: str = "alice") -> dict[str, str]:
     """Healthy runs (one per config of ``configs``, finished) and one damaged run per case, all
     of ``owner`` in ``group``. ``make_run(store, config, owner=, group=)`` makes a healthy run
-    (tests/test_app_pages.fake_run). Returns case name -> run id; healthy runs are named
+    (``support.fakes.fake_run``). Returns case name -> run id; healthy runs are named
     'healthy:<label>'."""
     made: dict[str, str] = {}
     for label, cfg in configs.items():
