@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.paths import REPO
 
 from samon_app.forms import config_errors
 from samon_core.runs.config import RunConfig
@@ -61,7 +62,7 @@ def test_sidebar_says_starting_while_the_apps_own_worker_starts(tmp_path, monkey
     monkeypatch.setattr(workers, "ensure_workers",
                         lambda: {"enabled": True, "started": 1, "alive": 0, "pids": [123]})
     monkeypatch.setattr(workers, "workers_status", lambda: [])
-    at = AppTest.from_file("../app.py", default_timeout=60).run()
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
     assert not at.exception
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "starting a local worker" in captions and "no worker alive" not in captions
