@@ -8,8 +8,8 @@ instead of silently launching the defaults. A value that
 Streamlit itself cannot convert (``epochs=`` followed by 400 nines overflows an ``int``) never
 reaches the widget. No streamlit here: ``app_pages.link_params`` applies the result.
 
-The parameters of a page whose choices only that page knows (Live's views, Compare's metrics and
-filters) are repeated here; ``tests/test_hostile_pages.py`` checks them against the page files.
+The parameters of a page whose choices only that page knows (Live's views, Compare's metrics,
+filters) are repeated here; ``tests/hostile/test_hostile_pages.py`` checks them against the pages.
 """
 
 from __future__ import annotations

@@ -400,7 +400,7 @@ def _frames(grid: Sequence[GridPoint], arrays: Sequence[_Arrays], first: int,
     text = first + 4 * len(arrays)
     rho_traces = [i + d for i in per for d in range(4)] + [text, text + 1]
     # The text traces ride along unchanged ({}): plotly.js (4.2) clears a subplot none of whose
-    # traces is in the frame (tests/test_browser_playground.py saw the sentences vanish).
+    # traces is in the frame (tests/browser/test_browser_playground.py saw the sentences vanish).
     step_traces = [i + d for i in per for d in (2, 3)] + [text, text + 1]
     rho = [{"name": f"r{j}", "group": RHO_GROUP, "traces": rho_traces,
             "data": [d for a in arrays for d in (*a.rho_data(j),

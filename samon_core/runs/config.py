@@ -103,8 +103,8 @@ class RunConfig(BaseModel):
     ``sam_end_epoch``: SAM is on for epochs ``start <= e < end``); counts are plain counts.
     """
 
-    # regex_engine pinned to pydantic's Rust engine: there ``$`` matches only at the very end,
-    # while Python's ``re`` lets ``^cpu$`` match "cpu\n" (tests/test_hostile_config.py checks it).
+    # regex_engine pinned to pydantic's Rust engine: there ``$`` matches only at the very end, while
+    # Python's ``re`` lets ``^cpu$`` match "cpu\n" (tests/hostile/test_hostile_config.py checks).
     model_config = ConfigDict(
         strict=True, frozen=True, extra="forbid", allow_inf_nan=False, regex_engine="rust-regex"
     )

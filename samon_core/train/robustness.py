@@ -44,7 +44,7 @@ downgrade requests and urllib3 in the app's environment; foolbox 3.3.4 (MIT, las
 [0, 1] with the normalisation inside the model (a wrapper either way) and draw their random
 start from the global RNG, which would shift the random numbers of whatever runs after. The PGD
 here is some 40 lines of pure functions, tested in float64 against a plain for-loop reference
-(``tests/test_robustness.py``: same iterates to 1e-10), and at eps = 0.
+(``tests/core/train/test_robustness.py``: same iterates to 1e-10), and at eps = 0.
 
 **Corruptions** (Hendrycks & Dietterich, ICLR 2019, ``make_cifar_c.py``): gaussian noise
 clamp(x + sigma N(0, 1)), gaussian blur (sigma; kernel truncated at 4 sigma, edge pixels
