@@ -16,6 +16,7 @@ from samon_app.markup import md_escape
 from samon_app.reader import RunData, RunInfo
 from samon_core import service
 from samon_core.runs.database import DatabaseUnavailable
+from samon_core.runs.files import CONFIG_FILE
 from samon_core.runs.messages import clip_message
 from samon_core.runs.states import ACTIVE_STATES, STOPPED_STATES, RunState
 
@@ -47,7 +48,7 @@ def _config_problem(root_dir: str, run_id: str) -> str | None:
     except FileNotFoundError:
         return None  # deleted meanwhile (or named by the listing's own problem)
     except ValueError as exc:
-        return f"config.json: {exc}"
+        return f"{CONFIG_FILE}: {exc}"
     return None
 
 

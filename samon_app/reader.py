@@ -22,6 +22,7 @@ from samon_app.formatting import finite
 from samon_core.catalog.datasets import is_synthetic
 from samon_core.catalog.methods import method_color, method_key, method_sort_key
 from samon_core.runs.config import RunConfig
+from samon_core.runs.files import METRICS_FILE
 from samon_core.runs.listing import records_or_damaged
 from samon_core.runs.metrics import (
     epochs_frame,
@@ -160,7 +161,7 @@ class RunReader:
                 records, offset, problems = records_or_damaged(
                     self.store.metrics_path(run_id), entry.offset)
             except (OSError, ValueError) as exc:  # a metrics file no reader can open: said
-                records, offset, problems = [], entry.offset, [f"metrics.jsonl: {exc}"]
+                records, offset, problems = [], entry.offset, [f"{METRICS_FILE}: {exc}"]
             self.reads += 1
             entry.checked = now
             if offset < entry.offset:  # the file was replaced: start again

@@ -43,8 +43,9 @@ from samon_core.owner_cli import (
     cmd_owner,
 )
 from samon_core.robustness_cli import add_robustness_parser, cmd_robustness
-from samon_core.runs.config import CONFIG_FILE, RunConfig, field_help
+from samon_core.runs.config import RunConfig, field_help
 from samon_core.runs.database import DatabaseUnavailable, database_url
+from samon_core.runs.files import CONFIG_FILE, METRICS_FILE
 from samon_core.runs.io import StoreUnavailable, describe_os_error, read_text_safely
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.owners import owner_name_or_raw
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src = run.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", help=f"a preset name: {', '.join(list_presets())}")
-    src.add_argument("--config", type=Path, help="a config.json file (RunConfig fields)")
+    src.add_argument("--config", type=Path, help=f"a {CONFIG_FILE} file (RunConfig fields)")
     run.add_argument(
         "--method",
         action="append",
@@ -318,7 +319,7 @@ def _config_for_show(store: RunStore, run_id: str, problems: list[str]) -> Any:
     try:
         return RunConfig.from_dict(raw).to_dict()
     except ValueError as exc:  # e.g. a key of another version: show it as stored
-        problems.append(f"config.json: {exc}")
+        problems.append(f"{CONFIG_FILE}: {exc}")
         return raw
 
 
@@ -404,7 +405,7 @@ def cmd_landscape(args, store: RunStore) -> int:
 
     n = slice_finished_run(store, run_id, points=args.points, radius=args.radius,
                            data_dir=datasets.data_dir(), two_d=args.plane)
-    print(f"{run_id}: {n} landscape slices appended to metrics.jsonl")
+    print(f"{run_id}: {n} landscape slices appended to {METRICS_FILE}")
     return 0
 
 

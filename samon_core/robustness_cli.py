@@ -18,6 +18,7 @@ from typing import Any
 from samon_core.catalog import choices, datasets
 from samon_core.catalog.robustness import CORRUPTION_LABELS, DEFAULT_IMAGES, NORM_LABELS
 from samon_core.owner_cli import add_acting_options
+from samon_core.runs.files import METRICS_FILE, SUMMARY_FILE
 from samon_core.runs.messages import clip
 from samon_core.runs.store import RunStore
 
@@ -77,5 +78,5 @@ def cmd_robustness(args: argparse.Namespace, store: RunStore) -> int:
 
     result = measure_finished_run(store, run_id, suite=args.suite, images=args.images,
                                   data_dir=datasets.data_dir())
-    print(f"{run_id}: robustness added to summary.json and metrics.jsonl\n{describe(result)}")
+    print(f"{run_id}: robustness added to {SUMMARY_FILE} and {METRICS_FILE}\n{describe(result)}")
     return 0

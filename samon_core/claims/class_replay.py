@@ -39,8 +39,9 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from samon_core.claims.classroom import pooled_verdict
-from samon_core.runs.config import CONFIG_FILE, RunConfig
+from samon_core.runs.config import RunConfig
 from samon_core.runs.database import DB_FILE
+from samon_core.runs.files import CONFIG_FILE, META_FILE, METRICS_FILE, STATUS_FILE, SUMMARY_FILE
 from samon_core.runs.messages import clip
 from samon_core.runs.owners import TEACHER_OWNER, NotAllowed
 from samon_core.runs.states import RunState
@@ -50,7 +51,8 @@ from samon_core.service.settings import Settings, load_settings
 
 FORMAT = "samon-class-experiment"
 VERSION = 1
-RUN_FILES = (CONFIG_FILE, "meta.json", "metrics.jsonl", "summary.json", "status.json")
+# a run's members in the file (runs/<id>/<name>): the file's format, kept as it is
+RUN_FILES = (CONFIG_FILE, META_FILE, METRICS_FILE, SUMMARY_FILE, STATUS_FILE)
 MAX_TOTAL_BYTES = 512 * 2**20  # uncompressed: 90 cpu runs take a few MiB
 MAX_FILE_BYTES = 64 * 2**20
 MAX_RUNS = 3000
@@ -113,13 +115,12 @@ def export_experiment(store: RunStore, experiment: ClassExperiment, *,
             status = store.read_status(rid)
             files = {
                 CONFIG_FILE: store.read_config(rid).to_json(),
-                "meta.json": json.dumps(_meta(store.read_meta(rid), names, groups)),
-                "metrics.jsonl": "".join(json.dumps(r) + "\n"
-                                         for r in store.read_records(rid, resolve=False)),
-                "summary.json": json.dumps(store.read_summary(rid) or {}),
-                "status.json": json.dumps({"state": status.get("state"),
-                                           **{k: status[k] for k in _STATUS_KEYS
-                                              if k in status}}),
+                META_FILE: json.dumps(_meta(store.read_meta(rid), names, groups)),
+                METRICS_FILE: "".join(json.dumps(r) + "\n"
+                                      for r in store.read_records(rid, resolve=False)),
+                SUMMARY_FILE: json.dumps(store.read_summary(rid) or {}),
+                STATUS_FILE: json.dumps({"state": status.get("state"),
+                                         **{k: status[k] for k in _STATUS_KEYS if k in status}}),
             }
             for name, text in files.items():
                 z.writestr(f"runs/{rid}/{name}", text)
@@ -178,20 +179,20 @@ def _header(z: zipfile.ZipFile) -> tuple[ClassExperiment, list[str]]:
 def _run(z: zipfile.ZipFile, rid: str) -> dict[str, Any]:
     """One run's files, checked: config readable by this version, JSON objects, records."""
     try:
-        config = RunConfig.from_dict(_json(z, f"runs/{rid}/config.json"))
+        config = RunConfig.from_dict(_json(z, f"runs/{rid}/{CONFIG_FILE}"))
     except ValueError as exc:
         raise BadReplayFile(f"run {rid}: {clip(str(exc), 200)}") from None
     parts = {name: _json(z, f"runs/{rid}/{name}")
-             for name in ("meta.json", "summary.json", "status.json")}
+             for name in (META_FILE, SUMMARY_FILE, STATUS_FILE)}
     if not all(isinstance(v, dict) for v in parts.values()):
         raise BadReplayFile(f"run {rid}: meta, summary and status must be JSON objects")
-    if parts["status.json"].get("state") != RunState.FINISHED:
+    if parts[STATUS_FILE].get("state") != RunState.FINISHED:
         raise BadReplayFile(f"run {rid}: only finished runs are exported, this one is "
-                            f"{clip(parts['status.json'].get('state'))}")
+                            f"{clip(parts[STATUS_FILE].get('state'))}")
     try:
-        text = z.read(f"runs/{rid}/metrics.jsonl").decode("utf-8")
+        text = z.read(f"runs/{rid}/{METRICS_FILE}").decode("utf-8")
     except (KeyError, UnicodeDecodeError):
-        raise BadReplayFile(f"run {rid}: metrics.jsonl is missing or not text") from None
+        raise BadReplayFile(f"run {rid}: {METRICS_FILE} is missing or not text") from None
     records = []
     for line in text.splitlines():
         with contextlib.suppress(ValueError, RecursionError):  # a torn line: skipped, as readers do
@@ -202,15 +203,15 @@ def _run(z: zipfile.ZipFile, rid: str) -> dict[str, Any]:
 
 
 def _write(store: RunStore, rid: str, run: Mapping[str, Any]) -> None:
-    meta = {k: run["meta.json"][k] for k in (*_META_KEYS, "owner", "requesters")
-            if k in run["meta.json"]}
+    meta = {k: run[META_FILE][k] for k in (*_META_KEYS, "owner", "requesters")
+            if k in run[META_FILE]}
     store.create_run(run["config"], meta, run_id=rid)
     with store.metrics_writer(rid, fsync_every_s=None) as w:
         for rec in run["records"]:
             w.write(rec)
-    if run["summary.json"]:
-        store.write_summary(rid, run["summary.json"])
-    status = run["status.json"]
+    if run[SUMMARY_FILE]:
+        store.write_summary(rid, run[SUMMARY_FILE])
+    status = run[STATUS_FILE]
     store.write_status(rid, RunState.FINISHED,
                        **{k: status[k] for k in _STATUS_KEYS if k in status})
 

@@ -51,10 +51,9 @@ from samon_core.runs.fieldspec import (
     suggest,
     unknown_fields_message,
 )
+from samon_core.runs.files import CONFIG_FILE, METRICS_FILE
 from samon_core.runs.io import atomic_write_text, read_bytes_safely
 from samon_core.runs.strictjson import loads_strict
-
-CONFIG_FILE = "config.json"  # a run folder's config (the store, the CLI, the replay read it)
 
 # Version of the canonical form hashed by ``RunConfig.config_hash``; bump it when the meaning of a
 # field changes so that old finished runs are no longer reused for new requests.
@@ -345,7 +344,7 @@ class RunConfig(BaseModel):
         le=50,
     )
     log_every_s: float = _f(
-        2.0, "Seconds of training between two step records in metrics.jsonl.", gt=0.0, le=3600.0
+        2.0, f"Seconds of training between two step records in {METRICS_FILE}.", gt=0.0, le=3600.0
     )
     stats_bins: int = _f(
         60,

@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from samon_core.runs.files import CONFIG_FILE, META_FILE, METRICS_FILE, STATUS_FILE, SUMMARY_FILE
 from samon_core.runs.messages import clip
 
 # A unix time in seconds: 0 .. about the year 5138 (a time beyond would overflow date formats).
@@ -111,11 +112,11 @@ _WHAT[_CORRUPTIONS] = "a list of corruptions (name, severity, acc)"
 
 # file -> field -> check (the fields some reader uses)
 FILE_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
-    "meta.json": {
+    META_FILE: {
         "owner": TEXT, "group": TEXT, "label": TEXT, "preset": _text_or_none, "created": TIME,
         "config_hash": TEXT, "run_id": TEXT, "requesters": _requesters,
     },
-    "status.json": {
+    STATUS_FILE: {
         "epoch": _count, "epoch_in_progress": _count, "step": _count, "progress": _fraction,
         "test_acc": _fraction, "best_test_acc": _fraction, "eta_s": SECONDS,
         "heartbeat": TIME, "updated": TIME, "step_at": TIME, "created": TIME, "started": TIME,
@@ -125,13 +126,13 @@ FILE_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
         "interruptions": _count, "auto_resumes": _count, "manual_resumes": _count,
         "damaged": FLAG,
     },
-    "summary.json": {
+    SUMMARY_FILE: {
         "state": TEXT, "epochs_done": _count, "steps": _count, "final_test_acc": _fraction,
         "best_test_acc": _fraction, "train_time_s": SECONDS, "total_time_s": SECONDS,
         "warning": TEXT, "error": TEXT, "lockstep": _names, "device": TEXT,
     },
     # config.json as the listing shows it when RunConfig refuses it (another version)
-    "config.json": {
+    CONFIG_FILE: {
         "model": TEXT, "dataset": TEXT, "method": TEXT, "scope": TEXT, "seed": _count,
         "epochs": _count,
     },
@@ -230,5 +231,5 @@ def check_records(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
         if clean is not None:
             out.append(clean)
         if problem is not None:
-            seen[f"metrics.jsonl: {problem}"] = None
+            seen[f"{METRICS_FILE}: {problem}"] = None
     return out, list(seen)

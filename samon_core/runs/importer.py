@@ -31,15 +31,10 @@ from sqlalchemy.engine import Engine
 from samon_core.runs import database as db
 from samon_core.runs import owners
 from samon_core.runs.config import RunConfig
+from samon_core.runs.files import CONFIG_FILE, META_FILE, STATUS_FILE
 from samon_core.runs.io import DamagedFile, read_json_dict
 from samon_core.runs.keys import is_digest
-from samon_core.runs.listing import (
-    CONFIG_FILE,
-    META_FILE,
-    STATUS_FILE,
-    checked_file,
-    status_or_damaged,
-)
+from samon_core.runs.listing import checked_file, status_or_damaged
 from samon_core.runs.messages import clip
 from samon_core.runs.ownerkeys import KEYS_DAMAGED
 from samon_core.runs.owners import BadOwnerName, normalize_owner_name
@@ -133,7 +128,7 @@ def run_row(run_dir: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     config_hash, device = _config_hash(run_dir)
     owner = owners.owner_name_or_raw(meta.get("owner"))
     if not owner:
-        raise ValueError("meta.json names no owner")
+        raise ValueError(f"{META_FILE} names no owner")
     grouped = owners.groups_of(meta)
     who = [(name, "") for name in owners.requesters(meta)
            if not any(g_owner == name for g_owner, _ in grouped)] + grouped

@@ -16,18 +16,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from samon_core.runs.config import CONFIG_FILE, RunConfig
+from samon_core.runs.config import RunConfig
 from samon_core.runs.fieldcheck import check_fields, check_records, summarize
+from samon_core.runs.files import CONFIG_FILE, META_FILE, STATUS_FILE, SUMMARY_FILE
 from samon_core.runs.io import read_json_dict
 from samon_core.runs.messages import clip
 from samon_core.runs.metrics import read_records_since
 from samon_core.runs.states import RunState
 
 log = logging.getLogger("samon.store")
-
-META_FILE = "meta.json"
-STATUS_FILE = "status.json"
-SUMMARY_FILE = "summary.json"
 
 LIST_COLUMNS = (
     "run_id",
@@ -91,7 +88,7 @@ def checked_status(path: Path) -> tuple[dict[str, Any], list[str]]:
     except (FileNotFoundError, ValueError) as exc:
         problem = str(exc)
     return {"state": RunState.INTERRUPTED.value, "damaged": True,
-            "message": f"status.json is damaged ({problem}); resume the run to continue it"}, []
+            "message": f"{STATUS_FILE} is damaged ({problem}); resume the run to continue it"}, []
 
 
 def checked_file(path: Path) -> dict[str, Any]:

@@ -24,12 +24,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from samon_core.runs.files import METRICS_FILE
 from samon_core.runs.io import DamagedFile, dumps, open_regular
 
 if TYPE_CHECKING:  # pandas is imported lazily: the trainer needs the writer, not DataFrames
     import pandas as pd
-
-METRICS_FILE = "metrics.jsonl"
 
 log = logging.getLogger("samon.store")
 

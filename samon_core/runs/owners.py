@@ -34,6 +34,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+from samon_core.runs.files import META_FILE
 from samon_core.runs.messages import clip
 
 DETACHED = "detached"  # what cancel / delete return when only the caller was removed
@@ -199,7 +200,7 @@ def check(meta: Mapping[str, Any] | None, run_id: str, owner: str | None, is_tea
         raise NotAllowed(f"{action} of run {clip(run_id)} needs the owner's name (owner=...) "
                          "or is_teacher=True")
     if meta is None:
-        raise NotAllowed(f"run {clip(run_id)} has a damaged meta.json, so its owner is unknown; "
+        raise NotAllowed(f"run {clip(run_id)} has a damaged {META_FILE}, so its owner is unknown; "
                          f"only a teacher can {action} it")
     if owner_name_or_raw(owner) not in requesters(meta):
         raise NotAllowed(f"{clip(owner)} did not request run {clip(run_id)}; only its "

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from samon_core.runs import database as db
 from samon_core.runs.fieldcheck import check_fields, summarize
-from samon_core.runs.listing import STATUS_FILE
+from samon_core.runs.files import STATUS_FILE
 from samon_core.runs.states import RunState
 
 # status fields kept in a column of their own (queried by the scheduler)

@@ -1,8 +1,10 @@
-"""The states of a run, as ``status.json`` stores them, and the groups of states the code asks
-about (active, terminal, stopped, resumable).
+"""The states of a run, as the database's ``runs`` table stores them (its ``state`` column,
+samon_core/runs/database.py), and the groups of states the code asks about (active, terminal,
+stopped, resumable).
 
 ``RunState`` is a ``str`` enum: a member equals, hashes and prints like its value, so states read
-back from JSON (plain strings) compare with the members and sets below directly.
+back from the database or from JSON (plain strings) compare with the members and sets below
+directly.
 
 Life of a run: ``queued`` -> ``running`` -> ``finished`` / ``failed`` / ``diverged`` /
 ``cancelled``; a run whose worker died is ``interrupted`` and may be queued again (``resume``).
@@ -14,7 +16,7 @@ import enum
 
 
 class RunState(str, enum.Enum):
-    """One state of a run (``status.json["state"]``)."""
+    """One state of a run (the ``runs`` table's ``state`` column; ``read_status()["state"]``)."""
 
     QUEUED = "queued"  # waiting for a worker
     RUNNING = "running"  # a worker (or ``samon run``) trains it
@@ -28,8 +30,9 @@ class RunState(str, enum.Enum):
         return self.value
 
 
-# The state of a status dict without one (a default for readers). A missing or unreadable
-# status.json reads as 'interrupted' with ``damaged: True`` (runs/listing.py), not as this.
+# The state of a status dict without one (a default for readers). A files-era status.json that
+# is missing or unreadable reads as 'interrupted' with ``damaged: True`` (runs/listing.py), not as
+# this.
 UNKNOWN_STATE = "unknown"
 
 # Someone works on the run or will: a worker trains it, or it waits in the queue.

@@ -43,23 +43,19 @@ from sqlalchemy.engine import Connection, Engine
 from samon_core.runs import database as db
 from samon_core.runs import importer, ownerkeys, owners, rows
 from samon_core.runs.config import RunConfig
-from samon_core.runs.freetext import check_meta_text, check_text
-from samon_core.runs.io import read_json_dict, write_json
-from samon_core.runs.listing import (  # noqa: F401 - file names re-exported
+from samon_core.runs.files import (
+    CHECKPOINT_FILE,
     CONFIG_FILE,
-    LIST_COLUMNS,
     META_FILE,
+    METRICS_FILE,
     STATUS_FILE,
     SUMMARY_FILE,
-    checked_file,
-    listing_frame,
-    listing_row,
-    records_or_damaged,
-    status_or_damaged,
 )
+from samon_core.runs.freetext import check_meta_text, check_text
+from samon_core.runs.io import read_json_dict, write_json
+from samon_core.runs.listing import checked_file, listing_frame, listing_row, records_or_damaged
 from samon_core.runs.messages import clip
 from samon_core.runs.metrics import (
-    METRICS_FILE,
     MetricsWriter,
     epochs_frame,
     norm_stats_records,
@@ -75,7 +71,6 @@ if TYPE_CHECKING:  # pandas is imported lazily (list_runs)
 
 RUNS_DIR_ENV = "SAMON_RUNS_DIR"
 
-CHECKPOINT_FILE = "checkpoint.pt"
 # A folder without a database row younger than this is a submit between its folders and its
 # admission (not listed); an older one is a leftover, listed with its problem so it can go.
 _UNADMITTED_GRACE_S = 60.0
@@ -444,8 +439,8 @@ class RunStore:
         group: str | None = None,
         status: str | Iterable[str] | None = None,
     ) -> pd.DataFrame:
-        """One row per run folder (columns ``LIST_COLUMNS``), newest first, optionally filtered
-        by owner, group and state(s). Reads only the small JSON files, never the metrics.
+        """One row per run folder (columns ``listing.LIST_COLUMNS``), newest first, optionally
+        filtered by owner, group and state(s). Reads only the small JSON files, never the metrics.
 
         ``last_epoch`` / ``final_test_acc`` / ``best_test_acc`` come from summary.json
         (``epochs_done``, ``final_test_acc``, ``best_test_acc``) or, while the run has no summary,

@@ -42,9 +42,10 @@ from sqlalchemy.engine import Connection
 
 from samon_core.runs import database as db
 from samon_core.runs import owners, rows
+from samon_core.runs.files import CHECKPOINT_FILE
 from samon_core.runs.owners import DETACHED, TEACHER_OWNER
 from samon_core.runs.states import RESUMABLE_STATES, RunState
-from samon_core.runs.store import CHECKPOINT_FILE, RunStore, store_or_default
+from samon_core.runs.store import RunStore, store_or_default
 from samon_core.service import admission, scheduler
 from samon_core.service.admission import check_config_limits, store_errors
 from samon_core.service.room import Identity, check_room, identify, read_room, require_someone

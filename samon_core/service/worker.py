@@ -61,10 +61,11 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from samon_core.runs.database import DatabaseUnavailable, retrying
+from samon_core.runs.files import CHECKPOINT_FILE
 from samon_core.runs.io import StoreUnavailable, describe_os_error, temp_prefix
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
 from samon_core.runs.states import RunState
-from samon_core.runs.store import CHECKPOINT_FILE, RunStore
+from samon_core.runs.store import RunStore
 from samon_core.service import scheduler
 from samon_core.service.admission import check_config_limits
 from samon_core.service.pool import WorkerPool, device_label, resolve_devices, worker_slots

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from samon_core.records import Record
 from samon_core.runs.config import RunConfig
-from samon_core.runs.listing import CONFIG_FILE
+from samon_core.runs.files import CHECKPOINT_FILE, CONFIG_FILE
 from samon_core.runs.states import RunState
-from samon_core.runs.store import CHECKPOINT_FILE, RunStore
+from samon_core.runs.store import RunStore
 from samon_core.train.loop import EXPLODE_FACTOR, Callback, Diverged, Loop
 from samon_core.train.stopping import RELEASED
 

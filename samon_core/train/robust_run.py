@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 
+from samon_core.runs.files import CHECKPOINT_FILE
 from samon_core.runs.states import RunState
-from samon_core.runs.store import CHECKPOINT_FILE, RunStore
+from samon_core.runs.store import RunStore
 from samon_core.train.callbacks import robustness_record
 from samon_core.train.checkpoint import load_checkpoint
 from samon_core.train.setup import build_run

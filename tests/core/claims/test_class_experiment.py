@@ -349,6 +349,56 @@ def test_a_replay_keeps_its_rows_beside_its_folders_through_loads_and_removals(
     assert len(replay_store(room_store).read_statuses()) == 15
 
 
+def version_one_file(runs: dict[str, tuple[RunConfig, float]]) -> bytes:
+    """A class experiment file as version 1 wrote it, member names spelled out: the format is
+    fixed, whatever the code calls its files (samon_core/runs/files.py)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("experiment.json", json.dumps({
+            "format": "samon-class-experiment", "version": 1, "exported_at": 5.0,
+            "runs": list(runs),
+            "experiment": {**experiment().model_dump(mode="json"), "exported_at": 5.0}}))
+        for rid, (config, acc) in runs.items():
+            z.writestr(f"runs/{rid}/config.json", config.to_json())
+            z.writestr(f"runs/{rid}/meta.json", json.dumps(
+                {"label": "old", "group": "class-01", "preset": None, "created": 2.0,
+                 "owner": "student-01",
+                 "requesters": [{"owner": "student-01", "group": "class-01", "time": 2.0}]}))
+            z.writestr(f"runs/{rid}/metrics.jsonl", "".join(
+                json.dumps(r) + "\n" for r in run_records(acc, config.epochs)))
+            z.writestr(f"runs/{rid}/summary.json", json.dumps(
+                {"state": "finished", "final_test_acc": acc / 100, "epochs_done": config.epochs}))
+            z.writestr(f"runs/{rid}/status.json", json.dumps(
+                {"state": "finished", "ended": 3.0, "epoch": config.epochs, "progress": 1.0}))
+    return buffer.getvalue()
+
+
+def test_a_file_written_by_version_one_loads_and_an_export_keeps_its_member_names(store,
+                                                                                 tmp_path):
+    configs = get_claim("accuracy").method_configs("cpu")
+    runs = {f"old-{m}-{s}": (configs[m].replace(seed=s), MEANS[m] + s)
+            for s in (0, 1) for m in MEANS}
+    target = RunStore(tmp_path / "target")
+    loaded = import_experiment(version_one_file(runs), store=target, teacher_token=TOKEN,
+                               settings=settings())
+    assert loaded.exported_at == 5.0 and sorted(target.run_ids()) == sorted(runs)
+    for rid, (config, acc) in runs.items():
+        assert target.read_config(rid) == config
+        assert target.read_status(rid)["state"] == "finished"
+        assert target.read_status(rid)["epoch"] == config.epochs
+        assert target.read_summary(rid)["final_test_acc"] == pytest.approx(acc / 100)
+        assert target.read_meta(rid)["label"] == "old" and target.read_meta(rid)["owner"] \
+            == "student-01"
+        assert target.read_records(rid, resolve=False) == run_records(acc, config.epochs)
+    assert pooled_verdict(target, loaded)[0].seeds == (0, 1)
+    # what this version exports has the same members, run by run
+    with zipfile.ZipFile(io.BytesIO(export_experiment(target, loaded))) as z:
+        names = sorted(z.namelist())
+    assert names == sorted(["experiment.json", *(
+        f"runs/{rid}/{name}" for rid in runs for name in
+        ("config.json", "meta.json", "metrics.jsonl", "summary.json", "status.json"))])
+
+
 @pytest.mark.parametrize("mangle, why", [
     (lambda files: {"x.txt": b"hello"}, "experiment.json is missing"),
     (lambda files: {**files, "experiment.json": b"{"}, "not valid JSON"),
