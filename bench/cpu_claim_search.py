@@ -65,16 +65,18 @@ def _configs(methods: list[str], overrides: list[str], rhos: dict[str, float]) -
     return out
 
 
-# (A, B, margin): the accuracy claim's parts (rules.py), A - B per seed
+# (A, B, margin): the accuracy claim's parts (rules.py), A - B per seed; "norm" stands for the
+# SAM-ON runs (``--on`` names another key, e.g. SAM-ON at another rho)
 PAIRS: tuple[tuple[str, str, float], ...] = (
     ("all", "base", 0.0), ("norm", "base", 0.0), ("norm", "all", MARGINS["accuracy"]))
 
 
-def print_paired(acc: dict[str, list[float]]) -> None:
+def print_paired(acc: dict[str, list[float]], on: str = "norm") -> None:
     """The paired differences of the accuracy claim's parts, with the verdict rule's interval."""
     spreads = [statistics.stdev(v) for v in acc.values() if len(v) > 1]
     floor = 0.1 * max(spreads) if spreads else 0.0
     for a, b, margin in PAIRS:
+        a = on if a == "norm" else a
         if a not in acc or b not in acc:
             continue
         n = min(len(acc[a]), len(acc[b]))
@@ -88,7 +90,7 @@ def print_paired(acc: dict[str, list[float]]) -> None:
               + " ".join(f"{x:+.2f}" for x in d))
 
 
-def print_summary(acc: dict[str, list[float]]) -> None:
+def print_summary(acc: dict[str, list[float]], on: str = "norm") -> None:
     """Per method: mean +- sd and the gap to the first method; then the paired differences."""
     base = next(iter(acc.values()))
     for label, values in acc.items():
@@ -97,21 +99,38 @@ def print_summary(acc: dict[str, list[float]]) -> None:
         gap = mean - statistics.fmean(base) if base else float("nan")
         print(f"{label:28s} {mean:6.2f} +- {sd:4.2f}  gap to first {gap:+6.2f}   "
               + " ".join(f"{v:.2f}" for v in values))
-    print_paired(acc)
+    print_paired(acc, on)
+    if on != "norm" and "norm" in acc:
+        print_paired({k: v for k, v in acc.items() if k != on})
 
 
-def from_results(path: str) -> None:
-    """Print the summary of every seed recorded in a ``results.jsonl`` (by family key)."""
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    rows.sort(key=lambda r: r["seed"])
-    acc: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row["acc"].items():
-            acc.setdefault(key, []).append(value)
-    print(f"# {path}: seeds {[r['seed'] for r in rows]}, wall per seed "
-          + ", ".join(f"{r['wall_s']:.0f} s (load {r['load']:.1f})" for r in rows))
-    print_summary(acc)
+def from_results(paths: list[str], on: str = "norm") -> None:
+    """Print the summary of the seeds recorded in ``results.jsonl`` files (by family key), merged
+    by seed (runs of one seed pair across stores: a run trains bit for bit alike alone or in a
+    lockstep group). ``PATH:old=new`` renames a method key, e.g. ``...rho0.3/results.jsonl:
+    norm=norm-rho0.3`` to set SAM-ON at another rho beside the paper's."""
+    by_seed: dict[int, dict[str, float]] = {}
+    walls: list[str] = []
+    for spec in paths:
+        path, _, rename = spec.partition(":")
+        old, _, new = rename.partition("=")
+        with open(path, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        if not rows:
+            raise SystemExit(f"{path}: no seeds recorded")
+        for row in sorted(rows, key=lambda r: r["seed"]):
+            accs = {(new if k == old and new else k): v for k, v in row["acc"].items()}
+            by_seed.setdefault(row["seed"], {}).update(accs)
+        walls.append(f"{path}: seeds {[r['seed'] for r in rows]}, wall per seed "
+                     + ", ".join(f"{r['wall_s']:.0f} s (load {r['load']:.1f})" for r in rows))
+    seeds = sorted(by_seed)
+    keys = list(dict.fromkeys(k for s in seeds for k in by_seed[s]))
+    missing = [(s, k) for s in seeds for k in keys if k not in by_seed[s]]
+    if missing:  # paired differences need every method on every seed
+        raise SystemExit(f"seed and method without a run: {missing}")
+    for line in walls:
+        print(f"# {line}")
+    print_summary({k: [by_seed[s][k] for s in seeds] for k in keys}, on)
 
 
 def main() -> None:
@@ -122,10 +141,13 @@ def main() -> None:
     ap.add_argument("--rho", default="", help="per method family, e.g. all=0.05,norm=0.5")
     ap.add_argument("--keep", default=None, help="run store folder to keep (default: temporary)")
     ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--from-results", default=None, help="summarize a results.jsonl, train none")
+    ap.add_argument("--from-results", nargs="+", default=None, metavar="PATH[:OLD=NEW]",
+                    help="summarize results.jsonl files (merged by seed), train none")
+    ap.add_argument("--on", default="norm", help="the key whose runs stand for SAM-ON in the "
+                    "paired differences (with --from-results)")
     args = ap.parse_args()
     if args.from_results:
-        from_results(args.from_results)
+        from_results(args.from_results, args.on)
         return
     methods = args.methods.split(",")
     configs = _configs(methods, args.set, _rhos(args.rho))
