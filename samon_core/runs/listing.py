@@ -69,11 +69,11 @@ def is_run_folder(path: Path) -> bool:
 
 
 def status_or_damaged(path: Path) -> dict[str, Any]:
-    """status.json at ``path``; if it is missing, empty, malformed or holds no known state,
-    ``{"state": "interrupted", "damaged": True, "message": ...}``. status.json is replaced
-    without fsync (it changes every few seconds), so a power loss may leave it empty; the run is
-    then resumable like one whose worker died. Fields of the wrong type are left out
-    (``checked_status``)."""
+    """A files-era run's status.json at ``path`` (read once, by the importer: run state lives
+    in the database since issue 24); if it is missing, empty, malformed or holds no known state,
+    ``{"state": "interrupted", "damaged": True, "message": ...}``: that era replaced the file
+    without fsync, so a power loss could leave it empty, and such a run is resumable like one
+    whose worker died. Fields of the wrong type are left out (``checked_status``)."""
     return checked_status(path)[0]
 
 
