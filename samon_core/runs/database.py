@@ -62,6 +62,9 @@ runs = sa.Table(
     sa.Column("updated", sa.Float),
     sa.Column("share", sa.Float, nullable=False, server_default="1"),  # 1/k in a group of k
     sa.Column("worker", sa.String(200)),
+    # the claim's number: +1 each time a worker (or ``samon run``) claims the run; with the
+    # worker, the fence of every write of its trainer (runs/claims.py)
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
     sa.Column("progress", sa.Float),
     sa.Column("reason", sa.Text),
     sa.Column("auto_resumes", sa.Integer, nullable=False, server_default="0"),
@@ -167,7 +170,7 @@ def open_database(url: str) -> Engine:
 # Columns added to a table after databases with it were made (``create_all`` makes only missing
 # tables): added when a process opens such a database. Each is nullable or has a default, so the
 # rows already there read as before.
-_NEW_COLUMNS = {"requests": ("worker", "attempts")}
+_NEW_COLUMNS = {"requests": ("worker", "attempts"), "runs": ("attempt",)}
 
 
 def _add_new_columns(conn: Connection) -> None:

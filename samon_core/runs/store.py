@@ -42,6 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from samon_core.runs import database as db
 from samon_core.runs import importer, ownerkeys, owners, rows
+from samon_core.runs.claims import Claim, NotHeld
 from samon_core.runs.config import RunConfig
 from samon_core.runs.files import (
     CHECKPOINT_FILE,
@@ -287,18 +288,31 @@ class RunStore:
         importer.insert_run(conn, *importer.run_row(path))
         return conn.execute(query).first()
 
-    def write_status(self, run_id: str, state: RunState | str, **fields: Any) -> dict[str, Any]:
+    def write_status(self, run_id: str, state: RunState | str, *, claim: Claim | None = None,
+                     **fields: Any) -> dict[str, Any]:
         """Set ``state`` and merge ``fields`` into the run's status, in one transaction; sets
         ``updated`` (= ``heartbeat``), ``started`` the first time the state is 'running' and
         ``ended`` when a terminal state is written. Returns the new status. A database outage
-        is waited out (``database.retrying``): the trainer goes on after it, nothing lost."""
+        is waited out (``database.retrying``): the trainer goes on after it, nothing lost.
+        With ``claim`` (a worker's trainer) the row changes only if it still holds that claim;
+        ``NotHeld`` (nothing written) if not (claims.py). None: no fence (``samon run``)."""
         state = _as_state(state)
         validate_run_id(run_id)
-        return db.retrying(lambda: self._write_status(run_id, state, fields),
+        return db.retrying(lambda: self._write_status(run_id, state, fields, claim),
                            url=db.database_url(self.root, self._url))
 
-    def _write_status(self, run_id: str, state: RunState, fields: Mapping[str, Any]
-                      ) -> dict[str, Any]:
+    def _update_held(self, conn: Connection, run_id: str, claim: Claim | None,
+                     values: Mapping[str, Any]) -> dict[str, Any]:
+        """Update the run's row (``WHERE`` it holds ``claim``, if any) and read it back."""
+        this = db.runs.c.run_id == run_id
+        where = this if claim is None else sa.and_(this, claim.holds())
+        done = conn.execute(db.runs.update().where(where).values(**values)).rowcount
+        if not done and claim is not None:
+            raise NotHeld(run_id, claim)  # the transaction is rolled back: nothing changed
+        return rows.status_of(conn.execute(sa.select(db.runs).where(this)).first())
+
+    def _write_status(self, run_id: str, state: RunState, fields: Mapping[str, Any],
+                      claim: Claim | None) -> dict[str, Any]:
         now = self.clock()
         with db.writing(self.engine) as conn:
             row = self._row(conn, run_id, lock=True)
@@ -310,25 +324,34 @@ class RunStore:
                 values["ended"] = None
             elif "ended" not in fields:
                 values["ended"] = now
-            conn.execute(db.runs.update().where(db.runs.c.run_id == run_id).values(**values))
-            return rows.status_of(conn.execute(sa.select(db.runs)
-                                        .where(db.runs.c.run_id == run_id)).first())
+            return self._update_held(conn, run_id, claim, values)
 
-    def heartbeat(self, run_id: str, **fields: Any) -> dict[str, Any]:
+    def heartbeat(self, run_id: str, *, claim: Claim | None = None,
+                  **fields: Any) -> dict[str, Any]:
         """Refresh ``heartbeat`` (and merge ``fields``, e.g. progress) without changing the
-        state; waits out a database outage like ``write_status``."""
+        state; waits out a database outage and is fenced by ``claim`` like ``write_status``."""
         validate_run_id(run_id)
-        return db.retrying(lambda: self._heartbeat(run_id, fields),
+        return db.retrying(lambda: self._heartbeat(run_id, fields, claim),
                            url=db.database_url(self.root, self._url))
 
-    def _heartbeat(self, run_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def _heartbeat(self, run_id: str, fields: Mapping[str, Any],
+                   claim: Claim | None) -> dict[str, Any]:
         with db.writing(self.engine) as conn:
             row = self._row(conn, run_id, lock=True)
             values = rows.column_values(row, fields)
             values["updated"] = self.clock()
-            conn.execute(db.runs.update().where(db.runs.c.run_id == run_id).values(**values))
-            return rows.status_of(conn.execute(sa.select(db.runs)
-                                        .where(db.runs.c.run_id == run_id)).first())
+            return self._update_held(conn, run_id, claim, values)
+
+    def check_held(self, run_id: str, claim: Claim | None) -> None:
+        """``NotHeld`` unless the run's row holds ``claim`` (None: nothing to check): what a
+        trainer asks before it appends a record or writes its summary (a read, no change)."""
+        if claim is None:
+            return
+        with db.reading(self.engine) as conn:
+            held = conn.scalar(sa.select(db.runs.c.run_id).where(
+                db.runs.c.run_id == run_id, claim.holds()))
+        if held is None:
+            raise NotHeld(run_id, claim)
 
     def read_status(self, run_id: str) -> dict[str, Any]:
         """The run's status as a dict: ``state``, its times (``heartbeat`` is ``updated``),

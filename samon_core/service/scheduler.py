@@ -8,7 +8,9 @@
   transaction, so a comparison trains together.
 * **A dead worker is a stale heartbeat** (``reclaim_dead``): its runs go back to queued and
   resume from their checkpoint; a late write of the dead worker (``finish``) changes nothing,
-  because every write of a worker names it and matches only the runs it holds.
+  because every write of a worker names it and matches only the runs it holds. Its trainer's
+  writes carry its claim (``claims_of``; the row's ``attempt``, +1 at each claim: runs/claims.py)
+  and are refused once another holds the run.
 * **Queue positions** (``queue_positions``) are the same order, for the pages.
 * **Cancel is a column** (``cancel_requested``) the trainer's stop check reads (``should_stop``).
 * **A worker that stops** (SIGTERM) gives its run back (``release``): queued again, resumed
@@ -30,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from samon_core.runs.claims import Claim, NotHeld
 from samon_core.runs.database import reading, requests, runs, workers, writing
 from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore, store_or_default
@@ -115,6 +118,7 @@ def claim_next(engine: Engine, worker_id: str, devices: Sequence[str], *, window
             claimed += list(conn.scalars(mates))
         conn.execute(runs.update().where(runs.c.run_id.in_(claimed)).values(
             state=RunState.RUNNING.value, worker=worker_id, share=1.0 / len(claimed),
+            attempt=runs.c.attempt + 1,
             started=sa.func.coalesce(runs.c.started, now), ended=None, updated=now))
     return claimed
 
@@ -156,8 +160,19 @@ def claim_runs(engine: Engine, run_ids: Sequence[str], worker_id: str, *,
         if mine:
             conn.execute(runs.update().where(runs.c.run_id.in_(mine)).values(
                 state=RunState.RUNNING.value, worker=worker_id, share=1.0 / len(mine),
+                attempt=runs.c.attempt + 1,
                 started=sa.func.coalesce(runs.c.started, now), ended=None, updated=now))
     return [run_id for run_id in run_ids if run_id in mine]
+
+
+def claims_of(engine: Engine, worker_id: str, run_ids: Sequence[str]) -> dict[str, Claim]:
+    """The claims ``worker_id`` holds on ``run_ids`` (those it claimed and still holds), by
+    run id: what its trainer's writes carry (runs/claims.py). A run missing was taken back."""
+    with reading(engine) as conn:
+        return {row.run_id: Claim(worker_id, row.attempt) for row in conn.execute(
+            sa.select(runs.c.run_id, runs.c.attempt).where(
+                runs.c.worker == worker_id, runs.c.state == RunState.RUNNING,
+                runs.c.run_id.in_(list(run_ids))))}
 
 
 # --- what a worker writes while and after it trains ----------------------------------------
@@ -262,17 +277,25 @@ def release(engine: Engine, run_id: str, worker_id: str, *, reason: str,
 PROCESS = "process"  # a workers row of a process training its own runs (``samon run``)
 
 
-def should_stop(engine: Engine, run_id: str) -> bool:
-    """The trainer's stop check: cancel was requested for the run."""
+def should_stop(engine: Engine, run_id: str, claim: Claim | None = None) -> bool:
+    """The trainer's stop check: cancel was requested for the run. With ``claim``, in the same
+    read: ``NotHeld`` when the row no longer holds it (the run was taken back)."""
     with reading(engine) as conn:
-        return bool(conn.scalar(sa.select(runs.c.cancel_requested)
-                                .where(runs.c.run_id == run_id)))
+        row = conn.execute(sa.select(runs.c.cancel_requested, runs.c.worker, runs.c.attempt)
+                           .where(runs.c.run_id == run_id)).first()
+    if claim is not None and (row is None or (row.worker, row.attempt)
+                              != (claim.worker, claim.attempt)):
+        raise NotHeld(run_id, claim)
+    return bool(row is not None and row.cancel_requested)
 
 
 def cancel_check(engine: Engine, run_id: str, *, every_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> Callable[[], bool]:
+                 clock: Callable[[], float] = time.monotonic,
+                 claim: Claim | None = None) -> Callable[[], bool]:
     """A trainer's ``should_stop`` for ``run_id``: its cancel column, read at most every
-    ``every_s`` (the trainer polls it each step); an unreachable database reads as "go on"."""
+    ``every_s`` (the trainer polls it each step); an unreachable database reads as "go on".
+    With ``claim``, the same read is the fence: ``NotHeld`` once the run was taken back (the
+    worker's check turns it into ``Released``)."""
     next_read, cancelled = [clock()], [False]
 
     def check() -> bool:
@@ -280,7 +303,7 @@ def cancel_check(engine: Engine, run_id: str, *, every_s: float = 1.0,
         if not cancelled[0] and now >= next_read[0]:
             next_read[0] = now + every_s
             with contextlib.suppress(sa.exc.OperationalError):
-                cancelled[0] = should_stop(engine, run_id)
+                cancelled[0] = should_stop(engine, run_id, claim)
         return cancelled[0]
 
     return check

@@ -20,13 +20,15 @@ was thought dead, e.g. after a long database outage) is stopped at once, so two 
 train one run.
 
 The trainer's ``should_stop`` is the worker's stop event (checked every step) or the run's
-``cancel_requested`` column (read at most once a second). Stopping: SIGTERM or SIGINT asks the
-worker to stop: the run in progress stops within one step without an end (``should_stop``
-raises ``Released``, train/stopping.py) and goes from 'running' to 'queued' in one transaction
-(``scheduler.release``; never 'cancelled' on the way), continuing from its last checkpoint on
-the next worker; a second signal exits at once (the run is then reclaimed as a dead worker's).
-A worker started with ``--exit-with-parent`` (the app's pool) stops the same way when its parent
-dies.
+``cancel_requested`` column (read at most once a second, with the worker's claim: a run taken
+over by another worker stops its trainer with ``Released``). The trainer writes under the
+claim (runs/claims.py): a write after the run was taken back is refused and stops it too.
+Stopping: SIGTERM or SIGINT asks the worker to stop: the run in progress stops within one step
+without an end (``should_stop`` raises ``Released``, train/stopping.py) and goes from 'running'
+to 'queued' in one transaction (``scheduler.release``; never 'cancelled' on the way),
+continuing from its last checkpoint on the next worker; a second signal exits at once (the run
+is then reclaimed as a dead worker's). A worker started with ``--exit-with-parent`` (the app's
+pool) stops the same way when its parent dies.
 
 Database outages (a PostgreSQL server restarting, a locked SQLite file) are waited out
 (``database.retrying``): the worker logs once that the database is away and once that it is
@@ -46,6 +48,7 @@ import argparse
 import contextlib
 import errno
 import importlib
+import inspect
 import logging
 import os
 import re
@@ -60,6 +63,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from samon_core.runs.claims import Claim, NotHeld
 from samon_core.runs.database import DatabaseUnavailable, retrying
 from samon_core.runs.files import CHECKPOINT_FILE
 from samon_core.runs.io import StoreUnavailable, describe_os_error, temp_prefix
@@ -130,6 +134,7 @@ class Worker:
         self._done = threading.Event()  # ends the heartbeat thread
         self._group: tuple[str, ...] = ()  # the runs training now (more than one in lockstep)
         self._lost: set[str] = set()  # runs taken back from this worker: their trainer stops
+        self._claims: dict[str, Claim] = {}  # the claims on the runs training now (the fence)
         self._outage: float | None = None
         self._reserve: Path | None = None
         self._beat_failed: float | None = None  # when the heartbeat's outage began
@@ -315,6 +320,8 @@ class Worker:
         self._beat()
         t0 = time.monotonic()
         try:
+            self._claims = self._db(lambda: scheduler.claims_of(self.store.engine, self.id,
+                                                                run_ids))
             jobs = [job for job in map(self._start, run_ids) if job is not None]
             states = self._run_trainer(jobs) if jobs else []
             for (run_id, *_), state in zip(jobs, states, strict=True):
@@ -322,6 +329,7 @@ class Worker:
         finally:
             self.runs_done += len(run_ids)
             self._lost -= set(run_ids)
+            self._claims = {}
             self._group = ()
             self._beat()
             _free_accelerator_memory()
@@ -371,11 +379,16 @@ class Worker:
     def _start(self, run_id: str) -> tuple[str, Any, bool] | None:
         """The run's config and whether it resumes from a checkpoint, after the limits and the
         preflight of submit, again: this run may have been queued under laxer settings. None
-        (the run ended 'failed' with one line) if any of it fails."""
+        (the run ended 'failed' with one line) if any of it fails, or (nothing written) if the
+        run was taken back from this worker already."""
+        claim = self._claims.get(run_id)
+        if claim is None:  # taken back between the claim and now
+            log.warning("worker %s: run %s was taken back before it started", self.id, run_id)
+            return None
         try:
             self._db(lambda: self.store.write_status(
-                run_id, RunState.RUNNING, worker=self.id, pid=os.getpid(), host=self.host,
-                device=self.device, message=f"starting on worker {self.id}"))
+                run_id, RunState.RUNNING, claim=claim, worker=self.id, pid=os.getpid(),
+                host=self.host, device=self.device, message=f"starting on worker {self.id}"))
             config = self.store.read_config(run_id)
             check_config_limits(config, self.settings, outcome="the run was not started")
             check_runnable(config, here=True, data_dir=self.data_dir)
@@ -383,6 +396,8 @@ class Worker:
             if not resume:
                 self._restart_marker(run_id)
             return run_id, config, resume
+        except NotHeld:
+            log.warning("worker %s: run %s was taken back before it started", self.id, run_id)
         except ValueError as exc:  # over a limit, not runnable here, a damaged config: one line
             log.warning("worker %s: run %s not started: %s", self.id, run_id, exc)
             self._fail(run_id, clip(str(exc), 2000)[1:-1])
@@ -405,13 +420,17 @@ class Worker:
         column, read at most once a second): the run ends 'cancelled'. ``Released`` when the
         run was taken back from this worker or this worker stops: the trainer writes no end
         (another worker holds the run, or ``_settle`` puts it back in the queue)."""
-        cancelled = scheduler.cancel_check(self.store.engine, run_id, clock=self.monotonic)
+        cancelled = scheduler.cancel_check(self.store.engine, run_id, clock=self.monotonic,
+                                           claim=self._claims.get(run_id))
 
         def check() -> bool:
             if run_id in self._lost:
                 raise Released(f"run {run_id} was taken back from worker {self.id}")
-            if cancelled():
-                return True
+            try:
+                if cancelled():  # also the fence: NotHeld once another holds the run
+                    return True
+            except NotHeld as exc:
+                raise Released(str(exc)) from exc
             if self._stop.is_set():
                 raise Released(f"worker {self.id} stops ({self._stop_reason})")
             return False
@@ -438,15 +457,18 @@ class Worker:
                 else:
                     train = self._trainer
                 return [train(config, self.store.run_dir(run_id), data_dir=self.data_dir,
-                              should_stop=self._should_stop(run_id), resume=resume).get("state")
+                              should_stop=self._should_stop(run_id), resume=resume,
+                              **self._claim_for(train, run_id)).get("state")
                         for run_id, config, resume in jobs]
             from samon_core.train.lockstep import GroupJob, train_group  # torch: imported here
 
             return [summary.get("state") for summary in train_group([
                 GroupJob(config, self.store.run_dir(run_id), data_dir=self.data_dir,
-                         should_stop=self._should_stop(run_id), resume=resume)
+                         should_stop=self._should_stop(run_id), resume=resume,
+                         claim=self._claims.get(run_id))
                 for run_id, config, resume in jobs])]
-        except Released:  # a stand-in trainer let the stop through: the runs are given back
+        except (Released, NotHeld):  # a stand-in trainer let the stop (or a refused write)
+            # through: the runs are given back (or left to their new holder)
             return [RELEASED] * len(jobs)
         except Exception as exc:  # the trainer marks its run failed; make sure of it
             log.exception("worker %s: run(s) %s failed", self.id,
@@ -455,6 +477,16 @@ class Worker:
             for run_id, *_ in jobs:
                 self._fail(run_id, f"{type(cause).__name__}: {clip_message(str(cause))}")
             return [RunState.FAILED.value] * len(jobs)
+
+    def _claim_for(self, train: Trainer, run_id: str) -> dict[str, Claim | None]:
+        """``{"claim": ...}`` for the trainer (its writes are fenced by it: runs/claims.py);
+        {} for a stand-in trainer that takes no ``claim`` (its writes are not fenced)."""
+        try:
+            params = inspect.signature(train).parameters.values()
+        except (TypeError, ValueError):  # no signature to read: pass none
+            params = []
+        takes = any(p.name == "claim" or p.kind is p.VAR_KEYWORD for p in params)
+        return {"claim": self._claims.get(run_id)} if takes else {}
 
     def _settle(self, run_id: str, state: str | None, t0: float) -> None:
         """After training: a run released by its trainer (this worker stops) goes from

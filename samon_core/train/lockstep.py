@@ -34,6 +34,7 @@ import torch
 
 from samon_core.catalog import datasets
 from samon_core.records import Record
+from samon_core.runs.claims import Claim
 from samon_core.runs.config import RunConfig
 from samon_core.train.callbacks import Records, measurements
 from samon_core.train.loop import Loop
@@ -50,6 +51,7 @@ class GroupJob:
     should_stop: Callable[[], bool] | None = None
     data_dir: str | os.PathLike | None = None
     resume: bool = False
+    claim: Claim | None = None  # a worker's claim: the fence of the run's writes (recorder.py)
 
 
 class RngSlot:
@@ -78,7 +80,7 @@ def stored_loop(job: GroupJob, *, own_time: bool = False) -> Loop:
     ``running`` now (``StoreRecorder``), the measurements and the caller's callback plugged in.
     The model is built when the loop starts (seeded by the config, so the order of building
     does not matter)."""
-    recorder = StoreRecorder(job.config, job.run_dir)
+    recorder = StoreRecorder(job.config, job.run_dir, claim=job.claim)
     callbacks = [*measurements(job.config, recorder.checkpoint_path, job.resume), recorder]
     if job.callback is not None:
         callbacks.append(Records(job.callback))

@@ -42,6 +42,7 @@ from collections.abc import Callable
 
 from samon_core.catalog.datasets import DATA_DIR_ENV
 from samon_core.records import Record
+from samon_core.runs.claims import Claim
 from samon_core.runs.config import RunConfig
 from samon_core.train.lockstep import GroupJob, train_group
 
@@ -56,10 +57,12 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     data_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    claim: Claim | None = None,
 ) -> dict:
     """Train one run in ``run_dir`` (a folder of a ``RunStore``; created if missing) and return
     its summary. See the module docstring for what is written. An error other than a cancel or a
-    divergence marks the run failed and is raised."""
+    divergence marks the run failed and is raised. ``claim``: the worker's claim on the run,
+    the fence of its writes (recorder.py; None: not fenced)."""
     job = GroupJob(config, run_dir, callback=callback, should_stop=should_stop,
-                   data_dir=data_dir, resume=resume)
+                   data_dir=data_dir, resume=resume, claim=claim)
     return train_group([job], raise_errors=True)[0]
