@@ -63,7 +63,7 @@ runs = sa.Table(
     sa.Column("share", sa.Float, nullable=False, server_default="1"),  # 1/k in a group of k
     sa.Column("worker", sa.String(200)),
     # the claim's number: +1 each time a worker (or ``samon run``) claims the run; with the
-    # worker, the fence of every write of its trainer (runs/claims.py)
+    # worker, the fence of every write of its trainer (runs/fence.py)
     sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
     sa.Column("progress", sa.Float),
     sa.Column("reason", sa.Text),

@@ -42,8 +42,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from samon_core.runs import database as db
 from samon_core.runs import importer, ownerkeys, owners, rows
-from samon_core.runs.claims import Claim, NotHeld
 from samon_core.runs.config import RunConfig
+from samon_core.runs.fence import NotHeld, WorkerClaim
 from samon_core.runs.files import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -288,7 +288,7 @@ class RunStore:
         importer.insert_run(conn, *importer.run_row(path))
         return conn.execute(query).first()
 
-    def write_status(self, run_id: str, state: RunState | str, *, claim: Claim | None = None,
+    def write_status(self, run_id: str, state: RunState | str, *, claim: WorkerClaim | None = None,
                      **fields: Any) -> dict[str, Any]:
         """Set ``state`` and merge ``fields`` into the run's status, in one transaction; sets
         ``updated`` (= ``heartbeat``), ``started`` the first time the state is 'running' and
@@ -301,7 +301,7 @@ class RunStore:
         return db.retrying(lambda: self._write_status(run_id, state, fields, claim),
                            url=db.database_url(self.root, self._url))
 
-    def _update_held(self, conn: Connection, run_id: str, claim: Claim | None,
+    def _update_held(self, conn: Connection, run_id: str, claim: WorkerClaim | None,
                      values: Mapping[str, Any]) -> dict[str, Any]:
         """Update the run's row (``WHERE`` it holds ``claim``, if any) and read it back."""
         this = db.runs.c.run_id == run_id
@@ -312,7 +312,7 @@ class RunStore:
         return rows.status_of(conn.execute(sa.select(db.runs).where(this)).first())
 
     def _write_status(self, run_id: str, state: RunState, fields: Mapping[str, Any],
-                      claim: Claim | None) -> dict[str, Any]:
+                      claim: WorkerClaim | None) -> dict[str, Any]:
         now = self.clock()
         with db.writing(self.engine) as conn:
             row = self._row(conn, run_id, lock=True)
@@ -326,7 +326,7 @@ class RunStore:
                 values["ended"] = now
             return self._update_held(conn, run_id, claim, values)
 
-    def heartbeat(self, run_id: str, *, claim: Claim | None = None,
+    def heartbeat(self, run_id: str, *, claim: WorkerClaim | None = None,
                   **fields: Any) -> dict[str, Any]:
         """Refresh ``heartbeat`` (and merge ``fields``, e.g. progress) without changing the
         state; waits out a database outage and is fenced by ``claim`` like ``write_status``."""
@@ -335,14 +335,14 @@ class RunStore:
                            url=db.database_url(self.root, self._url))
 
     def _heartbeat(self, run_id: str, fields: Mapping[str, Any],
-                   claim: Claim | None) -> dict[str, Any]:
+                   claim: WorkerClaim | None) -> dict[str, Any]:
         with db.writing(self.engine) as conn:
             row = self._row(conn, run_id, lock=True)
             values = rows.column_values(row, fields)
             values["updated"] = self.clock()
             return self._update_held(conn, run_id, claim, values)
 
-    def check_held(self, run_id: str, claim: Claim | None) -> None:
+    def check_held(self, run_id: str, claim: WorkerClaim | None) -> None:
         """``NotHeld`` unless the run's row holds ``claim`` (None: nothing to check): what a
         trainer asks before it appends a record or writes its summary (a read, no change)."""
         if claim is None:

@@ -9,7 +9,7 @@
 * **A dead worker is a stale heartbeat** (``reclaim_dead``): its runs go back to queued and
   resume from their checkpoint; a late write of the dead worker (``finish``) changes nothing,
   because every write of a worker names it and matches only the runs it holds. Its trainer's
-  writes carry its claim (``claims_of``; the row's ``attempt``, +1 at each claim: runs/claims.py)
+  writes carry its claim (``claims_of``; the row's ``attempt``, +1 at each claim: runs/fence.py)
   and are refused once another holds the run.
 * **Queue positions** (``queue_positions``) are the same order, for the pages.
 * **Cancel is a column** (``cancel_requested``) the trainer's stop check reads (``should_stop``).
@@ -32,8 +32,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from samon_core.runs.claims import Claim, NotHeld
 from samon_core.runs.database import reading, requests, runs, workers, writing
+from samon_core.runs.fence import NotHeld, WorkerClaim
 from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore, store_or_default
 from samon_core.service.settings import Settings, load_settings
@@ -96,7 +96,7 @@ def owner_usage(engine: Engine, *, window_s: float, now: float | None = None
 
 def claim_next(engine: Engine, worker_id: str, devices: Sequence[str], *, window_s: float,
                group_max: int = 1, now: float | None = None) -> list[str]:
-    """Claim the next run for ``worker_id`` (and up to ``group_max - 1`` queued mates of its
+    """WorkerClaim the next run for ``worker_id`` (and up to ``group_max - 1`` queued mates of its
     lockstep group) in one transaction; [] when nothing is queued for ``devices``. The claimed
     runs are ``running`` with this worker: no other worker can claim them (SQLite: the write
     lock; PostgreSQL: the rows are locked, a concurrent claim skips them)."""
@@ -149,7 +149,7 @@ def queue_position(run_id: str, *, store: RunStore | None = None,
 
 def claim_runs(engine: Engine, run_ids: Sequence[str], worker_id: str, *,
                now: float | None = None) -> list[str]:
-    """Claim the given queued runs for ``worker_id`` (a process that trains runs it created
+    """WorkerClaim the given queued runs for ``worker_id`` (a process that trains runs it created
     itself: ``samon run``, ``claim run``), in one transaction; returns those claimed (a run a
     worker took first is not)."""
     now = time.time() if now is None else now
@@ -165,11 +165,11 @@ def claim_runs(engine: Engine, run_ids: Sequence[str], worker_id: str, *,
     return [run_id for run_id in run_ids if run_id in mine]
 
 
-def claims_of(engine: Engine, worker_id: str, run_ids: Sequence[str]) -> dict[str, Claim]:
+def claims_of(engine: Engine, worker_id: str, run_ids: Sequence[str]) -> dict[str, WorkerClaim]:
     """The claims ``worker_id`` holds on ``run_ids`` (those it claimed and still holds), by
-    run id: what its trainer's writes carry (runs/claims.py). A run missing was taken back."""
+    run id: what its trainer's writes carry (runs/fence.py). A run missing was taken back."""
     with reading(engine) as conn:
-        return {row.run_id: Claim(worker_id, row.attempt) for row in conn.execute(
+        return {row.run_id: WorkerClaim(worker_id, row.attempt) for row in conn.execute(
             sa.select(runs.c.run_id, runs.c.attempt).where(
                 runs.c.worker == worker_id, runs.c.state == RunState.RUNNING,
                 runs.c.run_id.in_(list(run_ids))))}
@@ -277,7 +277,7 @@ def release(engine: Engine, run_id: str, worker_id: str, *, reason: str,
 PROCESS = "process"  # a workers row of a process training its own runs (``samon run``)
 
 
-def should_stop(engine: Engine, run_id: str, claim: Claim | None = None) -> bool:
+def should_stop(engine: Engine, run_id: str, claim: WorkerClaim | None = None) -> bool:
     """The trainer's stop check: cancel was requested for the run. With ``claim``, in the same
     read: ``NotHeld`` when the row no longer holds it (the run was taken back)."""
     with reading(engine) as conn:
@@ -291,7 +291,7 @@ def should_stop(engine: Engine, run_id: str, claim: Claim | None = None) -> bool
 
 def cancel_check(engine: Engine, run_id: str, *, every_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
-                 claim: Claim | None = None) -> Callable[[], bool]:
+                 claim: WorkerClaim | None = None) -> Callable[[], bool]:
     """A trainer's ``should_stop`` for ``run_id``: its cancel column, read at most every
     ``every_s`` (the trainer polls it each step); an unreachable database reads as "go on".
     With ``claim``, the same read is the fence: ``NotHeld`` once the run was taken back (the

@@ -22,7 +22,7 @@ train one run.
 The trainer's ``should_stop`` is the worker's stop event (checked every step) or the run's
 ``cancel_requested`` column (read at most once a second, with the worker's claim: a run taken
 over by another worker stops its trainer with ``Released``). The trainer writes under the
-claim (runs/claims.py): a write after the run was taken back is refused and stops it too.
+claim (runs/fence.py): a write after the run was taken back is refused and stops it too.
 Stopping: SIGTERM or SIGINT asks the worker to stop: the run in progress stops within one step
 without an end (``should_stop`` raises ``Released``, train/stopping.py) and goes from 'running'
 to 'queued' in one transaction (``scheduler.release``; never 'cancelled' on the way),
@@ -63,8 +63,8 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from samon_core.runs.claims import Claim, NotHeld
 from samon_core.runs.database import DatabaseUnavailable, retrying
+from samon_core.runs.fence import NotHeld, WorkerClaim
 from samon_core.runs.files import CHECKPOINT_FILE
 from samon_core.runs.io import StoreUnavailable, describe_os_error, temp_prefix
 from samon_core.runs.messages import ClippingArgumentParser, clip, clip_message
@@ -134,7 +134,7 @@ class Worker:
         self._done = threading.Event()  # ends the heartbeat thread
         self._group: tuple[str, ...] = ()  # the runs training now (more than one in lockstep)
         self._lost: set[str] = set()  # runs taken back from this worker: their trainer stops
-        self._claims: dict[str, Claim] = {}  # the claims on the runs training now (the fence)
+        self._claims: dict[str, WorkerClaim] = {}  # the claims on the runs training now (the fence)
         self._outage: float | None = None
         self._reserve: Path | None = None
         self._beat_failed: float | None = None  # when the heartbeat's outage began
@@ -478,8 +478,8 @@ class Worker:
                 self._fail(run_id, f"{type(cause).__name__}: {clip_message(str(cause))}")
             return [RunState.FAILED.value] * len(jobs)
 
-    def _claim_for(self, train: Trainer, run_id: str) -> dict[str, Claim | None]:
-        """``{"claim": ...}`` for the trainer (its writes are fenced by it: runs/claims.py);
+    def _claim_for(self, train: Trainer, run_id: str) -> dict[str, WorkerClaim | None]:
+        """``{"claim": ...}`` for the trainer (its writes are fenced by it: runs/fence.py);
         {} for a stand-in trainer that takes no ``claim`` (its writes are not fenced)."""
         try:
             params = inspect.signature(train).parameters.values()

@@ -34,8 +34,8 @@ import torch
 
 from samon_core.catalog import datasets
 from samon_core.records import Record
-from samon_core.runs.claims import Claim
 from samon_core.runs.config import RunConfig
+from samon_core.runs.fence import WorkerClaim
 from samon_core.train.callbacks import Records, measurements
 from samon_core.train.loop import Loop
 from samon_core.train.recorder import StoreRecorder
@@ -51,7 +51,7 @@ class GroupJob:
     should_stop: Callable[[], bool] | None = None
     data_dir: str | os.PathLike | None = None
     resume: bool = False
-    claim: Claim | None = None  # a worker's claim: the fence of the run's writes (recorder.py)
+    claim: WorkerClaim | None = None  # fences the run's writes (recorder.py)
 
 
 class RngSlot:

@@ -10,7 +10,7 @@ released by its worker, which puts it back in the queue itself: stopping.py) and
 measured). ``train`` and ``train_group`` (lockstep.py) plug it in, so a run reads the same
 whether it trained alone or in a group. Every status write of a training is here.
 
-A worker's trainer records under its ``claim`` (runs/claims.py): every status write and heartbeat
+A worker's trainer records under its ``claim`` (runs/fence.py): every status write and heartbeat
 applies only while the run's row still holds it, and a record is appended to ``metrics.jsonl``
 only after that check (a step record: its status write goes first; any other: a read of the
 row), as is ``summary.json``. When the run was taken back (``NotHeld``), the recorder raises
@@ -31,8 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from samon_core.records import Record
-from samon_core.runs.claims import Claim, NotHeld
 from samon_core.runs.config import RunConfig
+from samon_core.runs.fence import NotHeld, WorkerClaim
 from samon_core.runs.files import CHECKPOINT_FILE, CONFIG_FILE
 from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore
@@ -54,7 +54,7 @@ class StoreRecorder(Callback):
     worker's claim on the run, the fence of every write (None: not fenced)."""
 
     def __init__(self, config: RunConfig, run_dir: str | os.PathLike, *,
-                 claim: Claim | None = None):
+                 claim: WorkerClaim | None = None):
         run_dir = Path(run_dir).resolve()
         self.config, self.claim = config, claim
         # the store's keyword only with a claim: an unfenced trainer (``samon run``) writes

@@ -42,8 +42,8 @@ from collections.abc import Callable
 
 from samon_core.catalog.datasets import DATA_DIR_ENV
 from samon_core.records import Record
-from samon_core.runs.claims import Claim
 from samon_core.runs.config import RunConfig
+from samon_core.runs.fence import WorkerClaim
 from samon_core.train.lockstep import GroupJob, train_group
 
 __all__ = ["DATA_DIR_ENV", "GroupJob", "train", "train_group"]
@@ -57,7 +57,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     data_dir: str | os.PathLike | None = None,
     resume: bool = False,
-    claim: Claim | None = None,
+    claim: WorkerClaim | None = None,
 ) -> dict:
     """Train one run in ``run_dir`` (a folder of a ``RunStore``; created if missing) and return
     its summary. See the module docstring for what is written. An error other than a cancel or a

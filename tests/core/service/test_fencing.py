@@ -2,7 +2,7 @@
 
 A worker thought dead (stalled, or away from the database) has its run taken back
 (``reclaim_dead``) and another worker claims it. Every write of the old trainer carries its
-claim (worker and ``attempt``, runs/claims.py) and changes nothing once the row holds another:
+claim (worker and ``attempt``, runs/fence.py) and changes nothing once the row holds another:
 
 * the real trainer's next write after the take-over is refused, it stops with ``Released``
   (no end, no summary, no more metrics records), and the new holder finishes the run: the row's
@@ -25,7 +25,7 @@ from support.configs import tiny_config
 
 from samon_core import service
 from samon_core.runs import database as db
-from samon_core.runs.claims import Claim, NotHeld
+from samon_core.runs.fence import NotHeld, WorkerClaim
 from samon_core.runs.states import RunState
 from samon_core.runs.store import RunStore
 from samon_core.service import scheduler
@@ -44,13 +44,13 @@ def settings(**kw):
                                         **kw})
 
 
-def claim(store: RunStore, worker: str) -> tuple[str, Claim]:
+def claim(store: RunStore, worker: str) -> tuple[str, WorkerClaim]:
     """``worker`` claims the next queued run: (its id, the claim)."""
     [rid] = scheduler.claim_next(store.engine, worker, DEVICES, window_s=3600)
     return rid, scheduler.claims_of(store.engine, worker, [rid])[rid]
 
 
-def take_over(store: RunStore, rid: str, old: str, new: str) -> Claim:
+def take_over(store: RunStore, rid: str, old: str, new: str) -> WorkerClaim:
     """``old`` is thought dead: its run goes back to the queue and ``new`` claims it."""
     assert scheduler.reclaim_dead(store.engine, stale_s=3600, dead_workers=[old]) == [rid]
     got, new_claim = claim(store, new)
@@ -68,9 +68,9 @@ def test_claims_number_each_hand_out(any_store):
     store = any_store
     rid = store.create_run(TINY)
     got, first = claim(store, "A")
-    assert got == rid and first == Claim("A", 1)
+    assert got == rid and first == WorkerClaim("A", 1)
     take_over(store, rid, "A", "B")
-    assert scheduler.claims_of(store.engine, "B", [rid]) == {rid: Claim("B", 2)}
+    assert scheduler.claims_of(store.engine, "B", [rid]) == {rid: WorkerClaim("B", 2)}
     assert scheduler.claims_of(store.engine, "A", [rid]) == {}  # taken back
 
 
@@ -158,7 +158,7 @@ def test_a_worker_whose_run_was_taken_over_stops_and_leaves_it(any_store, caplog
                trainer=lambda *a_, **kw: fenced_stand_in(*a_, **kw, hook=a_stalls))
     with caplog.at_level("INFO", logger="samon.worker"):
         assert a.run() == 0
-    assert seen["a"] == Claim(a.id, 1)
+    assert seen["a"] == WorkerClaim(a.id, 1)
     status = store.read_status(rid)
     assert status["state"] == "finished" and status["worker"] == b.id
     assert row_of(store, rid) == seen["row"]  # A wrote nothing after B's end
@@ -203,7 +203,7 @@ def test_a_stale_end_is_refused(any_store):
         conn.execute(db.runs.update().where(db.runs.c.run_id == rid).values(
             state="queued", worker=None))
     _, a2 = claim(store, "A")
-    assert a2 == Claim("A", a.attempt + 2)
+    assert a2 == WorkerClaim("A", a.attempt + 2)
     with pytest.raises(NotHeld):
         store.write_status(rid, RunState.FAILED, claim=a)
     assert store.write_status(rid, RunState.FINISHED, claim=a2)["state"] == "finished"
@@ -268,8 +268,8 @@ def test_a_database_made_before_claims_gets_the_attempt_column(any_store):
     engine = db.open_database(store.database_url)
     try:
         assert scheduler.claim_next(engine, "A", DEVICES, window_s=3600) == [rid]
-        assert scheduler.claims_of(engine, "A", [rid]) == {rid: Claim("A", 1)}
+        assert scheduler.claims_of(engine, "A", [rid]) == {rid: WorkerClaim("A", 1)}
         with pytest.raises(NotHeld):
-            scheduler.should_stop(engine, rid, Claim("A", 0))
+            scheduler.should_stop(engine, rid, WorkerClaim("A", 0))
     finally:
         engine.dispose()

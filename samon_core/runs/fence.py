@@ -1,7 +1,8 @@
 """A worker's claim on a run: the fence of every write its trainer makes.
 
-``scheduler.claim_next`` (and ``claim_runs``, ``samon run``) hands a run out by setting the row's
-``worker`` and adding one to its ``attempt``: ``Claim(worker, attempt)`` names that one hand-out.
+``scheduler.claim_next`` (and ``claim_runs``, ``samon run``) hands a run out by setting the
+row's ``worker`` and adding one to its ``attempt``: ``WorkerClaim(worker, attempt)`` names that
+one hand-out. (Not a paper's claim, ``samon_core.claims``: a worker's claim on a queued run.)
 A worker thought dead (it stalled, or lost the database for a while) has its runs taken back by
 ``reclaim_dead``, and another worker may claim them (``attempt`` + 1) while the old trainer still
 runs. So each status write, heartbeat and end of a worker's trainer carries its claim, and the
@@ -27,7 +28,7 @@ from samon_core.runs import database as db
 
 
 @dataclass(frozen=True)
-class Claim:
+class WorkerClaim:
     """One hand-out of a run: the worker that holds it and the row's ``attempt`` then."""
 
     worker: str
@@ -44,7 +45,7 @@ class Claim:
 class NotHeld(Exception):
     """A write under a claim the run's row no longer holds: nothing was written."""
 
-    def __init__(self, run_id: str, claim: Claim):
+    def __init__(self, run_id: str, claim: WorkerClaim):
         super().__init__(f"run {run_id} is no longer held by {claim}: it was taken back and "
                          "may be another worker's; nothing written")
         self.run_id, self.claim = run_id, claim
