@@ -4,7 +4,11 @@ A run belongs to a claim's method at a size when its config equals the claim's c
 method in everything but the seed (``RunConfig.canonical_dict``: the same identity the store's
 reuse uses). Per method and seed one run is used: the newest finished one, else the newest one
 still queued, running or interrupted (a partial result); failed, cancelled and diverged runs are
-left out.
+left out. When a seed has several runs of one method (two claims share a config: the blocks
+claim trains SAM-ON again beside its B3-only run), the runs of one comparison (``group``) that
+covers the most of the claim's methods at that seed are used together: the claims judged from
+step times compare only runs trained side by side, and a newer run of another group would break
+the pair.
 """
 
 from __future__ import annotations
@@ -92,19 +96,39 @@ def match(index: Sequence[StoredRun], claim: Claim, size: str,
           seeds: int | None = None) -> dict[tuple[str, int], StoredRun]:
     """(method, seed) -> the run used (module doc); ``seeds``: only seeds ``0 .. seeds-1``."""
     targets = {_identity(cfg): m for m, cfg in claim.method_configs(check_size(size)).items()}
-    chosen: dict[tuple[str, int], StoredRun] = {}
+    candidates: dict[tuple[str, int], list[StoredRun]] = {}
     for run in index:
         if run.state != RunState.FINISHED and run.state not in PARTIAL_STATES:
             continue
         if seeds is not None and run.config.seed >= seeds:
             continue
         method = targets.get(_identity(run.config))
-        if method is None:
-            continue
-        key = (method, run.config.seed)
-        if key not in chosen or _rank(run) > _rank(chosen[key]):
-            chosen[key] = run
+        if method is not None:
+            candidates.setdefault((method, run.config.seed), []).append(run)
+    chosen = {key: max(runs, key=_rank) for key, runs in candidates.items()}
+    for seed in {seed for _, seed in candidates}:
+        group = _widest_group([runs for (_, s), runs in candidates.items() if s == seed])
+        for (method, s), runs in candidates.items():
+            together = [r for r in runs if group and r.group == group]
+            if s == seed and together:
+                chosen[(method, s)] = max(together, key=_rank)
     return dict(sorted(chosen.items(), key=lambda kv: (claim.methods.index(kv[0][0]), kv[0][1])))
+
+
+def _widest_group(per_method: Sequence[Sequence[StoredRun]]) -> str:
+    """The comparison (group name) with runs of the most methods of one seed ('' if none has
+    runs of two): ties go to the group of the newest finished run."""
+    best: tuple[int, tuple[int, float, str]] | None = None
+    name = ""
+    groups = {r.group for runs in per_method for r in runs if r.group}
+    for group in sorted(groups):
+        members = [max((r for r in runs if r.group == group), key=_rank, default=None)
+                   for runs in per_method]
+        present = [r for r in members if r is not None]
+        score = (len(present), max(_rank(r) for r in present))
+        if len(present) >= 2 and (best is None or score > best):
+            best, name = score, group
+    return name
 
 
 def results_of(store: RunStore, runs: dict[tuple[str, int], StoredRun]) -> list[RunResult]:

@@ -364,6 +364,7 @@ CLAIMS += (
         cpu_note=cpu_ratio_text("blocks", "SAM-ON (B3 only)", "SAM-ON") + " Two runs per "
                  "seed trained side by side, about 11 min per seed on 2 cores busy with other "
                  "jobs (load 3-7).",
+        cpu_shows=True,
         hint="Train both in one lockstep group: `python -m samon_core claim run blocks`.",
         verdict_fn=cost.blocks_verdict,
     ),
