@@ -100,6 +100,8 @@ def print_summary(acc: dict[str, list[float]], on: str = "norm") -> None:
         print(f"{label:28s} {mean:6.2f} +- {sd:4.2f}  gap to first {gap:+6.2f}   "
               + " ".join(f"{v:.2f}" for v in values))
     print_paired(acc, on)
+    # "norm" is SAM-ON's method key (catalog MethodSpec.key, the key of ``acc``), not a layer
+    # name: with SAM-ON at another rho under another key, the paper's SAM-ON is paired too.
     if on != "norm" and "norm" in acc:
         print_paired({k: v for k, v in acc.items() if k != on})
 

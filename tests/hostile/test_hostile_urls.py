@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support.apptest import APP, TIMEOUT, cancel_button, goto, link_key, rendered_text
+from support.apptest import cancel_button, goto, link_key, rendered_text, visit
 from support.configs import TINY
 from support.teacher import TEACHER_TOKEN
 
@@ -30,15 +30,6 @@ HOME, LAUNCH, LIVE, COMPARE, PLAYGROUND, CLAIMS = (
 ALL_PAGES = (HOME, LAUNCH, LIVE, COMPARE, PLAYGROUND, CLAIMS)
 ROOM = "app_pages/room.py"  # the teacher's page: anyone else's link may still point at it
 RAW_HTML = ("<script", "<img", "<b>")
-
-
-def visit(path: str, **query: str | list[str]) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.switch_page(path).run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def alice_with_a_run(runs: RunStore) -> tuple[str, str]:

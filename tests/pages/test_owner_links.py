@@ -11,7 +11,7 @@ import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support.apptest import APP, TIMEOUT, cancel_button, link_key, rendered_text
+from support.apptest import cancel_button, link_key, rendered_text, visit
 from support.configs import TINY
 
 from samon_app import identity_view as view
@@ -23,16 +23,6 @@ from samon_core.runs.store import RunStore
 
 LIVE, LAUNCH = "app_pages/live.py", "app_pages/launch.py"
 TOKEN = "correct-horse-battery-staple-42"
-
-
-def visit(path: str, **query: str) -> AppTest:
-    """Open ``path`` through app.py as a link with ``query`` would; no exception."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.switch_page(path).run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def queued_run(runs: RunStore, owner: str = "alice") -> tuple[str, str]:

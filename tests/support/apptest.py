@@ -48,6 +48,15 @@ def app(**query: str | list[str]) -> AppTest:
     return at
 
 
+def visit(path: str, **query: str | list[str]) -> AppTest:
+    """Open ``path`` through app.py as a link with ``query`` would (one run, straight to the
+    page); no exception."""
+    at = app(**query)
+    at.switch_page(path).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
 def page(at: AppTest, path: str) -> AppTest:
     """Run the app once (so st.navigation registers the pages), then switch to ``path``."""
     at.run()
